@@ -1,0 +1,476 @@
+//! `PartitionLog`: the ordered segments of one partition.
+//!
+//! It owns appends (validation, producer checks, offset assignment, rolling), reads by offset and
+//! timestamp, crash recovery and retention. It is synchronous and single-writer: the caller holds
+//! it behind a lock and does fsyncs outside that lock with the handles [`PartitionLog::flush_target`]
+//! hands out, so a slow fsync never blocks appends (group commit).
+//!
+//! Invariants, checked after every change in debug builds:
+//! `log_start_offset <= recovery_point <= log_end_offset`, segments are contiguous and the last
+//! one is the active segment.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use super::batch::{self, BatchHeader};
+use super::config::{LogConfig, TimestampType};
+use super::error::{LogError, Result};
+use super::producer_state::{ProducerStateManager, SequenceCheck};
+use super::segment::{FileSlice, LogSegment, SegmentSettings};
+
+/// The outcome of an append.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AppendInfo {
+    /// Offset of the first record.
+    pub base_offset: u64,
+    /// Offset after the last record.
+    pub next_offset: u64,
+    /// The broker timestamp for `LogAppendTime` topics, -1 otherwise.
+    pub log_append_time: i64,
+    /// The batch was a retry of one already in the log; nothing was appended.
+    pub duplicate: bool,
+}
+
+/// Files to fsync and the offset they make durable.
+#[derive(Debug)]
+pub struct FlushTarget {
+    /// Segment files that may hold unflushed bytes.
+    pub files: Vec<Arc<File>>,
+    /// Offsets below this are durable once every file is synced.
+    pub offset: u64,
+}
+
+/// One partition's log on local disk.
+#[derive(Debug)]
+pub struct PartitionLog {
+    dir: PathBuf,
+    config: LogConfig,
+    segments: BTreeMap<u64, LogSegment>,
+    log_start_offset: u64,
+    log_end_offset: u64,
+    recovery_point: u64,
+    unflushed_messages: u64,
+    last_flush: SystemTime,
+    producer_state: ProducerStateManager,
+    leader_epoch: i32,
+}
+
+impl PartitionLog {
+    /// Opens the log in `dir`, creating it if needed.
+    ///
+    /// After an unclean shutdown (`clean == false`) every segment that may hold data above the
+    /// checkpointed `recovery_point` is recovered: CRCs checked, torn tail truncated, indexes
+    /// rebuilt; segments after a corrupt one are deleted, as in Kafka.
+    pub fn open(dir: &Path, config: LogConfig, recovery_point: u64, clean: bool) -> Result<Self> {
+        std::fs::create_dir_all(dir).map_err(|e| LogError::io(dir, e))?;
+        let mut base_offsets = segment_base_offsets(dir)?;
+        if base_offsets.is_empty() {
+            base_offsets.push(0);
+        }
+        let recover_from = if clean {
+            u64::MAX
+        } else {
+            base_offsets
+                .iter()
+                .copied()
+                .filter(|&base| base <= recovery_point)
+                .max()
+                .unwrap_or(0)
+        };
+        let settings = segment_settings(&config);
+        let mut segments = BTreeMap::new();
+        let mut cut_short = false;
+        for (n, &base) in base_offsets.iter().enumerate() {
+            if cut_short {
+                // An earlier segment lost its tail to recovery: what follows is not contiguous.
+                tracing::warn!(dir = %dir.display(), base, "deleting segment after a truncated one");
+                delete_segment_files(dir, base)?;
+                continue;
+            }
+            let mut segment = LogSegment::open(dir, base, settings, base >= recover_from)?;
+            if let Some(&next_base) = base_offsets.get(n + 1) {
+                segment.close()?;
+                cut_short = segment.next_offset() != next_base;
+            }
+            segments.insert(base, segment);
+        }
+        let log_end_offset = segments
+            .values()
+            .next_back()
+            .map_or(0, LogSegment::next_offset);
+        let log_start_offset = *segments.keys().next().unwrap_or(&0);
+        let mut log = Self {
+            dir: dir.to_owned(),
+            config,
+            segments,
+            log_start_offset,
+            log_end_offset,
+            recovery_point: if clean {
+                log_end_offset
+            } else {
+                recovery_point.clamp(log_start_offset, log_end_offset)
+            },
+            unflushed_messages: 0,
+            last_flush: SystemTime::now(),
+            producer_state: ProducerStateManager::default(),
+            leader_epoch: 0,
+        };
+        log.rebuild_producer_state()?;
+        log.check_invariants();
+        Ok(log)
+    }
+
+    fn rebuild_producer_state(&mut self) -> Result<()> {
+        self.producer_state.clear();
+        for segment in self.segments.values() {
+            segment.scan_headers(|header| self.producer_state.update(header))?;
+        }
+        Ok(())
+    }
+
+    /// Validates and appends the single batch of a produce request, assigning its offsets.
+    pub fn append(&mut self, batch: &mut [u8], now_ms: i64) -> Result<AppendInfo> {
+        let header = batch::validate_single_batch(batch)?;
+        if header.size() > self.config.max_message_bytes {
+            return Err(LogError::RecordTooLarge {
+                size: header.size(),
+                max: self.config.max_message_bytes,
+            });
+        }
+        if let SequenceCheck::Duplicate(original) = self.producer_state.check(&header)? {
+            return Ok(AppendInfo {
+                base_offset: original.first_offset,
+                next_offset: original.first_offset + header.last_offset_delta as u64 + 1,
+                log_append_time: match self.config.timestamp_type {
+                    TimestampType::LogAppendTime => original.max_timestamp,
+                    TimestampType::CreateTime => -1,
+                },
+                duplicate: true,
+            });
+        }
+        self.maybe_roll(header.size(), now_ms)?;
+        let base_offset = self.log_end_offset;
+        batch::assign_offset(batch, base_offset, self.leader_epoch);
+        let log_append_time = match self.config.timestamp_type {
+            TimestampType::LogAppendTime => {
+                batch::set_log_append_time(batch, now_ms);
+                now_ms
+            }
+            TimestampType::CreateTime => -1,
+        };
+        let header = BatchHeader::parse(batch)?;
+        self.active_segment_mut().append(batch, &header)?;
+        self.producer_state.update(&header);
+        self.log_end_offset = header.next_offset();
+        self.unflushed_messages += header.records_count as u64;
+        self.check_invariants();
+        Ok(AppendInfo {
+            base_offset,
+            next_offset: self.log_end_offset,
+            log_append_time,
+            duplicate: false,
+        })
+    }
+
+    fn active_segment(&self) -> &LogSegment {
+        self.segments
+            .values()
+            .next_back()
+            .expect("a log always has an active segment")
+    }
+
+    fn active_segment_mut(&mut self) -> &mut LogSegment {
+        self.segments
+            .values_mut()
+            .next_back()
+            .expect("a log always has an active segment")
+    }
+
+    /// Rolls to a new segment when the active one is full or old enough.
+    fn maybe_roll(&mut self, incoming_bytes: u64, now_ms: i64) -> Result<()> {
+        let active = self.active_segment();
+        if active.size() == 0 {
+            return Ok(());
+        }
+        let too_big = active.size() + incoming_bytes > self.config.segment_bytes;
+        let age_ms = SystemTime::UNIX_EPOCH + Duration::from_millis(now_ms.max(0) as u64);
+        let too_old = age_ms
+            .duration_since(active.created())
+            .is_ok_and(|age| age.as_millis() >= self.config.segment_ms as u128);
+        if too_big || too_old || active.indexes_full() {
+            self.roll()?;
+        }
+        Ok(())
+    }
+
+    /// Closes the active segment and starts a new one at the log end offset.
+    pub fn roll(&mut self) -> Result<()> {
+        let base = self.log_end_offset;
+        if self.active_segment().base_offset() == base {
+            return Ok(());
+        }
+        self.active_segment_mut().close()?;
+        let segment = LogSegment::open(&self.dir, base, segment_settings(&self.config), false)?;
+        self.segments.insert(base, segment);
+        // The new file's directory entry must survive a crash like its data.
+        sync_dir(&self.dir)?;
+        tracing::debug!(dir = %self.dir.display(), base, "rolled log segment");
+        Ok(())
+    }
+
+    /// Up to `max_bytes` of batches from the one holding `offset`; `None` at the log end.
+    pub fn read(&self, offset: i64, max_bytes: u64) -> Result<Option<FileSlice>> {
+        if offset < self.log_start_offset as i64 || offset > self.log_end_offset as i64 {
+            return Err(LogError::OffsetOutOfRange {
+                offset,
+                log_start_offset: self.log_start_offset,
+                log_end_offset: self.log_end_offset,
+            });
+        }
+        let offset = offset as u64;
+        for (_, segment) in self
+            .segments
+            .range(..=offset)
+            .next_back()
+            .into_iter()
+            .chain(self.segments.range(offset + 1..))
+        {
+            if let Some(slice) = segment.read(offset, max_bytes)? {
+                return Ok(Some(slice));
+            }
+        }
+        Ok(None)
+    }
+
+    /// The earliest offset whose timestamp is at or above `timestamp`, with that timestamp.
+    pub fn find_offset_by_timestamp(&self, timestamp: i64) -> Result<Option<(u64, i64)>> {
+        for segment in self.segments.values() {
+            if let Some(found) =
+                segment.find_offset_by_timestamp(timestamp, self.log_start_offset)?
+            {
+                return Ok(Some(found));
+            }
+        }
+        Ok(None)
+    }
+
+    /// The largest timestamp in the log and the first offset carrying it (ListOffsets -3).
+    pub fn max_timestamp(&self) -> Option<(u64, i64)> {
+        let segment = self
+            .segments
+            .values()
+            .filter(|s| s.max_timestamp() >= 0)
+            .max_by_key(|s| s.max_timestamp())?;
+        segment
+            .find_offset_by_timestamp(segment.max_timestamp(), self.log_start_offset)
+            .ok()
+            .flatten()
+    }
+
+    /// What to fsync to make everything appended so far durable; `None` if it already is.
+    pub fn flush_target(&self) -> Option<FlushTarget> {
+        if self.recovery_point >= self.log_end_offset {
+            return None;
+        }
+        let files = self
+            .segments
+            .values()
+            .filter(|s| {
+                s.next_offset() > self.recovery_point || s.base_offset() >= self.recovery_point
+            })
+            .map(LogSegment::file)
+            .collect();
+        Some(FlushTarget {
+            files,
+            offset: self.log_end_offset,
+        })
+    }
+
+    /// Records that offsets below `offset` are durable.
+    pub fn mark_flushed(&mut self, offset: u64, now: SystemTime) {
+        if offset > self.recovery_point {
+            self.recovery_point = offset.min(self.log_end_offset);
+        }
+        if self.recovery_point == self.log_end_offset {
+            self.unflushed_messages = 0;
+        }
+        self.last_flush = now;
+        self.check_invariants();
+    }
+
+    /// Whether `flush.messages` or `flush.ms` asks for an fsync now.
+    pub fn flush_due(&self, now: SystemTime) -> bool {
+        if self.recovery_point >= self.log_end_offset {
+            return false;
+        }
+        let age = now.duration_since(self.last_flush).unwrap_or_default();
+        self.unflushed_messages >= self.config.flush_messages
+            || age.as_millis() >= self.config.flush_ms.max(0) as u128
+    }
+
+    /// Deletes segments past `retention.ms` or beyond `retention.bytes`; returns how many.
+    pub fn apply_retention(&mut self, now_ms: i64) -> Result<usize> {
+        let retention_ms = self.config.retention_ms;
+        let expired = |segment: &LogSegment| {
+            retention_ms >= 0
+                && segment.max_timestamp() >= 0
+                && now_ms - segment.max_timestamp() > retention_ms
+        };
+        // Like Kafka, an expired active segment is rolled so that it can be deleted too.
+        if expired(self.active_segment()) && self.active_segment().size() > 0 {
+            self.roll()?;
+        }
+        let mut excess = if self.config.retention_bytes >= 0 {
+            self.size()
+                .saturating_sub(self.config.retention_bytes as u64)
+        } else {
+            0
+        };
+        let mut doomed = Vec::new();
+        for segment in self.segments.values().take(self.segments.len() - 1) {
+            if expired(segment) {
+                doomed.push(segment.base_offset());
+                excess = excess.saturating_sub(segment.size());
+            } else if segment.size() <= excess {
+                doomed.push(segment.base_offset());
+                excess -= segment.size();
+            } else {
+                break;
+            }
+        }
+        for base in &doomed {
+            if let Some(segment) = self.segments.remove(base) {
+                tracing::info!(segment = %segment.path().display(), "retention deletes segment");
+                segment.delete()?;
+            }
+        }
+        self.log_start_offset = self.active_start();
+        self.recovery_point = self.recovery_point.max(self.log_start_offset);
+        self.check_invariants();
+        Ok(doomed.len())
+    }
+
+    fn active_start(&self) -> u64 {
+        *self
+            .segments
+            .keys()
+            .next()
+            .expect("a log always has an active segment")
+    }
+
+    /// Trims the active segment's indexes; the log must not be appended to afterwards.
+    pub fn close(&mut self) -> Result<()> {
+        self.active_segment_mut().close()
+    }
+
+    /// Total bytes of all segments.
+    pub fn size(&self) -> u64 {
+        self.segments.values().map(LogSegment::size).sum()
+    }
+
+    /// Number of segments.
+    pub fn segment_count(&self) -> usize {
+        self.segments.len()
+    }
+
+    /// First offset of the log.
+    pub fn log_start_offset(&self) -> u64 {
+        self.log_start_offset
+    }
+
+    /// Offset the next record will get.
+    pub fn log_end_offset(&self) -> u64 {
+        self.log_end_offset
+    }
+
+    /// Offsets below this are known durable.
+    pub fn recovery_point(&self) -> u64 {
+        self.recovery_point
+    }
+
+    /// The epoch stamped on appended batches.
+    pub fn leader_epoch(&self) -> i32 {
+        self.leader_epoch
+    }
+
+    /// The effective topic config.
+    pub fn config(&self) -> &LogConfig {
+        &self.config
+    }
+
+    /// Applies a changed topic config; new segment settings apply from the next roll.
+    pub fn set_config(&mut self, config: LogConfig) {
+        self.config = config;
+    }
+
+    /// The directory of the log.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    fn check_invariants(&self) {
+        debug_assert!(self.log_start_offset <= self.recovery_point, "{self:?}");
+        debug_assert!(self.recovery_point <= self.log_end_offset, "{self:?}");
+        debug_assert_eq!(self.active_segment().next_offset(), self.log_end_offset);
+        debug_assert!(
+            self.segments
+                .values()
+                .zip(self.segments.values().skip(1))
+                .all(|(a, b)| a.next_offset() <= b.base_offset()),
+            "segments overlap: {self:?}"
+        );
+    }
+}
+
+fn segment_settings(config: &LogConfig) -> SegmentSettings {
+    SegmentSettings {
+        index_bytes: config.segment_index_bytes,
+        index_interval_bytes: config.index_interval_bytes,
+    }
+}
+
+/// Base offsets of the `.log` files in `dir`, ascending.
+fn segment_base_offsets(dir: &Path) -> Result<Vec<u64>> {
+    let mut offsets = Vec::new();
+    for entry in std::fs::read_dir(dir).map_err(|e| LogError::io(dir, e))? {
+        let entry = entry.map_err(|e| LogError::io(dir, e))?;
+        let name = entry.file_name();
+        let Some(stem) = name.to_str().and_then(|n| n.strip_suffix(".log")) else {
+            continue;
+        };
+        if let Ok(base) = stem.parse::<u64>() {
+            offsets.push(base);
+        }
+    }
+    offsets.sort_unstable();
+    Ok(offsets)
+}
+
+/// Removes the three files of the segment at `base` without opening it.
+fn delete_segment_files(dir: &Path, base: u64) -> Result<()> {
+    let stem = super::segment::file_stem(base);
+    for ext in ["log", "index", "timeindex"] {
+        let path = dir.join(format!("{stem}.{ext}"));
+        match std::fs::remove_file(&path) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                return Err(LogError::io(&path, e));
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// fsyncs a directory so that created, renamed or deleted entries are durable.
+pub fn sync_dir(dir: &Path) -> Result<()> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| LogError::io(dir, e))
+}
+
+#[cfg(test)]
+#[path = "partition_log_test.rs"]
+mod tests;

@@ -1,0 +1,155 @@
+use std::collections::BTreeMap;
+use std::os::unix::fs::FileExt;
+
+use super::*;
+use crate::log::batch::tests::sample_batch;
+
+fn config(entries: &[(&str, &str)]) -> LogConfig {
+    let map: BTreeMap<String, String> = entries
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    LogConfig::from_map(&map).unwrap()
+}
+
+fn append(log: &mut PartitionLog, count: u32, ts: i64) -> AppendInfo {
+    log.append(&mut sample_batch(count, ts, None), ts).unwrap()
+}
+
+#[test]
+fn appends_roll_and_survive_clean_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(&[("segment.bytes", "1000")]);
+    let mut log = PartitionLog::open(dir.path(), cfg.clone(), 0, true).unwrap();
+    for n in 0..100 {
+        let info = append(&mut log, 2, n);
+        assert_eq!(info.base_offset, 2 * n as u64);
+    }
+    assert!(log.segment_count() > 5, "{} segments", log.segment_count());
+    let end = log.log_end_offset();
+    log.close().unwrap();
+    drop(log);
+    let log = PartitionLog::open(dir.path(), cfg, 0, true).unwrap();
+    assert_eq!(log.log_end_offset(), end);
+    for offset in [0, 1, 57, 199] {
+        let slice = log.read(offset, 1).unwrap().unwrap();
+        let mut head = [0u8; 61];
+        slice.file.read_exact_at(&mut head, slice.position).unwrap();
+        let header = BatchHeader::parse(&head).unwrap();
+        assert!(header.base_offset <= offset as u64 && offset as u64 <= header.last_offset());
+    }
+    assert!(log.read(200, 10).unwrap().is_none());
+    assert!(matches!(
+        log.read(201, 10),
+        Err(LogError::OffsetOutOfRange { .. })
+    ));
+}
+
+#[test]
+fn unclean_reopen_recovers_torn_tail() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(&[("segment.bytes", "2000")]);
+    let mut log = PartitionLog::open(dir.path(), cfg.clone(), 0, true).unwrap();
+    for n in 0..50 {
+        append(&mut log, 1, n);
+    }
+    let end = log.log_end_offset();
+    let active = log.active_segment().path().to_owned();
+    drop(log);
+    // Half a batch at the end of the active segment, as a crash mid-write leaves it.
+    let torn = sample_batch(3, 0, None);
+    let file = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&active)
+        .unwrap();
+    file.write_all_at(&torn[..30], file.metadata().unwrap().len())
+        .unwrap();
+    let mut log = PartitionLog::open(dir.path(), cfg, 0, false).unwrap();
+    assert_eq!(log.log_end_offset(), end);
+    assert_eq!(append(&mut log, 1, 0).base_offset, end);
+}
+
+#[test]
+fn idempotent_retry_after_restart_is_a_duplicate() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = LogConfig::default();
+    let mut log = PartitionLog::open(dir.path(), cfg.clone(), 0, true).unwrap();
+    log.append(&mut sample_batch(3, 1, Some((42, 0, 0))), 1)
+        .unwrap();
+    log.append(&mut sample_batch(3, 1, Some((42, 0, 3))), 1)
+        .unwrap();
+    drop(log);
+    let mut log = PartitionLog::open(dir.path(), cfg, 0, false).unwrap();
+    let retry = log
+        .append(&mut sample_batch(3, 1, Some((42, 0, 3))), 1)
+        .unwrap();
+    assert!(retry.duplicate);
+    assert_eq!(retry.base_offset, 3);
+    assert_eq!(log.log_end_offset(), 6);
+    let gap = log.append(&mut sample_batch(1, 1, Some((42, 0, 9))), 1);
+    assert!(matches!(
+        gap,
+        Err(LogError::OutOfOrderSequence { expected: 6, .. })
+    ));
+}
+
+#[test]
+fn retention_by_size_and_time_keeps_active_segment() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(&[("segment.bytes", "500"), ("retention.bytes", "1000")]);
+    let mut log = PartitionLog::open(dir.path(), cfg, 0, true).unwrap();
+    for n in 0..60 {
+        append(&mut log, 1, n);
+    }
+    let deleted = log.apply_retention(100).unwrap();
+    assert!(deleted > 0);
+    assert!(log.size() <= 1000 + 500, "size {}", log.size());
+    assert!(log.log_start_offset() > 0);
+    assert!(matches!(
+        log.read(0, 10),
+        Err(LogError::OffsetOutOfRange { .. })
+    ));
+    assert!(
+        log.read(log.log_start_offset() as i64, 10)
+            .unwrap()
+            .is_some()
+    );
+
+    let mut cfg = log.config().clone();
+    cfg.retention_ms = 1_000;
+    cfg.retention_bytes = -1;
+    log.set_config(cfg);
+    log.apply_retention(1_000_000).unwrap();
+    assert_eq!(log.size(), 0);
+    assert_eq!(log.log_start_offset(), log.log_end_offset());
+    assert_eq!(append(&mut log, 1, 1_000_000).base_offset, 60);
+}
+
+#[test]
+fn flush_bookkeeping_tracks_recovery_point() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = PartitionLog::open(dir.path(), LogConfig::default(), 0, true).unwrap();
+    assert!(log.flush_target().is_none());
+    append(&mut log, 4, 0);
+    assert!(log.flush_due(SystemTime::now()));
+    let target = log.flush_target().unwrap();
+    assert_eq!(target.offset, 4);
+    for file in &target.files {
+        file.sync_data().unwrap();
+    }
+    log.mark_flushed(target.offset, SystemTime::now());
+    assert_eq!(log.recovery_point(), 4);
+    assert!(!log.flush_due(SystemTime::now()));
+}
+
+#[test]
+fn oversized_batch_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log =
+        PartitionLog::open(dir.path(), config(&[("max.message.bytes", "100")]), 0, true).unwrap();
+    let err = log.append(&mut sample_batch(20, 0, None), 0).unwrap_err();
+    assert!(
+        matches!(err, LogError::RecordTooLarge { max: 100, .. }),
+        "{err}"
+    );
+}
