@@ -1,6 +1,13 @@
 //! Strata: a Kafka-compatible, tiered-storage event streaming broker.
 //!
-//! This crate composes the broker from its parts: the local log (`log`), the partition and
-//! topic state (`broker`), and the wiring into the Kafka protocol server of `strata-api`.
+//! This crate composes the broker: the local log (`log`), partitions and their durability
+//! (`partition`, `replica_manager`), topic metadata (`metadata`), the [`strata_api::Broker`]
+//! implementation (`broker`), configuration and the process lifecycle (`config`, `server`).
 
+pub mod broker;
+pub mod config;
 pub mod log;
+pub mod metadata;
+pub mod partition;
+pub mod replica_manager;
+pub mod server;

@@ -1,1 +1,100 @@
-fn main() {}
+//! The `strata` binary.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use strata::config::BrokerConfig;
+use tokio::sync::watch;
+
+/// Strata: a Kafka-compatible, tiered-storage event streaming broker.
+#[derive(Parser)]
+#[command(version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run a single-node broker on the embedded default configuration.
+    Dev(DevArgs),
+}
+
+#[derive(clap::Args)]
+struct DevArgs {
+    /// TOML file of Kafka-named settings (e.g. `log.retention.ms = 60000`).
+    #[arg(long, short)]
+    config: Option<PathBuf>,
+    /// Data directory (`log.dirs`).
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// Kafka listener address (`listeners`), e.g. 127.0.0.1:9092; port 0 picks a free one.
+    #[arg(long)]
+    listen: Option<String>,
+    /// Address given to clients (`advertised.listeners`), e.g. broker.example.com:9092.
+    #[arg(long)]
+    advertised_listener: Option<String>,
+    /// Any setting as KEY=VALUE, Kafka names (repeatable), applied last.
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    overrides: Vec<String>,
+}
+
+fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Dev(args) => dev(args),
+    }
+}
+
+fn dev(args: DevArgs) -> anyhow::Result<()> {
+    let mut overrides = Vec::new();
+    if let Some(dir) = &args.data_dir {
+        overrides.push(("log.dirs".to_owned(), dir.display().to_string()));
+    }
+    if let Some(listen) = &args.listen {
+        overrides.push(("listeners".to_owned(), listen.clone()));
+    }
+    if let Some(advertised) = &args.advertised_listener {
+        overrides.push(("advertised.listeners".to_owned(), advertised.clone()));
+    }
+    for entry in &args.overrides {
+        let (key, value) = entry
+            .split_once('=')
+            .with_context(|| format!("--set {entry}: expected KEY=VALUE"))?;
+        overrides.push((key.trim().to_owned(), value.trim().to_owned()));
+    }
+    let config = BrokerConfig::load(args.config.as_deref(), &overrides)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async move {
+        let (stop, shutdown) = watch::channel(false);
+        tokio::spawn(async move {
+            wait_for_signal().await;
+            tracing::info!("shutdown requested");
+            let _ = stop.send(true);
+        });
+        strata::server::run(config, shutdown, |addr| {
+            // A machine-readable line for scripts and tests that start the broker on port 0.
+            println!("strata listening on {addr}");
+        })
+        .await
+    })
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler installs");
+    let mut int = signal(SignalKind::interrupt()).expect("SIGINT handler installs");
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+}

@@ -1,1 +1,17 @@
-//! placeholder
+//! strata-api: what Kafka clients see of a Strata broker.
+//!
+//! The Kafka wire protocol server (framing, per-connection request pipeline, one handler per
+//! Kafka API, zero-copy Fetch responses) on top of the `kafka-protocol` crate's codecs. It knows
+//! no storage: handlers call the broker through the [`Broker`] trait, and every Kafka error code
+//! is chosen here, from [`BrokerError`].
+
+pub mod broker;
+pub mod connection;
+pub mod frame;
+mod handlers;
+pub mod response;
+pub mod server;
+pub mod versions;
+
+pub use broker::{Broker, BrokerError};
+pub use server::{ServerConfig, serve};

@@ -90,7 +90,13 @@ impl PartitionLog {
                 delete_segment_files(dir, base)?;
                 continue;
             }
-            let mut segment = LogSegment::open(dir, base, settings, base >= recover_from)?;
+            let recover = base >= recover_from;
+            let mut segment = LogSegment::open(dir, base, settings, recover)?;
+            if recover {
+                // What survived the crash may sit only in the page cache: make it durable
+                // before it counts as recovered, as Kafka flushes after recovery.
+                segment.flush()?;
+            }
             if let Some(&next_base) = base_offsets.get(n + 1) {
                 segment.close()?;
                 cut_short = segment.next_offset() != next_base;
@@ -221,8 +227,15 @@ impl PartitionLog {
         Ok(())
     }
 
-    /// Up to `max_bytes` of batches from the one holding `offset`; `None` at the log end.
-    pub fn read(&self, offset: i64, max_bytes: u64) -> Result<Option<FileSlice>> {
+    /// Up to `max_bytes` of batches from the one holding `offset`, none at or above
+    /// `max_offset`; `None` at the log end. See [`LogSegment::read`] for `min_one`.
+    pub fn read(
+        &self,
+        offset: i64,
+        max_bytes: u64,
+        max_offset: u64,
+        min_one: bool,
+    ) -> Result<Option<FileSlice>> {
         if offset < self.log_start_offset as i64 || offset > self.log_end_offset as i64 {
             return Err(LogError::OffsetOutOfRange {
                 offset,
@@ -238,7 +251,7 @@ impl PartitionLog {
             .into_iter()
             .chain(self.segments.range(offset + 1..))
         {
-            if let Some(slice) = segment.read(offset, max_bytes)? {
+            if let Some(slice) = segment.read(offset, max_bytes, max_offset, min_one)? {
                 return Ok(Some(slice));
             }
         }

@@ -32,15 +32,15 @@ fn appends_roll_and_survive_clean_reopen() {
     let log = PartitionLog::open(dir.path(), cfg, 0, true).unwrap();
     assert_eq!(log.log_end_offset(), end);
     for offset in [0, 1, 57, 199] {
-        let slice = log.read(offset, 1).unwrap().unwrap();
+        let slice = log.read(offset, 1, u64::MAX, true).unwrap().unwrap();
         let mut head = [0u8; 61];
         slice.file.read_exact_at(&mut head, slice.position).unwrap();
         let header = BatchHeader::parse(&head).unwrap();
         assert!(header.base_offset <= offset as u64 && offset as u64 <= header.last_offset());
     }
-    assert!(log.read(200, 10).unwrap().is_none());
+    assert!(log.read(200, 10, u64::MAX, true).unwrap().is_none());
     assert!(matches!(
-        log.read(201, 10),
+        log.read(201, 10, u64::MAX, true),
         Err(LogError::OffsetOutOfRange { .. })
     ));
 }
@@ -106,11 +106,11 @@ fn retention_by_size_and_time_keeps_active_segment() {
     assert!(log.size() <= 1000 + 500, "size {}", log.size());
     assert!(log.log_start_offset() > 0);
     assert!(matches!(
-        log.read(0, 10),
+        log.read(0, 10, u64::MAX, true),
         Err(LogError::OffsetOutOfRange { .. })
     ));
     assert!(
-        log.read(log.log_start_offset() as i64, 10)
+        log.read(log.log_start_offset() as i64, 10, u64::MAX, true)
             .unwrap()
             .is_some()
     );

@@ -223,12 +223,35 @@ impl LogSegment {
     }
 
     /// Finds the batch holding `offset` (or the first after it) and returns up to `max_bytes`
-    /// from its start; a first batch larger than `max_bytes` is returned whole (KIP-74).
-    pub fn read(&self, offset: u64, max_bytes: u64) -> Result<Option<FileSlice>> {
+    /// from its start, ending before `max_offset` (the high watermark). With `min_one` a first
+    /// batch larger than `max_bytes` is returned whole (KIP-74); without it, an empty slice.
+    pub fn read(
+        &self,
+        offset: u64,
+        max_bytes: u64,
+        max_offset: u64,
+        min_one: bool,
+    ) -> Result<Option<FileSlice>> {
         let Some((position, first_size)) = self.locate(offset)? else {
             return Ok(None);
         };
-        let len = (self.size - position).min(max_bytes.max(first_size));
+        let end = if max_offset >= self.next_offset {
+            self.size
+        } else {
+            self.locate(max_offset)?.map_or(self.size, |(at, _)| at)
+        };
+        let available = end.saturating_sub(position);
+        let len = if available == 0 {
+            0
+        } else if first_size > max_bytes {
+            if min_one {
+                first_size.min(available)
+            } else {
+                0
+            }
+        } else {
+            available.min(max_bytes)
+        };
         Ok(Some(FileSlice {
             file: Arc::clone(&self.file),
             position,
@@ -413,13 +436,23 @@ mod tests {
         drop(segment);
         let segment = LogSegment::open(dir.path(), 10, SETTINGS, false).unwrap();
         assert_eq!((segment.next_offset(), segment.size()), (160, size));
-        let slice = segment.read(100, 1).unwrap().unwrap();
+        let slice = segment.read(100, 1, u64::MAX, true).unwrap().unwrap();
         let mut head = [0u8; 61];
         slice.file.read_exact_at(&mut head, slice.position).unwrap();
         let header = BatchHeader::parse(&head).unwrap();
         assert!(header.base_offset <= 100 && header.last_offset() >= 100);
         assert_eq!(slice.len, header.size());
-        assert!(segment.read(160, 1000).unwrap().is_none());
+        assert!(segment.read(160, 1000, u64::MAX, true).unwrap().is_none());
+        assert_eq!(
+            segment.read(100, 1, u64::MAX, false).unwrap().unwrap().len,
+            0
+        );
+        assert_eq!(
+            segment.read(100, 10_000, 100, true).unwrap().unwrap().len,
+            0
+        );
+        let capped = segment.read(10, 10_000, 100, true).unwrap().unwrap();
+        assert_eq!(capped.len, 30 * header.size());
     }
 
     #[test]

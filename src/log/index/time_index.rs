@@ -32,6 +32,11 @@ impl TimeIndex {
         self.file.len()
     }
 
+    /// Whether the index has no entries.
+    pub fn is_empty(&self) -> bool {
+        self.file.len() == 0
+    }
+
     /// Whether the preallocated file is full.
     pub fn is_full(&self) -> bool {
         self.file.is_full()
@@ -47,7 +52,7 @@ impl TimeIndex {
 
     /// The last entry, if any.
     pub fn last(&self) -> Option<(i64, u64)> {
-        (self.len() > 0).then(|| self.entry(self.len() - 1))
+        (!self.is_empty()).then(|| self.entry(self.len() - 1))
     }
 
     /// Records that offsets from `offset` on have timestamps up to `timestamp`, if it is new.

@@ -1,0 +1,377 @@
+//! The `Broker` trait: everything the protocol handlers need from the broker, in domain terms.
+//!
+//! The API crate knows no storage. Handlers translate Kafka requests into calls on this trait and
+//! its results back into Kafka responses; Kafka error codes are chosen in exactly one place,
+//! [`BrokerError::code`].
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::future::Future;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use kafka_protocol::error::ResponseError;
+use tokio::sync::watch;
+use uuid::Uuid;
+
+/// A byte range of a file to send to a client with `sendfile`.
+#[derive(Debug, Clone)]
+pub struct FileRegion {
+    /// The open file; holding it keeps the range readable even if the file is deleted.
+    pub file: Arc<File>,
+    /// Start of the range.
+    pub position: u64,
+    /// Length of the range.
+    pub len: u64,
+}
+
+/// Identity of this broker and its cluster, as clients see it.
+#[derive(Debug, Clone)]
+pub struct ClusterInfo {
+    /// The cluster id.
+    pub cluster_id: String,
+    /// This broker's node id.
+    pub node_id: i32,
+    /// Host clients are told to connect to (`advertised.listeners`).
+    pub host: String,
+    /// Port clients are told to connect to.
+    pub port: i32,
+    /// The active controller's node id.
+    pub controller_id: i32,
+}
+
+/// A topic and its partitions, for Metadata.
+#[derive(Debug, Clone)]
+pub struct TopicMetadata {
+    /// Topic name.
+    pub name: String,
+    /// Topic id.
+    pub topic_id: Uuid,
+    /// Partition count.
+    pub partitions: i32,
+    /// Leader epoch of every partition.
+    pub leader_epoch: i32,
+    /// Internal topics (`__consumer_offsets`) are flagged to clients.
+    pub is_internal: bool,
+}
+
+/// A topic to create.
+#[derive(Debug, Clone)]
+pub struct NewTopic {
+    /// Topic name (validated by the broker).
+    pub name: String,
+    /// Partitions; `None` takes the broker default.
+    pub partitions: Option<i32>,
+    /// Replication factor; `None` takes the broker default.
+    pub replication_factor: Option<i16>,
+    /// Manual assignment: partition → replica broker ids.
+    pub assignments: BTreeMap<i32, Vec<i32>>,
+    /// Topic config overrides.
+    pub configs: BTreeMap<String, String>,
+}
+
+/// A config entry as DescribeConfigs reports it.
+#[derive(Debug, Clone)]
+pub struct ConfigEntry {
+    /// Kafka name of the config.
+    pub name: String,
+    /// Effective value.
+    pub value: Option<String>,
+    /// Where the value comes from (Kafka's `ConfigSource` codes).
+    pub source: ConfigSource,
+    /// Whether the value can be altered.
+    pub read_only: bool,
+    /// Value type code (DescribeConfigs v3+).
+    pub config_type: i8,
+    /// One line of documentation.
+    pub documentation: Option<String>,
+}
+
+/// Kafka's `ConfigSource` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConfigSource {
+    /// Set on the topic.
+    DynamicTopic = 1,
+    /// Set in the broker's configuration file or flags.
+    StaticBroker = 4,
+    /// Kafka's default.
+    Default = 5,
+}
+
+/// One change of IncrementalAlterConfigs (op codes 0 set, 1 delete, 2 append, 3 subtract).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConfigOp {
+    /// Set the value.
+    Set(String, String),
+    /// Remove the override.
+    Delete(String),
+    /// Add entries to a list config.
+    Append(String, String),
+    /// Remove entries from a list config.
+    Subtract(String, String),
+}
+
+/// Result of appending one batch.
+#[derive(Debug, Clone, Copy)]
+pub struct Appended {
+    /// Offset of the first record.
+    pub base_offset: i64,
+    /// Broker timestamp for LogAppendTime topics, -1 otherwise.
+    pub log_append_time: i64,
+    /// First offset of the log.
+    pub log_start_offset: i64,
+    /// Offset after the batch: the acknowledgement waits until it is durable if `must_flush`.
+    pub next_offset: i64,
+    /// Whether the topic's flush policy requires an fsync before acknowledging.
+    pub must_flush: bool,
+}
+
+/// What a fetch of one partition found.
+#[derive(Debug, Clone)]
+pub struct PartitionRead {
+    /// High watermark.
+    pub high_watermark: i64,
+    /// Last stable offset.
+    pub last_stable_offset: i64,
+    /// First offset of the log.
+    pub log_start_offset: i64,
+    /// Record bytes, if any.
+    pub records: Option<FileRegion>,
+}
+
+/// An offset and its timestamp, for ListOffsets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OffsetAndTimestamp {
+    /// The offset, -1 if none.
+    pub offset: i64,
+    /// The timestamp, -1 if not applicable.
+    pub timestamp: i64,
+    /// Leader epoch of the offset.
+    pub leader_epoch: i32,
+}
+
+/// What ListOffsets asks for, from Kafka's special timestamps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OffsetSpec {
+    /// -1: the next offset to be written.
+    Latest,
+    /// -2: the first offset.
+    Earliest,
+    /// -3: the offset with the largest timestamp.
+    MaxTimestamp,
+    /// -4: the first offset on local disk.
+    EarliestLocal,
+    /// The first offset whose timestamp is at or above this one.
+    Timestamp(i64),
+}
+
+/// Errors the broker reports to handlers.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BrokerError {
+    /// No such topic or partition.
+    #[error("unknown topic or partition")]
+    UnknownTopicOrPartition,
+    /// No topic with this id.
+    #[error("unknown topic id")]
+    UnknownTopicId,
+    /// An illegal topic name.
+    #[error("{0}")]
+    InvalidTopic(String),
+    /// The topic exists already.
+    #[error("topic '{0}' already exists")]
+    TopicAlreadyExists(String),
+    /// Bad partition count.
+    #[error("{0}")]
+    InvalidPartitions(String),
+    /// Bad replication factor.
+    #[error("{0}")]
+    InvalidReplicationFactor(String),
+    /// Bad manual replica assignment.
+    #[error("{0}")]
+    InvalidReplicaAssignment(String),
+    /// Bad config name or value.
+    #[error("{0}")]
+    InvalidConfig(String),
+    /// A batch that fails its checks (CRC, sizes).
+    #[error("{0}")]
+    CorruptMessage(String),
+    /// A well-formed batch the broker refuses.
+    #[error("{0}")]
+    InvalidRecord(String),
+    /// A batch larger than the topic allows.
+    #[error("{0}")]
+    MessageTooLarge(String),
+    /// Old message format.
+    #[error("{0}")]
+    UnsupportedForMessageFormat(String),
+    /// Offset outside the log.
+    #[error("{0}")]
+    OffsetOutOfRange(String),
+    /// Idempotent sequence gap.
+    #[error("{0}")]
+    OutOfOrderSequence(String),
+    /// Fenced producer epoch.
+    #[error("{0}")]
+    InvalidProducerEpoch(String),
+    /// Leader epoch in the request is older than the broker's.
+    #[error("fenced leader epoch")]
+    FencedLeaderEpoch,
+    /// Leader epoch in the request is newer than the broker's.
+    #[error("unknown leader epoch")]
+    UnknownLeaderEpoch,
+    /// Something the request asks that Strata does not implement.
+    #[error("{0}")]
+    Unsupported(String),
+    /// A malformed request.
+    #[error("{0}")]
+    InvalidRequest(String),
+    /// The request's own deadline passed.
+    #[error("{0}")]
+    RequestTimedOut(String),
+    /// A disk error.
+    #[error("storage error: {0}")]
+    Storage(String),
+}
+
+impl BrokerError {
+    /// The Kafka error code for this error.
+    pub fn code(&self) -> i16 {
+        let error = match self {
+            Self::UnknownTopicOrPartition => ResponseError::UnknownTopicOrPartition,
+            Self::UnknownTopicId => ResponseError::UnknownTopicId,
+            Self::InvalidTopic(_) => ResponseError::InvalidTopicException,
+            Self::TopicAlreadyExists(_) => ResponseError::TopicAlreadyExists,
+            Self::InvalidPartitions(_) => ResponseError::InvalidPartitions,
+            Self::InvalidReplicationFactor(_) => ResponseError::InvalidReplicationFactor,
+            Self::InvalidReplicaAssignment(_) => ResponseError::InvalidReplicaAssignment,
+            Self::InvalidConfig(_) => ResponseError::InvalidConfig,
+            Self::CorruptMessage(_) => ResponseError::CorruptMessage,
+            Self::InvalidRecord(_) => ResponseError::InvalidRecord,
+            Self::MessageTooLarge(_) => ResponseError::MessageTooLarge,
+            Self::UnsupportedForMessageFormat(_) => ResponseError::UnsupportedForMessageFormat,
+            Self::OffsetOutOfRange(_) => ResponseError::OffsetOutOfRange,
+            Self::OutOfOrderSequence(_) => ResponseError::OutOfOrderSequenceNumber,
+            Self::InvalidProducerEpoch(_) => ResponseError::InvalidProducerEpoch,
+            Self::FencedLeaderEpoch => ResponseError::FencedLeaderEpoch,
+            Self::UnknownLeaderEpoch => ResponseError::UnknownLeaderEpoch,
+            Self::Unsupported(_) => ResponseError::UnsupportedVersion,
+            Self::InvalidRequest(_) => ResponseError::InvalidRequest,
+            Self::RequestTimedOut(_) => ResponseError::RequestTimedOut,
+            Self::Storage(_) => ResponseError::KafkaStorageError,
+        };
+        error.code()
+    }
+
+    /// The message sent beside the code where the response has room for one.
+    pub fn message(&self) -> Option<String> {
+        Some(self.to_string())
+    }
+}
+
+/// The broker as the protocol handlers see it.
+///
+/// Contract: `append` has finished writing (to the page cache at least) when it returns, so
+/// appends are ordered by call order and a later `read` on any connection sees them;
+/// `wait_durable` resolves once the offset is fsync'd. Nothing here may block on the network.
+pub trait Broker: Send + Sync + 'static {
+    /// This broker's identity.
+    fn cluster(&self) -> ClusterInfo;
+
+    /// Metadata of the named topics (all topics for `None`), creating missing ones when
+    /// `auto_create` is set and the broker allows it. Unknown names come back as errors.
+    fn topics(
+        &self,
+        names: Option<&[String]>,
+        auto_create: bool,
+    ) -> Vec<(String, Result<TopicMetadata, BrokerError>)>;
+
+    /// The name of the topic with this id.
+    fn topic_name(&self, topic_id: Uuid) -> Option<String>;
+
+    /// Creates a topic (or only validates the request).
+    fn create_topic(
+        &self,
+        topic: NewTopic,
+        validate_only: bool,
+    ) -> Result<TopicMetadata, BrokerError>;
+
+    /// Deletes a topic and its data; returns its id.
+    fn delete_topic(&self, name: &str) -> Result<Uuid, BrokerError>;
+
+    /// Raises a topic's partition count.
+    fn create_partitions(
+        &self,
+        name: &str,
+        count: i32,
+        validate_only: bool,
+    ) -> Result<(), BrokerError>;
+
+    /// The effective configs of a topic.
+    fn topic_configs(&self, name: &str) -> Result<Vec<ConfigEntry>, BrokerError>;
+
+    /// This broker's configs.
+    fn broker_configs(&self) -> Vec<ConfigEntry>;
+
+    /// Replaces all of a topic's overrides (AlterConfigs).
+    fn replace_topic_configs(
+        &self,
+        name: &str,
+        configs: BTreeMap<String, String>,
+        validate_only: bool,
+    ) -> Result<(), BrokerError>;
+
+    /// Applies incremental changes to a topic's overrides (IncrementalAlterConfigs).
+    fn alter_topic_configs(
+        &self,
+        name: &str,
+        ops: Vec<ConfigOp>,
+        validate_only: bool,
+    ) -> Result<(), BrokerError>;
+
+    /// Validates and appends one record batch to a partition.
+    fn append(&self, topic: &str, partition: i32, records: Bytes) -> Result<Appended, BrokerError>;
+
+    /// Resolves when every offset below `offset` of the partition is durable.
+    fn wait_durable(
+        &self,
+        topic: &str,
+        partition: i32,
+        offset: i64,
+    ) -> impl Future<Output = Result<(), BrokerError>> + Send;
+
+    /// Reads from `offset` up to `max_bytes`; with `min_one`, a first batch larger than that is
+    /// returned whole (KIP-74).
+    fn read(
+        &self,
+        topic: &str,
+        partition: i32,
+        offset: i64,
+        max_bytes: u64,
+        min_one: bool,
+    ) -> Result<PartitionRead, BrokerError>;
+
+    /// A receiver that changes on every append, for long-polling fetches.
+    fn appends(&self) -> watch::Receiver<u64>;
+
+    /// Offset lookup for ListOffsets.
+    fn list_offset(
+        &self,
+        topic: &str,
+        partition: i32,
+        spec: OffsetSpec,
+    ) -> Result<OffsetAndTimestamp, BrokerError>;
+
+    /// The partition's current leader epoch.
+    fn leader_epoch(&self, topic: &str, partition: i32) -> Result<i32, BrokerError>;
+
+    /// The largest epoch not above `epoch` and the offset where it ended (OffsetForLeaderEpoch).
+    fn end_offset_for_epoch(
+        &self,
+        topic: &str,
+        partition: i32,
+        epoch: i32,
+    ) -> Result<(i32, i64), BrokerError>;
+
+    /// A new producer id and epoch, or the epoch bump of an existing producer (KIP-360).
+    fn init_producer_id(&self, existing: Option<(i64, i16)>) -> Result<(i64, i16), BrokerError>;
+}

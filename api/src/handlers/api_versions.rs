@@ -1,0 +1,41 @@
+//! ApiVersions (key 18): the APIs and versions served, exactly as implemented.
+
+use bytes::Bytes;
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::api_versions_response::ApiVersion;
+use kafka_protocol::messages::{ApiKey, ApiVersionsRequest, ApiVersionsResponse};
+
+use super::{Ctx, HandleError, encode_response};
+use crate::broker::Broker;
+use crate::connection::Reply;
+use crate::response::ResponseFrame;
+use crate::versions::SUPPORTED_APIS;
+
+fn api_keys() -> Vec<ApiVersion> {
+    SUPPORTED_APIS
+        .iter()
+        .map(|api| {
+            ApiVersion::default()
+                .with_api_key(api.key as i16)
+                .with_min_version(api.advertised_min)
+                .with_max_version(api.max)
+        })
+        .collect()
+}
+
+pub(super) fn handle<B: Broker>(
+    ctx: &Ctx<'_, B>,
+    _request: ApiVersionsRequest,
+) -> Result<Reply, HandleError> {
+    ctx.respond(&ApiVersionsResponse::default().with_api_keys(api_keys()))
+}
+
+/// The KIP-511 answer to an ApiVersions version this broker does not know: a v0 response with
+/// UNSUPPORTED_VERSION and the served ranges, so the client can retry with a version it shares.
+pub(super) fn unsupported(correlation_id: i32) -> Result<Reply, HandleError> {
+    let response = ApiVersionsResponse::default()
+        .with_error_code(ResponseError::UnsupportedVersion.code())
+        .with_api_keys(api_keys());
+    let bytes: Bytes = encode_response(ApiKey::ApiVersions, 0, correlation_id, &response)?.freeze();
+    Ok(Reply::Ready(ResponseFrame::bytes(bytes)))
+}

@@ -1,0 +1,55 @@
+//! DeleteTopics (key 20): by name, or by topic id from v6.
+
+use kafka_protocol::messages::delete_topics_response::DeletableTopicResult;
+use kafka_protocol::messages::{DeleteTopicsRequest, DeleteTopicsResponse, TopicName};
+use uuid::Uuid;
+
+use super::{Ctx, HandleError, error_parts, str_bytes};
+use crate::broker::{Broker, BrokerError};
+use crate::connection::Reply;
+
+pub(super) fn handle<B: Broker>(
+    ctx: &Ctx<'_, B>,
+    request: DeleteTopicsRequest,
+) -> Result<Reply, HandleError> {
+    // Before v6 topics come as names; from v6 as (name or id) states.
+    let targets: Vec<(Option<String>, Uuid)> = if ctx.version < 6 {
+        request
+            .topic_names
+            .into_iter()
+            .map(|n| (Some(n.0.to_string()), Uuid::nil()))
+            .collect()
+    } else {
+        request
+            .topics
+            .into_iter()
+            .map(|t| (t.name.map(|n| n.0.to_string()), t.topic_id))
+            .collect()
+    };
+    let responses = targets
+        .into_iter()
+        .map(|(name, topic_id)| {
+            let name = match name {
+                Some(name) => Ok(name),
+                None => ctx
+                    .broker
+                    .topic_name(topic_id)
+                    .ok_or(BrokerError::UnknownTopicId),
+            };
+            let result = name.clone().and_then(|n| ctx.broker.delete_topic(&n));
+            let (code, message) = error_parts(&result);
+            // Topic ids exist from v6, error messages from v5.
+            let version = ctx.version;
+            DeletableTopicResult::default()
+                .with_name(name.ok().map(|n| TopicName(str_bytes(n))))
+                .with_topic_id(if version >= 6 {
+                    result.unwrap_or(topic_id)
+                } else {
+                    Uuid::nil()
+                })
+                .with_error_code(code)
+                .with_error_message(if version >= 5 { message } else { None })
+        })
+        .collect();
+    ctx.respond(&DeleteTopicsResponse::default().with_responses(responses))
+}

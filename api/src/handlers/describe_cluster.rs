@@ -1,0 +1,40 @@
+//! DescribeCluster (key 60): the cluster id, controller and brokers, for admin clients.
+
+use kafka_protocol::messages::describe_cluster_response::DescribeClusterBroker;
+use kafka_protocol::messages::{BrokerId, DescribeClusterRequest, DescribeClusterResponse};
+
+use super::{Ctx, HandleError, str_bytes};
+use crate::broker::{Broker, BrokerError};
+use crate::connection::Reply;
+
+/// Endpoint type 1 asks for brokers; 2 (controllers, KIP-919) is not served by brokers.
+const BROKER_ENDPOINTS: i8 = 1;
+
+pub(super) fn handle<B: Broker>(
+    ctx: &Ctx<'_, B>,
+    request: DescribeClusterRequest,
+) -> Result<Reply, HandleError> {
+    let cluster = ctx.broker.cluster();
+    let mut response = DescribeClusterResponse::default()
+        .with_cluster_id(str_bytes(cluster.cluster_id))
+        .with_controller_id(BrokerId(cluster.controller_id))
+        .with_endpoint_type(BROKER_ENDPOINTS)
+        .with_cluster_authorized_operations(i32::MIN);
+    if ctx.version >= 1 && request.endpoint_type != BROKER_ENDPOINTS {
+        let e = BrokerError::Unsupported(format!(
+            "endpoint type {} is not served by brokers",
+            request.endpoint_type
+        ));
+        response = response
+            .with_error_code(e.code())
+            .with_error_message(e.message().map(str_bytes));
+    } else {
+        response = response.with_brokers(vec![
+            DescribeClusterBroker::default()
+                .with_broker_id(BrokerId(cluster.node_id))
+                .with_host(str_bytes(cluster.host))
+                .with_port(cluster.port),
+        ]);
+    }
+    ctx.respond(&response)
+}

@@ -1,0 +1,189 @@
+//! Fetch (key 1): record bytes straight from segment files, with long polling.
+//!
+//! The response waits up to `max_wait_ms` until `min_bytes` are available, woken by appends.
+//! `max_bytes` bounds the response and `partition_max_bytes` each partition, except that the
+//! first batch of the first partition with data is always returned whole (KIP-74), so a batch
+//! larger than the limits cannot stall a consumer. Fetch sessions (KIP-227) are not created:
+//! the response's session id 0 tells clients to send full fetches, which every client supports.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
+use kafka_protocol::messages::{FetchRequest, FetchResponse, TopicName};
+use tokio::time::Instant;
+use uuid::Uuid;
+
+use super::fetch_encode::{self, EncodeCtx};
+use super::{Ctx, HandleError};
+use crate::broker::{Broker, BrokerError, FileRegion};
+use crate::connection::Reply;
+
+/// Longest a fetch may park, whatever the client asks: bounds how long shutdown can wait.
+const MAX_FETCH_WAIT: Duration = Duration::from_secs(30);
+
+/// First Fetch version that names topics by id.
+const FIRST_TOPIC_ID_VERSION: i16 = 13;
+
+struct PlannedTopic {
+    name: Option<String>,
+    request_name: TopicName,
+    topic_id: Uuid,
+    partitions: Vec<PlannedPartition>,
+}
+
+struct PlannedPartition {
+    index: i32,
+    fetch_offset: i64,
+    partition_max_bytes: u64,
+    current_leader_epoch: i32,
+}
+
+pub(super) fn handle<B: Broker>(
+    ctx: &Ctx<'_, B>,
+    request: FetchRequest,
+) -> Result<Reply, HandleError> {
+    let encode_ctx = EncodeCtx::from(ctx);
+    let version = ctx.version;
+    if request.session_id != 0 {
+        let response = FetchResponse::default()
+            .with_error_code(ResponseError::FetchSessionIdNotFound.code())
+            .with_session_id(0);
+        return ctx.respond(&response);
+    }
+    let by_id = ctx.version >= FIRST_TOPIC_ID_VERSION;
+    let plan: Vec<PlannedTopic> = request
+        .topics
+        .into_iter()
+        .map(|topic| PlannedTopic {
+            name: if by_id {
+                ctx.broker.topic_name(topic.topic_id)
+            } else {
+                Some(topic.topic.0.to_string())
+            },
+            request_name: topic.topic,
+            topic_id: topic.topic_id,
+            partitions: topic
+                .partitions
+                .into_iter()
+                .map(|p| PlannedPartition {
+                    index: p.partition,
+                    fetch_offset: p.fetch_offset,
+                    partition_max_bytes: p.partition_max_bytes.max(0) as u64,
+                    current_leader_epoch: p.current_leader_epoch,
+                })
+                .collect(),
+        })
+        .collect();
+    let broker = Arc::clone(ctx.broker);
+    let max_bytes = if request.max_bytes <= 0 {
+        i32::MAX as u64
+    } else {
+        request.max_bytes as u64
+    };
+    let min_bytes = request.min_bytes.max(0) as u64;
+    let deadline = Instant::now()
+        + Duration::from_millis(request.max_wait_ms.max(0) as u64).min(MAX_FETCH_WAIT);
+    Ok(Reply::Later(Box::pin(async move {
+        // Subscribe before the first read so that an append between the read and the wait
+        // still wakes this fetch.
+        let mut appends = broker.appends();
+        loop {
+            let (response, regions, bytes, errors) =
+                read_all(broker.as_ref(), &plan, max_bytes, version);
+            if bytes >= min_bytes || errors || Instant::now() >= deadline {
+                return fetch_encode::encode(&encode_ctx, response, regions);
+            }
+            tokio::select! {
+                changed = appends.changed() => if changed.is_err() {
+                    return fetch_encode::encode(&encode_ctx, response, regions);
+                },
+                _ = tokio::time::sleep_until(deadline) => {}
+            }
+        }
+    })))
+}
+
+fn read_all<B: Broker>(
+    broker: &B,
+    plan: &[PlannedTopic],
+    max_bytes: u64,
+    version: i16,
+) -> (FetchResponse, Vec<Option<FileRegion>>, u64, bool) {
+    let by_id = version >= FIRST_TOPIC_ID_VERSION;
+    let mut total = 0u64;
+    let mut errors = false;
+    let mut regions = Vec::new();
+    let mut topics = Vec::with_capacity(plan.len());
+    for topic in plan {
+        let mut partitions = Vec::with_capacity(topic.partitions.len());
+        for p in &topic.partitions {
+            let data = PartitionData::default().with_partition_index(p.index);
+            let read = match &topic.name {
+                None => Err(BrokerError::UnknownTopicId),
+                Some(name) => check_epoch(broker, name, p).and_then(|()| {
+                    let budget = p.partition_max_bytes.min(max_bytes.saturating_sub(total));
+                    broker.read(name, p.index, p.fetch_offset, budget, total == 0)
+                }),
+            };
+            match read {
+                Ok(read) => {
+                    total += read.records.as_ref().map_or(0, |r| r.len);
+                    // Log start offsets exist in Fetch from v5.
+                    let log_start_offset = if version >= 5 {
+                        read.log_start_offset
+                    } else {
+                        -1
+                    };
+                    partitions.push(
+                        data.with_high_watermark(read.high_watermark)
+                            .with_last_stable_offset(read.last_stable_offset)
+                            .with_log_start_offset(log_start_offset)
+                            .with_aborted_transactions(Some(Vec::new())),
+                    );
+                    regions.push(read.records);
+                }
+                Err(e) => {
+                    errors = true;
+                    partitions.push(
+                        data.with_error_code(e.code())
+                            .with_high_watermark(-1)
+                            .with_last_stable_offset(-1)
+                            .with_log_start_offset(-1),
+                    );
+                    regions.push(None);
+                }
+            }
+        }
+        let entry = FetchableTopicResponse::default().with_partitions(partitions);
+        topics.push(if by_id {
+            entry.with_topic_id(topic.topic_id)
+        } else {
+            entry.with_topic(topic.request_name.clone())
+        });
+    }
+    (
+        FetchResponse::default().with_responses(topics),
+        regions,
+        total,
+        errors,
+    )
+}
+
+/// KIP-320: a client that knows a newer or older leader epoch than the broker is told so.
+fn check_epoch<B: Broker>(
+    broker: &B,
+    topic: &str,
+    p: &PlannedPartition,
+) -> Result<(), BrokerError> {
+    if p.current_leader_epoch < 0 {
+        return Ok(());
+    }
+    let epoch = broker.leader_epoch(topic, p.index)?;
+    match p.current_leader_epoch.cmp(&epoch) {
+        std::cmp::Ordering::Less => Err(BrokerError::FencedLeaderEpoch),
+        std::cmp::Ordering::Greater => Err(BrokerError::UnknownLeaderEpoch),
+        std::cmp::Ordering::Equal => Ok(()),
+    }
+}

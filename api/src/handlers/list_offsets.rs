@@ -1,0 +1,78 @@
+//! ListOffsets (key 2): earliest, latest, max-timestamp, earliest-local and by-timestamp lookups.
+
+use kafka_protocol::messages::list_offsets_response::{
+    ListOffsetsPartitionResponse, ListOffsetsTopicResponse,
+};
+use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
+
+use super::{Ctx, HandleError};
+use crate::broker::{Broker, BrokerError, OffsetSpec};
+use crate::connection::Reply;
+
+/// Maps Kafka's special timestamps to a lookup, refusing those newer than the request version.
+fn spec(timestamp: i64, version: i16) -> Result<OffsetSpec, BrokerError> {
+    Ok(match timestamp {
+        -1 => OffsetSpec::Latest,
+        -2 => OffsetSpec::Earliest,
+        -3 if version >= 7 => OffsetSpec::MaxTimestamp,
+        -4 if version >= 8 => OffsetSpec::EarliestLocal,
+        t if t >= 0 => OffsetSpec::Timestamp(t),
+        t => {
+            return Err(BrokerError::InvalidRequest(format!(
+                "timestamp {t} is not valid for ListOffsets v{version}"
+            )));
+        }
+    })
+}
+
+pub(super) fn handle<B: Broker>(
+    ctx: &Ctx<'_, B>,
+    request: ListOffsetsRequest,
+) -> Result<Reply, HandleError> {
+    let topics = request
+        .topics
+        .into_iter()
+        .map(|topic| {
+            let name = topic.name.0.to_string();
+            let partitions = topic
+                .partitions
+                .into_iter()
+                .map(|p| {
+                    let response = ListOffsetsPartitionResponse::default()
+                        .with_partition_index(p.partition_index);
+                    let result = spec(p.timestamp, ctx.version).and_then(|spec| {
+                        let epoch = ctx.broker.leader_epoch(&name, p.partition_index)?;
+                        if p.current_leader_epoch >= 0 && p.current_leader_epoch < epoch {
+                            return Err(BrokerError::FencedLeaderEpoch);
+                        }
+                        if p.current_leader_epoch > epoch {
+                            return Err(BrokerError::UnknownLeaderEpoch);
+                        }
+                        ctx.broker.list_offset(&name, p.partition_index, spec)
+                    });
+                    match result {
+                        Ok(found) => {
+                            let response = response
+                                .with_offset(found.offset)
+                                .with_timestamp(found.timestamp);
+                            // Leader epochs exist in ListOffsets from v4 (KIP-320).
+                            if ctx.version >= 4 {
+                                response.with_leader_epoch(found.leader_epoch)
+                            } else {
+                                response
+                            }
+                        }
+                        Err(e) => response
+                            .with_error_code(e.code())
+                            .with_offset(-1)
+                            .with_timestamp(-1),
+                    }
+                })
+                .collect();
+            ListOffsetsTopicResponse::default()
+                .with_name(topic.name)
+                .with_partitions(partitions)
+        })
+        .collect();
+    ctx.respond(&ListOffsetsResponse::default().with_topics(topics))
+}

@@ -1,0 +1,56 @@
+//! OffsetForLeaderEpoch (key 23): where a leader epoch ended, for truncation checks (KIP-320).
+
+use kafka_protocol::messages::offset_for_leader_epoch_response::{
+    EpochEndOffset, OffsetForLeaderTopicResult,
+};
+use kafka_protocol::messages::{OffsetForLeaderEpochRequest, OffsetForLeaderEpochResponse};
+
+use super::{Ctx, HandleError};
+use crate::broker::{Broker, BrokerError};
+use crate::connection::Reply;
+
+pub(super) fn handle<B: Broker>(
+    ctx: &Ctx<'_, B>,
+    request: OffsetForLeaderEpochRequest,
+) -> Result<Reply, HandleError> {
+    let topics = request
+        .topics
+        .into_iter()
+        .map(|topic| {
+            let name = topic.topic.0.to_string();
+            let partitions = topic
+                .partitions
+                .into_iter()
+                .map(|p| {
+                    let response = EpochEndOffset::default().with_partition(p.partition);
+                    let result = ctx
+                        .broker
+                        .leader_epoch(&name, p.partition)
+                        .and_then(|current| {
+                            if p.current_leader_epoch >= 0 && p.current_leader_epoch < current {
+                                return Err(BrokerError::FencedLeaderEpoch);
+                            }
+                            if p.current_leader_epoch > current {
+                                return Err(BrokerError::UnknownLeaderEpoch);
+                            }
+                            ctx.broker
+                                .end_offset_for_epoch(&name, p.partition, p.leader_epoch)
+                        });
+                    match result {
+                        Ok((epoch, end_offset)) => response
+                            .with_leader_epoch(epoch)
+                            .with_end_offset(end_offset),
+                        Err(e) => response
+                            .with_error_code(e.code())
+                            .with_leader_epoch(-1)
+                            .with_end_offset(-1),
+                    }
+                })
+                .collect();
+            OffsetForLeaderTopicResult::default()
+                .with_topic(topic.topic)
+                .with_partitions(partitions)
+        })
+        .collect();
+    ctx.respond(&OffsetForLeaderEpochResponse::default().with_topics(topics))
+}

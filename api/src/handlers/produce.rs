@@ -1,0 +1,129 @@
+//! Produce (key 0): appends each partition's batch now, acknowledges once durable.
+//!
+//! Appends happen in the request's first phase, so batches of pipelined requests land in
+//! order. The acknowledgement waits for the fsync that the topic's flush policy requires; one
+//! fsync covers every batch appended before it began (group commit). With `acks=0` no response
+//! is sent at all, as Kafka does.
+
+use std::time::Duration;
+
+use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
+use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
+
+use super::{Ctx, HandleError, str_bytes};
+use crate::broker::{Appended, Broker, BrokerError};
+use crate::connection::Reply;
+use crate::response::ResponseFrame;
+
+/// Longest a produce waits for its fsync when the client's `timeout_ms` asks for more: a disk
+/// that cannot fsync in this time is failing, and the client should hear about it.
+const MAX_DURABLE_WAIT: Duration = Duration::from_secs(60);
+
+/// A partition index and what appending its batch gave.
+type PartitionOutcome = (i32, Result<Appended, BrokerError>);
+
+pub(super) fn handle<B: Broker>(
+    ctx: &Ctx<'_, B>,
+    request: ProduceRequest,
+) -> Result<Reply, HandleError> {
+    let acks = request.acks;
+    let invalid_acks = !matches!(acks, -1..=1);
+    if request.transactional_id.is_some() && !invalid_acks {
+        tracing::debug!("transactional produce refused: transactions are not implemented");
+    }
+    let mut results: Vec<(String, Vec<PartitionOutcome>)> = Vec::new();
+    for topic in request.topic_data {
+        let name = topic.name.0.to_string();
+        let mut partitions = Vec::new();
+        for partition in topic.partition_data {
+            let result = if invalid_acks {
+                Err(BrokerError::InvalidRequest(format!(
+                    "acks={acks} is not one of -1, 0, 1"
+                )))
+            } else if request.transactional_id.is_some() {
+                Err(BrokerError::Unsupported(
+                    "transactional producers are not supported yet".into(),
+                ))
+            } else {
+                match partition.records {
+                    Some(records) => ctx.broker.append(&name, partition.index, records),
+                    None => Err(BrokerError::CorruptMessage(
+                        "produce request without records".into(),
+                    )),
+                }
+            };
+            partitions.push((partition.index, result));
+        }
+        results.push((name, partitions));
+    }
+    if acks == 0 {
+        return Ok(Reply::None);
+    }
+    let broker = std::sync::Arc::clone(ctx.broker);
+    let timeout = Duration::from_millis(request.timeout_ms.max(0) as u64).min(MAX_DURABLE_WAIT);
+    let (key, version, correlation_id) = (ctx.key, ctx.version, ctx.correlation_id);
+    Ok(Reply::Later(Box::pin(async move {
+        let mut responses = Vec::with_capacity(results.len());
+        for (name, partitions) in results {
+            let mut partition_responses = Vec::with_capacity(partitions.len());
+            for (index, result) in partitions {
+                let result = match result {
+                    Ok(appended) if appended.must_flush => {
+                        match tokio::time::timeout(
+                            timeout,
+                            broker.wait_durable(&name, index, appended.next_offset),
+                        )
+                        .await
+                        {
+                            Ok(Ok(())) => Ok(appended),
+                            Ok(Err(e)) => Err(e),
+                            Err(_) => Err(BrokerError::RequestTimedOut(format!(
+                                "no fsync within {} ms",
+                                timeout.as_millis()
+                            ))),
+                        }
+                    }
+                    other => other,
+                };
+                partition_responses.push(partition_response(index, result, version));
+            }
+            responses.push(
+                TopicProduceResponse::default()
+                    .with_name(kafka_protocol::messages::TopicName(str_bytes(name)))
+                    .with_partition_responses(partition_responses),
+            );
+        }
+        let response = ProduceResponse::default().with_responses(responses);
+        let bytes = super::encode_response(key, version, correlation_id, &response)?;
+        Ok(ResponseFrame::bytes(bytes.freeze()))
+    })))
+}
+
+/// Log start offsets exist from v5 and error messages from v8; the encoder refuses them before.
+fn partition_response(
+    index: i32,
+    result: Result<Appended, BrokerError>,
+    version: i16,
+) -> PartitionProduceResponse {
+    let response = PartitionProduceResponse::default().with_index(index);
+    match result {
+        Ok(appended) => response
+            .with_base_offset(appended.base_offset)
+            .with_log_append_time_ms(appended.log_append_time)
+            .with_log_start_offset(if version >= 5 {
+                appended.log_start_offset
+            } else {
+                -1
+            }),
+        Err(e) => response
+            .with_error_code(e.code())
+            .with_base_offset(-1)
+            .with_log_append_time_ms(-1)
+            .with_log_start_offset(-1)
+            .with_error_message(if version >= 8 {
+                e.message().map(str_bytes)
+            } else {
+                None
+            }),
+    }
+}

@@ -1,0 +1,82 @@
+//! The API keys and versions Strata implements, advertised in ApiVersions exactly as handled.
+
+use kafka_protocol::messages::ApiKey;
+
+/// An implemented API: key, lowest version advertised, lowest accepted, highest.
+#[derive(Debug, Clone, Copy)]
+pub struct SupportedApi {
+    /// The API.
+    pub key: ApiKey,
+    /// Lowest version announced in ApiVersions.
+    pub advertised_min: i16,
+    /// Lowest version actually served.
+    pub min: i16,
+    /// Highest version served.
+    pub max: i16,
+}
+
+const fn api(key: ApiKey, min: i16, max: i16) -> SupportedApi {
+    SupportedApi {
+        key,
+        advertised_min: min,
+        min,
+        max,
+    }
+}
+
+/// Every implemented API.
+///
+/// Produce is announced from v0 but served from v3: Kafka 4.0 removed v0-2 (KIP-896) yet still
+/// announces them, because librdkafka derives its compression support from the announced range
+/// and fails compressed produce otherwise (KAFKA-18659).
+pub const SUPPORTED_APIS: &[SupportedApi] = &[
+    SupportedApi {
+        key: ApiKey::Produce,
+        advertised_min: 0,
+        min: 3,
+        max: 12,
+    },
+    api(ApiKey::Fetch, 4, 17),
+    api(ApiKey::ListOffsets, 1, 8),
+    api(ApiKey::Metadata, 0, 12),
+    api(ApiKey::OffsetForLeaderEpoch, 2, 4),
+    api(ApiKey::ApiVersions, 0, 4),
+    api(ApiKey::CreateTopics, 2, 7),
+    api(ApiKey::DeleteTopics, 1, 6),
+    api(ApiKey::InitProducerId, 0, 5),
+    api(ApiKey::DescribeConfigs, 1, 4),
+    api(ApiKey::AlterConfigs, 0, 2),
+    api(ApiKey::CreatePartitions, 0, 3),
+    api(ApiKey::IncrementalAlterConfigs, 0, 1),
+    api(ApiKey::DescribeCluster, 0, 2),
+];
+
+/// The entry for `key`, if implemented.
+pub fn find(key: ApiKey) -> Option<&'static SupportedApi> {
+    SUPPORTED_APIS.iter().find(|api| api.key == key)
+}
+
+/// Whether `version` of `key` is served.
+pub fn is_served(key: ApiKey, version: i16) -> bool {
+    find(key).is_some_and(|api| (api.min..=api.max).contains(&version))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn served_ranges_fit_the_codec() {
+        for api in SUPPORTED_APIS {
+            let codec = api.key.valid_versions();
+            assert!(
+                api.min >= codec.min && api.max <= codec.max,
+                "{:?} {}..{} vs codec {codec}",
+                api.key,
+                api.min,
+                api.max
+            );
+            assert!(api.advertised_min <= api.min);
+        }
+    }
+}

@@ -1,0 +1,379 @@
+//! Broker configuration: Kafka's property names, from a TOML file and command-line overrides.
+//!
+//! The TOML file may write names flat and quoted (`"log.retention.ms" = 1000`), as dotted keys
+//! (`log.retention.ms = 1000`) or in tables (`[log] retention.ms = 1000`): all are flattened to
+//! Kafka's dotted names. Unknown names are refused, naming the key, so a typo never silently
+//! falls back to a default.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use crate::log::config::TOPIC_CONFIGS;
+
+/// A configuration problem, with the key or file it concerns.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML.
+    #[error("config file {path} is not valid TOML: {message}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// The parser's message.
+        message: String,
+    },
+    /// A key Strata does not know.
+    #[error("unknown config '{0}'")]
+    UnknownKey(String),
+    /// A value that does not parse or is out of range.
+    #[error("invalid value for '{key}': {message}")]
+    Invalid {
+        /// The key.
+        key: String,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+/// Broker-level keys besides the topic defaults (`log.*`, `message.max.bytes`, ...).
+const BROKER_KEYS: &[(&str, &str, &str)] = &[
+    ("node.id", "1", "this broker's id"),
+    ("log.dirs", "./strata-data", "the data directory"),
+    (
+        "listeners",
+        "PLAINTEXT://127.0.0.1:9092",
+        "address the Kafka listener binds",
+    ),
+    (
+        "advertised.listeners",
+        "",
+        "address sent to clients in Metadata; defaults to listeners",
+    ),
+    (
+        "cluster.id",
+        "",
+        "cluster id; generated and stored on first start when empty",
+    ),
+    (
+        "auto.create.topics.enable",
+        "true",
+        "create topics on Metadata requests for unknown names",
+    ),
+    (
+        "num.partitions",
+        "1",
+        "partitions of auto-created topics and of CreateTopics without a count",
+    ),
+    (
+        "default.replication.factor",
+        "1",
+        "replication factor when CreateTopics gives none",
+    ),
+    (
+        "socket.request.max.bytes",
+        "104857600",
+        "largest request frame accepted",
+    ),
+    (
+        "log.retention.check.interval.ms",
+        "300000",
+        "how often retention runs",
+    ),
+    (
+        "log.flush.scheduler.interval.ms",
+        "1000",
+        "how often flush.ms/flush.messages are checked",
+    ),
+];
+
+/// The broker's effective configuration.
+#[derive(Debug, Clone)]
+pub struct BrokerConfig {
+    /// `node.id`.
+    pub node_id: i32,
+    /// `log.dirs` (one directory).
+    pub data_dir: PathBuf,
+    /// `listeners`: where the Kafka listener binds.
+    pub listener: SocketAddr,
+    /// `advertised.listeners`: host and port given to clients.
+    pub advertised: (String, u16),
+    /// `cluster.id`, if fixed by configuration.
+    pub cluster_id: Option<String>,
+    /// `auto.create.topics.enable`.
+    pub auto_create_topics: bool,
+    /// `num.partitions`.
+    pub num_partitions: i32,
+    /// `default.replication.factor`.
+    pub default_replication_factor: i16,
+    /// `socket.request.max.bytes`.
+    pub max_request_bytes: usize,
+    /// `log.retention.check.interval.ms`.
+    pub retention_check_interval_ms: u64,
+    /// `log.flush.scheduler.interval.ms`.
+    pub flush_check_interval_ms: u64,
+    /// Topic-config defaults set at broker level, under topic-level names.
+    pub topic_defaults: BTreeMap<String, String>,
+    /// Every key set explicitly, for DescribeConfigs.
+    pub explicit: BTreeMap<String, String>,
+}
+
+impl Default for BrokerConfig {
+    fn default() -> Self {
+        Self::from_entries(BTreeMap::new()).expect("defaults are valid")
+    }
+}
+
+impl BrokerConfig {
+    /// Reads a TOML file and applies `overrides` (`key=value`) on top.
+    pub fn load(file: Option<&Path>, overrides: &[(String, String)]) -> Result<Self, ConfigError> {
+        let mut entries = BTreeMap::new();
+        if let Some(path) = file {
+            let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                path: path.to_owned(),
+                source,
+            })?;
+            let table: toml::Table =
+                text.parse()
+                    .map_err(|e: toml::de::Error| ConfigError::Parse {
+                        path: path.to_owned(),
+                        message: e.message().to_owned(),
+                    })?;
+            flatten("", &toml::Value::Table(table), &mut entries);
+        }
+        for (key, value) in overrides {
+            entries.insert(key.clone(), value.clone());
+        }
+        Self::from_entries(entries)
+    }
+
+    /// Builds the config from flat Kafka-named entries.
+    pub fn from_entries(entries: BTreeMap<String, String>) -> Result<Self, ConfigError> {
+        let mut topic_defaults = BTreeMap::new();
+        for (key, value) in &entries {
+            if BROKER_KEYS.iter().any(|(k, _, _)| k == key) {
+                continue;
+            }
+            let topic_key =
+                broker_to_topic_key(key).ok_or_else(|| ConfigError::UnknownKey(key.clone()))?;
+            topic_defaults.insert(topic_key.to_owned(), value.clone());
+        }
+        crate::log::LogConfig::from_map(&topic_defaults).map_err(|e| ConfigError::Invalid {
+            key: "log defaults".into(),
+            message: e.0,
+        })?;
+        let get = |key: &str| -> String {
+            entries.get(key).cloned().unwrap_or_else(|| {
+                BROKER_KEYS
+                    .iter()
+                    .find(|(k, _, _)| *k == key)
+                    .map_or(String::new(), |(_, d, _)| (*d).to_owned())
+            })
+        };
+        let listener_text = get("listeners");
+        let listener: SocketAddr =
+            strip_scheme("listeners", &listener_text)?
+                .parse()
+                .map_err(|e| ConfigError::Invalid {
+                    key: "listeners".into(),
+                    message: format!("'{listener_text}' is not host:port with an IP host: {e}"),
+                })?;
+        let advertised_text = get("advertised.listeners");
+        let advertised = if advertised_text.is_empty() {
+            (listener.ip().to_string(), listener.port())
+        } else {
+            let raw = strip_scheme("advertised.listeners", &advertised_text)?;
+            let (host, port) = raw.rsplit_once(':').ok_or_else(|| ConfigError::Invalid {
+                key: "advertised.listeners".into(),
+                message: format!("'{advertised_text}' is not host:port"),
+            })?;
+            let port = port.parse().map_err(|_| ConfigError::Invalid {
+                key: "advertised.listeners".into(),
+                message: format!("'{port}' is not a port"),
+            })?;
+            (host.trim_matches(['[', ']']).to_owned(), port)
+        };
+        let cluster_id = Some(get("cluster.id")).filter(|id| !id.is_empty());
+        Ok(Self {
+            node_id: parse(&get, "node.id", 0..=i32::MAX as i64)? as i32,
+            data_dir: PathBuf::from(get("log.dirs")),
+            listener,
+            advertised,
+            cluster_id,
+            auto_create_topics: parse_bool(&get, "auto.create.topics.enable")?,
+            num_partitions: parse(&get, "num.partitions", 1..=1_000_000)? as i32,
+            default_replication_factor: parse(
+                &get,
+                "default.replication.factor",
+                1..=i16::MAX as i64,
+            )? as i16,
+            max_request_bytes: parse(&get, "socket.request.max.bytes", 1024..=i32::MAX as i64)?
+                as usize,
+            retention_check_interval_ms: parse(
+                &get,
+                "log.retention.check.interval.ms",
+                1..=i64::MAX,
+            )? as u64,
+            flush_check_interval_ms: parse(&get, "log.flush.scheduler.interval.ms", 1..=i64::MAX)?
+                as u64,
+            topic_defaults,
+            explicit: entries,
+        })
+    }
+
+    /// Every broker-level key with its effective value, and whether it was set explicitly.
+    pub fn describe(&self) -> Vec<(String, String, bool, &'static str)> {
+        let mut out = Vec::new();
+        for (key, default, doc) in BROKER_KEYS {
+            let value = self
+                .explicit
+                .get(*key)
+                .cloned()
+                .unwrap_or_else(|| (*default).to_owned());
+            out.push((
+                (*key).to_owned(),
+                value,
+                self.explicit.contains_key(*key),
+                *doc,
+            ));
+        }
+        for topic_key in TOPIC_CONFIGS {
+            let value = self
+                .topic_defaults
+                .get(topic_key.name)
+                .cloned()
+                .unwrap_or_else(|| topic_key.default.to_owned());
+            out.push((
+                topic_key.broker_name.to_owned(),
+                value,
+                self.explicit.contains_key(topic_key.broker_name),
+                topic_key.doc,
+            ));
+        }
+        out
+    }
+}
+
+/// The topic-level name of a broker-level topic default (`log.retention.ms` → `retention.ms`).
+fn broker_to_topic_key(key: &str) -> Option<&'static str> {
+    TOPIC_CONFIGS
+        .iter()
+        .find(|k| k.broker_name == key)
+        .map(|k| k.name)
+}
+
+fn strip_scheme<'a>(key: &str, value: &'a str) -> Result<&'a str, ConfigError> {
+    let first = value.split(',').next().unwrap_or_default().trim();
+    match first.split_once("://") {
+        None => Ok(first),
+        Some(("PLAINTEXT", rest)) => Ok(rest),
+        Some((scheme, _)) => Err(ConfigError::Invalid {
+            key: key.into(),
+            message: format!("listener security protocol {scheme} is not supported; use PLAINTEXT"),
+        }),
+    }
+}
+
+fn parse(
+    get: &impl Fn(&str) -> String,
+    key: &str,
+    range: std::ops::RangeInclusive<i64>,
+) -> Result<i64, ConfigError> {
+    let raw = get(key);
+    let value: i64 = raw.trim().parse().map_err(|_| ConfigError::Invalid {
+        key: key.into(),
+        message: format!("'{raw}' is not a number"),
+    })?;
+    if !range.contains(&value) {
+        return Err(ConfigError::Invalid {
+            key: key.into(),
+            message: format!("{value} is outside {}..={}", range.start(), range.end()),
+        });
+    }
+    Ok(value)
+}
+
+fn parse_bool(get: &impl Fn(&str) -> String, key: &str) -> Result<bool, ConfigError> {
+    match get(key).trim() {
+        "true" => Ok(true),
+        "false" => Ok(false),
+        other => Err(ConfigError::Invalid {
+            key: key.into(),
+            message: format!("'{other}' is not true or false"),
+        }),
+    }
+}
+
+fn flatten(prefix: &str, value: &toml::Value, out: &mut BTreeMap<String, String>) {
+    match value {
+        toml::Value::Table(table) => {
+            for (key, value) in table {
+                let name = if prefix.is_empty() {
+                    key.clone()
+                } else {
+                    format!("{prefix}.{key}")
+                };
+                flatten(&name, value, out);
+            }
+        }
+        toml::Value::String(text) => {
+            out.insert(prefix.to_owned(), text.clone());
+        }
+        toml::Value::Array(items) => {
+            let joined: Vec<String> = items
+                .iter()
+                .map(|item| match item {
+                    toml::Value::String(text) => text.clone(),
+                    other => other.to_string(),
+                })
+                .collect();
+            out.insert(prefix.to_owned(), joined.join(","));
+        }
+        other => {
+            out.insert(prefix.to_owned(), other.to_string());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn toml_tables_flatten_to_kafka_names() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("strata.toml");
+        std::fs::write(
+            &path,
+            "listeners = \"127.0.0.1:19092\"\nadvertised.listeners = \"PLAINTEXT://broker.example:9092\"\n[log]\nretention.ms = 1000\nsegment.bytes = 4096\n",
+        )
+        .unwrap();
+        let config =
+            BrokerConfig::load(Some(&path), &[("num.partitions".into(), "3".into())]).unwrap();
+        assert_eq!(config.listener.port(), 19092);
+        assert_eq!(config.advertised, ("broker.example".to_owned(), 9092));
+        assert_eq!(config.num_partitions, 3);
+        assert_eq!(config.topic_defaults.get("retention.ms").unwrap(), "1000");
+        assert_eq!(config.topic_defaults.get("segment.bytes").unwrap(), "4096");
+    }
+
+    #[test]
+    fn unknown_and_invalid_keys_are_named() {
+        let err =
+            BrokerConfig::load(None, &[("log.retention.msec".into(), "1".into())]).unwrap_err();
+        assert!(err.to_string().contains("log.retention.msec"), "{err}");
+        let err =
+            BrokerConfig::load(None, &[("num.partitions".into(), "zero".into())]).unwrap_err();
+        assert!(err.to_string().contains("num.partitions"), "{err}");
+        let err = BrokerConfig::load(None, &[("listeners".into(), "SSL://1.2.3.4:9093".into())])
+            .unwrap_err();
+        assert!(err.to_string().contains("SSL"), "{err}");
+    }
+}

@@ -1,0 +1,180 @@
+//! `Partition`: one partition's log with its durability and visibility state.
+//!
+//! Group commit: a producer that needs its batch durable calls [`Partition::wait_durable`]. The
+//! first waiter takes the flush lock, snapshots the log end offset and fsyncs on the blocking
+//! pool; waiters that arrive meanwhile park on the `durable` watch and are released by that
+//! fsync if it covers them, or run the next one, which covers everything appended during the
+//! first. Concurrent producers therefore share fsyncs instead of queueing for one each.
+//!
+//! Visibility: for topics that fsync before acknowledging, the high watermark is the durable
+//! offset, so a consumer never reads a record that a crash could take back. Otherwise it is the
+//! log end offset, as on a single Kafka replica.
+
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::SystemTime;
+
+use tokio::sync::watch;
+
+use crate::log::{AppendInfo, FileSlice, LogConfig, LogError, PartitionLog};
+
+/// One partition hosted by this broker.
+#[derive(Debug)]
+pub struct Partition {
+    /// Topic name.
+    pub topic: String,
+    /// Partition index.
+    pub index: i32,
+    log: Mutex<PartitionLog>,
+    /// Offsets below this value are fsync'd.
+    durable: watch::Sender<u64>,
+    /// Held by the one task running an fsync.
+    flushing: tokio::sync::Mutex<()>,
+}
+
+/// What a read returns besides the records.
+#[derive(Debug, Clone)]
+pub struct ReadResult {
+    /// Records, if any.
+    pub records: Option<FileSlice>,
+    /// High watermark at the time of the read.
+    pub high_watermark: u64,
+    /// First offset of the log.
+    pub log_start_offset: u64,
+}
+
+impl Partition {
+    /// Wraps an opened log.
+    pub fn new(topic: String, index: i32, log: PartitionLog) -> Self {
+        let durable = watch::Sender::new(log.recovery_point());
+        Self {
+            topic,
+            index,
+            log: Mutex::new(log),
+            durable,
+            flushing: tokio::sync::Mutex::new(()),
+        }
+    }
+
+    /// The log, locked. Never held across an `.await`.
+    pub fn log(&self) -> MutexGuard<'_, PartitionLog> {
+        self.log
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Appends the single batch of a produce request.
+    pub fn append(
+        &self,
+        batch: &mut [u8],
+        now_ms: i64,
+    ) -> Result<(AppendInfo, u64, bool), LogError> {
+        let mut log = self.log();
+        let info = log.append(batch, now_ms)?;
+        Ok((
+            info,
+            log.log_start_offset(),
+            log.config().fsync_before_ack(),
+        ))
+    }
+
+    /// Reads up to `max_bytes` from `offset`, never past the high watermark.
+    pub fn read(&self, offset: i64, max_bytes: u64, min_one: bool) -> Result<ReadResult, LogError> {
+        let log = self.log();
+        let high_watermark = self.high_watermark_locked(&log);
+        let records = log
+            .read(offset, max_bytes, high_watermark, min_one)?
+            .filter(|slice| slice.len > 0);
+        Ok(ReadResult {
+            records,
+            high_watermark,
+            log_start_offset: log.log_start_offset(),
+        })
+    }
+
+    /// The offset up to which consumers may read.
+    pub fn high_watermark(&self) -> u64 {
+        let log = self.log();
+        self.high_watermark_locked(&log)
+    }
+
+    fn high_watermark_locked(&self, log: &PartitionLog) -> u64 {
+        if log.config().fsync_before_ack() {
+            (*self.durable.borrow()).clamp(log.log_start_offset(), log.log_end_offset())
+        } else {
+            log.log_end_offset()
+        }
+    }
+
+    /// Resolves once every offset below `offset` is durable.
+    pub async fn wait_durable(&self, offset: u64) -> Result<(), LogError> {
+        let mut durable = self.durable.subscribe();
+        loop {
+            if *durable.borrow_and_update() >= offset {
+                return Ok(());
+            }
+            match self.flushing.try_lock() {
+                Ok(_guard) => self.flush().await?,
+                Err(_) => {
+                    // Another task is fsyncing; its result (or failure) changes the watch.
+                    let _ = durable.changed().await;
+                }
+            }
+        }
+    }
+
+    /// Fsyncs everything appended so far. Callers hold `flushing` or accept a redundant sync.
+    pub async fn flush(&self) -> Result<(), LogError> {
+        let target = self.log().flush_target();
+        let Some(target) = target else {
+            let end = self.log().log_end_offset();
+            self.durable.send_if_modified(|d| bump(d, end));
+            return Ok(());
+        };
+        let files = target.files;
+        let synced =
+            tokio::task::spawn_blocking(move || files.iter().try_for_each(|f| f.sync_data()))
+                .await
+                .unwrap_or_else(|e| Err(std::io::Error::other(e)));
+        if let Err(e) = synced {
+            let dir = self.log().dir().to_owned();
+            // Wake the other waiters so that they see the failure by trying themselves.
+            self.durable.send_modify(|_| {});
+            return Err(LogError::io(dir, e));
+        }
+        self.log().mark_flushed(target.offset, SystemTime::now());
+        self.durable.send_if_modified(|d| bump(d, target.offset));
+        Ok(())
+    }
+
+    /// Runs an fsync if `flush.messages`/`flush.ms` ask for one now.
+    pub async fn flush_if_due(&self) -> Result<bool, LogError> {
+        if !self.log().flush_due(SystemTime::now()) {
+            return Ok(false);
+        }
+        let _guard = self.flushing.lock().await;
+        self.flush().await?;
+        Ok(true)
+    }
+
+    /// Applies a changed topic config.
+    pub fn set_config(&self, config: LogConfig) {
+        self.log().set_config(config);
+    }
+
+    /// A receiver of the durable offset.
+    pub fn durable(&self) -> watch::Receiver<u64> {
+        self.durable.subscribe()
+    }
+}
+
+fn bump(current: &mut u64, to: u64) -> bool {
+    if to > *current {
+        *current = to;
+        true
+    } else {
+        false
+    }
+}
+
+/// Shared handle to a partition.
+pub type PartitionRef = Arc<Partition>;

@@ -1,0 +1,106 @@
+//! Runs a broker: opens the data directory, binds the Kafka listener, runs the background
+//! tasks (flush scheduler, retention, checkpoints) and shuts down cleanly.
+//!
+//! Shutdown order: stop accepting and reading requests, answer the ones in flight, stop the
+//! background tasks, fsync every log, write the recovery checkpoint and the clean-shutdown
+//! marker. The next start then skips recovery.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use strata_api::ServerConfig;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+
+use crate::broker::StrataBroker;
+use crate::config::BrokerConfig;
+
+/// How often recovery points are checkpointed (Kafka's `log.flush.offset.checkpoint.interval.ms`).
+const CHECKPOINT_INTERVAL: Duration = Duration::from_secs(60);
+
+/// Runs until `shutdown` turns true. `on_listening` receives the bound address (useful with
+/// port 0).
+pub async fn run(
+    mut config: BrokerConfig,
+    shutdown: watch::Receiver<bool>,
+    on_listening: impl FnOnce(std::net::SocketAddr),
+) -> anyhow::Result<()> {
+    let listener = TcpListener::bind(config.listener).await.map_err(|e| {
+        anyhow::anyhow!("cannot bind the Kafka listener on {}: {e}", config.listener)
+    })?;
+    let bound = listener.local_addr()?;
+    if config.advertised.1 == 0 {
+        config.advertised.1 = bound.port();
+    }
+    let server_config = ServerConfig {
+        max_request_bytes: config.max_request_bytes,
+        auto_create_topics: config.auto_create_topics,
+    };
+    let data_dir = config.data_dir.clone();
+    let broker = Arc::new(tokio::task::spawn_blocking(move || StrataBroker::open(config)).await??);
+    tracing::info!(%bound, advertised = ?broker.config().advertised, data_dir = %data_dir.display(), "Kafka listener ready");
+    on_listening(bound);
+
+    let mut background = JoinSet::new();
+    spawn_every(
+        &mut background,
+        Duration::from_millis(broker.config().flush_check_interval_ms),
+        Arc::clone(&broker),
+        |broker| async move {
+            broker.replicas().flush_due().await;
+        },
+    );
+    spawn_every(
+        &mut background,
+        Duration::from_millis(broker.config().retention_check_interval_ms),
+        Arc::clone(&broker),
+        |broker| async move {
+            let now = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis() as i64);
+            let replicas = Arc::clone(&broker);
+            let _ =
+                tokio::task::spawn_blocking(move || replicas.replicas().apply_retention(now)).await;
+        },
+    );
+    spawn_every(
+        &mut background,
+        CHECKPOINT_INTERVAL,
+        Arc::clone(&broker),
+        |broker| async move {
+            if let Err(e) =
+                tokio::task::spawn_blocking(move || broker.replicas().write_checkpoint()).await
+            {
+                tracing::error!("checkpoint task failed: {e}");
+            }
+        },
+    );
+
+    strata_api::serve(listener, Arc::clone(&broker), server_config, shutdown).await;
+    tracing::info!("listener closed, flushing logs");
+    background.shutdown().await;
+    broker.replicas().shutdown().await?;
+    tracing::info!("clean shutdown complete");
+    Ok(())
+}
+
+fn spawn_every<F, Fut>(
+    tasks: &mut JoinSet<()>,
+    period: Duration,
+    broker: Arc<StrataBroker>,
+    work: F,
+) where
+    F: Fn(Arc<StrataBroker>) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send,
+{
+    tasks.spawn(async move {
+        let mut ticks = tokio::time::interval(period);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        ticks.tick().await;
+        loop {
+            ticks.tick().await;
+            work(Arc::clone(&broker)).await;
+        }
+    });
+}
