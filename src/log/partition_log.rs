@@ -114,11 +114,9 @@ impl PartitionLog {
             segments,
             log_start_offset,
             log_end_offset,
-            recovery_point: if clean {
-                log_end_offset
-            } else {
-                recovery_point.clamp(log_start_offset, log_end_offset)
-            },
+            // Clean: everything was flushed at shutdown. Unclean: recovered segments were
+            // flushed above. Either way the whole log is durable now.
+            recovery_point: log_end_offset,
             unflushed_messages: 0,
             last_flush: SystemTime::now(),
             producer_state: ProducerStateManager::default(),

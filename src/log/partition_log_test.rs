@@ -66,6 +66,11 @@ fn unclean_reopen_recovers_torn_tail() {
         .unwrap();
     let mut log = PartitionLog::open(dir.path(), cfg, 0, false).unwrap();
     assert_eq!(log.log_end_offset(), end);
+    assert_eq!(
+        log.recovery_point(),
+        end,
+        "recovered data is flushed and counts as durable"
+    );
     assert_eq!(append(&mut log, 1, 0).base_offset, end);
 }
 

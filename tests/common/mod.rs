@@ -1,0 +1,242 @@
+//! Test harness: runs the real `strata` binary on an ephemeral port and a temporary directory,
+//! and stops it (by its own pid) when the test ends.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use rdkafka::ClientConfig;
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+
+/// How long a broker may take to open its data directory and bind.
+const START_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A running `strata dev` process.
+pub struct BrokerProcess {
+    child: Option<Child>,
+    /// `host:port` of its Kafka listener.
+    pub addr: String,
+    /// The data directory.
+    pub data_dir: PathBuf,
+    extra_args: Vec<String>,
+}
+
+impl BrokerProcess {
+    /// Starts a broker on `data_dir` with `--set` overrides.
+    pub fn start(data_dir: &Path, settings: &[&str]) -> Self {
+        Self::start_with(data_dir, "127.0.0.1:0", None, settings)
+    }
+
+    /// Starts a broker with an explicit listener and advertised address.
+    pub fn start_with(
+        data_dir: &Path,
+        listen: &str,
+        advertised: Option<&str>,
+        settings: &[&str],
+    ) -> Self {
+        let mut extra_args = Vec::new();
+        if let Some(advertised) = advertised {
+            extra_args.push("--advertised-listener".to_owned());
+            extra_args.push(advertised.to_owned());
+        }
+        for setting in settings {
+            extra_args.push("--set".to_owned());
+            extra_args.push((*setting).to_owned());
+        }
+        let mut broker = Self {
+            child: None,
+            addr: String::new(),
+            data_dir: data_dir.to_owned(),
+            extra_args,
+        };
+        broker.spawn(listen);
+        broker
+    }
+
+    fn spawn(&mut self, listen: &str) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.data_dir.with_extension("log"))
+            .expect("broker log file");
+        let mut child = Command::new(env!("CARGO_BIN_EXE_strata"))
+            .arg("dev")
+            .arg("--data-dir")
+            .arg(&self.data_dir)
+            .arg("--listen")
+            .arg(listen)
+            .args(&self.extra_args)
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::piped())
+            .stderr(log)
+            .spawn()
+            .expect("strata binary starts");
+        let stdout = child.stdout.take().expect("piped stdout");
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Some(addr) = line.strip_prefix("strata listening on ") {
+                    let _ = tx.send(addr.to_owned());
+                }
+            }
+        });
+        self.child = Some(child);
+        match rx.recv_timeout(START_TIMEOUT) {
+            Ok(addr) => self.addr = addr,
+            Err(_) => {
+                let log = std::fs::read_to_string(self.data_dir.with_extension("log"))
+                    .unwrap_or_default();
+                self.kill();
+                panic!("broker did not start within {START_TIMEOUT:?}; log:\n{log}");
+            }
+        }
+    }
+
+    /// The broker's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("running").id()
+    }
+
+    /// SIGTERM, then waits; returns whether it exited with status 0.
+    pub fn stop(&mut self) -> bool {
+        let Some(mut child) = self.child.take() else {
+            return true;
+        };
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(child.id().to_string())
+            .status();
+        for _ in 0..300 {
+            if let Ok(Some(status)) = child.try_wait() {
+                return status.success();
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        false
+    }
+
+    /// SIGKILL (kill -9), then waits.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts the broker again on the same data directory (a new port unless `listen` is set).
+    pub fn restart(&mut self, listen: &str) {
+        assert!(self.child.is_none(), "stop or kill the broker first");
+        self.spawn(listen);
+    }
+
+    /// The broker's log so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.data_dir.with_extension("log")).unwrap_or_default()
+    }
+}
+
+impl Drop for BrokerProcess {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// A client config pointing at `addr`.
+pub fn client(addr: &str) -> ClientConfig {
+    let mut config = ClientConfig::new();
+    config.set("bootstrap.servers", addr);
+    config
+}
+
+/// Creates a topic through the Admin API (CreateTopics).
+pub async fn create_topic(addr: &str, name: &str, partitions: i32, configs: &[(&str, &str)]) {
+    let admin: AdminClient<DefaultClientContext> = client(addr).create().expect("admin client");
+    let mut topic = NewTopic::new(name, partitions, TopicReplication::Fixed(1));
+    for (key, value) in configs {
+        topic = topic.set(key, value);
+    }
+    let results = admin
+        .create_topics(
+            &[topic],
+            &AdminOptions::new().operation_timeout(Some(Duration::from_secs(10))),
+        )
+        .await
+        .expect("CreateTopics answered");
+    for result in results {
+        result.expect("topic created");
+    }
+}
+
+/// One record as read back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Consumed {
+    /// Partition.
+    pub partition: i32,
+    /// Offset.
+    pub offset: i64,
+    /// Key.
+    pub key: Option<Vec<u8>>,
+    /// Value.
+    pub value: Option<Vec<u8>>,
+    /// Headers as (key, value).
+    pub headers: Vec<(String, Vec<u8>)>,
+    /// Timestamp in ms.
+    pub timestamp: Option<i64>,
+}
+
+/// Reads every partition of `topic` from the beginning until `expected` records arrived or
+/// `timeout` passed; returns what was read.
+pub fn consume_all(
+    addr: &str,
+    topic: &str,
+    partitions: i32,
+    expected: usize,
+    timeout: Duration,
+) -> Vec<Consumed> {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    use rdkafka::message::{Headers, Message};
+    use rdkafka::{Offset, TopicPartitionList};
+
+    let consumer: BaseConsumer = client(addr)
+        .set("group.id", "strata-tests")
+        .set("enable.auto.commit", "false")
+        .create()
+        .expect("consumer");
+    let mut assignment = TopicPartitionList::new();
+    for partition in 0..partitions {
+        assignment
+            .add_partition_offset(topic, partition, Offset::Beginning)
+            .expect("assignment");
+    }
+    consumer.assign(&assignment).expect("assign");
+    let deadline = std::time::Instant::now() + timeout;
+    let mut out = Vec::new();
+    while out.len() < expected && std::time::Instant::now() < deadline {
+        match consumer.poll(Duration::from_millis(200)) {
+            Some(Ok(message)) => out.push(Consumed {
+                partition: message.partition(),
+                offset: message.offset(),
+                key: message.key().map(<[u8]>::to_vec),
+                value: message.payload().map(<[u8]>::to_vec),
+                headers: message
+                    .headers()
+                    .map(|h| {
+                        h.iter()
+                            .map(|h| (h.key.to_owned(), h.value.unwrap_or_default().to_vec()))
+                            .collect()
+                    })
+                    .unwrap_or_default(),
+                timestamp: message.timestamp().to_millis(),
+            }),
+            Some(Err(e)) => panic!("consume error: {e}"),
+            None => {}
+        }
+    }
+    out
+}
