@@ -2,6 +2,8 @@
 //! and stops it (by its own pid) when the test ends.
 #![allow(dead_code)]
 
+pub mod wire;
+
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};

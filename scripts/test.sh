@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# The test command (README: "Run the tests"). Works on a fresh Debian machine: installs what
+# the build and the tests need, then runs formatting, lints and every test.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# Build tools for rdkafka's bundled librdkafka (tests only), and kcat for the README example.
+need=()
+command -v cc >/dev/null || need+=(build-essential)
+command -v perl >/dev/null || need+=(perl)
+command -v kcat >/dev/null || need+=(kcat)
+if [ ${#need[@]} -gt 0 ] && command -v apt-get >/dev/null; then
+  echo "installing: ${need[*]}"
+  if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi
+  $SUDO apt-get update -qq >/dev/null
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+
+# Reuse a cargo target directory outside the clone when one exists, so CI does not rebuild
+# every dependency from scratch; a fresh machine simply builds into it.
+if [ -z "${CARGO_TARGET_DIR:-}" ]; then
+  export CARGO_TARGET_DIR="${STRATA_TARGET_DIR:-$HOME/.cache/strata-target}"
+fi
+mkdir -p "$CARGO_TARGET_DIR"
+echo "cargo target dir: $CARGO_TARGET_DIR"
+
+cargo fmt --all -- --check
+cargo clippy --workspace --all-targets --locked -- -D warnings
+cargo test --workspace --locked

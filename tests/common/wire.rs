@@ -1,0 +1,67 @@
+//! A raw Kafka protocol connection for tests that craft requests byte by byte.
+
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use kafka_protocol::messages::{RequestHeader, ResponseHeader};
+use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, Request, StrBytes};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// How long a response may take before the test calls it a hang.
+const IO_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// One TCP connection speaking raw Kafka frames.
+pub struct Conn(TcpStream);
+
+impl Conn {
+    pub async fn open(addr: &str) -> Self {
+        Conn(TcpStream::connect(addr).await.expect("connect"))
+    }
+
+    pub async fn send_raw(&mut self, bytes: &[u8]) {
+        let _ = self.0.write_all(bytes).await;
+    }
+
+    pub async fn send<R: Request>(&mut self, version: i16, request: &R) {
+        let mut body = BytesMut::new();
+        RequestHeader::default()
+            .with_request_api_key(R::KEY)
+            .with_request_api_version(version)
+            .with_correlation_id(7)
+            .with_client_id(Some(StrBytes::from_static_str("bad-input-test")))
+            .encode(&mut body, R::header_version(version))
+            .unwrap();
+        request.encode(&mut body, version).unwrap();
+        let mut frame = (body.len() as i32).to_be_bytes().to_vec();
+        frame.extend_from_slice(&body);
+        self.send_raw(&frame).await;
+    }
+
+    /// The next response frame, or `None` if the broker closed the connection.
+    pub async fn receive(&mut self) -> Option<Bytes> {
+        let size = tokio::time::timeout(IO_TIMEOUT, self.0.read_i32())
+            .await
+            .expect("no hang")
+            .ok()?;
+        let mut frame = vec![0; size as usize];
+        tokio::time::timeout(IO_TIMEOUT, self.0.read_exact(&mut frame))
+            .await
+            .expect("no hang")
+            .ok()?;
+        Some(Bytes::from(frame))
+    }
+
+    pub async fn call<R: Request>(&mut self, version: i16, request: &R) -> Option<R::Response> {
+        self.send(version, request).await;
+        let mut frame = self.receive().await?;
+        let header =
+            ResponseHeader::decode(&mut frame, R::Response::header_version(version)).unwrap();
+        assert_eq!(header.correlation_id, 7);
+        Some(R::Response::decode(&mut frame, version).unwrap())
+    }
+
+    pub async fn is_closed(&mut self) -> bool {
+        self.receive().await.is_none()
+    }
+}
