@@ -172,14 +172,12 @@ async fn every_advertised_version_answers() {
         let request = FetchRequest::default()
             .with_max_wait_ms(0)
             .with_max_bytes(1 << 20)
-            .with_topics(vec![
-                topic.with_partitions(vec![
+            .with_topics(vec![topic.with_partitions(vec![
                     FetchPartition::default()
                         .with_partition(0)
                         .with_fetch_offset(1)
                         .with_partition_max_bytes(1 << 20),
-                ]),
-            ]);
+                ])]);
         let response = conn
             .call(v, &request)
             .await
