@@ -27,3 +27,18 @@ echo "cargo target dir: $CARGO_TARGET_DIR"
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
 cargo test --workspace --locked
+
+# A short fuzzing run of each target on a copy of the checked-in corpus (STRATA_FUZZ_SECONDS
+# each; 0 skips). cargo-fuzz needs nightly features: RUSTC_BOOTSTRAP lets the stable compiler,
+# which ships the sanitizer runtimes, provide them, since a fresh machine cannot fetch nightly.
+fuzz_seconds="${STRATA_FUZZ_SECONDS:-20}"
+if [ "$fuzz_seconds" -gt 0 ]; then
+  command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
+  for target in request_decoder record_batch; do
+    work=$(mktemp -d)
+    cp fuzz/corpus/"$target"/* "$work"/
+    RUSTC_BOOTSTRAP=1 cargo fuzz run --fuzz-dir fuzz -O "$target" "$work" -- \
+      -max_total_time="$fuzz_seconds" -malloc_limit_mb=512 -rss_limit_mb=2048 -print_final_stats=1
+    rm -rf "$work"
+  done
+fi

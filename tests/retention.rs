@@ -32,13 +32,17 @@ fn watermarks(addr: &str, topic: &str) -> (i64, i64) {
         .unwrap()
 }
 
+/// Waits until the log start is at least `at_least` and retention (every 200 ms) has stopped
+/// moving it, so that what follows sees the settled log.
 async fn wait_for_log_start(addr: &str, topic: &str, at_least: i64) -> (i64, i64) {
+    let mut previous = None;
     for _ in 0..100 {
         let marks = watermarks(addr, topic);
-        if marks.0 >= at_least {
+        if marks.0 >= at_least && previous == Some(marks) {
             return marks;
         }
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        previous = Some(marks);
+        tokio::time::sleep(Duration::from_millis(500)).await;
     }
     watermarks(addr, topic)
 }

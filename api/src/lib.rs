@@ -9,6 +9,7 @@ pub mod broker;
 pub mod connection;
 pub mod frame;
 mod handlers;
+pub mod request;
 pub mod response;
 pub mod server;
 pub mod versions;
