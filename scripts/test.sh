@@ -1,14 +1,17 @@
 #!/usr/bin/env bash
 # The test command (README: "Run the tests"). Works on a fresh Debian machine: installs what
-# the build and the tests need, then runs formatting, lints and every test.
+# the build and the tests need, then runs formatting, lints, every test and a short fuzzing run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# Build tools for rdkafka's bundled librdkafka (tests only), and kcat for the README example.
+# A C toolchain for rdkafka's bundled librdkafka, kcat (librdkafka 2.0) for the old-client
+# test and the README example, a JDK and Maven for the Java client test.
 need=()
 command -v cc >/dev/null || need+=(build-essential)
 command -v perl >/dev/null || need+=(perl)
 command -v kcat >/dev/null || need+=(kcat)
+command -v javac >/dev/null || need+=(default-jdk-headless)
+command -v mvn >/dev/null || need+=(maven)
 if [ ${#need[@]} -gt 0 ] && command -v apt-get >/dev/null; then
   echo "installing: ${need[*]}"
   if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi
@@ -26,19 +29,33 @@ echo "cargo target dir: $CARGO_TARGET_DIR"
 
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
-cargo test --workspace --locked
+results=$(mktemp)
+cargo test --workspace --locked 2>&1 | tee "$results"
 
 # A short fuzzing run of each target on a copy of the checked-in corpus (STRATA_FUZZ_SECONDS
 # each; 0 skips). cargo-fuzz needs nightly features: RUSTC_BOOTSTRAP lets the stable compiler,
 # which ships the sanitizer runtimes, provide them, since a fresh machine cannot fetch nightly.
 fuzz_seconds="${STRATA_FUZZ_SECONDS:-20}"
+fuzz_failed=0
 if [ "$fuzz_seconds" -gt 0 ]; then
   command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
   for target in request_decoder record_batch; do
     work=$(mktemp -d)
     cp fuzz/corpus/"$target"/* "$work"/
-    RUSTC_BOOTSTRAP=1 cargo fuzz run --fuzz-dir fuzz -O "$target" "$work" -- \
-      -max_total_time="$fuzz_seconds" -malloc_limit_mb=512 -rss_limit_mb=2048 -print_final_stats=1
-    rm -rf "$work"
+    if RUSTC_BOOTSTRAP=1 cargo fuzz run --fuzz-dir fuzz -O "$target" "$work" -- \
+      -max_total_time="$fuzz_seconds" -malloc_limit_mb=512 -rss_limit_mb=2048 -print_final_stats=1 >"$work.log" 2>&1; then
+      echo "fuzz $target: $(grep -E '^Done' "$work.log")"
+    else
+      tail -60 "$work.log"
+      echo "fuzz $target: FAILED (the crashing input is under fuzz/artifacts/$target)"
+      fuzz_failed=1
+    fi
+    rm -rf "$work" "$work.log"
   done
 fi
+
+passed=$(grep -Eo 'test result: [a-zA-Z]+\. [0-9]+ passed' "$results" | awk '{s += $4} END {print s + 0}')
+failed=$(grep -Eo '[0-9]+ failed;' "$results" | awk '{s += $1} END {print s + 0}')
+rm -f "$results"
+echo "$passed passed, $((failed + fuzz_failed)) failed"
+[ "$fuzz_failed" = 0 ]

@@ -1,0 +1,73 @@
+//! Proves that the Java Kafka client, 3.9 and 4.1, works against Strata: its admin client
+//! (create, describe, incremental config changes), its producer on defaults (idempotent,
+//! acks=all) with zstd, and a consumer by assignment with offsetsForTimes. The client program is
+//! `tests/java/StrataClientCheck.java`; Maven fetches the jars once into the target directory.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use common::BrokerProcess;
+
+fn run(command: &mut Command) -> String {
+    let output = command.output().unwrap_or_else(|e| panic!("{command:?} could not start (java, javac and mvn are installed by scripts/test.sh): {e}"));
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(output.status.success(), "{command:?} failed:\n{text}");
+    text
+}
+
+/// Jars and the compiled check for one client version, built once per target directory.
+fn client_classpath(version: &str) -> String {
+    let sources = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/java");
+    let base = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("java-client-{version}"));
+    let lib = base.join("lib");
+    if !lib.join(format!("kafka-clients-{version}.jar")).exists() {
+        run(Command::new("mvn")
+            .args(["-q", "-B", "-f"])
+            .arg(sources.join("pom.xml"))
+            .arg("dependency:copy-dependencies")
+            .arg(format!("-DoutputDirectory={}", lib.display()))
+            .arg(format!("-Dkafka.version={version}")));
+    }
+    let classes = base.join("classes");
+    let jars = format!("{}/*", lib.display());
+    run(Command::new("javac")
+        .arg("-d")
+        .arg(&classes)
+        .arg("-cp")
+        .arg(&jars)
+        .arg(sources.join("StrataClientCheck.java")));
+    format!("{}:{jars}", classes.display())
+}
+
+fn check_client(version: &str) {
+    let classpath = client_classpath(version);
+    let dir = tempfile::tempdir().unwrap();
+    let broker = BrokerProcess::start(&dir.path().join("data"), &[]);
+    let output = run(Command::new("java")
+        .arg("-cp")
+        .arg(&classpath)
+        .arg("StrataClientCheck")
+        .arg(&broker.addr)
+        .arg("java-check"));
+    assert!(
+        output.contains("OK 3000 records"),
+        "{output}\nbroker log:\n{}",
+        broker.log()
+    );
+}
+
+#[test]
+fn java_client_4_1() {
+    check_client("4.1.0");
+}
+
+#[test]
+fn java_client_3_9() {
+    check_client("3.9.1");
+}
