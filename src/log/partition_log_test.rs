@@ -158,3 +158,26 @@ fn oversized_batch_is_refused() {
         "{err}"
     );
 }
+
+#[test]
+fn segment_ms_rolls_an_old_active_segment() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log =
+        PartitionLog::open(dir.path(), config(&[("segment.ms", "60000")]), 0, true).unwrap();
+    let now = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    log.append(&mut sample_batch(1, now, None), now).unwrap();
+    log.append(&mut sample_batch(1, now, None), now + 1_000)
+        .unwrap();
+    assert_eq!(log.segment_count(), 1, "young segment keeps taking appends");
+    log.append(&mut sample_batch(1, now, None), now + 61_000)
+        .unwrap();
+    assert_eq!(
+        log.segment_count(),
+        2,
+        "a segment older than segment.ms rolls on the next append"
+    );
+    assert_eq!(log.log_end_offset(), 3);
+}
