@@ -123,24 +123,13 @@ impl StrataBroker {
         if validate_only {
             return Ok(());
         }
-        let previous = std::mem::replace(
-            &mut metadata
-                .doc
-                .topics
-                .get_mut(name)
-                .expect("checked above")
-                .configs,
-            overrides,
-        );
-        if let Err(e) = metadata.save() {
-            metadata
-                .doc
-                .topics
-                .get_mut(name)
-                .expect("checked above")
-                .configs = previous;
-            return Err(storage(e));
-        }
+        metadata
+            .update(|doc| {
+                if let Some(record) = doc.topics.get_mut(name) {
+                    record.configs = overrides;
+                }
+            })
+            .map_err(storage)?;
         drop(metadata);
         self.replicas.set_config(name, &log_config);
         tracing::info!(topic = name, "topic configs changed");
@@ -357,11 +346,11 @@ impl Broker for StrataBroker {
         if validate_only {
             return Ok(meta);
         }
-        metadata.doc.topics.insert(topic.name.clone(), record);
-        if let Err(e) = metadata.save() {
-            metadata.doc.topics.remove(&topic.name);
-            return Err(storage(e));
-        }
+        metadata
+            .update(|doc| {
+                doc.topics.insert(topic.name.clone(), record);
+            })
+            .map_err(storage)?;
         // Opened under the metadata lock so that no request sees the topic without partitions.
         self.replicas
             .open_partitions(&topic.name, 0, partitions, &log_config)
@@ -376,12 +365,14 @@ impl Broker for StrataBroker {
         let record = metadata
             .doc
             .topics
-            .remove(name)
+            .get(name)
+            .cloned()
             .ok_or(BrokerError::UnknownTopicOrPartition)?;
-        if let Err(e) = metadata.save() {
-            metadata.doc.topics.insert(name.to_owned(), record);
-            return Err(storage(e));
-        }
+        metadata
+            .update(|doc| {
+                doc.topics.remove(name);
+            })
+            .map_err(storage)?;
         self.replicas
             .delete_topic(name, record.topic_id)
             .map_err(storage)?;
@@ -418,20 +409,12 @@ impl Broker for StrataBroker {
             return Ok(());
         }
         metadata
-            .doc
-            .topics
-            .get_mut(name)
-            .expect("checked above")
-            .partitions = count;
-        if let Err(e) = metadata.save() {
-            metadata
-                .doc
-                .topics
-                .get_mut(name)
-                .expect("checked above")
-                .partitions = current;
-            return Err(storage(e));
-        }
+            .update(|doc| {
+                if let Some(record) = doc.topics.get_mut(name) {
+                    record.partitions = count;
+                }
+            })
+            .map_err(storage)?;
         self.replicas
             .open_partitions(name, current, count, &log_config)
             .map_err(storage)?;
@@ -672,8 +655,10 @@ impl Broker for StrataBroker {
             .unwrap_or_else(|p| p.into_inner());
         let mut metadata = self.metadata();
         if *next >= metadata.doc.producer_id_block_end {
-            metadata.doc.producer_id_block_end = *next + PRODUCER_ID_BLOCK;
-            metadata.save().map_err(storage)?;
+            let block_end = *next + PRODUCER_ID_BLOCK;
+            metadata
+                .update(|doc| doc.producer_id_block_end = block_end)
+                .map_err(storage)?;
         }
         let id = *next;
         *next += 1;

@@ -95,6 +95,18 @@ impl MetadataStore {
         Ok(store)
     }
 
+    /// Applies `change` and persists it; if the write fails the document stays as it was, so
+    /// memory never runs ahead of disk.
+    pub fn update(&mut self, change: impl FnOnce(&mut MetadataDocument)) -> Result<(), LogError> {
+        let before = self.doc.clone();
+        change(&mut self.doc);
+        if let Err(e) = self.save() {
+            self.doc = before;
+            return Err(e);
+        }
+        Ok(())
+    }
+
     /// Writes the document atomically and durably.
     pub fn save(&self) -> Result<(), LogError> {
         let tmp = self.path.with_extension("json.tmp");

@@ -6,7 +6,7 @@ mod common;
 
 use bytes::{Bytes, BytesMut};
 use common::BrokerProcess;
-use common::wire::Conn;
+use common::wire::{Conn, encode_batch};
 use kafka_protocol::messages::create_topics_request::CreatableTopic;
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::{
@@ -15,9 +15,6 @@ use kafka_protocol::messages::{
     ResponseHeader, TopicName,
 };
 use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
-use kafka_protocol::records::{
-    Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
-};
 
 async fn api_versions_work(addr: &str) {
     let mut conn = Conn::open(addr).await;
@@ -29,36 +26,8 @@ async fn api_versions_work(addr: &str) {
 }
 
 fn batch(records: usize, value_len: usize) -> Vec<u8> {
-    let records: Vec<Record> = (0..records)
-        .map(|i| Record {
-            transactional: false,
-            control: false,
-            partition_leader_epoch: 0,
-            producer_id: -1,
-            producer_epoch: -1,
-            timestamp_type: TimestampType::Creation,
-            offset: i as i64,
-            // The encoder keeps records in one batch while offset - sequence is constant;
-            // the batch's base sequence comes out as -1, as non-idempotent producers send it.
-            sequence: i as i32 - 1,
-            timestamp: 1_000,
-            key: None,
-            value: Some(Bytes::from(vec![b'v'; value_len])),
-            headers: Default::default(),
-            delete_horizon: false,
-        })
-        .collect();
-    let mut buf = BytesMut::new();
-    RecordBatchEncoder::encode(
-        &mut buf,
-        &records,
-        &RecordEncodeOptions {
-            version: 2,
-            compression: Compression::None,
-        },
-    )
-    .unwrap();
-    buf.to_vec()
+    let values = vec![Bytes::from(vec![b'v'; value_len]); records];
+    encode_batch(&values, (-1, -1), -1, 1_000).to_vec()
 }
 
 fn produce(topic: &str, records: Vec<u8>) -> ProduceRequest {

@@ -7,17 +7,15 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use common::BrokerProcess;
-use common::wire::Conn;
+use common::wire::{Conn, encode_batch};
 use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::StrBytes;
-use kafka_protocol::records::{
-    Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
-};
+use kafka_protocol::records::{RecordBatchDecoder, TimestampType};
 
 fn name(topic: &str) -> TopicName {
     TopicName(StrBytes::from_string(topic.to_owned()))
@@ -25,34 +23,10 @@ fn name(topic: &str) -> TopicName {
 
 /// One batch of `count` records from producer `(id, epoch)` starting at `sequence`.
 fn batch(producer: (i64, i16), sequence: i32, count: i32, timestamp: i64) -> Bytes {
-    let records: Vec<Record> = (0..count)
-        .map(|i| Record {
-            transactional: false,
-            control: false,
-            partition_leader_epoch: 0,
-            producer_id: producer.0,
-            producer_epoch: producer.1,
-            timestamp_type: TimestampType::Creation,
-            offset: i as i64,
-            sequence: sequence + i,
-            timestamp,
-            key: None,
-            value: Some(Bytes::from(format!("seq-{}", sequence + i))),
-            headers: Default::default(),
-            delete_horizon: false,
-        })
+    let values: Vec<Bytes> = (0..count)
+        .map(|i| Bytes::from(format!("seq-{}", sequence + i)))
         .collect();
-    let mut buf = BytesMut::new();
-    RecordBatchEncoder::encode(
-        &mut buf,
-        &records,
-        &RecordEncodeOptions {
-            version: 2,
-            compression: Compression::None,
-        },
-    )
-    .unwrap();
-    buf.freeze()
+    encode_batch(&values, producer, sequence, timestamp)
 }
 
 async fn produce(conn: &mut Conn, topic: &str, records: Bytes) -> (i16, i64, i64) {

@@ -5,6 +5,9 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::messages::{RequestHeader, ResponseHeader};
 use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, Request, StrBytes};
+use kafka_protocol::records::{
+    Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
+};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -64,4 +67,41 @@ impl Conn {
     pub async fn is_closed(&mut self) -> bool {
         self.receive().await.is_none()
     }
+}
+
+/// Encodes one uncompressed record batch (magic 2) of `values` from `producer` (id, epoch),
+/// the first record at `sequence` (-1 and `(-1, -1)` for a plain producer), stamped `timestamp`.
+pub fn encode_batch(
+    values: &[Bytes],
+    producer: (i64, i16),
+    sequence: i32,
+    timestamp: i64,
+) -> Bytes {
+    let records: Vec<Record> = values
+        .iter()
+        .enumerate()
+        .map(|(i, value)| Record {
+            transactional: false,
+            control: false,
+            partition_leader_epoch: 0,
+            producer_id: producer.0,
+            producer_epoch: producer.1,
+            timestamp_type: TimestampType::Creation,
+            offset: i as i64,
+            // The encoder keeps records in one batch while offset - sequence is constant.
+            sequence: sequence + i as i32,
+            timestamp,
+            key: None,
+            value: Some(value.clone()),
+            headers: Default::default(),
+            delete_horizon: false,
+        })
+        .collect();
+    let mut buf = BytesMut::new();
+    let options = RecordEncodeOptions {
+        version: 2,
+        compression: Compression::None,
+    };
+    RecordBatchEncoder::encode(&mut buf, &records, &options).expect("batch encodes");
+    buf.freeze()
 }

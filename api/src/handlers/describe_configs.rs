@@ -13,6 +13,23 @@ use crate::connection::Reply;
 pub(super) const RESOURCE_TOPIC: i8 = 2;
 pub(super) const RESOURCE_BROKER: i8 = 4;
 
+/// Runs `alter` for a topic resource. Broker configs are static (set at start), and other
+/// resource types do not exist here: both are refused with a message saying so.
+pub(super) fn alter_topic_resource(
+    resource_type: i8,
+    alter: impl FnOnce() -> Result<(), BrokerError>,
+) -> Result<(), BrokerError> {
+    match resource_type {
+        RESOURCE_TOPIC => alter(),
+        RESOURCE_BROKER => Err(BrokerError::InvalidRequest(
+            "dynamic broker configs are not supported; restart with the new value".into(),
+        )),
+        other => Err(BrokerError::InvalidRequest(format!(
+            "resource type {other} is not supported"
+        ))),
+    }
+}
+
 pub(super) fn handle<B: Broker>(
     ctx: &Ctx<'_, B>,
     request: DescribeConfigsRequest,

@@ -16,7 +16,7 @@ use tokio::time::Instant;
 use uuid::Uuid;
 
 use super::fetch_encode::{self, EncodeCtx};
-use super::{Ctx, HandleError};
+use super::{Ctx, HandleError, check_leader_epoch};
 use crate::broker::{Broker, BrokerError, FileRegion};
 use crate::connection::Reply;
 
@@ -122,10 +122,11 @@ fn read_all<B: Broker>(
             let data = PartitionData::default().with_partition_index(p.index);
             let read = match &topic.name {
                 None => Err(BrokerError::UnknownTopicId),
-                Some(name) => check_epoch(broker, name, p).and_then(|()| {
-                    let budget = p.partition_max_bytes.min(max_bytes.saturating_sub(total));
-                    broker.read(name, p.index, p.fetch_offset, budget, total == 0)
-                }),
+                Some(name) => check_leader_epoch(broker, name, p.index, p.current_leader_epoch)
+                    .and_then(|_| {
+                        let budget = p.partition_max_bytes.min(max_bytes.saturating_sub(total));
+                        broker.read(name, p.index, p.fetch_offset, budget, total == 0)
+                    }),
             };
             match read {
                 Ok(read) => {
@@ -169,21 +170,4 @@ fn read_all<B: Broker>(
         total,
         errors,
     )
-}
-
-/// KIP-320: a client that knows a newer or older leader epoch than the broker is told so.
-fn check_epoch<B: Broker>(
-    broker: &B,
-    topic: &str,
-    p: &PlannedPartition,
-) -> Result<(), BrokerError> {
-    if p.current_leader_epoch < 0 {
-        return Ok(());
-    }
-    let epoch = broker.leader_epoch(topic, p.index)?;
-    match p.current_leader_epoch.cmp(&epoch) {
-        std::cmp::Ordering::Less => Err(BrokerError::FencedLeaderEpoch),
-        std::cmp::Ordering::Greater => Err(BrokerError::UnknownLeaderEpoch),
-        std::cmp::Ordering::Equal => Ok(()),
-    }
 }

@@ -3,7 +3,7 @@
 use kafka_protocol::messages::incremental_alter_configs_response::AlterConfigsResourceResponse;
 use kafka_protocol::messages::{IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse};
 
-use super::describe_configs::{RESOURCE_BROKER, RESOURCE_TOPIC};
+use super::describe_configs::alter_topic_resource;
 use super::{Ctx, HandleError, error_parts};
 use crate::broker::{Broker, BrokerError, ConfigOp};
 use crate::connection::Reply;
@@ -16,8 +16,8 @@ pub(super) fn handle<B: Broker>(
         .resources
         .into_iter()
         .map(|resource| {
-            let result = match resource.resource_type {
-                RESOURCE_TOPIC => resource
+            let result = alter_topic_resource(resource.resource_type, || {
+                resource
                     .configs
                     .into_iter()
                     .map(|c| {
@@ -43,14 +43,8 @@ pub(super) fn handle<B: Broker>(
                             ops,
                             request.validate_only,
                         )
-                    }),
-                RESOURCE_BROKER => Err(BrokerError::InvalidRequest(
-                    "dynamic broker configs are not supported; restart with the new value".into(),
-                )),
-                other => Err(BrokerError::InvalidRequest(format!(
-                    "resource type {other} is not supported"
-                ))),
-            };
+                    })
+            });
             let (code, message) = error_parts(&result);
             AlterConfigsResourceResponse::default()
                 .with_resource_type(resource.resource_type)

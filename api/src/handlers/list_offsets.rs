@@ -5,7 +5,7 @@ use kafka_protocol::messages::list_offsets_response::{
 };
 use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
 
-use super::{Ctx, HandleError};
+use super::{Ctx, HandleError, check_leader_epoch};
 use crate::broker::{Broker, BrokerError, OffsetSpec};
 use crate::connection::Reply;
 
@@ -41,13 +41,12 @@ pub(super) fn handle<B: Broker>(
                     let response = ListOffsetsPartitionResponse::default()
                         .with_partition_index(p.partition_index);
                     let result = spec(p.timestamp, ctx.version).and_then(|spec| {
-                        let epoch = ctx.broker.leader_epoch(&name, p.partition_index)?;
-                        if p.current_leader_epoch >= 0 && p.current_leader_epoch < epoch {
-                            return Err(BrokerError::FencedLeaderEpoch);
-                        }
-                        if p.current_leader_epoch > epoch {
-                            return Err(BrokerError::UnknownLeaderEpoch);
-                        }
+                        check_leader_epoch(
+                            ctx.broker.as_ref(),
+                            &name,
+                            p.partition_index,
+                            p.current_leader_epoch,
+                        )?;
                         ctx.broker.list_offset(&name, p.partition_index, spec)
                     });
                     match result {

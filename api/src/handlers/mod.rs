@@ -122,6 +122,26 @@ pub(crate) fn handle<B: Broker>(
     }
 }
 
+/// KIP-320: a request that names a leader epoch older than the partition's is fenced, a newer
+/// one is unknown to this broker; -1 skips the check. Returns the partition's epoch.
+pub(crate) fn check_leader_epoch<B: Broker>(
+    broker: &B,
+    topic: &str,
+    partition: i32,
+    current_leader_epoch: i32,
+) -> Result<i32, crate::broker::BrokerError> {
+    use crate::broker::BrokerError;
+    let epoch = broker.leader_epoch(topic, partition)?;
+    if current_leader_epoch < 0 {
+        return Ok(epoch);
+    }
+    match current_leader_epoch.cmp(&epoch) {
+        std::cmp::Ordering::Less => Err(BrokerError::FencedLeaderEpoch),
+        std::cmp::Ordering::Greater => Err(BrokerError::UnknownLeaderEpoch),
+        std::cmp::Ordering::Equal => Ok(epoch),
+    }
+}
+
 /// A protocol string from a Rust string.
 pub(crate) fn str_bytes(value: impl Into<String>) -> StrBytes {
     StrBytes::from_string(value.into())

@@ -5,8 +5,8 @@ use kafka_protocol::messages::offset_for_leader_epoch_response::{
 };
 use kafka_protocol::messages::{OffsetForLeaderEpochRequest, OffsetForLeaderEpochResponse};
 
-use super::{Ctx, HandleError};
-use crate::broker::{Broker, BrokerError};
+use super::{Ctx, HandleError, check_leader_epoch};
+use crate::broker::Broker;
 use crate::connection::Reply;
 
 pub(super) fn handle<B: Broker>(
@@ -23,19 +23,16 @@ pub(super) fn handle<B: Broker>(
                 .into_iter()
                 .map(|p| {
                     let response = EpochEndOffset::default().with_partition(p.partition);
-                    let result = ctx
-                        .broker
-                        .leader_epoch(&name, p.partition)
-                        .and_then(|current| {
-                            if p.current_leader_epoch >= 0 && p.current_leader_epoch < current {
-                                return Err(BrokerError::FencedLeaderEpoch);
-                            }
-                            if p.current_leader_epoch > current {
-                                return Err(BrokerError::UnknownLeaderEpoch);
-                            }
-                            ctx.broker
-                                .end_offset_for_epoch(&name, p.partition, p.leader_epoch)
-                        });
+                    let result = check_leader_epoch(
+                        ctx.broker.as_ref(),
+                        &name,
+                        p.partition,
+                        p.current_leader_epoch,
+                    )
+                    .and_then(|_| {
+                        ctx.broker
+                            .end_offset_for_epoch(&name, p.partition, p.leader_epoch)
+                    });
                     match result {
                         Ok((epoch, end_offset)) => response
                             .with_leader_epoch(epoch)
