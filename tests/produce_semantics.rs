@@ -202,6 +202,25 @@ async fn idempotence_errors_log_append_time_and_long_polls() {
     assert_eq!(partition.high_watermark, 3);
     assert!(!partition.records.as_ref().unwrap().is_empty());
 
+    // Pipelining: requests sent back to back are answered in order, even when a later one is
+    // ready before an earlier long poll.
+    let mut pipelined = Conn::open(&broker.addr).await;
+    pipelined
+        .send_as(1, 3, &ApiVersionsRequest::default())
+        .await;
+    pipelined.send_as(2, 12, &fetch(3, 500)).await;
+    pipelined
+        .send_as(3, 12, &MetadataRequest::default().with_topics(None))
+        .await;
+    pipelined
+        .send_as(4, 3, &ApiVersionsRequest::default())
+        .await;
+    let mut order = Vec::new();
+    for _ in 0..4 {
+        order.push(pipelined.next_correlation_id().await.expect("answered"));
+    }
+    assert_eq!(order, vec![1, 2, 3, 4]);
+
     // With no data, max_wait_ms bounds the wait.
     let started = Instant::now();
     let response = conn.call(12, &fetch(3, 400)).await.unwrap();

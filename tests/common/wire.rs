@@ -27,11 +27,16 @@ impl Conn {
     }
 
     pub async fn send<R: Request>(&mut self, version: i16, request: &R) {
+        self.send_as(7, version, request).await;
+    }
+
+    /// Sends a request with the given correlation id, without waiting for its answer.
+    pub async fn send_as<R: Request>(&mut self, correlation_id: i32, version: i16, request: &R) {
         let mut body = BytesMut::new();
         RequestHeader::default()
             .with_request_api_key(R::KEY)
             .with_request_api_version(version)
-            .with_correlation_id(7)
+            .with_correlation_id(correlation_id)
             .with_client_id(Some(StrBytes::from_static_str("bad-input-test")))
             .encode(&mut body, R::header_version(version))
             .unwrap();
@@ -39,6 +44,12 @@ impl Conn {
         let mut frame = (body.len() as i32).to_be_bytes().to_vec();
         frame.extend_from_slice(&body);
         self.send_raw(&frame).await;
+    }
+
+    /// The correlation id of the next response, which is read and discarded.
+    pub async fn next_correlation_id(&mut self) -> Option<i32> {
+        let frame = self.receive().await?;
+        Some(i32::from_be_bytes([frame[0], frame[1], frame[2], frame[3]]))
     }
 
     /// The next response frame, or `None` if the broker closed the connection.
