@@ -32,6 +32,12 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 results=$(mktemp)
 cargo test --workspace --locked 2>&1 | tee "$results"
 
+# The benchmark must keep working; a smoke run checks every step, never the figures (CI
+# machines are shared and noisy).
+cargo build --locked --bin strata --bin strata-bench
+"$CARGO_TARGET_DIR/debug/strata-bench" --smoke --strata "$CARGO_TARGET_DIR/debug/strata" >/dev/null
+echo "bench smoke run: ok"
+
 # A short fuzzing run of each target on a copy of the checked-in corpus (STRATA_FUZZ_SECONDS
 # each; 0 skips). cargo-fuzz needs nightly features: RUSTC_BOOTSTRAP lets the stable compiler,
 # which ships the sanitizer runtimes, provide them, since a fresh machine cannot fetch nightly.
