@@ -34,7 +34,7 @@ cargo test --workspace --locked 2>&1 | tee "$results"
 
 # The benchmark must keep working; a smoke run checks every step, never the figures (CI
 # machines are shared and noisy).
-cargo build --locked --bin strata --bin strata-bench
+cargo build --locked -p strata -p strata-bench --bins
 "$CARGO_TARGET_DIR/debug/strata-bench" --smoke --strata "$CARGO_TARGET_DIR/debug/strata" >/dev/null
 echo "bench smoke run: ok"
 
