@@ -147,6 +147,16 @@ fn effective_config(
     LogConfig::from_map(&merged).map_err(|e| BrokerError::InvalidConfig(e.0))
 }
 
+/// Refuses partition counts above [`MAX_PARTITIONS_PER_TOPIC`].
+fn check_partition_limit(count: i32) -> Result<(), BrokerError> {
+    if count > MAX_PARTITIONS_PER_TOPIC {
+        return Err(BrokerError::InvalidPartitions(format!(
+            "{count} partitions is more than the {MAX_PARTITIONS_PER_TOPIC} a topic may have"
+        )));
+    }
+    Ok(())
+}
+
 /// The current entries of a list config, for APPEND and SUBTRACT.
 fn list_items(overrides: &BTreeMap<String, String>, key: &str) -> Result<Vec<String>, BrokerError> {
     let config = TOPIC_CONFIGS
@@ -306,11 +316,7 @@ impl Broker for StrataBroker {
                 "number of partitions must be larger than 0, got {partitions}"
             )));
         }
-        if partitions > MAX_PARTITIONS_PER_TOPIC {
-            return Err(BrokerError::InvalidPartitions(format!(
-                "{partitions} partitions is more than the {MAX_PARTITIONS_PER_TOPIC} a topic may have"
-            )));
-        }
+        check_partition_limit(partitions)?;
         let replication_factor = topic
             .replication_factor
             .unwrap_or(self.config.default_replication_factor);
@@ -399,11 +405,7 @@ impl Broker for StrataBroker {
                 "topic '{name}' has {current} partitions; the new count {count} must be larger"
             )));
         }
-        if count > MAX_PARTITIONS_PER_TOPIC {
-            return Err(BrokerError::InvalidPartitions(format!(
-                "{count} partitions is more than the {MAX_PARTITIONS_PER_TOPIC} a topic may have"
-            )));
-        }
+        check_partition_limit(count)?;
         let log_config = effective_config(&self.config, &record.configs)?;
         if validate_only {
             return Ok(());
