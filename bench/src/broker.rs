@@ -58,16 +58,9 @@ impl Broker {
         }
     }
 
-    /// User plus system CPU seconds the broker has used so far (from /proc).
+    /// User plus system CPU seconds the broker has used so far.
     pub fn cpu_seconds(&self) -> anyhow::Result<f64> {
-        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.child.id()))?;
-        // Fields after the parenthesised command name; utime and stime are the 12th and 13th.
-        let rest = stat.rsplit_once(')').context("malformed /proc stat")?.1;
-        let fields: Vec<&str> = rest.split_whitespace().collect();
-        let ticks: f64 = fields[11].parse::<f64>()? + fields[12].parse::<f64>()?;
-        let per_second =
-            nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK)?.unwrap_or(100) as f64;
-        Ok(ticks / per_second)
+        process_cpu_seconds(&self.child.id().to_string())
     }
 
     /// SIGTERM and wait for a clean exit.
@@ -89,4 +82,15 @@ impl Drop for Broker {
             let _ = self.child.wait();
         }
     }
+}
+
+/// User plus system CPU seconds of a process (`self` for this one), from /proc.
+pub fn process_cpu_seconds(pid: &str) -> anyhow::Result<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    // Fields after the parenthesised command name; utime and stime are the 12th and 13th.
+    let rest = stat.rsplit_once(')').context("malformed /proc stat")?.1;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: f64 = fields[11].parse::<f64>()? + fields[12].parse::<f64>()?;
+    let per_second = nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK)?.unwrap_or(100) as f64;
+    Ok(ticks / per_second)
 }

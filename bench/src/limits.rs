@@ -26,17 +26,57 @@ pub struct Limits {
     pub disk_buffered: f64,
     /// memcpy of large buffers.
     pub memcpy: f64,
+    /// zstd level 3 compression of JSON-like records on one core (input MB/s).
+    pub zstd_compress: f64,
+    /// zstd decompression of the same on one core (output MB/s).
+    pub zstd_decompress: f64,
 }
 
 /// Runs every probe, each moving about `bytes`.
 pub fn measure(bytes: u64, scratch: &Path) -> anyhow::Result<Limits> {
+    let (compress, decompress) = zstd_speed(bytes / 4)?;
     Ok(Limits {
         loopback_read_write: loopback(bytes, None)?,
         loopback_sendfile: loopback(bytes, Some(scratch))?,
         disk_fdatasync_per_mib: disk(bytes.min(256 << 20), scratch, true)?,
         disk_buffered: disk(bytes, scratch, false)?,
         memcpy: memcpy(bytes * 4),
+        zstd_compress: compress,
+        zstd_decompress: decompress,
     })
+}
+
+/// Compresses and decompresses about `bytes` of JSON-like records, one core, level 3 (the
+/// level tiering will use), returning input and output MB/s.
+fn zstd_speed(bytes: u64) -> anyhow::Result<(f64, f64)> {
+    const BLOCK: usize = 4 << 20;
+    let mut block = Vec::with_capacity(BLOCK + 256);
+    let mut n = 0u64;
+    while block.len() < BLOCK {
+        let record = format!(
+            "{{\"id\":{n},\"user\":\"user-{}\",\"event\":\"{}\",\"ts\":{},\"amount\":{}.{:02}}}\n",
+            n % 9973,
+            ["view", "click", "purchase", "search"][(n % 4) as usize],
+            1_700_000_000_000 + n * 37,
+            n % 500,
+            n % 100
+        );
+        block.extend_from_slice(record.as_bytes());
+        n += 1;
+    }
+    let rounds = (bytes / BLOCK as u64).max(1);
+    let started = Instant::now();
+    let mut compressed = Vec::new();
+    for _ in 0..rounds {
+        compressed = zstd::bulk::compress(&block, 3)?;
+    }
+    let compress = mb_per_s(rounds * block.len() as u64, started);
+    let started = Instant::now();
+    for _ in 0..rounds {
+        let out = zstd::bulk::decompress(&compressed, block.len())?;
+        std::hint::black_box(out);
+    }
+    Ok((compress, mb_per_s(rounds * block.len() as u64, started)))
 }
 
 fn mb_per_s(bytes: u64, started: Instant) -> f64 {
@@ -157,6 +197,11 @@ impl Limits {
             ),
             Row::limit("disk sequential write, buffered", self.disk_buffered),
             Row::limit("memory copy", self.memcpy),
+            Row::limit(
+                "zstd level 3 compress, one core, JSON-like",
+                self.zstd_compress,
+            ),
+            Row::limit("zstd decompress, one core, JSON-like", self.zstd_decompress),
         ]
     }
 }

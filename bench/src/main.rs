@@ -120,6 +120,8 @@ fn main() -> anyhow::Result<()> {
     let mut rows = limits.rows();
     for workload in workloads {
         let cpu_before = own_broker.as_ref().map(|b| b.cpu_seconds()).transpose()?;
+        // librdkafka runs inside this process, so its CPU time is the client's.
+        let client_before = broker::process_cpu_seconds("self")?;
         eprintln!(
             "{workload}: producing {} MiB, then consuming it…",
             scale.workload_bytes >> 20
@@ -129,7 +131,8 @@ fn main() -> anyhow::Result<()> {
             (Some(b), Some(before)) => Some(b.cpu_seconds()? - before),
             _ => None,
         };
-        rows.extend(result.rows(workload, &limits, cpu));
+        let client = broker::process_cpu_seconds("self")? - client_before;
+        rows.extend(result.rows(workload, &limits, cpu, client));
     }
     let latency_run = latency::LatencyRun {
         rate: LATENCY_RATE,

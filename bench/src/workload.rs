@@ -155,8 +155,15 @@ fn rand_suffix() -> u64 {
 }
 
 impl Measured {
-    /// Report rows for this workload; `broker_cpu` is the broker's CPU seconds during it.
-    pub fn rows(&self, workload: Workload, limits: &Limits, broker_cpu: Option<f64>) -> Vec<Row> {
+    /// Report rows for this workload; `broker_cpu` and `client_cpu` are the CPU seconds each
+    /// side used during it, so that a run limited by the client shows as such.
+    pub fn rows(
+        &self,
+        workload: Workload,
+        limits: &Limits,
+        broker_cpu: Option<f64>,
+        client_cpu: f64,
+    ) -> Vec<Row> {
         let mb = self.bytes as f64 / 1e6;
         let loopback = Some(("loopback write/read", limits.loopback_read_write));
         let mut rows = vec![
@@ -176,14 +183,15 @@ impl Measured {
                 loopback,
             ),
         ];
-        if let Some(cpu) = broker_cpu {
-            // Every byte crosses the broker twice: in with produce, out with consume.
-            let gb_moved = 2.0 * self.bytes as f64 / 1e9;
-            rows.push(Row::plain(
-                format!("broker CPU per GB moved, {workload}"),
-                format!("{:.2} CPU-s/GB", cpu / gb_moved),
-            ));
-        }
+        // Every byte crosses the broker twice: in with produce, out with consume.
+        let gb_moved = 2.0 * self.bytes as f64 / 1e9;
+        let broker = broker_cpu.map_or("not measured".to_owned(), |cpu| {
+            format!("broker {:.2}", cpu / gb_moved)
+        });
+        rows.push(Row::plain(
+            format!("CPU per GB moved, {workload}"),
+            format!("{broker}, client {:.2} CPU-s/GB", client_cpu / gb_moved),
+        ));
         rows
     }
 }
