@@ -18,8 +18,10 @@ const CHUNK: usize = 1 << 20;
 pub struct Limits {
     /// One TCP stream over loopback, write(2) on one side and read(2) on the other.
     pub loopback_read_write: f64,
-    /// The same with the sender using sendfile(2) from a cached file.
+    /// The same with the sender using sendfile(2) from a cached file: a null broker's fetch.
     pub loopback_sendfile: f64,
+    /// A null broker's produce: loopback TCP into a receiver that appends to a file.
+    pub null_broker_append: f64,
     /// Sequential file writes with fdatasync after every MiB.
     pub disk_fdatasync_per_mib: f64,
     /// Sequential file writes, one fdatasync at the end.
@@ -36,8 +38,9 @@ pub struct Limits {
 pub fn measure(bytes: u64, scratch: &Path) -> anyhow::Result<Limits> {
     let (compress, decompress) = zstd_speed(bytes / 4)?;
     Ok(Limits {
-        loopback_read_write: loopback(bytes, None)?,
-        loopback_sendfile: loopback(bytes, Some(scratch))?,
+        loopback_read_write: loopback(bytes, None, None)?,
+        loopback_sendfile: loopback(bytes, Some(scratch), None)?,
+        null_broker_append: loopback(bytes, None, Some(&scratch.join("null-broker.log")))?,
         disk_fdatasync_per_mib: disk(bytes.min(256 << 20), scratch, true)?,
         disk_buffered: disk(bytes, scratch, false)?,
         memcpy: memcpy(bytes * 4),
@@ -83,10 +86,16 @@ fn mb_per_s(bytes: u64, started: Instant) -> f64 {
     bytes as f64 / 1e6 / started.elapsed().as_secs_f64()
 }
 
-/// Streams `bytes` over loopback; with a scratch dir, the sender uses sendfile from a file there.
-fn loopback(bytes: u64, sendfile_from: Option<&Path>) -> anyhow::Result<f64> {
+/// Streams `bytes` over loopback. With `sendfile_from`, the sender uses sendfile from a file
+/// there; with `append_to`, the receiver appends what it reads to that file.
+fn loopback(
+    bytes: u64,
+    sendfile_from: Option<&Path>,
+    append_to: Option<&Path>,
+) -> anyhow::Result<f64> {
     let listener = TcpListener::bind("127.0.0.1:0")?;
     let addr = listener.local_addr()?;
+    let mut sink = append_to.map(File::create).transpose()?;
     let receiver = std::thread::spawn(move || -> std::io::Result<u64> {
         let (mut socket, _) = listener.accept()?;
         let mut buffer = vec![0u8; CHUNK];
@@ -94,7 +103,12 @@ fn loopback(bytes: u64, sendfile_from: Option<&Path>) -> anyhow::Result<f64> {
         loop {
             match socket.read(&mut buffer)? {
                 0 => return Ok(total),
-                n => total += n as u64,
+                n => {
+                    if let Some(file) = sink.as_mut() {
+                        file.write_all(&buffer[..n])?;
+                    }
+                    total += n as u64;
+                }
             }
         }
     });
@@ -146,7 +160,11 @@ fn loopback(bytes: u64, sendfile_from: Option<&Path>) -> anyhow::Result<f64> {
         received == sent,
         "loopback probe lost bytes: sent {sent}, received {received}"
     );
-    Ok(mb_per_s(sent, started))
+    let rate = mb_per_s(sent, started);
+    if let Some(path) = append_to {
+        std::fs::remove_file(path)?;
+    }
+    Ok(rate)
 }
 
 /// Writes `bytes` sequentially; with `sync_each`, fdatasync after every chunk.
@@ -190,7 +208,14 @@ impl Limits {
     pub fn rows(&self) -> Vec<Row> {
         vec![
             Row::limit("loopback TCP, write/read", self.loopback_read_write),
-            Row::limit("loopback TCP, sendfile/read", self.loopback_sendfile),
+            Row::limit(
+                "loopback TCP, sendfile/read (null broker fetch)",
+                self.loopback_sendfile,
+            ),
+            Row::limit(
+                "loopback TCP into a file append (null broker produce)",
+                self.null_broker_append,
+            ),
             Row::limit(
                 "disk sequential write, fdatasync per MiB",
                 self.disk_fdatasync_per_mib,
