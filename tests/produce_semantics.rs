@@ -236,3 +236,52 @@ async fn idempotence_errors_log_append_time_and_long_polls() {
             .is_none_or(|r| r.is_empty())
     );
 }
+
+/// With acks=0 nobody waits for the fsync, yet on fsync-before-ack topics the high watermark
+/// follows the fsync: the records must become readable without waiting for the flush
+/// scheduler (set to run hourly here, so only the produce path can make them visible).
+#[tokio::test(flavor = "multi_thread")]
+async fn acks_0_records_become_readable_without_the_flush_scheduler() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = BrokerProcess::start(
+        &dir.path().join("data"),
+        &["log.flush.scheduler.interval.ms=3600000"],
+    );
+    let mut conn = Conn::open(&broker.addr).await;
+    create(&mut conn, "fire-and-forget", &[]).await;
+    let request = ProduceRequest::default()
+        .with_acks(0)
+        .with_timeout_ms(5_000)
+        .with_topic_data(vec![
+            TopicProduceData::default()
+                .with_name(name("fire-and-forget"))
+                .with_partition_data(vec![
+                    PartitionProduceData::default()
+                        .with_index(0)
+                        .with_records(Some(batch((-1, -1), -1, 3, 1))),
+                ]),
+        ]);
+    conn.send(9, &request).await;
+    let latest = ListOffsetsRequest::default().with_topics(vec![
+        kafka_protocol::messages::list_offsets_request::ListOffsetsTopic::default()
+            .with_name(name("fire-and-forget"))
+            .with_partitions(vec![
+                kafka_protocol::messages::list_offsets_request::ListOffsetsPartition::default()
+                    .with_partition_index(0)
+                    .with_timestamp(-1),
+            ]),
+    ]);
+    let started = Instant::now();
+    loop {
+        // acks=0 gets no response, so the next answer on this connection is the ListOffsets one.
+        let response = conn.call(8, &latest).await.expect("ListOffsets answered");
+        if response.topics[0].partitions[0].offset == 3 {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "acks=0 records never became readable"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}

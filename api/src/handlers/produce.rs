@@ -28,9 +28,6 @@ pub(super) fn handle<B: Broker>(
 ) -> Result<Reply, HandleError> {
     let acks = request.acks;
     let invalid_acks = !matches!(acks, -1..=1);
-    if request.transactional_id.is_some() && !invalid_acks {
-        tracing::debug!("transactional produce refused: transactions are not implemented");
-    }
     let mut results: Vec<(String, Vec<PartitionOutcome>)> = Vec::new();
     for topic in request.topic_data {
         let name = topic.name.0.to_string();
@@ -57,6 +54,24 @@ pub(super) fn handle<B: Broker>(
         results.push((name, partitions));
     }
     if acks == 0 {
+        // Nobody waits for these fsyncs, but the high watermark of fsync-before-ack topics
+        // only moves with them: start them now rather than at the next scheduled flush.
+        for (name, partitions) in results {
+            for (index, result) in partitions {
+                if let Some(appended) = result.ok().filter(|a| a.must_flush) {
+                    let broker = std::sync::Arc::clone(ctx.broker);
+                    let name = name.clone();
+                    tokio::spawn(async move {
+                        if let Err(e) = broker
+                            .wait_durable(&name, index, appended.next_offset)
+                            .await
+                        {
+                            tracing::warn!(topic = %name, partition = index, "fsync after acks=0 produce failed: {e}");
+                        }
+                    });
+                }
+            }
+        }
         return Ok(Reply::None);
     }
     let broker = std::sync::Arc::clone(ctx.broker);
