@@ -8,12 +8,12 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use hdrhistogram::Histogram;
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::Message;
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 
 use crate::report::Row;
+use crate::workload::send;
 
 /// Largest latency the histogram records (longer ones are clamped to it): 60 s in µs.
 const MAX_LATENCY_US: u64 = 60_000_000;
@@ -116,17 +116,7 @@ pub fn run(bootstrap: &str, run: LatencyRun) -> anyhow::Result<Latencies> {
             std::thread::sleep(due - now);
         }
         payload[..8].copy_from_slice(&scheduled.to_le_bytes());
-        let mut record = BaseRecord::<(), [u8]>::to(&topic).payload(&payload);
-        loop {
-            match producer.send(record) {
-                Ok(()) => break,
-                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
-                    record = back;
-                    producer.poll(Duration::from_millis(1));
-                }
-                Err((e, _)) => bail!("produce failed: {e}"),
-            }
-        }
+        send(&producer, BaseRecord::to(&topic).payload(&payload))?;
         producer.poll(Duration::ZERO);
     }
     producer.flush(Duration::from_secs(30))?;

@@ -100,17 +100,7 @@ pub fn run(bootstrap: &str, workload: Workload, bytes: u64) -> anyhow::Result<Me
         .context("producer")?;
     let started = Instant::now();
     for _ in 0..records {
-        let mut record = BaseRecord::<(), [u8]>::to(&topic).payload(&payload);
-        loop {
-            match producer.send(record) {
-                Ok(()) => break,
-                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
-                    record = back;
-                    producer.poll(Duration::from_millis(1));
-                }
-                Err((e, _)) => bail!("produce failed: {e}"),
-            }
-        }
+        send(&producer, BaseRecord::to(&topic).payload(&payload))?;
     }
     producer.flush(Duration::from_secs(300)).context("flush")?;
     let produce_secs = started.elapsed().as_secs_f64();
@@ -145,6 +135,23 @@ pub fn run(bootstrap: &str, workload: Workload, bytes: u64) -> anyhow::Result<Me
         produce_secs,
         consume_secs: started.elapsed().as_secs_f64(),
     })
+}
+
+/// Queues one record, waiting while librdkafka's local queue is full.
+pub fn send<C: ProducerContext<DeliveryOpaque = ()>>(
+    producer: &BaseProducer<C>,
+    mut record: BaseRecord<'_, (), [u8]>,
+) -> anyhow::Result<()> {
+    loop {
+        match producer.send(record) {
+            Ok(()) => return Ok(()),
+            Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
+                record = back;
+                producer.poll(Duration::from_millis(1));
+            }
+            Err((e, _)) => bail!("produce failed: {e}"),
+        }
+    }
 }
 
 /// A few bits of the clock, so that topics of repeated runs against one broker differ.
