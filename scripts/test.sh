@@ -35,7 +35,12 @@ cargo test --workspace --locked 2>&1 | tee "$results"
 # The benchmark must keep working; a smoke run checks every step, never the figures (CI
 # machines are shared and noisy).
 cargo build --locked -p strata -p strata-bench --bins
-"$CARGO_TARGET_DIR/debug/strata-bench" --smoke --strata "$CARGO_TARGET_DIR/debug/strata" >/dev/null
+smoke_dir=$(mktemp -d)
+"$CARGO_TARGET_DIR/debug/strata-bench" --smoke --strata "$CARGO_TARGET_DIR/debug/strata" \
+    --out "$smoke_dir/report.md" --chart "$smoke_dir/chart.svg" >/dev/null
+grep -q '^| produce, 1024 B records, acks=1 |' "$smoke_dir/report.md"
+grep -q '<svg' "$smoke_dir/chart.svg"
+rm -rf "$smoke_dir"
 echo "bench smoke run: ok"
 
 # A short fuzzing run of each target on a copy of the checked-in corpus (STRATA_FUZZ_SECONDS

@@ -4,9 +4,11 @@ use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
+
+use crate::workload::Phase;
 
 /// How long the broker may take to start listening.
 const START_TIMEOUT: Duration = Duration::from_secs(30);
@@ -58,11 +60,6 @@ impl Broker {
         }
     }
 
-    /// User plus system CPU seconds the broker has used so far.
-    pub fn cpu_seconds(&self) -> anyhow::Result<f64> {
-        process_cpu_seconds(&self.child.id().to_string())
-    }
-
     /// SIGTERM and wait for a clean exit.
     pub fn stop(&mut self) -> anyhow::Result<()> {
         let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
@@ -85,7 +82,7 @@ impl Drop for Broker {
 }
 
 /// User plus system CPU seconds of a process (`self` for this one), from /proc.
-pub fn process_cpu_seconds(pid: &str) -> anyhow::Result<f64> {
+fn process_cpu_seconds(pid: &str) -> anyhow::Result<f64> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
     // Fields after the parenthesised command name; utime and stime are the 12th and 13th.
     let rest = stat.rsplit_once(')').context("malformed /proc stat")?.1;
@@ -93,4 +90,48 @@ pub fn process_cpu_seconds(pid: &str) -> anyhow::Result<f64> {
     let ticks: f64 = fields[11].parse::<f64>()? + fields[12].parse::<f64>()?;
     let per_second = nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK)?.unwrap_or(100) as f64;
     Ok(ticks / per_second)
+}
+
+/// CPU seconds used so far by the broker (if the bench runs it) and by this process.
+#[derive(Debug, Clone, Copy)]
+pub struct CpuSample {
+    broker: Option<f64>,
+    client: f64,
+}
+
+/// Samples the CPU time of both sides of a workload.
+#[derive(Debug, Clone, Copy)]
+pub struct CpuMeter {
+    broker_pid: Option<u32>,
+}
+
+impl CpuMeter {
+    /// Meters `broker` (if the bench started it) and this process, where librdkafka runs.
+    pub fn new(broker: Option<&Broker>) -> Self {
+        Self {
+            broker_pid: broker.map(|b| b.child.id()),
+        }
+    }
+
+    /// CPU seconds of each side so far.
+    pub fn sample(&self) -> anyhow::Result<CpuSample> {
+        Ok(CpuSample {
+            broker: self
+                .broker_pid
+                .map(|pid| process_cpu_seconds(&pid.to_string()))
+                .transpose()?,
+            client: process_cpu_seconds("self")?,
+        })
+    }
+
+    /// The phase that began (in wall-clock time) at `started` and (in CPU time) at `before`.
+    pub fn phase(&self, started: Instant, before: CpuSample) -> anyhow::Result<Phase> {
+        let secs = started.elapsed().as_secs_f64();
+        let now = self.sample()?;
+        Ok(Phase {
+            secs,
+            broker_cpu: now.broker.zip(before.broker).map(|(n, b)| n - b),
+            client_cpu: now.client - before.client,
+        })
+    }
 }

@@ -127,6 +127,27 @@ pub fn run(bootstrap: &str, run: LatencyRun) -> anyhow::Result<Latencies> {
 }
 
 impl Latencies {
+    /// p50, p99, p99.9 and max, in milliseconds.
+    pub fn percentiles(&self) -> [(&'static str, f64); 4] {
+        let ms = |us: u64| us as f64 / 1_000.0;
+        let at = |q: f64| ms(self.histogram.value_at_quantile(q));
+        [
+            ("p50", at(0.50)),
+            ("p99", at(0.99)),
+            ("p99.9", at(0.999)),
+            ("max", ms(self.histogram.max())),
+        ]
+    }
+
+    /// The rate and record size of the run, for labels.
+    pub fn describe(&self) -> String {
+        format!(
+            "{} MB/s of {} B records, acks=all",
+            self.run.rate / 1_000_000,
+            self.run.record_bytes
+        )
+    }
+
     /// Report rows: p50, p99, p99.9 and max.
     pub fn rows(&self) -> Vec<Row> {
         let label = format!(

@@ -6,6 +6,7 @@
 //! `--bootstrap`.
 
 mod broker;
+mod chart;
 mod latency;
 mod limits;
 mod report;
@@ -36,6 +37,28 @@ pub struct Options {
     /// Write the markdown report here as well as to stdout.
     #[arg(long)]
     out: Option<PathBuf>,
+    /// Write an SVG chart of throughput and latency here.
+    #[arg(long)]
+    chart: Option<PathBuf>,
+    /// Runs of each throughput workload, reported as their median (default: 3 in a full run,
+    /// 1 otherwise).
+    #[arg(long)]
+    repeats: Option<usize>,
+    /// Record sizes of the throughput workloads, in bytes.
+    #[arg(long, value_delimiter = ',', default_values_t = [1024, 100])]
+    sizes: Vec<usize>,
+    /// Acknowledgement modes of the throughput workloads.
+    #[arg(long, value_delimiter = ',', default_values = ["1", "all"])]
+    acks: Vec<Acks>,
+    /// Producer knobs of the throughput workloads.
+    #[command(flatten)]
+    knobs: workload::Knobs,
+    /// Skip the machine-limit probes (ratios are then left blank).
+    #[arg(long)]
+    skip_limits: bool,
+    /// Skip the end-to-end latency run.
+    #[arg(long)]
+    skip_latency: bool,
 }
 
 /// The fixed rate of the latency run: well below saturation on a small machine, as the
@@ -45,34 +68,28 @@ const LATENCY_RATE: u64 = 10_000_000;
 /// How much work each step does.
 #[derive(Debug, Clone, Copy)]
 pub struct Scale {
-    /// Bytes moved by each machine-limit probe.
-    limit_bytes: u64,
-    /// Payload bytes produced by each throughput workload.
+    /// Payload bytes of each throughput workload, and bytes moved by each limit probe: the
+    /// same, so that probes meet the page cache and the disk as the workloads do.
     workload_bytes: u64,
+    /// Runs of each throughput workload.
+    repeats: usize,
     /// How long the latency run produces.
     latency_secs: u64,
 }
 
 impl Scale {
     fn from(options: &Options) -> Self {
-        if options.smoke {
-            Self {
-                limit_bytes: 16 << 20,
-                workload_bytes: 4 << 20,
-                latency_secs: 1,
-            }
+        let (workload_bytes, repeats, latency_secs) = if options.smoke {
+            (4 << 20, 1, 1)
         } else if options.quick {
-            Self {
-                limit_bytes: 512 << 20,
-                workload_bytes: 256 << 20,
-                latency_secs: 10,
-            }
+            (256 << 20, 1, 10)
         } else {
-            Self {
-                limit_bytes: 2 << 30,
-                workload_bytes: 1 << 30,
-                latency_secs: 30,
-            }
+            (1 << 30, 3, 30)
+        };
+        Self {
+            workload_bytes,
+            repeats: options.repeats.unwrap_or(repeats).max(1),
+            latency_secs,
         }
     }
 }
@@ -81,11 +98,15 @@ fn main() -> anyhow::Result<()> {
     let options = Options::parse();
     let scale = Scale::from(&options);
     let scratch = tempfile::tempdir()?;
-    eprintln!(
-        "measuring this machine's limits ({} MiB per probe)…",
-        scale.limit_bytes >> 20
-    );
-    let limits = limits::measure(scale.limit_bytes, scratch.path())?;
+    let limits = if options.skip_limits {
+        None
+    } else {
+        eprintln!(
+            "measuring this machine's limits ({} MiB per probe)…",
+            scale.workload_bytes >> 20
+        );
+        Some(limits::measure(scale.workload_bytes, scratch.path())?)
+    };
 
     let mut own_broker = None;
     let bootstrap = match &options.bootstrap {
@@ -99,52 +120,54 @@ fn main() -> anyhow::Result<()> {
         }
     };
     eprintln!("broker: {bootstrap}");
-    let workloads = [
-        Workload {
-            record_bytes: 1024,
-            acks: Acks::One,
-        },
-        Workload {
-            record_bytes: 1024,
-            acks: Acks::All,
-        },
-        Workload {
-            record_bytes: 100,
-            acks: Acks::One,
-        },
-        Workload {
-            record_bytes: 100,
-            acks: Acks::All,
-        },
-    ];
-    let mut rows = limits.rows();
+    let workloads: Vec<Workload> = options
+        .sizes
+        .iter()
+        .flat_map(|&record_bytes| options.acks.iter().map(move |&acks| (record_bytes, acks)))
+        .map(|(record_bytes, acks)| Workload {
+            record_bytes,
+            acks,
+            knobs: options.knobs.clone(),
+        })
+        .collect();
+    let mut rows = limits.as_ref().map_or(Vec::new(), |l| l.rows());
+    let cpu = broker::CpuMeter::new(own_broker.as_ref());
+    let mut measured = Vec::new();
     for workload in workloads {
-        let cpu_before = own_broker.as_ref().map(|b| b.cpu_seconds()).transpose()?;
-        // librdkafka runs inside this process, so its CPU time is the client's.
-        let client_before = broker::process_cpu_seconds("self")?;
-        eprintln!(
-            "{workload}: producing {} MiB, then consuming it…",
-            scale.workload_bytes >> 20
-        );
-        let result = workload::run(&bootstrap, workload, scale.workload_bytes)?;
-        let cpu = match (own_broker.as_ref(), cpu_before) {
-            (Some(b), Some(before)) => Some(b.cpu_seconds()? - before),
-            _ => None,
-        };
-        let client = broker::process_cpu_seconds("self")? - client_before;
-        rows.extend(result.rows(workload, &limits, cpu, client));
+        let mut runs = Vec::new();
+        for repeat in 1..=scale.repeats {
+            eprint!(
+                "{workload}, run {repeat} of {}: producing {} MiB, then consuming it… ",
+                scale.repeats,
+                scale.workload_bytes >> 20
+            );
+            let run = workload::run(&bootstrap, &workload, scale.workload_bytes, &cpu)?;
+            eprintln!(
+                "{:.0} MB/s in, {:.0} MB/s out",
+                run.produce_mb_s(),
+                run.consume_mb_s()
+            );
+            runs.push(run);
+        }
+        rows.extend(workload::rows(&workload, &runs, limits.as_ref()));
+        measured.push((workload, runs));
     }
-    let latency_run = latency::LatencyRun {
-        rate: LATENCY_RATE,
-        record_bytes: 1024,
-        duration: std::time::Duration::from_secs(scale.latency_secs),
-    };
-    eprintln!(
-        "end-to-end latency at {} MB/s for {} s…",
-        LATENCY_RATE / 1_000_000,
-        scale.latency_secs
-    );
-    rows.extend(latency::run(&bootstrap, latency_run)?.rows());
+    let mut latencies = None;
+    if !options.skip_latency {
+        let latency_run = latency::LatencyRun {
+            rate: LATENCY_RATE,
+            record_bytes: 1024,
+            duration: std::time::Duration::from_secs(scale.latency_secs),
+        };
+        eprintln!(
+            "end-to-end latency at {} MB/s for {} s…",
+            LATENCY_RATE / 1_000_000,
+            scale.latency_secs
+        );
+        let result = latency::run(&bootstrap, latency_run)?;
+        rows.extend(result.rows());
+        latencies = Some(result);
+    }
     if let Some(broker) = own_broker.as_mut() {
         broker.stop()?;
     }
@@ -152,6 +175,9 @@ fn main() -> anyhow::Result<()> {
     println!("{table}");
     if let Some(path) = &options.out {
         std::fs::write(path, &table)?;
+    }
+    if let Some(path) = &options.chart {
+        chart::write(path, &measured, limits.as_ref(), latencies.as_ref())?;
     }
     Ok(())
 }

@@ -1,4 +1,4 @@
-//! The report: one markdown table of figures, their limits and the ratio between them.
+//! The report: one markdown table of figures, the limits each is set beside and the ratios.
 
 use crate::{Options, Scale};
 
@@ -9,35 +9,57 @@ pub struct Row {
     pub figure: String,
     /// The value, formatted with its unit.
     pub value: String,
-    /// The machine limit it is compared with, if any.
-    pub limit: Option<(String, f64)>,
-    /// value / limit.
-    pub ratio: Option<f64>,
+    /// The machine limits it is compared with, by name, with value / limit.
+    pub limits: Vec<Limit>,
+}
+
+/// A machine limit a figure is compared with.
+#[derive(Debug, Clone)]
+pub struct Limit {
+    /// Short name of the limit.
+    pub name: &'static str,
+    /// The limit in MB/s.
+    pub mb_per_s: f64,
+    /// The figure divided by the limit.
+    pub ratio: f64,
 }
 
 impl Row {
     /// A machine limit in MB/s.
     pub fn limit(figure: &str, mb_per_s: f64) -> Self {
-        Self {
-            figure: format!("limit: {figure}"),
-            value: format!("{mb_per_s:.0} MB/s"),
-            limit: None,
-            ratio: None,
-        }
+        Self::plain(format!("limit: {figure}"), format!("{mb_per_s:.0} MB/s"))
     }
 
-    /// A throughput in MB/s, optionally compared with a limit.
+    /// A throughput in MB/s over `runs` repetitions (median, and the range when there are
+    /// several), compared with `limits`.
     pub fn throughput(
         figure: String,
-        mb_per_s: f64,
-        records_per_s: f64,
-        limit: Option<(&str, f64)>,
+        runs: &[f64],
+        records_per_mb: f64,
+        limits: &[(&'static str, f64)],
     ) -> Self {
+        let median = median(runs);
+        let mut value = format!(
+            "{median:.0} MB/s ({:.0} records/s)",
+            median * records_per_mb
+        );
+        if runs.len() > 1 {
+            let (min, max) = runs
+                .iter()
+                .fold((f64::MAX, f64::MIN), |(lo, hi), &r| (lo.min(r), hi.max(r)));
+            value.push_str(&format!(", median of {}: {min:.0}–{max:.0}", runs.len()));
+        }
         Self {
             figure,
-            value: format!("{mb_per_s:.0} MB/s ({records_per_s:.0} records/s)"),
-            ratio: limit.map(|(_, l)| mb_per_s / l),
-            limit: limit.map(|(name, l)| (name.to_owned(), l)),
+            value,
+            limits: limits
+                .iter()
+                .map(|&(name, mb_per_s)| Limit {
+                    name,
+                    mb_per_s,
+                    ratio: median / mb_per_s,
+                })
+                .collect(),
         }
     }
 
@@ -46,10 +68,16 @@ impl Row {
         Self {
             figure,
             value,
-            limit: None,
-            ratio: None,
+            limits: Vec::new(),
         }
     }
+}
+
+/// The median of `values` (the upper one of an even count); 0 for none.
+pub fn median(values: &[f64]) -> f64 {
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    sorted.get(sorted.len() / 2).copied().unwrap_or(0.0)
 }
 
 /// Renders the table with a header saying how the run was made.
@@ -65,21 +93,31 @@ pub fn markdown(rows: &[Row], options: &Options, scale: Scale) -> String {
     } else {
         "full"
     };
+    let knobs = &options.knobs;
     let mut out = format!(
-        "Broker: {target}. Run: {mode}, {} MiB per workload, {} MiB per limit probe. Cores: {}.\n\n",
+        "Broker: {target}. Run: {mode}, {} MiB per workload and limit probe, {} run(s) of each \
+         workload. Producer: linger.ms={}, batch.size={}, compression={}. Cores: {}.\n\n",
         scale.workload_bytes >> 20,
-        scale.limit_bytes >> 20,
+        scale.repeats,
+        knobs.linger_ms,
+        knobs.batch_size,
+        knobs.compression,
         std::thread::available_parallelism().map_or(0, |n| n.get())
     );
     out.push_str("| figure | value | limit | ratio |\n| --- | --- | --- | --- |\n");
     for row in rows {
         let limit = row
-            .limit
-            .as_ref()
-            .map_or(String::new(), |(name, l)| format!("{name}: {l:.0} MB/s"));
+            .limits
+            .iter()
+            .map(|l| format!("{}: {:.0} MB/s", l.name, l.mb_per_s))
+            .collect::<Vec<_>>()
+            .join("<br>");
         let ratio = row
-            .ratio
-            .map_or(String::new(), |r| format!("{:.0}%", r * 100.0));
+            .limits
+            .iter()
+            .map(|l| format!("{:.0}%", l.ratio * 100.0))
+            .collect::<Vec<_>>()
+            .join("<br>");
         out.push_str(&format!(
             "| {} | {} | {limit} | {ratio} |\n",
             row.figure, row.value
