@@ -522,10 +522,8 @@ impl Broker for StrataBroker {
 
     fn append(&self, topic: &str, partition: i32, records: Bytes) -> Result<Appended, BrokerError> {
         let partition = self.partition(topic, partition)?;
-        // The leader rewrites the base offset in place, so the batch needs its own buffer.
-        let mut batch = records.to_vec();
         let (info, log_start_offset, must_flush) =
-            partition.append(&mut batch, now_ms()).map_err(from_log)?;
+            partition.append(&records, now_ms()).map_err(from_log)?;
         if !must_flush {
             self.replicas.notify_appended();
         }

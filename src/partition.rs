@@ -63,11 +63,7 @@ impl Partition {
     }
 
     /// Appends the single batch of a produce request.
-    pub fn append(
-        &self,
-        batch: &mut [u8],
-        now_ms: i64,
-    ) -> Result<(AppendInfo, u64, bool), LogError> {
+    pub fn append(&self, batch: &[u8], now_ms: i64) -> Result<(AppendInfo, u64, bool), LogError> {
         let mut log = self.log();
         let info = log.append(batch, now_ms)?;
         Ok((

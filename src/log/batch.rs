@@ -210,16 +210,26 @@ pub fn assign_offset(batch: &mut [u8], base_offset: u64, leader_epoch: i32) {
     batch[12..16].copy_from_slice(&leader_epoch.to_be_bytes());
 }
 
-/// Marks the batch as `LogAppendTime` with `now_ms` as its max timestamp, then re-seals the CRC.
+/// Marks the batch whose header is `header` (its first [`HEADER_SIZE`] bytes) and whose
+/// records are `records` as `LogAppendTime` with `now_ms` as its max timestamp, then re-seals
+/// the CRC. Header and records are apart so that the leader never copies the records.
 ///
 /// Like Kafka, record-level timestamps are left as sent; readers take the batch max timestamp
 /// for every record of a log-append-time batch.
-pub fn set_log_append_time(batch: &mut [u8], now_ms: i64) {
-    let attributes = be_i16(batch, ATTRIBUTES_OFFSET) | TIMESTAMP_TYPE_BIT;
-    batch[ATTRIBUTES_OFFSET..ATTRIBUTES_OFFSET + 2].copy_from_slice(&attributes.to_be_bytes());
-    batch[MAX_TIMESTAMP_OFFSET..MAX_TIMESTAMP_OFFSET + 8].copy_from_slice(&now_ms.to_be_bytes());
-    let crc = crc32c::crc32c(&batch[ATTRIBUTES_OFFSET..]);
-    batch[CRC_OFFSET..CRC_OFFSET + 4].copy_from_slice(&crc.to_be_bytes());
+pub fn set_log_append_time(header: &mut [u8; HEADER_SIZE], records: &[u8], now_ms: i64) {
+    let attributes = be_i16(header, ATTRIBUTES_OFFSET) | TIMESTAMP_TYPE_BIT;
+    header[ATTRIBUTES_OFFSET..ATTRIBUTES_OFFSET + 2].copy_from_slice(&attributes.to_be_bytes());
+    header[MAX_TIMESTAMP_OFFSET..MAX_TIMESTAMP_OFFSET + 8].copy_from_slice(&now_ms.to_be_bytes());
+    let crc = crc32c::crc32c_append(crc32c::crc32c(&header[ATTRIBUTES_OFFSET..]), records);
+    header[CRC_OFFSET..CRC_OFFSET + 4].copy_from_slice(&crc.to_be_bytes());
+}
+
+/// Splits a batch into a copy of its header, which the leader rewrites, and its records.
+pub fn split_header(batch: &[u8]) -> ([u8; HEADER_SIZE], &[u8]) {
+    let (header, records) = batch.split_at(HEADER_SIZE);
+    let mut copy = [0u8; HEADER_SIZE];
+    copy.copy_from_slice(header);
+    (copy, records)
 }
 
 fn be_i64(bytes: &[u8], at: usize) -> i64 {
@@ -327,9 +337,11 @@ pub(crate) mod tests {
 
     #[test]
     fn log_append_time_keeps_crc_valid() {
-        let mut batch = sample_batch(2, 5, None);
-        set_log_append_time(&mut batch, 99);
-        let header = validate_single_batch(&batch).unwrap();
+        let batch = sample_batch(2, 5, None);
+        let (mut header, records) = split_header(&batch);
+        set_log_append_time(&mut header, records, 99);
+        let rewritten = [&header[..], records].concat();
+        let header = validate_single_batch(&rewritten).unwrap();
         assert_eq!(header.max_timestamp, 99);
         assert_ne!(header.attributes & TIMESTAMP_TYPE_BIT, 0);
     }

@@ -136,7 +136,7 @@ impl PartitionLog {
     }
 
     /// Validates and appends the single batch of a produce request, assigning its offsets.
-    pub fn append(&mut self, batch: &mut [u8], now_ms: i64) -> Result<AppendInfo> {
+    pub fn append(&mut self, batch: &[u8], now_ms: i64) -> Result<AppendInfo> {
         let header = batch::validate_single_batch(batch)?;
         if header.size() > self.config.max_message_bytes {
             return Err(LogError::RecordTooLarge {
@@ -157,16 +157,20 @@ impl PartitionLog {
         }
         self.maybe_roll(header.size(), now_ms)?;
         let base_offset = self.log_end_offset;
-        batch::assign_offset(batch, base_offset, self.leader_epoch);
+        // Only the header changes: it is rewritten in a copy and written out beside the
+        // producer's records, which are never copied.
+        let (mut head, records) = batch::split_header(batch);
+        batch::assign_offset(&mut head, base_offset, self.leader_epoch);
         let log_append_time = match self.config.timestamp_type {
             TimestampType::LogAppendTime => {
-                batch::set_log_append_time(batch, now_ms);
+                batch::set_log_append_time(&mut head, records, now_ms);
                 now_ms
             }
             TimestampType::CreateTime => -1,
         };
-        let header = BatchHeader::parse(batch)?;
-        self.active_segment_mut().append(batch, &header)?;
+        let header = BatchHeader::parse(&head)?;
+        self.active_segment_mut()
+            .append([&head, records], &header)?;
         self.producer_state.update(&header);
         self.log_end_offset = header.next_offset();
         self.unflushed_messages += header.records_count as u64;

@@ -13,7 +13,7 @@ fn config(entries: &[(&str, &str)]) -> LogConfig {
 }
 
 fn append(log: &mut PartitionLog, count: u32, ts: i64) -> AppendInfo {
-    log.append(&mut sample_batch(count, ts, None), ts).unwrap()
+    log.append(&sample_batch(count, ts, None), ts).unwrap()
 }
 
 #[test]
@@ -79,19 +79,19 @@ fn idempotent_retry_after_restart_is_a_duplicate() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = LogConfig::default();
     let mut log = PartitionLog::open(dir.path(), cfg.clone(), 0, true).unwrap();
-    log.append(&mut sample_batch(3, 1, Some((42, 0, 0))), 1)
+    log.append(&sample_batch(3, 1, Some((42, 0, 0))), 1)
         .unwrap();
-    log.append(&mut sample_batch(3, 1, Some((42, 0, 3))), 1)
+    log.append(&sample_batch(3, 1, Some((42, 0, 3))), 1)
         .unwrap();
     drop(log);
     let mut log = PartitionLog::open(dir.path(), cfg, 0, false).unwrap();
     let retry = log
-        .append(&mut sample_batch(3, 1, Some((42, 0, 3))), 1)
+        .append(&sample_batch(3, 1, Some((42, 0, 3))), 1)
         .unwrap();
     assert!(retry.duplicate);
     assert_eq!(retry.base_offset, 3);
     assert_eq!(log.log_end_offset(), 6);
-    let gap = log.append(&mut sample_batch(1, 1, Some((42, 0, 9))), 1);
+    let gap = log.append(&sample_batch(1, 1, Some((42, 0, 9))), 1);
     assert!(matches!(
         gap,
         Err(LogError::OutOfOrderSequence { expected: 6, .. })
@@ -152,7 +152,7 @@ fn oversized_batch_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let mut log =
         PartitionLog::open(dir.path(), config(&[("max.message.bytes", "100")]), 0, true).unwrap();
-    let err = log.append(&mut sample_batch(20, 0, None), 0).unwrap_err();
+    let err = log.append(&sample_batch(20, 0, None), 0).unwrap_err();
     assert!(
         matches!(err, LogError::RecordTooLarge { max: 100, .. }),
         "{err}"
@@ -168,11 +168,11 @@ fn segment_ms_rolls_an_old_active_segment() {
         .duration_since(SystemTime::UNIX_EPOCH)
         .unwrap()
         .as_millis() as i64;
-    log.append(&mut sample_batch(1, now, None), now).unwrap();
-    log.append(&mut sample_batch(1, now, None), now + 1_000)
+    log.append(&sample_batch(1, now, None), now).unwrap();
+    log.append(&sample_batch(1, now, None), now + 1_000)
         .unwrap();
     assert_eq!(log.segment_count(), 1, "young segment keeps taking appends");
-    log.append(&mut sample_batch(1, now, None), now + 61_000)
+    log.append(&sample_batch(1, now, None), now + 61_000)
         .unwrap();
     assert_eq!(
         log.segment_count(),

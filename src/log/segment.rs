@@ -6,6 +6,7 @@
 //! counted and stays valid for an in-flight read even after the segment is deleted.
 
 use std::fs::{File, OpenOptions};
+use std::io::{self, IoSlice};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -210,15 +211,16 @@ impl LogSegment {
         Ok(())
     }
 
-    /// Appends one validated batch whose offsets were already assigned.
-    pub fn append(&mut self, batch: &[u8], header: &BatchHeader) -> Result<()> {
-        debug_assert_eq!(header.size(), batch.len() as u64);
+    /// Appends one validated batch whose offsets were already assigned, given as its header
+    /// and its records, written with one pwritev.
+    pub fn append(&mut self, parts: [&[u8]; 2], header: &BatchHeader) -> Result<()> {
+        let len = (parts[0].len() + parts[1].len()) as u64;
+        debug_assert_eq!(header.size(), len);
         debug_assert!(header.base_offset >= self.next_offset);
         let position = self.size;
-        self.file
-            .write_all_at(batch, position)
+        write_all_vectored_at(&self.file, parts, position)
             .map_err(|e| LogError::io(&self.path, e))?;
-        self.size += batch.len() as u64;
+        self.size += len;
         self.index_batch(header, position)
     }
 
@@ -404,10 +406,30 @@ impl LogSegment {
     }
 }
 
+/// Writes every byte of `parts` at `position`, resuming after short writes.
+fn write_all_vectored_at(file: &File, mut parts: [&[u8]; 2], mut position: u64) -> io::Result<()> {
+    while !parts[0].is_empty() || !parts[1].is_empty() {
+        let slices = [IoSlice::new(parts[0]), IoSlice::new(parts[1])];
+        let written = match nix::sys::uio::pwritev(file, &slices, position as i64) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => n,
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(e) => return Err(e.into()),
+        };
+        position += written as u64;
+        let first = written.min(parts[0].len());
+        parts[0] = &parts[0][first..];
+        parts[1] = &parts[1][written - first..];
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::log::batch::{assign_offset, tests::sample_batch, validate_single_batch};
+    use crate::log::batch::{
+        HEADER_SIZE, assign_offset, tests::sample_batch, validate_single_batch,
+    };
 
     const SETTINGS: SegmentSettings = SegmentSettings {
         index_bytes: 4096,
@@ -419,7 +441,8 @@ mod tests {
         let base = segment.next_offset();
         assign_offset(&mut batch, base, 0);
         let header = validate_single_batch(&batch).unwrap();
-        segment.append(&batch, &header).unwrap();
+        let (head, records) = batch.split_at(HEADER_SIZE);
+        segment.append([head, records], &header).unwrap();
         base
     }
 
