@@ -198,7 +198,7 @@ pub fn run(
         .set("delivery.report.only.error", "true");
     let producer: BaseProducer<Counting> = with_props(config, &workload.knobs.producer_props)
         .create_with_context(Counting(Arc::clone(&failures)))
-        .context("producer")?;
+        .with_context(|| format!("librdkafka refused the producer settings of {workload}"))?;
     let cpu_before = cpu.sample()?;
     let started = Instant::now();
     for _ in 0..records {
@@ -235,7 +235,7 @@ pub fn run(
         .set("fetch.queue.backoff.ms", "1");
     let consumer: BaseConsumer = with_props(config, &workload.knobs.consumer_props)
         .create()
-        .context("consumer")?;
+        .context("librdkafka refused the consumer settings")?;
     let cpu_before = cpu.sample()?;
     let mut assignment = TopicPartitionList::new();
     assignment.add_partition_offset(&topic, 0, Offset::Beginning)?;
