@@ -19,6 +19,7 @@ use tokio::sync::watch;
 use uuid::Uuid;
 
 use crate::config::BrokerConfig;
+use crate::group::Groups;
 use crate::log::config::{ConfigType, TOPIC_CONFIGS};
 use crate::log::{LogConfig, LogError};
 use crate::metadata::{MetadataStore, PRODUCER_ID_BLOCK, TopicRecord};
@@ -40,6 +41,7 @@ pub struct StrataBroker {
     metadata: Mutex<MetadataStore>,
     next_producer_id: Mutex<i64>,
     replicas: ReplicaManager,
+    pub(crate) groups: Groups,
 }
 
 impl StrataBroker {
@@ -67,12 +69,21 @@ impl StrataBroker {
             replicas.open_partitions(name, 0, topic.partitions, &log_config)?;
         }
         let next_producer_id = metadata.doc.producer_id_block_end;
-        Ok(Self {
+        let groups = Groups::new(config.coordinator());
+        let broker = Self {
             config,
             metadata: Mutex::new(metadata),
             next_producer_id: Mutex::new(next_producer_id),
             replicas,
-        })
+            groups,
+        };
+        crate::group::load(&broker)?;
+        Ok(broker)
+    }
+
+    /// The consumer groups.
+    pub fn groups_state(&self) -> &Groups {
+        &self.groups
     }
 
     /// The partitions and their background work.
@@ -89,7 +100,12 @@ impl StrataBroker {
         self.metadata.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn partition(&self, topic: &str, index: i32) -> Result<PartitionRef, BrokerError> {
+    /// The partition, or UNKNOWN_TOPIC_OR_PARTITION.
+    pub(crate) fn partition_ref(
+        &self,
+        topic: &str,
+        index: i32,
+    ) -> Result<PartitionRef, BrokerError> {
         self.replicas
             .get(topic, index)
             .ok_or(BrokerError::UnknownTopicOrPartition)
@@ -232,6 +248,12 @@ fn now_ms() -> i64 {
 }
 
 impl Broker for StrataBroker {
+    type Groups = Self;
+
+    fn groups(&self) -> &Self {
+        self
+    }
+
     fn cluster(&self) -> ClusterInfo {
         ClusterInfo {
             cluster_id: self.metadata().doc.cluster_id.clone(),
@@ -521,7 +543,7 @@ impl Broker for StrataBroker {
     }
 
     fn append(&self, topic: &str, partition: i32, records: Bytes) -> Result<Appended, BrokerError> {
-        let partition = self.partition(topic, partition)?;
+        let partition = self.partition_ref(topic, partition)?;
         let (info, log_start_offset, must_flush) =
             partition.append(&records, now_ms()).map_err(from_log)?;
         if !must_flush {
@@ -542,7 +564,7 @@ impl Broker for StrataBroker {
         partition: i32,
         offset: i64,
     ) -> impl Future<Output = Result<(), BrokerError>> + Send {
-        let partition = self.partition(topic, partition);
+        let partition = self.partition_ref(topic, partition);
         let appends = self.replicas.appends_sender();
         async move {
             let partition = partition?;
@@ -563,7 +585,7 @@ impl Broker for StrataBroker {
         max_bytes: u64,
         min_one: bool,
     ) -> Result<PartitionRead, BrokerError> {
-        let partition = self.partition(topic, partition)?;
+        let partition = self.partition_ref(topic, partition)?;
         let read = partition
             .read(offset, max_bytes, min_one)
             .map_err(from_log)?;
@@ -589,7 +611,7 @@ impl Broker for StrataBroker {
         partition: i32,
         spec: OffsetSpec,
     ) -> Result<OffsetAndTimestamp, BrokerError> {
-        let partition = self.partition(topic, partition)?;
+        let partition = self.partition_ref(topic, partition)?;
         let high_watermark = partition.high_watermark();
         let log = partition.log();
         let found = |offset: u64, timestamp: i64| OffsetAndTimestamp {
@@ -618,7 +640,7 @@ impl Broker for StrataBroker {
     }
 
     fn leader_epoch(&self, topic: &str, partition: i32) -> Result<i32, BrokerError> {
-        self.partition(topic, partition).map(|_| LEADER_EPOCH)
+        self.partition_ref(topic, partition).map(|_| LEADER_EPOCH)
     }
 
     fn end_offset_for_epoch(
@@ -627,7 +649,7 @@ impl Broker for StrataBroker {
         partition: i32,
         epoch: i32,
     ) -> Result<(i32, i64), BrokerError> {
-        let partition = self.partition(topic, partition)?;
+        let partition = self.partition_ref(topic, partition)?;
         // One epoch exists on a single node; Kafka answers later epochs with UNDEFINED (-1, -1).
         if epoch == LEADER_EPOCH {
             Ok((LEADER_EPOCH, partition.log().log_end_offset() as i64))

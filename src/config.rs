@@ -9,6 +9,9 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
+use std::time::Duration;
+
+use crate::group::{CoordinatorConfig, GroupConfig};
 use crate::log::config::TOPIC_CONFIGS;
 
 /// A configuration problem, with the key or file it concerns.
@@ -92,6 +95,46 @@ const BROKER_KEYS: &[(&str, &str, &str)] = &[
         "1000",
         "how often flush.ms/flush.messages are checked",
     ),
+    (
+        "group.min.session.timeout.ms",
+        "6000",
+        "shortest session timeout a group member may ask for",
+    ),
+    (
+        "group.max.session.timeout.ms",
+        "1800000",
+        "longest session timeout a group member may ask for",
+    ),
+    (
+        "group.initial.rebalance.delay.ms",
+        "3000",
+        "how long the first rebalance of an empty group waits for more members",
+    ),
+    (
+        "group.max.size",
+        "2147483647",
+        "most members one group may have",
+    ),
+    (
+        "offsets.topic.num.partitions",
+        "50",
+        "partitions of __consumer_offsets (fixed once it exists)",
+    ),
+    (
+        "offset.metadata.max.bytes",
+        "4096",
+        "longest metadata string of a committed offset",
+    ),
+    (
+        "offsets.retention.minutes",
+        "10080",
+        "how long offsets of an empty group are kept",
+    ),
+    (
+        "offsets.retention.check.interval.ms",
+        "600000",
+        "how often offsets past retention are looked for",
+    ),
 ];
 
 /// The broker's effective configuration.
@@ -119,6 +162,8 @@ pub struct BrokerConfig {
     pub retention_check_interval_ms: u64,
     /// `log.flush.scheduler.interval.ms`.
     pub flush_check_interval_ms: u64,
+    /// Consumer group coordinator settings (`group.*`, `offsets.*`).
+    pub coordinator: CoordinatorConfig,
     /// Topic-config defaults set at broker level, under topic-level names.
     pub topic_defaults: BTreeMap<String, String>,
     /// Every key set explicitly, for DescribeConfigs.
@@ -223,9 +268,30 @@ impl BrokerConfig {
             )? as u64,
             flush_check_interval_ms: parse(&get, "log.flush.scheduler.interval.ms", 1..=i64::MAX)?
                 as u64,
+            coordinator: CoordinatorConfig {
+                group: GroupConfig {
+                    min_session_timeout: millis(&get, "group.min.session.timeout.ms")?,
+                    max_session_timeout: millis(&get, "group.max.session.timeout.ms")?,
+                    initial_rebalance_delay: millis(&get, "group.initial.rebalance.delay.ms")?,
+                    max_size: parse(&get, "group.max.size", 1..=i32::MAX as i64)? as usize,
+                },
+                offsets_partitions: parse(&get, "offsets.topic.num.partitions", 1..=1000)? as i32,
+                metadata_max_bytes: parse(&get, "offset.metadata.max.bytes", 0..=i32::MAX as i64)?
+                    as usize,
+                offsets_retention: Duration::from_secs(
+                    60 * parse(&get, "offsets.retention.minutes", 1..=i32::MAX as i64)? as u64,
+                ),
+                offsets_retention_check: millis(&get, "offsets.retention.check.interval.ms")?
+                    .max(Duration::from_millis(1)),
+            },
             topic_defaults,
             explicit: entries,
         })
+    }
+
+    /// The group coordinator's settings.
+    pub fn coordinator(&self) -> CoordinatorConfig {
+        self.coordinator
     }
 
     /// Every broker-level key with its effective value, and whether it was set explicitly.
@@ -298,6 +364,12 @@ fn parse(
         });
     }
     Ok(value)
+}
+
+fn millis(get: &impl Fn(&str) -> String, key: &str) -> Result<Duration, ConfigError> {
+    Ok(Duration::from_millis(
+        parse(get, key, 0..=i32::MAX as i64)? as u64
+    ))
 }
 
 fn parse_bool(get: &impl Fn(&str) -> String, key: &str) -> Result<bool, ConfigError> {

@@ -19,6 +19,9 @@ use crate::config::BrokerConfig;
 /// How often recovery points are checkpointed (Kafka's `log.flush.offset.checkpoint.interval.ms`).
 const CHECKPOINT_INTERVAL: Duration = Duration::from_secs(60);
 
+/// How often group timers (sessions, rebalance phases) are checked.
+const GROUP_TIMER_INTERVAL: Duration = Duration::from_millis(100);
+
 /// Runs until `shutdown` turns true. `on_listening` receives the bound address (useful with
 /// port 0).
 pub async fn run(
@@ -76,6 +79,28 @@ pub async fn run(
             }
         },
     );
+
+    spawn_every(
+        &mut background,
+        GROUP_TIMER_INTERVAL,
+        Arc::clone(&broker),
+        |broker| async move { broker.run_group_timers() },
+    );
+    spawn_every(
+        &mut background,
+        broker.config().coordinator.offsets_retention_check,
+        Arc::clone(&broker),
+        |broker| async move { broker.expire_offsets().await },
+    );
+    // Connections answer their in-flight requests before closing; a JoinGroup could wait for
+    // a whole rebalance timeout, so the coordinator answers those at once.
+    let mut stopping = shutdown.clone();
+    let coordinator = Arc::clone(&broker);
+    tokio::spawn(async move {
+        if stopping.wait_for(|stop| *stop).await.is_ok() {
+            coordinator.groups_state().shutdown();
+        }
+    });
 
     strata_api::serve(listener, Arc::clone(&broker), server_config, shutdown).await;
     tracing::info!("listener closed, flushing logs");

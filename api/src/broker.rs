@@ -231,6 +231,48 @@ pub enum BrokerError {
     /// A disk error.
     #[error("storage error: {0}")]
     Storage(String),
+    /// The group coordinator cannot serve the group now.
+    #[error("the group coordinator is not available")]
+    CoordinatorNotAvailable,
+    /// An empty or over-long group id.
+    #[error("{0}")]
+    InvalidGroupId(String),
+    /// The member id is not (or no longer) in the group.
+    #[error("{0}")]
+    UnknownMemberId(String),
+    /// The request's generation is not the group's.
+    #[error("{0}")]
+    IllegalGeneration(String),
+    /// The group is rebalancing: the member must rejoin.
+    #[error("the group is rebalancing")]
+    RebalanceInProgress,
+    /// Protocol type or protocols that do not match the group's.
+    #[error("{0}")]
+    InconsistentGroupProtocol(String),
+    /// A session timeout outside the broker's bounds.
+    #[error("{0}")]
+    InvalidSessionTimeout(String),
+    /// KIP-394: the coordinator assigned this member id; join again with it.
+    #[error("join again with the member id the coordinator assigned")]
+    MemberIdRequired(String),
+    /// KIP-345: another member took over this `group.instance.id`.
+    #[error("{0}")]
+    FencedInstanceId(String),
+    /// The group has as many members as `group.max.size` allows.
+    #[error("the group has reached group.max.size")]
+    GroupMaxSizeReached,
+    /// No such group.
+    #[error("group not found")]
+    GroupIdNotFound,
+    /// The group has members, so it cannot be deleted.
+    #[error("the group is not empty")]
+    NonEmptyGroup,
+    /// Offset metadata longer than `offset.metadata.max.bytes`.
+    #[error("{0}")]
+    OffsetMetadataTooLarge(String),
+    /// OffsetDelete of a partition the group's members still consume.
+    #[error("the group is subscribed to this topic")]
+    GroupSubscribedToTopic,
 }
 
 impl BrokerError {
@@ -258,6 +300,20 @@ impl BrokerError {
             Self::InvalidRequest(_) => ResponseError::InvalidRequest,
             Self::RequestTimedOut(_) => ResponseError::RequestTimedOut,
             Self::Storage(_) => ResponseError::KafkaStorageError,
+            Self::CoordinatorNotAvailable => ResponseError::CoordinatorNotAvailable,
+            Self::InvalidGroupId(_) => ResponseError::InvalidGroupId,
+            Self::UnknownMemberId(_) => ResponseError::UnknownMemberId,
+            Self::IllegalGeneration(_) => ResponseError::IllegalGeneration,
+            Self::RebalanceInProgress => ResponseError::RebalanceInProgress,
+            Self::InconsistentGroupProtocol(_) => ResponseError::InconsistentGroupProtocol,
+            Self::InvalidSessionTimeout(_) => ResponseError::InvalidSessionTimeout,
+            Self::MemberIdRequired(_) => ResponseError::MemberIdRequired,
+            Self::FencedInstanceId(_) => ResponseError::FencedInstanceId,
+            Self::GroupMaxSizeReached => ResponseError::GroupMaxSizeReached,
+            Self::GroupIdNotFound => ResponseError::GroupIdNotFound,
+            Self::NonEmptyGroup => ResponseError::NonEmptyGroup,
+            Self::OffsetMetadataTooLarge(_) => ResponseError::OffsetMetadataTooLarge,
+            Self::GroupSubscribedToTopic => ResponseError::GroupSubscribedToTopic,
         };
         error.code()
     }
@@ -274,8 +330,14 @@ impl BrokerError {
 /// appends are ordered by call order and a later `read` on any connection sees them;
 /// `wait_durable` resolves once the offset is fsync'd. Nothing here may block on the network.
 pub trait Broker: Send + Sync + 'static {
+    /// The consumer group coordinator.
+    type Groups: crate::group::GroupCoordinator;
+
     /// This broker's identity.
     fn cluster(&self) -> ClusterInfo;
+
+    /// The consumer group coordinator.
+    fn groups(&self) -> &Self::Groups;
 
     /// Metadata of the named topics (all topics for `None`), creating missing ones when
     /// `auto_create` is set and the broker allows it. Unknown names come back as errors.

@@ -83,7 +83,7 @@ pub async fn serve<B: Broker>(
                 break;
             }
         };
-        match handlers::handle(&broker, &config, frame) {
+        match handlers::handle(&broker, &config, peer, frame) {
             Ok(reply) => {
                 if tx.send(reply).await.is_err() {
                     break;

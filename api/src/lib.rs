@@ -8,6 +8,7 @@
 pub mod broker;
 pub mod connection;
 pub mod frame;
+pub mod group;
 mod handlers;
 pub mod request;
 pub mod response;

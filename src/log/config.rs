@@ -21,8 +21,22 @@ pub enum TimestampType {
 pub enum CleanupPolicy {
     /// Delete whole segments by time and size.
     Delete,
-    /// Keep the latest record per key (not implemented yet: refused at config time).
+    /// Keep the latest record per key.
     Compact,
+    /// Both: compact, and delete whole segments by time and size.
+    CompactDelete,
+}
+
+impl CleanupPolicy {
+    /// Whether retention deletes old segments.
+    pub fn deletes(self) -> bool {
+        matches!(self, Self::Delete | Self::CompactDelete)
+    }
+
+    /// Whether the cleaner compacts the log.
+    pub fn compacts(self) -> bool {
+        matches!(self, Self::Compact | Self::CompactDelete)
+    }
 }
 
 /// One config key: its Kafka name, its type, and the doc shown by DescribeConfigs.
@@ -264,11 +278,8 @@ impl LogConfig {
         };
         let cleanup_policy = match get("cleanup.policy").trim() {
             "delete" => CleanupPolicy::Delete,
-            "compact" | "compact,delete" | "delete,compact" => {
-                return Err(InvalidConfig(
-                    "cleanup.policy=compact is not supported yet: log compaction is not implemented".into(),
-                ));
-            }
+            "compact" => CleanupPolicy::Compact,
+            "compact,delete" | "delete,compact" => CleanupPolicy::CompactDelete,
             other => {
                 return Err(InvalidConfig(format!(
                     "cleanup.policy={other} is not one of delete, compact"

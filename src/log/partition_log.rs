@@ -328,6 +328,9 @@ impl PartitionLog {
 
     /// Deletes segments past `retention.ms` or beyond `retention.bytes`; returns how many.
     pub fn apply_retention(&mut self, now_ms: i64) -> Result<usize> {
+        if !self.config.cleanup_policy.deletes() {
+            return Ok(0);
+        }
         let retention_ms = self.config.retention_ms;
         let expired = |segment: &LogSegment| {
             retention_ms >= 0

@@ -7,18 +7,30 @@ mod alter_configs;
 mod api_versions;
 mod create_partitions;
 mod create_topics;
+mod delete_groups;
 mod delete_topics;
 mod describe_cluster;
 mod describe_configs;
+mod describe_groups;
 mod fetch;
 mod fetch_encode;
+mod find_coordinator;
+mod heartbeat;
 mod incremental_alter_configs;
 mod init_producer_id;
+mod join_group;
+mod leave_group;
+mod list_groups;
 mod list_offsets;
 mod metadata;
+mod offset_commit;
+mod offset_delete;
+mod offset_fetch;
 mod offset_for_leader_epoch;
 mod produce;
+mod sync_group;
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
@@ -39,6 +51,10 @@ pub(crate) struct Ctx<'a, B> {
     pub key: ApiKey,
     pub version: i16,
     pub correlation_id: i32,
+    /// The client's `client.id` from the request header.
+    pub client_id: String,
+    /// The client's address, as Kafka reports it (`/127.0.0.1`).
+    pub client_host: String,
 }
 
 impl<B> Ctx<'_, B> {
@@ -85,6 +101,7 @@ pub(crate) fn encode_response<R: Encodable + HeaderVersion>(
 pub(crate) fn handle<B: Broker>(
     broker: &Arc<B>,
     config: &ServerConfig,
+    peer: SocketAddr,
     frame: Bytes,
 ) -> Result<Reply, HandleError> {
     let request = match request::decode(frame)? {
@@ -99,6 +116,12 @@ pub(crate) fn handle<B: Broker>(
         key: request.key,
         version: request.version,
         correlation_id: request.header.correlation_id,
+        client_id: request
+            .header
+            .client_id
+            .as_ref()
+            .map_or(String::new(), |c| c.to_string()),
+        client_host: format!("/{}", peer.ip()),
     };
     match request.body {
         RequestKind::Produce(r) => produce::handle(&ctx, r),
@@ -115,6 +138,17 @@ pub(crate) fn handle<B: Broker>(
         RequestKind::CreatePartitions(r) => create_partitions::handle(&ctx, r),
         RequestKind::IncrementalAlterConfigs(r) => incremental_alter_configs::handle(&ctx, r),
         RequestKind::DescribeCluster(r) => describe_cluster::handle(&ctx, r),
+        RequestKind::FindCoordinator(r) => find_coordinator::handle(&ctx, r),
+        RequestKind::JoinGroup(r) => join_group::handle(&ctx, r),
+        RequestKind::SyncGroup(r) => sync_group::handle(&ctx, r),
+        RequestKind::Heartbeat(r) => heartbeat::handle(&ctx, r),
+        RequestKind::LeaveGroup(r) => leave_group::handle(&ctx, r),
+        RequestKind::OffsetCommit(r) => offset_commit::handle(&ctx, r),
+        RequestKind::OffsetFetch(r) => offset_fetch::handle(&ctx, r),
+        RequestKind::ListGroups(r) => list_groups::handle(&ctx, r),
+        RequestKind::DescribeGroups(r) => describe_groups::handle(&ctx, r),
+        RequestKind::DeleteGroups(r) => delete_groups::handle(&ctx, r),
+        RequestKind::OffsetDelete(r) => offset_delete::handle(&ctx, r),
         _ => Err(HandleError::UnsupportedVersion {
             key: request.key,
             version: request.version,
@@ -155,4 +189,23 @@ pub(crate) fn error_parts<T>(
         Ok(_) => (0, None),
         Err(e) => (e.code(), e.message().map(str_bytes)),
     }
+}
+
+/// A reply computed by a future: the future's response, encoded for this request.
+pub(crate) fn later<B, R, F>(ctx: &Ctx<'_, B>, future: F) -> Reply
+where
+    R: kafka_protocol::protocol::Encodable + HeaderVersion,
+    F: std::future::Future<Output = R> + Send + 'static,
+{
+    let (key, version, correlation_id) = (ctx.key, ctx.version, ctx.correlation_id);
+    Reply::Later(Box::pin(async move {
+        let response = future.await;
+        let bytes = encode_response(key, version, correlation_id, &response)?;
+        Ok(ResponseFrame::bytes(bytes.freeze()))
+    }))
+}
+
+/// An optional protocol string from a Rust one.
+pub(crate) fn opt_str(value: Option<String>) -> Option<StrBytes> {
+    value.map(str_bytes)
 }

@@ -26,6 +26,25 @@ pub use snappy::Snappy;
 #[cfg(feature = "zstd")]
 pub use zstd::Zstd;
 
+/// Strata patch: the most bytes one batch may decompress to. A small compressed batch can
+/// expand without bound (a decompression bomb); past this size decompression fails instead.
+pub const MAX_DECOMPRESSED_BYTES: usize = 64 << 20;
+
+/// Strata patch: copies at most `MAX_DECOMPRESSED_BYTES` from a decompressing reader, failing
+/// if there is more.
+#[allow(dead_code)]
+pub(crate) fn copy_bounded<R: std::io::Read, W: std::io::Write>(
+    reader: R,
+    writer: &mut W,
+) -> Result<()> {
+    use std::io::Read;
+    let copied = std::io::copy(&mut reader.take(MAX_DECOMPRESSED_BYTES as u64 + 1), writer)?;
+    if copied > MAX_DECOMPRESSED_BYTES as u64 {
+        anyhow::bail!("batch decompresses to more than {MAX_DECOMPRESSED_BYTES} bytes");
+    }
+    Ok(())
+}
+
 /// A trait for record compression algorithms.
 pub trait Compressor<B: ByteBufMut> {
     /// Target buffer type for compression.

@@ -39,14 +39,12 @@ impl<B: ByteBuf> Decompressor<B> for Gzip {
     where
         F: FnOnce(&mut Self::Buf) -> Result<R>,
     {
-        let mut tmp = BytesMut::new();
+        // Strata patch: a bounded read instead of an unbounded write.
+        let mut tmp = BytesMut::new().writer();
+        let compressed = buf.copy_to_bytes(buf.remaining());
+        let d = flate2::read::GzDecoder::new(bytes::Buf::reader(compressed));
+        super::copy_bounded(d, &mut tmp).context("Failed to decompress gzip")?;
 
-        // Decompress directly from the input buffer
-        let mut d = GzDecoder::new((&mut tmp).writer());
-        d.write_all(&buf.copy_to_bytes(buf.remaining()))
-            .context("Failed to decompress gzip")?;
-        d.finish().context("Failed to decompress gzip")?;
-
-        f(&mut tmp.into())
+        f(&mut tmp.into_inner().into())
     }
 }

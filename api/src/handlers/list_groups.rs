@@ -1,0 +1,45 @@
+//! ListGroups (key 16): every group, filtered by state (v4+) and type (v5+).
+
+use kafka_protocol::messages::list_groups_response::ListedGroup;
+use kafka_protocol::messages::{GroupId, ListGroupsRequest, ListGroupsResponse};
+
+use super::{Ctx, HandleError, str_bytes};
+use crate::broker::Broker;
+use crate::connection::Reply;
+use crate::group::GroupCoordinator;
+
+pub(super) fn handle<B: Broker>(
+    ctx: &Ctx<'_, B>,
+    request: ListGroupsRequest,
+) -> Result<Reply, HandleError> {
+    let version = ctx.version;
+    let groups = ctx
+        .broker
+        .groups()
+        .list_groups()
+        .into_iter()
+        .filter(|g| {
+            request.states_filter.is_empty()
+                || request
+                    .states_filter
+                    .iter()
+                    .any(|s| s.eq_ignore_ascii_case(g.state.name()))
+        })
+        // Every group here is a classic one.
+        .filter(|_| {
+            request.types_filter.is_empty()
+                || request
+                    .types_filter
+                    .iter()
+                    .any(|t| t.eq_ignore_ascii_case("classic"))
+        })
+        .map(|g| {
+            ListedGroup::default()
+                .with_group_id(GroupId(str_bytes(g.group_id)))
+                .with_protocol_type(str_bytes(g.protocol_type))
+                .with_group_state(str_bytes(if version >= 4 { g.state.name() } else { "" }))
+                .with_group_type(str_bytes(if version >= 5 { "classic" } else { "" }))
+        })
+        .collect();
+    ctx.respond(&ListGroupsResponse::default().with_groups(groups))
+}

@@ -1,0 +1,91 @@
+//! Rebuilding the coordinator from `__consumer_offsets` when the broker starts.
+
+use std::os::unix::fs::FileExt;
+
+use bytes::Bytes;
+use kafka_protocol::records::RecordBatchDecoder;
+
+use super::coordinator::OFFSETS_TOPIC;
+use super::records::RecordKey;
+use crate::broker::StrataBroker;
+use crate::log::LogError;
+use crate::log::batch::{BatchHeader, HEADER_SIZE};
+
+/// How much of a partition one read brings in.
+const READ_BYTES: u64 = 1 << 20;
+
+/// Replays every `__consumer_offsets` partition into the coordinator, in log order, so that
+/// the latest record of each key wins. Returns the number of groups loaded.
+pub fn load(broker: &StrataBroker) -> Result<usize, LogError> {
+    let groups = broker.groups_state();
+    let mut records = 0u64;
+    for index in 0.. {
+        let Some(partition) = broker.replicas().get(OFFSETS_TOPIC, index) else {
+            break;
+        };
+        let log = partition.log();
+        let end = log.log_end_offset();
+        let mut offset = log.log_start_offset();
+        while offset < end {
+            let Some(slice) = log.read(offset as i64, READ_BYTES, end, true)? else {
+                break;
+            };
+            let mut buf = vec![0u8; slice.len as usize];
+            slice
+                .file
+                .read_exact_at(&mut buf, slice.position)
+                .map_err(|e| LogError::io(log.dir(), e))?;
+            let mut at = 0;
+            while buf.len() - at >= HEADER_SIZE {
+                let header = BatchHeader::parse(&buf[at..])?;
+                let size = header.size() as usize;
+                if at + size > buf.len() {
+                    break;
+                }
+                let mut batch = Bytes::copy_from_slice(&buf[at..at + size]);
+                match RecordBatchDecoder::decode(&mut batch) {
+                    Ok(set) => {
+                        for record in set.records {
+                            let Some(key) = record.key else { continue };
+                            match RecordKey::decode(&key) {
+                                Ok(Some(key)) => {
+                                    if let Err(e) = groups.replay(key, record.value.as_deref()) {
+                                        tracing::warn!(
+                                            partition = index,
+                                            offset = record.offset,
+                                            "skipping {e}"
+                                        );
+                                    }
+                                    records += 1;
+                                }
+                                Ok(None) => {}
+                                Err(e) => {
+                                    tracing::warn!(
+                                        partition = index,
+                                        offset = record.offset,
+                                        "skipping {e}"
+                                    )
+                                }
+                            }
+                        }
+                    }
+                    Err(e) => tracing::warn!(
+                        partition = index,
+                        offset = header.base_offset,
+                        "skipping an undecodable __consumer_offsets batch: {e}"
+                    ),
+                }
+                offset = header.next_offset();
+                at += size;
+            }
+            if at == 0 {
+                break;
+            }
+        }
+    }
+    let loaded = groups.finish_replay();
+    if records > 0 {
+        tracing::info!(groups = loaded, records, "loaded consumer groups");
+    }
+    Ok(loaded)
+}

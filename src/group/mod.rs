@@ -1,0 +1,12 @@
+//! Consumer groups: the classic rebalance protocol, committed offsets kept in
+//! `__consumer_offsets`, and the lag of each group.
+
+pub mod coordinator;
+pub mod lag;
+mod load;
+pub mod records;
+pub mod state;
+
+pub use coordinator::{CoordinatorConfig, Groups, OFFSETS_TOPIC, partition_for};
+pub use load::load;
+pub use state::GroupConfig;
