@@ -7,13 +7,14 @@ mod common;
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use common::{BrokerProcess, client, create_topic};
-use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
+use rdkafka::ClientContext;
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
 use rdkafka::message::Message;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{Offset, TopicPartitionList};
@@ -27,8 +28,33 @@ const SESSION_TIMEOUT_MS: &str = "6000";
 /// Records consumed by every member: (partition, offset).
 type Seen = Arc<Mutex<BTreeSet<(i32, i64)>>>;
 
+/// What a member's rebalance callbacks saw.
+#[derive(Default)]
+struct Events {
+    /// Rebalance callbacks (assign or revoke).
+    rebalances: AtomicUsize,
+    /// Partitions revoked, summed over all revocations.
+    revoked: AtomicUsize,
+}
+
+struct Observed(Arc<Events>);
+
+impl ClientContext for Observed {}
+
+impl ConsumerContext for Observed {
+    fn pre_rebalance(&self, _: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        self.0.rebalances.fetch_add(1, Ordering::SeqCst);
+        if let Rebalance::Revoke(partitions) = rebalance {
+            self.0
+                .revoked
+                .fetch_add(partitions.count(), Ordering::SeqCst);
+        }
+    }
+}
+
 /// A librdkafka group member polling on its own thread, committing after processing.
 struct Member {
+    events: Arc<Events>,
     stop: Arc<AtomicBool>,
     assignment: Arc<Mutex<BTreeSet<i32>>>,
     thread: Option<JoinHandle<()>>,
@@ -36,15 +62,29 @@ struct Member {
 
 impl Member {
     fn start(name: &'static str, addr: &str, seen: &Seen, strategy: &str) -> Self {
-        let consumer: BaseConsumer = client(addr)
+        Self::start_with(
+            name,
+            addr,
+            seen,
+            &[("partition.assignment.strategy", strategy)],
+        )
+    }
+
+    fn start_with(name: &'static str, addr: &str, seen: &Seen, settings: &[(&str, &str)]) -> Self {
+        let mut config = client(addr);
+        config
             .set("group.id", GROUP)
             .set("client.id", name)
             .set("enable.auto.commit", "false")
             .set("auto.offset.reset", "earliest")
             .set("session.timeout.ms", SESSION_TIMEOUT_MS)
-            .set("heartbeat.interval.ms", "500")
-            .set("partition.assignment.strategy", strategy)
-            .create()
+            .set("heartbeat.interval.ms", "500");
+        for (key, value) in settings {
+            config.set(*key, *value);
+        }
+        let events = Arc::new(Events::default());
+        let consumer: BaseConsumer<Observed> = config
+            .create_with_context(Observed(events.clone()))
             .expect("consumer");
         consumer.subscribe(&[TOPIC]).expect("subscribe");
         let stop = Arc::new(AtomicBool::new(false));
@@ -76,6 +116,7 @@ impl Member {
             })
         };
         Self {
+            events,
             stop,
             assignment,
             thread: Some(thread),
@@ -326,4 +367,88 @@ async fn committed_offsets_survive_a_broker_crash() {
         "records consumed again after the restart: {:?}",
         resumed.intersection(&produced).take(5).collect::<Vec<_>>()
     );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_static_member_restarting_within_its_session_causes_no_rebalance() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = BrokerProcess::start(
+        &dir.path().join("data"),
+        &["group.initial.rebalance.delay.ms=500"],
+    );
+    create_topic(&broker.addr, TOPIC, PARTITIONS, &[]).await;
+    let seen: Seen = Arc::default();
+    let statics = |instance| {
+        vec![
+            ("group.instance.id", instance),
+            ("session.timeout.ms", "10000"),
+        ]
+    };
+    let a = Member::start_with("a", &broker.addr, &seen, &statics("a-1"));
+    let b = Member::start_with("b", &broker.addr, &seen, &statics("b-1"));
+    wait_for(
+        "both static members assigned",
+        Duration::from_secs(30),
+        || a.assignment().len() == 3 && b.assignment().len() == 3,
+    );
+    let a_partitions = a.assignment();
+    let b_rebalances = b.events.rebalances.load(Ordering::SeqCst);
+
+    // A static member does not leave on close; its successor takes its place.
+    a.leave();
+    let a = Member::start_with("a", &broker.addr, &seen, &statics("a-1"));
+    wait_for(
+        "the restarted member's assignment",
+        Duration::from_secs(30),
+        || a.assignment().len() == 3,
+    );
+    assert_eq!(
+        a.assignment(),
+        a_partitions,
+        "it got its old partitions back"
+    );
+    // Long enough for a rebalance to have reached b through its heartbeats.
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(
+        b.events.rebalances.load(Ordering::SeqCst),
+        b_rebalances,
+        "b saw a rebalance"
+    );
+    assert_eq!(b.assignment().len(), 3);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn cooperative_sticky_rebalances_move_only_what_must_move() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = BrokerProcess::start(
+        &dir.path().join("data"),
+        &["group.initial.rebalance.delay.ms=500"],
+    );
+    create_topic(&broker.addr, TOPIC, PARTITIONS, &[]).await;
+    let seen: Seen = Arc::default();
+    let a = Member::start("a", &broker.addr, &seen, "cooperative-sticky");
+    let b = Member::start("b", &broker.addr, &seen, "cooperative-sticky");
+    wait_for(
+        "a and b with three partitions each",
+        Duration::from_secs(30),
+        || a.assignment().len() == 3 && b.assignment().len() == 3,
+    );
+    let (a_before, b_before) = (a.assignment(), b.assignment());
+    let revoked_before =
+        a.events.revoked.load(Ordering::SeqCst) + b.events.revoked.load(Ordering::SeqCst);
+
+    let c = Member::start("c", &broker.addr, &seen, "cooperative-sticky");
+    wait_for("two partitions each", Duration::from_secs(30), || {
+        a.assignment().len() == 2 && b.assignment().len() == 2 && c.assignment().len() == 2
+    });
+    assert!(a.assignment().is_subset(&a_before), "a kept its partitions");
+    assert!(b.assignment().is_subset(&b_before), "b kept its partitions");
+    // Incremental: exactly the two partitions that moved to c were revoked, not all six.
+    let revoked = a.events.revoked.load(Ordering::SeqCst) + b.events.revoked.load(Ordering::SeqCst);
+    assert_eq!(revoked - revoked_before, 2);
+
+    let produced = produce(&broker.addr, 300).await;
+    wait_for("every record", Duration::from_secs(30), || {
+        all_seen(&seen, &produced)
+    });
 }

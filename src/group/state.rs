@@ -944,3 +944,7 @@ fn subscription_topics(metadata: &Bytes) -> Option<Vec<String>> {
             .collect(),
     )
 }
+
+#[cfg(test)]
+#[path = "state_test.rs"]
+mod tests;
