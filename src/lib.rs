@@ -5,6 +5,7 @@
 //! implementation (`broker`), configuration and the process lifecycle (`config`, `server`).
 
 pub mod broker;
+pub mod cli;
 pub mod config;
 pub mod group;
 pub mod log;

@@ -19,6 +19,25 @@ struct Cli {
 enum Command {
     /// Run a single-node broker on the embedded default configuration.
     Dev(DevArgs),
+    /// Consumer groups of a running broker (any Kafka-compatible one) and their lag.
+    Groups {
+        /// A broker to ask, host:port.
+        #[arg(long, default_value = "127.0.0.1:9092", global = true)]
+        bootstrap: String,
+        #[command(subcommand)]
+        command: GroupsCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum GroupsCommand {
+    /// Every group with its state.
+    List,
+    /// One group's committed offsets, log end offsets, lag and owners, per partition.
+    Describe {
+        /// The group id.
+        group: String,
+    },
 }
 
 #[derive(clap::Args)]
@@ -50,6 +69,21 @@ fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Command::Dev(args) => dev(args),
+        Command::Groups { bootstrap, command } => {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            let out = runtime.block_on(async {
+                match command {
+                    GroupsCommand::List => strata::cli::groups::list(&bootstrap).await,
+                    GroupsCommand::Describe { group } => {
+                        strata::cli::groups::describe(&bootstrap, &group).await
+                    }
+                }
+            })?;
+            print!("{out}");
+            Ok(())
+        }
     }
 }
 

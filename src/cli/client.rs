@@ -1,0 +1,78 @@
+//! A minimal Kafka protocol client for the CLI's admin commands: one connection, one request at
+//! a time, versions fixed by the caller. It works against any Kafka-compatible broker.
+
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use bytes::{Bytes, BytesMut};
+use kafka_protocol::messages::{RequestHeader, ResponseHeader};
+use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, Request, StrBytes};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// How long one request may take.
+const TIMEOUT: Duration = Duration::from_secs(30);
+/// Largest response accepted (a describe of a huge group is still far below this).
+const MAX_RESPONSE_BYTES: usize = 256 << 20;
+
+/// One connection to a broker.
+pub struct Client {
+    stream: TcpStream,
+    correlation_id: i32,
+}
+
+impl Client {
+    /// Connects to `addr` (`host:port`).
+    pub async fn connect(addr: &str) -> anyhow::Result<Self> {
+        let stream = tokio::time::timeout(TIMEOUT, TcpStream::connect(addr))
+            .await
+            .with_context(|| format!("connecting to {addr} timed out"))?
+            .with_context(|| format!("cannot connect to {addr}"))?;
+        Ok(Self {
+            stream,
+            correlation_id: 0,
+        })
+    }
+
+    /// Sends `request` at `version` and decodes the response.
+    pub async fn call<R: Request>(
+        &mut self,
+        version: i16,
+        request: &R,
+    ) -> anyhow::Result<R::Response> {
+        self.correlation_id += 1;
+        let mut body = BytesMut::new();
+        RequestHeader::default()
+            .with_request_api_key(R::KEY)
+            .with_request_api_version(version)
+            .with_correlation_id(self.correlation_id)
+            .with_client_id(Some(StrBytes::from_static_str("strata-cli")))
+            .encode(&mut body, R::header_version(version))?;
+        request.encode(&mut body, version)?;
+        let mut frame = Vec::with_capacity(4 + body.len());
+        frame.extend_from_slice(&(body.len() as i32).to_be_bytes());
+        frame.extend_from_slice(&body);
+        tokio::time::timeout(TIMEOUT, async {
+            self.stream.write_all(&frame).await?;
+            let size = self.stream.read_i32().await?;
+            if size < 0 || size as usize > MAX_RESPONSE_BYTES {
+                bail!("response of {size} bytes");
+            }
+            let mut response = vec![0; size as usize];
+            self.stream.read_exact(&mut response).await?;
+            let mut response = Bytes::from(response);
+            let header =
+                ResponseHeader::decode(&mut response, R::Response::header_version(version))?;
+            if header.correlation_id != self.correlation_id {
+                bail!(
+                    "response to request {} instead of {}",
+                    header.correlation_id,
+                    self.correlation_id
+                );
+            }
+            R::Response::decode(&mut response, version)
+        })
+        .await
+        .context("the broker did not answer in time")?
+    }
+}

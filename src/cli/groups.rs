@@ -1,0 +1,304 @@
+//! `strata groups`: consumer groups and their lag, as `kafka-consumer-groups.sh` shows them,
+//! read over the Kafka protocol from any broker.
+
+use std::collections::BTreeMap;
+
+use anyhow::{Context, bail};
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
+use kafka_protocol::messages::{
+    BrokerId, ConsumerProtocolAssignment, DescribeGroupsRequest, FindCoordinatorRequest, GroupId,
+    ListGroupsRequest, ListOffsetsRequest, OffsetFetchRequest, TopicName,
+};
+use kafka_protocol::protocol::{Decodable, StrBytes};
+
+use super::client::Client;
+
+/// Which member owns a partition.
+#[derive(Debug, Clone)]
+struct Owner {
+    member_id: String,
+    host: String,
+    client_id: String,
+}
+
+/// One line of the describe table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LagRow {
+    /// Topic.
+    pub topic: String,
+    /// Partition.
+    pub partition: i32,
+    /// Committed offset, if any.
+    pub committed: Option<i64>,
+    /// Log end offset (high watermark).
+    pub log_end: i64,
+    /// Owning member (`-` when none).
+    pub member: String,
+    /// Its host.
+    pub host: String,
+    /// Its client id.
+    pub client_id: String,
+}
+
+impl LagRow {
+    /// `log_end - committed`; unknown without a commit.
+    pub fn lag(&self) -> Option<i64> {
+        self.committed.map(|c| (self.log_end - c).max(0))
+    }
+}
+
+fn text(s: &str) -> StrBytes {
+    StrBytes::from_string(s.to_owned())
+}
+
+fn check(code: i16, what: &str) -> anyhow::Result<()> {
+    if code != 0 {
+        let error = ResponseError::try_from_code(code)
+            .map_or(format!("error code {code}"), |e| format!("{e:?}"));
+        bail!("{what}: {error}");
+    }
+    Ok(())
+}
+
+/// `strata groups list`.
+pub async fn list(bootstrap: &str) -> anyhow::Result<String> {
+    let mut client = Client::connect(bootstrap).await?;
+    let response = client.call(4, &ListGroupsRequest::default()).await?;
+    check(response.error_code, "ListGroups")?;
+    let rows: Vec<Vec<String>> = response
+        .groups
+        .iter()
+        .map(|g| {
+            vec![
+                g.group_id.to_string(),
+                g.group_state.to_string(),
+                g.protocol_type.to_string(),
+            ]
+        })
+        .collect();
+    Ok(table(&["GROUP", "STATE", "PROTOCOL-TYPE"], &rows))
+}
+
+/// The lag rows and state of `group`.
+pub async fn describe_rows(bootstrap: &str, group: &str) -> anyhow::Result<(String, Vec<LagRow>)> {
+    let mut client = Client::connect(bootstrap).await?;
+    let found = client
+        .call(3, &FindCoordinatorRequest::default().with_key(text(group)))
+        .await?;
+    check(found.error_code, "FindCoordinator")?;
+    let mut coordinator = if found.node_id == BrokerId(-1) {
+        bail!("no coordinator for group {group}");
+    } else {
+        let addr = format!("{}:{}", found.host, found.port);
+        Client::connect(&addr)
+            .await
+            .with_context(|| format!("the coordinator of {group} at {addr}"))?
+    };
+    let described = coordinator
+        .call(
+            5,
+            &DescribeGroupsRequest::default().with_groups(vec![GroupId(text(group))]),
+        )
+        .await?;
+    let described = described
+        .groups
+        .into_iter()
+        .next()
+        .context("DescribeGroups answered no group")?;
+    check(described.error_code, "DescribeGroups")?;
+    let mut owners: BTreeMap<(String, i32), Owner> = BTreeMap::new();
+    for member in &described.members {
+        let mut bytes = member.member_assignment.clone();
+        if bytes.len() < 2 {
+            continue;
+        }
+        let version = i16::from_be_bytes([bytes[0], bytes[1]]);
+        bytes::Buf::advance(&mut bytes, 2);
+        let Ok(assignment) = ConsumerProtocolAssignment::decode(&mut bytes, version.clamp(0, 3))
+        else {
+            continue;
+        };
+        for topic in assignment.assigned_partitions {
+            for partition in topic.partitions {
+                owners.insert(
+                    (topic.topic.to_string(), partition),
+                    Owner {
+                        member_id: member.member_id.to_string(),
+                        host: member.client_host.to_string(),
+                        client_id: member.client_id.to_string(),
+                    },
+                );
+            }
+        }
+    }
+    let fetched = coordinator
+        .call(
+            7,
+            &OffsetFetchRequest::default()
+                .with_group_id(GroupId(text(group)))
+                .with_topics(None),
+        )
+        .await?;
+    check(fetched.error_code, "OffsetFetch")?;
+    let mut committed: BTreeMap<(String, i32), Option<i64>> =
+        owners.keys().map(|k| (k.clone(), None)).collect();
+    for topic in &fetched.topics {
+        for p in &topic.partitions {
+            if p.error_code == 0 && p.committed_offset >= 0 {
+                committed.insert(
+                    (topic.name.to_string(), p.partition_index),
+                    Some(p.committed_offset),
+                );
+            }
+        }
+    }
+    if committed.is_empty() && described.group_state.as_str() == "Dead" {
+        bail!("consumer group '{group}' does not exist");
+    }
+    let ends = log_ends(&mut client, committed.keys()).await?;
+    let rows = committed
+        .into_iter()
+        .map(|((topic, partition), committed)| {
+            let owner = owners.get(&(topic.clone(), partition));
+            LagRow {
+                log_end: ends.get(&(topic.clone(), partition)).copied().unwrap_or(-1),
+                member: owner.map_or("-".into(), |o| o.member_id.clone()),
+                host: owner.map_or("-".into(), |o| o.host.clone()),
+                client_id: owner.map_or("-".into(), |o| o.client_id.clone()),
+                topic,
+                partition,
+                committed,
+            }
+        })
+        .collect();
+    Ok((described.group_state.to_string(), rows))
+}
+
+/// Latest offsets of the partitions (ListOffsets, one request; single-node brokers lead all).
+async fn log_ends<'a>(
+    client: &mut Client,
+    partitions: impl Iterator<Item = &'a (String, i32)>,
+) -> anyhow::Result<BTreeMap<(String, i32), i64>> {
+    let mut topics: BTreeMap<&str, Vec<i32>> = BTreeMap::new();
+    for (topic, partition) in partitions {
+        topics.entry(topic).or_default().push(*partition);
+    }
+    if topics.is_empty() {
+        return Ok(BTreeMap::new());
+    }
+    let request = ListOffsetsRequest::default()
+        .with_replica_id(BrokerId(-1))
+        .with_topics(
+            topics
+                .iter()
+                .map(|(topic, partitions)| {
+                    ListOffsetsTopic::default()
+                        .with_name(TopicName(text(topic)))
+                        .with_partitions(
+                            partitions
+                                .iter()
+                                .map(|p| {
+                                    ListOffsetsPartition::default()
+                                        .with_partition_index(*p)
+                                        .with_timestamp(-1)
+                                })
+                                .collect(),
+                        )
+                })
+                .collect(),
+        );
+    let response = client.call(7, &request).await?;
+    let mut ends = BTreeMap::new();
+    for topic in response.topics {
+        for p in topic.partitions {
+            if p.error_code == 0 {
+                ends.insert((topic.name.to_string(), p.partition_index), p.offset);
+            }
+        }
+    }
+    Ok(ends)
+}
+
+/// `strata groups describe GROUP`.
+pub async fn describe(bootstrap: &str, group: &str) -> anyhow::Result<String> {
+    let (state, rows) = describe_rows(bootstrap, group).await?;
+    let cells: Vec<Vec<String>> = rows
+        .iter()
+        .map(|r| {
+            vec![
+                group.to_owned(),
+                r.topic.clone(),
+                r.partition.to_string(),
+                r.committed.map_or("-".into(), |c| c.to_string()),
+                r.log_end.to_string(),
+                r.lag().map_or("-".into(), |l| l.to_string()),
+                r.member.clone(),
+                r.host.clone(),
+                r.client_id.clone(),
+            ]
+        })
+        .collect();
+    let total: i64 = rows.iter().filter_map(LagRow::lag).sum();
+    Ok(format!(
+        "Group {group} is {state}; total lag {total}.\n\n{}",
+        table(
+            &[
+                "GROUP",
+                "TOPIC",
+                "PARTITION",
+                "CURRENT-OFFSET",
+                "LOG-END-OFFSET",
+                "LAG",
+                "CONSUMER-ID",
+                "HOST",
+                "CLIENT-ID",
+            ],
+            &cells,
+        )
+    ))
+}
+
+/// Columns padded to their widest cell.
+fn table(header: &[&str], rows: &[Vec<String>]) -> String {
+    let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
+    for row in rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.len());
+        }
+    }
+    let line = |cells: Vec<&str>| {
+        cells
+            .iter()
+            .zip(&widths)
+            .map(|(c, w)| format!("{c:<w$}"))
+            .collect::<Vec<_>>()
+            .join("  ")
+            .trim_end()
+            .to_owned()
+    };
+    let mut out = line(header.to_vec());
+    for row in rows {
+        out.push('\n');
+        out.push_str(&line(row.iter().map(String::as_str).collect()));
+    }
+    out.push('\n');
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tables_align_columns() {
+        let out = table(
+            &["A", "LONG-HEADER"],
+            &[
+                vec!["wide-cell".into(), "x".into()],
+                vec!["y".into(), "z".into()],
+            ],
+        );
+        assert_eq!(out, "A          LONG-HEADER\nwide-cell  x\ny          z\n");
+    }
+}
