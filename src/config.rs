@@ -96,6 +96,21 @@ const BROKER_KEYS: &[(&str, &str, &str)] = &[
         "how often flush.ms/flush.messages are checked",
     ),
     (
+        "log.cleaner.enable",
+        "true",
+        "run log compaction for topics with cleanup.policy=compact",
+    ),
+    (
+        "log.cleaner.backoff.ms",
+        "15000",
+        "how often the cleaner looks for logs to compact",
+    ),
+    (
+        "log.cleaner.dedupe.buffer.size",
+        "134217728",
+        "memory for one compaction pass's key map; larger logs take several passes",
+    ),
+    (
         "group.min.session.timeout.ms",
         "6000",
         "shortest session timeout a group member may ask for",
@@ -162,6 +177,12 @@ pub struct BrokerConfig {
     pub retention_check_interval_ms: u64,
     /// `log.flush.scheduler.interval.ms`.
     pub flush_check_interval_ms: u64,
+    /// `log.cleaner.enable`.
+    pub cleaner_enable: bool,
+    /// `log.cleaner.backoff.ms`.
+    pub cleaner_backoff_ms: u64,
+    /// `log.cleaner.dedupe.buffer.size`.
+    pub cleaner_buffer_bytes: usize,
     /// Consumer group coordinator settings (`group.*`, `offsets.*`).
     pub coordinator: CoordinatorConfig,
     /// Topic-config defaults set at broker level, under topic-level names.
@@ -268,6 +289,10 @@ impl BrokerConfig {
             )? as u64,
             flush_check_interval_ms: parse(&get, "log.flush.scheduler.interval.ms", 1..=i64::MAX)?
                 as u64,
+            cleaner_enable: parse_bool(&get, "log.cleaner.enable")?,
+            cleaner_backoff_ms: parse(&get, "log.cleaner.backoff.ms", 1..=i64::MAX)? as u64,
+            cleaner_buffer_bytes: parse(&get, "log.cleaner.dedupe.buffer.size", 1 << 20..=i64::MAX)?
+                as usize,
             coordinator: CoordinatorConfig {
                 group: GroupConfig {
                     min_session_timeout: millis(&get, "group.min.session.timeout.ms")?,

@@ -15,6 +15,7 @@ use std::time::SystemTime;
 
 use tokio::sync::watch;
 
+use crate::log::cleaner::{self, CleanerStats};
 use crate::log::{AppendInfo, FileSlice, LogConfig, LogError, PartitionLog};
 
 /// One partition hosted by this broker.
@@ -150,6 +151,30 @@ impl Partition {
         let _guard = self.flushing.lock().await;
         self.flush().await?;
         Ok(true)
+    }
+
+    /// One compaction pass, if the log is compacted and dirty enough. Blocking: run it on the
+    /// blocking pool. The lock is held only to plan and to swap each rewritten segment in.
+    pub fn clean(&self, budget: usize, now_ms: i64) -> Result<Option<CleanerStats>, LogError> {
+        let Some(plan) = self.log().cleaning_plan(now_ms) else {
+            return Ok(None);
+        };
+        let mut stats = CleanerStats::default();
+        let (map, end) = cleaner::build_offset_map(&plan, budget, now_ms, &mut stats)?;
+        if end <= plan.first_dirty && !plan.tombstones_due {
+            return Ok(None);
+        }
+        let clean_to = end.max(plan.first_dirty);
+        for segment in plan.segments.iter().filter(|s| s.base_offset < clean_to) {
+            let cleaned = cleaner::clean_segment(&plan, segment, &map, now_ms, &mut stats)?;
+            if let Some(cleaned) = cleaned {
+                self.log().install_cleaned(cleaned)?;
+            }
+        }
+        let mut log = self.log();
+        log.set_tombstone_expiry(stats.next_tombstone_expiry);
+        log.set_first_dirty(clean_to)?;
+        Ok(Some(stats))
     }
 
     /// Applies a changed topic config.

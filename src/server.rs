@@ -80,6 +80,24 @@ pub async fn run(
         },
     );
 
+    if broker.config().cleaner_enable {
+        spawn_every(
+            &mut background,
+            Duration::from_millis(broker.config().cleaner_backoff_ms),
+            Arc::clone(&broker),
+            |broker| async move {
+                let budget = broker.config().cleaner_buffer_bytes;
+                let now = SystemTime::now()
+                    .duration_since(UNIX_EPOCH)
+                    .map_or(0, |d| d.as_millis() as i64);
+                let cleaning =
+                    tokio::task::spawn_blocking(move || broker.replicas().clean_logs(budget, now));
+                if let Err(e) = cleaning.await {
+                    tracing::error!("cleaner task failed: {e}");
+                }
+            },
+        );
+    }
     spawn_every(
         &mut background,
         GROUP_TIMER_INTERVAL,

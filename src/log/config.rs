@@ -65,6 +65,8 @@ pub enum ConfigType {
     Int = 3,
     /// 64-bit integer.
     Long = 5,
+    /// Floating point.
+    Double = 6,
     /// Comma-separated list.
     List = 7,
 }
@@ -77,6 +79,27 @@ pub const TOPIC_CONFIGS: &[ConfigKey] = &[
         ConfigType::List,
         "delete",
         "delete or compact old segments",
+    ),
+    key(
+        "delete.retention.ms",
+        "log.cleaner.delete.retention.ms",
+        ConfigType::Long,
+        "86400000",
+        "how long tombstones of a compacted topic stay readable",
+    ),
+    key(
+        "min.cleanable.dirty.ratio",
+        "log.cleaner.min.cleanable.ratio",
+        ConfigType::Double,
+        "0.5",
+        "share of not-yet-compacted bytes that triggers compaction",
+    ),
+    key(
+        "min.compaction.lag.ms",
+        "log.cleaner.min.compaction.lag.ms",
+        ConfigType::Long,
+        "0",
+        "records younger than this are never compacted",
     ),
     key(
         "compression.type",
@@ -206,10 +229,16 @@ impl fmt::Display for InvalidConfig {
 }
 
 /// The effective configuration of one topic's logs.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct LogConfig {
     /// `cleanup.policy`.
     pub cleanup_policy: CleanupPolicy,
+    /// `delete.retention.ms`.
+    pub delete_retention_ms: i64,
+    /// `min.cleanable.dirty.ratio`.
+    pub min_cleanable_dirty_ratio: f64,
+    /// `min.compaction.lag.ms`.
+    pub min_compaction_lag_ms: i64,
     /// `flush.messages`.
     pub flush_messages: u64,
     /// `flush.ms`.
@@ -311,8 +340,22 @@ impl LogConfig {
                 )));
             }
         }
+        let ratio_text = get("min.cleanable.dirty.ratio");
+        let min_cleanable_dirty_ratio = ratio_text
+            .trim()
+            .parse::<f64>()
+            .ok()
+            .filter(|r| (0.0..=1.0).contains(r))
+            .ok_or_else(|| {
+                InvalidConfig(format!(
+                    "min.cleanable.dirty.ratio={ratio_text} is not a number between 0 and 1"
+                ))
+            })?;
         Ok(Self {
             cleanup_policy,
+            delete_retention_ms: long("delete.retention.ms", 0)?,
+            min_cleanable_dirty_ratio,
+            min_compaction_lag_ms: long("min.compaction.lag.ms", 0)?,
             flush_messages: long("flush.messages", 1)? as u64,
             flush_ms: long("flush.ms", 0)?,
             index_interval_bytes: int("index.interval.bytes", 0)? as u64,

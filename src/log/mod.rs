@@ -5,6 +5,7 @@
 //! work (fsync) runs. No Kafka error codes here: the API handlers map [`LogError`]s to them.
 
 pub mod batch;
+pub mod cleaner;
 pub mod config;
 pub mod error;
 pub mod index;

@@ -16,6 +16,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use super::batch::{self, BatchHeader};
+use super::cleaner::{self, CleanedSegment, CleaningPlan, SegmentSnapshot};
 use super::config::{LogConfig, TimestampType};
 use super::error::{LogError, Result};
 use super::producer_state::{ProducerStateManager, SequenceCheck};
@@ -56,7 +57,14 @@ pub struct PartitionLog {
     last_flush: SystemTime,
     producer_state: ProducerStateManager,
     leader_epoch: i32,
+    /// The cleaner's checkpoint: offsets below it are compacted.
+    first_dirty: u64,
+    /// When a tombstone kept by the last pass may go (ms since the epoch).
+    tombstone_expiry: Option<i64>,
 }
+
+/// The file in a partition directory holding the cleaner's checkpoint.
+const CLEANER_CHECKPOINT: &str = "cleaner.checkpoint";
 
 impl PartitionLog {
     /// Opens the log in `dir`, creating it if needed.
@@ -66,6 +74,7 @@ impl PartitionLog {
     /// rebuilt; segments after a corrupt one are deleted, as in Kafka.
     pub fn open(dir: &Path, config: LogConfig, recovery_point: u64, clean: bool) -> Result<Self> {
         std::fs::create_dir_all(dir).map_err(|e| LogError::io(dir, e))?;
+        cleaner::recover_leftovers(dir)?;
         let mut base_offsets = segment_base_offsets(dir)?;
         if base_offsets.is_empty() {
             base_offsets.push(0);
@@ -97,9 +106,10 @@ impl PartitionLog {
                 // before it counts as recovered, as Kafka flushes after recovery.
                 segment.flush()?;
             }
-            if let Some(&next_base) = base_offsets.get(n + 1) {
+            if base_offsets.get(n + 1).is_some() {
                 segment.close()?;
-                cut_short = segment.next_offset() != next_base;
+                // Compaction leaves gaps between segments; only a cut tail breaks the chain.
+                cut_short = segment.truncated_by_recovery();
             }
             segments.insert(base, segment);
         }
@@ -121,6 +131,8 @@ impl PartitionLog {
             last_flush: SystemTime::now(),
             producer_state: ProducerStateManager::default(),
             leader_epoch: 0,
+            first_dirty: read_checkpoint(&dir.join(CLEANER_CHECKPOINT)),
+            tombstone_expiry: None,
         };
         log.rebuild_producer_state()?;
         log.check_invariants();
@@ -154,6 +166,9 @@ impl PartitionLog {
                 },
                 duplicate: true,
             });
+        }
+        if self.config.cleanup_policy.compacts() {
+            check_keys(batch)?;
         }
         self.maybe_roll(header.size(), now_ms)?;
         let base_offset = self.log_end_offset;
@@ -326,6 +341,106 @@ impl PartitionLog {
             || age.as_millis() >= self.config.flush_ms.max(0) as u128
     }
 
+    /// What the cleaner should compact now: `None` unless the topic is compacted and the
+    /// dirty share of its closed segments reaches `min.cleanable.dirty.ratio`.
+    pub fn cleaning_plan(&self, now_ms: i64) -> Option<CleaningPlan> {
+        if !self.config.cleanup_policy.compacts() {
+            return None;
+        }
+        let active_base = self.active_segment().base_offset();
+        let segments: Vec<SegmentSnapshot> = self
+            .segments
+            .values()
+            .filter(|s| s.base_offset() < active_base)
+            .map(|s| SegmentSnapshot {
+                base_offset: s.base_offset(),
+                path: s.path().to_owned(),
+                file: s.file(),
+                size: s.size(),
+                max_timestamp: s.max_timestamp(),
+            })
+            .collect();
+        let total: u64 = segments.iter().map(|s| s.size).sum();
+        let first_dirty = self.first_dirty.max(self.log_start_offset);
+        let dirty: u64 = segments
+            .iter()
+            .enumerate()
+            .filter(|(n, _)| {
+                let next = segments.get(n + 1).map_or(active_base, |s| s.base_offset);
+                next > first_dirty
+            })
+            .map(|(_, s)| s.size)
+            .sum();
+        let tombstones_due = self.tombstone_expiry.is_some_and(|t| t <= now_ms);
+        let dirty_enough =
+            dirty > 0 && dirty as f64 >= total as f64 * self.config.min_cleanable_dirty_ratio;
+        if !dirty_enough && !tombstones_due {
+            return None;
+        }
+        Some(CleaningPlan {
+            dir: self.dir.clone(),
+            segments,
+            first_dirty,
+            active_base,
+            delete_retention_ms: self.config.delete_retention_ms,
+            min_compaction_lag_ms: self.config.min_compaction_lag_ms,
+            tombstones_due,
+        })
+    }
+
+    /// Swaps a cleaned segment in for the one it was made from, unless that one changed (was
+    /// deleted by retention meanwhile). Returns whether it was swapped in.
+    pub fn install_cleaned(&mut self, cleaned: CleanedSegment) -> Result<bool> {
+        let active_base = self.active_segment().base_offset();
+        let current = self.segments.get(&cleaned.base_offset);
+        if cleaned.base_offset >= active_base
+            || current.is_none_or(|s| s.size() != cleaned.original_size)
+        {
+            let _ = std::fs::remove_file(&cleaned.path);
+            return Ok(false);
+        }
+        let stem = super::segment::file_stem(cleaned.base_offset);
+        let swap = self
+            .dir
+            .join(format!("{stem}.log.{}", cleaner::SWAP_SUFFIX));
+        std::fs::rename(&cleaned.path, &swap).map_err(|e| LogError::io(&swap, e))?;
+        sync_dir(&self.dir)?;
+        // From here a crash completes the swap on the next open.
+        drop(self.segments.remove(&cleaned.base_offset));
+        cleaner::install_swap(&self.dir, &stem, &swap)?;
+        sync_dir(&self.dir)?;
+        let settings = segment_settings(&self.config);
+        let mut segment = LogSegment::open(&self.dir, cleaned.base_offset, settings, true)?;
+        segment.close()?;
+        self.segments.insert(cleaned.base_offset, segment);
+        self.check_invariants();
+        Ok(true)
+    }
+
+    /// Base offset of the active segment, the one appends go to.
+    pub fn active_base_offset(&self) -> u64 {
+        self.active_segment().base_offset()
+    }
+
+    /// Records when the earliest tombstone the last pass kept may go.
+    pub fn set_tombstone_expiry(&mut self, expiry: Option<i64>) {
+        self.tombstone_expiry = expiry;
+    }
+
+    /// Records that offsets below `offset` are compacted (durably, so a restart does not
+    /// redo the work).
+    pub fn set_first_dirty(&mut self, offset: u64) -> Result<()> {
+        self.first_dirty = offset;
+        let path = self.dir.join(CLEANER_CHECKPOINT);
+        let tmp = self.dir.join(format!("{CLEANER_CHECKPOINT}.tmp"));
+        std::fs::write(&tmp, format!("{offset}\n")).map_err(|e| LogError::io(&tmp, e))?;
+        File::open(&tmp)
+            .and_then(|f| f.sync_all())
+            .map_err(|e| LogError::io(&tmp, e))?;
+        std::fs::rename(&tmp, &path).map_err(|e| LogError::io(&path, e))?;
+        sync_dir(&self.dir)
+    }
+
     /// Deletes segments past `retention.ms` or beyond `retention.bytes`; returns how many.
     pub fn apply_retention(&mut self, now_ms: i64) -> Result<usize> {
         if !self.config.cleanup_policy.deletes() {
@@ -465,6 +580,27 @@ fn segment_base_offsets(dir: &Path) -> Result<Vec<u64>> {
     }
     offsets.sort_unstable();
     Ok(offsets)
+}
+
+/// Kafka refuses records without a key in a compacted topic: compaction could not keep them.
+fn check_keys(batch: &[u8]) -> Result<()> {
+    let mut bytes = bytes::Bytes::copy_from_slice(batch);
+    let set = kafka_protocol::records::RecordBatchDecoder::decode(&mut bytes)
+        .map_err(|e| LogError::InvalidRecord(format!("batch does not decode: {e}")))?;
+    if set.records.iter().any(|r| r.key.is_none()) {
+        return Err(LogError::InvalidRecord(
+            "compacted topic cannot accept a record without a key".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// The cleaner checkpoint, 0 when absent or unreadable (the whole log is then dirty).
+fn read_checkpoint(path: &Path) -> u64 {
+    std::fs::read_to_string(path)
+        .ok()
+        .and_then(|text| text.trim().parse().ok())
+        .unwrap_or(0)
 }
 
 /// Removes the three files of the segment at `base` without opening it.

@@ -55,6 +55,7 @@ pub struct LogSegment {
     settings: SegmentSettings,
     /// When the segment was created, for `segment.ms` rolls.
     created: SystemTime,
+    truncated_by_recovery: bool,
 }
 
 /// The file name stem of a segment.
@@ -108,6 +109,7 @@ impl LogSegment {
             bytes_since_index_entry: 0,
             settings,
             created,
+            truncated_by_recovery: false,
         };
         if recover || !segment.load_tail()? {
             segment.recover()?;
@@ -192,6 +194,7 @@ impl LogSegment {
                 .set_len(valid_bytes)
                 .map_err(|e| LogError::io(&self.path, e))?;
             self.size = valid_bytes;
+            self.truncated_by_recovery = true;
         }
         Ok(truncated)
     }
@@ -362,6 +365,11 @@ impl LogSegment {
         std::fs::remove_file(&self.path).map_err(|e| LogError::io(&self.path, e))?;
         self.offset_index.delete()?;
         self.time_index.delete()
+    }
+
+    /// Whether recovery cut this segment's tail (what follows it is then not contiguous).
+    pub fn truncated_by_recovery(&self) -> bool {
+        self.truncated_by_recovery
     }
 
     /// A handle for flushing outside the partition lock.
