@@ -1,6 +1,6 @@
 // Exercises Strata with the Java Kafka client the way applications use it: the admin client,
-// a producer on its defaults (idempotent, acks=all) with compression, and a consumer by
-// assignment. Exits non-zero with a message on the first thing that is wrong.
+// a producer on its defaults (idempotent, acks=all) with compression, a consumer by
+// assignment and a consumer group. Exits non-zero with a message on the first thing that is wrong.
 // Usage: java StrataClientCheck <bootstrap> <topic>
 
 import java.nio.charset.StandardCharsets;
@@ -24,6 +24,53 @@ public class StrataClientCheck {
         if (!ok) {
             System.err.println("FAILED: " + what);
             System.exit(1);
+        }
+    }
+
+    // Two members of one group split the topic, consume it all, commit, and leave; the admin
+    // client then sees the group and its committed offsets.
+    static void checkGroup(Properties common, Properties consumerProps, String topic) throws Exception {
+        String group = "java-group";
+        Properties props = new Properties();
+        props.putAll(consumerProps);
+        props.put("group.id", group);
+        props.put("auto.offset.reset", "earliest");
+        Set<String> seen = Collections.synchronizedSet(new HashSet<>());
+        List<Thread> threads = new ArrayList<>();
+        List<Throwable> failures = Collections.synchronizedList(new ArrayList<>());
+        for (int m = 0; m < 2; m++) {
+            Thread thread = new Thread(() -> {
+                try (KafkaConsumer<String, String> consumer = new KafkaConsumer<>(props)) {
+                    consumer.subscribe(List.of(topic));
+                    long deadline = System.currentTimeMillis() + 60_000;
+                    while (seen.size() < RECORDS && System.currentTimeMillis() < deadline) {
+                        for (ConsumerRecord<String, String> record : consumer.poll(Duration.ofMillis(200))) {
+                            seen.add(record.value());
+                        }
+                        consumer.commitSync();
+                    }
+                } catch (Throwable t) {
+                    failures.add(t);
+                }
+            });
+            thread.start();
+            threads.add(thread);
+        }
+        for (Thread thread : threads) thread.join();
+        check(failures.isEmpty(), "group consumers failed: " + failures);
+        check(seen.size() == RECORDS, "the group consumed " + seen.size() + " of " + RECORDS);
+        try (Admin admin = Admin.create(common)) {
+            boolean listed = admin.listConsumerGroups().all().get().stream()
+                .anyMatch(g -> g.groupId().equals(group));
+            check(listed, "listConsumerGroups shows the group");
+            ConsumerGroupDescription description =
+                admin.describeConsumerGroups(List.of(group)).all().get().get(group);
+            check(description.members().isEmpty(), "both members left: " + description.members());
+            Map<TopicPartition, OffsetAndMetadata> offsets =
+                admin.listConsumerGroupOffsets(group).partitionsToOffsetAndMetadata().get();
+            long committed = offsets.values().stream().mapToLong(OffsetAndMetadata::offset).sum();
+            check(committed == RECORDS, "committed offsets add up to " + committed);
+            admin.deleteConsumerGroups(List.of(group)).all().get();
         }
     }
 
@@ -111,6 +158,7 @@ public class StrataClientCheck {
                 check(at != null && at.timestamp() >= baseTimestamp + RECORDS / 2, "offsetsForTimes on " + tp);
             }
         }
+        checkGroup(common, consumerProps, topic);
         System.out.println("OK " + RECORDS + " records");
     }
 }
