@@ -747,3 +747,7 @@ impl GroupCoordinator for StrataBroker {
         Ok(results)
     }
 }
+
+#[cfg(test)]
+#[path = "coordinator_test.rs"]
+mod tests;
