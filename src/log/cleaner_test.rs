@@ -248,3 +248,47 @@ fn records_without_keys_are_refused_by_compacted_topics() {
     let err = log.append(&keyless, 1).unwrap_err();
     assert!(err.to_string().contains("without a key"), "{err}");
 }
+
+/// The cleaner's throughput on this machine (not a test: it asserts nothing about speed).
+/// `cargo test --release -p strata --lib cleaner_throughput -- --ignored --nocapture`
+#[test]
+#[ignore]
+fn cleaner_throughput() {
+    const KEYS: usize = 10_000;
+    const ROUNDS: usize = 25;
+    const PER_BATCH: usize = 100;
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(&[
+        ("cleanup.policy", "compact"),
+        ("segment.bytes", &(64 << 20).to_string()),
+        ("min.cleanable.dirty.ratio", "0.01"),
+    ]);
+    let log = PartitionLog::open(dir.path(), cfg, 0, true).unwrap();
+    let partition = Partition::new("t".into(), 0, log);
+    let value = "v".repeat(1000);
+    for _ in 0..ROUNDS {
+        for chunk in (0..KEYS).collect::<Vec<_>>().chunks(PER_BATCH) {
+            let keys: Vec<String> = chunk.iter().map(|k| format!("key-{k:06}")).collect();
+            let records: Vec<(&str, Option<&str>)> =
+                keys.iter().map(|k| (k.as_str(), Some(value.as_str()))).collect();
+            partition
+                .append(&batch(&records, 1_000, Compression::None), 1_000)
+                .unwrap();
+        }
+    }
+    let size = partition.log().size();
+    let started = std::time::Instant::now();
+    let stats = partition.clean(128 << 20, 2_000).unwrap().expect("a pass ran");
+    let secs = started.elapsed().as_secs_f64();
+    println!(
+        "cleaned {} MB of {} records ({} segments) to {} MB in {secs:.2} s: {:.0} MB/s read, \
+         {:.0} MB/s of log compacted",
+        stats.bytes_before / 1_000_000,
+        KEYS * ROUNDS,
+        stats.segments,
+        stats.bytes_after / 1_000_000,
+        stats.bytes_read as f64 / 1e6 / secs,
+        stats.bytes_before as f64 / 1e6 / secs,
+    );
+    assert!(partition.log().size() < size);
+}
