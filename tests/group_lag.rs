@@ -4,6 +4,8 @@
 mod common;
 
 use std::process::Command;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::time::{Duration, Instant};
 
 use common::{BrokerProcess, client, create_topic};
@@ -136,4 +138,37 @@ async fn describe_shows_exact_lag_and_owners() {
         "{listed}"
     );
     drop(member);
+
+    // While a producer runs, every answer is exact: the end it shows lies between the records
+    // acknowledged before the call and after it (plus the one in flight), and lag = end - commit.
+    let acked = Arc::new(AtomicI64::new(60));
+    let stop = Arc::new(AtomicBool::new(false));
+    let producer = tokio::spawn({
+        let (addr, acked, stop) = (broker.addr.clone(), acked.clone(), stop.clone());
+        async move {
+            while !stop.load(Ordering::SeqCst) {
+                produce(&addr, 0, 1).await;
+                acked.fetch_add(1, Ordering::SeqCst);
+            }
+        }
+    });
+    for _ in 0..5 {
+        let before = acked.load(Ordering::SeqCst);
+        let addr = broker.addr.clone();
+        let (_, out) = tokio::task::spawn_blocking(move || cli(&addr, &["describe", "dashboards"]))
+            .await
+            .unwrap();
+        let after = acked.load(Ordering::SeqCst);
+        let (committed, end, lag, _) = row(&out, 0);
+        let end: i64 = end.parse().unwrap();
+        assert_eq!(committed, "30");
+        assert!(
+            (before..=after + 1).contains(&end),
+            "end {end} outside {before}..={after}+1"
+        );
+        assert_eq!(lag.parse::<i64>().unwrap(), end - 30);
+    }
+    stop.store(true, Ordering::SeqCst);
+    producer.await.unwrap();
+    assert!(acked.load(Ordering::SeqCst) > 60, "the producer ran");
 }

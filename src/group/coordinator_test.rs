@@ -44,13 +44,26 @@ fn offset(value: i64, at: i64) -> Bytes {
 #[test]
 fn replay_keeps_the_latest_record_of_each_key() {
     let groups = Groups::new(config(Duration::from_secs(3600)));
-    groups.replay(offset_key("a", 0), Some(&offset(5, 1))).unwrap();
-    groups.replay(offset_key("a", 0), Some(&offset(9, 2))).unwrap();
-    groups.replay(offset_key("a", 1), Some(&offset(3, 2))).unwrap();
-    groups.replay(offset_key("a", 1), None).unwrap();
-    groups.replay(offset_key("gone", 0), Some(&offset(1, 1))).unwrap();
     groups
-        .replay(RecordKey::Group { group: "gone".into() }, None)
+        .replay(offset_key("a", 0), Some(&offset(5, 1)))
+        .unwrap();
+    groups
+        .replay(offset_key("a", 0), Some(&offset(9, 2)))
+        .unwrap();
+    groups
+        .replay(offset_key("a", 1), Some(&offset(3, 2)))
+        .unwrap();
+    groups.replay(offset_key("a", 1), None).unwrap();
+    groups
+        .replay(offset_key("gone", 0), Some(&offset(1, 1)))
+        .unwrap();
+    groups
+        .replay(
+            RecordKey::Group {
+                group: "gone".into(),
+            },
+            None,
+        )
         .unwrap();
     let member = MemberValue {
         member_id: "m-1".into(),
@@ -71,7 +84,10 @@ fn replay_keeps_the_latest_record_of_each_key() {
         members: vec![member],
     };
     groups
-        .replay(RecordKey::Group { group: "a".into() }, Some(&membership.encode()))
+        .replay(
+            RecordKey::Group { group: "a".into() },
+            Some(&membership.encode()),
+        )
         .unwrap();
     assert!(groups.replay(offset_key("a", 2), Some(b"\x00")).is_err());
     assert_eq!(groups.finish_replay(), 1, "'gone' was deleted");
@@ -83,7 +99,9 @@ fn replay_keeps_the_latest_record_of_each_key() {
 #[test]
 fn offsets_of_long_empty_groups_expire() {
     let groups = Groups::new(config(Duration::from_millis(10)));
-    groups.replay(offset_key("old", 0), Some(&offset(4, 0))).unwrap();
+    groups
+        .replay(offset_key("old", 0), Some(&offset(4, 0)))
+        .unwrap();
     groups.finish_replay();
     std::thread::sleep(Duration::from_millis(20));
     let expired = groups.expired_offsets();
@@ -99,7 +117,9 @@ fn offsets_of_long_empty_groups_expire() {
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_millis() as i64;
-    groups.replay(offset_key("busy", 0), Some(&offset(4, now))).unwrap();
+    groups
+        .replay(offset_key("busy", 0), Some(&offset(4, now)))
+        .unwrap();
     assert!(groups.expired_offsets().is_empty());
 }
 

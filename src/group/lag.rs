@@ -44,3 +44,76 @@ pub fn lags(broker: &StrataBroker, group: Option<&str>) -> Vec<PartitionLag> {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use strata_api::Broker;
+    use strata_api::broker::NewTopic;
+    use strata_api::group::{Committer, GroupCoordinator, OffsetToCommit};
+
+    use super::{PartitionLag, lags};
+    use crate::broker::StrataBroker;
+    use crate::config::BrokerConfig;
+    use crate::log::batch::tests::sample_batch;
+
+    #[tokio::test]
+    async fn lag_is_the_distance_from_commit_to_high_watermark() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = BrokerConfig::from_entries(BTreeMap::from([(
+            "log.dirs".to_owned(),
+            dir.path().display().to_string(),
+        )]))
+        .unwrap();
+        let broker = StrataBroker::open(config).unwrap();
+        broker
+            .create_topic(
+                NewTopic {
+                    name: "t".into(),
+                    partitions: Some(2),
+                    replication_factor: None,
+                    assignments: BTreeMap::new(),
+                    configs: BTreeMap::new(),
+                },
+                false,
+            )
+            .unwrap();
+        for (partition, records) in [(0, 10), (1, 4)] {
+            let appended = broker
+                .append("t", partition, sample_batch(records, 1, None).into())
+                .unwrap();
+            broker
+                .wait_durable("t", partition, appended.next_offset)
+                .await
+                .unwrap();
+        }
+        let commit = |partition, offset| OffsetToCommit {
+            topic: "t".into(),
+            partition,
+            offset,
+            leader_epoch: -1,
+            metadata: None,
+        };
+        let standalone = Committer {
+            member_id: String::new(),
+            group_instance_id: None,
+            generation: -1,
+        };
+        let results = broker
+            .commit_offsets("g", standalone, vec![commit(0, 7), commit(1, 4)])
+            .await
+            .unwrap();
+        assert!(results.iter().all(Result::is_ok));
+        let row = |partition, committed, log_end, lag| PartitionLag {
+            group: "g".into(),
+            topic: "t".into(),
+            partition,
+            committed,
+            log_end,
+            lag,
+        };
+        assert_eq!(lags(&broker, None), vec![row(0, 7, 10, 3), row(1, 4, 4, 0)]);
+        assert!(lags(&broker, Some("other")).is_empty());
+    }
+}

@@ -269,8 +269,10 @@ fn cleaner_throughput() {
     for _ in 0..ROUNDS {
         for chunk in (0..KEYS).collect::<Vec<_>>().chunks(PER_BATCH) {
             let keys: Vec<String> = chunk.iter().map(|k| format!("key-{k:06}")).collect();
-            let records: Vec<(&str, Option<&str>)> =
-                keys.iter().map(|k| (k.as_str(), Some(value.as_str()))).collect();
+            let records: Vec<(&str, Option<&str>)> = keys
+                .iter()
+                .map(|k| (k.as_str(), Some(value.as_str())))
+                .collect();
             partition
                 .append(&batch(&records, 1_000, Compression::None), 1_000)
                 .unwrap();
@@ -278,7 +280,10 @@ fn cleaner_throughput() {
     }
     let size = partition.log().size();
     let started = std::time::Instant::now();
-    let stats = partition.clean(128 << 20, 2_000).unwrap().expect("a pass ran");
+    let stats = partition
+        .clean(128 << 20, 2_000)
+        .unwrap()
+        .expect("a pass ran");
     let secs = started.elapsed().as_secs_f64();
     println!(
         "cleaned {} MB of {} records ({} segments) to {} MB in {secs:.2} s: {:.0} MB/s read, \
