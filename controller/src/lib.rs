@@ -1,6 +1,17 @@
-//! strata-controller: the KRaft-style metadata quorum on openraft.
+//! strata-controller: the KRaft-style metadata quorum.
 //!
-//! It will hold every piece of cluster metadata (brokers, topics, partitions, configs) as
-//! records of one replicated log applied to a `MetadataImage`, with snapshots so that standby
-//! controllers are hot. Until it exists, a single node keeps topic metadata in
-//! `strata::metadata`. It must never depend on the data plane (`src/`, `api/`, `tiering/`).
+//! Cluster metadata (brokers, topics, partitions, configs) is a log of [`MetadataRecord`]s,
+//! applied in order to a [`MetadataImage`] by every controller and broker. The active
+//! controller decides with [`placement`] and appends records; the raft quorum (openraft, to
+//! come in this crate) replicates and commits them, and snapshots of the image let standbys
+//! and new voters start hot. It never depends on the data plane (`src/`, `api/`, `tiering/`).
+
+pub mod image;
+pub mod placement;
+pub mod record;
+
+pub use image::{ApplyError, BrokerRegistration, Change, MetadataImage, PartitionRegistration};
+pub use record::{ConfigResource, Endpoint, MetadataRecord};
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,368 @@
+//! `MetadataImage`: the cluster metadata as of one offset of the metadata log.
+//!
+//! Every controller and broker applies the same records in the same order and so holds the same
+//! image. [`MetadataImage::apply`] is deterministic: a record that does not fit the image (which
+//! the active controller never appends) changes nothing, identically everywhere, and each
+//! applied record reports the [`Change`] a broker acts on.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::record::{ConfigResource, Endpoint, MetadataRecord};
+
+/// A registered broker.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BrokerRegistration {
+    /// Broker id.
+    pub id: i32,
+    /// The process start that registered.
+    pub incarnation: Uuid,
+    /// Rack.
+    pub rack: Option<String>,
+    /// Where clients reach it.
+    pub listeners: Vec<Endpoint>,
+    /// Fenced brokers lead nothing.
+    pub fenced: bool,
+}
+
+/// One partition's replicas, leader and epochs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PartitionRegistration {
+    /// Replica broker ids, preferred leader first.
+    pub replicas: Vec<i32>,
+    /// In-sync replicas.
+    pub isr: Vec<i32>,
+    /// Leader, -1 for none.
+    pub leader: i32,
+    /// Bumped whenever the leader changes.
+    pub leader_epoch: i32,
+    /// Bumped with every change.
+    pub partition_epoch: i32,
+}
+
+/// A topic and its partitions.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TopicImage {
+    /// Name.
+    pub name: String,
+    /// Id.
+    pub id: Uuid,
+    /// Config overrides.
+    pub configs: BTreeMap<String, String>,
+    /// Partitions by index.
+    pub partitions: BTreeMap<i32, PartitionRegistration>,
+}
+
+/// What one applied record changed, for brokers to act on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Change {
+    /// A broker registered (again).
+    BrokerRegistered(i32),
+    /// A broker left.
+    BrokerUnregistered(i32),
+    /// A broker was fenced.
+    BrokerFenced(i32),
+    /// A broker was unfenced.
+    BrokerUnfenced(i32),
+    /// A topic appeared.
+    TopicCreated {
+        /// Name.
+        name: String,
+        /// Id.
+        id: Uuid,
+    },
+    /// A topic went, with its partitions.
+    TopicDeleted {
+        /// Name.
+        name: String,
+        /// Id.
+        id: Uuid,
+    },
+    /// A partition appeared.
+    PartitionCreated {
+        /// Topic id.
+        topic_id: Uuid,
+        /// Index.
+        partition: i32,
+    },
+    /// A partition's registration changed.
+    PartitionChanged {
+        /// Topic id.
+        topic_id: Uuid,
+        /// Index.
+        partition: i32,
+        /// Whether the leader (and so the leader epoch) changed.
+        leader_changed: bool,
+    },
+    /// A config was set or removed.
+    ConfigChanged {
+        /// What it applies to.
+        resource: ConfigResource,
+        /// Config name.
+        name: String,
+    },
+}
+
+/// Why a record did not apply (the image is unchanged).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ApplyError {
+    /// No such broker.
+    #[error("unknown broker {0}")]
+    UnknownBroker(i32),
+    /// No such topic.
+    #[error("unknown topic {0}")]
+    UnknownTopic(Uuid),
+    /// No such partition.
+    #[error("unknown partition {1} of topic {0}")]
+    UnknownPartition(Uuid, i32),
+    /// A topic name or id that exists already.
+    #[error("topic {0} exists already")]
+    DuplicateTopic(String),
+    /// A partition that exists already.
+    #[error("partition {1} of topic {0} exists already")]
+    DuplicatePartition(Uuid, i32),
+    /// Replicas, ISR or leader that do not fit together.
+    #[error("{0}")]
+    InvalidAssignment(String),
+}
+
+/// The cluster metadata as of [`MetadataImage::offset`].
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MetadataImage {
+    /// Offset of the last record applied (its raft log index).
+    pub offset: u64,
+    /// Registered brokers.
+    pub brokers: BTreeMap<i32, BrokerRegistration>,
+    /// Topics by id.
+    pub topics: BTreeMap<Uuid, TopicImage>,
+    /// Topic ids by name.
+    pub topic_ids: BTreeMap<String, Uuid>,
+    /// Cluster-wide config overrides.
+    pub cluster_configs: BTreeMap<String, String>,
+    /// Per-broker config overrides.
+    pub broker_configs: BTreeMap<i32, BTreeMap<String, String>>,
+}
+
+impl MetadataImage {
+    /// Applies the record at `offset`; a record that does not fit changes nothing but the
+    /// offset.
+    pub fn apply(&mut self, offset: u64, record: &MetadataRecord) -> Result<Change, ApplyError> {
+        self.offset = self.offset.max(offset);
+        match record {
+            MetadataRecord::RegisterBroker {
+                broker_id,
+                incarnation,
+                rack,
+                listeners,
+            } => {
+                // A new incarnation starts fenced until it proves it is alive.
+                self.brokers.insert(
+                    *broker_id,
+                    BrokerRegistration {
+                        id: *broker_id,
+                        incarnation: *incarnation,
+                        rack: rack.clone(),
+                        listeners: listeners.clone(),
+                        fenced: true,
+                    },
+                );
+                Ok(Change::BrokerRegistered(*broker_id))
+            }
+            MetadataRecord::UnregisterBroker { broker_id } => {
+                self.brokers
+                    .remove(broker_id)
+                    .ok_or(ApplyError::UnknownBroker(*broker_id))?;
+                Ok(Change::BrokerUnregistered(*broker_id))
+            }
+            MetadataRecord::FenceBroker { broker_id } => {
+                self.broker_mut(*broker_id)?.fenced = true;
+                Ok(Change::BrokerFenced(*broker_id))
+            }
+            MetadataRecord::UnfenceBroker { broker_id } => {
+                self.broker_mut(*broker_id)?.fenced = false;
+                Ok(Change::BrokerUnfenced(*broker_id))
+            }
+            MetadataRecord::CreateTopic {
+                name,
+                topic_id,
+                configs,
+            } => {
+                if self.topic_ids.contains_key(name) || self.topics.contains_key(topic_id) {
+                    return Err(ApplyError::DuplicateTopic(name.clone()));
+                }
+                self.topic_ids.insert(name.clone(), *topic_id);
+                self.topics.insert(
+                    *topic_id,
+                    TopicImage {
+                        name: name.clone(),
+                        id: *topic_id,
+                        configs: configs.clone(),
+                        partitions: BTreeMap::new(),
+                    },
+                );
+                Ok(Change::TopicCreated {
+                    name: name.clone(),
+                    id: *topic_id,
+                })
+            }
+            MetadataRecord::DeleteTopic { topic_id } => {
+                let topic = self
+                    .topics
+                    .remove(topic_id)
+                    .ok_or(ApplyError::UnknownTopic(*topic_id))?;
+                self.topic_ids.remove(&topic.name);
+                Ok(Change::TopicDeleted {
+                    name: topic.name,
+                    id: *topic_id,
+                })
+            }
+            MetadataRecord::CreatePartition {
+                topic_id,
+                partition,
+                replicas,
+                isr,
+                leader,
+            } => {
+                check_assignment(replicas, isr, *leader)?;
+                let topic = self
+                    .topics
+                    .get_mut(topic_id)
+                    .ok_or(ApplyError::UnknownTopic(*topic_id))?;
+                if topic.partitions.contains_key(partition) {
+                    return Err(ApplyError::DuplicatePartition(*topic_id, *partition));
+                }
+                topic.partitions.insert(
+                    *partition,
+                    PartitionRegistration {
+                        replicas: replicas.clone(),
+                        isr: isr.clone(),
+                        leader: *leader,
+                        leader_epoch: 0,
+                        partition_epoch: 0,
+                    },
+                );
+                Ok(Change::PartitionCreated {
+                    topic_id: *topic_id,
+                    partition: *partition,
+                })
+            }
+            MetadataRecord::ChangePartition {
+                topic_id,
+                partition,
+                leader,
+                isr,
+                replicas,
+            } => {
+                let current = self
+                    .topics
+                    .get(topic_id)
+                    .ok_or(ApplyError::UnknownTopic(*topic_id))?
+                    .partitions
+                    .get(partition)
+                    .ok_or(ApplyError::UnknownPartition(*topic_id, *partition))?;
+                let new_replicas = replicas.clone().unwrap_or_else(|| current.replicas.clone());
+                let new_isr = isr.clone().unwrap_or_else(|| current.isr.clone());
+                let new_leader = leader.unwrap_or(current.leader);
+                check_assignment(&new_replicas, &new_isr, new_leader)?;
+                let leader_changed = new_leader != current.leader;
+                let registration = self
+                    .topics
+                    .get_mut(topic_id)
+                    .and_then(|t| t.partitions.get_mut(partition))
+                    .expect("checked above");
+                registration.replicas = new_replicas;
+                registration.isr = new_isr;
+                registration.leader = new_leader;
+                registration.partition_epoch += 1;
+                if leader_changed {
+                    registration.leader_epoch += 1;
+                }
+                Ok(Change::PartitionChanged {
+                    topic_id: *topic_id,
+                    partition: *partition,
+                    leader_changed,
+                })
+            }
+            MetadataRecord::SetConfig {
+                resource,
+                name,
+                value,
+            } => {
+                let configs = match resource {
+                    ConfigResource::Topic(topic) => {
+                        let id = self
+                            .topic_ids
+                            .get(topic)
+                            .copied()
+                            .ok_or(ApplyError::UnknownTopic(Uuid::nil()))?;
+                        &mut self.topics.get_mut(&id).expect("indexed topic").configs
+                    }
+                    ConfigResource::Broker(id) => self.broker_configs.entry(*id).or_default(),
+                    ConfigResource::Cluster => &mut self.cluster_configs,
+                };
+                match value {
+                    Some(value) => configs.insert(name.clone(), value.clone()),
+                    None => configs.remove(name),
+                };
+                Ok(Change::ConfigChanged {
+                    resource: resource.clone(),
+                    name: name.clone(),
+                })
+            }
+        }
+    }
+
+    fn broker_mut(&mut self, id: i32) -> Result<&mut BrokerRegistration, ApplyError> {
+        self.brokers
+            .get_mut(&id)
+            .ok_or(ApplyError::UnknownBroker(id))
+    }
+
+    /// The topic called `name`.
+    pub fn topic(&self, name: &str) -> Option<&TopicImage> {
+        self.topic_ids.get(name).and_then(|id| self.topics.get(id))
+    }
+
+    /// Whether `broker` is registered and unfenced.
+    pub fn is_active(&self, broker: i32) -> bool {
+        self.brokers.get(&broker).is_some_and(|b| !b.fenced)
+    }
+
+    /// Number of partitions in the image.
+    pub fn partition_count(&self) -> usize {
+        self.topics.values().map(|t| t.partitions.len()).sum()
+    }
+
+    /// The image as bytes, for a snapshot.
+    pub fn to_snapshot(&self) -> Vec<u8> {
+        serde_json::to_vec(self).expect("the image always serializes")
+    }
+
+    /// An image from snapshot bytes.
+    pub fn from_snapshot(bytes: &[u8]) -> Result<Self, serde_json::Error> {
+        serde_json::from_slice(bytes)
+    }
+}
+
+/// Replicas without duplicates, an ISR within them, and a leader in the ISR (or none).
+fn check_assignment(replicas: &[i32], isr: &[i32], leader: i32) -> Result<(), ApplyError> {
+    let mut seen = std::collections::BTreeSet::new();
+    if replicas.is_empty() || !replicas.iter().all(|r| seen.insert(*r)) {
+        return Err(ApplyError::InvalidAssignment(format!(
+            "replicas {replicas:?} are empty or repeat a broker"
+        )));
+    }
+    if !isr.iter().all(|r| replicas.contains(r)) {
+        return Err(ApplyError::InvalidAssignment(format!(
+            "ISR {isr:?} is not within replicas {replicas:?}"
+        )));
+    }
+    if leader != -1 && !isr.contains(&leader) {
+        return Err(ApplyError::InvalidAssignment(format!(
+            "leader {leader} is not in the ISR {isr:?}"
+        )));
+    }
+    Ok(())
+}

@@ -1,0 +1,125 @@
+//! Metadata records: every change to cluster metadata is one of these, appended to the raft log
+//! and applied in log order to a [`crate::MetadataImage`] on every controller and broker.
+//!
+//! Records carry facts, not requests: the active controller validates a request against its
+//! image and appends only records that apply cleanly, so applying is deterministic everywhere.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+/// A listener a broker accepts clients on.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Endpoint {
+    /// Listener name (`PLAINTEXT`).
+    pub name: String,
+    /// Host clients connect to.
+    pub host: String,
+    /// Port.
+    pub port: u16,
+}
+
+/// What a config record changes.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum ConfigResource {
+    /// A topic's override, by name.
+    Topic(String),
+    /// A broker's dynamic setting.
+    Broker(i32),
+    /// A cluster-wide default.
+    Cluster,
+}
+
+/// One metadata change.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum MetadataRecord {
+    /// A broker (re)started and registered; a new incarnation replaces the previous one.
+    RegisterBroker {
+        /// Broker id.
+        broker_id: i32,
+        /// Unique per process start: tells a restart from a duplicate id.
+        incarnation: Uuid,
+        /// Rack, for rack-aware placement.
+        rack: Option<String>,
+        /// Where clients reach it.
+        listeners: Vec<Endpoint>,
+    },
+    /// A broker left for good.
+    UnregisterBroker {
+        /// Broker id.
+        broker_id: i32,
+    },
+    /// A broker's lease lapsed: it may not lead partitions.
+    FenceBroker {
+        /// Broker id.
+        broker_id: i32,
+    },
+    /// A registered broker is alive and caught up: it may lead partitions.
+    UnfenceBroker {
+        /// Broker id.
+        broker_id: i32,
+    },
+    /// A topic with its configs (its partitions follow as `CreatePartition` records).
+    CreateTopic {
+        /// Name.
+        name: String,
+        /// Id.
+        topic_id: Uuid,
+        /// Config overrides.
+        configs: BTreeMap<String, String>,
+    },
+    /// A topic and all its partitions go.
+    DeleteTopic {
+        /// Id.
+        topic_id: Uuid,
+    },
+    /// One partition of a topic, with its replicas and first leader.
+    CreatePartition {
+        /// Topic id.
+        topic_id: Uuid,
+        /// Partition index.
+        partition: i32,
+        /// Replica broker ids, the preferred leader first.
+        replicas: Vec<i32>,
+        /// In-sync replicas.
+        isr: Vec<i32>,
+        /// Leader, -1 for none.
+        leader: i32,
+    },
+    /// A partition's leader, ISR or replicas change. Applying bumps the partition epoch, and
+    /// the leader epoch when the leader changes.
+    ChangePartition {
+        /// Topic id.
+        topic_id: Uuid,
+        /// Partition index.
+        partition: i32,
+        /// New leader (-1: none), if it changes.
+        leader: Option<i32>,
+        /// New ISR, if it changes.
+        isr: Option<Vec<i32>>,
+        /// New replicas, if they change.
+        replicas: Option<Vec<i32>>,
+    },
+    /// A config is set (`Some`) or removed (`None`).
+    SetConfig {
+        /// What it applies to.
+        resource: ConfigResource,
+        /// Kafka name of the config.
+        name: String,
+        /// New value.
+        value: Option<String>,
+    },
+}
+
+impl MetadataRecord {
+    /// Encodes the record for the raft log.
+    pub fn encode(&self) -> Vec<u8> {
+        serde_json::to_vec(self).expect("metadata records always serialize")
+    }
+
+    /// Decodes a record from the raft log.
+    pub fn decode(bytes: &[u8]) -> Result<Self, serde_json::Error> {
+        serde_json::from_slice(bytes)
+    }
+}
