@@ -8,6 +8,7 @@
 
 pub mod image;
 pub mod placement;
+pub mod raft;
 pub mod record;
 
 pub use image::{ApplyError, BrokerRegistration, Change, MetadataImage, PartitionRegistration};

@@ -1,0 +1,230 @@
+//! The raft state machine: committed metadata records applied to the [`MetadataImage`].
+//!
+//! A snapshot is the image with the raft position it covers, written atomically to
+//! `snapshot.json`. After a restart the image comes from the snapshot and openraft re-applies
+//! the log entries after it, so the image itself needs no other persistence.
+
+use std::io::Cursor;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use openraft::storage::{RaftStateMachine, Snapshot};
+use openraft::{
+    Entry, EntryPayload, ErrorSubject, ErrorVerb, LogId, OptionalSend, RaftSnapshotBuilder,
+    SnapshotMeta, StorageError, StorageIOError, StoredMembership,
+};
+use serde::{Deserialize, Serialize};
+
+use super::log_store::{read_json, write_atomic};
+use super::{ApplyResult, NodeId, TypeConfig};
+use crate::image::{Change, MetadataImage};
+
+const SNAPSHOT_FILE: &str = "snapshot.json";
+
+/// A snapshot as stored and sent to other voters.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct StoredSnapshot {
+    meta: SnapshotMeta<NodeId, openraft::BasicNode>,
+    image: MetadataImage,
+}
+
+/// The applied state.
+#[derive(Debug)]
+struct Inner {
+    dir: PathBuf,
+    image: MetadataImage,
+    last_applied: Option<LogId<NodeId>>,
+    membership: StoredMembership<NodeId, openraft::BasicNode>,
+    /// The latest snapshot's bytes and meta.
+    snapshot: Option<(SnapshotMeta<NodeId, openraft::BasicNode>, Vec<u8>)>,
+    snapshots_built: u64,
+    /// Changes of applied records not yet taken by [`StateMachine::take_changes`].
+    changes: Vec<Change>,
+}
+
+/// The metadata state machine of one controller (shared with readers of the image).
+#[derive(Debug, Clone)]
+pub struct StateMachine {
+    inner: Arc<Mutex<Inner>>,
+}
+
+fn sm_err(verb: ErrorVerb, e: impl std::fmt::Display) -> StorageError<NodeId> {
+    let e = std::io::Error::other(e.to_string());
+    StorageIOError::new(
+        ErrorSubject::StateMachine,
+        verb,
+        openraft::AnyError::new(&e),
+    )
+    .into()
+}
+
+impl StateMachine {
+    /// Opens the state machine in `dir`, starting from its snapshot if there is one.
+    pub fn open(dir: &Path) -> std::io::Result<Self> {
+        std::fs::create_dir_all(dir)?;
+        let stored: Option<StoredSnapshot> = read_json(dir, SNAPSHOT_FILE)?;
+        let (image, last_applied, membership, snapshot) = match stored {
+            Some(stored) => {
+                let bytes = serde_json::to_vec(&stored)?;
+                (
+                    stored.image,
+                    stored.meta.last_log_id,
+                    stored.meta.last_membership.clone(),
+                    Some((stored.meta, bytes)),
+                )
+            }
+            None => (
+                MetadataImage::default(),
+                None,
+                StoredMembership::default(),
+                None,
+            ),
+        };
+        Ok(Self {
+            inner: Arc::new(Mutex::new(Inner {
+                dir: dir.to_owned(),
+                image,
+                last_applied,
+                membership,
+                snapshot,
+                snapshots_built: 0,
+                changes: Vec::new(),
+            })),
+        })
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Runs `read` on the current image.
+    pub fn with_image<T>(&self, read: impl FnOnce(&MetadataImage) -> T) -> T {
+        read(&self.lock().image)
+    }
+
+    /// The changes applied since the last call, in order, for a broker to act on.
+    pub fn take_changes(&self) -> Vec<Change> {
+        std::mem::take(&mut self.lock().changes)
+    }
+}
+
+impl RaftSnapshotBuilder<TypeConfig> for StateMachine {
+    async fn build_snapshot(&mut self) -> Result<Snapshot<TypeConfig>, StorageError<NodeId>> {
+        let mut inner = self.lock();
+        inner.snapshots_built += 1;
+        let snapshot_id = format!(
+            "{}-{}",
+            inner.last_applied.map_or(0, |l| l.index),
+            inner.snapshots_built
+        );
+        let meta = SnapshotMeta {
+            last_log_id: inner.last_applied,
+            last_membership: inner.membership.clone(),
+            snapshot_id,
+        };
+        let stored = StoredSnapshot {
+            meta: meta.clone(),
+            image: inner.image.clone(),
+        };
+        write_atomic(&inner.dir, SNAPSHOT_FILE, &stored)
+            .map_err(|e| sm_err(ErrorVerb::Write, e))?;
+        let bytes = serde_json::to_vec(&stored).map_err(|e| sm_err(ErrorVerb::Write, e))?;
+        inner.snapshot = Some((meta.clone(), bytes.clone()));
+        Ok(Snapshot {
+            meta,
+            snapshot: Box::new(Cursor::new(bytes)),
+        })
+    }
+}
+
+impl RaftStateMachine<TypeConfig> for StateMachine {
+    type SnapshotBuilder = Self;
+
+    async fn applied_state(
+        &mut self,
+    ) -> Result<
+        (
+            Option<LogId<NodeId>>,
+            StoredMembership<NodeId, openraft::BasicNode>,
+        ),
+        StorageError<NodeId>,
+    > {
+        let inner = self.lock();
+        Ok((inner.last_applied, inner.membership.clone()))
+    }
+
+    async fn apply<I>(&mut self, entries: I) -> Result<Vec<ApplyResult>, StorageError<NodeId>>
+    where
+        I: IntoIterator<Item = Entry<TypeConfig>> + OptionalSend,
+        I::IntoIter: OptionalSend,
+    {
+        let mut inner = self.lock();
+        let mut results = Vec::new();
+        for entry in entries {
+            inner.last_applied = Some(entry.log_id);
+            let mut result = ApplyResult {
+                index: entry.log_id.index,
+                errors: Vec::new(),
+            };
+            match entry.payload {
+                EntryPayload::Blank => {}
+                EntryPayload::Normal(batch) => {
+                    for record in &batch.records {
+                        match inner.image.apply(entry.log_id.index, record) {
+                            Ok(change) => inner.changes.push(change),
+                            Err(e) => result.errors.push(e.to_string()),
+                        }
+                    }
+                    inner.image.offset = entry.log_id.index;
+                }
+                EntryPayload::Membership(membership) => {
+                    inner.membership = StoredMembership::new(Some(entry.log_id), membership);
+                }
+            }
+            results.push(result);
+        }
+        Ok(results)
+    }
+
+    async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
+        self.clone()
+    }
+
+    async fn begin_receiving_snapshot(
+        &mut self,
+    ) -> Result<Box<Cursor<Vec<u8>>>, StorageError<NodeId>> {
+        Ok(Box::new(Cursor::new(Vec::new())))
+    }
+
+    async fn install_snapshot(
+        &mut self,
+        meta: &SnapshotMeta<NodeId, openraft::BasicNode>,
+        snapshot: Box<Cursor<Vec<u8>>>,
+    ) -> Result<(), StorageError<NodeId>> {
+        let bytes = snapshot.into_inner();
+        let mut stored: StoredSnapshot =
+            serde_json::from_slice(&bytes).map_err(|e| sm_err(ErrorVerb::Read, e))?;
+        stored.meta = meta.clone();
+        let mut inner = self.lock();
+        write_atomic(&inner.dir, SNAPSHOT_FILE, &stored)
+            .map_err(|e| sm_err(ErrorVerb::Write, e))?;
+        inner.image = stored.image;
+        inner.last_applied = meta.last_log_id;
+        inner.membership = meta.last_membership.clone();
+        inner.snapshot = Some((meta.clone(), bytes));
+        inner.changes.clear();
+        Ok(())
+    }
+
+    async fn get_current_snapshot(
+        &mut self,
+    ) -> Result<Option<Snapshot<TypeConfig>>, StorageError<NodeId>> {
+        let inner = self.lock();
+        Ok(inner.snapshot.as_ref().map(|(meta, bytes)| Snapshot {
+            meta: meta.clone(),
+            snapshot: Box::new(Cursor::new(bytes.clone())),
+        }))
+    }
+}
