@@ -3,6 +3,8 @@
 //! metadata records to the image ([`StateMachine`]).
 
 mod log_store;
+mod network;
+mod node;
 mod state_machine;
 
 use std::io::Cursor;
@@ -10,6 +12,7 @@ use std::io::Cursor;
 use serde::{Deserialize, Serialize};
 
 pub use log_store::LogStore;
+pub use node::{Controller, QuorumConfig, StartError, WriteError};
 pub use state_machine::StateMachine;
 
 use crate::record::MetadataRecord;

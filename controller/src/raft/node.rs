@@ -1,0 +1,159 @@
+//! One controller: its raft instance over the on-disk log and state machine, answering peers on
+//! the controller listener.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use openraft::error::{ClientWriteError, InitializeError, RaftError};
+use openraft::{BasicNode, Config, Raft, SnapshotPolicy};
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+
+use super::network::{Network, serve};
+use super::{ApplyResult, LogStore, NodeId, RecordBatch, StateMachine, TypeConfig};
+use crate::record::MetadataRecord;
+
+/// Raft timing and snapshot settings.
+#[derive(Debug, Clone, Copy)]
+pub struct QuorumConfig {
+    /// How often the leader heartbeats.
+    pub heartbeat: Duration,
+    /// A follower that hears nothing for between this and twice this starts an election.
+    pub election_timeout: Duration,
+    /// A snapshot is taken after this many log entries since the last one.
+    pub snapshot_every: u64,
+    /// Entries kept behind a snapshot (for followers slightly behind).
+    pub keep_behind_snapshot: u64,
+}
+
+impl Default for QuorumConfig {
+    fn default() -> Self {
+        Self {
+            heartbeat: Duration::from_millis(100),
+            election_timeout: Duration::from_millis(500),
+            snapshot_every: 20_000,
+            keep_behind_snapshot: 1_000,
+        }
+    }
+}
+
+/// Why a write did not commit.
+#[derive(Debug, thiserror::Error)]
+pub enum WriteError {
+    /// This controller is not the leader; the leader, if known, is given.
+    #[error("not the active controller (leader: {0:?})")]
+    NotLeader(Option<NodeId>),
+    /// Raft failed (shut down, storage error).
+    #[error("{0}")]
+    Raft(String),
+}
+
+/// A running controller.
+pub struct Controller {
+    /// Its id.
+    pub id: NodeId,
+    /// The raft instance.
+    pub raft: Raft<TypeConfig>,
+    /// The applied metadata.
+    pub state: StateMachine,
+    server: JoinHandle<()>,
+}
+
+impl Controller {
+    /// Starts controller `id` on `dir`, answering peers on `listener`.
+    pub async fn start(
+        id: NodeId,
+        dir: &Path,
+        listener: TcpListener,
+        quorum: QuorumConfig,
+    ) -> Result<Self, StartError> {
+        let heartbeat = quorum.heartbeat.as_millis() as u64;
+        let election = quorum.election_timeout.as_millis() as u64;
+        let config = Config {
+            cluster_name: "strata-metadata".into(),
+            heartbeat_interval: heartbeat,
+            election_timeout_min: election,
+            election_timeout_max: election * 2,
+            snapshot_policy: SnapshotPolicy::LogsSinceLast(quorum.snapshot_every),
+            max_in_snapshot_log_to_keep: quorum.keep_behind_snapshot,
+            purge_batch_size: 256,
+            ..Default::default()
+        }
+        .validate()
+        .map_err(|e| StartError::Config(e.to_string()))?;
+        let log = LogStore::open(&dir.join("raft-log"))?;
+        let state = StateMachine::open(&dir.join("raft-state"))?;
+        let raft = Raft::new(id, Arc::new(config), Network, log, state.clone())
+            .await
+            .map_err(|e| StartError::Raft(e.to_string()))?;
+        let server = tokio::spawn(serve(listener, raft.clone()));
+        Ok(Self {
+            id,
+            raft,
+            state,
+            server,
+        })
+    }
+
+    /// Forms the quorum of `voters` (id → controller address). Done once, on one voter; a
+    /// quorum that already exists is left as it is.
+    pub async fn bootstrap(&self, voters: &BTreeMap<NodeId, String>) -> Result<(), StartError> {
+        let members: BTreeMap<NodeId, BasicNode> = voters
+            .iter()
+            .map(|(id, addr)| (*id, BasicNode { addr: addr.clone() }))
+            .collect();
+        match self.raft.initialize(members).await {
+            Ok(()) | Err(RaftError::APIError(InitializeError::NotAllowed(_))) => Ok(()),
+            Err(e) => Err(StartError::Raft(e.to_string())),
+        }
+    }
+
+    /// Appends records as one entry and waits until committed and applied here.
+    pub async fn write(&self, records: Vec<MetadataRecord>) -> Result<ApplyResult, WriteError> {
+        match self.raft.client_write(RecordBatch { records }).await {
+            Ok(response) => Ok(response.data),
+            Err(RaftError::APIError(ClientWriteError::ForwardToLeader(forward))) => {
+                Err(WriteError::NotLeader(forward.leader_id))
+            }
+            Err(e) => Err(WriteError::Raft(e.to_string())),
+        }
+    }
+
+    /// The current leader, if known.
+    pub fn leader(&self) -> Option<NodeId> {
+        self.raft.metrics().borrow().current_leader
+    }
+
+    /// Voter ids of the current membership.
+    pub fn voters(&self) -> BTreeSet<NodeId> {
+        self.raft
+            .metrics()
+            .borrow()
+            .membership_config
+            .membership()
+            .voter_ids()
+            .collect()
+    }
+
+    /// Stops raft and the listener (the on-disk state stays).
+    pub async fn shutdown(self) {
+        let _ = self.raft.shutdown().await;
+        self.server.abort();
+    }
+}
+
+/// Why a controller could not start or form its quorum.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// Raft settings that do not hold together.
+    #[error("raft configuration: {0}")]
+    Config(String),
+    /// The log or state machine could not be opened.
+    #[error("controller storage: {0}")]
+    Storage(#[from] std::io::Error),
+    /// Raft refused.
+    #[error("{0}")]
+    Raft(String),
+}
