@@ -19,6 +19,13 @@ struct Cli {
 enum Command {
     /// Run a single-node broker on the embedded default configuration.
     Dev(DevArgs),
+    /// Run one voter of the metadata quorum (KRaft-style controller).
+    Controller(ControllerArgs),
+    /// The metadata quorum as its controllers see it.
+    Cluster {
+        #[command(subcommand)]
+        command: ClusterCommand,
+    },
     /// Consumer groups of a running broker (any Kafka-compatible one) and their lag.
     Groups {
         /// A broker to ask, host:port.
@@ -26,6 +33,38 @@ enum Command {
         bootstrap: String,
         #[command(subcommand)]
         command: GroupsCommand,
+    },
+}
+
+#[derive(clap::Args)]
+struct ControllerArgs {
+    /// This controller's node id.
+    #[arg(long)]
+    node_id: u64,
+    /// Controller listener address; port 0 picks a free one.
+    #[arg(long, default_value = "127.0.0.1:9093")]
+    listen: String,
+    /// Where the raft log, vote and snapshots live.
+    #[arg(long)]
+    data_dir: PathBuf,
+    /// Every voter as id@host:port, comma-separated (this one included).
+    #[arg(long, value_delimiter = ',', required = true)]
+    voters: Vec<String>,
+    /// Take a snapshot of the metadata image after this many log entries.
+    #[arg(long, default_value_t = 20_000)]
+    snapshot_every: u64,
+    /// Log entries kept behind a snapshot for followers slightly behind.
+    #[arg(long, default_value_t = 1_000)]
+    keep_behind_snapshot: u64,
+}
+
+#[derive(Subcommand)]
+enum ClusterCommand {
+    /// The active controller, each controller's log and the voters' replication lag.
+    Status {
+        /// Controllers to ask, host:port, comma-separated.
+        #[arg(long, value_delimiter = ',', default_value = "127.0.0.1:9093")]
+        controllers: Vec<String>,
     },
 }
 
@@ -69,6 +108,46 @@ fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Command::Dev(args) => dev(args),
+        Command::Controller(args) => {
+            let voters = strata::cli::cluster::parse_voters(&args.voters)?;
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()?;
+            runtime.block_on(async move {
+                let (stop, shutdown) = watch::channel(false);
+                tokio::spawn(async move {
+                    wait_for_signal().await;
+                    tracing::info!("shutdown requested");
+                    let _ = stop.send(true);
+                });
+                let quorum = strata_controller::raft::QuorumConfig {
+                    snapshot_every: args.snapshot_every.max(1),
+                    keep_behind_snapshot: args.keep_behind_snapshot,
+                    ..Default::default()
+                };
+                strata::cli::cluster::run_controller(
+                    args.node_id,
+                    &args.listen,
+                    &args.data_dir,
+                    voters,
+                    quorum,
+                    shutdown,
+                )
+                .await
+            })
+        }
+        Command::Cluster {
+            command: ClusterCommand::Status { controllers },
+        } => {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            print!(
+                "{}",
+                runtime.block_on(strata::cli::cluster::status(&controllers))?
+            );
+            Ok(())
+        }
         Command::Groups { bootstrap, command } => {
             let runtime = tokio::runtime::Builder::new_current_thread()
                 .enable_all()

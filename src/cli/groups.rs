@@ -77,7 +77,7 @@ pub async fn list(bootstrap: &str) -> anyhow::Result<String> {
             ]
         })
         .collect();
-    Ok(table(&["GROUP", "STATE", "PROTOCOL-TYPE"], &rows))
+    Ok(super::table(&["GROUP", "STATE", "PROTOCOL-TYPE"], &rows))
 }
 
 /// The lag rows and state of `group`.
@@ -242,7 +242,7 @@ pub async fn describe(bootstrap: &str, group: &str) -> anyhow::Result<String> {
     let total: i64 = rows.iter().filter_map(LagRow::lag).sum();
     Ok(format!(
         "Group {group} is {state}; total lag {total}.\n\n{}",
-        table(
+        super::table(
             &[
                 "GROUP",
                 "TOPIC",
@@ -259,40 +259,11 @@ pub async fn describe(bootstrap: &str, group: &str) -> anyhow::Result<String> {
     ))
 }
 
-/// Columns padded to their widest cell.
-fn table(header: &[&str], rows: &[Vec<String>]) -> String {
-    let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
-    for row in rows {
-        for (w, cell) in widths.iter_mut().zip(row) {
-            *w = (*w).max(cell.len());
-        }
-    }
-    let line = |cells: Vec<&str>| {
-        cells
-            .iter()
-            .zip(&widths)
-            .map(|(c, w)| format!("{c:<w$}"))
-            .collect::<Vec<_>>()
-            .join("  ")
-            .trim_end()
-            .to_owned()
-    };
-    let mut out = line(header.to_vec());
-    for row in rows {
-        out.push('\n');
-        out.push_str(&line(row.iter().map(String::as_str).collect()));
-    }
-    out.push('\n');
-    out
-}
-
 #[cfg(test)]
 mod tests {
-    use super::*;
-
     #[test]
     fn tables_align_columns() {
-        let out = table(
+        let out = super::super::table(
             &["A", "LONG-HEADER"],
             &[
                 vec!["wide-cell".into(), "x".into()],

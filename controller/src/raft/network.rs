@@ -1,10 +1,13 @@
-//! The network between controllers: raft RPCs as length-prefixed JSON frames over TCP on the
-//! controller listener, one connection per peer, reconnected on failure.
+//! The controller listener: raft RPCs between controllers, and the two requests of controller
+//! clients (append records, report status), as length-prefixed JSON frames over TCP. Peers keep
+//! one connection each, reconnected on failure.
 
 use std::io;
 use std::net::SocketAddr;
 
-use openraft::error::{InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError};
+use openraft::error::{
+    ClientWriteError, InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError,
+};
 use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
 use openraft::raft::{
     AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse,
@@ -16,25 +19,80 @@ use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
-use super::{NodeId, TypeConfig};
+use super::{ApplyResult, NodeId, RecordBatch, StateMachine, TypeConfig};
 
 /// Largest frame accepted: a snapshot chunk or a batch of entries, never more.
 const MAX_FRAME: usize = 256 << 20;
 
+/// A request on the controller listener.
 #[derive(Debug, Serialize, Deserialize)]
-enum Rpc {
+pub(crate) enum Rpc {
     AppendEntries(AppendEntriesRequest<TypeConfig>),
     Vote(VoteRequest<NodeId>),
     InstallSnapshot(InstallSnapshotRequest<TypeConfig>),
+    /// A client asks to commit records (only the leader accepts).
+    Write(RecordBatch),
+    /// A client asks how this controller sees the quorum.
+    Status,
 }
 
+/// Its answer.
 #[derive(Debug, Serialize, Deserialize)]
-enum Reply {
+pub(crate) enum Reply {
     AppendEntries(Result<AppendEntriesResponse<NodeId>, RaftError<NodeId>>),
     Vote(Result<VoteResponse<NodeId>, RaftError<NodeId>>),
     InstallSnapshot(
         Result<InstallSnapshotResponse<NodeId>, RaftError<NodeId, InstallSnapshotError>>,
     ),
+    Write(Result<ApplyResult, WriteRefusal>),
+    Status(QuorumStatus),
+}
+
+/// Why a write was not committed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+pub enum WriteRefusal {
+    /// Ask the leader instead (its id and address, when known).
+    #[error("not the active controller; the leader is {0:?}")]
+    NotLeader(Option<(NodeId, String)>),
+    /// Raft failed.
+    #[error("{0}")]
+    Failed(String),
+}
+
+/// One voter as a controller sees it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VoterStatus {
+    /// Id.
+    pub id: NodeId,
+    /// Controller address.
+    pub addr: String,
+    /// Last log index known replicated to it (the leader's view; `None` elsewhere).
+    pub matched: Option<u64>,
+}
+
+/// How one controller sees the quorum.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QuorumStatus {
+    /// The controller answering.
+    pub id: NodeId,
+    /// Leader, candidate, follower or learner.
+    pub role: String,
+    /// The active controller, if known.
+    pub leader: Option<NodeId>,
+    /// Raft term.
+    pub term: u64,
+    /// Last index in its log.
+    pub last_log_index: Option<u64>,
+    /// Last index applied to its image.
+    pub applied: Option<u64>,
+    /// Index of its latest snapshot.
+    pub snapshot: Option<u64>,
+    /// The voters.
+    pub voters: Vec<VoterStatus>,
+    /// Topics in its image.
+    pub topics: usize,
+    /// Partitions in its image.
+    pub partitions: usize,
 }
 
 async fn write_frame<T: Serialize>(stream: &mut TcpStream, value: &T) -> io::Result<()> {
@@ -58,14 +116,59 @@ async fn read_frame<T: DeserializeOwned>(stream: &mut TcpStream) -> io::Result<T
     Ok(serde_json::from_slice(&body)?)
 }
 
-/// Answers raft RPCs from peers until the listener fails.
-pub async fn serve(listener: TcpListener, raft: Raft<TypeConfig>) {
+/// Commits a client's records through this controller if it leads.
+async fn write(raft: &Raft<TypeConfig>, batch: RecordBatch) -> Result<ApplyResult, WriteRefusal> {
+    match raft.client_write(batch).await {
+        Ok(response) => Ok(response.data),
+        Err(RaftError::APIError(ClientWriteError::ForwardToLeader(forward))) => Err(
+            WriteRefusal::NotLeader(forward.leader_id.zip(forward.leader_node.map(|n| n.addr))),
+        ),
+        Err(e) => Err(WriteRefusal::Failed(e.to_string())),
+    }
+}
+
+/// This controller's view of the quorum.
+pub(crate) fn status(raft: &Raft<TypeConfig>, state: &StateMachine) -> QuorumStatus {
+    let metrics = raft.metrics().borrow().clone();
+    let membership = metrics.membership_config.membership();
+    let voters = membership
+        .voter_ids()
+        .map(|id| VoterStatus {
+            id,
+            addr: membership
+                .get_node(&id)
+                .map_or(String::new(), |n| n.addr.clone()),
+            matched: metrics
+                .replication
+                .as_ref()
+                .and_then(|r| r.get(&id).copied().flatten())
+                .map(|l| l.index),
+        })
+        .collect();
+    let (topics, partitions) = state.with_image(|i| (i.topics.len(), i.partition_count()));
+    QuorumStatus {
+        id: metrics.id,
+        role: format!("{:?}", metrics.state),
+        leader: metrics.current_leader,
+        term: metrics.current_term,
+        last_log_index: metrics.last_log_index,
+        applied: metrics.last_applied.map(|l| l.index),
+        snapshot: metrics.snapshot.map(|l| l.index),
+        voters,
+        topics,
+        partitions,
+    }
+}
+
+/// Answers peers and clients until the listener fails.
+pub async fn serve(listener: TcpListener, raft: Raft<TypeConfig>, state: StateMachine) {
     loop {
         let Ok((mut stream, peer)) = listener.accept().await else {
             continue;
         };
         let _ = stream.set_nodelay(true);
         let raft = raft.clone();
+        let state = state.clone();
         tokio::spawn(async move {
             loop {
                 let rpc: Rpc = match read_frame(&mut stream).await {
@@ -83,6 +186,8 @@ pub async fn serve(listener: TcpListener, raft: Raft<TypeConfig>) {
                     Rpc::InstallSnapshot(rpc) => {
                         Reply::InstallSnapshot(raft.install_snapshot(rpc).await)
                     }
+                    Rpc::Write(batch) => Reply::Write(write(&raft, batch).await),
+                    Rpc::Status => Reply::Status(status(&raft, &state)),
                 };
                 if write_frame(&mut stream, &reply).await.is_err() {
                     return;
@@ -198,4 +303,12 @@ impl RaftNetwork<TypeConfig> for PeerClient {
             Err(e) => Err(unreachable(e)),
         }
     }
+}
+
+/// One request from a controller client to the controller at `addr`.
+pub(crate) async fn client_call(addr: &str, rpc: &Rpc) -> io::Result<Reply> {
+    let mut stream = TcpStream::connect(addr).await?;
+    let _ = stream.set_nodelay(true);
+    write_frame(&mut stream, rpc).await?;
+    read_frame(&mut stream).await
 }

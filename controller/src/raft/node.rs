@@ -88,7 +88,7 @@ impl Controller {
         let raft = Raft::new(id, Arc::new(config), Network, log, state.clone())
             .await
             .map_err(|e| StartError::Raft(e.to_string()))?;
-        let server = tokio::spawn(serve(listener, raft.clone()));
+        let server = tokio::spawn(serve(listener, raft.clone(), state.clone()));
         Ok(Self {
             id,
             raft,

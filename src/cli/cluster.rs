@@ -1,0 +1,147 @@
+//! `strata controller` (run one voter of the metadata quorum) and `strata cluster status`.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use anyhow::{Context, bail};
+use strata_controller::raft::{Controller, QuorumConfig, QuorumStatus, client};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+/// Parses `id@host:port` voter specs.
+pub fn parse_voters(specs: &[String]) -> anyhow::Result<BTreeMap<u64, String>> {
+    let mut voters = BTreeMap::new();
+    for spec in specs {
+        let (id, addr) = spec
+            .split_once('@')
+            .with_context(|| format!("voter '{spec}' is not id@host:port"))?;
+        let id: u64 = id
+            .parse()
+            .with_context(|| format!("voter '{spec}': '{id}' is not a node id"))?;
+        if voters.insert(id, addr.to_owned()).is_some() {
+            bail!("voter {id} is listed twice");
+        }
+    }
+    if voters.is_empty() {
+        bail!("--voters names no voter");
+    }
+    Ok(voters)
+}
+
+/// Runs controller `id` until `shutdown`: answers on `listen`, and forms the quorum of
+/// `voters` on first start.
+pub async fn run_controller(
+    id: u64,
+    listen: &str,
+    data_dir: &Path,
+    voters: BTreeMap<u64, String>,
+    quorum: QuorumConfig,
+    mut shutdown: watch::Receiver<bool>,
+) -> anyhow::Result<()> {
+    if !voters.contains_key(&id) {
+        bail!("node {id} is not among the voters {voters:?}");
+    }
+    let listener = TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("cannot bind the controller listener on {listen}"))?;
+    let bound = listener.local_addr()?;
+    let controller = Controller::start(id, data_dir, listener, quorum).await?;
+    controller.bootstrap(&voters).await?;
+    tracing::info!(node = id, %bound, ?voters, "controller ready");
+    println!("strata controller listening on {bound}");
+    let mut leader = None;
+    let mut metrics = controller.raft.metrics();
+    loop {
+        tokio::select! {
+            _ = shutdown.wait_for(|stop| *stop) => break,
+            changed = metrics.changed() => {
+                if changed.is_err() {
+                    break;
+                }
+                let now = metrics.borrow().current_leader;
+                if now != leader {
+                    tracing::info!(node = id, leader = ?now, "active controller changed");
+                    leader = now;
+                }
+            }
+        }
+    }
+    controller.shutdown().await;
+    Ok(())
+}
+
+/// `strata cluster status`: each controller's view, and the leader's view of the voters.
+pub async fn status(controllers: &[String]) -> anyhow::Result<String> {
+    let mut views: Vec<(String, Result<QuorumStatus, String>)> = Vec::new();
+    for addr in controllers {
+        views.push((
+            addr.clone(),
+            client::status(addr).await.map_err(|e| e.to_string()),
+        ));
+    }
+    let mut out = String::new();
+    let leader = views
+        .iter()
+        .filter_map(|(_, v)| v.as_ref().ok())
+        .find(|s| s.leader == Some(s.id));
+    match leader {
+        Some(l) => out.push_str(&format!(
+            "active controller: {} (term {}), {} topics, {} partitions\n\n",
+            l.id, l.term, l.topics, l.partitions
+        )),
+        None => out.push_str("active controller: none reachable\n\n"),
+    }
+    let rows: Vec<Vec<String>> = views
+        .iter()
+        .map(|(addr, view)| match view {
+            Ok(s) => vec![
+                addr.clone(),
+                s.id.to_string(),
+                s.role.clone(),
+                s.term.to_string(),
+                opt(s.last_log_index),
+                opt(s.applied),
+                opt(s.snapshot),
+            ],
+            Err(e) => vec![addr.clone(), format!("unreachable: {e}")],
+        })
+        .collect();
+    out.push_str(&super::table(
+        &[
+            "CONTROLLER",
+            "ID",
+            "ROLE",
+            "TERM",
+            "LAST-LOG",
+            "APPLIED",
+            "SNAPSHOT",
+        ],
+        &rows,
+    ));
+    if let Some(l) = leader {
+        let end = l.last_log_index.unwrap_or(0);
+        let rows: Vec<Vec<String>> = l
+            .voters
+            .iter()
+            .map(|v| {
+                vec![
+                    v.id.to_string(),
+                    v.addr.clone(),
+                    opt(v.matched),
+                    v.matched
+                        .map_or("-".to_owned(), |m| end.saturating_sub(m).to_string()),
+                ]
+            })
+            .collect();
+        out.push('\n');
+        out.push_str(&super::table(
+            &["VOTER", "ADDRESS", "MATCHED", "LAG"],
+            &rows,
+        ));
+    }
+    Ok(out)
+}
+
+fn opt(value: Option<u64>) -> String {
+    value.map_or("-".to_owned(), |v| v.to_string())
+}

@@ -1,0 +1,218 @@
+//! Three `strata controller` processes: kill -9 the active controller while topics are being
+//! created → another takes over within seconds and no acknowledged topic is lost; the killed
+//! one, its log torn mid-write, restarts and catches up by snapshot (its gap was purged).
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use strata_controller::MetadataRecord;
+use strata_controller::raft::client;
+use uuid::Uuid;
+
+/// A controller process we started (and stop, by its pid).
+struct ControllerProcess {
+    child: Child,
+}
+
+impl ControllerProcess {
+    fn start(id: u64, addr: &str, dir: &Path, voters: &str) -> Self {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(dir.join(format!("c{id}.log")))
+            .unwrap();
+        let mut child = Command::new(env!("CARGO_BIN_EXE_strata"))
+            .args(["controller", "--node-id", &id.to_string(), "--listen", addr])
+            .arg("--data-dir")
+            .arg(dir.join(format!("c{id}")))
+            .args(["--voters", voters])
+            .args(["--snapshot-every", "40", "--keep-behind-snapshot", "5"])
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::piped())
+            .stderr(log)
+            .spawn()
+            .expect("strata starts");
+        let stdout = child.stdout.take().unwrap();
+        let mut lines = BufReader::new(stdout).lines();
+        let ready = lines
+            .next()
+            .and_then(Result::ok)
+            .is_some_and(|l| l.starts_with("strata controller listening on"));
+        assert!(ready, "controller {id} did not start");
+        Self { child }
+    }
+
+    fn kill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for ControllerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_addr() -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap().to_string()
+}
+
+async fn create_topic(addrs: &[String], name: &str) {
+    let record = MetadataRecord::CreateTopic {
+        name: name.to_owned(),
+        topic_id: Uuid::new_v4(),
+        configs: BTreeMap::new(),
+    };
+    let result = client::write(addrs, vec![record]).await.expect("committed");
+    // A retried write whose first attempt committed finds its topic there: that is success.
+    assert!(
+        result.errors.iter().all(|e| e.contains("exists already")),
+        "{:?}",
+        result.errors
+    );
+}
+
+/// The controller that says it leads, once every reachable controller agrees on it.
+async fn leader(addrs: &[String]) -> Option<(u64, String)> {
+    let mut views = Vec::new();
+    for addr in addrs {
+        if let Ok(status) = client::status(addr).await {
+            views.push((addr.clone(), status));
+        }
+    }
+    let (addr, own) = views.iter().find(|(_, s)| s.leader == Some(s.id))?;
+    views
+        .iter()
+        .all(|(_, s)| s.leader == Some(own.id))
+        .then(|| (own.id, addr.clone()))
+}
+
+async fn wait_until<T>(
+    what: &str,
+    timeout: Duration,
+    mut check: impl AsyncFnMut() -> Option<T>,
+) -> T {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn kill_9_the_active_controller_while_creating_topics() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir: PathBuf = tmp.path().to_owned();
+    let addrs: Vec<String> = (0..3).map(|_| free_addr()).collect();
+    let voters = addrs
+        .iter()
+        .enumerate()
+        .map(|(n, a)| format!("{}@{a}", n + 1))
+        .collect::<Vec<_>>()
+        .join(",");
+    let mut processes: Vec<Option<ControllerProcess>> = addrs
+        .iter()
+        .enumerate()
+        .map(|(n, a)| Some(ControllerProcess::start(n as u64 + 1, a, &dir, &voters)))
+        .collect();
+    let (first, _) = wait_until("a leader", Duration::from_secs(15), async || {
+        leader(&addrs).await
+    })
+    .await;
+
+    let mut acknowledged = Vec::new();
+    for n in 0..20 {
+        let name = format!("before-{n}");
+        create_topic(&addrs, &name).await;
+        acknowledged.push(name);
+    }
+    let before_kill = client::status(&addrs[(first - 1) as usize])
+        .await
+        .unwrap()
+        .last_log_index
+        .unwrap();
+
+    // kill -9 the active controller in the middle of the stream of creations.
+    let killed_at = Instant::now();
+    processes[(first - 1) as usize].take().unwrap().kill();
+    let survivors: Vec<String> = addrs
+        .iter()
+        .enumerate()
+        .filter(|(n, _)| *n as u64 + 1 != first)
+        .map(|(_, a)| a.clone())
+        .collect();
+    create_topic(&survivors, "first-after-kill").await;
+    let failover = killed_at.elapsed();
+    let (second, _) = wait_until(
+        "the survivors' leader",
+        Duration::from_secs(15),
+        async || leader(&survivors).await,
+    )
+    .await;
+    assert_ne!(second, first, "a new controller leads");
+    acknowledged.push("first-after-kill".into());
+    eprintln!("active controller {first} killed; a new one committed a write after {failover:?}");
+    assert!(
+        failover < Duration::from_secs(10),
+        "failover took {failover:?}"
+    );
+    for n in 0..150 {
+        let name = format!("after-{n}");
+        create_topic(&survivors, &name).await;
+        acknowledged.push(name);
+    }
+
+    // Every acknowledged topic is in the survivors' images.
+    let expected = acknowledged.len();
+    for addr in &survivors {
+        wait_until(
+            "the survivors to apply everything",
+            Duration::from_secs(15),
+            async || {
+                let status = client::status(addr).await.ok()?;
+                (status.topics == expected).then_some(())
+            },
+        )
+        .await;
+    }
+
+    // Tear the killed voter's log mid-write, then restart it: it cuts the tail and catches
+    // up by snapshot, because the entries it missed were purged behind snapshots.
+    let log = dir.join(format!("c{first}/raft-log/raft.log"));
+    let mut file = std::fs::OpenOptions::new().append(true).open(&log).unwrap();
+    file.write_all(&[0, 0, 0, 200, 1, 2, 3, 4, 5]).unwrap();
+    drop(file);
+    let restarted = ControllerProcess::start(first, &addrs[(first - 1) as usize], &dir, &voters);
+    // Its applied image and its snapshot metric move in separate steps: wait for both.
+    wait_until(
+        "the restarted voter to catch up by a snapshot past its old log",
+        Duration::from_secs(30),
+        async || {
+            let status = client::status(&addrs[(first - 1) as usize]).await.ok()?;
+            (status.topics == expected && status.snapshot.is_some_and(|s| s > before_kill))
+                .then_some(())
+        },
+    )
+    .await;
+    processes[(first - 1) as usize] = Some(restarted);
+
+    // `strata cluster status` shows one active controller and the three voters.
+    let output = Command::new(env!("CARGO_BIN_EXE_strata"))
+        .args(["cluster", "status", "--controllers", &addrs.join(",")])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{text}");
+    assert!(text.contains("active controller:"), "{text}");
+    assert_eq!(text.matches("Leader").count(), 1, "{text}");
+    drop(processes);
+}
