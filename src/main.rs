@@ -56,6 +56,9 @@ struct ControllerArgs {
     /// Log entries kept behind a snapshot for followers slightly behind.
     #[arg(long, default_value_t = 1_000)]
     keep_behind_snapshot: u64,
+    /// A broker without a heartbeat for this long is fenced (`broker.session.timeout.ms`).
+    #[arg(long, default_value_t = 9_000)]
+    broker_session_timeout_ms: u64,
 }
 
 #[derive(Subcommand)]
@@ -123,6 +126,9 @@ fn main() -> anyhow::Result<()> {
                 let quorum = strata_controller::raft::QuorumConfig {
                     snapshot_every: args.snapshot_every.max(1),
                     keep_behind_snapshot: args.keep_behind_snapshot,
+                    broker_lease: std::time::Duration::from_millis(
+                        args.broker_session_timeout_ms.max(100),
+                    ),
                     ..Default::default()
                 };
                 strata::cli::cluster::run_controller(

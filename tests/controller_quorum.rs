@@ -8,8 +8,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use strata_controller::Endpoint;
 use strata_controller::MetadataRecord;
-use strata_controller::raft::client;
+use strata_controller::raft::active::{Heartbeat, NewTopic};
+use strata_controller::raft::{QuorumStatus, client};
 use uuid::Uuid;
 
 /// A controller process we started (and stop, by its pid).
@@ -19,6 +21,10 @@ struct ControllerProcess {
 
 impl ControllerProcess {
     fn start(id: u64, addr: &str, dir: &Path, voters: &str) -> Self {
+        Self::start_with(id, addr, dir, voters, &[])
+    }
+
+    fn start_with(id: u64, addr: &str, dir: &Path, voters: &str, extra: &[&str]) -> Self {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -30,6 +36,7 @@ impl ControllerProcess {
             .arg(dir.join(format!("c{id}")))
             .args(["--voters", voters])
             .args(["--snapshot-every", "40", "--keep-behind-snapshot", "5"])
+            .args(extra)
             .env("RUST_LOG", "info")
             .stdout(Stdio::piped())
             .stderr(log)
@@ -215,4 +222,132 @@ async fn kill_9_the_active_controller_while_creating_topics() {
     assert!(text.contains("active controller:"), "{text}");
     assert_eq!(text.matches("Leader").count(), 1, "{text}");
     drop(processes);
+}
+
+/// The active controller's status, once some controller names itself leader.
+async fn leader_status(addrs: &[String]) -> Option<QuorumStatus> {
+    for addr in addrs {
+        if let Ok(status) = client::status(addr).await
+            && status.leader == Some(status.id)
+        {
+            return Some(status);
+        }
+    }
+    None
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn brokers_register_by_heartbeat_and_are_fenced_when_silent() {
+    let tmp = tempfile::tempdir().unwrap();
+    let addrs: Vec<String> = (0..3).map(|_| free_addr()).collect();
+    let voters = addrs
+        .iter()
+        .enumerate()
+        .map(|(n, a)| format!("{}@{a}", n + 1))
+        .collect::<Vec<_>>()
+        .join(",");
+    let _processes: Vec<ControllerProcess> = addrs
+        .iter()
+        .enumerate()
+        .map(|(n, a)| {
+            ControllerProcess::start_with(
+                n as u64 + 1,
+                a,
+                tmp.path(),
+                &voters,
+                &["--broker-session-timeout-ms", "1500"],
+            )
+        })
+        .collect();
+
+    // Three brokers heartbeat every 300 ms; broker 2 stops when told to.
+    let stop_broker_2 = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut beating = Vec::new();
+    for id in 1..=3 {
+        let (addrs, stop) = (addrs.clone(), stop_broker_2.clone());
+        beating.push(tokio::spawn(async move {
+            let beat = Heartbeat {
+                broker_id: id,
+                incarnation: Uuid::new_v4(),
+                rack: None,
+                listeners: vec![Endpoint {
+                    name: "PLAINTEXT".into(),
+                    host: "127.0.0.1".into(),
+                    port: 9000 + id as u16,
+                }],
+            };
+            loop {
+                if id == 2 && stop.load(std::sync::atomic::Ordering::SeqCst) {
+                    return;
+                }
+                let _ = client::heartbeat(&addrs, beat.clone()).await;
+                tokio::time::sleep(Duration::from_millis(300)).await;
+            }
+        }));
+    }
+    wait_until(
+        "three active brokers",
+        Duration::from_secs(15),
+        async || {
+            let status = leader_status(&addrs).await?;
+            (status.brokers.len() == 3 && status.brokers.iter().all(|b| !b.fenced)).then_some(())
+        },
+    )
+    .await;
+
+    // A topic created through the quorum lands on all three brokers.
+    client::create_topic(
+        &addrs,
+        NewTopic {
+            name: "orders".into(),
+            partitions: 6,
+            replication_factor: 2,
+            configs: BTreeMap::new(),
+        },
+    )
+    .await
+    .expect("created");
+    let status = leader_status(&addrs).await.unwrap();
+    assert_eq!(status.partitions, 6);
+    for broker in &status.brokers {
+        assert_eq!((broker.leaders, broker.replicas), (2, 4), "{broker:?}");
+    }
+    let duplicate = client::create_topic(
+        &addrs,
+        NewTopic {
+            name: "orders".into(),
+            partitions: 1,
+            replication_factor: 1,
+            configs: BTreeMap::new(),
+        },
+    )
+    .await;
+    assert!(duplicate.is_err(), "a second 'orders' was created");
+
+    // Broker 2 goes silent: fenced after its lease, its leadership moves to in-sync replicas.
+    stop_broker_2.store(true, std::sync::atomic::Ordering::SeqCst);
+    let silent = Instant::now();
+    let status = wait_until(
+        "broker 2 to be fenced",
+        Duration::from_secs(15),
+        async || {
+            let status = leader_status(&addrs).await?;
+            let b2 = status.brokers.iter().find(|b| b.id == 2)?;
+            (b2.fenced && b2.leaders == 0).then_some(status)
+        },
+    )
+    .await;
+    eprintln!(
+        "broker 2 fenced {:?} after its last heartbeat",
+        silent.elapsed()
+    );
+    assert!(
+        silent.elapsed() >= Duration::from_millis(1000),
+        "fenced too early"
+    );
+    let led: usize = status.brokers.iter().map(|b| b.leaders).sum();
+    assert_eq!(led, 6, "every partition still has a leader: {status:?}");
+    for handle in beating {
+        handle.abort();
+    }
 }

@@ -17,6 +17,7 @@ const QUORUM: QuorumConfig = QuorumConfig {
     election_timeout: Duration::from_millis(300),
     snapshot_every: 50,
     keep_behind_snapshot: 5,
+    broker_lease: Duration::from_secs(9),
 };
 
 async fn start(id: u64, dir: &Path, addr: &str) -> Controller {

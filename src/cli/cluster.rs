@@ -138,6 +138,24 @@ pub async fn status(controllers: &[String]) -> anyhow::Result<String> {
             &["VOTER", "ADDRESS", "MATCHED", "LAG"],
             &rows,
         ));
+        let rows: Vec<Vec<String>> = l
+            .brokers
+            .iter()
+            .map(|b| {
+                vec![
+                    b.id.to_string(),
+                    if b.fenced { "fenced" } else { "active" }.to_owned(),
+                    b.rack.clone().unwrap_or_else(|| "-".into()),
+                    b.leaders.to_string(),
+                    b.replicas.to_string(),
+                ]
+            })
+            .collect();
+        out.push('\n');
+        out.push_str(&super::table(
+            &["BROKER", "STATE", "RACK", "LEADERS", "REPLICAS"],
+            &rows,
+        ));
     }
     Ok(out)
 }

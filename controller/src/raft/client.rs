@@ -5,6 +5,9 @@ use std::io;
 use std::time::{Duration, Instant};
 
 use super::network::{Reply, Rpc, client_call};
+use uuid::Uuid;
+
+use super::active::{Heartbeat, HeartbeatAnswer, NewTopic};
 use super::{ApplyResult, QuorumStatus, RecordBatch, WriteRefusal};
 use crate::record::MetadataRecord;
 
@@ -42,23 +45,64 @@ pub async fn write(
     controllers: &[String],
     records: Vec<MetadataRecord>,
 ) -> Result<ApplyResult, ClientError> {
-    let batch = RecordBatch { records };
+    let rpc = Rpc::Write(RecordBatch { records });
+    call_leader(controllers, &rpc, |reply| match reply {
+        Reply::Write(result) => Some(result),
+        _ => None,
+    })
+    .await
+}
+
+/// Sends a broker heartbeat to the active controller.
+pub async fn heartbeat(
+    controllers: &[String],
+    beat: Heartbeat,
+) -> Result<HeartbeatAnswer, ClientError> {
+    call_leader(
+        controllers,
+        &Rpc::BrokerHeartbeat(beat),
+        |reply| match reply {
+            Reply::BrokerHeartbeat(result) => Some(result),
+            _ => None,
+        },
+    )
+    .await
+}
+
+/// Creates a topic through the active controller; returns its id.
+pub async fn create_topic(controllers: &[String], topic: NewTopic) -> Result<Uuid, ClientError> {
+    call_leader(controllers, &Rpc::CreateTopic(topic), |reply| match reply {
+        Reply::CreateTopic(result) => Some(result),
+        _ => None,
+    })
+    .await
+}
+
+/// Sends `rpc` to the active controller: tries `controllers`, follows leader hints, retries
+/// while leadership moves.
+async fn call_leader<T>(
+    controllers: &[String],
+    rpc: &Rpc,
+    answer: impl Fn(Reply) -> Option<Result<T, WriteRefusal>>,
+) -> Result<T, ClientError> {
     let deadline = Instant::now() + WRITE_TIMEOUT;
     let mut candidates: Vec<String> = controllers.to_vec();
     let mut last_error = None;
     while Instant::now() < deadline {
         let mut hinted = None;
         for addr in &candidates {
-            match client_call(addr, &Rpc::Write(batch.clone())).await {
-                Ok(Reply::Write(Ok(result))) => return Ok(result),
-                Ok(Reply::Write(Err(WriteRefusal::NotLeader(leader)))) => {
-                    hinted = leader.map(|(_, addr)| addr);
-                    if hinted.is_some() {
-                        break;
+            match client_call(addr, rpc).await {
+                Ok(reply) => match answer(reply) {
+                    Some(Ok(value)) => return Ok(value),
+                    Some(Err(WriteRefusal::NotLeader(leader))) => {
+                        hinted = leader.map(|(_, addr)| addr);
+                        if hinted.is_some() {
+                            break;
+                        }
                     }
-                }
-                Ok(Reply::Write(Err(refusal))) => return Err(ClientError::Refused(refusal)),
-                Ok(_) => return Err(ClientError::Protocol(addr.clone())),
+                    Some(Err(refusal)) => return Err(ClientError::Refused(refusal)),
+                    None => return Err(ClientError::Protocol(addr.clone())),
+                },
                 Err(e) => last_error = Some(e),
             }
         }

@@ -2,6 +2,7 @@
 //! configuration, the durable log and vote ([`LogStore`]) and the state machine applying
 //! metadata records to the image ([`StateMachine`]).
 
+pub mod active;
 pub mod client;
 mod log_store;
 mod network;
@@ -13,7 +14,7 @@ use std::io::Cursor;
 use serde::{Deserialize, Serialize};
 
 pub use log_store::LogStore;
-pub use network::{QuorumStatus, VoterStatus, WriteRefusal};
+pub use network::{BrokerStatus, QuorumStatus, VoterStatus, WriteRefusal};
 pub use node::{Controller, QuorumConfig, StartError, WriteError};
 pub use state_machine::StateMachine;
 

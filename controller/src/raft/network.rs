@@ -19,6 +19,7 @@ use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
+use super::active::{self, Heartbeat, HeartbeatAnswer, Leases, NewTopic};
 use super::{ApplyResult, NodeId, RecordBatch, StateMachine, TypeConfig};
 
 /// Largest frame accepted: a snapshot chunk or a batch of entries, never more.
@@ -34,6 +35,10 @@ pub(crate) enum Rpc {
     Write(RecordBatch),
     /// A client asks how this controller sees the quorum.
     Status,
+    /// A broker's heartbeat (the active controller registers and leases it).
+    BrokerHeartbeat(Heartbeat),
+    /// A topic to create with placed replicas.
+    CreateTopic(NewTopic),
 }
 
 /// Its answer.
@@ -46,6 +51,8 @@ pub(crate) enum Reply {
     ),
     Write(Result<ApplyResult, WriteRefusal>),
     Status(QuorumStatus),
+    BrokerHeartbeat(Result<HeartbeatAnswer, WriteRefusal>),
+    CreateTopic(Result<uuid::Uuid, WriteRefusal>),
 }
 
 /// Why a write was not committed.
@@ -93,6 +100,23 @@ pub struct QuorumStatus {
     pub topics: usize,
     /// Partitions in its image.
     pub partitions: usize,
+    /// Registered brokers.
+    pub brokers: Vec<BrokerStatus>,
+}
+
+/// A registered broker as a controller's image has it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BrokerStatus {
+    /// Broker id.
+    pub id: i32,
+    /// Fenced brokers lead nothing.
+    pub fenced: bool,
+    /// Rack.
+    pub rack: Option<String>,
+    /// Partitions it leads.
+    pub leaders: usize,
+    /// Partitions it holds a replica of.
+    pub replicas: usize,
 }
 
 async fn write_frame<T: Serialize>(stream: &mut TcpStream, value: &T) -> io::Result<()> {
@@ -116,8 +140,29 @@ async fn read_frame<T: DeserializeOwned>(stream: &mut TcpStream) -> io::Result<T
     Ok(serde_json::from_slice(&body)?)
 }
 
+/// Fills in the leader of a `NotLeader` refusal that did not name one.
+fn with_hint(raft: &Raft<TypeConfig>, refusal: WriteRefusal) -> WriteRefusal {
+    match refusal {
+        WriteRefusal::NotLeader(None) => {
+            let metrics = raft.metrics().borrow().clone();
+            let leader = metrics.current_leader.and_then(|id| {
+                metrics
+                    .membership_config
+                    .membership()
+                    .get_node(&id)
+                    .map(|n| (id, n.addr.clone()))
+            });
+            WriteRefusal::NotLeader(leader)
+        }
+        other => other,
+    }
+}
+
 /// Commits a client's records through this controller if it leads.
-async fn write(raft: &Raft<TypeConfig>, batch: RecordBatch) -> Result<ApplyResult, WriteRefusal> {
+pub(crate) async fn write(
+    raft: &Raft<TypeConfig>,
+    batch: RecordBatch,
+) -> Result<ApplyResult, WriteRefusal> {
     match raft.client_write(batch).await {
         Ok(response) => Ok(response.data),
         Err(RaftError::APIError(ClientWriteError::ForwardToLeader(forward))) => Err(
@@ -145,7 +190,30 @@ pub(crate) fn status(raft: &Raft<TypeConfig>, state: &StateMachine) -> QuorumSta
                 .map(|l| l.index),
         })
         .collect();
-    let (topics, partitions) = state.with_image(|i| (i.topics.len(), i.partition_count()));
+    let (topics, partitions, brokers) = state.with_image(|i| {
+        (
+            i.topics.len(),
+            i.partition_count(),
+            i.brokers
+                .values()
+                .map(|b| {
+                    let partitions = i.topics.values().flat_map(|t| t.partitions.values());
+                    let (mut leaders, mut replicas) = (0, 0);
+                    for p in partitions {
+                        leaders += usize::from(p.leader == b.id);
+                        replicas += usize::from(p.replicas.contains(&b.id));
+                    }
+                    BrokerStatus {
+                        id: b.id,
+                        fenced: b.fenced,
+                        rack: b.rack.clone(),
+                        leaders,
+                        replicas,
+                    }
+                })
+                .collect(),
+        )
+    });
     QuorumStatus {
         id: metrics.id,
         role: format!("{:?}", metrics.state),
@@ -157,11 +225,17 @@ pub(crate) fn status(raft: &Raft<TypeConfig>, state: &StateMachine) -> QuorumSta
         voters,
         topics,
         partitions,
+        brokers,
     }
 }
 
 /// Answers peers and clients until the listener fails.
-pub async fn serve(listener: TcpListener, raft: Raft<TypeConfig>, state: StateMachine) {
+pub async fn serve(
+    listener: TcpListener,
+    raft: Raft<TypeConfig>,
+    state: StateMachine,
+    leases: Leases,
+) {
     loop {
         let Ok((mut stream, peer)) = listener.accept().await else {
             continue;
@@ -169,6 +243,7 @@ pub async fn serve(listener: TcpListener, raft: Raft<TypeConfig>, state: StateMa
         let _ = stream.set_nodelay(true);
         let raft = raft.clone();
         let state = state.clone();
+        let leases = leases.clone();
         tokio::spawn(async move {
             loop {
                 let rpc: Rpc = match read_frame(&mut stream).await {
@@ -188,6 +263,16 @@ pub async fn serve(listener: TcpListener, raft: Raft<TypeConfig>, state: StateMa
                     }
                     Rpc::Write(batch) => Reply::Write(write(&raft, batch).await),
                     Rpc::Status => Reply::Status(status(&raft, &state)),
+                    Rpc::BrokerHeartbeat(beat) => Reply::BrokerHeartbeat(
+                        active::heartbeat(&raft, &state, &leases, beat)
+                            .await
+                            .map_err(|e| with_hint(&raft, e)),
+                    ),
+                    Rpc::CreateTopic(topic) => Reply::CreateTopic(
+                        active::create_topic(&raft, &state, topic)
+                            .await
+                            .map_err(|e| with_hint(&raft, e)),
+                    ),
                 };
                 if write_frame(&mut stream, &reply).await.is_err() {
                     return;

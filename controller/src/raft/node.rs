@@ -11,6 +11,7 @@ use openraft::{BasicNode, Config, Raft, SnapshotPolicy};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
+use super::active::{Leases, fence_expired};
 use super::network::{Network, serve};
 use super::{ApplyResult, LogStore, NodeId, RecordBatch, StateMachine, TypeConfig};
 use crate::record::MetadataRecord;
@@ -26,6 +27,8 @@ pub struct QuorumConfig {
     pub snapshot_every: u64,
     /// Entries kept behind a snapshot (for followers slightly behind).
     pub keep_behind_snapshot: u64,
+    /// A broker without a heartbeat for this long is fenced.
+    pub broker_lease: Duration,
 }
 
 impl Default for QuorumConfig {
@@ -35,6 +38,7 @@ impl Default for QuorumConfig {
             election_timeout: Duration::from_millis(500),
             snapshot_every: 20_000,
             keep_behind_snapshot: 1_000,
+            broker_lease: Duration::from_secs(9),
         }
     }
 }
@@ -59,6 +63,7 @@ pub struct Controller {
     /// The applied metadata.
     pub state: StateMachine,
     server: JoinHandle<()>,
+    fencer: JoinHandle<()>,
 }
 
 impl Controller {
@@ -88,12 +93,15 @@ impl Controller {
         let raft = Raft::new(id, Arc::new(config), Network, log, state.clone())
             .await
             .map_err(|e| StartError::Raft(e.to_string()))?;
-        let server = tokio::spawn(serve(listener, raft.clone(), state.clone()));
+        let leases = Leases::new(quorum.broker_lease);
+        let server = tokio::spawn(serve(listener, raft.clone(), state.clone(), leases.clone()));
+        let fencer = tokio::spawn(fence_expired(raft.clone(), state.clone(), leases));
         Ok(Self {
             id,
             raft,
             state,
             server,
+            fencer,
         })
     }
 
@@ -141,6 +149,7 @@ impl Controller {
     pub async fn shutdown(self) {
         let _ = self.raft.shutdown().await;
         self.server.abort();
+        self.fencer.abort();
     }
 }
 
