@@ -8,7 +8,7 @@ use super::network::{Reply, Rpc, client_call};
 use uuid::Uuid;
 
 use super::active::{Heartbeat, HeartbeatAnswer, NewTopic};
-use super::{ApplyResult, QuorumStatus, RecordBatch, WriteRefusal};
+use super::{ApplyResult, MetadataUpdate, QuorumStatus, RecordBatch, WriteRefusal};
 use crate::record::MetadataRecord;
 
 /// How long a write keeps looking for a leader.
@@ -38,6 +38,24 @@ pub async fn status(addr: &str) -> Result<QuorumStatus, ClientError> {
         Ok(_) => Err(ClientError::Protocol(addr.to_owned())),
         Err(e) => Err(ClientError::Unreachable(e)),
     }
+}
+
+/// The metadata log after `after`, from the first controller that answers.
+pub async fn fetch_metadata(
+    controllers: &[String],
+    after: u64,
+) -> Result<MetadataUpdate, ClientError> {
+    let mut last_error = None;
+    for addr in controllers {
+        match client_call(addr, &Rpc::FetchMetadata { after }).await {
+            Ok(Reply::FetchMetadata(update)) => return Ok(update),
+            Ok(_) => return Err(ClientError::Protocol(addr.clone())),
+            Err(e) => last_error = Some(e),
+        }
+    }
+    Err(ClientError::Unreachable(last_error.unwrap_or_else(|| {
+        io::Error::new(io::ErrorKind::NotFound, "no controller given")
+    })))
 }
 
 /// Commits `records` as one entry, trying `controllers` and following leader hints.

@@ -4,6 +4,7 @@
 
 pub mod active;
 pub mod client;
+pub mod follower;
 mod log_store;
 mod network;
 mod node;
@@ -16,7 +17,7 @@ use serde::{Deserialize, Serialize};
 pub use log_store::LogStore;
 pub use network::{BrokerStatus, QuorumStatus, VoterStatus, WriteRefusal};
 pub use node::{Controller, QuorumConfig, StartError, WriteError};
-pub use state_machine::StateMachine;
+pub use state_machine::{MetadataUpdate, StateMachine};
 
 use crate::record::MetadataRecord;
 

@@ -20,7 +20,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
 use super::active::{self, Heartbeat, HeartbeatAnswer, Leases, NewTopic};
-use super::{ApplyResult, NodeId, RecordBatch, StateMachine, TypeConfig};
+use super::{ApplyResult, MetadataUpdate, NodeId, RecordBatch, StateMachine, TypeConfig};
 
 /// Largest frame accepted: a snapshot chunk or a batch of entries, never more.
 const MAX_FRAME: usize = 256 << 20;
@@ -39,6 +39,11 @@ pub(crate) enum Rpc {
     BrokerHeartbeat(Heartbeat),
     /// A topic to create with placed replicas.
     CreateTopic(NewTopic),
+    /// A broker asks for the metadata log after its offset (any controller answers).
+    FetchMetadata {
+        /// The offset of the broker's image.
+        after: u64,
+    },
 }
 
 /// Its answer.
@@ -53,6 +58,7 @@ pub(crate) enum Reply {
     Status(QuorumStatus),
     BrokerHeartbeat(Result<HeartbeatAnswer, WriteRefusal>),
     CreateTopic(Result<uuid::Uuid, WriteRefusal>),
+    FetchMetadata(MetadataUpdate),
 }
 
 /// Why a write was not committed.
@@ -268,6 +274,9 @@ pub async fn serve(
                             .await
                             .map_err(|e| with_hint(&raft, e)),
                     ),
+                    Rpc::FetchMetadata { after } => {
+                        Reply::FetchMetadata(state.updates_after(after))
+                    }
                     Rpc::CreateTopic(topic) => Reply::CreateTopic(
                         active::create_topic(&raft, &state, topic)
                             .await

@@ -4,6 +4,7 @@
 //! `snapshot.json`. After a restart the image comes from the snapshot and openraft re-applies
 //! the log entries after it, so the image itself needs no other persistence.
 
+use std::collections::VecDeque;
 use std::io::Cursor;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -17,7 +18,8 @@ use serde::{Deserialize, Serialize};
 
 use super::log_store::{read_json, write_atomic};
 use super::{ApplyResult, NodeId, TypeConfig};
-use crate::image::{Change, MetadataImage};
+use crate::image::MetadataImage;
+use crate::record::MetadataRecord;
 
 const SNAPSHOT_FILE: &str = "snapshot.json";
 
@@ -38,8 +40,20 @@ struct Inner {
     /// The latest snapshot's bytes and meta.
     snapshot: Option<(SnapshotMeta<NodeId, openraft::BasicNode>, Vec<u8>)>,
     snapshots_built: u64,
-    /// Changes of applied records not yet taken by [`StateMachine::take_changes`].
-    changes: Vec<Change>,
+    /// The latest applied entries (index, records), for brokers following the metadata log.
+    recent: VecDeque<(u64, Vec<MetadataRecord>)>,
+}
+
+/// Entries kept for brokers fetching the metadata log; one further behind gets the image.
+const RECENT_ENTRIES: usize = 10_000;
+
+/// What a broker following the metadata log receives.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum MetadataUpdate {
+    /// The entries after the broker's offset: (index, records), in order.
+    Records(Vec<(u64, Vec<MetadataRecord>)>),
+    /// The whole image: the broker was too far behind.
+    Image(MetadataImage),
 }
 
 /// The metadata state machine of one controller (shared with readers of the image).
@@ -88,7 +102,7 @@ impl StateMachine {
                 membership,
                 snapshot,
                 snapshots_built: 0,
-                changes: Vec::new(),
+                recent: VecDeque::new(),
             })),
         })
     }
@@ -104,9 +118,23 @@ impl StateMachine {
         read(&self.lock().image)
     }
 
-    /// The changes applied since the last call, in order, for a broker to act on.
-    pub fn take_changes(&self) -> Vec<Change> {
-        std::mem::take(&mut self.lock().changes)
+    /// What a broker whose image is at `after` needs to catch up.
+    pub fn updates_after(&self, after: u64) -> MetadataUpdate {
+        let inner = self.lock();
+        if after >= inner.image.offset {
+            return MetadataUpdate::Records(Vec::new());
+        }
+        match inner.recent.front() {
+            Some((first, _)) if *first <= after + 1 => MetadataUpdate::Records(
+                inner
+                    .recent
+                    .iter()
+                    .filter(|(index, _)| *index > after)
+                    .cloned()
+                    .collect(),
+            ),
+            _ => MetadataUpdate::Image(inner.image.clone()),
+        }
     }
 }
 
@@ -168,20 +196,27 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                 index: entry.log_id.index,
                 errors: Vec::new(),
             };
+            let index = entry.log_id.index;
+            let mut applied = Vec::new();
             match entry.payload {
                 EntryPayload::Blank => {}
                 EntryPayload::Normal(batch) => {
-                    for record in &batch.records {
-                        match inner.image.apply(entry.log_id.index, record) {
-                            Ok(change) => inner.changes.push(change),
+                    for record in batch.records {
+                        match inner.image.apply(index, &record) {
+                            Ok(_) => applied.push(record),
                             Err(e) => result.errors.push(e.to_string()),
                         }
                     }
-                    inner.image.offset = entry.log_id.index;
                 }
                 EntryPayload::Membership(membership) => {
                     inner.membership = StoredMembership::new(Some(entry.log_id), membership);
                 }
+            }
+            inner.image.offset = index;
+            // Every entry, even an empty one, so that the kept range has no holes.
+            inner.recent.push_back((index, applied));
+            if inner.recent.len() > RECENT_ENTRIES {
+                inner.recent.pop_front();
             }
             results.push(result);
         }
@@ -214,7 +249,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         inner.last_applied = meta.last_log_id;
         inner.membership = meta.last_membership.clone();
         inner.snapshot = Some((meta.clone(), bytes));
-        inner.changes.clear();
+        inner.recent.clear();
         Ok(())
     }
 

@@ -88,3 +88,55 @@ async fn a_torn_tail_is_cut_and_purges_survive_reopen() {
     );
     assert_eq!(sm.with_image(|i| i.offset), 6);
 }
+
+#[tokio::test]
+async fn brokers_catch_up_by_records_or_by_image() {
+    use crate::raft::MetadataUpdate;
+    use crate::raft::follower::{FollowerUpdate, MetadataFollower};
+
+    let dir = tempfile::tempdir().unwrap();
+    let mut sm = StateMachine::open(dir.path()).unwrap();
+    let register = |id: i32| MetadataRecord::RegisterBroker {
+        broker_id: id,
+        incarnation: uuid::Uuid::new_v4(),
+        rack: None,
+        listeners: Vec::new(),
+    };
+    sm.apply((1..=5).map(|i| entry(i, vec![register(i as i32)])))
+        .await
+        .unwrap();
+    // A broker at offset 2 gets entries 3..=5; one at 5 gets nothing.
+    match sm.updates_after(2) {
+        MetadataUpdate::Records(entries) => {
+            assert_eq!(
+                entries.iter().map(|e| e.0).collect::<Vec<_>>(),
+                vec![3, 4, 5]
+            );
+        }
+        other => panic!("expected records, got {other:?}"),
+    }
+    assert_eq!(sm.updates_after(5), MetadataUpdate::Records(Vec::new()));
+    let mut follower = MetadataFollower::new();
+    match follower.apply(sm.updates_after(0)) {
+        FollowerUpdate::Changes(changes) => assert_eq!(changes.len(), 5),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(follower.image(), &sm.with_image(Clone::clone));
+
+    // After a snapshot is installed the recent entries are gone: a broker behind gets the image.
+    let snapshot = openraft::RaftSnapshotBuilder::build_snapshot(&mut sm)
+        .await
+        .unwrap();
+    let other = tempfile::tempdir().unwrap();
+    let mut fresh = StateMachine::open(other.path()).unwrap();
+    fresh
+        .install_snapshot(&snapshot.meta, snapshot.snapshot)
+        .await
+        .unwrap();
+    let mut behind = MetadataFollower::new();
+    assert_eq!(
+        behind.apply(fresh.updates_after(1)),
+        FollowerUpdate::Replaced
+    );
+    assert_eq!(behind.image().brokers.len(), 5);
+}
