@@ -84,6 +84,9 @@ impl Controller {
             snapshot_policy: SnapshotPolicy::LogsSinceLast(quorum.snapshot_every),
             max_in_snapshot_log_to_keep: quorum.keep_behind_snapshot,
             purge_batch_size: 256,
+            // Metadata entries can be large (a topic with its partitions): keep one
+            // AppendEntries well under the RPC timeout.
+            max_payload_entries: 64,
             ..Default::default()
         }
         .validate()

@@ -42,10 +42,14 @@ struct Inner {
     snapshots_built: u64,
     /// The latest applied entries (index, records), for brokers following the metadata log.
     recent: VecDeque<(u64, Vec<MetadataRecord>)>,
+    /// Records in `recent`.
+    recent_records: usize,
 }
 
-/// Entries kept for brokers fetching the metadata log; one further behind gets the image.
-const RECENT_ENTRIES: usize = 10_000;
+/// Records kept for brokers fetching the metadata log (in whole entries, at least the last
+/// one); a broker further behind gets the image. Bounded by records, not entries: one entry
+/// can carry a topic with thousands of partitions.
+const RECENT_RECORDS: usize = 100_000;
 
 /// What a broker following the metadata log receives.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -103,6 +107,7 @@ impl StateMachine {
                 snapshot,
                 snapshots_built: 0,
                 recent: VecDeque::new(),
+                recent_records: 0,
             })),
         })
     }
@@ -214,9 +219,12 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             }
             inner.image.offset = index;
             // Every entry, even an empty one, so that the kept range has no holes.
+            inner.recent_records += applied.len();
             inner.recent.push_back((index, applied));
-            if inner.recent.len() > RECENT_ENTRIES {
-                inner.recent.pop_front();
+            while inner.recent_records > RECENT_RECORDS && inner.recent.len() > 1 {
+                if let Some((_, dropped)) = inner.recent.pop_front() {
+                    inner.recent_records -= dropped.len();
+                }
             }
             results.push(result);
         }
@@ -250,6 +258,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         inner.membership = meta.last_membership.clone();
         inner.snapshot = Some((meta.clone(), bytes));
         inner.recent.clear();
+        inner.recent_records = 0;
         Ok(())
     }
 
