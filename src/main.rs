@@ -113,16 +113,7 @@ fn main() -> anyhow::Result<()> {
         Command::Dev(args) => dev(args),
         Command::Controller(args) => {
             let voters = strata::cli::cluster::parse_voters(&args.voters)?;
-            let runtime = tokio::runtime::Builder::new_multi_thread()
-                .enable_all()
-                .build()?;
-            runtime.block_on(async move {
-                let (stop, shutdown) = watch::channel(false);
-                tokio::spawn(async move {
-                    wait_for_signal().await;
-                    tracing::info!("shutdown requested");
-                    let _ = stop.send(true);
-                });
+            until_signal(|shutdown| async move {
                 let quorum = strata_controller::raft::QuorumConfig {
                     snapshot_every: args.snapshot_every.max(1),
                     keep_behind_snapshot: args.keep_behind_snapshot,
@@ -190,6 +181,21 @@ fn dev(args: DevArgs) -> anyhow::Result<()> {
         overrides.push((key.trim().to_owned(), value.trim().to_owned()));
     }
     let config = BrokerConfig::load(args.config.as_deref(), &overrides)?;
+    until_signal(|shutdown| async move {
+        strata::server::run(config, shutdown, |addr| {
+            // A machine-readable line for scripts and tests that start the broker on port 0.
+            println!("strata listening on {addr}");
+        })
+        .await
+    })
+}
+
+/// Runs `serve` on a multi-threaded runtime with a shutdown flag that SIGTERM or Ctrl-C raises.
+fn until_signal<F, Fut>(serve: F) -> anyhow::Result<()>
+where
+    F: FnOnce(watch::Receiver<bool>) -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<()>>,
+{
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
@@ -200,11 +206,7 @@ fn dev(args: DevArgs) -> anyhow::Result<()> {
             tracing::info!("shutdown requested");
             let _ = stop.send(true);
         });
-        strata::server::run(config, shutdown, |addr| {
-            // A machine-readable line for scripts and tests that start the broker on port 0.
-            println!("strata listening on {addr}");
-        })
-        .await
+        serve(shutdown).await
     })
 }
 

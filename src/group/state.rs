@@ -280,14 +280,7 @@ impl Group {
         if request.member_id.is_empty() {
             return self.join_unknown(request, now, now_ms);
         }
-        if let Some(instance) = &request.group_instance_id {
-            let current = self.static_member(instance);
-            if current.is_some_and(|id| id != request.member_id) {
-                return Err(BrokerError::FencedInstanceId(format!(
-                    "instance {instance} has a newer member id"
-                )));
-            }
-        }
+        self.check_fenced(&request.member_id, request.group_instance_id.as_deref())?;
         if self.pending.remove(&request.member_id).is_some() {
             if self.members.len() >= config.max_size {
                 return Err(BrokerError::GroupMaxSizeReached);
@@ -683,6 +676,22 @@ impl Group {
         }
     }
 
+    /// KIP-345: a request naming a static instance now held by another member id is fenced.
+    fn check_fenced(&self, member_id: &str, instance: Option<&str>) -> Result<(), BrokerError> {
+        match instance {
+            Some(instance)
+                if self
+                    .static_member(instance)
+                    .is_some_and(|id| id != member_id) =>
+            {
+                Err(BrokerError::FencedInstanceId(format!(
+                    "instance {instance} has a newer member id"
+                )))
+            }
+            _ => Ok(()),
+        }
+    }
+
     /// Checks the member id, instance id and generation of a request from a member.
     fn validate_member(
         &self,
@@ -690,15 +699,7 @@ impl Group {
         group_instance_id: Option<&str>,
         generation: i32,
     ) -> Result<(), BrokerError> {
-        if let Some(instance) = group_instance_id
-            && self
-                .static_member(instance)
-                .is_some_and(|id| id != member_id)
-        {
-            return Err(BrokerError::FencedInstanceId(format!(
-                "instance {instance} has a newer member id"
-            )));
-        }
+        self.check_fenced(member_id, group_instance_id)?;
         if !self.members.contains_key(member_id) {
             return Err(BrokerError::UnknownMemberId(format!(
                 "{member_id} is not a member of group {}",

@@ -14,8 +14,8 @@ use std::time::Instant;
 
 use anyhow::{Context, bail};
 use clap::Parser;
-use strata_controller::MetadataRecord;
 use strata_controller::raft::client;
+use strata_controller::{MetadataImage, MetadataRecord};
 use uuid::Uuid;
 
 /// Options.
@@ -64,7 +64,7 @@ fn start(binary: &Path, id: u64, addr: &str, dir: &Path, voters: &str) -> anyhow
     Ok(Process { child })
 }
 
-fn rss_bytes(pid: u32) -> u64 {
+fn rss_bytes(pid: &str) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .ok()
         .and_then(|s| {
@@ -118,7 +118,46 @@ fn main() -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
+    image_alone(options.partitions);
     runtime.block_on(run(&binary, options.partitions))
+}
+
+/// The image by itself, in this process: memory per partition, snapshot size and parse time.
+fn image_alone(partitions: usize) {
+    let before = rss_bytes("self");
+    let mut image = MetadataImage::default();
+    let mut offset = 0;
+    for id in 1..=BROKERS {
+        for record in [
+            MetadataRecord::RegisterBroker {
+                broker_id: id,
+                incarnation: Uuid::new_v4(),
+                rack: None,
+                listeners: Vec::new(),
+            },
+            MetadataRecord::UnfenceBroker { broker_id: id },
+        ] {
+            offset += 1;
+            image.apply(offset, &record).expect("brokers register");
+        }
+    }
+    for n in 0..partitions.div_ceil(PER_TOPIC) {
+        offset += 1;
+        for record in topic(n) {
+            image.apply(offset, &record).expect("partitions apply");
+        }
+    }
+    let grown = rss_bytes("self").saturating_sub(before);
+    let snapshot = image.to_snapshot();
+    let started = Instant::now();
+    let parsed = MetadataImage::from_snapshot(&snapshot).expect("snapshot parses");
+    println!(
+        "image alone: {:.0} bytes per partition (RSS), snapshot {:.1} MB parsed in {:.2} s",
+        grown as f64 / image.partition_count().max(1) as f64,
+        snapshot.len() as f64 / 1e6,
+        started.elapsed().as_secs_f64()
+    );
+    assert_eq!(parsed.partition_count(), image.partition_count());
 }
 
 async fn run(binary: &Path, partitions: usize) -> anyhow::Result<()> {
@@ -148,7 +187,7 @@ async fn run(binary: &Path, partitions: usize) -> anyhow::Result<()> {
     let baseline: Vec<u64> = processes
         .iter()
         .flatten()
-        .map(|p| rss_bytes(p.child.id()))
+        .map(|p| rss_bytes(&p.child.id().to_string()))
         .collect();
 
     let topics = partitions.div_ceil(PER_TOPIC);
@@ -169,7 +208,7 @@ async fn run(binary: &Path, partitions: usize) -> anyhow::Result<()> {
     let rss: Vec<u64> = processes
         .iter()
         .flatten()
-        .map(|p| rss_bytes(p.child.id()))
+        .map(|p| rss_bytes(&p.child.id().to_string()))
         .collect();
     let per_partition = rss
         .iter()
