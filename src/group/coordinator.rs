@@ -400,14 +400,6 @@ impl StrataBroker {
             }
         }
     }
-
-    fn membership_if_stable(&self, group_id: &str) -> Option<Bytes> {
-        let entries = self.groups.lock();
-        entries
-            .get(group_id)
-            .filter(|e| e.group.state == GroupState::Stable)
-            .map(|e| group_value(&e.group).encode())
-    }
 }
 
 impl GroupCoordinator for StrataBroker {
@@ -436,16 +428,21 @@ impl GroupCoordinator for StrataBroker {
     async fn sync_group(&self, request: SyncGroup) -> Result<Bytes, BrokerError> {
         validate_group_id(&request.group_id)?;
         let group_id = request.group_id.clone();
-        let outcome = {
+        let (outcome, completed) = {
             let mut entries = self.groups.lock();
             let Some(entry) = entries.get_mut(&group_id) else {
                 return Err(BrokerError::UnknownMemberId(format!(
                     "group {group_id} does not exist"
                 )));
             };
-            entry.group.sync(request, Instant::now(), now_ms())
+            let was_stable = entry.group.state == GroupState::Stable;
+            let outcome = entry.group.sync(request, Instant::now(), now_ms());
+            // Only the leader's sync that completes a rebalance changes the membership.
+            let completed = (!was_stable && entry.group.state == GroupState::Stable)
+                .then(|| group_value(&entry.group).encode());
+            (outcome, completed)
         };
-        if let Some(value) = self.membership_if_stable(&group_id) {
+        if let Some(value) = completed {
             self.persist_membership(&group_id, value);
         }
         match outcome {
