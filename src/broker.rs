@@ -1,20 +1,22 @@
-//! `StrataBroker`: the single-node broker behind the Kafka API.
+//! `StrataBroker`: a broker of the cluster behind the Kafka API.
 //!
-//! It owns the topic metadata (until the quorum takes it over) and the [`ReplicaManager`], and
-//! maps log errors to the API's [`BrokerError`]s. Topic changes are persisted before they take
-//! effect on disk, so a crash between the two is repaired on the next start.
+//! Its view of the cluster is the metadata image it follows from the controller quorum (see
+//! [`crate::cluster`]); it hosts the partitions the image assigns to it in the
+//! [`ReplicaManager`], serves reads and writes for those it leads, sends topic changes to the
+//! active controller, and maps log errors to the API's [`BrokerError`]s.
 
 use std::collections::BTreeMap;
 use std::future::Future;
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{RwLock, RwLockReadGuard};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use strata_api::broker::{
-    Appended, ClusterInfo, ConfigEntry, ConfigOp, ConfigSource, NewTopic, OffsetAndTimestamp,
-    OffsetSpec, PartitionRead, TopicMetadata,
+    Appended, BrokerNode, ClusterInfo, ConfigEntry, ConfigOp, ConfigSource, NewTopic,
+    OffsetAndTimestamp, OffsetSpec, PartitionMetadata, PartitionRead, TopicMetadata,
 };
 use strata_api::{Broker, BrokerError};
+use strata_controller::{MetadataImage, TopicImage};
 use tokio::sync::watch;
 use uuid::Uuid;
 
@@ -22,7 +24,7 @@ use crate::config::BrokerConfig;
 use crate::group::Groups;
 use crate::log::config::{ConfigType, TOPIC_CONFIGS};
 use crate::log::{LogConfig, LogError};
-use crate::metadata::{MetadataStore, PRODUCER_ID_BLOCK, TopicRecord};
+use crate::meta_properties::MetaProperties;
 use crate::partition::PartitionRef;
 use crate::replica_manager::ReplicaManager;
 
@@ -31,54 +33,68 @@ const MAX_TOPIC_NAME_LEN: usize = 249;
 /// Most partitions one topic may have: each costs a directory, open files and index mappings,
 /// so an unchecked request could exhaust the broker.
 pub const MAX_PARTITIONS_PER_TOPIC: i32 = 10_000;
-/// The leader epoch of every partition on a single node.
-const LEADER_EPOCH: i32 = 0;
 
 /// The broker.
 #[derive(Debug)]
 pub struct StrataBroker {
     config: BrokerConfig,
-    metadata: Mutex<MetadataStore>,
-    next_producer_id: Mutex<i64>,
+    /// Controller listeners to reach the quorum through.
+    pub(crate) controllers: Vec<String>,
+    /// This process start, as the controllers tell restarts apart.
+    pub(crate) incarnation: Uuid,
+    /// The identity the data directory had when the broker started.
+    pub(crate) meta_properties: Option<MetaProperties>,
+    image: RwLock<MetadataImage>,
+    /// The image's offset, for requests waiting to see their own change.
+    pub(crate) applied: watch::Sender<u64>,
+    /// The producer id block handed to this broker: next id, end of the block.
+    pub(crate) producer_ids: tokio::sync::Mutex<(i64, i64)>,
     replicas: ReplicaManager,
     pub(crate) groups: Groups,
 }
 
 impl StrataBroker {
-    /// Opens the data directory: metadata, then every partition (recovering if needed).
-    pub fn open(config: BrokerConfig) -> Result<Self, LogError> {
+    /// Prepares the data directory; partitions are opened once the broker has joined the
+    /// cluster and knows which are its own ([`crate::cluster::join`]).
+    pub fn open(config: BrokerConfig, controllers: Vec<String>) -> Result<Self, LogError> {
         let replicas = ReplicaManager::new(&config.data_dir)?;
-        let metadata = MetadataStore::open(&config.data_dir, config.cluster_id.as_deref())?;
+        let meta_properties = MetaProperties::read(&config.data_dir)?;
+        if let Some(props) = &meta_properties {
+            props.check_node(&config.data_dir, config.node_id)?;
+            if let Some(configured) = config
+                .cluster_id
+                .as_ref()
+                .filter(|c| **c != props.cluster_id)
+            {
+                return Err(LogError::io(
+                    &config.data_dir,
+                    std::io::Error::new(
+                        std::io::ErrorKind::InvalidData,
+                        format!(
+                            "data belongs to cluster {} but cluster.id is {configured}",
+                            props.cluster_id
+                        ),
+                    ),
+                ));
+            }
+        }
         tracing::info!(
-            cluster_id = %metadata.doc.cluster_id,
-            topics = metadata.doc.topics.len(),
             clean = replicas.clean_start(),
             "opening data directory {}",
             config.data_dir.display()
         );
-        for (name, topic) in &metadata.doc.topics {
-            let log_config = effective_config(&config, &topic.configs).map_err(|e| {
-                LogError::io(
-                    &config.data_dir,
-                    std::io::Error::new(
-                        std::io::ErrorKind::InvalidData,
-                        format!("topic {name}: {e}"),
-                    ),
-                )
-            })?;
-            replicas.open_partitions(name, 0, topic.partitions, &log_config)?;
-        }
-        let next_producer_id = metadata.doc.producer_id_block_end;
         let groups = Groups::new(config.coordinator());
-        let broker = Self {
+        Ok(Self {
             config,
-            metadata: Mutex::new(metadata),
-            next_producer_id: Mutex::new(next_producer_id),
+            controllers,
+            incarnation: Uuid::new_v4(),
+            meta_properties,
+            image: RwLock::new(MetadataImage::default()),
+            applied: watch::Sender::new(0),
+            producer_ids: tokio::sync::Mutex::new((0, 0)),
             replicas,
             groups,
-        };
-        crate::group::load(&broker)?;
-        Ok(broker)
+        })
     }
 
     /// The consumer groups.
@@ -96,11 +112,24 @@ impl StrataBroker {
         &self.config
     }
 
-    fn metadata(&self) -> MutexGuard<'_, MetadataStore> {
-        self.metadata.lock().unwrap_or_else(|p| p.into_inner())
+    /// The metadata image as this broker has applied it.
+    pub fn image(&self) -> RwLockReadGuard<'_, MetadataImage> {
+        self.image.read().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// The partition, or UNKNOWN_TOPIC_OR_PARTITION.
+    /// Changes the image (the metadata follower only).
+    pub(crate) fn update_image<T>(&self, change: impl FnOnce(&mut MetadataImage) -> T) -> T {
+        let mut image = self.image.write().unwrap_or_else(|p| p.into_inner());
+        change(&mut image)
+    }
+
+    /// Tells waiting requests that the image, and what the broker did about it, reached
+    /// `offset`.
+    pub(crate) fn publish_applied(&self, offset: u64) {
+        self.applied.send_replace(offset);
+    }
+
+    /// The partition if hosted here, led or not (else UNKNOWN_TOPIC_OR_PARTITION).
     pub(crate) fn partition_ref(
         &self,
         topic: &str,
@@ -111,50 +140,61 @@ impl StrataBroker {
             .ok_or(BrokerError::UnknownTopicOrPartition)
     }
 
-    fn topic_metadata(name: &str, record: &TopicRecord) -> TopicMetadata {
-        TopicMetadata {
-            name: name.to_owned(),
-            topic_id: record.topic_id,
-            partitions: record.partitions,
-            leader_epoch: LEADER_EPOCH,
-            is_internal: name.starts_with("__"),
+    /// The partition if this broker leads it: NOT_LEADER_OR_FOLLOWER if another broker does
+    /// (or none), UNKNOWN_TOPIC_OR_PARTITION if the cluster has no such partition.
+    pub(crate) fn leader_ref(&self, topic: &str, index: i32) -> Result<PartitionRef, BrokerError> {
+        match self.replicas.get(topic, index) {
+            Some(p) if p.is_leader() => Ok(p),
+            Some(_) => Err(BrokerError::NotLeaderOrFollower),
+            None if self.partition_exists(topic, index) => Err(BrokerError::NotLeaderOrFollower),
+            None => Err(BrokerError::UnknownTopicOrPartition),
         }
     }
 
-    fn update_topic_configs(
-        &self,
-        name: &str,
-        validate_only: bool,
-        change: impl FnOnce(&mut BTreeMap<String, String>) -> Result<(), BrokerError>,
-    ) -> Result<(), BrokerError> {
-        let mut metadata = self.metadata();
-        let record = metadata
-            .doc
-            .topics
-            .get(name)
-            .ok_or(BrokerError::UnknownTopicOrPartition)?;
-        let mut overrides = record.configs.clone();
-        change(&mut overrides)?;
-        let log_config = effective_config(&self.config, &overrides)?;
-        if validate_only {
-            return Ok(());
+    /// Whether the cluster has this partition (wherever it is hosted).
+    pub(crate) fn partition_exists(&self, topic: &str, index: i32) -> bool {
+        self.image()
+            .topic(topic)
+            .is_some_and(|t| t.partitions.contains_key(&index))
+    }
+
+    /// A topic as Metadata reports it.
+    pub(crate) fn topic_metadata(image: &MetadataImage, topic: &TopicImage) -> TopicMetadata {
+        TopicMetadata {
+            name: topic.name.clone(),
+            topic_id: topic.id,
+            partitions: topic
+                .partitions
+                .iter()
+                .map(|(index, p)| PartitionMetadata {
+                    index: *index,
+                    leader: p.leader,
+                    leader_epoch: p.leader_epoch,
+                    replicas: p.replicas.clone(),
+                    isr: p.isr.clone(),
+                    offline_replicas: p
+                        .replicas
+                        .iter()
+                        .copied()
+                        .filter(|r| !image.is_active(*r))
+                        .collect(),
+                })
+                .collect(),
+            is_internal: topic.name.starts_with("__"),
         }
-        metadata
-            .update(|doc| {
-                if let Some(record) = doc.topics.get_mut(name) {
-                    record.configs = overrides;
-                }
-            })
-            .map_err(storage)?;
-        drop(metadata);
-        self.replicas.set_config(name, &log_config);
-        tracing::info!(topic = name, "topic configs changed");
-        Ok(())
+    }
+
+    /// The topic's effective log config: broker defaults overlaid with its overrides.
+    pub(crate) fn log_config(
+        &self,
+        overrides: &BTreeMap<String, String>,
+    ) -> Result<LogConfig, BrokerError> {
+        effective_config(&self.config, overrides)
     }
 }
 
 /// Broker topic defaults overlaid with a topic's overrides, validated.
-fn effective_config(
+pub(crate) fn effective_config(
     config: &BrokerConfig,
     overrides: &BTreeMap<String, String>,
 ) -> Result<LogConfig, BrokerError> {
@@ -164,7 +204,7 @@ fn effective_config(
 }
 
 /// Refuses partition counts above [`MAX_PARTITIONS_PER_TOPIC`].
-fn check_partition_limit(count: i32) -> Result<(), BrokerError> {
+pub(crate) fn check_partition_limit(count: i32) -> Result<(), BrokerError> {
     if count > MAX_PARTITIONS_PER_TOPIC {
         return Err(BrokerError::InvalidPartitions(format!(
             "{count} partitions is more than the {MAX_PARTITIONS_PER_TOPIC} a topic may have"
@@ -189,6 +229,39 @@ fn list_items(overrides: &BTreeMap<String, String>, key: &str) -> Result<Vec<Str
         .filter(|s| !s.is_empty())
         .map(str::to_owned)
         .collect())
+}
+
+/// Applies IncrementalAlterConfigs operations to a topic's overrides.
+fn apply_config_ops(
+    overrides: &mut BTreeMap<String, String>,
+    ops: Vec<ConfigOp>,
+) -> Result<(), BrokerError> {
+    for op in ops {
+        match op {
+            ConfigOp::Set(key, value) => {
+                overrides.insert(key, value);
+            }
+            ConfigOp::Delete(key) => {
+                overrides.remove(&key);
+            }
+            ConfigOp::Append(key, value) => {
+                let mut items = list_items(overrides, &key)?;
+                for item in value.split(',').filter(|s| !s.is_empty()) {
+                    if !items.iter().any(|existing| existing == item) {
+                        items.push(item.to_owned());
+                    }
+                }
+                overrides.insert(key, items.join(","));
+            }
+            ConfigOp::Subtract(key, value) => {
+                let mut items = list_items(overrides, &key)?;
+                let removed: Vec<&str> = value.split(',').collect();
+                items.retain(|existing| !removed.contains(&existing.as_str()));
+                overrides.insert(key, items.join(","));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Kafka's topic name rule: 1..=249 of `[a-zA-Z0-9._-]`, and not `.` or `..`.
@@ -217,7 +290,7 @@ pub fn validate_topic_name(name: &str) -> Result<(), BrokerError> {
     Ok(())
 }
 
-fn storage(e: LogError) -> BrokerError {
+pub(crate) fn storage(e: LogError) -> BrokerError {
     tracing::error!("storage error: {e}");
     BrokerError::Storage(e.to_string())
 }
@@ -255,38 +328,53 @@ impl Broker for StrataBroker {
     }
 
     fn cluster(&self) -> ClusterInfo {
+        let image = self.image();
+        let brokers = image
+            .brokers
+            .values()
+            .filter(|b| !b.fenced)
+            .filter_map(|b| {
+                let endpoint = b.listeners.first()?;
+                Some(BrokerNode {
+                    node_id: b.id,
+                    host: endpoint.host.clone(),
+                    port: endpoint.port as i32,
+                    rack: b.rack.clone(),
+                })
+            })
+            .collect();
         ClusterInfo {
-            cluster_id: self.metadata().doc.cluster_id.clone(),
+            cluster_id: image.cluster_id.clone().unwrap_or_default(),
             node_id: self.config.node_id,
             host: self.config.advertised.0.clone(),
             port: self.config.advertised.1 as i32,
+            // As in KRaft: clients send controller-bound requests to any live broker, which
+            // forwards them to the quorum.
             controller_id: self.config.node_id,
+            brokers,
         }
     }
 
-    fn topics(
+    async fn topics(
         &self,
-        names: Option<&[String]>,
+        names: Option<Vec<String>>,
         auto_create: bool,
     ) -> Vec<(String, Result<TopicMetadata, BrokerError>)> {
-        let Some(names) = names else {
-            let metadata = self.metadata();
-            return metadata
-                .doc
-                .topics
-                .iter()
-                .map(|(name, record)| (name.clone(), Ok(Self::topic_metadata(name, record))))
-                .collect();
-        };
-        names
-            .iter()
-            .map(|name| {
-                let existing = self
-                    .metadata()
-                    .doc
+        {
+            let Some(names) = names else {
+                let image = self.image();
+                return image
                     .topics
-                    .get(name)
-                    .map(|record| Self::topic_metadata(name, record));
+                    .values()
+                    .map(|t| (t.name.clone(), Ok(Self::topic_metadata(&image, t))))
+                    .collect();
+            };
+            let mut out = Vec::with_capacity(names.len());
+            for name in names {
+                let existing = {
+                    let image = self.image();
+                    image.topic(&name).map(|t| Self::topic_metadata(&image, t))
+                };
                 let result = match existing {
                     Some(meta) => Ok(meta),
                     None if auto_create && self.config.auto_create_topics => {
@@ -297,161 +385,57 @@ impl Broker for StrataBroker {
                             assignments: BTreeMap::new(),
                             configs: BTreeMap::new(),
                         };
-                        match self.create_topic(topic, false) {
-                            Err(BrokerError::TopicAlreadyExists(_)) => self
-                                .metadata()
-                                .doc
-                                .topics
-                                .get(name)
-                                .map(|record| Self::topic_metadata(name, record))
-                                .ok_or(BrokerError::UnknownTopicOrPartition),
+                        match self.create_topic_in_quorum(topic, false).await {
+                            Err(BrokerError::TopicAlreadyExists(_)) => {
+                                let image = self.image();
+                                image
+                                    .topic(&name)
+                                    .map(|t| Self::topic_metadata(&image, t))
+                                    .ok_or(BrokerError::LeaderNotAvailable)
+                            }
                             other => other,
                         }
                     }
                     None => {
-                        validate_topic_name(name).and(Err(BrokerError::UnknownTopicOrPartition))
+                        validate_topic_name(&name).and(Err(BrokerError::UnknownTopicOrPartition))
                     }
                 };
-                (name.clone(), result)
-            })
-            .collect()
+                out.push((name, result));
+            }
+            out
+        }
     }
 
     fn topic_name(&self, topic_id: Uuid) -> Option<String> {
-        self.metadata()
-            .doc
-            .topics
-            .iter()
-            .find(|(_, t)| t.topic_id == topic_id)
-            .map(|(name, _)| name.clone())
+        self.image().topics.get(&topic_id).map(|t| t.name.clone())
     }
 
     fn create_topic(
         &self,
         topic: NewTopic,
         validate_only: bool,
-    ) -> Result<TopicMetadata, BrokerError> {
-        validate_topic_name(&topic.name)?;
-        let partitions = topic.partitions.unwrap_or(self.config.num_partitions);
-        if partitions <= 0 {
-            return Err(BrokerError::InvalidPartitions(format!(
-                "number of partitions must be larger than 0, got {partitions}"
-            )));
-        }
-        check_partition_limit(partitions)?;
-        let replication_factor = topic
-            .replication_factor
-            .unwrap_or(self.config.default_replication_factor);
-        if replication_factor <= 0 {
-            return Err(BrokerError::InvalidReplicationFactor(format!(
-                "replication factor must be larger than 0, got {replication_factor}"
-            )));
-        }
-        if replication_factor > 1 {
-            return Err(BrokerError::InvalidReplicationFactor(format!(
-                "replication factor {replication_factor} is larger than the 1 available broker"
-            )));
-        }
-        for (index, replicas) in &topic.assignments {
-            if !(0..partitions).contains(index) || replicas.as_slice() != [self.config.node_id] {
-                return Err(BrokerError::InvalidReplicaAssignment(format!(
-                    "partition {index} assigned to {replicas:?}; the only broker is {}",
-                    self.config.node_id
-                )));
-            }
-        }
-        let log_config = effective_config(&self.config, &topic.configs)?;
-        let mut metadata = self.metadata();
-        if metadata.doc.topics.contains_key(&topic.name) {
-            return Err(BrokerError::TopicAlreadyExists(topic.name));
-        }
-        let record = TopicRecord {
-            topic_id: Uuid::new_v4(),
-            partitions,
-            configs: topic.configs,
-        };
-        let meta = Self::topic_metadata(&topic.name, &record);
-        if validate_only {
-            return Ok(meta);
-        }
-        metadata
-            .update(|doc| {
-                doc.topics.insert(topic.name.clone(), record);
-            })
-            .map_err(storage)?;
-        // Opened under the metadata lock so that no request sees the topic without partitions.
-        self.replicas
-            .open_partitions(&topic.name, 0, partitions, &log_config)
-            .map_err(storage)?;
-        drop(metadata);
-        tracing::info!(topic = %topic.name, partitions, "created topic");
-        Ok(meta)
+    ) -> impl Future<Output = Result<TopicMetadata, BrokerError>> + Send {
+        self.create_topic_in_quorum(topic, validate_only)
     }
 
-    fn delete_topic(&self, name: &str) -> Result<Uuid, BrokerError> {
-        let mut metadata = self.metadata();
-        let record = metadata
-            .doc
-            .topics
-            .get(name)
-            .cloned()
-            .ok_or(BrokerError::UnknownTopicOrPartition)?;
-        metadata
-            .update(|doc| {
-                doc.topics.remove(name);
-            })
-            .map_err(storage)?;
-        self.replicas
-            .delete_topic(name, record.topic_id)
-            .map_err(storage)?;
-        drop(metadata);
-        tracing::info!(topic = name, "deleted topic");
-        Ok(record.topic_id)
+    fn delete_topic(&self, name: String) -> impl Future<Output = Result<Uuid, BrokerError>> + Send {
+        self.delete_topic_in_quorum(name)
     }
 
     fn create_partitions(
         &self,
-        name: &str,
+        name: String,
         count: i32,
+        assignments: Vec<Vec<i32>>,
         validate_only: bool,
-    ) -> Result<(), BrokerError> {
-        let mut metadata = self.metadata();
-        let record = metadata
-            .doc
-            .topics
-            .get(name)
-            .ok_or(BrokerError::UnknownTopicOrPartition)?;
-        let current = record.partitions;
-        if count <= current {
-            return Err(BrokerError::InvalidPartitions(format!(
-                "topic '{name}' has {current} partitions; the new count {count} must be larger"
-            )));
-        }
-        check_partition_limit(count)?;
-        let log_config = effective_config(&self.config, &record.configs)?;
-        if validate_only {
-            return Ok(());
-        }
-        metadata
-            .update(|doc| {
-                if let Some(record) = doc.topics.get_mut(name) {
-                    record.partitions = count;
-                }
-            })
-            .map_err(storage)?;
-        self.replicas
-            .open_partitions(name, current, count, &log_config)
-            .map_err(storage)?;
-        tracing::info!(topic = name, from = current, to = count, "added partitions");
-        Ok(())
+    ) -> impl Future<Output = Result<(), BrokerError>> + Send {
+        self.create_partitions_in_quorum(name, count, assignments, validate_only)
     }
 
     fn topic_configs(&self, name: &str) -> Result<Vec<ConfigEntry>, BrokerError> {
-        let metadata = self.metadata();
-        let record = metadata
-            .doc
-            .topics
-            .get(name)
+        let image = self.image();
+        let record = image
+            .topic(name)
             .ok_or(BrokerError::UnknownTopicOrPartition)?;
         Ok(TOPIC_CONFIGS
             .iter()
@@ -496,10 +480,10 @@ impl Broker for StrataBroker {
 
     fn replace_topic_configs(
         &self,
-        name: &str,
+        name: String,
         configs: BTreeMap<String, String>,
         validate_only: bool,
-    ) -> Result<(), BrokerError> {
+    ) -> impl Future<Output = Result<(), BrokerError>> + Send {
         self.update_topic_configs(name, validate_only, |overrides| {
             *overrides = configs;
             Ok(())
@@ -508,42 +492,17 @@ impl Broker for StrataBroker {
 
     fn alter_topic_configs(
         &self,
-        name: &str,
+        name: String,
         ops: Vec<ConfigOp>,
         validate_only: bool,
-    ) -> Result<(), BrokerError> {
+    ) -> impl Future<Output = Result<(), BrokerError>> + Send {
         self.update_topic_configs(name, validate_only, |overrides| {
-            for op in ops {
-                match op {
-                    ConfigOp::Set(key, value) => {
-                        overrides.insert(key, value);
-                    }
-                    ConfigOp::Delete(key) => {
-                        overrides.remove(&key);
-                    }
-                    ConfigOp::Append(key, value) => {
-                        let mut items = list_items(overrides, &key)?;
-                        for item in value.split(',').filter(|s| !s.is_empty()) {
-                            if !items.iter().any(|existing| existing == item) {
-                                items.push(item.to_owned());
-                            }
-                        }
-                        overrides.insert(key, items.join(","));
-                    }
-                    ConfigOp::Subtract(key, value) => {
-                        let mut items = list_items(overrides, &key)?;
-                        let removed: Vec<&str> = value.split(',').collect();
-                        items.retain(|existing| !removed.contains(&existing.as_str()));
-                        overrides.insert(key, items.join(","));
-                    }
-                }
-            }
-            Ok(())
+            apply_config_ops(overrides, ops)
         })
     }
 
     fn append(&self, topic: &str, partition: i32, records: Bytes) -> Result<Appended, BrokerError> {
-        let partition = self.partition_ref(topic, partition)?;
+        let partition = self.leader_ref(topic, partition)?;
         let (info, log_start_offset, must_flush) =
             partition.append(&records, now_ms()).map_err(from_log)?;
         if !must_flush {
@@ -585,7 +544,7 @@ impl Broker for StrataBroker {
         max_bytes: u64,
         min_one: bool,
     ) -> Result<PartitionRead, BrokerError> {
-        let partition = self.partition_ref(topic, partition)?;
+        let partition = self.leader_ref(topic, partition)?;
         let read = partition
             .read(offset, max_bytes, min_one)
             .map_err(from_log)?;
@@ -611,13 +570,14 @@ impl Broker for StrataBroker {
         partition: i32,
         spec: OffsetSpec,
     ) -> Result<OffsetAndTimestamp, BrokerError> {
-        let partition = self.partition_ref(topic, partition)?;
+        let partition = self.leader_ref(topic, partition)?;
         let high_watermark = partition.high_watermark();
+        let epoch = partition.leader_epoch();
         let log = partition.log();
         let found = |offset: u64, timestamp: i64| OffsetAndTimestamp {
             offset: offset as i64,
             timestamp,
-            leader_epoch: LEADER_EPOCH,
+            leader_epoch: epoch,
         };
         let none = OffsetAndTimestamp {
             offset: -1,
@@ -640,7 +600,7 @@ impl Broker for StrataBroker {
     }
 
     fn leader_epoch(&self, topic: &str, partition: i32) -> Result<i32, BrokerError> {
-        self.partition_ref(topic, partition).map(|_| LEADER_EPOCH)
+        self.leader_ref(topic, partition).map(|p| p.leader_epoch())
     }
 
     fn end_offset_for_epoch(
@@ -649,41 +609,21 @@ impl Broker for StrataBroker {
         partition: i32,
         epoch: i32,
     ) -> Result<(i32, i64), BrokerError> {
-        let partition = self.partition_ref(topic, partition)?;
-        // One epoch exists on a single node; Kafka answers later epochs with UNDEFINED (-1, -1).
-        if epoch == LEADER_EPOCH {
-            Ok((LEADER_EPOCH, partition.log().log_end_offset() as i64))
+        let partition = self.leader_ref(topic, partition)?;
+        // One replica per partition: its log is never truncated by a leader change, so every
+        // epoch up to the current one is answered with the log end (no client ever sees a
+        // false truncation); later epochs are UNDEFINED (-1, -1), as in Kafka.
+        if epoch <= partition.leader_epoch() {
+            Ok((epoch, partition.log().log_end_offset() as i64))
         } else {
             Ok((-1, -1))
         }
     }
 
-    fn init_producer_id(&self, existing: Option<(i64, i16)>) -> Result<(i64, i16), BrokerError> {
-        if let Some((id, epoch)) = existing {
-            // KIP-360: an idempotent producer bumps its epoch to reset sequences after an error.
-            if (0..i16::MAX - 1).contains(&epoch)
-                && id
-                    < *self
-                        .next_producer_id
-                        .lock()
-                        .unwrap_or_else(|p| p.into_inner())
-            {
-                return Ok((id, epoch + 1));
-            }
-        }
-        let mut next = self
-            .next_producer_id
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
-        let mut metadata = self.metadata();
-        if *next >= metadata.doc.producer_id_block_end {
-            let block_end = *next + PRODUCER_ID_BLOCK;
-            metadata
-                .update(|doc| doc.producer_id_block_end = block_end)
-                .map_err(storage)?;
-        }
-        let id = *next;
-        *next += 1;
-        Ok((id, 0))
+    fn init_producer_id(
+        &self,
+        existing: Option<(i64, i16)>,
+    ) -> impl Future<Output = Result<(i64, i16), BrokerError>> + Send {
+        self.next_producer_id(existing)
     }
 }

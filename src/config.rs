@@ -48,12 +48,47 @@ pub enum ConfigError {
 
 /// Broker-level keys besides the topic defaults (`log.*`, `message.max.bytes`, ...).
 const BROKER_KEYS: &[(&str, &str, &str)] = &[
-    ("node.id", "1", "this broker's id"),
+    (
+        "node.id",
+        "1",
+        "this node's id (broker id and controller id)",
+    ),
+    (
+        "process.roles",
+        "broker,controller",
+        "broker, controller, or both (combined mode)",
+    ),
     ("log.dirs", "./strata-data", "the data directory"),
     (
         "listeners",
         "PLAINTEXT://127.0.0.1:9092",
-        "address the Kafka listener binds",
+        "Kafka listener (PLAINTEXT://host:port) and controller listener (CONTROLLER://host:port; \
+         defaults to port 9093 of the Kafka listener's host, or port 0 if that one is 0)",
+    ),
+    (
+        "controller.quorum.voters",
+        "",
+        "every voter as id@host:port, comma-separated; empty: this node alone (needs the controller role)",
+    ),
+    (
+        "broker.rack",
+        "",
+        "rack of this broker, for rack-aware replica placement",
+    ),
+    (
+        "broker.heartbeat.interval.ms",
+        "2000",
+        "how often a broker heartbeats to the active controller",
+    ),
+    (
+        "broker.session.timeout.ms",
+        "9000",
+        "a broker without a heartbeat for this long is fenced (controller setting)",
+    ),
+    (
+        "metadata.log.max.snapshot.interval.entries",
+        "20000",
+        "the controller snapshots its metadata image after this many log entries",
     ),
     (
         "advertised.listeners",
@@ -159,8 +194,24 @@ pub struct BrokerConfig {
     pub node_id: i32,
     /// `log.dirs` (one directory).
     pub data_dir: PathBuf,
+    /// `process.roles`: whether this process is a broker.
+    pub broker_role: bool,
+    /// `process.roles`: whether this process is a controller (a voter of the metadata quorum).
+    pub controller_role: bool,
     /// `listeners`: where the Kafka listener binds.
     pub listener: SocketAddr,
+    /// `listeners` (`CONTROLLER://`): where the controller listener binds.
+    pub controller_listener: SocketAddr,
+    /// `controller.quorum.voters`: voter id → controller address (empty: this node alone).
+    pub voters: BTreeMap<u64, String>,
+    /// `broker.rack`.
+    pub rack: Option<String>,
+    /// `broker.heartbeat.interval.ms`.
+    pub heartbeat_interval: Duration,
+    /// `broker.session.timeout.ms`.
+    pub session_timeout: Duration,
+    /// `metadata.log.max.snapshot.interval.entries`.
+    pub snapshot_every: u64,
     /// `advertised.listeners`: host and port given to clients.
     pub advertised: (String, u16),
     /// `cluster.id`, if fixed by configuration.
@@ -243,14 +294,15 @@ impl BrokerConfig {
                     .map_or(String::new(), |(_, d, _)| (*d).to_owned())
             })
         };
-        let listener_text = get("listeners");
-        let listener: SocketAddr =
-            strip_scheme("listeners", &listener_text)?
-                .parse()
-                .map_err(|e| ConfigError::Invalid {
-                    key: "listeners".into(),
-                    message: format!("'{listener_text}' is not host:port with an IP host: {e}"),
-                })?;
+        let (listener, controller_listener) = parse_listeners(&get("listeners"))?;
+        let (broker_role, controller_role) = parse_roles(&get("process.roles"))?;
+        let voters = parse_voters(&get("controller.quorum.voters"))?;
+        if !controller_role && voters.is_empty() {
+            return Err(ConfigError::Invalid {
+                key: "controller.quorum.voters".into(),
+                message: "a broker without the controller role needs the voters to reach".into(),
+            });
+        }
         let advertised_text = get("advertised.listeners");
         let advertised = if advertised_text.is_empty() {
             (listener.ip().to_string(), listener.port())
@@ -267,10 +319,32 @@ impl BrokerConfig {
             (host.trim_matches(['[', ']']).to_owned(), port)
         };
         let cluster_id = Some(get("cluster.id")).filter(|id| !id.is_empty());
+        let node_id = parse(&get, "node.id", 0..=i32::MAX as i64)? as i32;
+        if controller_role && !voters.is_empty() && !voters.contains_key(&(node_id as u64)) {
+            return Err(ConfigError::Invalid {
+                key: "controller.quorum.voters".into(),
+                message: format!("node {node_id} has the controller role but is not a voter"),
+            });
+        }
+        let rack = Some(get("broker.rack")).filter(|r| !r.is_empty());
         Ok(Self {
-            node_id: parse(&get, "node.id", 0..=i32::MAX as i64)? as i32,
+            node_id,
             data_dir: PathBuf::from(get("log.dirs")),
+            broker_role,
+            controller_role,
             listener,
+            controller_listener,
+            voters,
+            rack,
+            heartbeat_interval: millis(&get, "broker.heartbeat.interval.ms")?
+                .max(Duration::from_millis(10)),
+            session_timeout: millis(&get, "broker.session.timeout.ms")?
+                .max(Duration::from_millis(100)),
+            snapshot_every: parse(
+                &get,
+                "metadata.log.max.snapshot.interval.entries",
+                1..=i64::MAX,
+            )? as u64,
             advertised,
             cluster_id,
             auto_create_topics: parse_bool(&get, "auto.create.topics.enable")?,
@@ -370,6 +444,90 @@ fn strip_scheme<'a>(key: &str, value: &'a str) -> Result<&'a str, ConfigError> {
             message: format!("listener security protocol {scheme} is not supported; use PLAINTEXT"),
         }),
     }
+}
+
+/// The Kafka (PLAINTEXT) and controller (CONTROLLER) listeners of `listeners`. A bare
+/// host:port is the Kafka listener; the controller one defaults to port 9093 of its host (0 if
+/// the Kafka port is 0, so that tests on ephemeral ports never collide).
+fn parse_listeners(text: &str) -> Result<(SocketAddr, SocketAddr), ConfigError> {
+    let invalid = |message: String| ConfigError::Invalid {
+        key: "listeners".into(),
+        message,
+    };
+    let mut kafka = None;
+    let mut controller = None;
+    for entry in text.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+        let (scheme, address) = entry.split_once("://").unwrap_or(("PLAINTEXT", entry));
+        let slot = match scheme {
+            "PLAINTEXT" => &mut kafka,
+            "CONTROLLER" => &mut controller,
+            other => {
+                return Err(invalid(format!(
+                    "listener security protocol {other} is not supported; use PLAINTEXT (and CONTROLLER)"
+                )));
+            }
+        };
+        let addr: SocketAddr = address
+            .parse()
+            .map_err(|e| invalid(format!("'{address}' is not host:port with an IP host: {e}")))?;
+        if slot.replace(addr).is_some() {
+            return Err(invalid(format!("two {scheme} listeners")));
+        }
+    }
+    let kafka = kafka.ok_or_else(|| invalid(format!("'{text}' has no PLAINTEXT listener")))?;
+    let controller = controller
+        .unwrap_or_else(|| SocketAddr::new(kafka.ip(), if kafka.port() == 0 { 0 } else { 9093 }));
+    Ok((kafka, controller))
+}
+
+/// `process.roles`: (broker, controller).
+fn parse_roles(text: &str) -> Result<(bool, bool), ConfigError> {
+    let (mut broker, mut controller) = (false, false);
+    for role in text.split(',').map(str::trim).filter(|r| !r.is_empty()) {
+        match role {
+            "broker" => broker = true,
+            "controller" => controller = true,
+            other => {
+                return Err(ConfigError::Invalid {
+                    key: "process.roles".into(),
+                    message: format!("'{other}' is not a role; use broker, controller or both"),
+                });
+            }
+        }
+    }
+    if !broker && !controller {
+        return Err(ConfigError::Invalid {
+            key: "process.roles".into(),
+            message: "no role given; use broker, controller or both".into(),
+        });
+    }
+    Ok((broker, controller))
+}
+
+/// `id@host:port` voter specs, comma-separated.
+pub fn parse_voters(text: &str) -> Result<BTreeMap<u64, String>, ConfigError> {
+    let invalid = |message: String| ConfigError::Invalid {
+        key: "controller.quorum.voters".into(),
+        message,
+    };
+    let mut voters = BTreeMap::new();
+    for spec in text.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        let (id, addr) = spec
+            .split_once('@')
+            .ok_or_else(|| invalid(format!("voter '{spec}' is not id@host:port")))?;
+        let id: u64 = id
+            .parse()
+            .map_err(|_| invalid(format!("voter '{spec}': '{id}' is not a node id")))?;
+        if !addr.contains(':') {
+            return Err(invalid(format!(
+                "voter '{spec}': '{addr}' is not host:port"
+            )));
+        }
+        if voters.insert(id, addr.to_owned()).is_some() {
+            return Err(invalid(format!("voter {id} is listed twice")));
+        }
+    }
+    Ok(voters)
 }
 
 fn parse(

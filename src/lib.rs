@@ -1,15 +1,16 @@
 //! Strata: a Kafka-compatible, tiered-storage event streaming broker.
 //!
 //! This crate composes the broker: the local log (`log`), partitions and their durability
-//! (`partition`, `replica_manager`), topic metadata (`metadata`), the [`strata_api::Broker`]
+//! (`partition`, `replica_manager`), the cluster membership and metadata image (`cluster`, `meta_properties`), the [`strata_api::Broker`]
 //! implementation (`broker`), configuration and the process lifecycle (`config`, `server`).
 
 pub mod broker;
 pub mod cli;
+pub mod cluster;
 pub mod config;
 pub mod group;
 pub mod log;
-pub mod metadata;
+pub mod meta_properties;
 pub mod partition;
 pub mod replica_manager;
 pub mod server;

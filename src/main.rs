@@ -17,8 +17,10 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run a single-node broker on the embedded default configuration.
+    /// Run a single combined node (broker and lone controller) on the embedded defaults.
     Dev(DevArgs),
+    /// Run a node as `process.roles` says (broker, controller or both) from a config file.
+    Run(DevArgs),
     /// Run one voter of the metadata quorum (KRaft-style controller).
     Controller(ControllerArgs),
     /// The metadata quorum as its controllers see it.
@@ -110,7 +112,7 @@ fn main() -> anyhow::Result<()> {
         .init();
     let cli = Cli::parse();
     match cli.command {
-        Command::Dev(args) => dev(args),
+        Command::Dev(args) | Command::Run(args) => dev(args),
         Command::Controller(args) => {
             let voters = strata::cli::cluster::parse_voters(&args.voters)?;
             until_signal(|shutdown| async move {

@@ -10,6 +10,7 @@
 //! offset, so a consumer never reads a record that a crash could take back. Otherwise it is the
 //! log end offset, as on a single Kafka replica.
 
+use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::SystemTime;
 
@@ -25,6 +26,12 @@ pub struct Partition {
     pub topic: String,
     /// Partition index.
     pub index: i32,
+    /// The topic's id (a recreated topic of the same name has another).
+    pub topic_id: uuid::Uuid,
+    /// Whether this broker leads the partition (per the metadata image).
+    leader: AtomicBool,
+    /// The leader epoch per the metadata image.
+    leader_epoch: AtomicI32,
     log: Mutex<PartitionLog>,
     /// Offsets below this value are fsync'd.
     durable: watch::Sender<u64>,
@@ -44,16 +51,38 @@ pub struct ReadResult {
 }
 
 impl Partition {
-    /// Wraps an opened log.
-    pub fn new(topic: String, index: i32, log: PartitionLog) -> Self {
+    /// Wraps an opened log; it leads nothing until [`Self::set_leadership`].
+    pub fn new(topic: String, index: i32, topic_id: uuid::Uuid, log: PartitionLog) -> Self {
         let durable = watch::Sender::new(log.recovery_point());
         Self {
             topic,
             index,
+            topic_id,
+            leader: AtomicBool::new(false),
+            leader_epoch: AtomicI32::new(log.leader_epoch()),
             log: Mutex::new(log),
             durable,
             flushing: tokio::sync::Mutex::new(()),
         }
+    }
+
+    /// Applies the image's view: whether this broker leads, and the leader epoch. Batches
+    /// appended from now on carry the epoch.
+    pub fn set_leadership(&self, leader: bool, epoch: i32) {
+        let mut log = self.log();
+        log.set_leader_epoch(epoch);
+        self.leader_epoch.store(epoch, Ordering::Release);
+        self.leader.store(leader, Ordering::Release);
+    }
+
+    /// Whether this broker leads the partition.
+    pub fn is_leader(&self) -> bool {
+        self.leader.load(Ordering::Acquire)
+    }
+
+    /// The current leader epoch.
+    pub fn leader_epoch(&self) -> i32 {
+        self.leader_epoch.load(Ordering::Acquire)
     }
 
     /// The log, locked. Never held across an `.await`.

@@ -5,12 +5,18 @@
 //!
 //! ```text
 //! <data dir>/
-//!   metadata.json                      topics, cluster id (see metadata.rs)
+//!   meta.properties                    cluster id and node id this directory belongs to
+//!   __cluster_metadata/                controllers only: the raft log, vote and snapshots
 //!   recovery-point-offset-checkpoint   per partition, offsets below which the log is fsync'd
 //!   .strata_clean_shutdown             present only between a clean stop and the next start
-//!   <topic>-<partition>/               one directory per partition, 20-digit segment files
+//!   <topic>-<partition>/               one directory per partition, 20-digit segment files,
+//!                                      partition.metadata naming the topic id
 //!   <topic>-<partition>.<id>-delete/   a deleted partition awaiting removal
 //! ```
+//!
+//! Which partitions a broker hosts is the metadata image's decision: the broker opens the
+//! replicas assigned to it and removes directories of topics that were deleted (or deleted and
+//! recreated, told apart by topic id) while it was away.
 
 use std::collections::{BTreeMap, HashMap};
 use std::io::Write;
@@ -18,6 +24,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 
 use tokio::sync::watch;
+use uuid::Uuid;
 
 use crate::log::partition_log::sync_dir;
 use crate::log::{LogConfig, LogError, PartitionLog};
@@ -35,7 +42,7 @@ pub struct ReplicaManager {
     /// Whether the previous run ended cleanly (decides recovery on open).
     clean_start: bool,
     recovery_points: HashMap<(String, i32), u64>,
-    partitions: RwLock<HashMap<String, Vec<PartitionRef>>>,
+    partitions: RwLock<HashMap<String, BTreeMap<i32, PartitionRef>>>,
     appends: Arc<watch::Sender<u64>>,
 }
 
@@ -75,81 +82,153 @@ impl ReplicaManager {
         self.data_dir.join(format!("{topic}-{index}"))
     }
 
-    /// Opens (creating if needed) partitions `from..to` of a topic.
-    pub fn open_partitions(
+    /// Opens (creating if needed) one partition of a topic, replacing the directory of an
+    /// earlier topic of the same name (another topic id). Hosting it already is a no-op.
+    pub fn open_partition(
         &self,
         topic: &str,
-        from: i32,
-        to: i32,
+        topic_id: Uuid,
+        index: i32,
         config: &LogConfig,
-    ) -> Result<(), LogError> {
-        let mut opened = Vec::new();
-        for index in from..to {
-            let dir = self.partition_dir(topic, index);
-            let recovery_point = self
-                .recovery_points
-                .get(&(topic.to_owned(), index))
-                .copied()
-                .unwrap_or(0);
-            let log = PartitionLog::open(&dir, config.clone(), recovery_point, self.clean_start)?;
-            opened.push(Arc::new(Partition::new(topic.to_owned(), index, log)));
+    ) -> Result<PartitionRef, LogError> {
+        if let Some(existing) = self.get(topic, index) {
+            if existing.topic_id == topic_id {
+                return Ok(existing);
+            }
+            self.remove_partition(topic, index)?;
         }
+        let dir = self.partition_dir(topic, index);
+        let id_text = strata_controller::uuid_base64(topic_id);
+        match read_topic_id(&dir)? {
+            Some(found) if found != id_text => {
+                tracing::info!(
+                    topic,
+                    partition = index,
+                    "removing the data of an earlier topic of this name"
+                );
+                self.doom(&dir, &found)?;
+            }
+            _ => {}
+        }
+        let recovery_point = self
+            .recovery_points
+            .get(&(topic.to_owned(), index))
+            .copied()
+            .unwrap_or(0);
+        let log = PartitionLog::open(&dir, config.clone(), recovery_point, self.clean_start)?;
+        write_topic_id(&dir, &id_text)?;
         sync_dir(&self.data_dir)?;
+        let partition = Arc::new(Partition::new(topic.to_owned(), index, topic_id, log));
         let mut partitions = self.partitions.write().unwrap_or_else(|p| p.into_inner());
-        let entry = partitions.entry(topic.to_owned()).or_default();
-        entry.truncate(from as usize);
-        entry.extend(opened);
+        partitions
+            .entry(topic.to_owned())
+            .or_default()
+            .insert(index, Arc::clone(&partition));
+        Ok(partition)
+    }
+
+    /// Stops hosting one partition and removes its data.
+    pub fn remove_partition(&self, topic: &str, index: i32) -> Result<(), LogError> {
+        let removed = {
+            let mut partitions = self.partitions.write().unwrap_or_else(|p| p.into_inner());
+            let removed = partitions.get_mut(topic).and_then(|t| t.remove(&index));
+            if partitions.get(topic).is_some_and(BTreeMap::is_empty) {
+                partitions.remove(topic);
+            }
+            removed
+        };
+        if let Some(partition) = removed {
+            let id = strata_controller::uuid_base64(partition.topic_id);
+            self.doom(&self.partition_dir(topic, index), &id)?;
+        }
         Ok(())
+    }
+
+    /// Partition directories on disk as (topic, index), hosted or not.
+    pub fn partition_dirs(&self) -> Result<Vec<(String, i32)>, LogError> {
+        let mut found = Vec::new();
+        let entries =
+            std::fs::read_dir(&self.data_dir).map_err(|e| LogError::io(&self.data_dir, e))?;
+        for entry in entries {
+            let entry = entry.map_err(|e| LogError::io(&self.data_dir, e))?;
+            if !entry.path().is_dir() {
+                continue;
+            }
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if let Some((topic, index)) = name.rsplit_once('-')
+                && let Ok(index) = index.parse::<i32>()
+                && !topic.is_empty()
+            {
+                found.push((topic.to_owned(), index));
+            }
+        }
+        Ok(found)
+    }
+
+    /// Renames a partition directory for removal and removes it in the background.
+    fn doom(&self, dir: &Path, topic_id: &str) -> Result<(), LogError> {
+        let Some(name) = dir.file_name().map(|n| n.to_string_lossy().into_owned()) else {
+            return Ok(());
+        };
+        if !dir.exists() {
+            return Ok(());
+        }
+        let target = self.data_dir.join(format!("{name}.{topic_id}-delete"));
+        std::fs::rename(dir, &target).map_err(|e| LogError::io(dir, e))?;
+        sync_dir(&self.data_dir)?;
+        let remove = move || {
+            if let Err(e) = std::fs::remove_dir_all(&target) {
+                tracing::warn!(dir = %target.display(), "cannot remove deleted partition: {e}");
+            }
+        };
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => drop(runtime.spawn_blocking(remove)),
+            Err(_) => remove(),
+        }
+        Ok(())
+    }
+
+    /// Removes the directory of a partition this broker does not host (a stray).
+    pub fn remove_stray(&self, topic: &str, index: i32) -> Result<(), LogError> {
+        let dir = self.partition_dir(topic, index);
+        let id = read_topic_id(&dir)?.unwrap_or_else(|| "stray".into());
+        self.doom(&dir, &id)
     }
 
     /// The partition, if hosted here.
     pub fn get(&self, topic: &str, index: i32) -> Option<PartitionRef> {
         let partitions = self.partitions.read().unwrap_or_else(|p| p.into_inner());
-        partitions
-            .get(topic)?
-            .get(usize::try_from(index).ok()?)
-            .cloned()
+        partitions.get(topic)?.get(&index).cloned()
     }
 
     /// Every hosted partition.
     pub fn all(&self) -> Vec<PartitionRef> {
         let partitions = self.partitions.read().unwrap_or_else(|p| p.into_inner());
-        partitions.values().flatten().cloned().collect()
+        partitions
+            .values()
+            .flat_map(|t| t.values())
+            .cloned()
+            .collect()
     }
 
     /// Applies a topic's new config to its partitions.
     pub fn set_config(&self, topic: &str, config: &LogConfig) {
         let partitions = self.partitions.read().unwrap_or_else(|p| p.into_inner());
-        for partition in partitions.get(topic).into_iter().flatten() {
+        for partition in partitions.get(topic).into_iter().flat_map(|t| t.values()) {
             partition.set_config(config.clone());
         }
     }
 
     /// Stops hosting a topic: its directories are renamed at once and removed in the background.
-    pub fn delete_topic(&self, topic: &str, topic_id: uuid::Uuid) -> Result<(), LogError> {
+    pub fn delete_topic(&self, topic: &str) -> Result<(), LogError> {
         let removed = {
             let mut partitions = self.partitions.write().unwrap_or_else(|p| p.into_inner());
             partitions.remove(topic).unwrap_or_default()
         };
-        let mut doomed = Vec::new();
-        for partition in removed {
-            let dir = self.partition_dir(topic, partition.index);
-            let target = self.data_dir.join(format!(
-                "{topic}-{}.{}-delete",
-                partition.index,
-                topic_id.simple()
-            ));
-            std::fs::rename(&dir, &target).map_err(|e| LogError::io(&dir, e))?;
-            doomed.push(target);
+        for partition in removed.values() {
+            let id = strata_controller::uuid_base64(partition.topic_id);
+            self.doom(&self.partition_dir(topic, partition.index), &id)?;
         }
-        sync_dir(&self.data_dir)?;
-        tokio::task::spawn_blocking(move || {
-            for dir in doomed {
-                if let Err(e) = std::fs::remove_dir_all(&dir) {
-                    tracing::warn!(dir = %dir.display(), "cannot remove deleted partition: {e}");
-                }
-            }
-        });
         Ok(())
     }
 
@@ -279,4 +358,35 @@ fn read_checkpoint(path: &Path) -> Result<HashMap<(String, i32), u64>, LogError>
         }
     }
     Ok(points)
+}
+
+/// Kafka's per-partition file naming the topic id.
+const PARTITION_METADATA_FILE: &str = "partition.metadata";
+
+/// The topic id recorded in a partition directory, if any.
+fn read_topic_id(dir: &Path) -> Result<Option<String>, LogError> {
+    let path = dir.join(PARTITION_METADATA_FILE);
+    match std::fs::read_to_string(&path) {
+        Ok(text) => Ok(text
+            .lines()
+            .find_map(|l| l.strip_prefix("topic_id: "))
+            .map(|id| id.trim().to_owned())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(LogError::io(&path, e)),
+    }
+}
+
+/// Records the topic id in a partition directory (Kafka's `partition.metadata` format).
+fn write_topic_id(dir: &Path, id: &str) -> Result<(), LogError> {
+    if read_topic_id(dir)?.as_deref() == Some(id) {
+        return Ok(());
+    }
+    let path = dir.join(PARTITION_METADATA_FILE);
+    let tmp = dir.join("partition.metadata.tmp");
+    let mut file = std::fs::File::create(&tmp).map_err(|e| LogError::io(&tmp, e))?;
+    file.write_all(format!("version: 0\ntopic_id: {id}\n").as_bytes())
+        .and_then(|()| file.sync_all())
+        .map_err(|e| LogError::io(&tmp, e))?;
+    std::fs::rename(&tmp, &path).map_err(|e| LogError::io(&path, e))?;
+    sync_dir(dir)
 }

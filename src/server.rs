@@ -1,5 +1,6 @@
-//! Runs a broker: opens the data directory, binds the Kafka listener, runs the background
-//! tasks (flush scheduler, retention, checkpoints) and shuts down cleanly.
+//! Runs a node: the controller of the metadata quorum and/or the broker, which opens the data
+//! directory, joins the cluster, binds the Kafka listener, runs the background tasks (flush
+//! scheduler, retention, checkpoints, heartbeats, metadata) and shuts down cleanly.
 //!
 //! Shutdown order: stop accepting and reading requests, answer the ones in flight, stop the
 //! background tasks, fsync every log, write the recovery checkpoint and the clean-shutdown
@@ -13,8 +14,15 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
+use strata_controller::raft::QuorumConfig;
+
 use crate::broker::StrataBroker;
+use crate::cli::cluster::{start_controller, watch_leader};
+use crate::cluster;
 use crate::config::BrokerConfig;
+
+/// Where a controller keeps its raft log, vote and snapshots, inside the data directory.
+pub const CONTROLLER_DIR: &str = "__cluster_metadata";
 
 /// How often recovery points are checkpointed (Kafka's `log.flush.offset.checkpoint.interval.ms`).
 const CHECKPOINT_INTERVAL: Duration = Duration::from_secs(60);
@@ -22,10 +30,63 @@ const CHECKPOINT_INTERVAL: Duration = Duration::from_secs(60);
 /// How often group timers (sessions, rebalance phases) are checked.
 const GROUP_TIMER_INTERVAL: Duration = Duration::from_millis(100);
 
-/// Runs until `shutdown` turns true. `on_listening` receives the bound address (useful with
-/// port 0).
+/// Runs until `shutdown` turns true: the controller (if the node has that role), then the
+/// broker (if it has that one). `on_listening` receives the bound Kafka address (useful with
+/// port 0) once the broker has joined the cluster.
 pub async fn run(
     mut config: BrokerConfig,
+    shutdown: watch::Receiver<bool>,
+    on_listening: impl FnOnce(std::net::SocketAddr),
+) -> anyhow::Result<()> {
+    let controller = if config.controller_role {
+        let listener = TcpListener::bind(config.controller_listener)
+            .await
+            .map_err(|e| {
+                anyhow::anyhow!(
+                    "cannot bind the controller listener on {}: {e}",
+                    config.controller_listener
+                )
+            })?;
+        let bound = listener.local_addr()?;
+        let quorum = QuorumConfig {
+            snapshot_every: config.snapshot_every,
+            broker_lease: config.session_timeout,
+            ..QuorumConfig::default()
+        };
+        let controller = start_controller(
+            config.node_id as u64,
+            listener,
+            &config.data_dir.join(CONTROLLER_DIR),
+            config.voters.clone(),
+            quorum,
+            config.cluster_id.as_deref(),
+        )
+        .await?;
+        Some((controller, bound))
+    } else {
+        None
+    };
+    let controllers: Vec<String> = match (&controller, config.voters.is_empty()) {
+        (Some((_, bound)), true) => vec![bound.to_string()],
+        _ => config.voters.values().cloned().collect(),
+    };
+    if !config.broker_role {
+        let (controller, bound) = controller.expect("a node has at least one role");
+        println!("strata controller listening on {bound}");
+        watch_leader(&controller, shutdown).await;
+        controller.shutdown().await;
+        return Ok(());
+    }
+    let result = run_broker(&mut config, controllers, shutdown, on_listening).await;
+    if let Some((controller, _)) = controller {
+        controller.shutdown().await;
+    }
+    result
+}
+
+async fn run_broker(
+    config: &mut BrokerConfig,
+    controllers: Vec<String>,
     shutdown: watch::Receiver<bool>,
     on_listening: impl FnOnce(std::net::SocketAddr),
 ) -> anyhow::Result<()> {
@@ -41,11 +102,17 @@ pub async fn run(
         auto_create_topics: config.auto_create_topics,
     };
     let data_dir = config.data_dir.clone();
-    let broker = Arc::new(tokio::task::spawn_blocking(move || StrataBroker::open(config)).await??);
+    let opening = config.clone();
+    let broker = Arc::new(
+        tokio::task::spawn_blocking(move || StrataBroker::open(opening, controllers)).await??,
+    );
+    cluster::join(&broker, &mut shutdown.clone()).await?;
     tracing::info!(%bound, advertised = ?broker.config().advertised, data_dir = %data_dir.display(), "Kafka listener ready");
     on_listening(bound);
 
     let mut background = JoinSet::new();
+    background.spawn(cluster::heartbeat_loop(Arc::clone(&broker)));
+    background.spawn(cluster::follow_loop(Arc::clone(&broker)));
     spawn_every(
         &mut background,
         Duration::from_millis(broker.config().flush_check_interval_ms),
@@ -122,6 +189,7 @@ pub async fn run(
 
     strata_api::serve(listener, Arc::clone(&broker), server_config, shutdown).await;
     tracing::info!("listener closed, flushing logs");
+    cluster::leave(&broker).await;
     background.shutdown().await;
     broker.replicas().shutdown().await?;
     tracing::info!("clean shutdown complete");

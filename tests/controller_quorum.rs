@@ -10,7 +10,8 @@ use std::time::{Duration, Instant};
 
 use strata_controller::Endpoint;
 use strata_controller::MetadataRecord;
-use strata_controller::raft::active::{Heartbeat, NewTopic};
+use strata_controller::raft::active::Heartbeat;
+use strata_controller::raft::admin::NewTopic;
 use strata_controller::raft::{QuorumStatus, client};
 use uuid::Uuid;
 
@@ -275,6 +276,9 @@ async fn brokers_register_by_heartbeat_and_are_fenced_when_silent() {
                     host: "127.0.0.1".into(),
                     port: 9000 + id as u16,
                 }],
+                cluster_id: None,
+                want_fence: false,
+                want_shutdown: false,
             };
             loop {
                 if id == 2 && stop.load(std::sync::atomic::Ordering::SeqCst) {
@@ -302,7 +306,9 @@ async fn brokers_register_by_heartbeat_and_are_fenced_when_silent() {
             name: "orders".into(),
             partitions: 6,
             replication_factor: 2,
+            assignments: Vec::new(),
             configs: BTreeMap::new(),
+            validate_only: false,
         },
     )
     .await
@@ -318,7 +324,9 @@ async fn brokers_register_by_heartbeat_and_are_fenced_when_silent() {
             name: "orders".into(),
             partitions: 1,
             replication_factor: 1,
+            assignments: Vec::new(),
             configs: BTreeMap::new(),
+            validate_only: false,
         },
     )
     .await;

@@ -36,8 +36,40 @@ pub struct ClusterInfo {
     pub host: String,
     /// Port clients are told to connect to.
     pub port: i32,
-    /// The active controller's node id.
+    /// The node id clients send controller-bound requests to (a live broker, as in KRaft).
     pub controller_id: i32,
+    /// The live (unfenced) brokers.
+    pub brokers: Vec<BrokerNode>,
+}
+
+/// A broker as clients see it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BrokerNode {
+    /// Node id.
+    pub node_id: i32,
+    /// Host of its Kafka listener.
+    pub host: String,
+    /// Port of its Kafka listener.
+    pub port: i32,
+    /// Rack, if set.
+    pub rack: Option<String>,
+}
+
+/// One partition's leader and replicas, for Metadata.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartitionMetadata {
+    /// Partition index.
+    pub index: i32,
+    /// Leader broker, -1 when the partition has none (LEADER_NOT_AVAILABLE).
+    pub leader: i32,
+    /// Leader epoch.
+    pub leader_epoch: i32,
+    /// Replica brokers.
+    pub replicas: Vec<i32>,
+    /// In-sync replicas.
+    pub isr: Vec<i32>,
+    /// Replicas on fenced brokers.
+    pub offline_replicas: Vec<i32>,
 }
 
 /// A topic and its partitions, for Metadata.
@@ -47,12 +79,19 @@ pub struct TopicMetadata {
     pub name: String,
     /// Topic id.
     pub topic_id: Uuid,
-    /// Partition count.
-    pub partitions: i32,
-    /// Leader epoch of every partition.
-    pub leader_epoch: i32,
+    /// Partitions in index order.
+    pub partitions: Vec<PartitionMetadata>,
     /// Internal topics (`__consumer_offsets`) are flagged to clients.
     pub is_internal: bool,
+}
+
+impl TopicMetadata {
+    /// Replicas per partition.
+    pub fn replication_factor(&self) -> i16 {
+        self.partitions
+            .first()
+            .map_or(0, |p| p.replicas.len() as i16)
+    }
 }
 
 /// A topic to create.
@@ -231,6 +270,21 @@ pub enum BrokerError {
     /// A disk error.
     #[error("storage error: {0}")]
     Storage(String),
+    /// This broker does not lead the partition.
+    #[error("this broker is not the leader of the partition")]
+    NotLeaderOrFollower,
+    /// The partition has no leader now.
+    #[error("the partition has no leader")]
+    LeaderNotAvailable,
+    /// This broker does not coordinate the group.
+    #[error("this broker is not the group's coordinator")]
+    NotCoordinator,
+    /// The metadata quorum could not be reached or did not answer in time.
+    #[error("{0}")]
+    ControllerUnavailable(String),
+    /// The metadata quorum belongs to another cluster.
+    #[error("{0}")]
+    InconsistentClusterId(String),
     /// The group coordinator cannot serve the group now.
     #[error("the group coordinator is not available")]
     CoordinatorNotAvailable,
@@ -300,6 +354,11 @@ impl BrokerError {
             Self::InvalidRequest(_) => ResponseError::InvalidRequest,
             Self::RequestTimedOut(_) => ResponseError::RequestTimedOut,
             Self::Storage(_) => ResponseError::KafkaStorageError,
+            Self::NotLeaderOrFollower => ResponseError::NotLeaderOrFollower,
+            Self::LeaderNotAvailable => ResponseError::LeaderNotAvailable,
+            Self::NotCoordinator => ResponseError::NotCoordinator,
+            Self::ControllerUnavailable(_) => ResponseError::RequestTimedOut,
+            Self::InconsistentClusterId(_) => ResponseError::InconsistentClusterId,
             Self::CoordinatorNotAvailable => ResponseError::CoordinatorNotAvailable,
             Self::InvalidGroupId(_) => ResponseError::InvalidGroupId,
             Self::UnknownMemberId(_) => ResponseError::UnknownMemberId,
@@ -328,7 +387,8 @@ impl BrokerError {
 ///
 /// Contract: `append` has finished writing (to the page cache at least) when it returns, so
 /// appends are ordered by call order and a later `read` on any connection sees them;
-/// `wait_durable` resolves once the offset is fsync'd. Nothing here may block on the network.
+/// `wait_durable` resolves once the offset is fsync'd. Synchronous methods never block on the
+/// network; metadata changes go through the controller quorum and so return futures.
 pub trait Broker: Send + Sync + 'static {
     /// The consumer group coordinator.
     type Groups: crate::group::GroupCoordinator;
@@ -343,9 +403,9 @@ pub trait Broker: Send + Sync + 'static {
     /// `auto_create` is set and the broker allows it. Unknown names come back as errors.
     fn topics(
         &self,
-        names: Option<&[String]>,
+        names: Option<Vec<String>>,
         auto_create: bool,
-    ) -> Vec<(String, Result<TopicMetadata, BrokerError>)>;
+    ) -> impl Future<Output = Vec<(String, Result<TopicMetadata, BrokerError>)>> + Send;
 
     /// The name of the topic with this id.
     fn topic_name(&self, topic_id: Uuid) -> Option<String>;
@@ -355,18 +415,20 @@ pub trait Broker: Send + Sync + 'static {
         &self,
         topic: NewTopic,
         validate_only: bool,
-    ) -> Result<TopicMetadata, BrokerError>;
+    ) -> impl Future<Output = Result<TopicMetadata, BrokerError>> + Send;
 
     /// Deletes a topic and its data; returns its id.
-    fn delete_topic(&self, name: &str) -> Result<Uuid, BrokerError>;
+    fn delete_topic(&self, name: String) -> impl Future<Output = Result<Uuid, BrokerError>> + Send;
 
-    /// Raises a topic's partition count.
+    /// Raises a topic's partition count, optionally on given replicas (one list per new
+    /// partition).
     fn create_partitions(
         &self,
-        name: &str,
+        name: String,
         count: i32,
+        assignments: Vec<Vec<i32>>,
         validate_only: bool,
-    ) -> Result<(), BrokerError>;
+    ) -> impl Future<Output = Result<(), BrokerError>> + Send;
 
     /// The effective configs of a topic.
     fn topic_configs(&self, name: &str) -> Result<Vec<ConfigEntry>, BrokerError>;
@@ -377,18 +439,18 @@ pub trait Broker: Send + Sync + 'static {
     /// Replaces all of a topic's overrides (AlterConfigs).
     fn replace_topic_configs(
         &self,
-        name: &str,
+        name: String,
         configs: BTreeMap<String, String>,
         validate_only: bool,
-    ) -> Result<(), BrokerError>;
+    ) -> impl Future<Output = Result<(), BrokerError>> + Send;
 
     /// Applies incremental changes to a topic's overrides (IncrementalAlterConfigs).
     fn alter_topic_configs(
         &self,
-        name: &str,
+        name: String,
         ops: Vec<ConfigOp>,
         validate_only: bool,
-    ) -> Result<(), BrokerError>;
+    ) -> impl Future<Output = Result<(), BrokerError>> + Send;
 
     /// Validates and appends one record batch to a partition.
     fn append(&self, topic: &str, partition: i32, records: Bytes) -> Result<Appended, BrokerError>;
@@ -435,5 +497,8 @@ pub trait Broker: Send + Sync + 'static {
     ) -> Result<(i32, i64), BrokerError>;
 
     /// A new producer id and epoch, or the epoch bump of an existing producer (KIP-360).
-    fn init_producer_id(&self, existing: Option<(i64, i16)>) -> Result<(i64, i16), BrokerError>;
+    fn init_producer_id(
+        &self,
+        existing: Option<(i64, i16)>,
+    ) -> impl Future<Output = Result<(i64, i16), BrokerError>> + Send;
 }

@@ -214,8 +214,12 @@ pub type PartitionResults<T> = Vec<(String, i32, Result<T, BrokerError>)>;
 
 /// The coordinator of consumer groups.
 pub trait GroupCoordinator: Send + Sync + 'static {
-    /// FindCoordinator: prepares to serve `group_id` (creating `__consumer_offsets` if need be).
-    fn find_coordinator(&self, group_id: &str) -> Result<(), BrokerError>;
+    /// FindCoordinator: the broker coordinating `group_id` (the leader of its
+    /// `__consumer_offsets` partition, which is created on first use).
+    fn find_coordinator(
+        &self,
+        group_id: String,
+    ) -> impl std::future::Future<Output = Result<crate::broker::BrokerNode, BrokerError>> + Send;
 
     /// JoinGroup; resolves when the rebalance it joins completes.
     fn join_group(

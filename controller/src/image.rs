@@ -96,6 +96,10 @@ pub enum Change {
         /// Whether the leader (and so the leader epoch) changed.
         leader_changed: bool,
     },
+    /// The cluster id was set.
+    ClusterInitialized,
+    /// Producer ids were handed out.
+    ProducerIdsAllocated,
     /// A config was set or removed.
     ConfigChanged {
         /// What it applies to.
@@ -126,6 +130,9 @@ pub enum ApplyError {
     /// Replicas, ISR or leader that do not fit together.
     #[error("{0}")]
     InvalidAssignment(String),
+    /// The cluster id is set once.
+    #[error("the cluster id is {0} already")]
+    ClusterIdSet(String),
 }
 
 /// The cluster metadata as of [`MetadataImage::offset`].
@@ -143,6 +150,12 @@ pub struct MetadataImage {
     pub cluster_configs: BTreeMap<String, String>,
     /// Per-broker config overrides.
     pub broker_configs: BTreeMap<i32, BTreeMap<String, String>>,
+    /// The cluster id, once the first active controller set it.
+    #[serde(default)]
+    pub cluster_id: Option<String>,
+    /// Producer ids below this were handed to brokers.
+    #[serde(default)]
+    pub next_producer_id: i64,
 }
 
 impl MetadataImage {
@@ -285,6 +298,19 @@ impl MetadataImage {
                     leader_changed,
                 })
             }
+            MetadataRecord::InitCluster { cluster_id } => {
+                if let Some(existing) = &self.cluster_id {
+                    return Err(ApplyError::ClusterIdSet(existing.clone()));
+                }
+                self.cluster_id = Some(cluster_id.clone());
+                Ok(Change::ClusterInitialized)
+            }
+            MetadataRecord::AllocateProducerIds {
+                next_producer_id, ..
+            } => {
+                self.next_producer_id = self.next_producer_id.max(*next_producer_id);
+                Ok(Change::ProducerIdsAllocated)
+            }
             MetadataRecord::SetConfig {
                 resource,
                 name,
@@ -365,4 +391,30 @@ fn check_assignment(replicas: &[i32], isr: &[i32], leader: i32) -> Result<(), Ap
         )));
     }
     Ok(())
+}
+
+/// A cluster id in Kafka's format: a random UUID in URL-safe base64 without padding.
+pub fn new_cluster_id() -> String {
+    uuid_base64(Uuid::new_v4())
+}
+
+/// A UUID as Kafka prints it (`Uuid.toString()`): URL-safe base64 without padding.
+pub fn uuid_base64(id: Uuid) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let bytes = id.into_bytes();
+    let mut out = String::with_capacity(22);
+    let mut bits = 0u32;
+    let mut count = 0;
+    for byte in bytes {
+        bits = (bits << 8) | byte as u32;
+        count += 8;
+        while count >= 6 {
+            count -= 6;
+            out.push(ALPHABET[((bits >> count) & 63) as usize] as char);
+        }
+    }
+    if count > 0 {
+        out.push(ALPHABET[((bits << (6 - count)) & 63) as usize] as char);
+    }
+    out
 }

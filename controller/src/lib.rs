@@ -11,7 +11,10 @@ pub mod placement;
 pub mod raft;
 pub mod record;
 
-pub use image::{ApplyError, BrokerRegistration, Change, MetadataImage, PartitionRegistration};
+pub use image::{
+    ApplyError, BrokerRegistration, Change, MetadataImage, PartitionRegistration, TopicImage,
+    new_cluster_id, uuid_base64,
+};
 pub use record::{ConfigResource, Endpoint, MetadataRecord};
 
 #[cfg(test)]

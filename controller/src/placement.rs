@@ -19,6 +19,9 @@ pub enum PlacementError {
         /// Unfenced brokers.
         active: usize,
     },
+    /// A manual assignment that cannot be used.
+    #[error("{0}")]
+    InvalidAssignment(String),
 }
 
 /// Replicas for `count` new partitions of `replication_factor` replicas each, on unfenced
@@ -174,6 +177,37 @@ pub fn records_for_fenced(image: &MetadataImage, broker: i32) -> Vec<MetadataRec
     out
 }
 
+/// The records that give leaderless partitions a leader now that `broker` is active again:
+/// partitions with no leader whose in-sync replicas (or, with unclean election, replicas)
+/// include an active broker.
+pub fn records_for_unfenced(image: &MetadataImage, broker: i32) -> Vec<MetadataRecord> {
+    let mut out = Vec::new();
+    for topic in image.topics.values() {
+        let unclean = topic
+            .configs
+            .get("unclean.leader.election.enable")
+            .is_some_and(|v| v == "true");
+        for (index, partition) in &topic.partitions {
+            if partition.leader != -1 || !partition.replicas.contains(&broker) {
+                continue;
+            }
+            let leader = elect_leader(partition, |id| image.is_active(id), unclean);
+            if leader == -1 {
+                continue;
+            }
+            let isr = (!partition.isr.contains(&leader)).then(|| vec![leader]);
+            out.push(MetadataRecord::ChangePartition {
+                topic_id: topic.id,
+                partition: *index,
+                leader: Some(leader),
+                isr,
+                replicas: None,
+            });
+        }
+    }
+    out
+}
+
 /// The records that create a topic of `count` partitions placed by [`place_replicas`].
 pub fn records_for_new_topic(
     image: &MetadataImage,
@@ -183,20 +217,90 @@ pub fn records_for_new_topic(
     replication_factor: usize,
     configs: BTreeMap<String, String>,
 ) -> Result<Vec<MetadataRecord>, PlacementError> {
-    let placed = place_replicas(image, count, replication_factor)?;
     let mut records = vec![MetadataRecord::CreateTopic {
         name: name.to_owned(),
         topic_id,
         configs,
     }];
-    for (index, replicas) in placed.into_iter().enumerate() {
-        records.push(MetadataRecord::CreatePartition {
+    records.extend(records_for_new_partitions(
+        image,
+        topic_id,
+        0,
+        count,
+        replication_factor,
+        &[],
+    )?);
+    Ok(records)
+}
+
+/// The records that create partitions `first..first + count` of a topic: placed by
+/// [`place_replicas`], or on `manual` replica lists (one per partition) when given. A manual
+/// partition's ISR is its unfenced replicas and the first of them leads, as in Kafka.
+pub fn records_for_new_partitions(
+    image: &MetadataImage,
+    topic_id: Uuid,
+    first: i32,
+    count: usize,
+    replication_factor: usize,
+    manual: &[Vec<i32>],
+) -> Result<Vec<MetadataRecord>, PlacementError> {
+    if manual.is_empty() {
+        let placed = place_replicas(image, count, replication_factor)?;
+        return Ok(placed
+            .into_iter()
+            .enumerate()
+            .map(|(n, replicas)| MetadataRecord::CreatePartition {
+                topic_id,
+                partition: first + n as i32,
+                leader: replicas[0],
+                isr: replicas.clone(),
+                replicas,
+            })
+            .collect());
+    }
+    if manual.len() != count {
+        return Err(PlacementError::InvalidAssignment(format!(
+            "{} replica lists for {count} partitions",
+            manual.len()
+        )));
+    }
+    let mut out = Vec::with_capacity(count);
+    for (n, replicas) in manual.iter().enumerate() {
+        let partition = first + n as i32;
+        let mut seen = BTreeSet::new();
+        if replicas.is_empty() || !replicas.iter().all(|r| seen.insert(*r)) {
+            return Err(PlacementError::InvalidAssignment(format!(
+                "partition {partition}: replicas {replicas:?} are empty or repeat a broker"
+            )));
+        }
+        if replicas.len() != replication_factor {
+            return Err(PlacementError::InvalidAssignment(format!(
+                "partition {partition} has {} replicas, the others {replication_factor}",
+                replicas.len()
+            )));
+        }
+        if let Some(unknown) = replicas.iter().find(|r| !image.brokers.contains_key(r)) {
+            return Err(PlacementError::InvalidAssignment(format!(
+                "partition {partition}: broker {unknown} is not registered"
+            )));
+        }
+        let isr: Vec<i32> = replicas
+            .iter()
+            .copied()
+            .filter(|r| image.is_active(*r))
+            .collect();
+        let Some(&leader) = isr.first() else {
+            return Err(PlacementError::InvalidAssignment(format!(
+                "partition {partition}: every broker of {replicas:?} is fenced"
+            )));
+        };
+        out.push(MetadataRecord::CreatePartition {
             topic_id,
-            partition: index as i32,
-            leader: replicas[0],
-            isr: replicas.clone(),
-            replicas,
+            partition,
+            replicas: replicas.clone(),
+            isr,
+            leader,
         });
     }
-    Ok(records)
+    Ok(out)
 }

@@ -101,6 +101,19 @@ pub enum MetadataRecord {
         /// New replicas, if they change.
         replicas: Option<Vec<i32>>,
     },
+    /// The cluster's id, committed once by the first active controller; brokers and
+    /// controllers of another cluster are refused.
+    InitCluster {
+        /// Kafka-style cluster id (22 characters of URL-safe base64).
+        cluster_id: String,
+    },
+    /// A block of producer ids was handed to a broker: ids below `next_producer_id` are taken.
+    AllocateProducerIds {
+        /// The broker that received the block.
+        broker_id: i32,
+        /// The first id not handed out yet.
+        next_producer_id: i64,
+    },
     /// A config is set (`Some`) or removed (`None`).
     SetConfig {
         /// What it applies to.

@@ -45,7 +45,7 @@ async fn a_follower_tracks_the_committed_metadata() {
             }
             written += 1;
         }
-        let update = follower.poll(&controllers).await.unwrap();
+        let update = follower.poll(&controllers, Duration::ZERO).await.unwrap();
         let FollowerUpdate::Changes(changes) = update else {
             panic!("a follower this close gets records, not the image");
         };

@@ -147,3 +147,67 @@ async fn three_voters_elect_commit_fail_over_and_catch_up() {
         node.shutdown().await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_voter_is_added_and_another_removed() {
+    use strata_controller::raft::admin::AdminRequest;
+    use strata_controller::raft::client;
+
+    let tmp = tempfile::tempdir().unwrap();
+    let mut addrs = Vec::new();
+    let mut nodes = Vec::new();
+    for id in 1..=4u64 {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        addrs.push(listener.local_addr().unwrap().to_string());
+        nodes.push(
+            Controller::start(id, &tmp.path().join(format!("c{id}")), listener, QUORUM)
+                .await
+                .unwrap(),
+        );
+    }
+    // Voters 1..=3 form the quorum; node 4 starts empty and joins later.
+    let voters: BTreeMap<u64, String> = (1..=3)
+        .map(|id| (id, addrs[id as usize - 1].clone()))
+        .collect();
+    nodes[0].bootstrap(&voters).await.unwrap();
+    let refs: Vec<&Controller> = nodes[..3].iter().collect();
+    for n in 0..10 {
+        write(&refs, topic(n)).await;
+    }
+    let controllers = addrs[..3].to_vec();
+    client::admin(
+        &controllers,
+        AdminRequest::AddVoter {
+            id: 4,
+            addr: addrs[3].clone(),
+        },
+    )
+    .await
+    .expect("voter 4 added");
+    wait_for("node 4 to be a voter with the whole log", || {
+        (nodes[3].voters() == [1, 2, 3, 4].into() && topics(&nodes[3]) == 10).then_some(())
+    })
+    .await;
+    client::admin(&controllers, AdminRequest::RemoveVoter { id: 1 })
+        .await
+        .expect("voter 1 removed");
+    wait_for("voters 2, 3, 4 everywhere", || {
+        nodes[1..]
+            .iter()
+            .all(|n| n.voters() == [2, 3, 4].into())
+            .then_some(())
+    })
+    .await;
+    // The new quorum commits without node 1.
+    let remaining: Vec<&Controller> = nodes[1..].iter().collect();
+    write(&remaining, topic(10)).await;
+    wait_for("the write on node 4", || {
+        (topics(&nodes[3]) == 11).then_some(())
+    })
+    .await;
+    let refused = client::admin(&addrs[1..], AdminRequest::RemoveVoter { id: 9 }).await;
+    assert!(refused.is_err(), "removing a non-voter must fail");
+    for node in nodes {
+        node.shutdown().await;
+    }
+}

@@ -10,45 +10,48 @@ use tokio::sync::watch;
 
 /// Parses `id@host:port` voter specs.
 pub fn parse_voters(specs: &[String]) -> anyhow::Result<BTreeMap<u64, String>> {
-    let mut voters = BTreeMap::new();
-    for spec in specs {
-        let (id, addr) = spec
-            .split_once('@')
-            .with_context(|| format!("voter '{spec}' is not id@host:port"))?;
-        let id: u64 = id
-            .parse()
-            .with_context(|| format!("voter '{spec}': '{id}' is not a node id"))?;
-        if voters.insert(id, addr.to_owned()).is_some() {
-            bail!("voter {id} is listed twice");
-        }
-    }
+    let voters = crate::config::parse_voters(&specs.join(","))?;
     if voters.is_empty() {
         bail!("--voters names no voter");
     }
     Ok(voters)
 }
 
-/// Runs controller `id` until `shutdown`: answers on `listen`, and forms the quorum of
-/// `voters` on first start.
-pub async fn run_controller(
+/// Starts controller `id` on `listener` with its raft data in `data_dir`, and forms the quorum
+/// of `voters` on first start (this node alone when empty). A configured `cluster_id` must
+/// match the one the quorum has.
+pub async fn start_controller(
     id: u64,
-    listen: &str,
+    listener: TcpListener,
     data_dir: &Path,
     voters: BTreeMap<u64, String>,
     quorum: QuorumConfig,
-    mut shutdown: watch::Receiver<bool>,
-) -> anyhow::Result<()> {
+    cluster_id: Option<&str>,
+) -> anyhow::Result<Controller> {
+    let bound = listener.local_addr()?;
+    let voters = if voters.is_empty() {
+        BTreeMap::from([(id, bound.to_string())])
+    } else {
+        voters
+    };
     if !voters.contains_key(&id) {
         bail!("node {id} is not among the voters {voters:?}");
     }
-    let listener = TcpListener::bind(listen)
-        .await
-        .with_context(|| format!("cannot bind the controller listener on {listen}"))?;
-    let bound = listener.local_addr()?;
     let controller = Controller::start(id, data_dir, listener, quorum).await?;
+    if let Some(cluster_id) = cluster_id {
+        controller.expect_cluster_id(cluster_id)?;
+    }
     controller.bootstrap(&voters).await?;
+    if voters.len() == 1 {
+        // A lone voter need not wait an election timeout to lead.
+        let _ = controller.raft.trigger().elect().await;
+    }
     tracing::info!(node = id, %bound, ?voters, "controller ready");
-    println!("strata controller listening on {bound}");
+    Ok(controller)
+}
+
+/// Logs changes of the active controller until `shutdown`.
+pub async fn watch_leader(controller: &Controller, mut shutdown: watch::Receiver<bool>) {
     let mut leader = None;
     let mut metrics = controller.raft.metrics();
     loop {
@@ -60,12 +63,31 @@ pub async fn run_controller(
                 }
                 let now = metrics.borrow().current_leader;
                 if now != leader {
-                    tracing::info!(node = id, leader = ?now, "active controller changed");
+                    tracing::info!(node = controller.id, leader = ?now, "active controller changed");
                     leader = now;
                 }
             }
         }
     }
+}
+
+/// Runs controller `id` until `shutdown`: answers on `listen`, and forms the quorum of
+/// `voters` on first start.
+pub async fn run_controller(
+    id: u64,
+    listen: &str,
+    data_dir: &Path,
+    voters: BTreeMap<u64, String>,
+    quorum: QuorumConfig,
+    shutdown: watch::Receiver<bool>,
+) -> anyhow::Result<()> {
+    let listener = TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("cannot bind the controller listener on {listen}"))?;
+    let bound = listener.local_addr()?;
+    let controller = start_controller(id, listener, data_dir, voters, quorum, None).await?;
+    println!("strata controller listening on {bound}");
+    watch_leader(&controller, shutdown).await;
     controller.shutdown().await;
     Ok(())
 }

@@ -14,7 +14,7 @@ use bytes::{Bytes, BytesMut};
 use kafka_protocol::records::{
     Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
 };
-use strata_api::broker::{BrokerError, NewTopic};
+use strata_api::broker::{BrokerError, BrokerNode, NewTopic};
 use strata_api::group::{
     CommittedOffset, Committer, GroupCoordinator, GroupDescription, GroupListing, GroupState,
     JoinGroup, JoinedGroup, LeavingMember, MemberDescription, OffsetToCommit, PartitionResults,
@@ -329,24 +329,34 @@ pub fn encode_records(records: &[(Bytes, Option<Bytes>)]) -> Result<Bytes, Broke
 
 impl StrataBroker {
     /// Creates `__consumer_offsets` on first use.
-    fn ensure_offsets_topic(&self) -> Result<(), BrokerError> {
-        if self.partition_ref(OFFSETS_TOPIC, 0).is_ok() {
+    async fn ensure_offsets_topic(&self) -> Result<(), BrokerError> {
+        if self.image().topic(OFFSETS_TOPIC).is_some() {
             return Ok(());
         }
         let topic = NewTopic {
             name: OFFSETS_TOPIC.to_owned(),
             partitions: Some(self.groups.config().offsets_partitions),
-            replication_factor: None,
+            replication_factor: Some(1),
             assignments: BTreeMap::new(),
             configs: BTreeMap::from([
                 ("cleanup.policy".to_owned(), "compact".to_owned()),
                 ("segment.bytes".to_owned(), (100 << 20).to_string()),
             ]),
         };
-        match strata_api::Broker::create_topic(self, topic, false) {
+        match self.create_topic_in_quorum(topic, false).await {
             Ok(_) | Err(BrokerError::TopicAlreadyExists(_)) => Ok(()),
             Err(e) => Err(e),
         }
+    }
+
+    /// Checks the group id, and that this broker coordinates the group: it leads the group's
+    /// `__consumer_offsets` partition.
+    fn coordinates(&self, group_id: &str) -> Result<(), BrokerError> {
+        validate_group_id(group_id)?;
+        let index = partition_for(group_id, self.groups.config().offsets_partitions);
+        self.leader_ref(OFFSETS_TOPIC, index)
+            .map(|_| ())
+            .map_err(|_| BrokerError::NotCoordinator)
     }
 
     /// Appends records to the group's `__consumer_offsets` partition and waits until durable.
@@ -355,7 +365,6 @@ impl StrataBroker {
         group_id: &str,
         records: &[(Bytes, Option<Bytes>)],
     ) -> Result<(), BrokerError> {
-        self.ensure_offsets_topic()?;
         let index = partition_for(group_id, self.groups.config().offsets_partitions);
         let batch = encode_records(records)?;
         let appended = strata_api::Broker::append(self, OFFSETS_TOPIC, index, batch)?;
@@ -368,11 +377,9 @@ impl StrataBroker {
             group: group_id.to_owned(),
         }
         .encode();
-        let result = self.ensure_offsets_topic().and_then(|()| {
-            let index = partition_for(group_id, self.groups.config().offsets_partitions);
-            let batch = encode_records(&[(key, Some(value))])?;
-            strata_api::Broker::append(self, OFFSETS_TOPIC, index, batch)
-        });
+        let index = partition_for(group_id, self.groups.config().offsets_partitions);
+        let result = encode_records(&[(key, Some(value))])
+            .and_then(|batch| strata_api::Broker::append(self, OFFSETS_TOPIC, index, batch));
         if let Err(e) = result {
             tracing::warn!(group = group_id, "writing group membership failed: {e}");
         }
@@ -403,13 +410,33 @@ impl StrataBroker {
 }
 
 impl GroupCoordinator for StrataBroker {
-    fn find_coordinator(&self, group_id: &str) -> Result<(), BrokerError> {
-        validate_group_id(group_id)?;
-        self.ensure_offsets_topic()
+    async fn find_coordinator(&self, group_id: String) -> Result<BrokerNode, BrokerError> {
+        validate_group_id(&group_id)?;
+        self.ensure_offsets_topic().await?;
+        let index = partition_for(&group_id, self.groups.config().offsets_partitions);
+        let image = self.image();
+        let leader = image
+            .topic(OFFSETS_TOPIC)
+            .and_then(|t| t.partitions.get(&index))
+            .map_or(-1, |p| p.leader);
+        image
+            .brokers
+            .get(&leader)
+            .filter(|b| !b.fenced)
+            .and_then(|b| {
+                let endpoint = b.listeners.first()?;
+                Some(BrokerNode {
+                    node_id: b.id,
+                    host: endpoint.host.clone(),
+                    port: endpoint.port as i32,
+                    rack: b.rack.clone(),
+                })
+            })
+            .ok_or(BrokerError::CoordinatorNotAvailable)
     }
 
     async fn join_group(&self, request: JoinGroup) -> Result<JoinedGroup, BrokerError> {
-        validate_group_id(&request.group_id)?;
+        self.coordinates(&request.group_id)?;
         let group_id = request.group_id.clone();
         let outcome = {
             let mut entries = self.groups.lock();
@@ -426,7 +453,7 @@ impl GroupCoordinator for StrataBroker {
     }
 
     async fn sync_group(&self, request: SyncGroup) -> Result<Bytes, BrokerError> {
-        validate_group_id(&request.group_id)?;
+        self.coordinates(&request.group_id)?;
         let group_id = request.group_id.clone();
         let (outcome, completed) = {
             let mut entries = self.groups.lock();
@@ -458,7 +485,7 @@ impl GroupCoordinator for StrataBroker {
         group_instance_id: Option<&str>,
         generation: i32,
     ) -> Result<(), BrokerError> {
-        validate_group_id(group_id)?;
+        self.coordinates(group_id)?;
         let mut entries = self.groups.lock();
         let Some(entry) = entries.get_mut(group_id) else {
             return Err(BrokerError::UnknownMemberId(format!(
@@ -475,7 +502,7 @@ impl GroupCoordinator for StrataBroker {
         group_id: &str,
         members: &[LeavingMember],
     ) -> Result<Vec<Result<(), BrokerError>>, BrokerError> {
-        validate_group_id(group_id)?;
+        self.coordinates(group_id)?;
         let (results, emptied) = {
             let mut entries = self.groups.lock();
             let Some(entry) = entries.get_mut(group_id) else {
@@ -504,7 +531,7 @@ impl GroupCoordinator for StrataBroker {
         committer: Committer,
         offsets: Vec<OffsetToCommit>,
     ) -> Result<Vec<Result<(), BrokerError>>, BrokerError> {
-        validate_group_id(group_id)?;
+        self.coordinates(group_id)?;
         {
             let mut entries = self.groups.lock();
             let entry = self.groups.entry(&mut entries, group_id);
@@ -521,7 +548,7 @@ impl GroupCoordinator for StrataBroker {
         let mut accepted = Vec::new();
         for offset in offsets {
             let metadata = offset.metadata.unwrap_or_default();
-            let result = if self.partition_ref(&offset.topic, offset.partition).is_err() {
+            let result = if !self.partition_exists(&offset.topic, offset.partition) {
                 Err(BrokerError::UnknownTopicOrPartition)
             } else if metadata.len() > max_metadata {
                 Err(BrokerError::OffsetMetadataTooLarge(format!(
@@ -565,7 +592,7 @@ impl GroupCoordinator for StrataBroker {
         group_id: &str,
         partitions: Option<&[(String, i32)]>,
     ) -> Result<PartitionResults<CommittedOffset>, BrokerError> {
-        validate_group_id(group_id)?;
+        self.coordinates(group_id)?;
         let entries = self.groups.lock();
         let offsets = entries.get(group_id).map(|e| &e.offsets);
         let committed = |value: &OffsetValue| CommittedOffset {
@@ -609,7 +636,7 @@ impl GroupCoordinator for StrataBroker {
     }
 
     fn describe_group(&self, group_id: &str) -> Result<GroupDescription, BrokerError> {
-        validate_group_id(group_id)?;
+        self.coordinates(group_id)?;
         let entries = self.groups.lock();
         let Some(entry) = entries.get(group_id) else {
             return Ok(GroupDescription {
@@ -660,7 +687,7 @@ impl GroupCoordinator for StrataBroker {
     }
 
     async fn delete_group(&self, group_id: &str) -> Result<(), BrokerError> {
-        validate_group_id(group_id)?;
+        self.coordinates(group_id)?;
         let keys: Vec<RecordKey> = {
             let mut entries = self.groups.lock();
             let Some(entry) = entries.get_mut(group_id) else {
@@ -709,7 +736,7 @@ impl GroupCoordinator for StrataBroker {
         group_id: &str,
         partitions: &[(String, i32)],
     ) -> Result<PartitionResults<()>, BrokerError> {
-        validate_group_id(group_id)?;
+        self.coordinates(group_id)?;
         let (results, keys) = {
             let entries = self.groups.lock();
             let Some(entry) = entries.get(group_id) else {

@@ -54,19 +54,19 @@ mod tests {
     use strata_api::group::{Committer, GroupCoordinator, OffsetToCommit};
 
     use super::{PartitionLag, lags};
-    use crate::broker::StrataBroker;
     use crate::config::BrokerConfig;
     use crate::log::batch::tests::sample_batch;
 
-    #[tokio::test]
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn lag_is_the_distance_from_commit_to_high_watermark() {
         let dir = tempfile::tempdir().unwrap();
-        let config = BrokerConfig::from_entries(BTreeMap::from([(
-            "log.dirs".to_owned(),
-            dir.path().display().to_string(),
-        )]))
+        let config = BrokerConfig::from_entries(BTreeMap::from([
+            ("log.dirs".to_owned(), dir.path().display().to_string()),
+            ("listeners".to_owned(), "127.0.0.1:0".to_owned()),
+        ]))
         .unwrap();
-        let broker = StrataBroker::open(config).unwrap();
+        let (broker, controller) = crate::cluster::single_node(config).await;
+        broker.find_coordinator("g".into()).await.unwrap();
         broker
             .create_topic(
                 NewTopic {
@@ -78,6 +78,7 @@ mod tests {
                 },
                 false,
             )
+            .await
             .unwrap();
         for (partition, records) in [(0, 10), (1, 4)] {
             let appended = broker
@@ -115,5 +116,6 @@ mod tests {
         };
         assert_eq!(lags(&broker, None), vec![row(0, 7, 10, 3), row(1, 4, 4, 0)]);
         assert!(lags(&broker, Some("other")).is_empty());
+        controller.shutdown().await;
     }
 }

@@ -14,15 +14,20 @@ use crate::log::batch::{BatchHeader, HEADER_SIZE};
 /// How much of a partition one read brings in.
 const READ_BYTES: u64 = 1 << 20;
 
-/// Replays every `__consumer_offsets` partition into the coordinator, in log order, so that
+/// Replays every `__consumer_offsets` partition hosted here into the coordinator, in log order, so that
 /// the latest record of each key wins. Returns the number of groups loaded.
 pub fn load(broker: &StrataBroker) -> Result<usize, LogError> {
     let groups = broker.groups_state();
     let mut records = 0u64;
-    for index in 0.. {
-        let Some(partition) = broker.replicas().get(OFFSETS_TOPIC, index) else {
-            break;
-        };
+    let mut partitions: Vec<_> = broker
+        .replicas()
+        .all()
+        .into_iter()
+        .filter(|p| p.topic == OFFSETS_TOPIC)
+        .collect();
+    partitions.sort_by_key(|p| p.index);
+    for partition in partitions {
+        let index = partition.index;
         let log = partition.log();
         let end = log.log_end_offset();
         let mut offset = log.log_start_offset();

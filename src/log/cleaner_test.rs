@@ -108,7 +108,7 @@ fn overwrite(partition: &Partition, rounds: usize, keys: usize, ts: i64) {
 fn overwrites_shrink_to_the_latest_record_per_key() {
     let dir = tempfile::tempdir().unwrap();
     let log = PartitionLog::open(dir.path(), compacted(), 0, true).unwrap();
-    let partition = Partition::new("t".into(), 0, log);
+    let partition = Partition::new("t".into(), 0, uuid::Uuid::nil(), log);
     overwrite(&partition, 40, 10, 1_000);
     let before = records(&partition.log());
     assert_eq!(before.len(), 400);
@@ -158,7 +158,7 @@ fn tombstones_go_after_delete_retention_and_compressed_batches_are_cleaned() {
         ("delete.retention.ms", "10000"),
     ]);
     let log = PartitionLog::open(dir.path(), cfg, 0, true).unwrap();
-    let partition = Partition::new("t".into(), 0, log);
+    let partition = Partition::new("t".into(), 0, uuid::Uuid::nil(), log);
     for round in 0..5 {
         let a = format!("a{round}");
         let b = format!("b{round}");
@@ -200,7 +200,7 @@ fn tombstones_go_after_delete_retention_and_compressed_batches_are_cleaned() {
 fn a_crash_mid_clean_leaves_the_old_or_the_new_segment() {
     let dir = tempfile::tempdir().unwrap();
     let log = PartitionLog::open(dir.path(), compacted(), 0, true).unwrap();
-    let partition = Partition::new("t".into(), 0, log);
+    let partition = Partition::new("t".into(), 0, uuid::Uuid::nil(), log);
     overwrite(&partition, 40, 10, 1_000);
     let before = records(&partition.log());
     let end = partition.log().log_end_offset();
@@ -220,7 +220,7 @@ fn a_crash_mid_clean_leaves_the_old_or_the_new_segment() {
     assert_eq!(records(&log), before, "nothing changed");
 
     // Crash after the rename to `.swap`: the swap completes on open.
-    let partition = Partition::new("t".into(), 0, log);
+    let partition = Partition::new("t".into(), 0, uuid::Uuid::nil(), log);
     let plan = partition.log().cleaning_plan(2_000).unwrap();
     let (map, _) = super::build_offset_map(&plan, BUDGET, 2_000, &mut stats).unwrap();
     let cleaned = super::clean_segment(&plan, &plan.segments[0], &map, 2_000, &mut stats)
@@ -264,7 +264,7 @@ fn cleaner_throughput() {
         ("min.cleanable.dirty.ratio", "0.01"),
     ]);
     let log = PartitionLog::open(dir.path(), cfg, 0, true).unwrap();
-    let partition = Partition::new("t".into(), 0, log);
+    let partition = Partition::new("t".into(), 0, uuid::Uuid::nil(), log);
     let value = "v".repeat(1000);
     for _ in 0..ROUNDS {
         for chunk in (0..KEYS).collect::<Vec<_>>().chunks(PER_BATCH) {

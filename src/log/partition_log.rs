@@ -529,6 +529,11 @@ impl PartitionLog {
         self.leader_epoch
     }
 
+    /// Sets the epoch stamped on batches appended from now on.
+    pub fn set_leader_epoch(&mut self, epoch: i32) {
+        self.leader_epoch = epoch;
+    }
+
     /// The effective topic config.
     pub fn config(&self) -> &LogConfig {
         &self.config

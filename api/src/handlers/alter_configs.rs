@@ -1,12 +1,13 @@
 //! AlterConfigs (key 33): replaces all of a topic's config overrides.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use kafka_protocol::messages::alter_configs_response::AlterConfigsResourceResponse;
 use kafka_protocol::messages::{AlterConfigsRequest, AlterConfigsResponse};
 
-use super::describe_configs::alter_topic_resource;
-use super::{Ctx, HandleError, error_parts};
+use super::describe_configs::topic_resource;
+use super::{Ctx, HandleError, error_parts, later};
 use crate::broker::{Broker, BrokerError};
 use crate::connection::Reply;
 
@@ -14,11 +15,11 @@ pub(super) fn handle<B: Broker>(
     ctx: &Ctx<'_, B>,
     request: AlterConfigsRequest,
 ) -> Result<Reply, HandleError> {
-    let responses = request
+    let planned: Vec<_> = request
         .resources
         .into_iter()
         .map(|resource| {
-            let result = alter_topic_resource(resource.resource_type, || {
+            let configs = topic_resource(resource.resource_type).and_then(|()| {
                 resource
                     .configs
                     .into_iter()
@@ -30,21 +31,31 @@ pub(super) fn handle<B: Broker>(
                         ))),
                     })
                     .collect::<Result<BTreeMap<_, _>, _>>()
-                    .and_then(|configs| {
-                        ctx.broker.replace_topic_configs(
-                            &resource.resource_name,
-                            configs,
-                            request.validate_only,
-                        )
-                    })
             });
-            let (code, message) = error_parts(&result);
-            AlterConfigsResourceResponse::default()
-                .with_resource_type(resource.resource_type)
-                .with_resource_name(resource.resource_name)
-                .with_error_code(code)
-                .with_error_message(message)
+            (resource.resource_type, resource.resource_name, configs)
         })
         .collect();
-    ctx.respond(&AlterConfigsResponse::default().with_responses(responses))
+    let (broker, validate_only) = (Arc::clone(ctx.broker), request.validate_only);
+    Ok(later(ctx, async move {
+        let mut responses = Vec::with_capacity(planned.len());
+        for (resource_type, resource_name, configs) in planned {
+            let result = match configs {
+                Ok(configs) => {
+                    broker
+                        .replace_topic_configs(resource_name.to_string(), configs, validate_only)
+                        .await
+                }
+                Err(e) => Err(e),
+            };
+            let (code, message) = error_parts(&result);
+            responses.push(
+                AlterConfigsResourceResponse::default()
+                    .with_resource_type(resource_type)
+                    .with_resource_name(resource_name)
+                    .with_error_code(code)
+                    .with_error_message(message),
+            );
+        }
+        AlterConfigsResponse::default().with_responses(responses)
+    }))
 }

@@ -1,9 +1,11 @@
 //! CreatePartitions (key 37): raises a topic's partition count.
 
+use std::sync::Arc;
+
 use kafka_protocol::messages::create_partitions_response::CreatePartitionsTopicResult;
 use kafka_protocol::messages::{CreatePartitionsRequest, CreatePartitionsResponse};
 
-use super::{Ctx, HandleError, error_parts};
+use super::{Ctx, HandleError, error_parts, later};
 use crate::broker::{Broker, BrokerError};
 use crate::connection::Reply;
 
@@ -11,28 +13,40 @@ pub(super) fn handle<B: Broker>(
     ctx: &Ctx<'_, B>,
     request: CreatePartitionsRequest,
 ) -> Result<Reply, HandleError> {
-    let results = request
+    let planned: Vec<_> = request
         .topics
         .into_iter()
         .map(|topic| {
-            let result = match &topic.assignments {
-                Some(assignments) if assignments.len() as i64 > topic.count as i64 => {
-                    Err(BrokerError::InvalidReplicaAssignment(
-                        "more assignments than new partitions".into(),
-                    ))
-                }
-                _ => ctx.broker.create_partitions(
-                    topic.name.as_str(),
-                    topic.count,
-                    request.validate_only,
-                ),
-            };
-            let (code, message) = error_parts(&result);
-            CreatePartitionsTopicResult::default()
-                .with_name(topic.name)
-                .with_error_code(code)
-                .with_error_message(message)
+            let assignments: Vec<Vec<i32>> = topic
+                .assignments
+                .unwrap_or_default()
+                .into_iter()
+                .map(|a| a.broker_ids.into_iter().map(|b| b.0).collect())
+                .collect();
+            (topic.name, topic.count, assignments)
         })
         .collect();
-    ctx.respond(&CreatePartitionsResponse::default().with_results(results))
+    let (broker, validate_only) = (Arc::clone(ctx.broker), request.validate_only);
+    Ok(later(ctx, async move {
+        let mut results = Vec::with_capacity(planned.len());
+        for (name, count, assignments) in planned {
+            let result = if assignments.len() as i64 > count as i64 {
+                Err(BrokerError::InvalidReplicaAssignment(
+                    "more assignments than new partitions".into(),
+                ))
+            } else {
+                broker
+                    .create_partitions(name.to_string(), count, assignments, validate_only)
+                    .await
+            };
+            let (code, message) = error_parts(&result);
+            results.push(
+                CreatePartitionsTopicResult::default()
+                    .with_name(name)
+                    .with_error_code(code)
+                    .with_error_message(message),
+            );
+        }
+        CreatePartitionsResponse::default().with_results(results)
+    }))
 }

@@ -1,13 +1,14 @@
 //! CreateTopics (key 19): topics with partition count, replication factor, assignment, configs.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use kafka_protocol::messages::create_topics_response::{
     CreatableTopicConfigs, CreatableTopicResult,
 };
 use kafka_protocol::messages::{CreateTopicsRequest, CreateTopicsResponse};
 
-use super::{Ctx, HandleError, error_parts, str_bytes};
+use super::{Ctx, HandleError, error_parts, later, str_bytes};
 use crate::broker::{Broker, BrokerError, NewTopic};
 use crate::connection::Reply;
 
@@ -16,12 +17,12 @@ pub(super) fn handle<B: Broker>(
     request: CreateTopicsRequest,
 ) -> Result<Reply, HandleError> {
     let mut seen = std::collections::HashSet::new();
-    let topics = request
+    let planned: Vec<_> = request
         .topics
         .into_iter()
         .map(|topic| {
             let name = topic.name.0.to_string();
-            let result = if !seen.insert(name.clone()) {
+            let new = if !seen.insert(name.clone()) {
                 Err(BrokerError::InvalidRequest(format!(
                     "topic '{name}' appears twice in the request"
                 )))
@@ -33,28 +34,38 @@ pub(super) fn handle<B: Broker>(
                     topic.assignments,
                     topic.configs,
                 )
-                .and_then(|new| ctx.broker.create_topic(new, request.validate_only))
+            };
+            (topic.name, name, new)
+        })
+        .collect();
+    let (broker, version, validate_only) =
+        (Arc::clone(ctx.broker), ctx.version, request.validate_only);
+    Ok(later(ctx, async move {
+        let mut topics = Vec::with_capacity(planned.len());
+        for (topic_name, name, new) in planned {
+            let result = match new {
+                Ok(new) => broker.create_topic(new, validate_only).await,
+                Err(e) => Err(e),
             };
             let (code, message) = error_parts(&result);
-            let version = ctx.version;
             let entry = CreatableTopicResult::default()
-                .with_name(topic.name)
+                .with_name(topic_name)
                 .with_error_code(code)
                 .with_error_message(message);
             // Topic ids exist from v7; partition count, replication factor and configs from v5.
-            match result {
+            topics.push(match result {
                 Ok(_) if version < 5 => entry,
                 Err(_) if version < 5 => entry,
                 Ok(meta) => {
-                    let configs = ctx.broker.topic_configs(&name).unwrap_or_default();
+                    let configs = broker.topic_configs(&name).unwrap_or_default();
                     entry
                         .with_topic_id(if version >= 7 {
                             meta.topic_id
                         } else {
                             uuid::Uuid::nil()
                         })
-                        .with_num_partitions(meta.partitions)
-                        .with_replication_factor(1)
+                        .with_num_partitions(meta.partitions.len() as i32)
+                        .with_replication_factor(meta.replication_factor())
                         .with_configs(Some(
                             configs
                                 .into_iter()
@@ -69,10 +80,10 @@ pub(super) fn handle<B: Broker>(
                         ))
                 }
                 Err(_) => entry.with_num_partitions(-1).with_replication_factor(-1),
-            }
-        })
-        .collect();
-    ctx.respond(&CreateTopicsResponse::default().with_topics(topics))
+            });
+        }
+        CreateTopicsResponse::default().with_topics(topics)
+    }))
 }
 
 fn new_topic(

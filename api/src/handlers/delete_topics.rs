@@ -1,10 +1,12 @@
 //! DeleteTopics (key 20): by name, or by topic id from v6.
 
+use std::sync::Arc;
+
 use kafka_protocol::messages::delete_topics_response::DeletableTopicResult;
 use kafka_protocol::messages::{DeleteTopicsRequest, DeleteTopicsResponse, TopicName};
 use uuid::Uuid;
 
-use super::{Ctx, HandleError, error_parts, str_bytes};
+use super::{Ctx, HandleError, error_parts, later, str_bytes};
 use crate::broker::{Broker, BrokerError};
 use crate::connection::Reply;
 
@@ -26,7 +28,7 @@ pub(super) fn handle<B: Broker>(
             .map(|t| (t.name.map(|n| n.0.to_string()), t.topic_id))
             .collect()
     };
-    let responses = targets
+    let names: Vec<(Uuid, Result<String, BrokerError>)> = targets
         .into_iter()
         .map(|(name, topic_id)| {
             let name = match name {
@@ -36,20 +38,31 @@ pub(super) fn handle<B: Broker>(
                     .topic_name(topic_id)
                     .ok_or(BrokerError::UnknownTopicId),
             };
-            let result = name.clone().and_then(|n| ctx.broker.delete_topic(&n));
-            let (code, message) = error_parts(&result);
-            // Topic ids exist from v6, error messages from v5.
-            let version = ctx.version;
-            DeletableTopicResult::default()
-                .with_name(name.ok().map(|n| TopicName(str_bytes(n))))
-                .with_topic_id(if version >= 6 {
-                    result.unwrap_or(topic_id)
-                } else {
-                    Uuid::nil()
-                })
-                .with_error_code(code)
-                .with_error_message(if version >= 5 { message } else { None })
+            (topic_id, name)
         })
         .collect();
-    ctx.respond(&DeleteTopicsResponse::default().with_responses(responses))
+    let (broker, version) = (Arc::clone(ctx.broker), ctx.version);
+    Ok(later(ctx, async move {
+        let mut responses = Vec::with_capacity(names.len());
+        for (topic_id, name) in names {
+            let result = match name.clone() {
+                Ok(n) => broker.delete_topic(n).await,
+                Err(e) => Err(e),
+            };
+            let (code, message) = error_parts(&result);
+            // Topic ids exist from v6, error messages from v5.
+            responses.push(
+                DeletableTopicResult::default()
+                    .with_name(name.ok().map(|n| TopicName(str_bytes(n))))
+                    .with_topic_id(if version >= 6 {
+                        result.unwrap_or(topic_id)
+                    } else {
+                        Uuid::nil()
+                    })
+                    .with_error_code(code)
+                    .with_error_message(if version >= 5 { message } else { None }),
+            );
+        }
+        DeleteTopicsResponse::default().with_responses(responses)
+    }))
 }

@@ -29,12 +29,19 @@ pub(super) fn handle<B: Broker>(
             .with_error_code(e.code())
             .with_error_message(e.message().map(str_bytes));
     } else {
-        response = response.with_brokers(vec![
-            DescribeClusterBroker::default()
-                .with_broker_id(BrokerId(cluster.node_id))
-                .with_host(str_bytes(cluster.host))
-                .with_port(cluster.port),
-        ]);
+        response = response.with_brokers(
+            cluster
+                .brokers
+                .into_iter()
+                .map(|b| {
+                    DescribeClusterBroker::default()
+                        .with_broker_id(BrokerId(b.node_id))
+                        .with_host(str_bytes(b.host))
+                        .with_port(b.port)
+                        .with_rack(b.rack.map(str_bytes))
+                })
+                .collect(),
+        );
     }
     ctx.respond(&response)
 }

@@ -1,11 +1,13 @@
-//! FindCoordinator (key 10): this node coordinates every group (and, later, every
-//! transactional id); one key before v4, a batch of keys from v4.
+//! FindCoordinator (key 10): the leader of a group's `__consumer_offsets` partition
+//! coordinates it; one key before v4, a batch of keys from v4.
+
+use std::sync::Arc;
 
 use kafka_protocol::messages::find_coordinator_response::Coordinator;
 use kafka_protocol::messages::{BrokerId, FindCoordinatorRequest, FindCoordinatorResponse};
 
-use super::{Ctx, HandleError, error_parts, str_bytes};
-use crate::broker::{Broker, BrokerError};
+use super::{Ctx, HandleError, error_parts, later, str_bytes};
+use crate::broker::{Broker, BrokerError, BrokerNode};
 use crate::connection::Reply;
 use crate::group::GroupCoordinator;
 
@@ -16,55 +18,64 @@ pub(super) fn handle<B: Broker>(
     ctx: &Ctx<'_, B>,
     request: FindCoordinatorRequest,
 ) -> Result<Reply, HandleError> {
-    let cluster = ctx.broker.cluster();
-    let find = |key: &str| -> Result<(), BrokerError> {
-        match request.key_type {
-            GROUP_KEY => ctx.broker.groups().find_coordinator(key),
-            // One node: it will coordinate transactions too once they exist.
-            TRANSACTION_KEY if !key.is_empty() => Ok(()),
-            TRANSACTION_KEY => Err(BrokerError::InvalidRequest("empty transactional id".into())),
-            other => Err(BrokerError::InvalidRequest(format!(
-                "coordinator key type {other} is not served"
-            ))),
-        }
-    };
-    let mut response = FindCoordinatorResponse::default();
-    if ctx.version < 4 {
-        let result = find(&request.key);
-        let (code, message) = error_parts(&result);
-        response = response
-            .with_error_code(code)
-            .with_error_message(if ctx.version >= 1 { message } else { None });
-        if result.is_ok() {
-            response = response
-                .with_node_id(BrokerId(cluster.node_id))
-                .with_host(str_bytes(cluster.host.clone()))
-                .with_port(cluster.port);
-        } else {
-            response = response.with_node_id(BrokerId(-1)).with_port(-1);
-        }
-    } else {
-        let coordinators = request
-            .coordinator_keys
-            .iter()
-            .map(|key| {
-                let result = find(key);
-                let (code, message) = error_parts(&result);
-                let ok = result.is_ok();
-                Coordinator::default()
-                    .with_key(key.clone())
-                    .with_node_id(BrokerId(if ok { cluster.node_id } else { -1 }))
-                    .with_host(if ok {
-                        str_bytes(cluster.host.clone())
-                    } else {
-                        str_bytes("")
+    let (broker, version) = (Arc::clone(ctx.broker), ctx.version);
+    Ok(later(ctx, async move {
+        let find = async |key: String| -> Result<BrokerNode, BrokerError> {
+            match request.key_type {
+                GROUP_KEY => broker.groups().find_coordinator(key).await,
+                // Transactions are not implemented: the receiving broker answers for now.
+                TRANSACTION_KEY if !key.is_empty() => {
+                    let cluster = broker.cluster();
+                    Ok(BrokerNode {
+                        node_id: cluster.node_id,
+                        host: cluster.host,
+                        port: cluster.port,
+                        rack: None,
                     })
-                    .with_port(if ok { cluster.port } else { -1 })
-                    .with_error_code(code)
-                    .with_error_message(message)
-            })
-            .collect();
-        response = response.with_coordinators(coordinators);
-    }
-    ctx.respond(&response)
+                }
+                TRANSACTION_KEY => {
+                    Err(BrokerError::InvalidRequest("empty transactional id".into()))
+                }
+                other => Err(BrokerError::InvalidRequest(format!(
+                    "coordinator key type {other} is not served"
+                ))),
+            }
+        };
+        let mut response = FindCoordinatorResponse::default();
+        if version < 4 {
+            let result = find(request.key.to_string()).await;
+            let (code, message) = error_parts(&result);
+            response = response
+                .with_error_code(code)
+                .with_error_message(if version >= 1 { message } else { None });
+            response = match result {
+                Ok(node) => response
+                    .with_node_id(BrokerId(node.node_id))
+                    .with_host(str_bytes(node.host))
+                    .with_port(node.port),
+                Err(_) => response.with_node_id(BrokerId(-1)).with_port(-1),
+            };
+        } else {
+            let mut coordinators = Vec::with_capacity(request.coordinator_keys.len());
+            for key in &request.coordinator_keys {
+                let result = find(key.to_string()).await;
+                let (code, message) = error_parts(&result);
+                let (node_id, host, port) = match result {
+                    Ok(node) => (node.node_id, node.host, node.port),
+                    Err(_) => (-1, String::new(), -1),
+                };
+                coordinators.push(
+                    Coordinator::default()
+                        .with_key(key.clone())
+                        .with_node_id(BrokerId(node_id))
+                        .with_host(str_bytes(host))
+                        .with_port(port)
+                        .with_error_code(code)
+                        .with_error_message(message),
+                );
+            }
+            response = response.with_coordinators(coordinators);
+        }
+        response
+    }))
 }

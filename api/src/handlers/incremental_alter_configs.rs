@@ -1,10 +1,12 @@
 //! IncrementalAlterConfigs (key 44): set, delete, append to or subtract from topic configs.
 
+use std::sync::Arc;
+
 use kafka_protocol::messages::incremental_alter_configs_response::AlterConfigsResourceResponse;
 use kafka_protocol::messages::{IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse};
 
-use super::describe_configs::alter_topic_resource;
-use super::{Ctx, HandleError, error_parts};
+use super::describe_configs::topic_resource;
+use super::{Ctx, HandleError, error_parts, later};
 use crate::broker::{Broker, BrokerError, ConfigOp};
 use crate::connection::Reply;
 
@@ -12,11 +14,11 @@ pub(super) fn handle<B: Broker>(
     ctx: &Ctx<'_, B>,
     request: IncrementalAlterConfigsRequest,
 ) -> Result<Reply, HandleError> {
-    let responses = request
+    let planned: Vec<_> = request
         .resources
         .into_iter()
         .map(|resource| {
-            let result = alter_topic_resource(resource.resource_type, || {
+            let ops = topic_resource(resource.resource_type).and_then(|()| {
                 resource
                     .configs
                     .into_iter()
@@ -37,21 +39,31 @@ pub(super) fn handle<B: Broker>(
                         }
                     })
                     .collect::<Result<Vec<_>, _>>()
-                    .and_then(|ops| {
-                        ctx.broker.alter_topic_configs(
-                            &resource.resource_name,
-                            ops,
-                            request.validate_only,
-                        )
-                    })
             });
-            let (code, message) = error_parts(&result);
-            AlterConfigsResourceResponse::default()
-                .with_resource_type(resource.resource_type)
-                .with_resource_name(resource.resource_name)
-                .with_error_code(code)
-                .with_error_message(message)
+            (resource.resource_type, resource.resource_name, ops)
         })
         .collect();
-    ctx.respond(&IncrementalAlterConfigsResponse::default().with_responses(responses))
+    let (broker, validate_only) = (Arc::clone(ctx.broker), request.validate_only);
+    Ok(later(ctx, async move {
+        let mut responses = Vec::with_capacity(planned.len());
+        for (resource_type, resource_name, ops) in planned {
+            let result = match ops {
+                Ok(ops) => {
+                    broker
+                        .alter_topic_configs(resource_name.to_string(), ops, validate_only)
+                        .await
+                }
+                Err(e) => Err(e),
+            };
+            let (code, message) = error_parts(&result);
+            responses.push(
+                AlterConfigsResourceResponse::default()
+                    .with_resource_type(resource_type)
+                    .with_resource_name(resource_name)
+                    .with_error_code(code)
+                    .with_error_message(message),
+            );
+        }
+        IncrementalAlterConfigsResponse::default().with_responses(responses)
+    }))
 }

@@ -1,8 +1,10 @@
 //! InitProducerId (key 22): producer ids for idempotent producers, and epoch bumps (KIP-360).
 
+use std::sync::Arc;
+
 use kafka_protocol::messages::{InitProducerIdRequest, InitProducerIdResponse, ProducerId};
 
-use super::{Ctx, HandleError};
+use super::{Ctx, HandleError, later};
 use crate::broker::{Broker, BrokerError};
 use crate::connection::Reply;
 
@@ -10,24 +12,27 @@ pub(super) fn handle<B: Broker>(
     ctx: &Ctx<'_, B>,
     request: InitProducerIdRequest,
 ) -> Result<Reply, HandleError> {
-    let result = if request.transactional_id.is_some() {
-        Err(BrokerError::Unsupported(
-            "transactional producers are not supported yet".into(),
-        ))
-    } else if request.producer_id.0 >= 0 {
-        ctx.broker
-            .init_producer_id(Some((request.producer_id.0, request.producer_epoch)))
-    } else {
-        ctx.broker.init_producer_id(None)
-    };
-    let response = match result {
-        Ok((id, epoch)) => InitProducerIdResponse::default()
-            .with_producer_id(ProducerId(id))
-            .with_producer_epoch(epoch),
-        Err(e) => InitProducerIdResponse::default()
-            .with_error_code(e.code())
-            .with_producer_id(ProducerId(-1))
-            .with_producer_epoch(-1),
-    };
-    ctx.respond(&response)
+    let broker = Arc::clone(ctx.broker);
+    Ok(later(ctx, async move {
+        let result = if request.transactional_id.is_some() {
+            Err(BrokerError::Unsupported(
+                "transactional producers are not supported yet".into(),
+            ))
+        } else if request.producer_id.0 >= 0 {
+            broker
+                .init_producer_id(Some((request.producer_id.0, request.producer_epoch)))
+                .await
+        } else {
+            broker.init_producer_id(None).await
+        };
+        match result {
+            Ok((id, epoch)) => InitProducerIdResponse::default()
+                .with_producer_id(ProducerId(id))
+                .with_producer_epoch(epoch),
+            Err(e) => InitProducerIdResponse::default()
+                .with_error_code(e.code())
+                .with_producer_id(ProducerId(-1))
+                .with_producer_epoch(-1),
+        }
+    }))
 }

@@ -1,12 +1,14 @@
 //! Metadata (key 3): brokers, cluster id, controller, topics and their partitions' leaders.
 
+use std::sync::Arc;
+
 use kafka_protocol::messages::metadata_response::{
     MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
 };
 use kafka_protocol::messages::{BrokerId, MetadataRequest, MetadataResponse, TopicName};
 use uuid::Uuid;
 
-use super::{Ctx, HandleError, str_bytes};
+use super::{Ctx, HandleError, later, opt_str, str_bytes};
 use crate::broker::{Broker, BrokerError, TopicMetadata};
 use crate::connection::Reply;
 
@@ -14,82 +16,96 @@ pub(super) fn handle<B: Broker>(
     ctx: &Ctx<'_, B>,
     request: MetadataRequest,
 ) -> Result<Reply, HandleError> {
-    let cluster = ctx.broker.cluster();
+    let version = ctx.version;
     // v0 sends an empty list for "all topics"; v1+ sends null.
     let all = match &request.topics {
         None => true,
-        Some(topics) => ctx.version == 0 && topics.is_empty(),
+        Some(topics) => version == 0 && topics.is_empty(),
     };
     // Before v4 clients could not opt out, and auto-creation was on whenever the broker allowed it.
     let auto_create =
-        ctx.config.auto_create_topics && (ctx.version < 4 || request.allow_auto_topic_creation);
+        ctx.config.auto_create_topics && (version < 4 || request.allow_auto_topic_creation);
     let mut topics = Vec::new();
-    if all {
-        for (name, result) in ctx.broker.topics(None, false) {
-            topics.push(topic_entry(name, result, cluster.node_id, ctx.version));
-        }
-    } else {
-        let mut names = Vec::new();
+    let mut names = Vec::new();
+    if !all {
         for topic in request.topics.unwrap_or_default() {
             match topic.name {
                 Some(name) => names.push(name.0.to_string()),
-                None => {
-                    let result = ctx
-                        .broker
-                        .topic_name(topic.topic_id)
-                        .ok_or(BrokerError::UnknownTopicId);
-                    match result {
-                        Ok(name) => names.push(name),
-                        Err(e) => topics.push(
-                            MetadataResponseTopic::default()
-                                .with_topic_id(topic.topic_id)
-                                .with_error_code(e.code()),
-                        ),
-                    }
-                }
+                None => match ctx.broker.topic_name(topic.topic_id) {
+                    Some(name) => names.push(name),
+                    None => topics.push(
+                        MetadataResponseTopic::default()
+                            .with_topic_id(topic.topic_id)
+                            .with_error_code(BrokerError::UnknownTopicId.code()),
+                    ),
+                },
             }
         }
-        for (name, result) in ctx.broker.topics(Some(&names), auto_create) {
-            topics.push(topic_entry(name, result, cluster.node_id, ctx.version));
-        }
     }
-    let version = ctx.version;
-    let response = MetadataResponse::default()
-        .with_brokers(vec![
-            MetadataResponseBroker::default()
-                .with_node_id(BrokerId(cluster.node_id))
-                .with_host(str_bytes(cluster.host))
-                .with_port(cluster.port),
-        ])
-        .with_cluster_id((version >= 2).then(|| str_bytes(cluster.cluster_id)))
-        .with_controller_id(BrokerId(if version >= 1 {
-            cluster.controller_id
-        } else {
-            -1
-        }))
-        .with_topics(topics);
-    ctx.respond(&response)
+    let broker = Arc::clone(ctx.broker);
+    Ok(later(ctx, async move {
+        let found = broker.topics((!all).then_some(names), auto_create).await;
+        topics.extend(
+            found
+                .into_iter()
+                .map(|(name, result)| topic_entry(name, result, version)),
+        );
+        let cluster = broker.cluster();
+        let brokers = cluster
+            .brokers
+            .into_iter()
+            .map(|b| {
+                MetadataResponseBroker::default()
+                    .with_node_id(BrokerId(b.node_id))
+                    .with_host(str_bytes(b.host))
+                    .with_port(b.port)
+                    .with_rack(if version >= 1 { opt_str(b.rack) } else { None })
+            })
+            .collect();
+        MetadataResponse::default()
+            .with_brokers(brokers)
+            .with_cluster_id((version >= 2).then(|| str_bytes(cluster.cluster_id)))
+            .with_controller_id(BrokerId(if version >= 1 {
+                cluster.controller_id
+            } else {
+                -1
+            }))
+            .with_topics(topics)
+    }))
 }
 
 /// Fields are set only on versions that carry them: the encoder refuses the others.
 fn topic_entry(
     name: String,
     result: Result<TopicMetadata, BrokerError>,
-    node_id: i32,
     version: i16,
 ) -> MetadataResponseTopic {
     let topic = MetadataResponseTopic::default().with_name(Some(TopicName(str_bytes(name))));
     match result {
         Err(e) => topic.with_error_code(e.code()).with_topic_id(Uuid::nil()),
         Ok(meta) => {
-            let partitions = (0..meta.partitions)
-                .map(|index| {
+            let partitions = meta
+                .partitions
+                .into_iter()
+                .map(|p| {
+                    let error = if p.leader < 0 {
+                        BrokerError::LeaderNotAvailable.code()
+                    } else {
+                        0
+                    };
+                    let ids = |ids: Vec<i32>| ids.into_iter().map(BrokerId).collect::<Vec<_>>();
                     MetadataResponsePartition::default()
-                        .with_partition_index(index)
-                        .with_leader_id(BrokerId(node_id))
-                        .with_leader_epoch(if version >= 7 { meta.leader_epoch } else { -1 })
-                        .with_replica_nodes(vec![BrokerId(node_id)])
-                        .with_isr_nodes(vec![BrokerId(node_id)])
+                        .with_error_code(error)
+                        .with_partition_index(p.index)
+                        .with_leader_id(BrokerId(p.leader))
+                        .with_leader_epoch(if version >= 7 { p.leader_epoch } else { -1 })
+                        .with_replica_nodes(ids(p.replicas))
+                        .with_isr_nodes(ids(p.isr))
+                        .with_offline_replicas(if version >= 5 {
+                            ids(p.offline_replicas)
+                        } else {
+                            Vec::new()
+                        })
                 })
                 .collect();
             topic

@@ -1,8 +1,9 @@
 //! What only the active controller does: registering brokers from their heartbeats, fencing
-//! those whose lease lapsed (and moving their leadership away), and creating topics with
-//! placed replicas. Everything it decides becomes records committed through raft.
+//! those whose lease lapsed (and moving their leadership away), electing leaders for offline
+//! partitions when a broker returns, and setting the cluster id once. Everything it decides
+//! becomes records committed through raft.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -10,9 +11,11 @@ use openraft::Raft;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use super::admin::Invalid;
 use super::network::WriteRefusal;
 use super::{ApplyResult, RecordBatch, StateMachine, TypeConfig};
-use crate::placement::{records_for_fenced, records_for_new_topic};
+use crate::image::new_cluster_id;
+use crate::placement::{records_for_fenced, records_for_unfenced};
 use crate::record::{Endpoint, MetadataRecord};
 
 /// A broker's heartbeat.
@@ -26,6 +29,15 @@ pub struct Heartbeat {
     pub rack: Option<String>,
     /// Client listeners.
     pub listeners: Vec<Endpoint>,
+    /// The cluster the broker's data belongs to (`None` for an empty data directory).
+    #[serde(default)]
+    pub cluster_id: Option<String>,
+    /// The broker has not caught up with the metadata yet: keep it fenced.
+    #[serde(default)]
+    pub want_fence: bool,
+    /// The broker is stopping: fence it now and move its leadership away.
+    #[serde(default)]
+    pub want_shutdown: bool,
 }
 
 /// What a broker learns from a heartbeat.
@@ -35,19 +47,8 @@ pub struct HeartbeatAnswer {
     pub fenced: bool,
     /// The metadata offset it should have applied.
     pub metadata_offset: u64,
-}
-
-/// A topic to create.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct NewTopic {
-    /// Name.
-    pub name: String,
-    /// Partition count.
-    pub partitions: usize,
-    /// Replicas per partition.
-    pub replication_factor: usize,
-    /// Config overrides.
-    pub configs: BTreeMap<String, String>,
+    /// The cluster id.
+    pub cluster_id: String,
 }
 
 /// Broker leases as the active controller sees them. Kept in memory: a controller that
@@ -66,6 +67,19 @@ impl Leases {
             last: Arc::default(),
             lease,
         }
+    }
+
+    /// Whether `broker` heartbeat within the lease (as far as this controller knows).
+    fn live(&self, broker: i32) -> bool {
+        let last = self.last.lock().unwrap_or_else(|p| p.into_inner());
+        last.get(&broker).is_some_and(|t| t.elapsed() <= self.lease)
+    }
+
+    fn forget(&self, broker: i32) {
+        self.last
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&broker);
     }
 
     fn renew(&self, broker: i32) {
@@ -94,100 +108,142 @@ impl Leases {
     }
 }
 
-async fn commit(
+/// State the active controller keeps beside raft.
+#[derive(Debug, Clone)]
+pub struct ActiveState {
+    /// Broker leases.
+    pub leases: Leases,
+    /// Admin requests run one at a time.
+    pub admin: Arc<tokio::sync::Mutex<()>>,
+    /// The cluster id to set if the image has none yet (a fresh one if `None`).
+    pub cluster_id: Arc<Mutex<Option<String>>>,
+}
+
+impl ActiveState {
+    /// State with leases of `lease`.
+    pub fn new(lease: Duration) -> Self {
+        Self {
+            leases: Leases::new(lease),
+            admin: Arc::default(),
+            cluster_id: Arc::default(),
+        }
+    }
+}
+
+pub(crate) async fn commit(
     raft: &Raft<TypeConfig>,
     records: Vec<MetadataRecord>,
 ) -> Result<ApplyResult, WriteRefusal> {
     super::network::write(raft, RecordBatch { records }).await
 }
 
-/// Handles a heartbeat on the active controller: registers a new incarnation, unfences it,
-/// and renews its lease.
+/// Handles a heartbeat on the active controller: registers a new incarnation (fenced), unfences
+/// a broker that caught up, fences one that is stopping, and renews the lease.
 pub async fn heartbeat(
     raft: &Raft<TypeConfig>,
     state: &StateMachine,
-    leases: &Leases,
+    active: &ActiveState,
     beat: Heartbeat,
 ) -> Result<HeartbeatAnswer, WriteRefusal> {
-    let registered = state.with_image(|i| i.brokers.get(&beat.broker_id).cloned());
-    let mut records = Vec::new();
-    match &registered {
-        Some(b) if b.incarnation == beat.incarnation => {
-            if b.fenced {
-                records.push(MetadataRecord::UnfenceBroker {
-                    broker_id: beat.broker_id,
-                });
-            }
-        }
-        _ => {
-            records.push(MetadataRecord::RegisterBroker {
-                broker_id: beat.broker_id,
-                incarnation: beat.incarnation,
-                rack: beat.rack.clone(),
-                listeners: beat.listeners.clone(),
-            });
-            records.push(MetadataRecord::UnfenceBroker {
-                broker_id: beat.broker_id,
-            });
-        }
-    }
-    let offset = if records.is_empty() {
-        // Only the leader answers heartbeats: a write with no records checks that.
-        if !leads(raft) {
-            return Err(WriteRefusal::NotLeader(None));
-        }
-        state.with_image(|i| i.offset)
-    } else {
-        if registered.is_some_and(|b| b.incarnation != beat.incarnation) {
-            tracing::info!(broker = beat.broker_id, "broker restarted: new incarnation");
-        }
-        commit(raft, records).await?.index
-    };
-    leases.renew(beat.broker_id);
-    Ok(HeartbeatAnswer {
-        fenced: false,
-        metadata_offset: offset,
-    })
-}
-
-/// Creates a topic with its partitions placed on the active brokers.
-pub async fn create_topic(
-    raft: &Raft<TypeConfig>,
-    state: &StateMachine,
-    topic: NewTopic,
-) -> Result<Uuid, WriteRefusal> {
     if !leads(raft) {
         return Err(WriteRefusal::NotLeader(None));
     }
-    let topic_id = Uuid::new_v4();
-    let records = state.with_image(|image| {
-        if image.topic(&topic.name).is_some() {
-            return Err(WriteRefusal::Failed(format!(
-                "topic {} exists already",
-                topic.name
-            )));
-        }
-        records_for_new_topic(
-            image,
-            &topic.name,
-            topic_id,
-            topic.partitions,
-            topic.replication_factor,
-            topic.configs.clone(),
+    let _one_at_a_time = active.admin.lock().await;
+    let (cluster_id, registered) = state.with_image(|i| {
+        (
+            i.cluster_id.clone(),
+            i.brokers.get(&beat.broker_id).cloned(),
         )
-        .map_err(|e| WriteRefusal::Failed(e.to_string()))
-    })?;
-    let result = commit(raft, records).await?;
-    if let Some(error) = result.errors.first() {
-        return Err(WriteRefusal::Failed(error.clone()));
+    });
+    let Some(cluster_id) = cluster_id else {
+        return Err(WriteRefusal::Failed("the cluster id is not set yet".into()));
+    };
+    if let Some(theirs) = beat.cluster_id.as_ref().filter(|c| **c != cluster_id) {
+        return Err(WriteRefusal::Invalid(Invalid::ClusterId(format!(
+            "broker {} has data of cluster {theirs}, but this quorum runs cluster {cluster_id}",
+            beat.broker_id
+        ))));
     }
-    Ok(topic_id)
+    let leases = &active.leases;
+    let mut records = Vec::new();
+    let same_incarnation = registered
+        .as_ref()
+        .is_some_and(|b| b.incarnation == beat.incarnation);
+    let mut fenced = registered.as_ref().is_none_or(|b| b.fenced);
+    if !same_incarnation {
+        if registered.as_ref().is_some_and(|b| !b.fenced) && leases.live(beat.broker_id) {
+            return Err(WriteRefusal::Invalid(Invalid::Request(format!(
+                "broker id {} is registered by another process whose lease has not expired",
+                beat.broker_id
+            ))));
+        }
+        if registered.is_some() {
+            tracing::info!(broker = beat.broker_id, "broker restarted: new incarnation");
+        }
+        records.push(MetadataRecord::RegisterBroker {
+            broker_id: beat.broker_id,
+            incarnation: beat.incarnation,
+            rack: beat.rack.clone(),
+            listeners: beat.listeners.clone(),
+        });
+        fenced = true;
+    }
+    if beat.want_shutdown {
+        if !fenced {
+            records.extend(fence_records(state, beat.broker_id));
+            tracing::info!(broker = beat.broker_id, "broker shutting down: fenced");
+        }
+        fenced = true;
+    } else if fenced && !beat.want_fence {
+        let unfence = MetadataRecord::UnfenceBroker {
+            broker_id: beat.broker_id,
+        };
+        records.push(unfence.clone());
+        records.extend(state.with_image(|image| {
+            let mut after = image.clone();
+            for record in &records {
+                let _ = after.apply(image.offset + 1, record);
+            }
+            records_for_unfenced(&after, beat.broker_id)
+        }));
+        tracing::info!(broker = beat.broker_id, "broker unfenced");
+        fenced = false;
+    }
+    let offset = if records.is_empty() {
+        state.with_image(|i| i.offset)
+    } else {
+        commit(raft, records).await?.index
+    };
+    if beat.want_shutdown {
+        leases.forget(beat.broker_id);
+    } else {
+        leases.renew(beat.broker_id);
+    }
+    Ok(HeartbeatAnswer {
+        fenced,
+        metadata_offset: offset,
+        cluster_id,
+    })
 }
 
-/// Fences brokers whose lease lapsed, while this controller is active. Runs until raft stops.
-pub async fn fence_expired(raft: Raft<TypeConfig>, state: StateMachine, leases: Leases) {
+/// A fence record followed by the leadership moves it causes.
+fn fence_records(state: &StateMachine, broker: i32) -> Vec<MetadataRecord> {
+    let fence = MetadataRecord::FenceBroker { broker_id: broker };
+    let mut records = vec![fence.clone()];
+    records.extend(state.with_image(|image| {
+        let mut after = image.clone();
+        let _ = after.apply(image.offset + 1, &fence);
+        records_for_fenced(&after, broker)
+    }));
+    records
+}
+
+/// The active controller's duties while it leads: set the cluster id once, and fence brokers
+/// whose lease lapsed. Runs until raft stops.
+pub async fn active_duties(raft: Raft<TypeConfig>, state: StateMachine, active: ActiveState) {
+    let leases = &active.leases;
     let mut active_since: Option<Instant> = None;
-    let mut ticks = tokio::time::interval(leases.lease / 4);
+    let mut ticks = tokio::time::interval((leases.lease / 4).min(Duration::from_millis(500)));
     loop {
         ticks.tick().await;
         if raft.metrics().borrow().running_state.is_err() {
@@ -198,6 +254,25 @@ pub async fn fence_expired(raft: Raft<TypeConfig>, state: StateMachine, leases: 
             continue;
         }
         let since = *active_since.get_or_insert_with(Instant::now);
+        if state.with_image(|i| i.cluster_id.is_none()) {
+            let cluster_id = active
+                .cluster_id
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone()
+                .unwrap_or_else(new_cluster_id);
+            match commit(
+                &raft,
+                vec![MetadataRecord::InitCluster {
+                    cluster_id: cluster_id.clone(),
+                }],
+            )
+            .await
+            {
+                Ok(_) => tracing::info!(%cluster_id, "cluster id set"),
+                Err(e) => tracing::warn!("setting the cluster id failed: {e}"),
+            }
+        }
         let unfenced: Vec<i32> = state.with_image(|i| {
             i.brokers
                 .values()
@@ -206,13 +281,8 @@ pub async fn fence_expired(raft: Raft<TypeConfig>, state: StateMachine, leases: 
                 .collect()
         });
         for broker in leases.expired(&unfenced, since) {
-            let fence = MetadataRecord::FenceBroker { broker_id: broker };
-            let mut records = vec![fence.clone()];
-            records.extend(state.with_image(|image| {
-                let mut after = image.clone();
-                let _ = after.apply(image.offset + 1, &fence);
-                records_for_fenced(&after, broker)
-            }));
+            let _one_at_a_time = active.admin.lock().await;
+            let records = fence_records(&state, broker);
             tracing::warn!(
                 broker,
                 moves = records.len() - 1,
@@ -227,7 +297,7 @@ pub async fn fence_expired(raft: Raft<TypeConfig>, state: StateMachine, leases: 
 
 /// Whether this controller is the active one (by its own metrics; a stale answer only delays
 /// a write, which raft refuses anyway if leadership moved).
-fn leads(raft: &Raft<TypeConfig>) -> bool {
+pub(crate) fn leads(raft: &Raft<TypeConfig>) -> bool {
     let metrics = raft.metrics().borrow().clone();
     metrics.current_leader == Some(metrics.id)
 }

@@ -7,7 +7,8 @@ use std::time::{Duration, Instant};
 use super::network::{Reply, Rpc, client_call};
 use uuid::Uuid;
 
-use super::active::{Heartbeat, HeartbeatAnswer, NewTopic};
+use super::active::{Heartbeat, HeartbeatAnswer};
+use super::admin::{AdminAnswer, AdminReply, AdminRequest, NewTopic};
 use super::{ApplyResult, MetadataUpdate, QuorumStatus, RecordBatch, WriteRefusal};
 use crate::record::MetadataRecord;
 
@@ -40,14 +41,20 @@ pub async fn status(addr: &str) -> Result<QuorumStatus, ClientError> {
     }
 }
 
-/// The metadata log after `after`, from the first controller that answers.
+/// The metadata log after `after`, from the first controller that answers, waiting up to
+/// `wait` for something new.
 pub async fn fetch_metadata(
     controllers: &[String],
     after: u64,
+    wait: Duration,
 ) -> Result<MetadataUpdate, ClientError> {
     let mut last_error = None;
+    let rpc = Rpc::FetchMetadata {
+        after,
+        wait_ms: wait.as_millis() as u64,
+    };
     for addr in controllers {
-        match client_call(addr, &Rpc::FetchMetadata { after }).await {
+        match client_call(addr, &rpc).await {
             Ok(Reply::FetchMetadata(update)) => return Ok(update),
             Ok(_) => return Err(ClientError::Protocol(addr.clone())),
             Err(e) => last_error = Some(e),
@@ -87,13 +94,27 @@ pub async fn heartbeat(
     .await
 }
 
-/// Creates a topic through the active controller; returns its id.
-pub async fn create_topic(controllers: &[String], topic: NewTopic) -> Result<Uuid, ClientError> {
-    call_leader(controllers, &Rpc::CreateTopic(topic), |reply| match reply {
-        Reply::CreateTopic(result) => Some(result),
+/// Sends an admin request to the active controller.
+pub async fn admin(
+    controllers: &[String],
+    request: AdminRequest,
+) -> Result<AdminReply, ClientError> {
+    call_leader(controllers, &Rpc::Admin(request), |reply| match reply {
+        Reply::Admin(result) => Some(result),
         _ => None,
     })
     .await
+}
+
+/// Creates a topic through the active controller; returns its id.
+pub async fn create_topic(controllers: &[String], topic: NewTopic) -> Result<Uuid, ClientError> {
+    match admin(controllers, AdminRequest::CreateTopic(topic))
+        .await?
+        .answer
+    {
+        AdminAnswer::Topic { topic_id, .. } => Ok(topic_id),
+        _ => Err(ClientError::Protocol("CreateTopic".into())),
+    }
 }
 
 /// Sends `rpc` to the active controller: tries `controllers`, follows leader hints, retries

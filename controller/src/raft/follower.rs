@@ -31,36 +31,49 @@ impl MetadataFollower {
         &self.image
     }
 
-    /// Fetches and applies what the controllers committed since the last poll.
-    pub async fn poll(&mut self, controllers: &[String]) -> Result<FollowerUpdate, ClientError> {
-        let update = client::fetch_metadata(controllers, self.image.offset).await?;
+    /// Fetches and applies what the controllers committed since the last poll, waiting up to
+    /// `wait` for something new.
+    pub async fn poll(
+        &mut self,
+        controllers: &[String],
+        wait: std::time::Duration,
+    ) -> Result<FollowerUpdate, ClientError> {
+        let update = client::fetch_metadata(controllers, self.image.offset, wait).await?;
         Ok(self.apply(update))
     }
 
     /// Applies an update (exposed for tests and for brokers that receive updates otherwise).
     pub fn apply(&mut self, update: MetadataUpdate) -> FollowerUpdate {
-        match update {
-            MetadataUpdate::Image(image) => {
-                self.image = image;
-                FollowerUpdate::Replaced
+        apply_update(&mut self.image, update)
+    }
+}
+
+/// Applies an update fetched from the controllers to `image`.
+pub fn apply_update(image: &mut MetadataImage, update: MetadataUpdate) -> FollowerUpdate {
+    match update {
+        MetadataUpdate::Image(new) => {
+            if new.offset <= image.offset {
+                return FollowerUpdate::Changes(Vec::new());
             }
-            MetadataUpdate::Records(entries) => {
-                let mut changes = Vec::new();
-                for (index, records) in entries {
-                    if index <= self.image.offset {
-                        continue;
-                    }
-                    for record in &records {
-                        // Controllers only send records that applied; the same apply here
-                        // cannot fail, and would change nothing if it did.
-                        if let Ok(change) = self.image.apply(index, record) {
-                            changes.push(change);
-                        }
-                    }
-                    self.image.offset = index;
+            *image = new;
+            FollowerUpdate::Replaced
+        }
+        MetadataUpdate::Records(entries) => {
+            let mut changes = Vec::new();
+            for (index, records) in entries {
+                if index <= image.offset {
+                    continue;
                 }
-                FollowerUpdate::Changes(changes)
+                for record in &records {
+                    // Controllers only send records that applied; the same apply here
+                    // cannot fail, and would change nothing if it did.
+                    if let Ok(change) = image.apply(index, record) {
+                        changes.push(change);
+                    }
+                }
+                image.offset = index;
             }
+            FollowerUpdate::Changes(changes)
         }
     }
 }

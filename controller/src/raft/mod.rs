@@ -3,6 +3,7 @@
 //! metadata records to the image ([`StateMachine`]).
 
 pub mod active;
+pub mod admin;
 pub mod client;
 pub mod follower;
 mod log_store;

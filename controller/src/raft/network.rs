@@ -19,11 +19,14 @@ use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
-use super::active::{self, Heartbeat, HeartbeatAnswer, Leases, NewTopic};
+use super::active::{self, ActiveState, Heartbeat, HeartbeatAnswer};
+use super::admin::{self, AdminReply, AdminRequest, Invalid};
 use super::{ApplyResult, MetadataUpdate, NodeId, RecordBatch, StateMachine, TypeConfig};
 
 /// Largest frame accepted: a snapshot chunk or a batch of entries, never more.
 const MAX_FRAME: usize = 256 << 20;
+/// Longest long poll of the metadata log.
+const MAX_WAIT_MS: u64 = 30_000;
 
 /// A request on the controller listener.
 #[derive(Debug, Serialize, Deserialize)]
@@ -37,12 +40,15 @@ pub(crate) enum Rpc {
     Status,
     /// A broker's heartbeat (the active controller registers and leases it).
     BrokerHeartbeat(Heartbeat),
-    /// A topic to create with placed replicas.
-    CreateTopic(NewTopic),
+    /// A request only the active controller serves.
+    Admin(AdminRequest),
     /// A broker asks for the metadata log after its offset (any controller answers).
     FetchMetadata {
         /// The offset of the broker's image.
         after: u64,
+        /// How long to wait for something new (a long poll).
+        #[serde(default)]
+        wait_ms: u64,
     },
 }
 
@@ -57,7 +63,7 @@ pub(crate) enum Reply {
     Write(Result<ApplyResult, WriteRefusal>),
     Status(QuorumStatus),
     BrokerHeartbeat(Result<HeartbeatAnswer, WriteRefusal>),
-    CreateTopic(Result<uuid::Uuid, WriteRefusal>),
+    Admin(Result<AdminReply, WriteRefusal>),
     FetchMetadata(MetadataUpdate),
 }
 
@@ -67,6 +73,9 @@ pub enum WriteRefusal {
     /// Ask the leader instead (its id and address, when known).
     #[error("not the active controller; the leader is {0:?}")]
     NotLeader(Option<(NodeId, String)>),
+    /// The request is invalid.
+    #[error("{0}")]
+    Invalid(Invalid),
     /// Raft failed.
     #[error("{0}")]
     Failed(String),
@@ -240,7 +249,7 @@ pub async fn serve(
     listener: TcpListener,
     raft: Raft<TypeConfig>,
     state: StateMachine,
-    leases: Leases,
+    active: ActiveState,
 ) {
     loop {
         let Ok((mut stream, peer)) = listener.accept().await else {
@@ -249,7 +258,7 @@ pub async fn serve(
         let _ = stream.set_nodelay(true);
         let raft = raft.clone();
         let state = state.clone();
-        let leases = leases.clone();
+        let active = active.clone();
         tokio::spawn(async move {
             loop {
                 let rpc: Rpc = match read_frame(&mut stream).await {
@@ -270,15 +279,20 @@ pub async fn serve(
                     Rpc::Write(batch) => Reply::Write(write(&raft, batch).await),
                     Rpc::Status => Reply::Status(status(&raft, &state)),
                     Rpc::BrokerHeartbeat(beat) => Reply::BrokerHeartbeat(
-                        active::heartbeat(&raft, &state, &leases, beat)
+                        active::heartbeat(&raft, &state, &active, beat)
                             .await
                             .map_err(|e| with_hint(&raft, e)),
                     ),
-                    Rpc::FetchMetadata { after } => {
-                        Reply::FetchMetadata(state.updates_after(after))
-                    }
-                    Rpc::CreateTopic(topic) => Reply::CreateTopic(
-                        active::create_topic(&raft, &state, topic)
+                    Rpc::FetchMetadata { after, wait_ms } => Reply::FetchMetadata(
+                        state
+                            .updates_after_wait(
+                                after,
+                                std::time::Duration::from_millis(wait_ms.min(MAX_WAIT_MS)),
+                            )
+                            .await,
+                    ),
+                    Rpc::Admin(request) => Reply::Admin(
+                        admin::handle(&raft, &state, &active, request)
                             .await
                             .map_err(|e| with_hint(&raft, e)),
                     ),

@@ -11,7 +11,7 @@ use openraft::{BasicNode, Config, Raft, SnapshotPolicy};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
-use super::active::{Leases, fence_expired};
+use super::active::{ActiveState, active_duties};
 use super::network::{Network, serve};
 use super::{ApplyResult, LogStore, NodeId, RecordBatch, StateMachine, TypeConfig};
 use crate::record::MetadataRecord;
@@ -62,8 +62,9 @@ pub struct Controller {
     pub raft: Raft<TypeConfig>,
     /// The applied metadata.
     pub state: StateMachine,
+    active: ActiveState,
     server: JoinHandle<()>,
-    fencer: JoinHandle<()>,
+    duties: JoinHandle<()>,
 }
 
 impl Controller {
@@ -96,16 +97,35 @@ impl Controller {
         let raft = Raft::new(id, Arc::new(config), Network, log, state.clone())
             .await
             .map_err(|e| StartError::Raft(e.to_string()))?;
-        let leases = Leases::new(quorum.broker_lease);
-        let server = tokio::spawn(serve(listener, raft.clone(), state.clone(), leases.clone()));
-        let fencer = tokio::spawn(fence_expired(raft.clone(), state.clone(), leases));
+        let active = ActiveState::new(quorum.broker_lease);
+        let server = tokio::spawn(serve(listener, raft.clone(), state.clone(), active.clone()));
+        let duties = tokio::spawn(active_duties(raft.clone(), state.clone(), active.clone()));
         Ok(Self {
             id,
             raft,
             state,
+            active,
             server,
-            fencer,
+            duties,
         })
+    }
+
+    /// Sets the cluster id this controller expects: the first active controller of a new
+    /// quorum commits it, and a quorum that has another is refused.
+    pub fn expect_cluster_id(&self, cluster_id: &str) -> Result<(), StartError> {
+        if let Some(existing) = self.state.with_image(|i| i.cluster_id.clone())
+            && existing != cluster_id
+        {
+            return Err(StartError::ClusterId(format!(
+                "the metadata log belongs to cluster {existing}, but cluster.id is {cluster_id}"
+            )));
+        }
+        *self
+            .active
+            .cluster_id
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = Some(cluster_id.to_owned());
+        Ok(())
     }
 
     /// Forms the quorum of `voters` (id → controller address). Done once, on one voter; a
@@ -152,7 +172,7 @@ impl Controller {
     pub async fn shutdown(self) {
         let _ = self.raft.shutdown().await;
         self.server.abort();
-        self.fencer.abort();
+        self.duties.abort();
     }
 }
 
@@ -168,4 +188,7 @@ pub enum StartError {
     /// Raft refused.
     #[error("{0}")]
     Raft(String),
+    /// The data belongs to another cluster.
+    #[error("{0}")]
+    ClusterId(String),
 }

@@ -8,6 +8,7 @@ use std::collections::VecDeque;
 use std::io::Cursor;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use openraft::storage::{RaftStateMachine, Snapshot};
 use openraft::{
@@ -15,6 +16,7 @@ use openraft::{
     SnapshotMeta, StorageError, StorageIOError, StoredMembership,
 };
 use serde::{Deserialize, Serialize};
+use tokio::sync::watch;
 
 use super::log_store::{read_json, write_atomic};
 use super::{ApplyResult, NodeId, TypeConfig};
@@ -64,6 +66,8 @@ pub enum MetadataUpdate {
 #[derive(Debug, Clone)]
 pub struct StateMachine {
     inner: Arc<Mutex<Inner>>,
+    /// The image offset, for brokers long-polling the metadata log.
+    applied: Arc<watch::Sender<u64>>,
 }
 
 fn sm_err(verb: ErrorVerb, e: impl std::fmt::Display) -> StorageError<NodeId> {
@@ -98,7 +102,9 @@ impl StateMachine {
                 None,
             ),
         };
+        let applied = Arc::new(watch::Sender::new(image.offset));
         Ok(Self {
+            applied,
             inner: Arc::new(Mutex::new(Inner {
                 dir: dir.to_owned(),
                 image,
@@ -121,6 +127,13 @@ impl StateMachine {
     /// Runs `read` on the current image.
     pub fn with_image<T>(&self, read: impl FnOnce(&MetadataImage) -> T) -> T {
         read(&self.lock().image)
+    }
+
+    /// Like [`Self::updates_after`], but waits up to `wait` for something new first.
+    pub async fn updates_after_wait(&self, after: u64, wait: Duration) -> MetadataUpdate {
+        let mut applied = self.applied.subscribe();
+        let _ = tokio::time::timeout(wait, applied.wait_for(|offset| *offset > after)).await;
+        self.updates_after(after)
     }
 
     /// What a broker whose image is at `after` needs to catch up.
@@ -228,6 +241,9 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             }
             results.push(result);
         }
+        let offset = inner.image.offset;
+        drop(inner);
+        self.applied.send_replace(offset);
         Ok(results)
     }
 
@@ -259,6 +275,9 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         inner.snapshot = Some((meta.clone(), bytes));
         inner.recent.clear();
         inner.recent_records = 0;
+        let offset = inner.image.offset;
+        drop(inner);
+        self.applied.send_replace(offset);
         Ok(())
     }
 

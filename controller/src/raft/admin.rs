@@ -1,0 +1,382 @@
+//! Requests only the active controller serves: topic and partition changes, topic configs,
+//! producer id blocks and voter changes. Each is validated against the image and becomes
+//! records committed through raft; they run one at a time (like Kafka's controller event
+//! queue), so a request never validates against an image another one is about to change.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use openraft::{BasicNode, Raft};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use super::active::{ActiveState, commit, leads};
+use super::network::WriteRefusal;
+use super::{NodeId, StateMachine, TypeConfig};
+use crate::placement::{PlacementError, records_for_new_partitions};
+use crate::record::{ConfigResource, MetadataRecord};
+
+/// Producer ids handed to a broker at a time.
+pub const PRODUCER_ID_BLOCK: i64 = 1000;
+
+/// A topic to create.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NewTopic {
+    /// Name (validated by the broker that received the request).
+    pub name: String,
+    /// Partition count.
+    pub partitions: usize,
+    /// Replicas per partition.
+    pub replication_factor: usize,
+    /// Manual replica lists, one per partition; empty to place them.
+    #[serde(default)]
+    pub assignments: Vec<Vec<i32>>,
+    /// Config overrides (validated by the broker).
+    pub configs: BTreeMap<String, String>,
+    /// Check only; commit nothing.
+    #[serde(default)]
+    pub validate_only: bool,
+}
+
+/// A request for the active controller.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum AdminRequest {
+    /// Create a topic with its partitions.
+    CreateTopic(NewTopic),
+    /// Delete a topic and its partitions.
+    DeleteTopic {
+        /// Topic name.
+        name: String,
+    },
+    /// Raise a topic's partition count.
+    CreatePartitions {
+        /// Topic name.
+        name: String,
+        /// The new total count.
+        count: usize,
+        /// Replica lists of the new partitions; empty to place them.
+        assignments: Vec<Vec<i32>>,
+        /// Check only.
+        validate_only: bool,
+    },
+    /// Replace a topic's config overrides.
+    SetTopicConfigs {
+        /// Topic name.
+        name: String,
+        /// The complete new overrides.
+        configs: BTreeMap<String, String>,
+    },
+    /// Hand a block of producer ids to a broker.
+    AllocateProducerIds {
+        /// The asking broker.
+        broker_id: i32,
+    },
+    /// Make a controller a voter (it catches up as a learner first).
+    AddVoter {
+        /// Its node id.
+        id: NodeId,
+        /// Its controller listener.
+        addr: String,
+    },
+    /// Take a voter out of the quorum.
+    RemoveVoter {
+        /// Its node id.
+        id: NodeId,
+    },
+}
+
+/// What an admin request did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum AdminAnswer {
+    /// A topic exists (or would, when only validated).
+    Topic {
+        /// Its id.
+        topic_id: Uuid,
+        /// Partitions.
+        partitions: usize,
+        /// Replication factor.
+        replication_factor: usize,
+    },
+    /// Producer ids `start..end` are the broker's.
+    ProducerIds {
+        /// First id.
+        start: i64,
+        /// One past the last id.
+        end: i64,
+    },
+    /// Done, nothing to report.
+    Done,
+}
+
+/// An admin answer with the metadata offset that includes its effect.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AdminReply {
+    /// What the request did.
+    pub answer: AdminAnswer,
+    /// A broker whose image reached this offset sees the change.
+    pub offset: u64,
+}
+
+/// Why the controller refused a request, by the Kafka error a client should see.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+pub enum Invalid {
+    /// TOPIC_ALREADY_EXISTS.
+    #[error("topic '{0}' already exists")]
+    TopicExists(String),
+    /// UNKNOWN_TOPIC_OR_PARTITION.
+    #[error("topic '{0}' does not exist")]
+    UnknownTopic(String),
+    /// INVALID_PARTITIONS.
+    #[error("{0}")]
+    Partitions(String),
+    /// INVALID_REPLICATION_FACTOR.
+    #[error("{0}")]
+    ReplicationFactor(String),
+    /// INVALID_REPLICA_ASSIGNMENT.
+    #[error("{0}")]
+    Assignment(String),
+    /// INCONSISTENT_CLUSTER_ID.
+    #[error("{0}")]
+    ClusterId(String),
+    /// INVALID_REQUEST.
+    #[error("{0}")]
+    Request(String),
+}
+
+impl From<PlacementError> for Invalid {
+    fn from(e: PlacementError) -> Self {
+        match e {
+            PlacementError::NotEnoughBrokers { .. } => Self::ReplicationFactor(e.to_string()),
+            PlacementError::InvalidAssignment(m) => Self::Assignment(m),
+        }
+    }
+}
+
+fn invalid(e: impl Into<Invalid>) -> WriteRefusal {
+    WriteRefusal::Invalid(e.into())
+}
+
+/// Serves one admin request on the active controller.
+pub async fn handle(
+    raft: &Raft<TypeConfig>,
+    state: &StateMachine,
+    active: &ActiveState,
+    request: AdminRequest,
+) -> Result<AdminReply, WriteRefusal> {
+    if !leads(raft) {
+        return Err(WriteRefusal::NotLeader(None));
+    }
+    let _one_at_a_time = active.admin.lock().await;
+    let answer = serve(raft, state, request).await?;
+    // A write returns once applied here, so the image offset covers it.
+    Ok(AdminReply {
+        answer,
+        offset: state.with_image(|i| i.offset),
+    })
+}
+
+async fn serve(
+    raft: &Raft<TypeConfig>,
+    state: &StateMachine,
+    request: AdminRequest,
+) -> Result<AdminAnswer, WriteRefusal> {
+    match request {
+        AdminRequest::CreateTopic(topic) => create_topic(raft, state, topic).await,
+        AdminRequest::DeleteTopic { name } => {
+            let topic_id = state
+                .with_image(|i| i.topic_ids.get(&name).copied())
+                .ok_or_else(|| invalid(Invalid::UnknownTopic(name.clone())))?;
+            commit_all(raft, vec![MetadataRecord::DeleteTopic { topic_id }]).await?;
+            tracing::info!(topic = %name, "deleted topic");
+            Ok(AdminAnswer::Done)
+        }
+        AdminRequest::CreatePartitions {
+            name,
+            count,
+            assignments,
+            validate_only,
+        } => {
+            let (records, topic_id, rf) = state.with_image(|image| {
+                let topic = image
+                    .topic(&name)
+                    .ok_or_else(|| invalid(Invalid::UnknownTopic(name.clone())))?;
+                let current = topic.partitions.len();
+                if count <= current {
+                    return Err(invalid(Invalid::Partitions(format!(
+                        "topic '{name}' has {current} partitions; the new count {count} must be larger"
+                    ))));
+                }
+                let rf = topic.partitions.values().next().map_or(1, |p| p.replicas.len());
+                let records = records_for_new_partitions(
+                    image,
+                    topic.id,
+                    current as i32,
+                    count - current,
+                    rf,
+                    &assignments,
+                )
+                .map_err(invalid)?;
+                Ok((records, topic.id, rf))
+            })?;
+            if !validate_only {
+                commit_all(raft, records).await?;
+                tracing::info!(topic = %name, count, "added partitions");
+            }
+            Ok(AdminAnswer::Topic {
+                topic_id,
+                partitions: count,
+                replication_factor: rf,
+            })
+        }
+        AdminRequest::SetTopicConfigs { name, configs } => {
+            let records = state.with_image(|image| {
+                let topic = image
+                    .topic(&name)
+                    .ok_or_else(|| invalid(Invalid::UnknownTopic(name.clone())))?;
+                Ok(config_records(&name, &topic.configs, &configs))
+            })?;
+            if !records.is_empty() {
+                commit_all(raft, records).await?;
+                tracing::info!(topic = %name, "topic configs changed");
+            }
+            Ok(AdminAnswer::Done)
+        }
+        AdminRequest::AllocateProducerIds { broker_id } => {
+            let start = state.with_image(|i| i.next_producer_id);
+            let end = start + PRODUCER_ID_BLOCK;
+            commit_all(
+                raft,
+                vec![MetadataRecord::AllocateProducerIds {
+                    broker_id,
+                    next_producer_id: end,
+                }],
+            )
+            .await?;
+            Ok(AdminAnswer::ProducerIds { start, end })
+        }
+        AdminRequest::AddVoter { id, addr } => {
+            raft.add_learner(id, BasicNode { addr: addr.clone() }, true)
+                .await
+                .map_err(|e| WriteRefusal::Failed(format!("adding {id} as a learner: {e}")))?;
+            let mut voters = voter_ids(raft);
+            voters.insert(id);
+            change_voters(raft, voters).await?;
+            tracing::info!(node = id, %addr, "voter added");
+            Ok(AdminAnswer::Done)
+        }
+        AdminRequest::RemoveVoter { id } => {
+            let mut voters = voter_ids(raft);
+            if !voters.remove(&id) {
+                return Err(invalid(Invalid::Request(format!("{id} is not a voter"))));
+            }
+            if voters.is_empty() {
+                return Err(invalid(Invalid::Request(
+                    "the last voter cannot be removed".into(),
+                )));
+            }
+            change_voters(raft, voters).await?;
+            tracing::info!(node = id, "voter removed");
+            Ok(AdminAnswer::Done)
+        }
+    }
+}
+
+async fn create_topic(
+    raft: &Raft<TypeConfig>,
+    state: &StateMachine,
+    topic: NewTopic,
+) -> Result<AdminAnswer, WriteRefusal> {
+    if topic.partitions == 0 {
+        return Err(invalid(Invalid::Partitions(
+            "number of partitions must be larger than 0".into(),
+        )));
+    }
+    let topic_id = Uuid::new_v4();
+    let records = state.with_image(|image| {
+        if image.topic(&topic.name).is_some() {
+            return Err(invalid(Invalid::TopicExists(topic.name.clone())));
+        }
+        let mut records = vec![MetadataRecord::CreateTopic {
+            name: topic.name.clone(),
+            topic_id,
+            configs: topic.configs.clone(),
+        }];
+        records.extend(
+            records_for_new_partitions(
+                image,
+                topic_id,
+                0,
+                topic.partitions,
+                topic.replication_factor,
+                &topic.assignments,
+            )
+            .map_err(invalid)?,
+        );
+        Ok(records)
+    })?;
+    if !topic.validate_only {
+        commit_all(raft, records).await?;
+        tracing::info!(topic = %topic.name, partitions = topic.partitions, "created topic");
+    }
+    Ok(AdminAnswer::Topic {
+        topic_id,
+        partitions: topic.partitions,
+        replication_factor: topic.replication_factor,
+    })
+}
+
+/// Commits records that were validated against the image: all of them must apply.
+async fn commit_all(
+    raft: &Raft<TypeConfig>,
+    records: Vec<MetadataRecord>,
+) -> Result<u64, WriteRefusal> {
+    let result = commit(raft, records).await?;
+    match result.errors.first() {
+        Some(error) => Err(WriteRefusal::Failed(error.clone())),
+        None => Ok(result.index),
+    }
+}
+
+/// `SetConfig` records turning `current` overrides into `wanted`.
+fn config_records(
+    topic: &str,
+    current: &BTreeMap<String, String>,
+    wanted: &BTreeMap<String, String>,
+) -> Vec<MetadataRecord> {
+    let resource = ConfigResource::Topic(topic.to_owned());
+    let removed = current
+        .keys()
+        .filter(|k| !wanted.contains_key(*k))
+        .map(|k| MetadataRecord::SetConfig {
+            resource: resource.clone(),
+            name: k.clone(),
+            value: None,
+        });
+    let set = wanted
+        .iter()
+        .filter(|(k, v)| current.get(*k) != Some(v))
+        .map(|(k, v)| MetadataRecord::SetConfig {
+            resource: resource.clone(),
+            name: k.clone(),
+            value: Some(v.clone()),
+        });
+    removed.chain(set).collect()
+}
+
+fn voter_ids(raft: &Raft<TypeConfig>) -> BTreeSet<NodeId> {
+    raft.metrics()
+        .borrow()
+        .membership_config
+        .membership()
+        .voter_ids()
+        .collect()
+}
+
+async fn change_voters(
+    raft: &Raft<TypeConfig>,
+    voters: BTreeSet<NodeId>,
+) -> Result<(), WriteRefusal> {
+    raft.change_membership(voters, false)
+        .await
+        .map(|_| ())
+        .map_err(|e| WriteRefusal::Failed(format!("changing the voters: {e}")))
+}

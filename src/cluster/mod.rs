@@ -1,0 +1,220 @@
+//! A broker in the cluster: it registers with the controller quorum and heartbeats to keep its
+//! lease, follows the committed metadata log into its image, and acts on the image (hosting
+//! the replicas assigned to it, leading what it leads, applying configs, removing deleted
+//! topics). Startup is Kafka's: register fenced, catch up with the metadata, open the local
+//! partitions, then ask to be unfenced; shutdown asks to be fenced at once so that clients
+//! move on without waiting for the lease to lapse.
+
+mod admin;
+mod reconcile;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::bail;
+use strata_controller::Endpoint;
+use strata_controller::raft::WriteRefusal;
+use strata_controller::raft::active::{Heartbeat, HeartbeatAnswer};
+use strata_controller::raft::admin::Invalid;
+use strata_controller::raft::client::{self, ClientError};
+use strata_controller::raft::follower::{FollowerUpdate, apply_update};
+use tokio::sync::watch;
+
+use crate::broker::StrataBroker;
+use crate::meta_properties::MetaProperties;
+
+/// How long one metadata fetch waits for news (a long poll).
+const FETCH_WAIT: Duration = Duration::from_secs(5);
+/// Pause after a failed call to the quorum.
+const RETRY: Duration = Duration::from_millis(200);
+
+impl StrataBroker {
+    fn heartbeat_request(&self, want_fence: bool, want_shutdown: bool) -> Heartbeat {
+        let config = self.config();
+        Heartbeat {
+            broker_id: config.node_id,
+            incarnation: self.incarnation,
+            rack: config.rack.clone(),
+            listeners: vec![Endpoint {
+                name: "PLAINTEXT".into(),
+                host: config.advertised.0.clone(),
+                port: config.advertised.1,
+            }],
+            cluster_id: self.meta_properties.as_ref().map(|m| m.cluster_id.clone()),
+            want_fence,
+            want_shutdown,
+        }
+    }
+
+    async fn heartbeat(
+        &self,
+        want_fence: bool,
+        want_shutdown: bool,
+    ) -> Result<HeartbeatAnswer, ClientError> {
+        client::heartbeat(
+            &self.controllers,
+            self.heartbeat_request(want_fence, want_shutdown),
+        )
+        .await
+    }
+
+    /// Fetches and applies one update of the metadata log; acts on it.
+    async fn follow_once(self: &Arc<Self>, wait: Duration) -> Result<(), ClientError> {
+        let after = self.image().offset;
+        let update = client::fetch_metadata(&self.controllers, after, wait).await?;
+        let (applied, offset) =
+            self.update_image(|image| (apply_update(image, update), image.offset));
+        let broker = Arc::clone(self);
+        let acted = tokio::task::spawn_blocking(move || match applied {
+            FollowerUpdate::Replaced => broker.reconcile_all(false),
+            FollowerUpdate::Changes(changes) => broker.reconcile_changes(&changes),
+        })
+        .await;
+        match acted {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::error!("acting on metadata failed: {e}"),
+            Err(e) => tracing::error!("acting on metadata panicked: {e}"),
+        }
+        self.publish_applied(offset);
+        Ok(())
+    }
+}
+
+/// Joins the cluster: registers, catches up with the metadata, opens this broker's partitions,
+/// loads its consumer groups and waits to be unfenced. Gives up when `shutdown` turns true, or
+/// at once when the quorum belongs to another cluster.
+pub async fn join(
+    broker: &Arc<StrataBroker>,
+    shutdown: &mut watch::Receiver<bool>,
+) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let mut last_report = Instant::now();
+    let registered = loop {
+        if *shutdown.borrow() {
+            bail!("stopped before joining the cluster");
+        }
+        match broker.heartbeat(true, false).await {
+            Ok(answer) => break answer,
+            Err(ClientError::Refused(WriteRefusal::Invalid(Invalid::ClusterId(message)))) => {
+                bail!("{message}")
+            }
+            Err(e) => {
+                if last_report.elapsed() > Duration::from_secs(5) {
+                    tracing::warn!(waited = ?started.elapsed(), "cannot register with the controllers yet: {e}");
+                    last_report = Instant::now();
+                }
+                tokio::time::sleep(RETRY).await;
+            }
+        }
+    };
+    if broker.meta_properties.is_none() {
+        MetaProperties {
+            cluster_id: registered.cluster_id.clone(),
+            node_id: broker.config().node_id,
+        }
+        .write(&broker.config().data_dir)?;
+    }
+    tracing::info!(cluster_id = %registered.cluster_id, node = broker.config().node_id, "registered with the metadata quorum");
+    while broker.image().offset < registered.metadata_offset {
+        if let Err(e) = broker.follow_once(Duration::ZERO).await {
+            tracing::warn!("fetching the metadata failed: {e}");
+            tokio::time::sleep(RETRY).await;
+        }
+    }
+    // The directory belonged to this cluster before: partitions it holds that the image does
+    // not give this broker were deleted while it was away.
+    let known_dir = broker.meta_properties.is_some();
+    let opening = Arc::clone(broker);
+    tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
+        opening.reconcile_all(known_dir)?;
+        crate::group::load(&opening)?;
+        Ok(())
+    })
+    .await??;
+    loop {
+        if *shutdown.borrow() {
+            bail!("stopped before being unfenced");
+        }
+        match broker.heartbeat(false, false).await {
+            Ok(answer) if !answer.fenced => break,
+            Ok(_) => tokio::time::sleep(RETRY).await,
+            Err(e) => {
+                tracing::warn!("heartbeat failed: {e}");
+                tokio::time::sleep(RETRY).await;
+            }
+        }
+    }
+    tracing::info!(took = ?started.elapsed(), partitions = broker.replicas().all().len(), "joined the cluster");
+    Ok(())
+}
+
+/// Heartbeats every `broker.heartbeat.interval.ms` until the task is stopped.
+pub async fn heartbeat_loop(broker: Arc<StrataBroker>) {
+    let mut ticks = tokio::time::interval(broker.config().heartbeat_interval);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut failing = false;
+    loop {
+        ticks.tick().await;
+        match broker.heartbeat(false, false).await {
+            Ok(answer) => {
+                if failing {
+                    tracing::info!("heartbeats answered again");
+                    failing = false;
+                }
+                if answer.fenced {
+                    tracing::warn!("the controller has this broker fenced");
+                }
+            }
+            Err(e) => {
+                if !failing {
+                    tracing::warn!("heartbeat failed: {e}");
+                    failing = true;
+                }
+            }
+        }
+    }
+}
+
+/// Follows the metadata log until the task is stopped.
+pub async fn follow_loop(broker: Arc<StrataBroker>) {
+    loop {
+        if let Err(e) = broker.follow_once(FETCH_WAIT).await {
+            tracing::warn!("fetching the metadata failed: {e}");
+            tokio::time::sleep(RETRY).await;
+        }
+    }
+}
+
+/// Asks the controller to fence this broker now (a clean shutdown); best effort.
+pub async fn leave(broker: &StrataBroker) {
+    match tokio::time::timeout(Duration::from_secs(3), broker.heartbeat(false, true)).await {
+        Ok(Ok(_)) => tracing::info!("fenced for shutdown"),
+        Ok(Err(e)) => tracing::warn!("could not tell the controller about the shutdown: {e}"),
+        Err(_) => tracing::warn!("the controller did not answer the shutdown heartbeat"),
+    }
+}
+
+/// A single combined node in this process (controller on an ephemeral port, broker joined),
+/// for unit tests that call the broker directly.
+#[cfg(test)]
+pub(crate) async fn single_node(
+    config: crate::config::BrokerConfig,
+) -> (Arc<StrataBroker>, strata_controller::raft::Controller) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let controller = crate::cli::cluster::start_controller(
+        config.node_id as u64,
+        listener,
+        &config.data_dir.join(crate::server::CONTROLLER_DIR),
+        Default::default(),
+        Default::default(),
+        None,
+    )
+    .await
+    .unwrap();
+    let broker = Arc::new(StrataBroker::open(config, vec![addr]).unwrap());
+    let (_stop, mut shutdown) = watch::channel(false);
+    join(&broker, &mut shutdown).await.unwrap();
+    tokio::spawn(follow_loop(Arc::clone(&broker)));
+    (broker, controller)
+}

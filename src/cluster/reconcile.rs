@@ -1,0 +1,166 @@
+//! Acting on the metadata image: the replicas this broker hosts, which it leads, their
+//! configs, and the removal of deleted topics.
+
+use strata_controller::{Change, ConfigResource, MetadataImage};
+use uuid::Uuid;
+
+use crate::broker::StrataBroker;
+use crate::log::LogError;
+
+/// What this broker must do for one partition of the image.
+struct Assignment {
+    topic: String,
+    topic_id: Uuid,
+    index: i32,
+    hosted_here: bool,
+    leader: bool,
+    leader_epoch: i32,
+}
+
+fn assignment(image: &MetadataImage, me: i32, topic_id: Uuid, index: i32) -> Option<Assignment> {
+    let topic = image.topics.get(&topic_id)?;
+    let partition = topic.partitions.get(&index)?;
+    Some(Assignment {
+        topic: topic.name.clone(),
+        topic_id,
+        index,
+        hosted_here: partition.replicas.contains(&me),
+        leader: partition.leader == me,
+        leader_epoch: partition.leader_epoch,
+    })
+}
+
+impl StrataBroker {
+    /// Makes the hosted partitions match the whole image. With `remove_strays`, partition
+    /// directories the image does not assign here are removed (the directory is known to
+    /// belong to this cluster, so they are topics deleted while the broker was away).
+    pub(crate) fn reconcile_all(&self, remove_strays: bool) -> Result<(), LogError> {
+        let me = self.config().node_id;
+        let wanted: Vec<Assignment> = {
+            let image = self.image();
+            image
+                .topics
+                .values()
+                .flat_map(|t| t.partitions.keys().map(move |i| (t.id, *i)))
+                .filter_map(|(id, index)| assignment(&image, me, id, index))
+                .filter(|a| a.hosted_here)
+                .collect()
+        };
+        for hosted in self.replicas().all() {
+            let keep = wanted.iter().any(|a| {
+                a.topic == hosted.topic && a.index == hosted.index && a.topic_id == hosted.topic_id
+            });
+            if !keep {
+                tracing::info!(topic = %hosted.topic, partition = hosted.index, "no longer a replica: removing");
+                self.replicas()
+                    .remove_partition(&hosted.topic, hosted.index)?;
+            }
+        }
+        for a in &wanted {
+            self.host(a)?;
+        }
+        let dirs = self.replicas().partition_dirs()?;
+        for (topic, index) in dirs {
+            if self.replicas().get(&topic, index).is_some() {
+                continue;
+            }
+            if remove_strays {
+                tracing::info!(%topic, partition = index, "removing a partition deleted while this broker was away");
+                self.replicas().remove_stray(&topic, index)?;
+            } else {
+                tracing::warn!(%topic, partition = index, "a partition directory the cluster does not know; left alone");
+            }
+        }
+        Ok(())
+    }
+
+    /// Acts on the changes of newly applied records.
+    pub(crate) fn reconcile_changes(&self, changes: &[Change]) -> Result<(), LogError> {
+        let me = self.config().node_id;
+        for change in changes {
+            match change {
+                Change::PartitionCreated {
+                    topic_id,
+                    partition,
+                }
+                | Change::PartitionChanged {
+                    topic_id,
+                    partition,
+                    ..
+                } => {
+                    let Some(a) = assignment(&self.image(), me, *topic_id, *partition) else {
+                        continue;
+                    };
+                    if a.hosted_here {
+                        self.host(&a)?;
+                    } else if self.replicas().get(&a.topic, a.index).is_some() {
+                        tracing::info!(topic = %a.topic, partition = a.index, "no longer a replica: removing");
+                        self.replicas().remove_partition(&a.topic, a.index)?;
+                    }
+                }
+                Change::TopicDeleted { name, id } => {
+                    let hosted = self
+                        .replicas()
+                        .all()
+                        .into_iter()
+                        .any(|p| p.topic == *name && p.topic_id == *id);
+                    if hosted {
+                        self.replicas().delete_topic(name)?;
+                        tracing::info!(topic = %name, "deleted topic's partitions removed");
+                    }
+                }
+                Change::ConfigChanged {
+                    resource: ConfigResource::Topic(name),
+                    ..
+                } => {
+                    let overrides = self.image().topic(name).map(|t| t.configs.clone());
+                    if let Some(overrides) = overrides {
+                        match self.log_config(&overrides) {
+                            Ok(config) => self.replicas().set_config(name, &config),
+                            Err(e) => tracing::error!(topic = %name, "topic config refused: {e}"),
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// Opens the partition if needed and applies its leadership.
+    fn host(&self, a: &Assignment) -> Result<(), LogError> {
+        let partition = match self.replicas().get(&a.topic, a.index) {
+            Some(p) if p.topic_id == a.topic_id => p,
+            _ => {
+                let overrides = self
+                    .image()
+                    .topics
+                    .get(&a.topic_id)
+                    .map(|t| t.configs.clone())
+                    .unwrap_or_default();
+                let config = self.log_config(&overrides).map_err(|e| {
+                    LogError::io(
+                        &self.config().data_dir,
+                        std::io::Error::new(
+                            std::io::ErrorKind::InvalidData,
+                            format!("topic {}: {e}", a.topic),
+                        ),
+                    )
+                })?;
+                self.replicas()
+                    .open_partition(&a.topic, a.topic_id, a.index, &config)?
+            }
+        };
+        if partition.is_leader() != a.leader || partition.leader_epoch() != a.leader_epoch {
+            tracing::info!(
+                topic = %a.topic,
+                partition = a.index,
+                leader = a.leader,
+                epoch = a.leader_epoch,
+                "partition leadership"
+            );
+            partition.set_leadership(a.leader, a.leader_epoch);
+        }
+        Ok(())
+    }
+}
