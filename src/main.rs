@@ -61,6 +61,10 @@ struct ControllerArgs {
     /// A broker without a heartbeat for this long is fenced (`broker.session.timeout.ms`).
     #[arg(long, default_value_t = 9_000)]
     broker_session_timeout_ms: u64,
+    /// Start as a new controller that the quorum adds later (`strata cluster add-voter`):
+    /// never form a quorum from `--voters`.
+    #[arg(long)]
+    join: bool,
 }
 
 #[derive(Subcommand)]
@@ -70,6 +74,27 @@ enum ClusterCommand {
         /// Controllers to ask, host:port, comma-separated.
         #[arg(long, value_delimiter = ',', default_value = "127.0.0.1:9093")]
         controllers: Vec<String>,
+    },
+    /// Make a running controller a voter (started with `--join`, it catches up first).
+    AddVoter {
+        /// Controllers of the quorum, host:port, comma-separated.
+        #[arg(long, value_delimiter = ',', default_value = "127.0.0.1:9093")]
+        controllers: Vec<String>,
+        /// The new voter's node id.
+        #[arg(long)]
+        id: u64,
+        /// The new voter's controller listener, host:port.
+        #[arg(long)]
+        addr: String,
+    },
+    /// Take a voter out of the quorum.
+    RemoveVoter {
+        /// Controllers of the quorum, host:port, comma-separated.
+        #[arg(long, value_delimiter = ',', default_value = "127.0.0.1:9093")]
+        controllers: Vec<String>,
+        /// The voter's node id.
+        #[arg(long)]
+        id: u64,
     },
 }
 
@@ -130,21 +155,43 @@ fn main() -> anyhow::Result<()> {
                     &args.data_dir,
                     voters,
                     quorum,
+                    args.join,
                     shutdown,
                 )
                 .await
             })
         }
-        Command::Cluster {
-            command: ClusterCommand::Status { controllers },
-        } => {
+        Command::Cluster { command } => {
             let runtime = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()?;
-            print!(
-                "{}",
-                runtime.block_on(strata::cli::cluster::status(&controllers))?
-            );
+            let out = runtime.block_on(async {
+                use strata_controller::raft::admin::AdminRequest;
+                match command {
+                    ClusterCommand::Status { controllers } => {
+                        strata::cli::cluster::status(&controllers).await
+                    }
+                    ClusterCommand::AddVoter {
+                        controllers,
+                        id,
+                        addr,
+                    } => {
+                        strata::cli::cluster::change_voters(
+                            &controllers,
+                            AdminRequest::AddVoter { id, addr },
+                        )
+                        .await
+                    }
+                    ClusterCommand::RemoveVoter { controllers, id } => {
+                        strata::cli::cluster::change_voters(
+                            &controllers,
+                            AdminRequest::RemoveVoter { id },
+                        )
+                        .await
+                    }
+                }
+            })?;
+            print!("{out}");
             Ok(())
         }
         Command::Groups { bootstrap, command } => {

@@ -60,6 +60,7 @@ pub async fn run(
             config.voters.clone(),
             quorum,
             config.cluster_id.as_deref(),
+            false,
         )
         .await?;
         Some((controller, bound))

@@ -234,6 +234,30 @@ async fn three_brokers_spread_partitions_and_fence_a_dead_one() {
     let all = consume_group(&addrs[0], "late-readers", RECORDS + 60);
     assert_eq!(all.len(), RECORDS + 60, "nothing lost across the kill");
 
+    // A broker-only node joins: it is listed, and new partitions are placed on it first (it
+    // holds the fewest).
+    let broker_only = tmp.path().join("node4");
+    let settings4 = vec![
+        "process.roles=broker".to_owned(),
+        "node.id=4".to_owned(),
+        format!("controller.quorum.voters={voters}"),
+        "broker.heartbeat.interval.ms=300".to_owned(),
+    ];
+    let node4 = start_node(&broker_only, &settings4);
+    wait_until("four live brokers", Duration::from_secs(20), || {
+        (broker_ids(&addrs[0]) == BTreeSet::from([1, 2, 3, 4])).then_some(())
+    });
+    let admin4: AdminClient<DefaultClientContext> = client(&node4.addr).create().unwrap();
+    let created = admin4
+        .create_topics(
+            &[NewTopic::new("fresh", 1, TopicReplication::Fixed(1))],
+            &AdminOptions::new().operation_timeout(Some(Duration::from_secs(10))),
+        )
+        .await
+        .expect("CreateTopics answered");
+    assert!(created.iter().all(Result::is_ok), "{created:?}");
+    assert_eq!(leaders(&addrs[1], "fresh"), BTreeMap::from([(0, 4)]));
+
     // A broker whose data belongs to another cluster is refused, naming the problem.
     let stranger = tmp.path().join("stranger");
     std::fs::create_dir_all(&stranger).unwrap();

@@ -27,6 +27,7 @@ pub async fn start_controller(
     voters: BTreeMap<u64, String>,
     quorum: QuorumConfig,
     cluster_id: Option<&str>,
+    join: bool,
 ) -> anyhow::Result<Controller> {
     let bound = listener.local_addr()?;
     let voters = if voters.is_empty() {
@@ -34,12 +35,16 @@ pub async fn start_controller(
     } else {
         voters
     };
-    if !voters.contains_key(&id) {
+    if !join && !voters.contains_key(&id) {
         bail!("node {id} is not among the voters {voters:?}");
     }
     let controller = Controller::start(id, data_dir, listener, quorum).await?;
     if let Some(cluster_id) = cluster_id {
         controller.expect_cluster_id(cluster_id)?;
+    }
+    if join {
+        tracing::info!(node = id, %bound, "waiting to be added to the quorum");
+        return Ok(controller);
     }
     controller.bootstrap(&voters).await?;
     if voters.len() == 1 {
@@ -79,17 +84,30 @@ pub async fn run_controller(
     data_dir: &Path,
     voters: BTreeMap<u64, String>,
     quorum: QuorumConfig,
+    join: bool,
     shutdown: watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
     let listener = TcpListener::bind(listen)
         .await
         .with_context(|| format!("cannot bind the controller listener on {listen}"))?;
     let bound = listener.local_addr()?;
-    let controller = start_controller(id, listener, data_dir, voters, quorum, None).await?;
+    let controller = start_controller(id, listener, data_dir, voters, quorum, None, join).await?;
     println!("strata controller listening on {bound}");
     watch_leader(&controller, shutdown).await;
     controller.shutdown().await;
     Ok(())
+}
+
+/// `strata cluster add-voter` / `remove-voter`: sends the change to the active controller.
+pub async fn change_voters(
+    controllers: &[String],
+    request: strata_controller::raft::admin::AdminRequest,
+) -> anyhow::Result<String> {
+    let what = format!("{request:?}");
+    client::admin(controllers, request)
+        .await
+        .with_context(|| format!("{what} failed"))?;
+    Ok(format!("done: {what}\n"))
 }
 
 /// `strata cluster status`: each controller's view, and the leader's view of the voters.

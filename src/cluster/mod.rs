@@ -209,6 +209,7 @@ pub(crate) async fn single_node(
         Default::default(),
         Default::default(),
         None,
+        false,
     )
     .await
     .unwrap();
