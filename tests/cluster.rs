@@ -202,6 +202,24 @@ async fn three_brokers_spread_partitions_and_fence_a_dead_one() {
     let values: BTreeSet<Vec<u8>> = seen.iter().map(|(_, _, v)| v.clone()).collect();
     assert_eq!(values.len(), RECORDS);
 
+    // `strata groups` finds the group's coordinator and each partition's leader.
+    let described = Command::new(env!("CARGO_BIN_EXE_strata"))
+        .args(["groups", "--bootstrap", &addrs[0], "describe", "readers"])
+        .output()
+        .expect("strata groups runs");
+    let out = String::from_utf8_lossy(&described.stdout);
+    assert!(
+        described.status.success(),
+        "{out}{}",
+        String::from_utf8_lossy(&described.stderr)
+    );
+    assert!(out.contains("total lag 0"), "{out}");
+    assert_eq!(
+        out.lines().filter(|l| l.starts_with("readers ")).count(),
+        PARTITIONS as usize,
+        "{out}"
+    );
+
     // kill -9 node 3: its broker is fenced, Metadata drops it and its partitions lose their
     // leader (one replica each: no other broker has their data).
     let before = leaders(&addrs[0], TOPIC);

@@ -1,14 +1,16 @@
 //! `strata groups`: consumer groups and their lag, as `kafka-consumer-groups.sh` shows them,
-//! read over the Kafka protocol from any broker.
+//! read over the Kafka protocol from any broker of a cluster (each group from its coordinator,
+//! each log end from the partition's leader).
 
 use std::collections::BTreeMap;
 
 use anyhow::{Context, bail};
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
+use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
 use kafka_protocol::messages::{
     BrokerId, ConsumerProtocolAssignment, DescribeGroupsRequest, FindCoordinatorRequest, GroupId,
-    ListGroupsRequest, ListOffsetsRequest, OffsetFetchRequest, TopicName,
+    ListGroupsRequest, ListOffsetsRequest, MetadataRequest, OffsetFetchRequest, TopicName,
 };
 use kafka_protocol::protocol::{Decodable, StrBytes};
 
@@ -61,22 +63,55 @@ fn check(code: i16, what: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// `strata groups list`.
+/// The cluster as `bootstrap` sees it: broker addresses by id, and the leader of each
+/// partition of `topics` (all topics for `None`).
+async fn cluster_view(
+    client: &mut Client,
+    topics: Option<Vec<String>>,
+) -> anyhow::Result<(BTreeMap<i32, String>, BTreeMap<(String, i32), i32>)> {
+    let request = MetadataRequest::default().with_topics(topics.map(|names| {
+        names
+            .into_iter()
+            .map(|n| MetadataRequestTopic::default().with_name(Some(TopicName(text(&n)))))
+            .collect()
+    }));
+    let response = client.call(1, &request).await?;
+    let brokers = response
+        .brokers
+        .iter()
+        .map(|b| (b.node_id.0, format!("{}:{}", b.host, b.port)))
+        .collect();
+    let mut leaders = BTreeMap::new();
+    for topic in &response.topics {
+        let Some(name) = &topic.name else { continue };
+        for p in &topic.partitions {
+            leaders.insert((name.to_string(), p.partition_index), p.leader_id.0);
+        }
+    }
+    Ok((brokers, leaders))
+}
+
+/// `strata groups list`: every broker's groups (each lists those it coordinates).
 pub async fn list(bootstrap: &str) -> anyhow::Result<String> {
     let mut client = Client::connect(bootstrap).await?;
-    let response = client.call(4, &ListGroupsRequest::default()).await?;
-    check(response.error_code, "ListGroups")?;
-    let rows: Vec<Vec<String>> = response
-        .groups
-        .iter()
-        .map(|g| {
-            vec![
+    let (brokers, _) = cluster_view(&mut client, Some(Vec::new())).await?;
+    let mut groups: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for addr in brokers.values() {
+        let mut broker = Client::connect(addr).await?;
+        let response = broker.call(4, &ListGroupsRequest::default()).await?;
+        check(response.error_code, &format!("ListGroups at {addr}"))?;
+        for g in &response.groups {
+            groups.insert(
                 g.group_id.to_string(),
-                g.group_state.to_string(),
-                g.protocol_type.to_string(),
-            ]
-        })
-        .collect();
+                vec![
+                    g.group_id.to_string(),
+                    g.group_state.to_string(),
+                    g.protocol_type.to_string(),
+                ],
+            );
+        }
+    }
+    let rows: Vec<Vec<String>> = groups.into_values().collect();
     Ok(super::table(&["GROUP", "STATE", "PROTOCOL-TYPE"], &rows))
 }
 
@@ -175,17 +210,45 @@ pub async fn describe_rows(bootstrap: &str, group: &str) -> anyhow::Result<(Stri
     Ok((described.group_state.to_string(), rows))
 }
 
-/// Latest offsets of the partitions (ListOffsets, one request; single-node brokers lead all).
+/// Latest offsets of the partitions: one ListOffsets to each partition's leader.
 async fn log_ends<'a>(
+    client: &mut Client,
+    partitions: impl Iterator<Item = &'a (String, i32)>,
+) -> anyhow::Result<BTreeMap<(String, i32), i64>> {
+    let partitions: Vec<&(String, i32)> = partitions.collect();
+    let names: Vec<String> = partitions
+        .iter()
+        .map(|(t, _)| t.clone())
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    if names.is_empty() {
+        return Ok(BTreeMap::new());
+    }
+    let (brokers, leaders) = cluster_view(client, Some(names)).await?;
+    let mut by_leader: BTreeMap<&str, Vec<&(String, i32)>> = BTreeMap::new();
+    for key in partitions {
+        let leader = leaders.get(key).and_then(|id| brokers.get(id));
+        if let Some(addr) = leader {
+            by_leader.entry(addr).or_default().push(key);
+        }
+    }
+    let mut ends = BTreeMap::new();
+    for (addr, partitions) in by_leader {
+        let mut leader = Client::connect(addr).await?;
+        ends.extend(leader_log_ends(&mut leader, partitions.into_iter()).await?);
+    }
+    Ok(ends)
+}
+
+/// Latest offsets of partitions led by the broker behind `client`.
+async fn leader_log_ends<'a>(
     client: &mut Client,
     partitions: impl Iterator<Item = &'a (String, i32)>,
 ) -> anyhow::Result<BTreeMap<(String, i32), i64>> {
     let mut topics: BTreeMap<&str, Vec<i32>> = BTreeMap::new();
     for (topic, partition) in partitions {
         topics.entry(topic).or_default().push(*partition);
-    }
-    if topics.is_empty() {
-        return Ok(BTreeMap::new());
     }
     let request = ListOffsetsRequest::default()
         .with_replica_id(BrokerId(-1))
