@@ -91,6 +91,11 @@ const BROKER_KEYS: &[(&str, &str, &str)] = &[
         "the controller snapshots its metadata image after this many log entries",
     ),
     (
+        "metadata.log.max.record.bytes.between.snapshots",
+        "20971520",
+        "... or once the log since the last snapshot holds this many bytes",
+    ),
+    (
         "advertised.listeners",
         "",
         "address sent to clients in Metadata; defaults to listeners",
@@ -212,6 +217,8 @@ pub struct BrokerConfig {
     pub session_timeout: Duration,
     /// `metadata.log.max.snapshot.interval.entries`.
     pub snapshot_every: u64,
+    /// `metadata.log.max.record.bytes.between.snapshots`.
+    pub snapshot_bytes: u64,
     /// `advertised.listeners`: host and port given to clients.
     pub advertised: (String, u16),
     /// `cluster.id`, if fixed by configuration.
@@ -344,6 +351,11 @@ impl BrokerConfig {
                 &get,
                 "metadata.log.max.snapshot.interval.entries",
                 1..=i64::MAX,
+            )? as u64,
+            snapshot_bytes: parse(
+                &get,
+                "metadata.log.max.record.bytes.between.snapshots",
+                1024..=i64::MAX,
             )? as u64,
             advertised,
             cluster_id,

@@ -55,6 +55,9 @@ struct ControllerArgs {
     /// Take a snapshot of the metadata image after this many log entries.
     #[arg(long, default_value_t = 20_000)]
     snapshot_every: u64,
+    /// ... or once the log since the last snapshot holds this many bytes.
+    #[arg(long, default_value_t = 20 << 20)]
+    snapshot_bytes: u64,
     /// Log entries kept behind a snapshot for followers slightly behind.
     #[arg(long, default_value_t = 1_000)]
     keep_behind_snapshot: u64,
@@ -143,6 +146,7 @@ fn main() -> anyhow::Result<()> {
             until_signal(|shutdown| async move {
                 let quorum = strata_controller::raft::QuorumConfig {
                     snapshot_every: args.snapshot_every.max(1),
+                    snapshot_bytes: args.snapshot_bytes.max(1024),
                     keep_behind_snapshot: args.keep_behind_snapshot,
                     broker_lease: std::time::Duration::from_millis(
                         args.broker_session_timeout_ms.max(100),

@@ -50,6 +50,7 @@ pub async fn run(
         let bound = listener.local_addr()?;
         let quorum = QuorumConfig {
             snapshot_every: config.snapshot_every,
+            snapshot_bytes: config.snapshot_bytes,
             broker_lease: config.session_timeout,
             ..QuorumConfig::default()
         };

@@ -16,6 +16,7 @@ const QUORUM: QuorumConfig = QuorumConfig {
     heartbeat: Duration::from_millis(50),
     election_timeout: Duration::from_millis(300),
     snapshot_every: 50,
+    snapshot_bytes: 20 << 20,
     keep_behind_snapshot: 5,
     broker_lease: Duration::from_secs(9),
 };
@@ -210,4 +211,44 @@ async fn a_voter_is_added_and_another_removed() {
     for node in nodes {
         node.shutdown().await;
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_snapshot_is_taken_when_the_log_outgrows_the_size_limit() {
+    let tmp = tempfile::tempdir().unwrap();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    // Never by entry count: only the 64 KiB size limit can trigger it.
+    let quorum = QuorumConfig {
+        snapshot_every: 1_000_000,
+        snapshot_bytes: 64 << 10,
+        ..QUORUM
+    };
+    let node = Controller::start(1, tmp.path(), listener, quorum)
+        .await
+        .unwrap();
+    node.bootstrap(&BTreeMap::from([(1, addr)])).await.unwrap();
+    // Ten entries of a topic with 100 partitions each: far more than 64 KiB of log.
+    for n in 0..10 {
+        let topic_id = Uuid::new_v4();
+        let mut records = vec![MetadataRecord::CreateTopic {
+            name: format!("big-{n}"),
+            topic_id,
+            configs: BTreeMap::new(),
+        }];
+        records.extend((0..100).map(|p| MetadataRecord::CreatePartition {
+            topic_id,
+            partition: p,
+            replicas: vec![1],
+            isr: vec![1],
+            leader: 1,
+        }));
+        write(&[&node], records).await;
+    }
+    let snapshot = wait_for("a snapshot by size", || {
+        node.raft.metrics().borrow().snapshot
+    })
+    .await;
+    assert!(snapshot.index >= 5, "snapshot at {snapshot:?}");
+    node.shutdown().await;
 }

@@ -119,6 +119,16 @@ fn parse_frames(bytes: &[u8]) -> (Vec<(u64, Entry<TypeConfig>)>, u64) {
 }
 
 impl LogStore {
+    /// Bytes of log entries after `index` (what a snapshot at `index` does not cover).
+    pub fn bytes_after(&self, index: u64) -> u64 {
+        let inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        inner
+            .entries
+            .range(index + 1..)
+            .next()
+            .map_or(0, |(_, (position, _))| inner.len.saturating_sub(*position))
+    }
+
     /// Opens (or creates) the log in `dir`, cutting a torn tail.
     pub fn open(dir: &Path) -> io::Result<Self> {
         std::fs::create_dir_all(dir)?;

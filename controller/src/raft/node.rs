@@ -25,6 +25,9 @@ pub struct QuorumConfig {
     pub election_timeout: Duration,
     /// A snapshot is taken after this many log entries since the last one.
     pub snapshot_every: u64,
+    /// A snapshot is also taken once the entries since the last one exceed this many bytes
+    /// (Kafka's `metadata.log.max.record.bytes.between.snapshots`).
+    pub snapshot_bytes: u64,
     /// Entries kept behind a snapshot (for followers slightly behind).
     pub keep_behind_snapshot: u64,
     /// A broker without a heartbeat for this long is fenced.
@@ -37,6 +40,7 @@ impl Default for QuorumConfig {
             heartbeat: Duration::from_millis(100),
             election_timeout: Duration::from_millis(500),
             snapshot_every: 20_000,
+            snapshot_bytes: 20 << 20,
             keep_behind_snapshot: 1_000,
             broker_lease: Duration::from_secs(9),
         }
@@ -65,6 +69,32 @@ pub struct Controller {
     active: ActiveState,
     server: JoinHandle<()>,
     duties: JoinHandle<()>,
+    sizer: JoinHandle<()>,
+}
+
+/// Takes a snapshot whenever the log since the last one outgrows `limit` bytes: openraft counts
+/// entries only, and one entry can carry a topic with thousands of partitions.
+async fn snapshot_by_size(raft: Raft<TypeConfig>, log: LogStore, limit: u64) {
+    let mut asked_at = None;
+    let mut ticks = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        ticks.tick().await;
+        let metrics = raft.metrics().borrow().clone();
+        if metrics.running_state.is_err() {
+            return;
+        }
+        let snapshot = metrics.snapshot.map_or(0, |l| l.index);
+        let applied = metrics.last_applied.map_or(0, |l| l.index);
+        if log.bytes_after(snapshot) > limit && asked_at != Some(snapshot) && applied > snapshot {
+            tracing::info!(
+                bytes = log.bytes_after(snapshot),
+                limit,
+                "metadata log outgrew its snapshot: taking one"
+            );
+            asked_at = Some(snapshot);
+            let _ = raft.trigger().snapshot().await;
+        }
+    }
 }
 
 impl Controller {
@@ -94,9 +124,10 @@ impl Controller {
         .map_err(|e| StartError::Config(e.to_string()))?;
         let log = LogStore::open(&dir.join("raft-log"))?;
         let state = StateMachine::open(&dir.join("raft-state"))?;
-        let raft = Raft::new(id, Arc::new(config), Network, log, state.clone())
+        let raft = Raft::new(id, Arc::new(config), Network, log.clone(), state.clone())
             .await
             .map_err(|e| StartError::Raft(e.to_string()))?;
+        let sizer = tokio::spawn(snapshot_by_size(raft.clone(), log, quorum.snapshot_bytes));
         let active = ActiveState::new(quorum.broker_lease);
         let server = tokio::spawn(serve(listener, raft.clone(), state.clone(), active.clone()));
         let duties = tokio::spawn(active_duties(raft.clone(), state.clone(), active.clone()));
@@ -107,6 +138,7 @@ impl Controller {
             active,
             server,
             duties,
+            sizer,
         })
     }
 
@@ -173,6 +205,7 @@ impl Controller {
         let _ = self.raft.shutdown().await;
         self.server.abort();
         self.duties.abort();
+        self.sizer.abort();
     }
 }
 
