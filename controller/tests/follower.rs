@@ -34,6 +34,12 @@ async fn a_follower_tracks_the_committed_metadata() {
     };
     let controllers = vec![addr];
     let mut follower = MetadataFollower::new();
+    // The first active controller sets the cluster id: start after that record.
+    while controller.state.with_image(|i| i.cluster_id.is_none()) {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    follower.poll(&controllers, Duration::ZERO).await.unwrap();
+    assert!(follower.image().cluster_id.is_some());
     let mut written = 0;
     for round in 0..3 {
         for _ in 0..10 {
