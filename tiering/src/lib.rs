@@ -1,5 +1,40 @@
 //! strata-tiering: closed segments offloaded to object storage, read back transparently.
 //!
-//! It will upload closed segments as zstd chunks with a chunk index and a per-partition
-//! manifest, serve remote reads, and apply retention in both tiers. It works on segment files
-//! and an `ObjectStore` only: no networking, no knowledge of the Kafka protocol.
+//! A closed segment is uploaded as independent zstd frames of whole batches ([`chunk`]) with
+//! a chunk index, and named in the partition's manifest in the bucket ([`remote`]); remote
+//! offsets are read one chunk at a time through a bounded on-disk cache with read-ahead
+//! ([`cache`]). It works on segment bytes and an `ObjectStore` ([`store`]) only: no Kafka
+//! protocol, no knowledge of the broker.
+
+pub mod cache;
+pub mod chunk;
+pub mod remote;
+pub mod store;
+#[cfg(feature = "testing")]
+pub mod testing;
+
+pub use cache::ChunkCache;
+pub use remote::{PartitionKey, RemoteLog, RemoteSegment};
+
+/// Why a tiering operation failed.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum TieringError {
+    /// The object store failed or refused (after its own retries).
+    #[error("object store: {0}")]
+    Store(String),
+    /// Remote data that does not parse.
+    #[error("remote data: {0}")]
+    Format(String),
+    /// A local file (the cache) failed.
+    #[error("{0}")]
+    Io(String),
+    /// A configuration that cannot work.
+    #[error("{0}")]
+    Config(String),
+}
+
+impl From<object_store::Error> for TieringError {
+    fn from(e: object_store::Error) -> Self {
+        Self::Store(e.to_string())
+    }
+}

@@ -1,0 +1,510 @@
+//! One partition's remote log: its manifest in the bucket, uploads of closed segments, reads
+//! of remote offsets through the chunk cache, and retention.
+//!
+//! Layout under the store (one directory per partition incarnation):
+//!
+//! ```text
+//! clusters/<cluster id>/topics/<topic>/<topic id>/<partition>/
+//!   manifest.json                       the remote segments, in offset order
+//!   <base offset>-<upload id>.zst       a segment's chunks: independent zstd frames
+//!   <base offset>-<upload id>.idx.json  its chunk index and leader epochs
+//! ```
+//!
+//! The manifest is the commit point: a segment's objects are written first and the manifest
+//! names them only once both exist, so a crash mid-upload leaves unreferenced objects (swept
+//! later), never a manifest entry without data. Retention edits the manifest before deleting.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use futures::StreamExt;
+use object_store::path::Path;
+use object_store::{ObjectStore, ObjectStoreExt};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::TieringError;
+use crate::cache::ChunkCache;
+use crate::chunk::{self, Chunk, EpochStart};
+
+/// Chunks fetched ahead of a sequential reader.
+const READ_AHEAD: usize = 2;
+
+/// A segment in the remote tier.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RemoteSegment {
+    /// First offset.
+    pub base_offset: u64,
+    /// Offset after its last record.
+    pub next_offset: u64,
+    /// Largest record timestamp.
+    pub max_timestamp: i64,
+    /// Bytes of batches (as on local disk).
+    pub raw_bytes: u64,
+    /// Bytes stored (compressed).
+    pub stored_bytes: u64,
+    /// Object name of the chunks, within the partition directory.
+    pub data: String,
+    /// Object name of the chunk index.
+    pub index: String,
+    /// When it was uploaded (ms since the epoch).
+    pub uploaded_ms: i64,
+}
+
+/// A segment's chunk index object.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SegmentIndex {
+    /// Chunks in offset order.
+    pub chunks: Vec<Chunk>,
+    /// Leader epochs the segment covers.
+    pub epochs: Vec<EpochStart>,
+}
+
+/// A partition's manifest.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Manifest {
+    /// Format version.
+    pub version: u32,
+    /// Topic name.
+    pub topic: String,
+    /// Topic id.
+    pub topic_id: Uuid,
+    /// Partition index.
+    pub partition: i32,
+    /// Remote segments in offset order.
+    pub segments: Vec<RemoteSegment>,
+}
+
+/// Identifies a partition in the store.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct PartitionKey {
+    /// Cluster id.
+    pub cluster_id: String,
+    /// Topic name.
+    pub topic: String,
+    /// Topic id.
+    pub topic_id: Uuid,
+    /// Partition index.
+    pub partition: i32,
+}
+
+impl PartitionKey {
+    /// The partition's directory in the store.
+    pub fn root(&self) -> Path {
+        Path::from(format!(
+            "{}/{}",
+            topic_root(&self.cluster_id, &self.topic, self.topic_id),
+            self.partition
+        ))
+    }
+}
+
+/// A topic's directory in the store.
+pub fn topic_root(cluster_id: &str, topic: &str, topic_id: Uuid) -> String {
+    format!("clusters/{cluster_id}/topics/{topic}/{topic_id}")
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+/// What a remote read returned.
+#[derive(Debug, Clone)]
+pub struct RemoteRead {
+    /// Whole batches from the one holding the offset (empty past the remote end).
+    pub records: Bytes,
+}
+
+/// One partition's remote log.
+#[derive(Debug)]
+pub struct RemoteLog {
+    store: Arc<dyn ObjectStore>,
+    cache: Arc<ChunkCache>,
+    key: PartitionKey,
+    root: Path,
+    manifest: Mutex<Manifest>,
+    indexes: Mutex<HashMap<String, Arc<SegmentIndex>>>,
+}
+
+impl RemoteLog {
+    /// Loads the partition's manifest (an empty one if the bucket has none).
+    pub async fn open(
+        store: Arc<dyn ObjectStore>,
+        cache: Arc<ChunkCache>,
+        key: PartitionKey,
+    ) -> Result<Self, TieringError> {
+        let root = key.root();
+        let manifest = match store.get(&root.clone().join("manifest.json")).await {
+            Ok(found) => {
+                let bytes = found.bytes().await?;
+                serde_json::from_slice(&bytes)
+                    .map_err(|e| TieringError::Format(format!("manifest of {root}: {e}")))?
+            }
+            Err(object_store::Error::NotFound { .. }) => Manifest {
+                version: 1,
+                topic: key.topic.clone(),
+                topic_id: key.topic_id,
+                partition: key.partition,
+                segments: Vec::new(),
+            },
+            Err(e) => return Err(e.into()),
+        };
+        Ok(Self {
+            store,
+            cache,
+            key,
+            root,
+            manifest: Mutex::new(manifest),
+            indexes: Mutex::default(),
+        })
+    }
+
+    fn manifest(&self) -> std::sync::MutexGuard<'_, Manifest> {
+        self.manifest.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The partition this is.
+    pub fn key(&self) -> &PartitionKey {
+        &self.key
+    }
+
+    /// The remote segments.
+    pub fn segments(&self) -> Vec<RemoteSegment> {
+        self.manifest().segments.clone()
+    }
+
+    /// First remote offset, if any segment is remote.
+    pub fn start_offset(&self) -> Option<u64> {
+        self.manifest().segments.first().map(|s| s.base_offset)
+    }
+
+    /// Offset after the last remote record, if any segment is remote.
+    pub fn end_offset(&self) -> Option<u64> {
+        self.manifest().segments.last().map(|s| s.next_offset)
+    }
+
+    /// Bytes of batches in the remote tier, and bytes stored.
+    pub fn bytes(&self) -> (u64, u64) {
+        let manifest = self.manifest();
+        manifest.segments.iter().fold((0, 0), |(r, s), seg| {
+            (r + seg.raw_bytes, s + seg.stored_bytes)
+        })
+    }
+
+    async fn save_manifest(&self, manifest: &Manifest) -> Result<(), TieringError> {
+        let bytes = serde_json::to_vec(manifest).expect("the manifest serializes");
+        self.store
+            .put(&self.root.clone().join("manifest.json"), bytes.into())
+            .await?;
+        Ok(())
+    }
+
+    /// Uploads one closed segment (its bytes from the local file) and records it in the
+    /// manifest. Uploading a segment the manifest already has is a no-op, so a retry after a
+    /// crash is safe.
+    pub async fn upload(
+        &self,
+        segment: Vec<u8>,
+        chunk_bytes: usize,
+        level: i32,
+    ) -> Result<Option<RemoteSegment>, TieringError> {
+        let Some(first) = chunk::batch_at(&segment) else {
+            return Ok(None);
+        };
+        if let Some(end) = self.end_offset()
+            && first.base_offset < end
+        {
+            return Ok(None);
+        }
+        let chunked =
+            tokio::task::spawn_blocking(move || chunk::build(&segment, chunk_bytes, level))
+                .await
+                .map_err(|e| TieringError::Io(format!("chunking: {e}")))??;
+        let (Some(head), Some(tail)) = (chunked.chunks.first(), chunked.chunks.last()) else {
+            return Ok(None);
+        };
+        let name = format!("{:020}-{}", head.base_offset, Uuid::new_v4().simple());
+        let data = format!("{name}.zst");
+        let index = format!("{name}.idx.json");
+        let entry = RemoteSegment {
+            base_offset: head.base_offset,
+            next_offset: tail.next_offset,
+            max_timestamp: chunked
+                .chunks
+                .iter()
+                .map(|c| c.max_timestamp)
+                .max()
+                .unwrap_or(-1),
+            raw_bytes: chunked.raw_length,
+            stored_bytes: chunked.object.len() as u64,
+            data: data.clone(),
+            index: index.clone(),
+            uploaded_ms: now_ms(),
+        };
+        let segment_index = SegmentIndex {
+            chunks: chunked.chunks,
+            epochs: chunked.epochs,
+        };
+        self.store
+            .put(
+                &self.root.clone().join(data.as_str()),
+                Bytes::from(chunked.object).into(),
+            )
+            .await?;
+        let index_bytes = serde_json::to_vec(&segment_index).expect("the index serializes");
+        self.store
+            .put(&self.root.clone().join(index.as_str()), index_bytes.into())
+            .await?;
+        let mut next = self.manifest().clone();
+        next.segments.push(entry.clone());
+        self.save_manifest(&next).await?;
+        *self.manifest() = next;
+        self.indexes
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(data, Arc::new(segment_index));
+        Ok(Some(entry))
+    }
+
+    async fn index(&self, segment: &RemoteSegment) -> Result<Arc<SegmentIndex>, TieringError> {
+        if let Some(index) = self
+            .indexes
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&segment.data)
+        {
+            return Ok(Arc::clone(index));
+        }
+        let bytes = self
+            .store
+            .get(&self.root.clone().join(segment.index.as_str()))
+            .await?
+            .bytes()
+            .await?;
+        let index: SegmentIndex = serde_json::from_slice(&bytes)
+            .map_err(|e| TieringError::Format(format!("index {}: {e}", segment.index)))?;
+        let index = Arc::new(index);
+        self.indexes
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(segment.data.clone(), Arc::clone(&index));
+        Ok(index)
+    }
+
+    fn chunk_key(&self, segment: &RemoteSegment, chunk: &Chunk) -> String {
+        format!("{}/{}/{}", self.root, segment.data, chunk.position)
+    }
+
+    async fn fetch_chunk(
+        store: Arc<dyn ObjectStore>,
+        path: Path,
+        chunk: Chunk,
+    ) -> Result<Vec<u8>, TieringError> {
+        let frame = store
+            .get_range(&path, chunk.position..chunk.position + chunk.length)
+            .await?;
+        tokio::task::spawn_blocking(move || chunk::decompress(&frame, &chunk))
+            .await
+            .map_err(|e| TieringError::Io(format!("decompressing: {e}")))?
+    }
+
+    async fn chunk_bytes(
+        &self,
+        segment: &RemoteSegment,
+        chunk: &Chunk,
+    ) -> Result<Arc<memmap2::Mmap>, TieringError> {
+        let store = Arc::clone(&self.store);
+        let path = self.root.clone().join(segment.data.as_str());
+        let owner = self.root.to_string();
+        let chunk_copy = chunk.clone();
+        self.cache
+            .get(&owner, &self.chunk_key(segment, chunk), || {
+                Self::fetch_chunk(store, path, chunk_copy)
+            })
+            .await
+    }
+
+    /// Starts fetching the chunks after `chunk` so that a sequential reader finds them cached.
+    fn read_ahead(&self, segment: &RemoteSegment, index: &SegmentIndex, chunk: usize) {
+        for next in index.chunks.iter().skip(chunk + 1).take(READ_AHEAD) {
+            let key = self.chunk_key(segment, next);
+            if self.cache.contains(&key) {
+                continue;
+            }
+            let (cache, store) = (Arc::clone(&self.cache), Arc::clone(&self.store));
+            let path = self.root.clone().join(segment.data.as_str());
+            let owner = self.root.to_string();
+            let next = next.clone();
+            tokio::spawn(async move {
+                let fetched = cache
+                    .get(&owner, &key, || Self::fetch_chunk(store, path, next))
+                    .await;
+                if let Err(e) = fetched {
+                    tracing::debug!("read-ahead of {key} failed: {e}");
+                }
+            });
+        }
+    }
+
+    /// Whole batches from the one holding `offset` (or the first after it), up to `max_bytes`
+    /// (at least one batch with `min_one`), within one chunk. `None` if the offset is not in
+    /// the remote tier.
+    pub async fn read(
+        &self,
+        offset: u64,
+        max_bytes: u64,
+        min_one: bool,
+    ) -> Result<Option<RemoteRead>, TieringError> {
+        let segment = {
+            let manifest = self.manifest();
+            let Some(segment) = manifest.segments.iter().find(|s| s.next_offset > offset) else {
+                return Ok(None);
+            };
+            if manifest
+                .segments
+                .first()
+                .is_some_and(|s| offset < s.base_offset)
+            {
+                return Ok(None);
+            }
+            segment.clone()
+        };
+        let index = self.index(&segment).await?;
+        let Some(position) = index.chunks.iter().position(|c| c.next_offset > offset) else {
+            return Ok(None);
+        };
+        let chunk = &index.chunks[position];
+        let raw = self.chunk_bytes(&segment, chunk).await?;
+        self.read_ahead(&segment, &index, position);
+        let range = chunk::slice_from(&raw, offset, max_bytes, min_one);
+        Ok(Some(RemoteRead {
+            records: Bytes::copy_from_slice(&raw[range]),
+        }))
+    }
+
+    /// The first remote batch whose max timestamp is at or after `timestamp` (the caller finds
+    /// the exact record in it); `None` if no remote record is that late.
+    pub async fn batch_for_timestamp(&self, timestamp: i64) -> Result<Option<Bytes>, TieringError> {
+        let segments = self.segments();
+        for segment in segments.iter().filter(|s| s.max_timestamp >= timestamp) {
+            let index = self.index(segment).await?;
+            for chunk in index.chunks.iter().filter(|c| c.max_timestamp >= timestamp) {
+                let raw = self.chunk_bytes(segment, chunk).await?;
+                if let Some((at, batch)) =
+                    chunk::batches(&raw).find(|(_, b)| b.max_timestamp >= timestamp)
+                {
+                    return Ok(Some(Bytes::copy_from_slice(&raw[at..at + batch.size])));
+                }
+            }
+        }
+        Ok(None)
+    }
+
+    /// Leader epochs of the remote segments, in offset order.
+    pub async fn epochs(&self) -> Result<Vec<EpochStart>, TieringError> {
+        let mut out: Vec<EpochStart> = Vec::new();
+        for segment in self.segments() {
+            for epoch in &self.index(&segment).await?.epochs {
+                if out.last().is_none_or(|e| e.epoch != epoch.epoch) {
+                    out.push(*epoch);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Removes the oldest segments that `expired` says go (given each segment and the remote
+    /// bytes that would remain after it), first from the manifest, then their objects.
+    /// Returns how many went.
+    pub async fn delete_oldest(
+        &self,
+        mut expired: impl FnMut(&RemoteSegment, u64) -> bool,
+    ) -> Result<usize, TieringError> {
+        let mut next = self.manifest().clone();
+        let mut remaining: u64 = next.segments.iter().map(|s| s.raw_bytes).sum();
+        let mut doomed = Vec::new();
+        while let Some(first) = next.segments.first() {
+            remaining -= first.raw_bytes;
+            if !expired(first, remaining) {
+                break;
+            }
+            doomed.push(next.segments.remove(0));
+        }
+        if doomed.is_empty() {
+            return Ok(0);
+        }
+        self.save_manifest(&next).await?;
+        *self.manifest() = next;
+        for segment in &doomed {
+            self.indexes
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .remove(&segment.data);
+            for name in [&segment.data, &segment.index] {
+                match self
+                    .store
+                    .delete(&self.root.clone().join(name.as_str()))
+                    .await
+                {
+                    Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+                    Err(e) => tracing::warn!("deleting {name}: {e} (left for the orphan sweep)"),
+                }
+            }
+        }
+        Ok(doomed.len())
+    }
+
+    /// Deletes objects in the partition directory that the manifest does not name and that
+    /// are older than `min_age_ms` (left by uploads interrupted by a crash). Returns how many.
+    pub async fn sweep_orphans(&self, min_age_ms: i64) -> Result<usize, TieringError> {
+        let referenced: std::collections::HashSet<String> = self
+            .segments()
+            .iter()
+            .flat_map(|s| [s.data.clone(), s.index.clone()])
+            .chain(["manifest.json".to_owned()])
+            .collect();
+        let cutoff = now_ms() - min_age_ms;
+        let mut listing = self.store.list(Some(&self.root));
+        let mut orphans = Vec::new();
+        while let Some(meta) = listing.next().await {
+            let meta = meta?;
+            let name = meta.location.filename().unwrap_or_default().to_owned();
+            if !referenced.contains(&name) && meta.last_modified.timestamp_millis() < cutoff {
+                orphans.push(meta.location);
+            }
+        }
+        for path in &orphans {
+            match self.store.delete(path).await {
+                Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(orphans.len())
+    }
+}
+
+/// Deletes every object of a topic (all its partitions).
+pub async fn delete_topic(
+    store: &dyn ObjectStore,
+    cluster_id: &str,
+    topic: &str,
+    topic_id: Uuid,
+) -> Result<usize, TieringError> {
+    let root = Path::from(topic_root(cluster_id, topic, topic_id));
+    let mut listing = store.list(Some(&root));
+    let mut paths = Vec::new();
+    while let Some(meta) = listing.next().await {
+        paths.push(meta?.location);
+    }
+    for path in &paths {
+        match store.delete(path).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(paths.len())
+}

@@ -1,0 +1,140 @@
+//! An S3-protocol server in the test process (s3s with the s3s-fs file backend) on an
+//! ephemeral port, for tests that must talk to a real S3 endpoint. It can be told to answer
+//! every request with 503 (SlowDown), or to refuse connections, for a while.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+use http_body_util::BodyExt as _;
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use s3s::auth::SimpleAuth;
+use s3s::service::S3ServiceBuilder;
+
+/// Access key of the test server.
+pub const ACCESS_KEY: &str = "strata-test";
+/// Secret key of the test server.
+pub const SECRET_KEY: &str = "strata-test-secret";
+
+/// A running test server; stops when dropped.
+pub struct TestS3 {
+    /// Where it listens.
+    pub addr: SocketAddr,
+    /// While set, every request gets 503 SlowDown.
+    pub unavailable: Arc<AtomicBool>,
+    /// While set, connections are closed at once (the store seems unreachable).
+    pub refusing: Arc<AtomicBool>,
+    /// Requests answered (503s included).
+    pub requests: Arc<AtomicUsize>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for TestS3 {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl TestS3 {
+    /// Its endpoint URL.
+    pub fn endpoint(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Explicit store settings for it.
+    pub fn settings(&self) -> crate::store::S3Settings {
+        crate::store::S3Settings {
+            endpoint: self.endpoint(),
+            region: "us-east-1".into(),
+            access_key_id: ACCESS_KEY.into(),
+            secret_access_key: SECRET_KEY.into(),
+        }
+    }
+}
+
+/// Starts a server storing objects under `root`, with `bucket` created.
+pub async fn start(root: &Path, bucket: &str) -> TestS3 {
+    std::fs::create_dir_all(root.join(bucket)).expect("bucket directory");
+    let fs = s3s_fs::FileSystem::new(root).expect("s3s-fs root");
+    let s3 = {
+        let mut builder = S3ServiceBuilder::new(fs);
+        builder.set_auth(SimpleAuth::from_single(ACCESS_KEY, SECRET_KEY));
+        builder.build()
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("address");
+    let unavailable = Arc::new(AtomicBool::new(false));
+    let refusing = Arc::new(AtomicBool::new(false));
+    let requests = Arc::new(AtomicUsize::new(0));
+    let (flag, refuse, count) = (unavailable.clone(), refusing.clone(), requests.clone());
+    let root = root.to_owned();
+    let task = tokio::spawn(async move {
+        loop {
+            let Ok((socket, _)) = listener.accept().await else {
+                continue;
+            };
+            if refuse.load(Ordering::SeqCst) {
+                drop(socket);
+                continue;
+            }
+            let _ = socket.set_nodelay(true);
+            let (s3, flag, count) = (s3.clone(), flag.clone(), count.clone());
+            let (refuse, root) = (refuse.clone(), root.clone());
+            let service = service_fn(move |request: Request<Incoming>| {
+                let s3 = s3.clone();
+                let failing = flag.load(Ordering::SeqCst);
+                let refused = refuse.load(Ordering::SeqCst);
+                count.fetch_add(1, Ordering::SeqCst);
+                // s3s-fs creates missing buckets on PUT; S3 refuses them.
+                let bucket = request.uri().path().trim_start_matches('/');
+                let bucket = bucket.split('/').next().unwrap_or_default().to_owned();
+                let known = bucket.is_empty() || root.join(&bucket).is_dir();
+                async move {
+                    if refused {
+                        // An error from the service drops the connection: the store is gone.
+                        return Err(std::io::Error::other("refusing connections"));
+                    }
+                    if failing || !known {
+                        let _ = request.into_body().collect().await;
+                        return Ok(if failing {
+                            error_response(StatusCode::SERVICE_UNAVAILABLE, "SlowDown")
+                        } else {
+                            error_response(StatusCode::NOT_FOUND, "NoSuchBucket")
+                        });
+                    }
+                    s3.call(request.map(s3s::Body::from))
+                        .await
+                        .map_err(|e| std::io::Error::other(format!("{e:?}")))
+                }
+            });
+            tokio::spawn(async move {
+                let _ = http1::Builder::new()
+                    .serve_connection(TokioIo::new(socket), service)
+                    .await;
+            });
+        }
+    });
+    TestS3 {
+        addr,
+        unavailable,
+        refusing,
+        requests,
+        task,
+    }
+}
+
+fn error_response(status: StatusCode, code: &'static str) -> Response<s3s::Body> {
+    Response::builder()
+        .status(status)
+        .body(s3s::Body::from(format!(
+            "<Error><Code>{code}</Code><Message>{code}</Message></Error>"
+        )))
+        .expect("response")
+}
