@@ -7,13 +7,13 @@
 
 use std::collections::BTreeMap;
 use std::future::Future;
-use std::sync::{RwLock, RwLockReadGuard};
+use std::sync::{Arc, RwLock, RwLockReadGuard};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use strata_api::broker::{
     Appended, BrokerNode, ClusterInfo, ConfigEntry, ConfigOp, ConfigSource, NewTopic,
-    OffsetAndTimestamp, OffsetSpec, PartitionMetadata, PartitionRead, TopicMetadata,
+    OffsetAndTimestamp, OffsetSpec, PartitionMetadata, PartitionRead, Records, TopicMetadata,
 };
 use strata_api::{Broker, BrokerError};
 use strata_controller::{MetadataImage, TopicImage};
@@ -26,6 +26,7 @@ use crate::log::config::{ConfigType, TOPIC_CONFIGS};
 use crate::log::{LogConfig, LogError};
 use crate::meta_properties::MetaProperties;
 use crate::partition::PartitionRef;
+use crate::remote_log_manager::RemoteLogManager;
 use crate::replica_manager::ReplicaManager;
 
 /// Longest topic name Kafka allows (so that `<topic>-<partition>` fits a file name).
@@ -51,12 +52,18 @@ pub struct StrataBroker {
     pub(crate) producer_ids: tokio::sync::Mutex<(i64, i64)>,
     replicas: ReplicaManager,
     pub(crate) groups: Groups,
+    /// The remote tier, when tiered storage is on.
+    pub(crate) remote: Option<Arc<RemoteLogManager>>,
 }
 
 impl StrataBroker {
     /// Prepares the data directory; partitions are opened once the broker has joined the
     /// cluster and knows which are its own ([`crate::cluster::join`]).
-    pub fn open(config: BrokerConfig, controllers: Vec<String>) -> Result<Self, LogError> {
+    pub fn open(
+        config: BrokerConfig,
+        controllers: Vec<String>,
+        remote: Option<Arc<RemoteLogManager>>,
+    ) -> Result<Self, LogError> {
         let replicas = ReplicaManager::new(&config.data_dir)?;
         let meta_properties = MetaProperties::read(&config.data_dir)?;
         if let Some(props) = &meta_properties {
@@ -94,7 +101,42 @@ impl StrataBroker {
             producer_ids: tokio::sync::Mutex::new((0, 0)),
             replicas,
             groups,
+            remote,
         })
+    }
+
+    /// The remote tier, if on.
+    pub fn remote(&self) -> Option<&Arc<RemoteLogManager>> {
+        self.remote.as_ref()
+    }
+
+    fn cluster_id(&self) -> String {
+        self.image().cluster_id.clone().unwrap_or_default()
+    }
+
+    /// The first remote batch at or after `timestamp` below the local log, as ListOffsets
+    /// answers it.
+    async fn remote_offset_for_timestamp(
+        &self,
+        partition: &PartitionRef,
+        timestamp: i64,
+    ) -> Result<Option<(u64, i64)>, BrokerError> {
+        let (Some(remote), Some(start)) = (&self.remote, partition.log().remote_start()) else {
+            return Ok(None);
+        };
+        let remote = remote
+            .remote_for(&self.cluster_id(), partition)
+            .await
+            .map_err(|e| BrokerError::Storage(e.to_string()))?;
+        let Some(batch) = remote
+            .log
+            .batch_for_timestamp(timestamp)
+            .await
+            .map_err(|e| BrokerError::Storage(e.to_string()))?
+        else {
+            return Ok(None);
+        };
+        crate::log::batch::record_at_timestamp(batch, timestamp, start).map_err(from_log)
     }
 
     /// The consumer groups.
@@ -545,26 +587,90 @@ impl Broker for StrataBroker {
         min_one: bool,
     ) -> Result<PartitionRead, BrokerError> {
         let partition = self.leader_ref(topic, partition)?;
+        let (visible_start, local_start, remote_start) = {
+            let log = partition.log();
+            (
+                log.visible_start(),
+                log.log_start_offset(),
+                log.remote_start(),
+            )
+        };
+        if offset < local_start as i64
+            && remote_start.is_some_and(|start| offset >= start as i64)
+            && self.remote.is_some()
+        {
+            let high_watermark = partition.high_watermark() as i64;
+            return Ok(PartitionRead {
+                high_watermark,
+                last_stable_offset: high_watermark,
+                log_start_offset: visible_start as i64,
+                records: Some(Records::Remote),
+            });
+        }
         let read = partition
             .read(offset, max_bytes, min_one)
-            .map_err(from_log)?;
+            .map_err(|e| match e {
+                LogError::OffsetOutOfRange {
+                    offset,
+                    log_end_offset,
+                    ..
+                } => from_log(LogError::OffsetOutOfRange {
+                    offset,
+                    log_start_offset: visible_start,
+                    log_end_offset,
+                }),
+                e => from_log(e),
+            })?;
         Ok(PartitionRead {
             high_watermark: read.high_watermark as i64,
             last_stable_offset: read.high_watermark as i64,
-            log_start_offset: read.log_start_offset as i64,
-            records: read.records.map(|slice| strata_api::broker::FileRegion {
-                file: slice.file,
-                position: slice.position,
-                len: slice.len,
+            log_start_offset: visible_start.min(read.log_start_offset) as i64,
+            records: read.records.map(|slice| {
+                Records::File(strata_api::broker::FileRegion {
+                    file: slice.file,
+                    position: slice.position,
+                    len: slice.len,
+                })
             }),
         })
+    }
+
+    async fn read_remote(
+        &self,
+        topic: &str,
+        partition: i32,
+        offset: i64,
+        max_bytes: u64,
+        min_one: bool,
+    ) -> Result<Bytes, BrokerError> {
+        let partition = self.leader_ref(topic, partition)?;
+        let remote = self
+            .remote
+            .as_ref()
+            .ok_or_else(|| BrokerError::OffsetOutOfRange("no remote tier".into()))?;
+        let read = remote
+            .read(
+                &self.cluster_id(),
+                &partition,
+                offset.max(0) as u64,
+                max_bytes,
+                min_one,
+            )
+            .await
+            .map_err(|e| BrokerError::Storage(e.to_string()))?;
+        match read {
+            Some(read) => Ok(read.records),
+            None => Err(BrokerError::OffsetOutOfRange(format!(
+                "offset {offset} is not in the remote tier"
+            ))),
+        }
     }
 
     fn appends(&self) -> watch::Receiver<u64> {
         self.replicas.appends()
     }
 
-    fn list_offset(
+    async fn list_offset(
         &self,
         topic: &str,
         partition: i32,
@@ -573,6 +679,17 @@ impl Broker for StrataBroker {
         let partition = self.leader_ref(topic, partition)?;
         let high_watermark = partition.high_watermark();
         let epoch = partition.leader_epoch();
+        if let OffsetSpec::Timestamp(ts) = spec
+            && let Some((offset, timestamp)) =
+                self.remote_offset_for_timestamp(&partition, ts).await?
+            && offset < partition.log().log_start_offset()
+        {
+            return Ok(OffsetAndTimestamp {
+                offset: offset as i64,
+                timestamp,
+                leader_epoch: epoch,
+            });
+        }
         let log = partition.log();
         let found = |offset: u64, timestamp: i64| OffsetAndTimestamp {
             offset: offset as i64,
@@ -586,7 +703,8 @@ impl Broker for StrataBroker {
         };
         Ok(match spec {
             OffsetSpec::Latest => found(high_watermark, -1),
-            OffsetSpec::Earliest | OffsetSpec::EarliestLocal => found(log.log_start_offset(), -1),
+            OffsetSpec::Earliest => found(log.visible_start(), -1),
+            OffsetSpec::EarliestLocal => found(log.log_start_offset(), -1),
             OffsetSpec::MaxTimestamp => log
                 .max_timestamp()
                 .filter(|(o, _)| *o < high_watermark)

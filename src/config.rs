@@ -86,6 +86,46 @@ const BROKER_KEYS: &[(&str, &str, &str)] = &[
         "a broker without a heartbeat for this long is fenced (controller setting)",
     ),
     (
+        "remote.log.storage.system.enable",
+        "true",
+        "tiered storage on this broker (topics opt in or out with remote.storage.enable)",
+    ),
+    (
+        "remote.log.storage.url",
+        "",
+        "object store for closed segments: s3://bucket/prefix (AWS environment) or a directory; empty: <log.dirs>/objects",
+    ),
+    (
+        "remote.log.manager.task.interval.ms",
+        "30000",
+        "how often closed segments are looked for and uploaded",
+    ),
+    (
+        "remote.log.manager.copier.thread.pool.size",
+        "2",
+        "partitions uploading at once",
+    ),
+    (
+        "remote.log.manager.copy.max.bytes.per.second",
+        "-1",
+        "upload bandwidth limit; -1 = unlimited",
+    ),
+    (
+        "remote.log.chunk.bytes",
+        "4194304",
+        "bytes of whole batches per independently compressed chunk",
+    ),
+    (
+        "remote.log.chunk.compression.level",
+        "3",
+        "zstd level of uploaded chunks",
+    ),
+    (
+        "remote.log.chunk.cache.bytes",
+        "1073741824",
+        "on-disk cache of chunks read back from the object store",
+    ),
+    (
         "metadata.log.max.snapshot.interval.entries",
         "20000",
         "the controller snapshots its metadata image after this many log entries",
@@ -192,6 +232,25 @@ const BROKER_KEYS: &[(&str, &str, &str)] = &[
     ),
 ];
 
+/// Tiered storage settings (`remote.log.*`).
+#[derive(Debug, Clone)]
+pub struct RemoteConfig {
+    /// `remote.log.storage.url` (resolved: a directory by default).
+    pub url: String,
+    /// `remote.log.manager.task.interval.ms`.
+    pub interval: Duration,
+    /// `remote.log.manager.copier.thread.pool.size`.
+    pub concurrency: usize,
+    /// `remote.log.manager.copy.max.bytes.per.second` (`None`: unlimited).
+    pub bytes_per_second: Option<u64>,
+    /// `remote.log.chunk.bytes`.
+    pub chunk_bytes: usize,
+    /// `remote.log.chunk.compression.level`.
+    pub compression_level: i32,
+    /// `remote.log.chunk.cache.bytes`.
+    pub cache_bytes: u64,
+}
+
 /// The broker's effective configuration.
 #[derive(Debug, Clone)]
 pub struct BrokerConfig {
@@ -217,6 +276,8 @@ pub struct BrokerConfig {
     pub session_timeout: Duration,
     /// `metadata.log.max.snapshot.interval.entries`.
     pub snapshot_every: u64,
+    /// `remote.log.*`: tiered storage, `None` when disabled.
+    pub remote: Option<RemoteConfig>,
     /// `metadata.log.max.record.bytes.between.snapshots`.
     pub snapshot_bytes: u64,
     /// `advertised.listeners`: host and port given to clients.
@@ -334,9 +395,38 @@ impl BrokerConfig {
             });
         }
         let rack = Some(get("broker.rack")).filter(|r| !r.is_empty());
+        let data_dir = PathBuf::from(get("log.dirs"));
+        let remote = if parse_bool(&get, "remote.log.storage.system.enable")? {
+            let url = get("remote.log.storage.url");
+            let rate = parse(
+                &get,
+                "remote.log.manager.copy.max.bytes.per.second",
+                -1..=i64::MAX,
+            )?;
+            Some(RemoteConfig {
+                url: if url.is_empty() {
+                    data_dir.join("objects").display().to_string()
+                } else {
+                    url
+                },
+                interval: millis(&get, "remote.log.manager.task.interval.ms")?
+                    .max(Duration::from_millis(10)),
+                concurrency: parse(&get, "remote.log.manager.copier.thread.pool.size", 1..=64)?
+                    as usize,
+                bytes_per_second: (rate > 0).then_some(rate as u64),
+                chunk_bytes: parse(&get, "remote.log.chunk.bytes", 4096..=(256 << 20))? as usize,
+                compression_level: parse(&get, "remote.log.chunk.compression.level", 1..=19)?
+                    as i32,
+                cache_bytes: parse(&get, "remote.log.chunk.cache.bytes", 1 << 20..=i64::MAX)?
+                    as u64,
+            })
+        } else {
+            None
+        };
         Ok(Self {
             node_id,
-            data_dir: PathBuf::from(get("log.dirs")),
+            data_dir,
+            remote,
             broker_role,
             controller_role,
             listener,

@@ -12,5 +12,6 @@ pub mod group;
 pub mod log;
 pub mod meta_properties;
 pub mod partition;
+pub mod remote_log_manager;
 pub mod replica_manager;
 pub mod server;

@@ -19,10 +19,18 @@ use strata_controller::raft::QuorumConfig;
 use crate::broker::StrataBroker;
 use crate::cli::cluster::{start_controller, watch_leader};
 use crate::cluster;
-use crate::config::BrokerConfig;
+use crate::config::{BrokerConfig, RemoteConfig};
+use crate::remote_log_manager::{RemoteLogManager, RemoteSettings};
+use strata_tiering::ChunkCache;
+use strata_tiering::store::StoreOptions;
 
 /// Where a controller keeps its raft log, vote and snapshots, inside the data directory.
 pub const CONTROLLER_DIR: &str = "__cluster_metadata";
+
+/// The chunk cache of remote reads, inside the data directory.
+pub const CHUNK_CACHE_DIR: &str = "remote-cache";
+/// How long the startup check of the object store may take.
+const STORE_PROBE_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// How often recovery points are checkpointed (Kafka's `log.flush.offset.checkpoint.interval.ms`).
 const CHECKPOINT_INTERVAL: Duration = Duration::from_secs(60);
@@ -104,9 +112,14 @@ async fn run_broker(
         auto_create_topics: config.auto_create_topics,
     };
     let data_dir = config.data_dir.clone();
+    let remote = match &config.remote {
+        Some(settings) => Some(open_remote(&config.data_dir, settings).await?),
+        None => None,
+    };
     let opening = config.clone();
     let broker = Arc::new(
-        tokio::task::spawn_blocking(move || StrataBroker::open(opening, controllers)).await??,
+        tokio::task::spawn_blocking(move || StrataBroker::open(opening, controllers, remote))
+            .await??,
     );
     cluster::join(&broker, &mut shutdown.clone()).await?;
     tracing::info!(%bound, advertised = ?broker.config().advertised, data_dir = %data_dir.display(), "Kafka listener ready");
@@ -167,6 +180,31 @@ async fn run_broker(
             },
         );
     }
+    if let Some(remote) = broker.remote().cloned() {
+        let interval = broker
+            .config()
+            .remote
+            .as_ref()
+            .map_or(Duration::from_secs(30), |r| r.interval);
+        spawn_every(
+            &mut background,
+            interval,
+            Arc::clone(&broker),
+            move |broker| {
+                let remote = Arc::clone(&remote);
+                async move {
+                    let tiered: Vec<_> = broker
+                        .replicas()
+                        .all()
+                        .into_iter()
+                        .filter(|p| p.is_leader() && p.log().config().tiered())
+                        .collect();
+                    let cluster_id = broker.image().cluster_id.clone().unwrap_or_default();
+                    remote.run_once(&cluster_id, tiered).await;
+                }
+            },
+        );
+    }
     spawn_every(
         &mut background,
         GROUP_TIMER_INTERVAL,
@@ -196,6 +234,41 @@ async fn run_broker(
     broker.replicas().shutdown().await?;
     tracing::info!("clean shutdown complete");
     Ok(())
+}
+
+/// Opens the object store (checking it works: a wrong bucket, bad credentials or an
+/// unreachable store stop the broker at startup with the store's message) and the chunk cache.
+async fn open_remote(
+    data_dir: &std::path::Path,
+    settings: &RemoteConfig,
+) -> anyhow::Result<Arc<RemoteLogManager>> {
+    let store = strata_tiering::store::open(&settings.url, &StoreOptions::default())
+        .map_err(|e| anyhow::anyhow!("remote.log.storage.url={}: {e}", settings.url))?;
+    match tokio::time::timeout(
+        STORE_PROBE_TIMEOUT,
+        strata_tiering::store::probe(store.as_ref()),
+    )
+    .await
+    {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => anyhow::bail!("remote.log.storage.url={}: {e}", settings.url),
+        Err(_) => anyhow::bail!(
+            "remote.log.storage.url={}: the object store did not answer within {STORE_PROBE_TIMEOUT:?}",
+            settings.url
+        ),
+    }
+    let cache = ChunkCache::new(data_dir.join(CHUNK_CACHE_DIR), settings.cache_bytes)?;
+    tracing::info!(url = %settings.url, "tiered storage on");
+    Ok(Arc::new(RemoteLogManager::new(
+        store,
+        cache,
+        RemoteSettings {
+            chunk_bytes: settings.chunk_bytes,
+            compression_level: settings.compression_level,
+            concurrency: settings.concurrency,
+            bytes_per_second: settings.bytes_per_second,
+        },
+    )))
 }
 
 fn spawn_every<F, Fut>(

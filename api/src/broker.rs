@@ -165,6 +165,33 @@ pub struct Appended {
     pub must_flush: bool,
 }
 
+/// Where the records of a read are.
+#[derive(Debug, Clone)]
+pub enum Records {
+    /// A range of a segment file, sent with `sendfile`.
+    File(FileRegion),
+    /// Bytes in memory (read from the remote tier).
+    Memory(Bytes),
+    /// The offset is in the remote tier: ask [`Broker::read_remote`].
+    Remote,
+}
+
+impl Records {
+    /// Bytes known so far (a pending remote read counts as none).
+    pub fn len(&self) -> u64 {
+        match self {
+            Self::File(region) => region.len,
+            Self::Memory(bytes) => bytes.len() as u64,
+            Self::Remote => 0,
+        }
+    }
+
+    /// Whether no bytes are known.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
 /// What a fetch of one partition found.
 #[derive(Debug, Clone)]
 pub struct PartitionRead {
@@ -172,10 +199,10 @@ pub struct PartitionRead {
     pub high_watermark: i64,
     /// Last stable offset.
     pub last_stable_offset: i64,
-    /// First offset of the log.
+    /// First offset of the log (the remote tier's first offset when it has one).
     pub log_start_offset: i64,
     /// Record bytes, if any.
-    pub records: Option<FileRegion>,
+    pub records: Option<Records>,
 }
 
 /// An offset and its timestamp, for ListOffsets.
@@ -474,16 +501,27 @@ pub trait Broker: Send + Sync + 'static {
         min_one: bool,
     ) -> Result<PartitionRead, BrokerError>;
 
+    /// Reads from `offset` in the remote tier (after `read` answered [`Records::Remote`]):
+    /// whole batches up to `max_bytes`, at least one with `min_one`.
+    fn read_remote(
+        &self,
+        topic: &str,
+        partition: i32,
+        offset: i64,
+        max_bytes: u64,
+        min_one: bool,
+    ) -> impl Future<Output = Result<Bytes, BrokerError>> + Send;
+
     /// A receiver that changes on every append, for long-polling fetches.
     fn appends(&self) -> watch::Receiver<u64>;
 
-    /// Offset lookup for ListOffsets.
+    /// Offset lookup for ListOffsets (timestamps may be looked up in the remote tier).
     fn list_offset(
         &self,
         topic: &str,
         partition: i32,
         spec: OffsetSpec,
-    ) -> Result<OffsetAndTimestamp, BrokerError>;
+    ) -> impl Future<Output = Result<OffsetAndTimestamp, BrokerError>> + Send;
 
     /// The partition's current leader epoch.
     fn leader_epoch(&self, topic: &str, partition: i32) -> Result<i32, BrokerError>;

@@ -213,7 +213,7 @@ pub(crate) async fn single_node(
     )
     .await
     .unwrap();
-    let broker = Arc::new(StrataBroker::open(config, vec![addr]).unwrap());
+    let broker = Arc::new(StrataBroker::open(config, vec![addr], None).unwrap());
     let (_stop, mut shutdown) = watch::channel(false);
     join(&broker, &mut shutdown).await.unwrap();
     tokio::spawn(follow_loop(Arc::clone(&broker)));

@@ -107,6 +107,13 @@ impl StrataBroker {
                     if hosted {
                         self.replicas().delete_topic(name)?;
                         tracing::info!(topic = %name, "deleted topic's partitions removed");
+                        if let Some(remote) = self.remote().cloned() {
+                            let cluster_id = self.image().cluster_id.clone().unwrap_or_default();
+                            let (name, id) = (name.clone(), *id);
+                            tokio::spawn(async move {
+                                remote.delete_topic(&cluster_id, &name, id).await;
+                            });
+                        }
                     }
                 }
                 Change::ConfigChanged {

@@ -248,6 +248,39 @@ fn be_i16(bytes: &[u8], at: usize) -> i16 {
     i16::from_be_bytes([bytes[at], bytes[at + 1]])
 }
 
+/// The first record of `batch` at or after `timestamp` and `from_offset`: its offset and
+/// timestamp. A log-append-time batch gives every record its max timestamp; a compressed batch
+/// that will not inflate (bounded, see the vendored kafka-protocol) is answered by its base
+/// offset, which is early, never late.
+pub fn record_at_timestamp(
+    mut batch: bytes::Bytes,
+    timestamp: i64,
+    from_offset: u64,
+) -> Result<Option<(u64, i64)>, LogError> {
+    let header = BatchHeader::parse(&batch)?;
+    if header.last_offset() < from_offset || header.max_timestamp < timestamp {
+        return Ok(None);
+    }
+    let batch_answer = (header.base_offset.max(from_offset), header.max_timestamp);
+    if header.attributes & TIMESTAMP_TYPE_BIT != 0 {
+        return Ok(Some(batch_answer));
+    }
+    let set = match kafka_protocol::records::RecordBatchDecoder::decode(&mut batch) {
+        Ok(set) => set,
+        Err(_) if header.compression() != 0 => return Ok(Some(batch_answer)),
+        Err(e) => {
+            return Err(LogError::CorruptRecord(format!(
+                "stored batch does not decode: {e}"
+            )));
+        }
+    };
+    Ok(set
+        .records
+        .iter()
+        .find(|r| r.timestamp >= timestamp && r.offset as u64 >= from_offset)
+        .map(|r| (r.offset as u64, r.timestamp)))
+}
+
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;

@@ -151,6 +151,27 @@ pub const TOPIC_CONFIGS: &[ConfigKey] = &[
         "replicas that must acknowledge acks=all",
     ),
     key(
+        "local.retention.bytes",
+        "log.local.retention.bytes",
+        ConfigType::Long,
+        "-2",
+        "local size beyond which uploaded segments leave local disk; -2 = retention.bytes",
+    ),
+    key(
+        "local.retention.ms",
+        "log.local.retention.ms",
+        ConfigType::Long,
+        "-2",
+        "age beyond which uploaded segments leave local disk; -2 = retention.ms",
+    ),
+    key(
+        "remote.storage.enable",
+        "log.remote.storage.enable",
+        ConfigType::Boolean,
+        "true",
+        "upload closed segments to the object store (not for compacted topics); Strata's default is on",
+    ),
+    key(
         "retention.bytes",
         "log.retention.bytes",
         ConfigType::Long,
@@ -255,6 +276,12 @@ pub struct LogConfig {
     pub retention_bytes: i64,
     /// `retention.ms`; negative means forever.
     pub retention_ms: i64,
+    /// `local.retention.bytes`; -2 means `retention.bytes`.
+    pub local_retention_bytes: i64,
+    /// `local.retention.ms`; -2 means `retention.ms`.
+    pub local_retention_ms: i64,
+    /// `remote.storage.enable`.
+    pub remote_storage_enable: bool,
     /// `segment.bytes`.
     pub segment_bytes: u64,
     /// `segment.index.bytes`.
@@ -332,6 +359,15 @@ impl LogConfig {
                 )));
             }
         };
+        let remote_storage_enable = match get("remote.storage.enable") {
+            "true" => true,
+            "false" => false,
+            other => {
+                return Err(InvalidConfig(format!(
+                    "remote.storage.enable={other} is not a boolean"
+                )));
+            }
+        };
         match get("unclean.leader.election.enable") {
             "true" | "false" => {}
             other => {
@@ -364,10 +400,37 @@ impl LogConfig {
             min_insync_replicas: int("min.insync.replicas", 1)? as i32,
             retention_bytes: long("retention.bytes", i64::MIN)?,
             retention_ms: long("retention.ms", -1)?,
+            local_retention_bytes: long("local.retention.bytes", -2)?,
+            local_retention_ms: long("local.retention.ms", -2)?,
+            remote_storage_enable,
             segment_bytes: int("segment.bytes", MIN_SEGMENT_BYTES)? as u64,
             segment_index_bytes: int("segment.index.bytes", 4)? as u64,
             segment_ms: long("segment.ms", 1)?,
         })
+    }
+
+    /// Whether closed segments go to the object store: asked for, and not a compacted topic
+    /// (compaction rewrites segments, which the remote tier never does, as in Kafka).
+    pub fn tiered(&self) -> bool {
+        self.remote_storage_enable && !self.cleanup_policy.compacts()
+    }
+
+    /// Local retention by time: `local.retention.ms`, or `retention.ms` when -2.
+    pub fn local_retention_limit_ms(&self) -> i64 {
+        if self.local_retention_ms == -2 {
+            self.retention_ms
+        } else {
+            self.local_retention_ms
+        }
+    }
+
+    /// Local retention by size: `local.retention.bytes`, or `retention.bytes` when -2.
+    pub fn local_retention_limit_bytes(&self) -> i64 {
+        if self.local_retention_bytes == -2 {
+            self.retention_bytes
+        } else {
+            self.local_retention_bytes
+        }
     }
 
     /// Whether acknowledging an append must wait for its fsync.

@@ -61,6 +61,25 @@ pub struct PartitionLog {
     first_dirty: u64,
     /// When a tombstone kept by the last pass may go (ms since the epoch).
     tombstone_expiry: Option<i64>,
+    /// First offset in the remote tier, if any segment is there.
+    remote_start: Option<u64>,
+    /// Segments below this offset are safely in the remote tier.
+    uploaded_end: u64,
+    /// Bytes of batches in the remote tier.
+    remote_bytes: u64,
+}
+
+/// A closed segment ready to be uploaded.
+#[derive(Debug, Clone)]
+pub struct SegmentFile {
+    /// First offset.
+    pub base_offset: u64,
+    /// Offset after its last record.
+    pub next_offset: u64,
+    /// Bytes of batches.
+    pub size: u64,
+    /// The open file (stays readable if retention deletes it meanwhile).
+    pub file: std::sync::Arc<std::fs::File>,
 }
 
 /// The file in a partition directory holding the cleaner's checkpoint.
@@ -133,6 +152,9 @@ impl PartitionLog {
             leader_epoch: 0,
             first_dirty: read_checkpoint(&dir.join(CLEANER_CHECKPOINT)),
             tombstone_expiry: None,
+            remote_start: None,
+            uploaded_end: 0,
+            remote_bytes: 0,
         };
         log.rebuild_producer_state()?;
         log.check_invariants();
@@ -442,36 +464,64 @@ impl PartitionLog {
     }
 
     /// Deletes segments past `retention.ms` or beyond `retention.bytes`; returns how many.
+    ///
+    /// For a tiered topic, total retention (`retention.ms`, `retention.bytes` over both tiers)
+    /// applies to every segment: what it removes is dead in both tiers, and the remote log
+    /// manager removes the remote side. Local retention (`local.retention.*`, usually
+    /// shorter) removes only segments already uploaded.
     pub fn apply_retention(&mut self, now_ms: i64) -> Result<usize> {
         if !self.config.cleanup_policy.deletes() {
             return Ok(0);
         }
-        let retention_ms = self.config.retention_ms;
-        let expired = |segment: &LogSegment| {
-            retention_ms >= 0
-                && segment.max_timestamp() >= 0
-                && now_ms - segment.max_timestamp() > retention_ms
+        let tiered = self.config.tiered();
+        let older_than = |limit: i64, segment: &LogSegment| {
+            limit >= 0 && segment.max_timestamp() >= 0 && now_ms - segment.max_timestamp() > limit
         };
+        let total_ms = self.config.retention_ms;
+        let local_ms = self.config.local_retention_limit_ms();
         // Like Kafka, an expired active segment is rolled so that it can be deleted too.
-        if expired(self.active_segment()) && self.active_segment().size() > 0 {
+        let active = self.active_segment();
+        let roll_active = older_than(total_ms, active) || (tiered && older_than(local_ms, active));
+        if roll_active && active.size() > 0 {
             self.roll()?;
         }
-        let mut excess = if self.config.retention_bytes >= 0 {
-            self.size()
-                .saturating_sub(self.config.retention_bytes as u64)
-        } else {
-            0
+        let uploaded_end = if tiered { self.uploaded_end } else { 0 };
+        let remote_bytes = if tiered { self.remote_bytes } else { 0 };
+        let local_only: u64 = self
+            .segments
+            .values()
+            .filter(|s| s.base_offset() >= uploaded_end)
+            .map(LogSegment::size)
+            .sum();
+        // Bytes over retention.bytes beyond what deleting the remote tier frees.
+        let mut total_excess = match self.config.retention_bytes {
+            limit if limit >= 0 => (remote_bytes + local_only)
+                .saturating_sub(limit as u64)
+                .saturating_sub(remote_bytes),
+            _ => 0,
+        };
+        let mut local_excess = match self.config.local_retention_limit_bytes() {
+            limit if tiered && limit >= 0 => self.size().saturating_sub(limit as u64),
+            _ => 0,
         };
         let mut doomed = Vec::new();
         for segment in self.segments.values().take(self.segments.len() - 1) {
-            if expired(segment) {
-                doomed.push(segment.base_offset());
-                excess = excess.saturating_sub(segment.size());
-            } else if segment.size() <= excess {
-                doomed.push(segment.base_offset());
-                excess -= segment.size();
+            let uploaded = tiered && segment.next_offset() <= uploaded_end;
+            let size = segment.size();
+            let go = if uploaded {
+                older_than(total_ms, segment)
+                    || older_than(local_ms, segment)
+                    || size <= local_excess
             } else {
+                older_than(total_ms, segment) || size <= total_excess
+            };
+            if !go {
                 break;
+            }
+            doomed.push(segment.base_offset());
+            local_excess = local_excess.saturating_sub(size);
+            if !uploaded {
+                total_excess = total_excess.saturating_sub(size);
             }
         }
         for base in &doomed {
@@ -484,6 +534,80 @@ impl PartitionLog {
         self.recovery_point = self.recovery_point.max(self.log_start_offset);
         self.check_invariants();
         Ok(doomed.len())
+    }
+
+    /// Closed segments entirely below `max_offset` that are not uploaded yet, oldest first.
+    pub fn upload_candidates(&self, max_offset: u64) -> Vec<SegmentFile> {
+        self.segments
+            .values()
+            .take(self.segments.len() - 1)
+            .filter(|s| s.base_offset() >= self.uploaded_end && s.next_offset() <= max_offset)
+            .filter(|s| s.size() > 0)
+            .map(|s| SegmentFile {
+                base_offset: s.base_offset(),
+                next_offset: s.next_offset(),
+                size: s.size(),
+                file: s.file(),
+            })
+            .collect()
+    }
+
+    /// Records what the remote tier holds: its first offset, the offset below which segments
+    /// are uploaded, and its size.
+    pub fn set_remote_tier(&mut self, start: Option<u64>, uploaded_end: u64, bytes: u64) {
+        self.remote_start = start;
+        self.uploaded_end = uploaded_end;
+        self.remote_bytes = bytes;
+    }
+
+    /// First offset in the remote tier, if any.
+    pub fn remote_start(&self) -> Option<u64> {
+        self.remote_start
+    }
+
+    /// Segments below this offset are in the remote tier.
+    pub fn uploaded_end(&self) -> u64 {
+        self.uploaded_end
+    }
+
+    /// The first offset a consumer can read: in the remote tier if that reaches the local
+    /// log, else on local disk.
+    pub fn visible_start(&self) -> u64 {
+        match self.remote_start {
+            Some(remote) if self.uploaded_end >= self.log_start_offset => {
+                remote.min(self.log_start_offset)
+            }
+            _ => self.log_start_offset,
+        }
+    }
+
+    /// Starts an empty log at `offset` (a broker restoring a partition whose history is in
+    /// the remote tier). Refused unless the log is empty.
+    pub fn start_empty_at(&mut self, offset: u64) -> Result<()> {
+        if self.log_end_offset != self.log_start_offset || self.size() > 0 {
+            return Err(LogError::Unsupported(format!(
+                "the log of {} is not empty",
+                self.dir.display()
+            )));
+        }
+        if self.log_end_offset == offset {
+            return Ok(());
+        }
+        let old: Vec<u64> = self.segments.keys().copied().collect();
+        let segment = LogSegment::open(&self.dir, offset, segment_settings(&self.config), false)?;
+        self.segments.insert(offset, segment);
+        for base in old {
+            if let Some(segment) = self.segments.remove(&base) {
+                segment.delete()?;
+            }
+        }
+        sync_dir(&self.dir)?;
+        self.log_start_offset = offset;
+        self.log_end_offset = offset;
+        self.recovery_point = offset;
+        tracing::info!(dir = %self.dir.display(), offset, "empty log starts after the remote tier");
+        self.check_invariants();
+        Ok(())
     }
 
     fn active_start(&self) -> u64 {

@@ -13,7 +13,6 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use bytes::Bytes;
-use kafka_protocol::records::RecordBatchDecoder;
 
 use super::batch::BatchHeader;
 use super::error::{LogError, Result};
@@ -297,34 +296,14 @@ impl LogSegment {
             if header.last_offset() < from_offset || header.max_timestamp < timestamp {
                 continue;
             }
-            // A log-append-time batch gives every record its max timestamp.
-            let batch_answer = (header.base_offset.max(from_offset), header.max_timestamp);
-            if header.attributes & (1 << 3) != 0 {
-                return Ok(Some(batch_answer));
-            }
             let mut raw = vec![0u8; header.size() as usize];
             self.file
                 .read_exact_at(&mut raw, found.position)
                 .map_err(|e| LogError::io(&self.path, e))?;
-            let mut bytes = Bytes::from(raw);
-            // Compressed batches are inflated (to a bounded size, see the vendored
-            // kafka-protocol); one that will not inflate is answered by its base offset, which
-            // is early, never late.
-            let set = match RecordBatchDecoder::decode(&mut bytes) {
-                Ok(set) => set,
-                Err(_) if header.compression() != 0 => return Ok(Some(batch_answer)),
-                Err(e) => {
-                    return Err(LogError::CorruptRecord(format!(
-                        "stored batch does not decode: {e}"
-                    )));
-                }
-            };
-            if let Some(record) = set
-                .records
-                .iter()
-                .find(|r| r.timestamp >= timestamp && r.offset as u64 >= from_offset)
+            if let Some(found) =
+                super::batch::record_at_timestamp(Bytes::from(raw), timestamp, from_offset)?
             {
-                return Ok(Some((record.offset as u64, record.timestamp)));
+                return Ok(Some(found));
             }
         }
         Ok(None)

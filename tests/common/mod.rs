@@ -25,6 +25,8 @@ pub struct BrokerProcess {
     /// The data directory.
     pub data_dir: PathBuf,
     extra_args: Vec<String>,
+    /// Environment variables given to the process.
+    pub env: Vec<(String, String)>,
 }
 
 impl BrokerProcess {
@@ -54,8 +56,25 @@ impl BrokerProcess {
             addr: String::new(),
             data_dir: data_dir.to_owned(),
             extra_args,
+            env: Vec::new(),
         };
         broker.spawn(listen);
+        broker
+    }
+
+    /// Starts a broker with `--set` overrides and environment variables.
+    pub fn start_env(data_dir: &Path, settings: &[&str], env: &[(String, String)]) -> Self {
+        let mut broker = Self {
+            child: None,
+            addr: String::new(),
+            data_dir: data_dir.to_owned(),
+            extra_args: settings
+                .iter()
+                .flat_map(|s| ["--set".to_owned(), (*s).to_owned()])
+                .collect(),
+            env: env.to_vec(),
+        };
+        broker.spawn("127.0.0.1:0");
         broker
     }
 
@@ -72,6 +91,7 @@ impl BrokerProcess {
             .arg("--listen")
             .arg(listen)
             .args(&self.extra_args)
+            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .env("RUST_LOG", "info")
             .stdout(Stdio::piped())
             .stderr(log)

@@ -14,6 +14,7 @@ pub mod store;
 pub mod testing;
 
 pub use cache::ChunkCache;
+pub use object_store;
 pub use remote::{PartitionKey, RemoteLog, RemoteSegment};
 
 /// Why a tiering operation failed.

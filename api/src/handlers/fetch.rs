@@ -17,7 +17,7 @@ use uuid::Uuid;
 
 use super::fetch_encode::{self, EncodeCtx};
 use super::{Ctx, HandleError, check_leader_epoch};
-use crate::broker::{Broker, BrokerError, FileRegion};
+use crate::broker::{Broker, BrokerError, Records};
 use crate::connection::Reply;
 
 /// Longest a fetch may park, whatever the client asks: bounds how long shutdown can wait.
@@ -90,9 +90,19 @@ pub(super) fn handle<B: Broker>(
         // still wakes this fetch.
         let mut appends = broker.appends();
         loop {
-            let (response, regions, bytes, errors) =
+            let (response, mut regions, bytes, errors) =
                 read_all(broker.as_ref(), &plan, max_bytes, version);
-            if bytes >= min_bytes || errors || Instant::now() >= deadline {
+            let remote = regions.iter().any(|r| matches!(r, Some(Records::Remote)));
+            if remote {
+                read_remote(
+                    broker.as_ref(),
+                    &plan,
+                    &mut regions,
+                    max_bytes.saturating_sub(bytes),
+                )
+                .await;
+            }
+            if remote || bytes >= min_bytes || errors || Instant::now() >= deadline {
                 return fetch_encode::encode(&encode_ctx, response, regions);
             }
             tokio::select! {
@@ -105,12 +115,59 @@ pub(super) fn handle<B: Broker>(
     })))
 }
 
+/// Replaces each pending remote read by its bytes (the remote tier's answer, or nothing if it
+/// failed: the client fetches again), sharing `budget` in partition order.
+async fn read_remote<B: Broker>(
+    broker: &B,
+    plan: &[PlannedTopic],
+    regions: &mut [Option<Records>],
+    mut budget: u64,
+) {
+    let mut slot = 0;
+    let mut first = true;
+    for topic in plan {
+        for p in &topic.partitions {
+            let index = slot;
+            slot += 1;
+            let pending = matches!(regions[index], Some(Records::Remote));
+            if !pending {
+                let empty = match &regions[index] {
+                    Some(records) => records.is_empty(),
+                    None => true,
+                };
+                first &= empty;
+                continue;
+            }
+            let Some(name) = topic.name.as_deref() else {
+                regions[index] = None;
+                continue;
+            };
+            let limit = p.partition_max_bytes.min(budget);
+            let read = broker
+                .read_remote(name, p.index, p.fetch_offset, limit, first)
+                .await;
+            regions[index] = match read {
+                Ok(bytes) if !bytes.is_empty() => {
+                    budget = budget.saturating_sub(bytes.len() as u64);
+                    first = false;
+                    Some(Records::Memory(bytes))
+                }
+                Ok(_) => None,
+                Err(e) => {
+                    tracing::warn!(topic = name, partition = p.index, "remote read failed: {e}");
+                    None
+                }
+            };
+        }
+    }
+}
+
 fn read_all<B: Broker>(
     broker: &B,
     plan: &[PlannedTopic],
     max_bytes: u64,
     version: i16,
-) -> (FetchResponse, Vec<Option<FileRegion>>, u64, bool) {
+) -> (FetchResponse, Vec<Option<Records>>, u64, bool) {
     let by_id = version >= FIRST_TOPIC_ID_VERSION;
     let mut total = 0u64;
     let mut errors = false;
@@ -130,7 +187,7 @@ fn read_all<B: Broker>(
             };
             match read {
                 Ok(read) => {
-                    total += read.records.as_ref().map_or(0, |r| r.len);
+                    total += read.records.as_ref().map_or(0, Records::len);
                     // Log start offsets exist in Fetch from v5.
                     let log_start_offset = if version >= 5 {
                         read.log_start_offset

@@ -10,7 +10,7 @@ use bytes::{BufMut, Bytes, BytesMut};
 use kafka_protocol::messages::FetchResponse;
 
 use super::{Ctx, HandleError};
-use crate::broker::FileRegion;
+use crate::broker::{FileRegion, Records};
 use crate::response::{Part, ResponseFrame};
 
 /// First Fetch version with flexible (compact) encoding.
@@ -20,16 +20,25 @@ const FIRST_FLEXIBLE_VERSION: i16 = 12;
 pub(super) fn encode(
     ctx: &EncodeCtx,
     mut response: FetchResponse,
-    regions: Vec<Option<FileRegion>>,
+    records: Vec<Option<Records>>,
 ) -> Result<ResponseFrame, HandleError> {
-    let mut index = 0;
+    // Records in memory are encoded inline by the crate; only file regions are spliced.
+    let mut regions = Vec::with_capacity(records.len());
+    let mut records = records.into_iter();
     for topic in &mut response.responses {
         for partition in &mut topic.partitions {
             partition.records = Some(Bytes::new());
-            index += 1;
+            match records.next().flatten() {
+                Some(Records::File(region)) => regions.push(Some(region)),
+                Some(Records::Memory(bytes)) => {
+                    partition.records = Some(bytes);
+                    regions.push(None);
+                }
+                Some(Records::Remote) | None => regions.push(None),
+            }
         }
     }
-    debug_assert_eq!(index, regions.len());
+    debug_assert!(records.next().is_none());
     let with_empty = ctx.encode(&response)?;
     if regions.iter().all(Option::is_none) {
         return Ok(ResponseFrame::bytes(with_empty.freeze()));
@@ -179,13 +188,21 @@ mod tests {
             };
             let expected = ctx.encode(&inline).unwrap();
 
-            let regions: Vec<Option<FileRegion>> = (0..6)
+            // Partition 1 of each topic comes from memory (the remote tier), the others from
+            // the file: both must encode exactly as the crate's inline encoding.
+            let regions: Vec<Option<Records>> = (0..6)
                 .map(|n| {
                     let p = n % 3;
-                    Some(FileRegion {
-                        file: Arc::clone(&file),
-                        position: p * 10,
-                        len: 100,
+                    Some(if p == 1 {
+                        Records::Memory(Bytes::copy_from_slice(
+                            &payload[p as usize * 10..p as usize * 10 + 100],
+                        ))
+                    } else {
+                        Records::File(FileRegion {
+                            file: Arc::clone(&file),
+                            position: p * 10,
+                            len: 100,
+                        })
                     })
                 })
                 .collect();

@@ -1,11 +1,13 @@
 //! ListOffsets (key 2): earliest, latest, max-timestamp, earliest-local and by-timestamp lookups.
 
+use std::sync::Arc;
+
 use kafka_protocol::messages::list_offsets_response::{
     ListOffsetsPartitionResponse, ListOffsetsTopicResponse,
 };
 use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
 
-use super::{Ctx, HandleError, check_leader_epoch};
+use super::{Ctx, HandleError, check_leader_epoch, later};
 use crate::broker::{Broker, BrokerError, OffsetSpec};
 use crate::connection::Reply;
 
@@ -29,49 +31,52 @@ pub(super) fn handle<B: Broker>(
     ctx: &Ctx<'_, B>,
     request: ListOffsetsRequest,
 ) -> Result<Reply, HandleError> {
-    let topics = request
-        .topics
-        .into_iter()
-        .map(|topic| {
+    let (broker, version) = (Arc::clone(ctx.broker), ctx.version);
+    Ok(later(ctx, async move {
+        let mut topics = Vec::with_capacity(request.topics.len());
+        for topic in request.topics {
             let name = topic.name.0.to_string();
-            let partitions = topic
-                .partitions
-                .into_iter()
-                .map(|p| {
-                    let response = ListOffsetsPartitionResponse::default()
-                        .with_partition_index(p.partition_index);
-                    let result = spec(p.timestamp, ctx.version).and_then(|spec| {
-                        check_leader_epoch(
-                            ctx.broker.as_ref(),
-                            &name,
-                            p.partition_index,
-                            p.current_leader_epoch,
-                        )?;
-                        ctx.broker.list_offset(&name, p.partition_index, spec)
-                    });
-                    match result {
-                        Ok(found) => {
-                            let response = response
-                                .with_offset(found.offset)
-                                .with_timestamp(found.timestamp);
-                            // Leader epochs exist in ListOffsets from v4 (KIP-320).
-                            if ctx.version >= 4 {
-                                response.with_leader_epoch(found.leader_epoch)
-                            } else {
-                                response
-                            }
+            let mut partitions = Vec::with_capacity(topic.partitions.len());
+            for p in topic.partitions {
+                let response =
+                    ListOffsetsPartitionResponse::default().with_partition_index(p.partition_index);
+                let checked = spec(p.timestamp, version).and_then(|spec| {
+                    check_leader_epoch(
+                        broker.as_ref(),
+                        &name,
+                        p.partition_index,
+                        p.current_leader_epoch,
+                    )
+                    .map(|_| spec)
+                });
+                let result = match checked {
+                    Ok(spec) => broker.list_offset(&name, p.partition_index, spec).await,
+                    Err(e) => Err(e),
+                };
+                partitions.push(match result {
+                    Ok(found) => {
+                        let response = response
+                            .with_offset(found.offset)
+                            .with_timestamp(found.timestamp);
+                        // Leader epochs exist in ListOffsets from v4 (KIP-320).
+                        if version >= 4 {
+                            response.with_leader_epoch(found.leader_epoch)
+                        } else {
+                            response
                         }
-                        Err(e) => response
-                            .with_error_code(e.code())
-                            .with_offset(-1)
-                            .with_timestamp(-1),
                     }
-                })
-                .collect();
-            ListOffsetsTopicResponse::default()
-                .with_name(topic.name)
-                .with_partitions(partitions)
-        })
-        .collect();
-    ctx.respond(&ListOffsetsResponse::default().with_topics(topics))
+                    Err(e) => response
+                        .with_error_code(e.code())
+                        .with_offset(-1)
+                        .with_timestamp(-1),
+                });
+            }
+            topics.push(
+                ListOffsetsTopicResponse::default()
+                    .with_name(topic.name)
+                    .with_partitions(partitions),
+            );
+        }
+        ListOffsetsResponse::default().with_topics(topics)
+    }))
 }

@@ -1,0 +1,374 @@
+//! `RemoteLogManager`: per broker, uploads the closed segments of the tiered partitions it
+//! leads, applies total retention to the remote tier, removes a deleted topic's objects and
+//! serves reads of remote offsets.
+//!
+//! Uploads run in the background every `remote.log.manager.task.interval.ms`, a bounded number
+//! of partitions at a time and within a byte rate, never on the produce path. A failed upload
+//! (5xx, throttling, timeouts, an unreachable store) is retried with backoff: the segment stays
+//! on local disk until it is safely in the manifest, so an outage only lets the disk grow.
+
+use std::collections::HashMap;
+use std::os::unix::fs::FileExt;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use strata_tiering::object_store::ObjectStore;
+use strata_tiering::remote::{self, RemoteRead};
+use strata_tiering::{ChunkCache, PartitionKey, RemoteLog, TieringError};
+use tokio::sync::Semaphore;
+
+use crate::partition::PartitionRef;
+
+/// Objects older than this that no manifest names are from interrupted uploads.
+const ORPHAN_AGE_MS: i64 = 10 * 60 * 1000;
+/// Longest pause between attempts of a failing partition.
+const MAX_BACKOFF: Duration = Duration::from_secs(60);
+
+/// Settings (`remote.log.*`).
+#[derive(Debug, Clone)]
+pub struct RemoteSettings {
+    /// Uncompressed bytes per chunk.
+    pub chunk_bytes: usize,
+    /// zstd level.
+    pub compression_level: i32,
+    /// Partitions served at once.
+    pub concurrency: usize,
+    /// Upload rate limit in bytes per second (`None`: unlimited).
+    pub bytes_per_second: Option<u64>,
+}
+
+/// Upload state of one partition, for status and metrics.
+#[derive(Debug, Clone, Default)]
+pub struct UploadStatus {
+    /// The last failure, until an upload succeeds.
+    pub last_error: Option<String>,
+    /// Consecutive failures.
+    pub failures: u32,
+    /// When the last segment was uploaded (ms since the epoch).
+    pub last_upload_ms: Option<i64>,
+    /// Segments uploaded by this process.
+    pub uploaded_segments: u64,
+}
+
+/// One partition's remote log and upload state.
+#[derive(Debug)]
+pub struct RemotePartition {
+    /// The remote log.
+    pub log: RemoteLog,
+    status: Mutex<UploadStatus>,
+    retry_at: Mutex<Option<Instant>>,
+    /// One upload pass at a time per partition.
+    busy: tokio::sync::Mutex<()>,
+}
+
+impl RemotePartition {
+    /// The upload state.
+    pub fn status(&self) -> UploadStatus {
+        self.status
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    fn failed(&self, error: &TieringError) {
+        let mut status = self.status.lock().unwrap_or_else(|p| p.into_inner());
+        status.failures += 1;
+        status.last_error = Some(error.to_string());
+        let backoff =
+            Duration::from_millis(500 * 2u64.pow(status.failures.min(7))).min(MAX_BACKOFF);
+        *self.retry_at.lock().unwrap_or_else(|p| p.into_inner()) = Some(Instant::now() + backoff);
+    }
+
+    fn succeeded(&self) {
+        let mut status = self.status.lock().unwrap_or_else(|p| p.into_inner());
+        status.failures = 0;
+        status.last_error = None;
+        status.last_upload_ms = Some(now_ms());
+        status.uploaded_segments += 1;
+        *self.retry_at.lock().unwrap_or_else(|p| p.into_inner()) = None;
+    }
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+/// The broker's remote tier.
+#[derive(Debug)]
+pub struct RemoteLogManager {
+    store: Arc<dyn ObjectStore>,
+    cache: Arc<ChunkCache>,
+    settings: RemoteSettings,
+    partitions: tokio::sync::Mutex<HashMap<(String, i32), Arc<RemotePartition>>>,
+    throttle: tokio::sync::Mutex<Instant>,
+}
+
+impl RemoteLogManager {
+    /// A manager over `store`, caching chunks in `cache`.
+    pub fn new(store: Arc<dyn ObjectStore>, cache: ChunkCache, settings: RemoteSettings) -> Self {
+        Self {
+            store,
+            cache: Arc::new(cache),
+            settings,
+            partitions: tokio::sync::Mutex::default(),
+            throttle: tokio::sync::Mutex::new(Instant::now()),
+        }
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Arc<dyn ObjectStore> {
+        &self.store
+    }
+
+    /// The chunk cache.
+    pub fn cache(&self) -> &ChunkCache {
+        &self.cache
+    }
+
+    /// The remote log of `partition`, opened (manifest loaded, local log told what is remote)
+    /// on first use.
+    pub async fn remote_for(
+        &self,
+        cluster_id: &str,
+        partition: &PartitionRef,
+    ) -> Result<Arc<RemotePartition>, TieringError> {
+        let name = (partition.topic.clone(), partition.index);
+        let mut partitions = self.partitions.lock().await;
+        if let Some(found) = partitions.get(&name)
+            && found.log.key().topic_id == partition.topic_id
+        {
+            return Ok(Arc::clone(found));
+        }
+        let key = PartitionKey {
+            cluster_id: cluster_id.to_owned(),
+            topic: partition.topic.clone(),
+            topic_id: partition.topic_id,
+            partition: partition.index,
+        };
+        let log = RemoteLog::open(Arc::clone(&self.store), Arc::clone(&self.cache), key).await?;
+        {
+            let mut local = partition.log();
+            if let Some(end) = log.end_offset()
+                && local.log_end_offset() < end
+            {
+                // An empty disk (a new broker, a lost disk): continue after the remote tier.
+                local
+                    .start_empty_at(end)
+                    .map_err(|e| TieringError::Io(e.to_string()))?;
+            }
+            local.set_remote_tier(
+                log.start_offset(),
+                log.end_offset().unwrap_or(0),
+                log.bytes().0,
+            );
+        }
+        let opened = Arc::new(RemotePartition {
+            log,
+            status: Mutex::default(),
+            retry_at: Mutex::default(),
+            busy: tokio::sync::Mutex::new(()),
+        });
+        partitions.insert(name, Arc::clone(&opened));
+        let sweeping = Arc::clone(&opened);
+        tokio::spawn(async move {
+            match sweeping.log.sweep_orphans(ORPHAN_AGE_MS).await {
+                Ok(0) => {}
+                Ok(n) => {
+                    tracing::info!(partition = %sweeping.log.key().root(), n, "removed orphaned objects")
+                }
+                Err(e) => tracing::warn!("orphan sweep failed: {e}"),
+            }
+        });
+        Ok(opened)
+    }
+
+    /// The remote log of a partition if already opened.
+    pub async fn opened(&self, topic: &str, index: i32) -> Option<Arc<RemotePartition>> {
+        self.partitions
+            .lock()
+            .await
+            .get(&(topic.to_owned(), index))
+            .cloned()
+    }
+
+    /// One pass over `partitions` (the tiered ones this broker leads): uploads and remote
+    /// retention, a bounded number at a time.
+    pub async fn run_once(self: &Arc<Self>, cluster_id: &str, partitions: Vec<PartitionRef>) {
+        let permits = Arc::new(Semaphore::new(self.settings.concurrency.max(1)));
+        let mut tasks = tokio::task::JoinSet::new();
+        for partition in partitions {
+            let Ok(permit) = Arc::clone(&permits).acquire_owned().await else {
+                break;
+            };
+            let (manager, cluster_id) = (Arc::clone(self), cluster_id.to_owned());
+            tasks.spawn(async move {
+                manager.serve_partition(&cluster_id, &partition).await;
+                drop(permit);
+            });
+        }
+        while tasks.join_next().await.is_some() {}
+    }
+
+    async fn serve_partition(&self, cluster_id: &str, partition: &PartitionRef) {
+        let remote = match self.remote_for(cluster_id, partition).await {
+            Ok(remote) => remote,
+            Err(e) => {
+                tracing::warn!(topic = %partition.topic, partition = partition.index, "remote log unavailable: {e}");
+                return;
+            }
+        };
+        let Ok(_busy) = remote.busy.try_lock() else {
+            return;
+        };
+        let waiting = *remote.retry_at.lock().unwrap_or_else(|p| p.into_inner());
+        if waiting.is_some_and(|at| Instant::now() < at) {
+            return;
+        }
+        if let Err(e) = self.upload_ready(partition, &remote).await {
+            tracing::warn!(
+                topic = %partition.topic,
+                partition = partition.index,
+                failures = remote.status().failures,
+                "upload failed, will retry: {e}"
+            );
+            remote.failed(&e);
+            return;
+        }
+        if let Err(e) = self.apply_retention(partition, &remote).await {
+            tracing::warn!(topic = %partition.topic, partition = partition.index, "remote retention failed: {e}");
+            remote.failed(&e);
+        }
+    }
+
+    /// Uploads every closed segment below the high watermark that is not remote yet.
+    async fn upload_ready(
+        &self,
+        partition: &PartitionRef,
+        remote: &RemotePartition,
+    ) -> Result<(), TieringError> {
+        let high_watermark = partition.high_watermark();
+        let candidates = partition.log().upload_candidates(high_watermark);
+        for segment in candidates {
+            let file = Arc::clone(&segment.file);
+            let size = segment.size as usize;
+            let bytes = tokio::task::spawn_blocking(move || {
+                let mut buf = vec![0u8; size];
+                file.read_exact_at(&mut buf, 0).map(|()| buf)
+            })
+            .await
+            .map_err(|e| TieringError::Io(e.to_string()))?
+            .map_err(|e| {
+                TieringError::Io(format!("reading segment {}: {e}", segment.base_offset))
+            })?;
+            self.throttle(segment.size).await;
+            let started = Instant::now();
+            let uploaded = remote
+                .log
+                .upload(
+                    bytes,
+                    self.settings.chunk_bytes,
+                    self.settings.compression_level,
+                )
+                .await?;
+            partition.log().set_remote_tier(
+                remote.log.start_offset(),
+                remote.log.end_offset().unwrap_or(0),
+                remote.log.bytes().0,
+            );
+            remote.succeeded();
+            if let Some(uploaded) = uploaded {
+                tracing::info!(
+                    topic = %partition.topic,
+                    partition = partition.index,
+                    base = uploaded.base_offset,
+                    next = uploaded.next_offset,
+                    raw = uploaded.raw_bytes,
+                    stored = uploaded.stored_bytes,
+                    took_ms = started.elapsed().as_millis() as u64,
+                    "segment uploaded"
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// Waits so that uploads stay within `bytes_per_second`.
+    async fn throttle(&self, bytes: u64) {
+        let Some(rate) = self.settings.bytes_per_second.filter(|r| *r > 0) else {
+            return;
+        };
+        let mut next_free = self.throttle.lock().await;
+        let now = Instant::now();
+        let start = (*next_free).max(now);
+        *next_free = start + Duration::from_secs_f64(bytes as f64 / rate as f64);
+        drop(next_free);
+        tokio::time::sleep_until(start.into()).await;
+    }
+
+    /// Total retention (`retention.ms`, `retention.bytes` over both tiers) on the remote tier.
+    async fn apply_retention(
+        &self,
+        partition: &PartitionRef,
+        remote: &RemotePartition,
+    ) -> Result<(), TieringError> {
+        let (config, local_only) = {
+            let log = partition.log();
+            let uploaded_end = log.uploaded_end();
+            let local_only: u64 = log
+                .upload_candidates(u64::MAX)
+                .iter()
+                .filter(|s| s.base_offset >= uploaded_end)
+                .map(|s| s.size)
+                .sum();
+            (log.config().clone(), local_only)
+        };
+        let now = now_ms();
+        let deleted = remote
+            .log
+            .delete_oldest(|segment, remaining| {
+                let by_time = config.retention_ms >= 0
+                    && segment.max_timestamp >= 0
+                    && now - segment.max_timestamp > config.retention_ms;
+                let by_size = config.retention_bytes >= 0
+                    && remaining + local_only > config.retention_bytes as u64;
+                by_time || by_size
+            })
+            .await?;
+        if deleted > 0 {
+            tracing::info!(topic = %partition.topic, partition = partition.index, segments = deleted, "remote retention deleted segments");
+            partition.log().set_remote_tier(
+                remote.log.start_offset(),
+                remote.log.end_offset().unwrap_or(0),
+                remote.log.bytes().0,
+            );
+        }
+        Ok(())
+    }
+
+    /// Reads remote offsets of a partition.
+    pub async fn read(
+        &self,
+        cluster_id: &str,
+        partition: &PartitionRef,
+        offset: u64,
+        max_bytes: u64,
+        min_one: bool,
+    ) -> Result<Option<RemoteRead>, TieringError> {
+        let remote = self.remote_for(cluster_id, partition).await?;
+        remote.log.read(offset, max_bytes, min_one).await
+    }
+
+    /// Deletes a topic's objects and forgets its partitions.
+    pub async fn delete_topic(&self, cluster_id: &str, topic: &str, topic_id: uuid::Uuid) {
+        self.partitions
+            .lock()
+            .await
+            .retain(|(name, _), p| !(name == topic && p.log.key().topic_id == topic_id));
+        match remote::delete_topic(self.store.as_ref(), cluster_id, topic, topic_id).await {
+            Ok(n) => tracing::info!(topic, objects = n, "deleted topic's remote objects"),
+            Err(e) => tracing::warn!(topic, "deleting remote objects failed: {e}"),
+        }
+    }
+}

@@ -1,0 +1,314 @@
+//! Tiered storage against a real S3-protocol server (s3s-fs on 127.0.0.1) with librdkafka:
+//! small segments are uploaded, local retention deletes them, and consumers read the whole
+//! history back from the bucket — from offset 0 and from a timestamp, after a restart, after a
+//! kill -9 during uploads, and after the store answered 503 and refused connections for a
+//! while. Total retention removes remote objects; a bad bucket stops the broker at startup.
+
+mod common;
+
+use std::path::Path;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use common::{BrokerProcess, client, consume_all, create_topic};
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::{Offset, TopicPartitionList};
+use strata_tiering::testing::{self, ACCESS_KEY, SECRET_KEY, TestS3};
+
+const TOPIC: &str = "history";
+/// Records are produced with timestamps BASE_TS + offset.
+const BASE_TS: i64 = 1_700_000_000_000;
+
+fn s3_env(server: &TestS3) -> Vec<(String, String)> {
+    [
+        ("AWS_ACCESS_KEY_ID", ACCESS_KEY.to_owned()),
+        ("AWS_SECRET_ACCESS_KEY", SECRET_KEY.to_owned()),
+        ("AWS_REGION", "us-east-1".to_owned()),
+        ("AWS_ENDPOINT_URL", server.endpoint()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect()
+}
+
+fn start_broker(dir: &Path, server: &TestS3, extra: &[&str]) -> BrokerProcess {
+    let mut settings = vec![
+        "remote.log.storage.url=s3://tiered/strata",
+        "remote.log.manager.task.interval.ms=200",
+        "log.retention.check.interval.ms=200",
+        "remote.log.chunk.bytes=16384",
+        "cluster.id=TieredClusterAAAAAAAAAA",
+    ];
+    settings.extend_from_slice(extra);
+    BrokerProcess::start_env(dir, &settings, &s3_env(server))
+}
+
+fn value(n: usize) -> String {
+    format!(
+        "{{\"seq\":{n},\"user\":\"user-{}\",\"event\":\"page_view\",\"path\":\"/items/{}\",\"pad\":\"{}\"}}",
+        n % 97,
+        n % 1013,
+        "x".repeat(900)
+    )
+}
+
+async fn produce(addr: &str, from: usize, to: usize) {
+    let producer: FutureProducer = client(addr)
+        .set("acks", "all")
+        .set("linger.ms", "5")
+        // Small batches, so that 16 KiB segments roll often.
+        .set("batch.size", "4096")
+        .create()
+        .unwrap();
+    let mut deliveries = Vec::new();
+    for n in from..to {
+        let payload = value(n);
+        let record = FutureRecord::<(), _>::to(TOPIC)
+            .payload(&payload)
+            .partition(0)
+            .timestamp(BASE_TS + n as i64);
+        deliveries.push(producer.send_result(record).map_err(|(e, _)| e).unwrap());
+    }
+    for delivery in deliveries {
+        delivery.await.unwrap().map_err(|(e, _)| e).unwrap();
+    }
+}
+
+/// Every record from offset 0, checked: dense offsets, the right values, in order.
+fn assert_full_history(addr: &str, count: usize) {
+    let records = consume_all(addr, TOPIC, 1, count, Duration::from_secs(60));
+    assert_eq!(records.len(), count, "records read back");
+    for (n, record) in records.iter().enumerate() {
+        assert_eq!(record.offset, n as i64);
+        assert_eq!(
+            record.value.as_deref(),
+            Some(value(n).as_bytes()),
+            "offset {n}"
+        );
+    }
+}
+
+fn local_segments(dir: &Path) -> usize {
+    std::fs::read_dir(dir.join(format!("{TOPIC}-0")))
+        .map(|d| {
+            d.flatten()
+                .filter(|e| e.file_name().to_string_lossy().ends_with(".log"))
+                .count()
+        })
+        .unwrap_or(0)
+}
+
+fn remote_objects(root: &Path) -> usize {
+    fn walk(dir: &Path) -> usize {
+        std::fs::read_dir(dir).map_or(0, |d| {
+            d.flatten()
+                .map(|e| {
+                    let path = e.path();
+                    if path.is_dir() {
+                        walk(&path)
+                    } else {
+                        usize::from(path.to_string_lossy().ends_with(".zst"))
+                    }
+                })
+                .sum()
+        })
+    }
+    walk(root)
+}
+
+fn wait_until(
+    broker: &BrokerProcess,
+    what: &str,
+    timeout: Duration,
+    mut check: impl FnMut() -> bool,
+) {
+    let deadline = Instant::now() + timeout;
+    while !check() {
+        if Instant::now() >= deadline {
+            let log = broker.log();
+            let tail: Vec<&str> = log.lines().rev().take(40).collect();
+            panic!(
+                "timed out waiting for {what}; broker log tail:\n{}",
+                tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+            );
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn offset_for_time(addr: &str, timestamp: i64) -> i64 {
+    let consumer: BaseConsumer = client(addr).create().unwrap();
+    let mut query = TopicPartitionList::new();
+    query
+        .add_partition_offset(TOPIC, 0, Offset::Offset(timestamp))
+        .unwrap();
+    let found = consumer
+        .offsets_for_times(query, Duration::from_secs(10))
+        .unwrap();
+    match found.find_partition(TOPIC, 0).unwrap().offset() {
+        Offset::Offset(o) => o,
+        other => panic!("no offset for {timestamp}: {other:?}"),
+    }
+}
+
+fn earliest(addr: &str) -> i64 {
+    let consumer: BaseConsumer = client(addr).create().unwrap();
+    consumer
+        .fetch_watermarks(TOPIC, 0, Duration::from_secs(5))
+        .unwrap()
+        .0
+}
+
+#[test]
+fn history_is_served_from_the_bucket_across_restarts_crashes_and_outages() {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let s3_root = tmp.path().join("s3");
+    let server = runtime.block_on(testing::start(&s3_root, "tiered"));
+    let dir = tmp.path().join("broker");
+    let mut broker = start_broker(&dir, &server, &[]);
+    // 16 KiB segments; nothing local beyond the active segment once uploaded; kept forever.
+    runtime.block_on(create_topic(
+        &broker.addr,
+        TOPIC,
+        1,
+        &[
+            ("segment.bytes", "16384"),
+            ("local.retention.bytes", "0"),
+            ("retention.ms", "-1"),
+        ],
+    ));
+    runtime.block_on(produce(&broker.addr, 0, 1500));
+    wait_until(
+        &broker,
+        "uploads and local retention",
+        Duration::from_secs(60),
+        || local_segments(&dir) <= 2 && remote_objects(&s3_root) >= 50,
+    );
+    assert_full_history(&broker.addr, 1500);
+    assert_eq!(earliest(&broker.addr), 0, "the log starts in the bucket");
+    assert_eq!(offset_for_time(&broker.addr, BASE_TS + 777), 777);
+
+    // A clean restart: the manifest tells the broker what is remote.
+    assert!(broker.stop());
+    broker.restart("127.0.0.1:0");
+    assert_full_history(&broker.addr, 1500);
+
+    // kill -9 while segments are being uploaded: nothing lost, nothing duplicated.
+    runtime.block_on(produce(&broker.addr, 1500, 2500));
+    std::thread::sleep(Duration::from_millis(300));
+    broker.kill();
+    broker.restart("127.0.0.1:0");
+    wait_until(
+        &broker,
+        "uploads after the crash",
+        Duration::from_secs(60),
+        || local_segments(&dir) <= 2,
+    );
+    assert_full_history(&broker.addr, 2500);
+
+    // The store answers 503, then refuses connections: uploads wait, local segments stay.
+    server.unavailable.store(true, Ordering::SeqCst);
+    runtime.block_on(produce(&broker.addr, 2500, 3000));
+    std::thread::sleep(Duration::from_secs(2));
+    let kept = local_segments(&dir);
+    assert!(
+        kept > 10,
+        "segments stay local while the store fails ({kept})"
+    );
+    server.unavailable.store(false, Ordering::SeqCst);
+    server.refusing.store(true, Ordering::SeqCst);
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(
+        local_segments(&dir) >= kept,
+        "nothing deleted while unreachable"
+    );
+    server.refusing.store(false, Ordering::SeqCst);
+    wait_until(
+        &broker,
+        "the upload backlog to drain",
+        Duration::from_secs(90),
+        || local_segments(&dir) <= 2,
+    );
+    assert_full_history(&broker.addr, 3000);
+    assert_eq!(offset_for_time(&broker.addr, BASE_TS + 2600), 2600);
+    let log = broker.log();
+    assert!(
+        log.contains("upload failed, will retry"),
+        "failures are logged"
+    );
+}
+
+#[test]
+fn total_retention_removes_remote_segments_and_bad_buckets_stop_the_broker() {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let s3_root = tmp.path().join("s3");
+    let server = runtime.block_on(testing::start(&s3_root, "tiered"));
+    let dir = tmp.path().join("broker");
+    let broker = start_broker(&dir, &server, &[]);
+    runtime.block_on(create_topic(
+        &broker.addr,
+        TOPIC,
+        1,
+        &[
+            ("segment.bytes", "16384"),
+            ("local.retention.bytes", "0"),
+            ("retention.bytes", "-1"),
+            ("retention.ms", "-1"),
+        ],
+    ));
+    runtime.block_on(produce(&broker.addr, 0, 600));
+    wait_until(&broker, "uploads", Duration::from_secs(60), || {
+        local_segments(&dir) <= 2 && remote_objects(&s3_root) >= 20
+    });
+    let before = remote_objects(&s3_root);
+    // Keep about 100 KiB over both tiers: the oldest remote segments go, the log start moves.
+    runtime.block_on(async {
+        use rdkafka::admin::{AdminClient, AdminOptions, AlterConfig, ResourceSpecifier};
+        let admin: AdminClient<_> = client(&broker.addr).create().unwrap();
+        let alter = AlterConfig::new(ResourceSpecifier::Topic(TOPIC))
+            .set("retention.bytes", "102400")
+            .set("segment.bytes", "16384")
+            .set("local.retention.bytes", "0")
+            .set("retention.ms", "-1");
+        let results = admin
+            .alter_configs(&[alter], &AdminOptions::new())
+            .await
+            .unwrap();
+        assert!(results.iter().all(Result::is_ok), "{results:?}");
+    });
+    wait_until(&broker, "remote retention", Duration::from_secs(30), || {
+        remote_objects(&s3_root) <= 10 && earliest(&broker.addr) > 400
+    });
+    assert!(remote_objects(&s3_root) < before);
+    let start = earliest(&broker.addr);
+    let rest = consume_all(
+        &broker.addr,
+        TOPIC,
+        1,
+        600 - start as usize,
+        Duration::from_secs(30),
+    );
+    assert_eq!(rest.first().map(|r| r.offset), Some(start));
+    assert_eq!(rest.len(), 600 - start as usize);
+    drop(broker);
+
+    // A bucket that does not exist: a clear startup error, not a hang.
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_strata"))
+        .arg("dev")
+        .arg("--data-dir")
+        .arg(tmp.path().join("other"))
+        .args(["--listen", "127.0.0.1:0"])
+        .args(["--set", "remote.log.storage.url=s3://no-such-bucket/x"])
+        .envs(s3_env(&server))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success());
+    assert!(
+        stderr.contains("no-such-bucket") && stderr.contains("not usable"),
+        "{stderr}"
+    );
+}
