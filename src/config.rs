@@ -96,6 +96,11 @@ const BROKER_KEYS: &[(&str, &str, &str)] = &[
         "object store for closed segments: s3://bucket/prefix (AWS environment) or a directory; empty: <log.dirs>/objects",
     ),
     (
+        "remote.log.restore.enable",
+        "false",
+        "at startup, recreate the topics the object store holds for this cluster id but the metadata lacks",
+    ),
+    (
         "remote.log.manager.task.interval.ms",
         "30000",
         "how often closed segments are looked for and uploaded",
@@ -249,6 +254,8 @@ pub struct RemoteConfig {
     pub compression_level: i32,
     /// `remote.log.chunk.cache.bytes`.
     pub cache_bytes: u64,
+    /// `remote.log.restore.enable`.
+    pub restore: bool,
 }
 
 /// The broker's effective configuration.
@@ -419,6 +426,7 @@ impl BrokerConfig {
                     as i32,
                 cache_bytes: parse(&get, "remote.log.chunk.cache.bytes", 1 << 20..=i64::MAX)?
                     as u64,
+                restore: parse_bool(&get, "remote.log.restore.enable")?,
             })
         } else {
             None

@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use strata_tiering::object_store::ObjectStore;
-use strata_tiering::remote::{self, RemoteRead};
+use strata_tiering::remote::{self, RemoteRead, TopicDescriptor};
 use strata_tiering::{ChunkCache, PartitionKey, RemoteLog, TieringError};
 use tokio::sync::Semaphore;
 
@@ -103,6 +103,8 @@ pub struct RemoteLogManager {
     settings: RemoteSettings,
     partitions: tokio::sync::Mutex<HashMap<(String, i32), Arc<RemotePartition>>>,
     throttle: tokio::sync::Mutex<Instant>,
+    /// Topic descriptors written to the store, to write each change once.
+    described: tokio::sync::Mutex<HashMap<uuid::Uuid, TopicDescriptor>>,
 }
 
 impl RemoteLogManager {
@@ -114,6 +116,7 @@ impl RemoteLogManager {
             settings,
             partitions: tokio::sync::Mutex::default(),
             throttle: tokio::sync::Mutex::new(Instant::now()),
+            described: tokio::sync::Mutex::default(),
         }
     }
 
@@ -191,6 +194,25 @@ impl RemoteLogManager {
             .await
             .get(&(topic.to_owned(), index))
             .cloned()
+    }
+
+    /// Records in the store the topics this broker tiers (name, id, partition count, configs),
+    /// so that a cluster rebuilt from the bucket can restore them.
+    pub async fn describe_topics(&self, cluster_id: &str, topics: Vec<TopicDescriptor>) {
+        let mut described = self.described.lock().await;
+        for topic in topics {
+            if described.get(&topic.topic_id) == Some(&topic) {
+                continue;
+            }
+            match remote::write_topic(self.store.as_ref(), cluster_id, &topic).await {
+                Ok(()) => {
+                    described.insert(topic.topic_id, topic);
+                }
+                Err(e) => {
+                    tracing::warn!(topic = %topic.name, "writing the topic descriptor failed: {e}")
+                }
+            }
+        }
     }
 
     /// One pass over `partitions` (the tiered ones this broker leads): uploads and remote
@@ -370,5 +392,41 @@ impl RemoteLogManager {
             Ok(n) => tracing::info!(topic, objects = n, "deleted topic's remote objects"),
             Err(e) => tracing::warn!(topic, "deleting remote objects failed: {e}"),
         }
+    }
+}
+
+impl crate::broker::StrataBroker {
+    /// One pass of the remote log manager over the tiered partitions this broker leads,
+    /// after recording their topics in the store.
+    pub async fn tiering_pass(&self) {
+        let Some(remote) = self.remote().cloned() else {
+            return;
+        };
+        let tiered: Vec<PartitionRef> = self
+            .replicas()
+            .all()
+            .into_iter()
+            .filter(|p| p.is_leader() && p.log().config().tiered())
+            .collect();
+        let (cluster_id, topics) = {
+            let image = self.image();
+            let mut topics: Vec<TopicDescriptor> = Vec::new();
+            for p in &tiered {
+                if topics.iter().any(|t| t.topic_id == p.topic_id) {
+                    continue;
+                }
+                if let Some(t) = image.topics.get(&p.topic_id) {
+                    topics.push(TopicDescriptor {
+                        name: t.name.clone(),
+                        topic_id: t.id,
+                        partitions: t.partitions.len() as i32,
+                        configs: t.configs.clone(),
+                    });
+                }
+            }
+            (image.cluster_id.clone().unwrap_or_default(), topics)
+        };
+        remote.describe_topics(&cluster_id, topics).await;
+        remote.run_once(&cluster_id, tiered).await;
     }
 }

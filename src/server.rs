@@ -180,29 +180,12 @@ async fn run_broker(
             },
         );
     }
-    if let Some(remote) = broker.remote().cloned() {
-        let interval = broker
-            .config()
-            .remote
-            .as_ref()
-            .map_or(Duration::from_secs(30), |r| r.interval);
+    if let Some(settings) = &broker.config().remote {
         spawn_every(
             &mut background,
-            interval,
+            settings.interval,
             Arc::clone(&broker),
-            move |broker| {
-                let remote = Arc::clone(&remote);
-                async move {
-                    let tiered: Vec<_> = broker
-                        .replicas()
-                        .all()
-                        .into_iter()
-                        .filter(|p| p.is_leader() && p.log().config().tiered())
-                        .collect();
-                    let cluster_id = broker.image().cluster_id.clone().unwrap_or_default();
-                    remote.run_once(&cluster_id, tiered).await;
-                }
-            },
+            |broker| async move { broker.tiering_pass().await },
         );
     }
     spawn_every(

@@ -309,6 +309,7 @@ async fn brokers_register_by_heartbeat_and_are_fenced_when_silent() {
             assignments: Vec::new(),
             configs: BTreeMap::new(),
             validate_only: false,
+            topic_id: None,
         },
     )
     .await
@@ -327,6 +328,7 @@ async fn brokers_register_by_heartbeat_and_are_fenced_when_silent() {
             assignments: Vec::new(),
             configs: BTreeMap::new(),
             validate_only: false,
+            topic_id: None,
         },
     )
     .await;

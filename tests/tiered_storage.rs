@@ -238,6 +238,26 @@ fn history_is_served_from_the_bucket_across_restarts_crashes_and_outages() {
         log.contains("upload failed, will retry"),
         "failures are logged"
     );
+
+    // Region lost, bucket kept: a new node with an empty disk (so a new metadata quorum) and
+    // the same cluster id restores the topic from the bucket and serves its history.
+    assert!(broker.stop());
+    let restored = start_broker(
+        &tmp.path().join("restored"),
+        &server,
+        &["remote.log.restore.enable=true"],
+    );
+    let consumer: BaseConsumer = client(&restored.addr).create().unwrap();
+    let (low, high) = consumer
+        .fetch_watermarks(TOPIC, 0, Duration::from_secs(10))
+        .unwrap();
+    assert_eq!(low, 0);
+    assert!(
+        high > 2900,
+        "all but the last local segments are remote: {high}"
+    );
+    assert_full_history(&restored.addr, high as usize);
+    assert_eq!(offset_for_time(&restored.addr, BASE_TS + 1234), 1234);
 }
 
 #[test]

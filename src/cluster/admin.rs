@@ -103,6 +103,7 @@ impl StrataBroker {
                 assignments,
                 configs: topic.configs,
                 validate_only,
+                topic_id: None,
             }))
             .await?;
         let AdminAnswer::Topic { topic_id, .. } = answer else {
@@ -225,5 +226,48 @@ impl StrataBroker {
         let id = block.0;
         block.0 += 1;
         Ok((id, 0))
+    }
+}
+
+impl StrataBroker {
+    /// Recreates, with their ids, the topics the object store holds for this cluster but the
+    /// metadata does not (`remote.log.restore.enable`): a new cluster rebuilt from the bucket
+    /// alone serves their history. Returns the metadata offset that includes them.
+    pub(crate) async fn restore_topics(&self) -> Result<u64, BrokerError> {
+        let Some(remote) = self.remote().cloned() else {
+            return Ok(0);
+        };
+        let cluster_id = self.image().cluster_id.clone().unwrap_or_default();
+        let topics = strata_tiering::remote::list_topics(remote.store().as_ref(), &cluster_id)
+            .await
+            .map_err(|e| BrokerError::Storage(e.to_string()))?;
+        let mut restored = 0;
+        for topic in topics {
+            if self.image().topic_ids.contains_key(&topic.name) {
+                continue;
+            }
+            let request = AdminRequest::CreateTopic(admin::NewTopic {
+                name: topic.name.clone(),
+                partitions: topic.partitions.max(1) as usize,
+                replication_factor: 1,
+                assignments: Vec::new(),
+                configs: topic.configs.clone(),
+                validate_only: false,
+                topic_id: Some(topic.topic_id),
+            });
+            // Not `self.admin`: this runs while joining, before the metadata is followed.
+            match client::admin(&self.controllers, request)
+                .await
+                .map_err(from_client)
+            {
+                Ok(reply) => {
+                    tracing::info!(topic = %topic.name, id = %topic.topic_id, "restored topic from the object store");
+                    restored = restored.max(reply.offset);
+                }
+                Err(BrokerError::TopicAlreadyExists(_)) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(restored)
     }
 }

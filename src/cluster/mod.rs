@@ -131,6 +131,7 @@ pub async fn join(
         Ok(())
     })
     .await??;
+    open_remote_logs(broker).await;
     loop {
         if *shutdown.borrow() {
             bail!("stopped before being unfenced");
@@ -144,8 +145,37 @@ pub async fn join(
             }
         }
     }
+    // Restored topics are placed like new ones, so only once this broker may hold them.
+    if broker.config().remote.as_ref().is_some_and(|r| r.restore) {
+        let offset = broker.restore_topics().await?;
+        while broker.image().offset < offset {
+            if let Err(e) = broker.follow_once(Duration::ZERO).await {
+                tracing::warn!("fetching the metadata failed: {e}");
+                tokio::time::sleep(RETRY).await;
+            }
+        }
+        open_remote_logs(broker).await;
+    }
     tracing::info!(took = ?started.elapsed(), partitions = broker.replicas().all().len(), "joined the cluster");
     Ok(())
+}
+
+/// Loads the manifests of the tiered partitions this broker leads, so that the log start and
+/// timestamp lookups cover the remote tier from the first request (and an empty disk
+/// continues after it). A store that fails now is retried by the upload passes.
+async fn open_remote_logs(broker: &Arc<StrataBroker>) {
+    let Some(remote) = broker.remote().cloned() else {
+        return;
+    };
+    let cluster_id = broker.image().cluster_id.clone().unwrap_or_default();
+    for partition in broker.replicas().all() {
+        if !(partition.is_leader() && partition.log().config().tiered()) {
+            continue;
+        }
+        if let Err(e) = remote.remote_for(&cluster_id, &partition).await {
+            tracing::warn!(topic = %partition.topic, partition = partition.index, "remote log not loaded yet: {e}");
+        }
+    }
 }
 
 /// Heartbeats every `broker.heartbeat.interval.ms` until the task is stopped.

@@ -487,6 +487,72 @@ impl RemoteLog {
     }
 }
 
+/// What the bucket records of a topic, so that a new cluster can restore it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TopicDescriptor {
+    /// Name.
+    pub name: String,
+    /// Id.
+    pub topic_id: Uuid,
+    /// Partition count.
+    pub partitions: i32,
+    /// Config overrides.
+    pub configs: std::collections::BTreeMap<String, String>,
+}
+
+/// Writes `topic.json` of a topic.
+pub async fn write_topic(
+    store: &dyn ObjectStore,
+    cluster_id: &str,
+    topic: &TopicDescriptor,
+) -> Result<(), TieringError> {
+    let path = Path::from(format!(
+        "{}/topic.json",
+        topic_root(cluster_id, &topic.name, topic.topic_id)
+    ));
+    let bytes = serde_json::to_vec(topic).expect("the descriptor serializes");
+    store.put(&path, bytes.into()).await?;
+    Ok(())
+}
+
+/// Every topic the bucket holds for `cluster_id`: for a name with several incarnations, the
+/// one whose descriptor was written last.
+pub async fn list_topics(
+    store: &dyn ObjectStore,
+    cluster_id: &str,
+) -> Result<Vec<TopicDescriptor>, TieringError> {
+    let root = Path::from(format!("clusters/{cluster_id}/topics"));
+    let mut found = Vec::new();
+    for name in store
+        .list_with_delimiter(Some(&root))
+        .await?
+        .common_prefixes
+    {
+        let mut latest: Option<(i64, TopicDescriptor)> = None;
+        for id in store
+            .list_with_delimiter(Some(&name))
+            .await?
+            .common_prefixes
+        {
+            let path = id.clone().join("topic.json");
+            let meta = match store.head(&path).await {
+                Ok(meta) => meta,
+                Err(object_store::Error::NotFound { .. }) => continue,
+                Err(e) => return Err(e.into()),
+            };
+            let bytes = store.get(&path).await?.bytes().await?;
+            let topic: TopicDescriptor = serde_json::from_slice(&bytes)
+                .map_err(|e| TieringError::Format(format!("{path}: {e}")))?;
+            let written = meta.last_modified.timestamp_millis();
+            if latest.as_ref().is_none_or(|(at, _)| written > *at) {
+                latest = Some((written, topic));
+            }
+        }
+        found.extend(latest.map(|(_, t)| t));
+    }
+    Ok(found)
+}
+
 /// Deletes every object of a topic (all its partitions).
 pub async fn delete_topic(
     store: &dyn ObjectStore,

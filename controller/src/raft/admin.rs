@@ -35,6 +35,9 @@ pub struct NewTopic {
     /// Check only; commit nothing.
     #[serde(default)]
     pub validate_only: bool,
+    /// The topic id to use (restoring a topic from the object store); a fresh one if `None`.
+    #[serde(default)]
+    pub topic_id: Option<Uuid>,
 }
 
 /// A request for the active controller.
@@ -290,10 +293,15 @@ async fn create_topic(
             "number of partitions must be larger than 0".into(),
         )));
     }
-    let topic_id = Uuid::new_v4();
+    let topic_id = topic.topic_id.unwrap_or_else(Uuid::new_v4);
     let records = state.with_image(|image| {
         if image.topic(&topic.name).is_some() {
             return Err(invalid(Invalid::TopicExists(topic.name.clone())));
+        }
+        if image.topics.contains_key(&topic_id) {
+            return Err(invalid(Invalid::Request(format!(
+                "topic id {topic_id} is taken"
+            ))));
         }
         let mut records = vec![MetadataRecord::CreateTopic {
             name: topic.name.clone(),
