@@ -273,6 +273,8 @@ pub struct BrokerConfig {
     pub listener: SocketAddr,
     /// `listeners` (`CONTROLLER://`): where the controller listener binds.
     pub controller_listener: SocketAddr,
+    /// `listeners` (`ADMIN://`): where the admin HTTP API binds.
+    pub admin_listener: SocketAddr,
     /// `controller.quorum.voters`: voter id → controller address (empty: this node alone).
     pub voters: BTreeMap<u64, String>,
     /// `broker.rack`.
@@ -369,7 +371,7 @@ impl BrokerConfig {
                     .map_or(String::new(), |(_, d, _)| (*d).to_owned())
             })
         };
-        let (listener, controller_listener) = parse_listeners(&get("listeners"))?;
+        let (listener, controller_listener, admin_listener) = parse_listeners(&get("listeners"))?;
         let (broker_role, controller_role) = parse_roles(&get("process.roles"))?;
         let voters = parse_voters(&get("controller.quorum.voters"))?;
         if !controller_role && voters.is_empty() {
@@ -439,6 +441,7 @@ impl BrokerConfig {
             controller_role,
             listener,
             controller_listener,
+            admin_listener,
             voters,
             rack,
             heartbeat_interval: millis(&get, "broker.heartbeat.interval.ms")?
@@ -556,24 +559,27 @@ fn strip_scheme<'a>(key: &str, value: &'a str) -> Result<&'a str, ConfigError> {
     }
 }
 
-/// The Kafka (PLAINTEXT) and controller (CONTROLLER) listeners of `listeners`. A bare
-/// host:port is the Kafka listener; the controller one defaults to port 9093 of its host (0 if
-/// the Kafka port is 0, so that tests on ephemeral ports never collide).
-fn parse_listeners(text: &str) -> Result<(SocketAddr, SocketAddr), ConfigError> {
+/// The Kafka (PLAINTEXT), controller (CONTROLLER) and admin HTTP (ADMIN) listeners of
+/// `listeners`. A bare host:port is the Kafka listener; the controller one defaults to port
+/// 9093 of its host and the admin one to 9644 (both 0 if the Kafka port is 0, so that tests
+/// on ephemeral ports never collide).
+fn parse_listeners(text: &str) -> Result<(SocketAddr, SocketAddr, SocketAddr), ConfigError> {
     let invalid = |message: String| ConfigError::Invalid {
         key: "listeners".into(),
         message,
     };
     let mut kafka = None;
     let mut controller = None;
+    let mut admin = None;
     for entry in text.split(',').map(str::trim).filter(|e| !e.is_empty()) {
         let (scheme, address) = entry.split_once("://").unwrap_or(("PLAINTEXT", entry));
         let slot = match scheme {
             "PLAINTEXT" => &mut kafka,
             "CONTROLLER" => &mut controller,
+            "ADMIN" => &mut admin,
             other => {
                 return Err(invalid(format!(
-                    "listener security protocol {other} is not supported; use PLAINTEXT (and CONTROLLER)"
+                    "listener security protocol {other} is not supported; use PLAINTEXT (and CONTROLLER, ADMIN)"
                 )));
             }
         };
@@ -585,9 +591,10 @@ fn parse_listeners(text: &str) -> Result<(SocketAddr, SocketAddr), ConfigError> 
         }
     }
     let kafka = kafka.ok_or_else(|| invalid(format!("'{text}' has no PLAINTEXT listener")))?;
-    let controller = controller
-        .unwrap_or_else(|| SocketAddr::new(kafka.ip(), if kafka.port() == 0 { 0 } else { 9093 }));
-    Ok((kafka, controller))
+    let default = |port: u16| SocketAddr::new(kafka.ip(), if kafka.port() == 0 { 0 } else { port });
+    let controller = controller.unwrap_or_else(|| default(9093));
+    let admin = admin.unwrap_or_else(|| default(9644));
+    Ok((kafka, controller, admin))
 }
 
 /// `process.roles`: (broker, controller).

@@ -28,6 +28,14 @@ enum Command {
         #[command(subcommand)]
         command: ClusterCommand,
     },
+    /// Tiered storage of a running broker: each partition's two tiers and upload backlog.
+    Tiering {
+        /// The broker's admin API, host:port.
+        #[arg(long, default_value = "127.0.0.1:9644", global = true)]
+        admin: String,
+        #[command(subcommand)]
+        command: TieringCommand,
+    },
     /// Consumer groups of a running broker (any Kafka-compatible one) and their lag.
     Groups {
         /// A broker to ask, host:port.
@@ -99,6 +107,12 @@ enum ClusterCommand {
         #[arg(long)]
         id: u64,
     },
+}
+
+#[derive(Subcommand)]
+enum TieringCommand {
+    /// Local and remote log start and end, bytes in each tier, upload lag and last error.
+    Status,
 }
 
 #[derive(Subcommand)]
@@ -196,6 +210,19 @@ fn main() -> anyhow::Result<()> {
                 }
             })?;
             print!("{out}");
+            Ok(())
+        }
+        Command::Tiering {
+            admin,
+            command: TieringCommand::Status,
+        } => {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            print!(
+                "{}",
+                runtime.block_on(strata::cli::tiering::status(&admin))?
+            );
             Ok(())
         }
         Command::Groups { bootstrap, command } => {

@@ -430,3 +430,49 @@ impl crate::broker::StrataBroker {
         remote.run_once(&cluster_id, tiered).await;
     }
 }
+
+impl strata_api::admin::AdminState for crate::broker::StrataBroker {
+    async fn tiering(&self) -> Vec<strata_api::admin::TieringStatus> {
+        let mut out = Vec::new();
+        for partition in self.replicas().all() {
+            if !(partition.is_leader() && partition.log().config().tiered()) {
+                continue;
+            }
+            let high_watermark = partition.high_watermark();
+            let (local_start, log_end, local_bytes, lag) = {
+                let log = partition.log();
+                let lag = log.upload_candidates(high_watermark);
+                (
+                    log.log_start_offset(),
+                    log.log_end_offset(),
+                    log.size(),
+                    (lag.len() as u64, lag.iter().map(|s| s.size).sum::<u64>()),
+                )
+            };
+            let remote = match self.remote() {
+                Some(remote) => remote.opened(&partition.topic, partition.index).await,
+                None => None,
+            };
+            let (remote_bytes, remote_stored_bytes) =
+                remote.as_ref().map_or((0, 0), |r| r.log.bytes());
+            let status = remote.as_ref().map(|r| r.status()).unwrap_or_default();
+            out.push(strata_api::admin::TieringStatus {
+                topic: partition.topic.clone(),
+                partition: partition.index,
+                local_start,
+                log_end,
+                local_bytes,
+                remote_start: remote.as_ref().and_then(|r| r.log.start_offset()),
+                remote_end: remote.as_ref().and_then(|r| r.log.end_offset()),
+                remote_bytes,
+                remote_stored_bytes,
+                upload_lag_segments: lag.0,
+                upload_lag_bytes: lag.1,
+                last_error: status.last_error,
+                last_upload_ms: status.last_upload_ms,
+            });
+        }
+        out.sort_by(|a, b| (&a.topic, a.partition).cmp(&(&b.topic, b.partition)));
+        out
+    }
+}

@@ -122,6 +122,21 @@ async fn run_broker(
             .await??,
     );
     cluster::join(&broker, &mut shutdown.clone()).await?;
+    let admin = TcpListener::bind(broker.config().admin_listener)
+        .await
+        .map_err(|e| {
+            anyhow::anyhow!(
+                "cannot bind the admin listener on {}: {e}",
+                broker.config().admin_listener
+            )
+        })?;
+    // A machine-readable line for scripts and tests, before the Kafka one.
+    println!("strata admin listening on {}", admin.local_addr()?);
+    tokio::spawn(strata_api::admin::serve_admin(
+        admin,
+        Arc::clone(&broker),
+        shutdown.clone(),
+    ));
     tracing::info!(%bound, advertised = ?broker.config().advertised, data_dir = %data_dir.display(), "Kafka listener ready");
     on_listening(bound);
 

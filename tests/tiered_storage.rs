@@ -137,6 +137,20 @@ fn wait_until(
     }
 }
 
+/// `strata tiering status` against the broker's admin API.
+fn tiering_status(broker: &BrokerProcess) -> String {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_strata"))
+        .args(["tiering", "--admin", &broker.admin_addr, "status"])
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).unwrap()
+}
+
 fn offset_for_time(addr: &str, timestamp: i64) -> i64 {
     let consumer: BaseConsumer = client(addr).create().unwrap();
     let mut query = TopicPartitionList::new();
@@ -217,6 +231,11 @@ fn history_is_served_from_the_bucket_across_restarts_crashes_and_outages() {
         kept > 10,
         "segments stay local while the store fails ({kept})"
     );
+    let status = tiering_status(&broker);
+    assert!(
+        status.contains("SlowDown") || status.contains("503"),
+        "the failure shows in the status:\n{status}"
+    );
     server.unavailable.store(false, Ordering::SeqCst);
     server.refusing.store(true, Ordering::SeqCst);
     std::thread::sleep(Duration::from_secs(2));
@@ -233,6 +252,22 @@ fn history_is_served_from_the_bucket_across_restarts_crashes_and_outages() {
     );
     assert_full_history(&broker.addr, 3000);
     assert_eq!(offset_for_time(&broker.addr, BASE_TS + 2600), 2600);
+    let status = tiering_status(&broker);
+    let row = status
+        .lines()
+        .find(|l| l.starts_with(TOPIC))
+        .unwrap_or_else(|| panic!("{status}"));
+    let cells: Vec<&str> = row.split_whitespace().collect();
+    assert_eq!(cells[2], "0", "remote start: {status}");
+    assert_eq!(
+        cells.last(),
+        Some(&"-"),
+        "no error once caught up: {status}"
+    );
+    assert!(
+        cells[6].parse::<u64>().unwrap() > 2_000_000,
+        "remote bytes: {status}"
+    );
     let log = broker.log();
     assert!(
         log.contains("upload failed, will retry"),

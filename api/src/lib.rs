@@ -5,6 +5,7 @@
 //! no storage: handlers call the broker through the [`Broker`] trait, and every Kafka error code
 //! is chosen here, from [`BrokerError`].
 
+pub mod admin;
 pub mod broker;
 pub mod connection;
 pub mod frame;

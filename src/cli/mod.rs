@@ -3,6 +3,7 @@
 mod client;
 pub mod cluster;
 pub mod groups;
+pub mod tiering;
 
 /// Columns padded to their widest cell.
 pub(crate) fn table(header: &[&str], rows: &[Vec<String>]) -> String {

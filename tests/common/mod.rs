@@ -27,6 +27,8 @@ pub struct BrokerProcess {
     extra_args: Vec<String>,
     /// Environment variables given to the process.
     pub env: Vec<(String, String)>,
+    /// `host:port` of its admin API.
+    pub admin_addr: String,
 }
 
 impl BrokerProcess {
@@ -57,6 +59,7 @@ impl BrokerProcess {
             data_dir: data_dir.to_owned(),
             extra_args,
             env: Vec::new(),
+            admin_addr: String::new(),
         };
         broker.spawn(listen);
         broker
@@ -73,6 +76,7 @@ impl BrokerProcess {
                 .flat_map(|s| ["--set".to_owned(), (*s).to_owned()])
                 .collect(),
             env: env.to_vec(),
+            admin_addr: String::new(),
         };
         broker.spawn("127.0.0.1:0");
         broker
@@ -100,15 +104,22 @@ impl BrokerProcess {
         let stdout = child.stdout.take().expect("piped stdout");
         let (tx, rx) = mpsc::channel();
         std::thread::spawn(move || {
+            let mut admin = String::new();
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Some(addr) = line.strip_prefix("strata admin listening on ") {
+                    admin = addr.to_owned();
+                }
                 if let Some(addr) = line.strip_prefix("strata listening on ") {
-                    let _ = tx.send(addr.to_owned());
+                    let _ = tx.send((addr.to_owned(), admin.clone()));
                 }
             }
         });
         self.child = Some(child);
         match rx.recv_timeout(START_TIMEOUT) {
-            Ok(addr) => self.addr = addr,
+            Ok((addr, admin)) => {
+                self.addr = addr;
+                self.admin_addr = admin;
+            }
             Err(_) => {
                 let log = std::fs::read_to_string(self.data_dir.with_extension("log"))
                     .unwrap_or_default();
