@@ -207,6 +207,11 @@ fn history_is_served_from_the_bucket_across_restarts_crashes_and_outages() {
     // A clean restart: the manifest tells the broker what is remote.
     assert!(broker.stop());
     broker.restart("127.0.0.1:0");
+    assert_eq!(
+        earliest(&broker.addr),
+        0,
+        "the remote tier is seen from the first request"
+    );
     assert_full_history(&broker.addr, 1500);
 
     // kill -9 while segments are being uploaded: nothing lost, nothing duplicated.
@@ -214,6 +219,11 @@ fn history_is_served_from_the_bucket_across_restarts_crashes_and_outages() {
     std::thread::sleep(Duration::from_millis(300));
     broker.kill();
     broker.restart("127.0.0.1:0");
+    assert_eq!(
+        earliest(&broker.addr),
+        0,
+        "the remote tier is seen from the first request"
+    );
     wait_until(
         &broker,
         "uploads after the crash",

@@ -75,6 +75,8 @@ impl StrataBroker {
             Ok(Err(e)) => tracing::error!("acting on metadata failed: {e}"),
             Err(e) => tracing::error!("acting on metadata panicked: {e}"),
         }
+        // Partitions this broker now leads see their remote tier before anyone waits on them.
+        open_remote_logs(self).await;
         self.publish_applied(offset);
         Ok(())
     }
@@ -131,18 +133,25 @@ pub async fn join(
         Ok(())
     })
     .await??;
-    open_remote_logs(broker).await;
-    loop {
+    let unfenced = loop {
         if *shutdown.borrow() {
             bail!("stopped before being unfenced");
         }
         match broker.heartbeat(false, false).await {
-            Ok(answer) if !answer.fenced => break,
+            Ok(answer) if !answer.fenced => break answer,
             Ok(_) => tokio::time::sleep(RETRY).await,
             Err(e) => {
                 tracing::warn!("heartbeat failed: {e}");
                 tokio::time::sleep(RETRY).await;
             }
+        }
+    };
+    // Unfencing gave this broker back the leadership of its partitions: apply it (and open
+    // their remote tiers) before serving.
+    while broker.image().offset < unfenced.metadata_offset {
+        if let Err(e) = broker.follow_once(Duration::ZERO).await {
+            tracing::warn!("fetching the metadata failed: {e}");
+            tokio::time::sleep(RETRY).await;
         }
     }
     // Restored topics are placed like new ones, so only once this broker may hold them.
@@ -154,7 +163,6 @@ pub async fn join(
                 tokio::time::sleep(RETRY).await;
             }
         }
-        open_remote_logs(broker).await;
     }
     tracing::info!(took = ?started.elapsed(), partitions = broker.replicas().all().len(), "joined the cluster");
     Ok(())
@@ -170,6 +178,13 @@ async fn open_remote_logs(broker: &Arc<StrataBroker>) {
     let cluster_id = broker.image().cluster_id.clone().unwrap_or_default();
     for partition in broker.replicas().all() {
         if !(partition.is_leader() && partition.log().config().tiered()) {
+            continue;
+        }
+        if remote
+            .opened(&partition.topic, partition.index)
+            .await
+            .is_some_and(|r| r.log.key().topic_id == partition.topic_id)
+        {
             continue;
         }
         if let Err(e) = remote.remote_for(&cluster_id, &partition).await {
