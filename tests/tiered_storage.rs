@@ -306,7 +306,7 @@ fn history_is_served_from_the_bucket_across_restarts_crashes_and_outages() {
 }
 
 #[test]
-fn total_retention_removes_remote_segments_and_bad_buckets_stop_the_broker() {
+fn total_retention_and_topic_deletion_remove_objects_and_bad_stores_stop_the_broker() {
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let tmp = tempfile::tempdir().unwrap();
     let s3_root = tmp.path().join("s3");
@@ -358,7 +358,40 @@ fn total_retention_removes_remote_segments_and_bad_buckets_stop_the_broker() {
     );
     assert_eq!(rest.first().map(|r| r.offset), Some(start));
     assert_eq!(rest.len(), 600 - start as usize);
+
+    // Deleting the topic deletes its objects.
+    runtime.block_on(async {
+        use rdkafka::admin::{AdminClient, AdminOptions};
+        let admin: AdminClient<_> = client(&broker.addr).create().unwrap();
+        let results = admin
+            .delete_topics(&[TOPIC], &AdminOptions::new())
+            .await
+            .unwrap();
+        assert!(results.iter().all(Result::is_ok), "{results:?}");
+    });
+    wait_until(
+        &broker,
+        "the topic's objects to go",
+        Duration::from_secs(30),
+        || remote_objects(&s3_root) == 0,
+    );
     drop(broker);
+
+    // Wrong credentials: a clear startup error, not a hang.
+    let mut wrong = s3_env(&server);
+    wrong[1].1 = "not-the-secret".into();
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_strata"))
+        .arg("dev")
+        .arg("--data-dir")
+        .arg(tmp.path().join("wrong-secret"))
+        .args(["--listen", "127.0.0.1:0"])
+        .args(["--set", "remote.log.storage.url=s3://tiered/x"])
+        .envs(wrong)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success());
+    assert!(stderr.contains("not usable"), "{stderr}");
 
     // A bucket that does not exist: a clear startup error, not a hang.
     let output = std::process::Command::new(env!("CARGO_BIN_EXE_strata"))

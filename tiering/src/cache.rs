@@ -17,6 +17,26 @@ use tokio::sync::OnceCell;
 
 use crate::TieringError;
 
+/// A chunk's bytes: mapped from the cache, or in memory while being written to it.
+#[derive(Debug, Clone)]
+pub enum ChunkBytes {
+    /// Mapped from its cache file.
+    Mapped(Arc<Mmap>),
+    /// Just fetched.
+    Memory(Arc<Vec<u8>>),
+}
+
+impl std::ops::Deref for ChunkBytes {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        match self {
+            Self::Mapped(map) => map,
+            Self::Memory(bytes) => bytes,
+        }
+    }
+}
+
 #[derive(Debug)]
 struct Entry {
     owner: String,
@@ -34,7 +54,7 @@ struct State {
     misses: u64,
 }
 
-type Pending = Arc<OnceCell<Result<(), String>>>;
+type Pending = Arc<OnceCell<Result<Arc<Vec<u8>>, String>>>;
 
 /// The chunk cache of one broker.
 #[derive(Debug)]
@@ -101,20 +121,21 @@ impl ChunkCache {
     }
 
     /// The chunk `key` (of partition `owner`), from the cache or else from `fetch`, which
-    /// runs once however many readers ask meanwhile.
+    /// runs once however many readers ask meanwhile. A fetched chunk is served from memory at
+    /// once and written to the cache in the background.
     pub async fn get<F, Fut>(
-        &self,
+        self: &Arc<Self>,
         owner: &str,
         key: &str,
         fetch: F,
-    ) -> Result<Arc<Mmap>, TieringError>
+    ) -> Result<ChunkBytes, TieringError>
     where
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<Vec<u8>, TieringError>>,
     {
         if let Some(map) = self.open_held(key) {
             self.lock().hits += 1;
-            return Ok(map);
+            return Ok(ChunkBytes::Mapped(map));
         }
         let pending = {
             let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
@@ -123,19 +144,36 @@ impl ChunkCache {
         let outcome = pending
             .get_or_init(|| async {
                 self.lock().misses += 1;
-                let bytes = fetch().await.map_err(|e| e.to_string())?;
-                self.insert(owner, key, &bytes).map_err(|e| e.to_string())
+                let bytes = Arc::new(fetch().await.map_err(|e| e.to_string())?);
+                // Writing a few MiB is blocking work: off the runtime's threads, and off the
+                // reader's path. The chunk stays pending (served from memory) until indexed.
+                let (cache, owner, key) = (Arc::clone(self), owner.to_owned(), key.to_owned());
+                let written = Arc::clone(&bytes);
+                tokio::task::spawn_blocking(move || {
+                    match write_entry(&cache.path(&key), &written) {
+                        Ok(()) => cache.index_entry(&owner, &key, written.len() as u64),
+                        Err(e) => tracing::warn!("chunk cache: {e}"),
+                    }
+                    cache.forget_pending(&key);
+                });
+                Ok(bytes)
             })
             .await
             .clone();
+        match outcome {
+            Ok(bytes) => Ok(ChunkBytes::Memory(bytes)),
+            Err(e) => {
+                self.forget_pending(key);
+                Err(TieringError::Store(e))
+            }
+        }
+    }
+
+    fn forget_pending(&self, key: &str) {
         self.pending
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .remove(key);
-        outcome.map_err(TieringError::Store)?;
-        self.open_held(key).ok_or_else(|| {
-            TieringError::Io(format!("chunk {key} was evicted before it could be read"))
-        })
     }
 
     fn open_held(&self, key: &str) -> Option<Arc<Mmap>> {
@@ -152,13 +190,8 @@ impl ChunkCache {
         Some(Arc::new(map))
     }
 
-    fn insert(&self, owner: &str, key: &str, bytes: &[u8]) -> Result<(), TieringError> {
-        let size = bytes.len() as u64;
-        let path = self.path(key);
-        let tmp = path.with_extension("tmp");
-        std::fs::write(&tmp, bytes)
-            .and_then(|()| std::fs::rename(&tmp, &path))
-            .map_err(|e| TieringError::Io(format!("chunk cache {}: {e}", path.display())))?;
+    /// Indexes a chunk written to its file, evicting to make room.
+    fn index_entry(&self, owner: &str, key: &str, size: u64) {
         let mut state = self.lock();
         while state.used + size > self.capacity && !state.entries.is_empty() {
             let Some(victim) = Self::victim(&state) else {
@@ -184,7 +217,6 @@ impl ChunkCache {
         );
         state.used += size;
         *state.by_owner.entry(owner.to_owned()).or_default() += size;
-        Ok(())
     }
 
     /// The least recently used chunk of the partition holding the most bytes.
@@ -203,28 +235,53 @@ impl ChunkCache {
     }
 }
 
+/// Writes a cache file under a temporary name first, so that a reader never maps a partial one.
+fn write_entry(path: &std::path::Path, bytes: &[u8]) -> Result<(), TieringError> {
+    // Not `with_extension`: keys of one segment differ only after their last dot.
+    let tmp = PathBuf::from(format!("{}.tmp", path.display()));
+    std::fs::write(&tmp, bytes)
+        .and_then(|()| std::fs::rename(&tmp, path))
+        .map_err(|e| TieringError::Io(format!("chunk cache {}: {e}", path.display())))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    /// Waits until the background writes have indexed `entries` chunks.
+    async fn settled(cache: &ChunkCache, entries: usize) {
+        for _ in 0..400 {
+            let idle = cache.pending.lock().unwrap().is_empty();
+            if idle && cache.stats().entries == entries {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+        panic!("cache writes did not settle");
+    }
+
     #[tokio::test]
     async fn evicts_from_the_largest_partition_and_fetches_once() {
         let dir = tempfile::tempdir().unwrap();
-        let cache = ChunkCache::new(dir.path().join("cache"), 4000).unwrap();
+        let cache = Arc::new(ChunkCache::new(dir.path().join("cache"), 4000).unwrap());
         let fetches = std::sync::atomic::AtomicUsize::new(0);
         let fetch = |n: u8| {
             fetches.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
             async move { Ok(vec![n; 1000]) }
         };
-        for n in 0..3 {
-            cache
+        for n in 0..3u8 {
+            let read = cache
                 .get("a", &format!("a/{n}"), || fetch(n))
                 .await
                 .unwrap();
+            assert_eq!(read[0], n, "served from memory while written");
+            settled(&cache, n as usize + 1).await;
         }
         cache.get("b", "b/0", || fetch(9)).await.unwrap();
+        settled(&cache, 4).await;
         // Full: the next chunk of b evicts a's oldest, not b's.
         cache.get("b", "b/1", || fetch(8)).await.unwrap();
+        settled(&cache, 4).await;
         assert!(!cache.contains("a/0") && cache.contains("a/1") && cache.contains("b/0"));
         let read = cache.get("b", "b/0", || fetch(0)).await.unwrap();
         assert_eq!(read[0], 9, "served from the cache");

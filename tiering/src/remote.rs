@@ -30,7 +30,7 @@ use crate::cache::ChunkCache;
 use crate::chunk::{self, Chunk, EpochStart};
 
 /// Chunks fetched ahead of a sequential reader.
-const READ_AHEAD: usize = 2;
+const READ_AHEAD: usize = 8;
 
 /// A segment in the remote tier.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -316,7 +316,7 @@ impl RemoteLog {
         &self,
         segment: &RemoteSegment,
         chunk: &Chunk,
-    ) -> Result<Arc<memmap2::Mmap>, TieringError> {
+    ) -> Result<crate::cache::ChunkBytes, TieringError> {
         let store = Arc::clone(&self.store);
         let path = self.root.clone().join(segment.data.as_str());
         let owner = self.root.to_string();
@@ -351,38 +351,62 @@ impl RemoteLog {
     }
 
     /// Whole batches from the one holding `offset` (or the first after it), up to `max_bytes`
-    /// (at least one batch with `min_one`), within one chunk. `None` if the offset is not in
-    /// the remote tier.
+    /// (at least one batch with `min_one`), across chunks and segments. `None` if the offset is
+    /// not in the remote tier.
     pub async fn read(
         &self,
         offset: u64,
         max_bytes: u64,
         min_one: bool,
     ) -> Result<Option<RemoteRead>, TieringError> {
-        let segment = {
+        let segments = {
             let manifest = self.manifest();
-            let Some(segment) = manifest.segments.iter().find(|s| s.next_offset > offset) else {
-                return Ok(None);
-            };
             if manifest
                 .segments
                 .first()
-                .is_some_and(|s| offset < s.base_offset)
+                .is_none_or(|s| offset < s.base_offset)
             {
                 return Ok(None);
             }
-            segment.clone()
+            manifest
+                .segments
+                .iter()
+                .filter(|s| s.next_offset > offset)
+                .cloned()
+                .collect::<Vec<_>>()
         };
-        let index = self.index(&segment).await?;
-        let Some(position) = index.chunks.iter().position(|c| c.next_offset > offset) else {
+        if segments.is_empty() {
             return Ok(None);
-        };
-        let chunk = &index.chunks[position];
-        let raw = self.chunk_bytes(&segment, chunk).await?;
-        self.read_ahead(&segment, &index, position);
-        let range = chunk::slice_from(&raw, offset, max_bytes, min_one);
+        }
+        let mut out = bytes::BytesMut::new();
+        let mut next = offset;
+        'segments: for segment in &segments {
+            let index = self.index(segment).await?;
+            for (position, chunk) in index.chunks.iter().enumerate() {
+                if chunk.next_offset <= next {
+                    continue;
+                }
+                let budget = max_bytes.saturating_sub(out.len() as u64);
+                let first = out.is_empty();
+                if budget == 0 && !(first && min_one) {
+                    break 'segments;
+                }
+                let raw = self.chunk_bytes(segment, chunk).await?;
+                self.read_ahead(segment, &index, position);
+                let range = chunk::slice_from(&raw, next, budget, first && min_one);
+                if range.is_empty() {
+                    break 'segments;
+                }
+                let whole = range.end == raw.len();
+                out.extend_from_slice(&raw[range]);
+                next = chunk.next_offset;
+                if !whole {
+                    break 'segments;
+                }
+            }
+        }
         Ok(Some(RemoteRead {
-            records: Bytes::copy_from_slice(&raw[range]),
+            records: out.freeze(),
         }))
     }
 

@@ -22,20 +22,18 @@ pub(super) fn encode(
     mut response: FetchResponse,
     records: Vec<Option<Records>>,
 ) -> Result<ResponseFrame, HandleError> {
-    // Records in memory are encoded inline by the crate; only file regions are spliced.
+    // File regions and records in memory (from the remote tier) are both spliced in, so that
+    // neither is copied into the encoded head.
     let mut regions = Vec::with_capacity(records.len());
     let mut records = records.into_iter();
     for topic in &mut response.responses {
         for partition in &mut topic.partitions {
             partition.records = Some(Bytes::new());
-            match records.next().flatten() {
-                Some(Records::File(region)) => regions.push(Some(region)),
-                Some(Records::Memory(bytes)) => {
-                    partition.records = Some(bytes);
-                    regions.push(None);
-                }
-                Some(Records::Remote) | None => regions.push(None),
-            }
+            regions.push(match records.next().flatten() {
+                Some(Records::File(region)) => Some(Spliced::File(region)),
+                Some(Records::Memory(bytes)) => Some(Spliced::Bytes(bytes)),
+                Some(Records::Remote) | None => None,
+            });
         }
     }
     debug_assert!(records.next().is_none());
@@ -58,7 +56,7 @@ pub(super) fn encode(
         4
     };
     let fields = differing_runs(&with_null, &with_empty);
-    let spliced: Vec<&FileRegion> = regions.iter().flatten().collect();
+    let spliced: Vec<&Spliced> = regions.iter().flatten().collect();
     if fields.len() != spliced.len() || fields.iter().any(|&(_, len)| len != field_len) {
         return Err(ctx.error(format!(
             "found {} record length fields for {} file regions",
@@ -71,17 +69,38 @@ pub(super) fn encode(
     let mut copied = 0;
     for (&(at, len), region) in fields.iter().zip(spliced) {
         let mut piece = BytesMut::from(&head[copied..at]);
+        let records_len = region.len();
         if ctx.version >= FIRST_FLEXIBLE_VERSION {
-            put_unsigned_varint(&mut piece, region.len + 1);
+            put_unsigned_varint(&mut piece, records_len + 1);
         } else {
-            piece.put_i32(region.len as i32);
+            piece.put_i32(records_len as i32);
         }
         parts.push(Part::Bytes(piece.freeze()));
-        parts.push(Part::File(region.clone()));
+        parts.push(match region {
+            Spliced::File(region) => Part::File(region.clone()),
+            Spliced::Bytes(bytes) => Part::Bytes(bytes.clone()),
+        });
         copied = at + len;
     }
     parts.push(Part::Bytes(head.slice(copied..)));
     Ok(ResponseFrame { parts })
+}
+
+/// Records spliced into the encoded head.
+enum Spliced {
+    /// Sent from the file with `sendfile`.
+    File(FileRegion),
+    /// Written from memory.
+    Bytes(Bytes),
+}
+
+impl Spliced {
+    fn len(&self) -> u64 {
+        match self {
+            Self::File(region) => region.len,
+            Self::Bytes(bytes) => bytes.len() as u64,
+        }
+    }
 }
 
 /// What the encoder needs of the request.
