@@ -642,7 +642,7 @@ impl Broker for StrataBroker {
         offset: i64,
         max_bytes: u64,
         min_one: bool,
-    ) -> Result<Bytes, BrokerError> {
+    ) -> Result<Vec<Bytes>, BrokerError> {
         let partition = self.leader_ref(topic, partition)?;
         let remote = self
             .remote

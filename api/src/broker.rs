@@ -170,8 +170,8 @@ pub struct Appended {
 pub enum Records {
     /// A range of a segment file, sent with `sendfile`.
     File(FileRegion),
-    /// Bytes in memory (read from the remote tier).
-    Memory(Bytes),
+    /// Bytes in memory (read from the remote tier), in consecutive pieces.
+    Memory(Vec<Bytes>),
     /// The offset is in the remote tier: ask [`Broker::read_remote`].
     Remote,
 }
@@ -181,7 +181,7 @@ impl Records {
     pub fn len(&self) -> u64 {
         match self {
             Self::File(region) => region.len,
-            Self::Memory(bytes) => bytes.len() as u64,
+            Self::Memory(pieces) => pieces.iter().map(|b| b.len() as u64).sum(),
             Self::Remote => 0,
         }
     }
@@ -510,7 +510,7 @@ pub trait Broker: Send + Sync + 'static {
         offset: i64,
         max_bytes: u64,
         min_one: bool,
-    ) -> impl Future<Output = Result<Bytes, BrokerError>> + Send;
+    ) -> impl Future<Output = Result<Vec<Bytes>, BrokerError>> + Send;
 
     /// A receiver that changes on every append, for long-polling fetches.
     fn appends(&self) -> watch::Receiver<u64>;

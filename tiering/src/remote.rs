@@ -115,8 +115,33 @@ fn now_ms() -> i64 {
 /// What a remote read returned.
 #[derive(Debug, Clone)]
 pub struct RemoteRead {
-    /// Whole batches from the one holding the offset (empty past the remote end).
-    pub records: Bytes,
+    /// Whole batches from the one holding the offset, in consecutive pieces (one per chunk),
+    /// each a slice of a cached chunk rather than a copy.
+    pub records: Vec<Bytes>,
+}
+
+impl RemoteRead {
+    /// Bytes read.
+    pub fn len(&self) -> usize {
+        self.records.iter().map(Bytes::len).sum()
+    }
+
+    /// Whether nothing was read.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// A range of a chunk, kept alive by the chunk it borrows from.
+struct ChunkSlice {
+    chunk: crate::cache::ChunkBytes,
+    range: std::ops::Range<usize>,
+}
+
+impl AsRef<[u8]> for ChunkSlice {
+    fn as_ref(&self) -> &[u8] {
+        &self.chunk[self.range.clone()]
+    }
 }
 
 /// One partition's remote log.
@@ -378,7 +403,8 @@ impl RemoteLog {
         if segments.is_empty() {
             return Ok(None);
         }
-        let mut out = bytes::BytesMut::new();
+        let mut out: Vec<Bytes> = Vec::new();
+        let mut read: u64 = 0;
         let mut next = offset;
         'segments: for segment in &segments {
             let index = self.index(segment).await?;
@@ -386,8 +412,8 @@ impl RemoteLog {
                 if chunk.next_offset <= next {
                     continue;
                 }
-                let budget = max_bytes.saturating_sub(out.len() as u64);
-                let first = out.is_empty();
+                let budget = max_bytes.saturating_sub(read);
+                let first = read == 0;
                 if budget == 0 && !(first && min_one) {
                     break 'segments;
                 }
@@ -398,16 +424,15 @@ impl RemoteLog {
                     break 'segments;
                 }
                 let whole = range.end == raw.len();
-                out.extend_from_slice(&raw[range]);
+                read += range.len() as u64;
+                out.push(Bytes::from_owner(ChunkSlice { chunk: raw, range }));
                 next = chunk.next_offset;
                 if !whole {
                     break 'segments;
                 }
             }
         }
-        Ok(Some(RemoteRead {
-            records: out.freeze(),
-        }))
+        Ok(Some(RemoteRead { records: out }))
     }
 
     /// The first remote batch whose max timestamp is at or after `timestamp` (the caller finds

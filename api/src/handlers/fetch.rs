@@ -146,11 +146,11 @@ async fn read_remote<B: Broker>(
             let read = broker
                 .read_remote(name, p.index, p.fetch_offset, limit, first)
                 .await;
-            regions[index] = match read {
-                Ok(bytes) if !bytes.is_empty() => {
-                    budget = budget.saturating_sub(bytes.len() as u64);
+            regions[index] = match read.map(Records::Memory) {
+                Ok(records) if !records.is_empty() => {
+                    budget = budget.saturating_sub(records.len());
                     first = false;
-                    Some(Records::Memory(bytes))
+                    Some(records)
                 }
                 Ok(_) => None,
                 Err(e) => {

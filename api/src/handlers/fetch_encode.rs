@@ -76,10 +76,10 @@ pub(super) fn encode(
             piece.put_i32(records_len as i32);
         }
         parts.push(Part::Bytes(piece.freeze()));
-        parts.push(match region {
-            Spliced::File(region) => Part::File(region.clone()),
-            Spliced::Bytes(bytes) => Part::Bytes(bytes.clone()),
-        });
+        match region {
+            Spliced::File(region) => parts.push(Part::File(region.clone())),
+            Spliced::Bytes(pieces) => parts.extend(pieces.iter().cloned().map(Part::Bytes)),
+        }
         copied = at + len;
     }
     parts.push(Part::Bytes(head.slice(copied..)));
@@ -90,15 +90,15 @@ pub(super) fn encode(
 enum Spliced {
     /// Sent from the file with `sendfile`.
     File(FileRegion),
-    /// Written from memory.
-    Bytes(Bytes),
+    /// Written from memory, in pieces.
+    Bytes(Vec<Bytes>),
 }
 
 impl Spliced {
     fn len(&self) -> u64 {
         match self {
             Self::File(region) => region.len,
-            Self::Bytes(bytes) => bytes.len() as u64,
+            Self::Bytes(pieces) => pieces.iter().map(|b| b.len() as u64).sum(),
         }
     }
 }
@@ -213,9 +213,12 @@ mod tests {
                 .map(|n| {
                     let p = n % 3;
                     Some(if p == 1 {
-                        Records::Memory(Bytes::copy_from_slice(
-                            &payload[p as usize * 10..p as usize * 10 + 100],
-                        ))
+                        // Two pieces, as a read across two chunks gives.
+                        let start = p as usize * 10;
+                        Records::Memory(vec![
+                            Bytes::copy_from_slice(&payload[start..start + 40]),
+                            Bytes::copy_from_slice(&payload[start + 40..start + 100]),
+                        ])
                     } else {
                         Records::File(FileRegion {
                             file: Arc::clone(&file),
