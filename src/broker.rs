@@ -235,6 +235,18 @@ impl StrataBroker {
     }
 }
 
+/// Broker `id` as clients reach it, if registered and unfenced.
+pub(crate) fn live_node(image: &MetadataImage, id: i32) -> Option<BrokerNode> {
+    let broker = image.brokers.get(&id).filter(|b| !b.fenced)?;
+    let endpoint = broker.listeners.first()?;
+    Some(BrokerNode {
+        node_id: broker.id,
+        host: endpoint.host.clone(),
+        port: endpoint.port as i32,
+        rack: broker.rack.clone(),
+    })
+}
+
 /// Broker topic defaults overlaid with a topic's overrides, validated.
 pub(crate) fn effective_config(
     config: &BrokerConfig,
@@ -373,17 +385,8 @@ impl Broker for StrataBroker {
         let image = self.image();
         let brokers = image
             .brokers
-            .values()
-            .filter(|b| !b.fenced)
-            .filter_map(|b| {
-                let endpoint = b.listeners.first()?;
-                Some(BrokerNode {
-                    node_id: b.id,
-                    host: endpoint.host.clone(),
-                    port: endpoint.port as i32,
-                    rack: b.rack.clone(),
-                })
-            })
+            .keys()
+            .filter_map(|id| live_node(&image, *id))
             .collect();
         ClusterInfo {
             cluster_id: image.cluster_id.clone().unwrap_or_default(),

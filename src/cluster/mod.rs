@@ -12,12 +12,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::bail;
-use strata_controller::Endpoint;
 use strata_controller::raft::WriteRefusal;
 use strata_controller::raft::active::{Heartbeat, HeartbeatAnswer};
 use strata_controller::raft::admin::Invalid;
 use strata_controller::raft::client::{self, ClientError};
 use strata_controller::raft::follower::{FollowerUpdate, apply_update};
+use strata_controller::{Change, Endpoint};
 use tokio::sync::watch;
 
 use crate::broker::StrataBroker;
@@ -64,6 +64,15 @@ impl StrataBroker {
         let update = client::fetch_metadata(&self.controllers, after, wait).await?;
         let (applied, offset) =
             self.update_image(|image| (apply_update(image, update), image.offset));
+        let partitions_moved = match &applied {
+            FollowerUpdate::Replaced => true,
+            FollowerUpdate::Changes(changes) => changes.iter().any(|c| {
+                matches!(
+                    c,
+                    Change::PartitionCreated { .. } | Change::PartitionChanged { .. }
+                )
+            }),
+        };
         let broker = Arc::clone(self);
         let acted = tokio::task::spawn_blocking(move || match applied {
             FollowerUpdate::Replaced => broker.reconcile_all(false),
@@ -76,7 +85,9 @@ impl StrataBroker {
             Err(e) => tracing::error!("acting on metadata panicked: {e}"),
         }
         // Partitions this broker now leads see their remote tier before anyone waits on them.
-        open_remote_logs(self).await;
+        if partitions_moved {
+            open_remote_logs(self).await;
+        }
         self.publish_applied(offset);
         Ok(())
     }

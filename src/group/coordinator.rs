@@ -419,20 +419,7 @@ impl GroupCoordinator for StrataBroker {
             .topic(OFFSETS_TOPIC)
             .and_then(|t| t.partitions.get(&index))
             .map_or(-1, |p| p.leader);
-        image
-            .brokers
-            .get(&leader)
-            .filter(|b| !b.fenced)
-            .and_then(|b| {
-                let endpoint = b.listeners.first()?;
-                Some(BrokerNode {
-                    node_id: b.id,
-                    host: endpoint.host.clone(),
-                    port: endpoint.port as i32,
-                    rack: b.rack.clone(),
-                })
-            })
-            .ok_or(BrokerError::CoordinatorNotAvailable)
+        crate::broker::live_node(&image, leader).ok_or(BrokerError::CoordinatorNotAvailable)
     }
 
     async fn join_group(&self, request: JoinGroup) -> Result<JoinedGroup, BrokerError> {
