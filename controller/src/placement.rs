@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use uuid::Uuid;
 
-use crate::image::{MetadataImage, PartitionRegistration};
+use crate::image::{MetadataImage, PartitionRegistration, TopicImage};
 use crate::record::MetadataRecord;
 
 /// Why replicas could not be placed.
@@ -127,6 +127,14 @@ pub fn elect_leader(
     -1
 }
 
+/// Whether the topic allows an out-of-sync replica to lead (`unclean.leader.election.enable`).
+fn unclean_election(topic: &TopicImage) -> bool {
+    topic
+        .configs
+        .get("unclean.leader.election.enable")
+        .is_some_and(|v| v == "true")
+}
+
 /// The records that take a fenced broker out of leadership and out of every ISR it is in
 /// (except where it is the last in-sync replica: that ISR is kept, so that an unclean choice
 /// stays visible, and the partition goes offline).
@@ -134,10 +142,7 @@ pub fn records_for_fenced(image: &MetadataImage, broker: i32) -> Vec<MetadataRec
     let active = |id: i32| id != broker && image.is_active(id);
     let mut out = Vec::new();
     for topic in image.topics.values() {
-        let unclean = topic
-            .configs
-            .get("unclean.leader.election.enable")
-            .is_some_and(|v| v == "true");
+        let unclean = unclean_election(topic);
         for (index, partition) in &topic.partitions {
             if partition.leader != broker && !partition.isr.contains(&broker) {
                 continue;
@@ -183,10 +188,7 @@ pub fn records_for_fenced(image: &MetadataImage, broker: i32) -> Vec<MetadataRec
 pub fn records_for_unfenced(image: &MetadataImage, broker: i32) -> Vec<MetadataRecord> {
     let mut out = Vec::new();
     for topic in image.topics.values() {
-        let unclean = topic
-            .configs
-            .get("unclean.leader.election.enable")
-            .is_some_and(|v| v == "true");
+        let unclean = unclean_election(topic);
         for (index, partition) in &topic.partitions {
             if partition.leader != -1 || !partition.replicas.contains(&broker) {
                 continue;
