@@ -128,7 +128,12 @@ const BROKER_KEYS: &[(&str, &str, &str)] = &[
     (
         "remote.log.chunk.cache.bytes",
         "1073741824",
-        "on-disk cache of chunks read back from the object store",
+        "on-disk cache of chunks read back from the object store (compressed, as stored)",
+    ),
+    (
+        "remote.log.chunk.memory.bytes",
+        "268435456",
+        "decompressed chunks held in memory for remote reads (read-ahead and just read)",
     ),
     (
         "metadata.log.max.snapshot.interval.entries",
@@ -254,6 +259,8 @@ pub struct RemoteConfig {
     pub compression_level: i32,
     /// `remote.log.chunk.cache.bytes`.
     pub cache_bytes: u64,
+    /// `remote.log.chunk.memory.bytes`.
+    pub memory_bytes: u64,
     /// `remote.log.restore.enable`.
     pub restore: bool,
 }
@@ -427,6 +434,8 @@ impl BrokerConfig {
                 compression_level: parse(&get, "remote.log.chunk.compression.level", 1..=19)?
                     as i32,
                 cache_bytes: parse(&get, "remote.log.chunk.cache.bytes", 1 << 20..=i64::MAX)?
+                    as u64,
+                memory_bytes: parse(&get, "remote.log.chunk.memory.bytes", 1 << 20..=i64::MAX)?
                     as u64,
                 restore: parse_bool(&get, "remote.log.restore.enable")?,
             })

@@ -255,7 +255,11 @@ async fn open_remote(
             settings.url
         ),
     }
-    let cache = ChunkCache::new(data_dir.join(CHUNK_CACHE_DIR), settings.cache_bytes)?;
+    let cache = ChunkCache::new(
+        data_dir.join(CHUNK_CACHE_DIR),
+        settings.cache_bytes,
+        settings.memory_bytes,
+    )?;
     tracing::info!(url = %settings.url, "tiered storage on");
     Ok(Arc::new(RemoteLogManager::new(
         store,

@@ -1,41 +1,112 @@
-//! A bounded on-disk cache of decompressed chunks, so that a replay from the bucket reads each
-//! chunk once and consumers re-reading recent remote data hit local disk.
+//! The chunks of remote reads, decompressed, in two bounded tiers.
 //!
-//! Entries are files named by chunk, mapped (memmap2) when read, so that a fetch copies only
-//! the batches it returns. Each entry belongs to a partition; when the cache is full the
-//! partition holding the most bytes gives up its least recently used chunk, so partitions
-//! replaying at once share the cache about equally instead of the fastest evicting the rest.
-//! Concurrent requests for a chunk being fetched wait for that one fetch.
+//! - **In memory**: the chunks just ahead of (read-ahead) and just behind sequential readers,
+//!   so a fetch finds its batches ready while decompression and disk reads run on other
+//!   threads, in parallel with the consumer. Fetches return slices of these, never copies.
+//! - **On disk**: every chunk read, so a replay fetches and decompresses each chunk once and
+//!   later replays read it from local disk at disk speed. Files are written and read with
+//!   direct I/O (`O_DIRECT`), bypassing the page cache: a replay of old history must not evict
+//!   the hot tail that live consumers read from it, and creating page cache is costly (on this
+//!   project's VM, ~10 µs per 4 KiB page: more than decompressing it). Where the filesystem
+//!   refuses `O_DIRECT` (tmpfs), buffered I/O is used.
+//!
+//! In both tiers each entry belongs to a partition; when a tier is full the partition holding
+//! the most bytes gives up its least recently used chunk, so partitions replaying at once share
+//! the cache about equally instead of the fastest evicting the rest. Concurrent requests for a
+//! chunk wait for one fetch and one decompression.
 
 use std::collections::HashMap;
+use std::fs::{File, OpenOptions};
 use std::future::Future;
-use std::path::PathBuf;
+use std::io::{Read, Write};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use memmap2::Mmap;
+use bytes::Bytes;
 use tokio::sync::OnceCell;
 
 use crate::TieringError;
 
-/// A chunk's bytes: mapped from the cache, or in memory while being written to it.
-#[derive(Debug, Clone)]
-pub enum ChunkBytes {
-    /// Mapped from its cache file.
-    Mapped(Arc<Mmap>),
-    /// Just fetched.
-    Memory(Arc<Vec<u8>>),
+/// Alignment of direct I/O buffers, offsets and lengths (the largest common block size).
+const ALIGN: usize = 4096;
+
+fn padded(len: usize) -> usize {
+    len.div_ceil(ALIGN) * ALIGN
 }
 
-impl std::ops::Deref for ChunkBytes {
-    type Target = [u8];
+/// A decompressed chunk, in a buffer aligned for direct I/O.
+#[derive(Debug)]
+pub struct ChunkBuf {
+    buf: Vec<u8>,
+    start: usize,
+    len: usize,
+}
 
-    fn deref(&self) -> &[u8] {
-        match self {
-            Self::Mapped(map) => map,
-            Self::Memory(bytes) => bytes,
+/// Buffers of dropped chunks, for the next ones: a fresh 4 MiB buffer costs a thousand page
+/// faults, more CPU than reading it from disk.
+static SPARE: Mutex<Vec<Vec<u8>>> = Mutex::new(Vec::new());
+
+/// At most this many bytes of spare buffers are kept.
+const SPARE_BYTES: usize = 32 << 20;
+
+fn spare() -> std::sync::MutexGuard<'static, Vec<Vec<u8>>> {
+    SPARE.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl ChunkBuf {
+    /// A chunk of `len` bytes, to be filled (its contents are unspecified until then).
+    pub fn new(len: usize) -> Self {
+        let need = padded(len) + ALIGN;
+        let reused = {
+            let mut spare = spare();
+            let fit = spare
+                .iter()
+                .position(|b| (need..=2 * need).contains(&b.len()));
+            fit.map(|at| spare.swap_remove(at))
+        };
+        let buf = reused.unwrap_or_else(|| vec![0; need]);
+        let start = buf.as_ptr().align_offset(ALIGN);
+        Self { buf, start, len }
+    }
+
+    /// The chunk's bytes, to fill.
+    pub fn as_mut_slice(&mut self) -> &mut [u8] {
+        &mut self.buf[self.start..self.start + self.len]
+    }
+
+    fn padded(&self) -> &[u8] {
+        &self.buf[self.start..self.start + padded(self.len)]
+    }
+
+    fn padded_mut(&mut self) -> &mut [u8] {
+        let end = self.start + padded(self.len);
+        &mut self.buf[self.start..end]
+    }
+}
+
+impl Drop for ChunkBuf {
+    fn drop(&mut self) {
+        let mut spare = spare();
+        if spare.iter().map(Vec::len).sum::<usize>() + self.buf.len() <= SPARE_BYTES {
+            spare.push(std::mem::take(&mut self.buf));
         }
     }
 }
+
+impl std::ops::Deref for ChunkBuf {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        &self.buf[self.start..self.start + self.len]
+    }
+}
+
+/// A decompressed chunk, shared.
+pub type Decoded = Arc<ChunkBuf>;
+
+type Cell = Arc<OnceCell<Result<Decoded, String>>>;
 
 #[derive(Debug)]
 struct Entry {
@@ -44,60 +115,154 @@ struct Entry {
     last_used: u64,
 }
 
+/// Entries with sizes and owners, evicted fairly between owners.
 #[derive(Debug, Default)]
-struct State {
+struct Shares {
     entries: HashMap<String, Entry>,
     by_owner: HashMap<String, u64>,
     used: u64,
     tick: u64,
-    hits: u64,
-    misses: u64,
 }
 
-type Pending = Arc<OnceCell<Result<Arc<Vec<u8>>, String>>>;
+impl Shares {
+    fn touch(&mut self, key: &str) -> bool {
+        self.tick += 1;
+        let tick = self.tick;
+        match self.entries.get_mut(key) {
+            Some(entry) => {
+                entry.last_used = tick;
+                true
+            }
+            None => false,
+        }
+    }
+
+    fn remove(&mut self, key: &str) -> bool {
+        let Some(entry) = self.entries.remove(key) else {
+            return false;
+        };
+        self.used -= entry.size;
+        if let Some(owned) = self.by_owner.get_mut(&entry.owner) {
+            *owned -= entry.size;
+            if *owned == 0 {
+                self.by_owner.remove(&entry.owner);
+            }
+        }
+        true
+    }
+
+    /// Adds an entry, first evicting others until it fits in `capacity`; returns the evicted.
+    fn insert(&mut self, owner: &str, key: &str, size: u64, capacity: u64) -> Vec<String> {
+        self.remove(key);
+        let mut evicted = Vec::new();
+        while self.used + size > capacity {
+            let Some(victim) = self.victim() else { break };
+            self.remove(&victim);
+            evicted.push(victim);
+        }
+        self.tick += 1;
+        let entry = Entry {
+            owner: owner.to_owned(),
+            size,
+            last_used: self.tick,
+        };
+        self.entries.insert(key.to_owned(), entry);
+        self.used += size;
+        *self.by_owner.entry(owner.to_owned()).or_default() += size;
+        evicted
+    }
+
+    /// The least recently used entry of the owner holding the most bytes.
+    fn victim(&self) -> Option<String> {
+        let (owner, _) = self.by_owner.iter().max_by_key(|(_, bytes)| **bytes)?;
+        self.entries
+            .iter()
+            .filter(|(_, e)| e.owner == *owner)
+            .min_by_key(|(_, e)| e.last_used)
+            .map(|(k, _)| k.clone())
+    }
+}
+
+/// Decompressed chunks: those being made (not evictable) and those made (in `shares`).
+#[derive(Debug, Default)]
+struct Memory {
+    cells: HashMap<String, Cell>,
+    shares: Shares,
+}
 
 /// The chunk cache of one broker.
 #[derive(Debug)]
 pub struct ChunkCache {
     dir: PathBuf,
-    capacity: u64,
-    state: Mutex<State>,
-    pending: Mutex<HashMap<String, Pending>>,
+    direct: bool,
+    disk_capacity: u64,
+    memory_capacity: u64,
+    disk: Mutex<Shares>,
+    memory: Mutex<Memory>,
+    hits: AtomicU64,
+    misses: AtomicU64,
+    writes: AtomicU64,
+    /// Background writes not yet indexed.
+    writing: AtomicU64,
 }
 
 /// Cache counters.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CacheStats {
-    /// Bytes held.
+    /// Bytes on disk.
     pub used: u64,
-    /// Chunks held.
+    /// Chunks on disk.
     pub entries: usize,
-    /// Reads served from the cache.
+    /// Bytes in memory.
+    pub memory_used: u64,
+    /// Chunks read from disk.
     pub hits: u64,
-    /// Reads that fetched from the store.
+    /// Chunks fetched from the store.
     pub misses: u64,
 }
 
 impl ChunkCache {
-    /// A cache of at most `capacity` bytes in `dir` (emptied: entries do not outlive the
-    /// process that indexed them).
-    pub fn new(dir: PathBuf, capacity: u64) -> Result<Self, TieringError> {
+    /// A cache of at most `disk_capacity` bytes in `dir` (emptied: entries do not outlive the
+    /// process that indexed them) and `memory_capacity` bytes in memory.
+    pub fn new(
+        dir: PathBuf,
+        disk_capacity: u64,
+        memory_capacity: u64,
+    ) -> Result<Self, TieringError> {
         let io =
             |e: std::io::Error| TieringError::Io(format!("chunk cache {}: {e}", dir.display()));
         if dir.exists() {
             std::fs::remove_dir_all(&dir).map_err(io)?;
         }
         std::fs::create_dir_all(&dir).map_err(io)?;
-        Ok(Self {
-            dir,
-            capacity,
-            state: Mutex::default(),
-            pending: Mutex::default(),
-        })
+        let direct = supports_direct_io(&dir);
+        if !direct {
+            tracing::info!(dir = %dir.display(), "chunk cache: no direct I/O here, buffered");
+        }
+        Ok(Self::with_io(dir, direct, disk_capacity, memory_capacity))
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    fn with_io(dir: PathBuf, direct: bool, disk_capacity: u64, memory_capacity: u64) -> Self {
+        Self {
+            dir,
+            direct,
+            disk_capacity,
+            memory_capacity,
+            disk: Mutex::default(),
+            memory: Mutex::default(),
+            hits: AtomicU64::new(0),
+            misses: AtomicU64::new(0),
+            writes: AtomicU64::new(0),
+            writing: AtomicU64::new(0),
+        }
+    }
+
+    fn disk(&self) -> std::sync::MutexGuard<'_, Shares> {
+        self.disk.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn memory(&self) -> std::sync::MutexGuard<'_, Memory> {
+        self.memory.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     fn path(&self, key: &str) -> PathBuf {
@@ -106,153 +271,233 @@ impl ChunkCache {
 
     /// Counters for metrics.
     pub fn stats(&self) -> CacheStats {
-        let state = self.lock();
+        let disk = self.disk();
         CacheStats {
-            used: state.used,
-            entries: state.entries.len(),
-            hits: state.hits,
-            misses: state.misses,
+            used: disk.used,
+            entries: disk.entries.len(),
+            memory_used: self.memory().shares.used,
+            hits: self.hits.load(Ordering::Relaxed),
+            misses: self.misses.load(Ordering::Relaxed),
         }
     }
 
-    /// Whether `key` is held.
-    pub fn contains(&self, key: &str) -> bool {
-        self.lock().entries.contains_key(key)
+    /// Whether chunk `key` is in memory or on its way there.
+    pub fn in_memory(&self, key: &str) -> bool {
+        self.memory().cells.contains_key(key)
     }
 
-    /// The chunk `key` (of partition `owner`), from the cache or else from `fetch`, which
-    /// runs once however many readers ask meanwhile. A fetched chunk is served from memory at
-    /// once and written to the cache in the background.
-    pub async fn get<F, Fut>(
+    /// The chunk `key` (of partition `owner`). On a miss in memory it is read from disk, or
+    /// else its frame comes from `fetch` and `decode` decompresses it on a blocking thread
+    /// (and it is written to disk in the background). Each runs once however many readers
+    /// ask meanwhile.
+    pub async fn get<F, Fut, D>(
         self: &Arc<Self>,
         owner: &str,
         key: &str,
         fetch: F,
-    ) -> Result<ChunkBytes, TieringError>
+        decode: D,
+    ) -> Result<Decoded, TieringError>
     where
         F: FnOnce() -> Fut,
-        Fut: Future<Output = Result<Vec<u8>, TieringError>>,
+        Fut: Future<Output = Result<Bytes, TieringError>>,
+        D: FnOnce(&[u8]) -> Result<ChunkBuf, TieringError> + Send + 'static,
     {
-        if let Some(map) = self.open_held(key) {
-            self.lock().hits += 1;
-            return Ok(ChunkBytes::Mapped(map));
-        }
-        let pending = {
-            let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
-            Arc::clone(pending.entry(key.to_owned()).or_default())
+        let cell = {
+            let mut memory = self.memory();
+            memory.shares.touch(key);
+            Arc::clone(memory.cells.entry(key.to_owned()).or_default())
         };
-        let outcome = pending
+        let outcome = cell
             .get_or_init(|| async {
-                self.lock().misses += 1;
-                let bytes = Arc::new(fetch().await.map_err(|e| e.to_string())?);
-                // Writing a few MiB is blocking work: off the runtime's threads, and off the
-                // reader's path. The chunk stays pending (served from memory) until indexed.
-                let (cache, owner, key) = (Arc::clone(self), owner.to_owned(), key.to_owned());
-                let written = Arc::clone(&bytes);
-                tokio::task::spawn_blocking(move || {
-                    match write_entry(&cache.path(&key), &written) {
-                        Ok(()) => cache.index_entry(&owner, &key, written.len() as u64),
-                        Err(e) => tracing::warn!("chunk cache: {e}"),
-                    }
-                    cache.forget_pending(&key);
-                });
-                Ok(bytes)
+                let (chunk, fetched) = self
+                    .make(key, fetch, decode)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                let chunk = Arc::new(chunk);
+                if fetched {
+                    self.write_behind(owner, key, Arc::clone(&chunk));
+                }
+                Ok(chunk)
             })
             .await
             .clone();
+        let mut memory = self.memory();
+        let current = memory.cells.get(key).is_some_and(|c| Arc::ptr_eq(c, &cell));
         match outcome {
-            Ok(bytes) => Ok(ChunkBytes::Memory(bytes)),
+            Ok(chunk) => {
+                if current && !memory.shares.entries.contains_key(key) {
+                    let size = chunk.len() as u64;
+                    for evicted in memory.shares.insert(owner, key, size, self.memory_capacity) {
+                        memory.cells.remove(&evicted);
+                    }
+                }
+                Ok(chunk)
+            }
             Err(e) => {
-                self.forget_pending(key);
+                if current {
+                    memory.cells.remove(key);
+                }
                 Err(TieringError::Store(e))
             }
         }
     }
 
-    fn forget_pending(&self, key: &str) {
-        self.pending
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(key);
-    }
-
-    fn open_held(&self, key: &str) -> Option<Arc<Mmap>> {
-        {
-            let mut state = self.lock();
-            state.tick += 1;
-            let tick = state.tick;
-            state.entries.get_mut(key)?.last_used = tick;
-        }
-        let file = std::fs::File::open(self.path(key)).ok()?;
-        // Safety: cache files are written once, before they are indexed, and never modified;
-        // eviction unlinks them, which leaves existing mappings valid.
-        let map = unsafe { Mmap::map(&file) }.ok()?;
-        Some(Arc::new(map))
-    }
-
-    /// Indexes a chunk written to its file, evicting to make room.
-    fn index_entry(&self, owner: &str, key: &str, size: u64) {
-        let mut state = self.lock();
-        while state.used + size > self.capacity && !state.entries.is_empty() {
-            let Some(victim) = Self::victim(&state) else {
-                break;
-            };
-            if let Some(entry) = state.entries.remove(&victim) {
-                state.used -= entry.size;
-                if let Some(owned) = state.by_owner.get_mut(&entry.owner) {
-                    *owned -= entry.size;
+    /// The chunk from disk, or fetched and decompressed (then `true`).
+    async fn make<F, Fut, D>(
+        self: &Arc<Self>,
+        key: &str,
+        fetch: F,
+        decode: D,
+    ) -> Result<(ChunkBuf, bool), TieringError>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<Bytes, TieringError>>,
+        D: FnOnce(&[u8]) -> Result<ChunkBuf, TieringError> + Send + 'static,
+    {
+        let held = {
+            let mut disk = self.disk();
+            disk.touch(key);
+            disk.entries.get(key).map(|e| e.size)
+        };
+        if let Some(len) = held {
+            let (path, direct) = (self.path(key), self.direct);
+            let read = tokio::task::spawn_blocking(move || read_entry(&path, len, direct))
+                .await
+                .map_err(|e| TieringError::Io(format!("chunk cache read: {e}")))?;
+            match read {
+                Ok(chunk) => {
+                    self.hits.fetch_add(1, Ordering::Relaxed);
+                    return Ok((chunk, false));
                 }
-                let _ = std::fs::remove_file(self.path(&victim));
+                // Evicted meanwhile (or unreadable): fetch it again.
+                Err(e) => tracing::debug!("chunk cache: {e}"),
             }
         }
-        state.tick += 1;
-        let tick = state.tick;
-        state.entries.insert(
-            key.to_owned(),
-            Entry {
-                owner: owner.to_owned(),
-                size,
-                last_used: tick,
-            },
-        );
-        state.used += size;
-        *state.by_owner.entry(owner.to_owned()).or_default() += size;
+        self.misses.fetch_add(1, Ordering::Relaxed);
+        let frame = fetch().await?;
+        let chunk = tokio::task::spawn_blocking(move || decode(&frame))
+            .await
+            .map_err(|e| TieringError::Io(format!("decompressing: {e}")))??;
+        Ok((chunk, true))
     }
 
-    /// The least recently used chunk of the partition holding the most bytes.
-    fn victim(state: &State) -> Option<String> {
-        let (owner, _) = state
-            .by_owner
-            .iter()
-            .filter(|(_, bytes)| **bytes > 0)
-            .max_by_key(|(_, bytes)| **bytes)?;
-        state
-            .entries
-            .iter()
-            .filter(|(_, e)| e.owner == *owner)
-            .min_by_key(|(_, e)| e.last_used)
-            .map(|(k, _)| k.clone())
+    /// Writes a chunk just made to disk, off the reader's path.
+    fn write_behind(self: &Arc<Self>, owner: &str, key: &str, chunk: Decoded) {
+        let (cache, owner, key) = (Arc::clone(self), owner.to_owned(), key.to_owned());
+        self.writing.fetch_add(1, Ordering::SeqCst);
+        tokio::task::spawn_blocking(move || {
+            let n = cache.writes.fetch_add(1, Ordering::Relaxed);
+            match write_entry(&cache.path(&key), n, &chunk, cache.direct) {
+                Ok(()) => cache.index_entry(&owner, &key, chunk.len() as u64),
+                Err(e) => tracing::warn!("chunk cache: {e}"),
+            }
+            cache.writing.fetch_sub(1, Ordering::SeqCst);
+        });
+    }
+
+    /// Indexes a chunk written to its file, evicting others to make room.
+    fn index_entry(&self, owner: &str, key: &str, size: u64) {
+        let mut disk = self.disk();
+        for victim in disk.insert(owner, key, size, self.disk_capacity) {
+            let _ = std::fs::remove_file(self.path(&victim));
+        }
     }
 }
 
-/// Writes a cache file under a temporary name first, so that a reader never maps a partial one.
-fn write_entry(path: &std::path::Path, bytes: &[u8]) -> Result<(), TieringError> {
+fn open_direct(options: &mut OpenOptions, path: &Path, direct: bool) -> std::io::Result<File> {
+    if direct {
+        options.custom_flags(nix::fcntl::OFlag::O_DIRECT.bits());
+    }
+    options.open(path)
+}
+
+/// Whether files in `dir` can be written and read with `O_DIRECT`.
+fn supports_direct_io(dir: &Path) -> bool {
+    let path = dir.join("direct-io-probe");
+    let mut block = ChunkBuf::new(ALIGN);
+    let works = open_direct(
+        OpenOptions::new().create(true).truncate(true).write(true),
+        &path,
+        true,
+    )
+    .and_then(|mut file| file.write_all(block.padded()))
+    .and_then(|()| open_direct(OpenOptions::new().read(true), &path, true))
+    .and_then(|mut file| file.read_exact(block.padded_mut()))
+    .is_ok();
+    let _ = std::fs::remove_file(&path);
+    works
+}
+
+/// Writes a cache file under a unique temporary name first, so that a reader never sees a
+/// partial one, even while the same chunk is written twice.
+fn write_entry(path: &Path, n: u64, chunk: &ChunkBuf, direct: bool) -> Result<(), TieringError> {
     // Not `with_extension`: keys of one segment differ only after their last dot.
-    let tmp = PathBuf::from(format!("{}.tmp", path.display()));
-    std::fs::write(&tmp, bytes)
-        .and_then(|()| std::fs::rename(&tmp, path))
-        .map_err(|e| TieringError::Io(format!("chunk cache {}: {e}", path.display())))
+    let tmp = PathBuf::from(format!("{}.{n}.tmp", path.display()));
+    let written = open_direct(
+        OpenOptions::new().create(true).truncate(true).write(true),
+        &tmp,
+        direct,
+    )
+    .and_then(|mut file| {
+        if direct {
+            // Direct writes are whole blocks: write the padding, then cut it off.
+            file.write_all(chunk.padded())?;
+            file.set_len(chunk.len() as u64)
+        } else {
+            file.write_all(chunk)
+        }
+    })
+    .and_then(|()| std::fs::rename(&tmp, path));
+    if let Err(e) = written {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(TieringError::Io(format!(
+            "chunk cache {}: {e}",
+            path.display()
+        )));
+    }
+    Ok(())
+}
+
+/// Reads a cache file of `len` bytes.
+fn read_entry(path: &Path, len: u64, direct: bool) -> Result<ChunkBuf, TieringError> {
+    let failed =
+        |e: std::io::Error| TieringError::Io(format!("chunk cache {}: {e}", path.display()));
+    let mut file = open_direct(OpenOptions::new().read(true), path, direct).map_err(failed)?;
+    let mut chunk = ChunkBuf::new(len as usize);
+    if !direct {
+        file.read_exact(chunk.as_mut_slice()).map_err(failed)?;
+        return Ok(chunk);
+    }
+    // Whole blocks into the padded buffer; the last read stops at the end of the file.
+    let mut filled = 0;
+    let room = chunk.padded_mut();
+    while filled < len as usize {
+        match file.read(&mut room[filled..]) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(failed(e)),
+        }
+    }
+    if filled != len as usize {
+        return Err(failed(std::io::Error::new(
+            std::io::ErrorKind::UnexpectedEof,
+            format!("{filled} bytes, expected {len}"),
+        )));
+    }
+    Ok(chunk)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::atomic::AtomicUsize;
 
-    /// Waits until the background writes have indexed `entries` chunks.
+    /// Waits until the background writes are done, and checks `entries` chunks are on disk.
     async fn settled(cache: &ChunkCache, entries: usize) {
         for _ in 0..400 {
-            let idle = cache.pending.lock().unwrap().is_empty();
-            if idle && cache.stats().entries == entries {
+            if cache.writing.load(Ordering::SeqCst) == 0 {
+                assert_eq!(cache.stats().entries, entries);
                 return;
             }
             tokio::time::sleep(std::time::Duration::from_millis(5)).await;
@@ -260,33 +505,129 @@ mod tests {
         panic!("cache writes did not settle");
     }
 
+    /// "Decompresses" a frame of one repeated byte into ten times as many.
+    fn widen(frame: &[u8]) -> Result<ChunkBuf, TieringError> {
+        let mut chunk = ChunkBuf::new(frame.len() * 10);
+        chunk.as_mut_slice().fill(frame[0]);
+        Ok(chunk)
+    }
+
+    /// Caches with direct I/O (where this filesystem has it) and buffered.
+    fn caches(dir: &Path, disk: u64, memory: u64) -> Vec<Arc<ChunkCache>> {
+        let mut out = vec![Arc::new(ChunkCache::with_io(
+            dir.join("b"),
+            false,
+            disk,
+            memory,
+        ))];
+        std::fs::create_dir_all(dir.join("b")).unwrap();
+        let direct = ChunkCache::new(dir.join("d"), disk, memory).unwrap();
+        if direct.direct {
+            out.push(Arc::new(direct));
+        }
+        out
+    }
+
     #[tokio::test]
     async fn evicts_from_the_largest_partition_and_fetches_once() {
         let dir = tempfile::tempdir().unwrap();
-        let cache = Arc::new(ChunkCache::new(dir.path().join("cache"), 4000).unwrap());
-        let fetches = std::sync::atomic::AtomicUsize::new(0);
-        let fetch = |n: u8| {
-            fetches.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-            async move { Ok(vec![n; 1000]) }
-        };
-        for n in 0..3u8 {
-            let read = cache
-                .get("a", &format!("a/{n}"), || fetch(n))
+        for cache in caches(dir.path(), 4000, 4000) {
+            let fetches = AtomicUsize::new(0);
+            let fetch = |n: u8| {
+                fetches.fetch_add(1, Ordering::SeqCst);
+                async move { Ok(Bytes::from(vec![n; 100])) }
+            };
+            for n in 0..3u8 {
+                let read = cache
+                    .get("a", &format!("a/{n}"), || fetch(n), widen)
+                    .await
+                    .unwrap();
+                assert_eq!((read[0], read.len()), (n, 1000));
+                settled(&cache, n as usize + 1).await;
+            }
+            cache.get("b", "b/0", || fetch(9), widen).await.unwrap();
+            settled(&cache, 4).await;
+            // Both tiers full: the next chunk of b evicts a's oldest, not b's.
+            cache.get("b", "b/1", || fetch(8), widen).await.unwrap();
+            settled(&cache, 4).await;
+            assert!(!cache.in_memory("a/0") && cache.in_memory("a/1") && cache.in_memory("b/0"));
+            let stats = cache.stats();
+            assert_eq!(
+                (stats.used, stats.memory_used, stats.misses),
+                (4000, 4000, 5)
+            );
+            let read = cache.get("b", "b/0", || fetch(0), widen).await.unwrap();
+            assert_eq!(read[0], 9, "served from memory");
+            assert_eq!(fetches.load(Ordering::SeqCst), 5);
+            let read = cache.get("a", "a/0", || fetch(7), widen).await.unwrap();
+            assert_eq!(read[0], 7, "evicted from both tiers: fetched again");
+            assert_eq!(fetches.load(Ordering::SeqCst), 6);
+        }
+    }
+
+    #[tokio::test]
+    async fn a_chunk_evicted_from_memory_is_read_from_disk() {
+        let dir = tempfile::tempdir().unwrap();
+        for cache in caches(dir.path(), 100_000, 9000) {
+            let fetches = AtomicUsize::new(0);
+            let fetch = |n: u8, len: usize| {
+                fetches.fetch_add(1, Ordering::SeqCst);
+                async move { Ok(Bytes::from(vec![n; len])) }
+            };
+            // Sizes that are not whole blocks, for direct I/O.
+            cache
+                .get("a", "a/0", || fetch(1, 777), widen)
                 .await
                 .unwrap();
-            assert_eq!(read[0], n, "served from memory while written");
-            settled(&cache, n as usize + 1).await;
+            settled(&cache, 1).await;
+            cache
+                .get("a", "a/1", || fetch(2, 500), widen)
+                .await
+                .unwrap();
+            settled(&cache, 2).await;
+            assert!(!cache.in_memory("a/0"), "memory holds one of these");
+            let read = cache.get("a", "a/0", || fetch(3, 1), widen).await.unwrap();
+            assert_eq!(read.len(), 7770);
+            assert!(read.iter().all(|b| *b == 1), "from disk, whole");
+            assert_eq!(fetches.load(Ordering::SeqCst), 2);
+            assert_eq!(cache.stats().hits, 1);
         }
-        cache.get("b", "b/0", || fetch(9)).await.unwrap();
-        settled(&cache, 4).await;
-        // Full: the next chunk of b evicts a's oldest, not b's.
-        cache.get("b", "b/1", || fetch(8)).await.unwrap();
-        settled(&cache, 4).await;
-        assert!(!cache.contains("a/0") && cache.contains("a/1") && cache.contains("b/0"));
-        let read = cache.get("b", "b/0", || fetch(0)).await.unwrap();
-        assert_eq!(read[0], 9, "served from the cache");
-        assert_eq!(fetches.load(std::sync::atomic::Ordering::SeqCst), 5);
-        let stats = cache.stats();
-        assert_eq!((stats.used, stats.entries, stats.hits), (4000, 4, 1));
+    }
+
+    #[tokio::test]
+    async fn concurrent_readers_share_one_fetch_and_a_failure_is_not_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = Arc::new(ChunkCache::new(dir.path().join("cache"), 10_000, 10_000).unwrap());
+        let fetches = Arc::new(AtomicUsize::new(0));
+        let slow = |fetches: Arc<AtomicUsize>| async move {
+            fetches.fetch_add(1, Ordering::SeqCst);
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            Ok(Bytes::from(vec![5u8; 100]))
+        };
+        let (one, two) = tokio::join!(
+            cache.get("a", "a/0", || slow(Arc::clone(&fetches)), widen),
+            cache.get("a", "a/0", || slow(Arc::clone(&fetches)), widen),
+        );
+        assert!(Arc::ptr_eq(&one.unwrap(), &two.unwrap()));
+        assert_eq!(fetches.load(Ordering::SeqCst), 1);
+        let failed = cache
+            .get(
+                "a",
+                "a/1",
+                || async { Err(TieringError::Store("503".into())) },
+                widen,
+            )
+            .await;
+        assert!(failed.is_err() && !cache.in_memory("a/1"));
+        let read = cache
+            .get(
+                "a",
+                "a/1",
+                || async { Ok(Bytes::from(vec![6u8; 10])) },
+                widen,
+            )
+            .await
+            .unwrap();
+        assert_eq!(read.len(), 100, "retried after the failure");
     }
 }

@@ -172,19 +172,28 @@ pub fn build(segment: &[u8], target: usize, level: i32) -> Result<Chunked, Tieri
     Ok(out)
 }
 
-/// Decompresses one chunk's frame, checking it yields exactly the indexed length.
-pub fn decompress(frame: &[u8], chunk: &Chunk) -> Result<Vec<u8>, TieringError> {
-    let raw = zstd::bulk::decompress(frame, chunk.raw_length as usize)
-        .map_err(|e| TieringError::Format(format!("chunk at offset {}: {e}", chunk.base_offset)))?;
-    if raw.len() as u64 != chunk.raw_length {
-        return Err(TieringError::Format(format!(
-            "chunk at offset {} decompressed to {} bytes, the index says {}",
-            chunk.base_offset,
-            raw.len(),
+/// Decompresses one chunk's frame into `out`, which must be, and be filled to, exactly the
+/// indexed length.
+pub fn decompress(frame: &[u8], chunk: &Chunk, out: &mut [u8]) -> Result<(), TieringError> {
+    let format =
+        |e: String| TieringError::Format(format!("chunk at offset {}: {e}", chunk.base_offset));
+    if out.len() as u64 != chunk.raw_length {
+        return Err(format(format!(
+            "{} bytes of room for {}",
+            out.len(),
             chunk.raw_length
         )));
     }
-    Ok(raw)
+    let written = zstd::bulk::Decompressor::new()
+        .and_then(|mut d| d.decompress_to_buffer(frame, out))
+        .map_err(|e| format(e.to_string()))?;
+    if written as u64 != chunk.raw_length {
+        return Err(format(format!(
+            "decompressed to {written} bytes, the index says {}",
+            chunk.raw_length
+        )));
+    }
+    Ok(())
 }
 
 /// The byte range of `raw` (a decompressed chunk) from the batch holding `offset`, of whole
@@ -274,7 +283,9 @@ pub(crate) mod tests {
             assert_eq!(chunk.base_offset, expected_base);
             let frame =
                 &chunked.object[chunk.position as usize..(chunk.position + chunk.length) as usize];
-            rebuilt.extend(decompress(frame, chunk).unwrap());
+            let mut raw = vec![0; chunk.raw_length as usize];
+            decompress(frame, chunk, &mut raw).unwrap();
+            rebuilt.extend(raw);
             expected_base = chunk.next_offset;
         }
         assert_eq!(rebuilt, seg);
@@ -305,6 +316,7 @@ pub(crate) mod tests {
         let chunked = build(&seg, 1 << 20, 3).unwrap();
         let mut frame = chunked.object.clone();
         frame.truncate(frame.len() / 2);
-        assert!(decompress(&frame, &chunked.chunks[0]).is_err());
+        let mut raw = vec![0; chunked.chunks[0].raw_length as usize];
+        assert!(decompress(&frame, &chunked.chunks[0], &mut raw).is_err());
     }
 }

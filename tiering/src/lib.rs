@@ -8,6 +8,7 @@
 
 pub mod cache;
 pub mod chunk;
+mod reader;
 pub mod remote;
 pub mod store;
 #[cfg(feature = "testing")]

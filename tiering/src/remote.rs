@@ -14,7 +14,6 @@
 //! names them only once both exist, so a crash mid-upload leaves unreferenced objects (swept
 //! later), never a manifest entry without data. Retention edits the manifest before deleting.
 
-use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -28,9 +27,7 @@ use uuid::Uuid;
 use crate::TieringError;
 use crate::cache::ChunkCache;
 use crate::chunk::{self, Chunk, EpochStart};
-
-/// Chunks fetched ahead of a sequential reader.
-const READ_AHEAD: usize = 8;
+use crate::reader::Reader;
 
 /// A segment in the remote tier.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -132,27 +129,14 @@ impl RemoteRead {
     }
 }
 
-/// A range of a chunk, kept alive by the chunk it borrows from.
-struct ChunkSlice {
-    chunk: crate::cache::ChunkBytes,
-    range: std::ops::Range<usize>,
-}
-
-impl AsRef<[u8]> for ChunkSlice {
-    fn as_ref(&self) -> &[u8] {
-        &self.chunk[self.range.clone()]
-    }
-}
-
 /// One partition's remote log.
 #[derive(Debug)]
 pub struct RemoteLog {
     store: Arc<dyn ObjectStore>,
-    cache: Arc<ChunkCache>,
     key: PartitionKey,
     root: Path,
     manifest: Mutex<Manifest>,
-    indexes: Mutex<HashMap<String, Arc<SegmentIndex>>>,
+    reader: Reader,
 }
 
 impl RemoteLog {
@@ -179,12 +163,11 @@ impl RemoteLog {
             Err(e) => return Err(e.into()),
         };
         Ok(Self {
+            reader: Reader::new(Arc::clone(&store), cache, root.clone()),
             store,
-            cache,
             key,
             root,
             manifest: Mutex::new(manifest),
-            indexes: Mutex::default(),
         })
     }
 
@@ -288,91 +271,8 @@ impl RemoteLog {
         next.segments.push(entry.clone());
         self.save_manifest(&next).await?;
         *self.manifest() = next;
-        self.indexes
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(data, Arc::new(segment_index));
+        self.reader.remember(&entry, segment_index);
         Ok(Some(entry))
-    }
-
-    async fn index(&self, segment: &RemoteSegment) -> Result<Arc<SegmentIndex>, TieringError> {
-        if let Some(index) = self
-            .indexes
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(&segment.data)
-        {
-            return Ok(Arc::clone(index));
-        }
-        let bytes = self
-            .store
-            .get(&self.root.clone().join(segment.index.as_str()))
-            .await?
-            .bytes()
-            .await?;
-        let index: SegmentIndex = serde_json::from_slice(&bytes)
-            .map_err(|e| TieringError::Format(format!("index {}: {e}", segment.index)))?;
-        let index = Arc::new(index);
-        self.indexes
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(segment.data.clone(), Arc::clone(&index));
-        Ok(index)
-    }
-
-    fn chunk_key(&self, segment: &RemoteSegment, chunk: &Chunk) -> String {
-        format!("{}/{}/{}", self.root, segment.data, chunk.position)
-    }
-
-    async fn fetch_chunk(
-        store: Arc<dyn ObjectStore>,
-        path: Path,
-        chunk: Chunk,
-    ) -> Result<Vec<u8>, TieringError> {
-        let frame = store
-            .get_range(&path, chunk.position..chunk.position + chunk.length)
-            .await?;
-        tokio::task::spawn_blocking(move || chunk::decompress(&frame, &chunk))
-            .await
-            .map_err(|e| TieringError::Io(format!("decompressing: {e}")))?
-    }
-
-    async fn chunk_bytes(
-        &self,
-        segment: &RemoteSegment,
-        chunk: &Chunk,
-    ) -> Result<crate::cache::ChunkBytes, TieringError> {
-        let store = Arc::clone(&self.store);
-        let path = self.root.clone().join(segment.data.as_str());
-        let owner = self.root.to_string();
-        let chunk_copy = chunk.clone();
-        self.cache
-            .get(&owner, &self.chunk_key(segment, chunk), || {
-                Self::fetch_chunk(store, path, chunk_copy)
-            })
-            .await
-    }
-
-    /// Starts fetching the chunks after `chunk` so that a sequential reader finds them cached.
-    fn read_ahead(&self, segment: &RemoteSegment, index: &SegmentIndex, chunk: usize) {
-        for next in index.chunks.iter().skip(chunk + 1).take(READ_AHEAD) {
-            let key = self.chunk_key(segment, next);
-            if self.cache.contains(&key) {
-                continue;
-            }
-            let (cache, store) = (Arc::clone(&self.cache), Arc::clone(&self.store));
-            let path = self.root.clone().join(segment.data.as_str());
-            let owner = self.root.to_string();
-            let next = next.clone();
-            tokio::spawn(async move {
-                let fetched = cache
-                    .get(&owner, &key, || Self::fetch_chunk(store, path, next))
-                    .await;
-                if let Err(e) = fetched {
-                    tracing::debug!("read-ahead of {key} failed: {e}");
-                }
-            });
-        }
     }
 
     /// Whole batches from the one holding `offset` (or the first after it), up to `max_bytes`
@@ -403,61 +303,26 @@ impl RemoteLog {
         if segments.is_empty() {
             return Ok(None);
         }
-        let mut out: Vec<Bytes> = Vec::new();
-        let mut read: u64 = 0;
-        let mut next = offset;
-        'segments: for segment in &segments {
-            let index = self.index(segment).await?;
-            for (position, chunk) in index.chunks.iter().enumerate() {
-                if chunk.next_offset <= next {
-                    continue;
-                }
-                let budget = max_bytes.saturating_sub(read);
-                let first = read == 0;
-                if budget == 0 && !(first && min_one) {
-                    break 'segments;
-                }
-                let raw = self.chunk_bytes(segment, chunk).await?;
-                self.read_ahead(segment, &index, position);
-                let range = chunk::slice_from(&raw, next, budget, first && min_one);
-                if range.is_empty() {
-                    break 'segments;
-                }
-                let whole = range.end == raw.len();
-                read += range.len() as u64;
-                out.push(Bytes::from_owner(ChunkSlice { chunk: raw, range }));
-                next = chunk.next_offset;
-                if !whole {
-                    break 'segments;
-                }
-            }
-        }
-        Ok(Some(RemoteRead { records: out }))
+        let read = self
+            .reader
+            .read(&segments, offset, max_bytes, min_one)
+            .await?;
+        Ok(Some(read))
     }
 
     /// The first remote batch whose max timestamp is at or after `timestamp` (the caller finds
     /// the exact record in it); `None` if no remote record is that late.
     pub async fn batch_for_timestamp(&self, timestamp: i64) -> Result<Option<Bytes>, TieringError> {
-        let segments = self.segments();
-        for segment in segments.iter().filter(|s| s.max_timestamp >= timestamp) {
-            let index = self.index(segment).await?;
-            for chunk in index.chunks.iter().filter(|c| c.max_timestamp >= timestamp) {
-                let raw = self.chunk_bytes(segment, chunk).await?;
-                if let Some((at, batch)) =
-                    chunk::batches(&raw).find(|(_, b)| b.max_timestamp >= timestamp)
-                {
-                    return Ok(Some(Bytes::copy_from_slice(&raw[at..at + batch.size])));
-                }
-            }
-        }
-        Ok(None)
+        self.reader
+            .batch_for_timestamp(&self.segments(), timestamp)
+            .await
     }
 
     /// Leader epochs of the remote segments, in offset order.
     pub async fn epochs(&self) -> Result<Vec<EpochStart>, TieringError> {
         let mut out: Vec<EpochStart> = Vec::new();
         for segment in self.segments() {
-            for epoch in &self.index(&segment).await?.epochs {
+            for epoch in &self.reader.index(&segment).await?.epochs {
                 if out.last().is_none_or(|e| e.epoch != epoch.epoch) {
                     out.push(*epoch);
                 }
@@ -489,10 +354,7 @@ impl RemoteLog {
         self.save_manifest(&next).await?;
         *self.manifest() = next;
         for segment in &doomed {
-            self.indexes
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .remove(&segment.data);
+            self.reader.forget(segment);
             for name in [&segment.data, &segment.index] {
                 match self
                     .store

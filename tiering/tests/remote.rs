@@ -53,7 +53,7 @@ async fn remote_log(
     key: &PartitionKey,
 ) -> RemoteLog {
     let store = store::open("s3://tiered/prefix", &options(server)).unwrap();
-    let cache = Arc::new(ChunkCache::new(cache_dir.to_owned(), 1 << 20).unwrap());
+    let cache = Arc::new(ChunkCache::new(cache_dir.to_owned(), 1 << 20, 16 << 20).unwrap());
     RemoteLog::open(store, cache, key.clone()).await.unwrap()
 }
 

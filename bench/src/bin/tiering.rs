@@ -206,18 +206,28 @@ fn consume(addr: &str, topic: &str, records: u64) -> anyhow::Result<f64> {
     consumer.assign(&assignment)?;
     let mut started = None;
     let (mut count, mut bytes) = (0u64, 0u64);
+    let (mut last, mut longest) = (Instant::now(), (Duration::ZERO, 0));
     while count < records {
         match consumer.poll(Duration::from_secs(30)) {
             Some(message) => {
                 let message = message?;
                 started.get_or_insert_with(Instant::now);
+                if count > 0 && last.elapsed() > longest.0 {
+                    longest = (last.elapsed(), count);
+                }
+                last = Instant::now();
                 bytes += message.payload().map_or(0, <[u8]>::len) as u64;
                 count += 1;
             }
             None => bail!("consumer stalled at {count} of {records}"),
         }
     }
-    Ok(bytes as f64 / 1e6 / started.map_or(1e-9, |s| s.elapsed().as_secs_f64()))
+    let took = started.map_or(1e-9, |s| s.elapsed().as_secs_f64());
+    eprintln!(
+        "  {count} records in {took:.2} s; longest wait {:?} before record {}",
+        longest.0, longest.1
+    );
+    Ok(bytes as f64 / 1e6 / took)
 }
 
 /// `GET /v1/tiering` rows of the topic: (remote end, local start).
@@ -296,9 +306,14 @@ fn main() -> anyhow::Result<()> {
             tail.into_iter().rev().collect::<Vec<_>>().join("\n")
         );
     };
+    let pid = broker.child.id();
+    eprintln!("replaying from the bucket, cold cache (broker pid {pid})");
     let cold = consume(&broker.addr, "tiered", remote_end).inspect_err(|_| explain("cold"))?;
+    eprintln!("replaying from the bucket, warm cache");
     let warm = consume(&broker.addr, "tiered", remote_end).inspect_err(|_| explain("warm"))?;
+    eprintln!("replaying from local disk");
     let local = consume(&broker.addr, "local", remote_end).inspect_err(|_| explain("local"))?;
+    eprintln!("done");
     println!("| figure | value |");
     println!("| --- | --- |");
     println!(

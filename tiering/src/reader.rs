@@ -1,0 +1,222 @@
+//! Reads of one partition's remote segments: chunk indexes, chunks through the [`ChunkCache`],
+//! and read-ahead that keeps a sequential reader's next chunks fetched and decompressed.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+use object_store::path::Path;
+use object_store::{ObjectStore, ObjectStoreExt};
+
+use crate::TieringError;
+use crate::cache::{ChunkBuf, ChunkCache, Decoded};
+use crate::chunk::{self, Chunk};
+use crate::remote::{RemoteRead, RemoteSegment, SegmentIndex};
+
+/// Chunks fetched and decompressed ahead of a sequential reader, across segment boundaries.
+const READ_AHEAD: usize = 8;
+
+/// Larger chunks in an index are corrupt: chunks are at most `remote.log.chunk.bytes`
+/// (256 MiB at most) plus one batch.
+const MAX_CHUNK_BYTES: u64 = 1 << 30;
+
+/// A range of a decompressed chunk, kept alive by the chunk it borrows from.
+struct ChunkSlice {
+    chunk: Decoded,
+    range: std::ops::Range<usize>,
+}
+
+impl AsRef<[u8]> for ChunkSlice {
+    fn as_ref(&self) -> &[u8] {
+        &self.chunk[self.range.clone()]
+    }
+}
+
+/// Reads one partition's remote segments; cheap to clone into background tasks.
+#[derive(Debug, Clone)]
+pub(crate) struct Reader {
+    store: Arc<dyn ObjectStore>,
+    cache: Arc<ChunkCache>,
+    root: Path,
+    owner: Arc<str>,
+    indexes: Arc<Mutex<HashMap<String, Arc<SegmentIndex>>>>,
+}
+
+impl Reader {
+    /// A reader of the partition stored under `root`.
+    pub(crate) fn new(store: Arc<dyn ObjectStore>, cache: Arc<ChunkCache>, root: Path) -> Self {
+        Self {
+            store,
+            cache,
+            owner: root.to_string().into(),
+            root,
+            indexes: Arc::default(),
+        }
+    }
+
+    fn indexes(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<SegmentIndex>>> {
+        self.indexes.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Remembers the index of a segment just uploaded.
+    pub(crate) fn remember(&self, segment: &RemoteSegment, index: SegmentIndex) {
+        self.indexes().insert(segment.data.clone(), Arc::new(index));
+    }
+
+    /// Forgets the index of a deleted segment.
+    pub(crate) fn forget(&self, segment: &RemoteSegment) {
+        self.indexes().remove(&segment.data);
+    }
+
+    /// The chunk index of `segment`, fetched once.
+    pub(crate) async fn index(
+        &self,
+        segment: &RemoteSegment,
+    ) -> Result<Arc<SegmentIndex>, TieringError> {
+        if let Some(index) = self.indexes().get(&segment.data) {
+            return Ok(Arc::clone(index));
+        }
+        let bytes = self
+            .store
+            .get(&self.root.clone().join(segment.index.as_str()))
+            .await?
+            .bytes()
+            .await?;
+        let index: SegmentIndex = serde_json::from_slice(&bytes)
+            .map_err(|e| TieringError::Format(format!("index {}: {e}", segment.index)))?;
+        let index = Arc::new(index);
+        self.indexes()
+            .insert(segment.data.clone(), Arc::clone(&index));
+        Ok(index)
+    }
+
+    fn chunk_key(&self, segment: &RemoteSegment, chunk: &Chunk) -> String {
+        format!("{}/{}/{}", self.root, segment.data, chunk.position)
+    }
+
+    /// One chunk of `segment`, decompressed.
+    async fn chunk(&self, segment: &RemoteSegment, chunk: &Chunk) -> Result<Decoded, TieringError> {
+        let path = self.root.clone().join(segment.data.as_str());
+        let range = chunk.position..chunk.position + chunk.length;
+        let store = Arc::clone(&self.store);
+        let chunk_copy = chunk.clone();
+        self.cache
+            .get(
+                &self.owner,
+                &self.chunk_key(segment, chunk),
+                || async move { Ok(store.get_range(&path, range).await?) },
+                move |frame| {
+                    if chunk_copy.raw_length > MAX_CHUNK_BYTES {
+                        return Err(TieringError::Format(format!(
+                            "chunk at offset {} claims {} bytes",
+                            chunk_copy.base_offset, chunk_copy.raw_length
+                        )));
+                    }
+                    let mut raw = ChunkBuf::new(chunk_copy.raw_length as usize);
+                    chunk::decompress(frame, &chunk_copy, raw.as_mut_slice())?;
+                    Ok(raw)
+                },
+            )
+            .await
+    }
+
+    /// Starts fetching and decompressing the `READ_AHEAD` chunks after chunk `position` of
+    /// `segments[0]`, continuing into the next segments, each in its own task.
+    fn read_ahead(&self, segments: &[RemoteSegment], position: usize) {
+        let reader = self.clone();
+        let segments: Vec<RemoteSegment> = segments.iter().take(READ_AHEAD + 1).cloned().collect();
+        tokio::spawn(async move {
+            let mut left = READ_AHEAD;
+            let mut skip = position + 1;
+            for segment in segments {
+                let index = match reader.index(&segment).await {
+                    Ok(index) => index,
+                    Err(e) => {
+                        tracing::debug!("read-ahead of {}: {e}", segment.index);
+                        return;
+                    }
+                };
+                for chunk in index.chunks.iter().skip(skip) {
+                    if left == 0 {
+                        return;
+                    }
+                    left -= 1;
+                    if reader.cache.in_memory(&reader.chunk_key(&segment, chunk)) {
+                        continue;
+                    }
+                    let (reader, segment, chunk) = (reader.clone(), segment.clone(), chunk.clone());
+                    tokio::spawn(async move {
+                        if let Err(e) = reader.chunk(&segment, &chunk).await {
+                            tracing::debug!("read-ahead of {}: {e}", segment.data);
+                        }
+                    });
+                }
+                skip = 0;
+            }
+        });
+    }
+
+    /// Whole batches of `segments` (those ending after `offset`, in order) from the one
+    /// holding `offset` (or the first after it), up to `max_bytes` (at least one batch with
+    /// `min_one`), across chunks and segments.
+    pub(crate) async fn read(
+        &self,
+        segments: &[RemoteSegment],
+        offset: u64,
+        max_bytes: u64,
+        min_one: bool,
+    ) -> Result<RemoteRead, TieringError> {
+        let mut out: Vec<Bytes> = Vec::new();
+        let mut read: u64 = 0;
+        let mut next = offset;
+        'segments: for (at, segment) in segments.iter().enumerate() {
+            let index = self.index(segment).await?;
+            for (position, chunk) in index.chunks.iter().enumerate() {
+                if chunk.next_offset <= next {
+                    continue;
+                }
+                let budget = max_bytes.saturating_sub(read);
+                let first = read == 0;
+                if budget == 0 && !(first && min_one) {
+                    break 'segments;
+                }
+                if first {
+                    self.read_ahead(&segments[at..], position);
+                }
+                let raw = self.chunk(segment, chunk).await?;
+                let range = chunk::slice_from(&raw, next, budget, first && min_one);
+                if range.is_empty() {
+                    break 'segments;
+                }
+                let whole = range.end == raw.len();
+                read += range.len() as u64;
+                out.push(Bytes::from_owner(ChunkSlice { chunk: raw, range }));
+                next = chunk.next_offset;
+                if !whole {
+                    break 'segments;
+                }
+            }
+        }
+        Ok(RemoteRead { records: out })
+    }
+
+    /// The first batch of `segments` whose max timestamp is at or after `timestamp`.
+    pub(crate) async fn batch_for_timestamp(
+        &self,
+        segments: &[RemoteSegment],
+        timestamp: i64,
+    ) -> Result<Option<Bytes>, TieringError> {
+        for segment in segments.iter().filter(|s| s.max_timestamp >= timestamp) {
+            let index = self.index(segment).await?;
+            for chunk in index.chunks.iter().filter(|c| c.max_timestamp >= timestamp) {
+                let raw = self.chunk(segment, chunk).await?;
+                if let Some((at, batch)) =
+                    chunk::batches(&raw).find(|(_, b)| b.max_timestamp >= timestamp)
+                {
+                    return Ok(Some(Bytes::copy_from_slice(&raw[at..at + batch.size])));
+                }
+            }
+        }
+        Ok(None)
+    }
+}
