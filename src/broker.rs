@@ -660,7 +660,7 @@ impl Broker for StrataBroker {
                 min_one,
             )
             .await
-            .map_err(|e| BrokerError::Storage(e.to_string()))?;
+            .map_err(|e| BrokerError::RemoteStorage(e.to_string()))?;
         match read {
             Some(read) => Ok(read.records),
             None => Err(BrokerError::OffsetOutOfRange(format!(

@@ -12,8 +12,9 @@ use std::time::{Duration, Instant};
 
 use common::{BrokerProcess, client, consume_all, create_topic};
 use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::producer::{FutureProducer, FutureRecord};
-use rdkafka::{Offset, TopicPartitionList};
+use rdkafka::{Message, Offset, TopicPartitionList};
 use strata_tiering::testing::{self, ACCESS_KEY, SECRET_KEY, TestS3};
 
 const TOPIC: &str = "history";
@@ -166,6 +167,36 @@ fn offset_for_time(addr: &str, timestamp: i64) -> i64 {
     }
 }
 
+/// Reading from offset 0 while the store fails gives the client an error, not records and not
+/// silence.
+fn assert_remote_read_fails(addr: &str) {
+    let consumer: BaseConsumer = client(addr)
+        .set("group.id", "remote-failure")
+        .create()
+        .unwrap();
+    let mut assignment = TopicPartitionList::new();
+    assignment
+        .add_partition_offset(TOPIC, 0, Offset::Beginning)
+        .unwrap();
+    consumer.assign(&assignment).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < deadline {
+        match consumer.poll(Duration::from_millis(500)) {
+            Some(Ok(message)) => panic!("a record at {} from a failing store", message.offset()),
+            Some(Err(e)) => {
+                assert_eq!(
+                    e,
+                    KafkaError::MessageConsumption(RDKafkaErrorCode::Unknown),
+                    "UNKNOWN_SERVER_ERROR"
+                );
+                return;
+            }
+            None => {}
+        }
+    }
+    panic!("no error from a remote read of a failing store");
+}
+
 fn earliest(addr: &str) -> i64 {
     let consumer: BaseConsumer = client(addr).create().unwrap();
     consumer
@@ -212,6 +243,11 @@ fn history_is_served_from_the_bucket_across_restarts_crashes_and_outages() {
         0,
         "the remote tier is seen from the first request"
     );
+    // The cache is empty after a restart: with the store failing, a remote read is an error
+    // (UNKNOWN_SERVER_ERROR, as Kafka answers a RemoteStorageException), then it recovers.
+    server.unavailable.store(true, Ordering::SeqCst);
+    assert_remote_read_fails(&broker.addr);
+    server.unavailable.store(false, Ordering::SeqCst);
     assert_full_history(&broker.addr, 1500);
 
     // kill -9 while segments are being uploaded: nothing lost, nothing duplicated.

@@ -297,6 +297,9 @@ pub enum BrokerError {
     /// A disk error.
     #[error("storage error: {0}")]
     Storage(String),
+    /// The remote tier (object store) failed.
+    #[error("remote storage: {0}")]
+    RemoteStorage(String),
     /// This broker does not lead the partition.
     #[error("this broker is not the leader of the partition")]
     NotLeaderOrFollower,
@@ -381,6 +384,9 @@ impl BrokerError {
             Self::InvalidRequest(_) => ResponseError::InvalidRequest,
             Self::RequestTimedOut(_) => ResponseError::RequestTimedOut,
             Self::Storage(_) => ResponseError::KafkaStorageError,
+            // As Kafka: a RemoteStorageException is an unknown server error to clients, which
+            // back off and fetch again.
+            Self::RemoteStorage(_) => ResponseError::UnknownServerError,
             Self::NotLeaderOrFollower => ResponseError::NotLeaderOrFollower,
             Self::LeaderNotAvailable => ResponseError::LeaderNotAvailable,
             Self::NotCoordinator => ResponseError::NotCoordinator,

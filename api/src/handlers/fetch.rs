@@ -90,13 +90,14 @@ pub(super) fn handle<B: Broker>(
         // still wakes this fetch.
         let mut appends = broker.appends();
         loop {
-            let (response, mut regions, bytes, errors) =
+            let (mut response, mut regions, bytes, errors) =
                 read_all(broker.as_ref(), &plan, max_bytes, version);
             let remote = regions.iter().any(|r| matches!(r, Some(Records::Remote)));
             if remote {
                 read_remote(
                     broker.as_ref(),
                     &plan,
+                    &mut response,
                     &mut regions,
                     max_bytes.saturating_sub(bytes),
                 )
@@ -115,18 +116,19 @@ pub(super) fn handle<B: Broker>(
     })))
 }
 
-/// Replaces each pending remote read by its bytes (the remote tier's answer, or nothing if it
-/// failed: the client fetches again), sharing `budget` in partition order.
+/// Replaces each pending remote read by its bytes, or by the partition's error if it failed,
+/// sharing `budget` in partition order.
 async fn read_remote<B: Broker>(
     broker: &B,
     plan: &[PlannedTopic],
+    response: &mut FetchResponse,
     regions: &mut [Option<Records>],
     mut budget: u64,
 ) {
     let mut slot = 0;
     let mut first = true;
-    for topic in plan {
-        for p in &topic.partitions {
+    for (t, topic) in plan.iter().enumerate() {
+        for (i, p) in topic.partitions.iter().enumerate() {
             let index = slot;
             slot += 1;
             let pending = matches!(regions[index], Some(Records::Remote));
@@ -155,6 +157,11 @@ async fn read_remote<B: Broker>(
                 Ok(_) => None,
                 Err(e) => {
                     tracing::warn!(topic = name, partition = p.index, "remote read failed: {e}");
+                    let data = &mut response.responses[t].partitions[i];
+                    data.error_code = e.code();
+                    data.high_watermark = -1;
+                    data.last_stable_offset = -1;
+                    data.log_start_offset = -1;
                     None
                 }
             };
