@@ -28,9 +28,11 @@ fn free_addr() -> String {
     listener.local_addr().unwrap().to_string()
 }
 
-/// The settings of node `id` of a cluster whose voters are `voters`.
-fn node_settings(id: u64, controller: &str, voters: &str) -> Vec<String> {
+/// The settings of node `id` of a cluster whose voters are `voters`, tiering to `store`.
+fn node_settings(id: u64, controller: &str, voters: &str, store: &Path) -> Vec<String> {
     vec![
+        format!("remote.log.storage.url={}", store.display()),
+        "remote.log.manager.task.interval.ms=200".into(),
         format!("node.id={id}"),
         format!("listeners=PLAINTEXT://127.0.0.1:0,CONTROLLER://{controller}"),
         format!("controller.quorum.voters={voters}"),
@@ -39,6 +41,29 @@ fn node_settings(id: u64, controller: &str, voters: &str) -> Vec<String> {
         "group.initial.rebalance.delay.ms=0".into(),
         "offsets.topic.num.partitions=3".into(),
     ]
+}
+
+/// Files under `dir` (none if it does not exist).
+fn files_under(dir: &Path) -> usize {
+    std::fs::read_dir(dir).map_or(0, |entries| {
+        entries
+            .flatten()
+            .map(|e| {
+                let path = e.path();
+                if path.is_dir() { files_under(&path) } else { 1 }
+            })
+            .sum()
+    })
+}
+
+/// Files of the topic named `topic` in the cluster's object store.
+fn topic_objects(store: &Path, topic: &str) -> usize {
+    std::fs::read_dir(store.join("clusters")).map_or(0, |clusters| {
+        clusters
+            .flatten()
+            .map(|c| files_under(&c.path().join("topics").join(topic)))
+            .sum()
+    })
 }
 
 fn start_node(dir: &Path, settings: &[String]) -> BrokerProcess {
@@ -115,6 +140,10 @@ fn consume_group(addr: &str, group: &str, expected: usize) -> BTreeSet<(i32, i64
 }
 
 async fn produce(addr: &str, from: usize, to: usize) {
+    produce_to(addr, TOPIC, PARTITIONS, from, to).await;
+}
+
+async fn produce_to(addr: &str, topic: &str, partitions: i32, from: usize, to: usize) {
     let producer: FutureProducer = client(addr)
         .set("acks", "all")
         .set("linger.ms", "5")
@@ -123,9 +152,9 @@ async fn produce(addr: &str, from: usize, to: usize) {
         .expect("producer");
     let mut deliveries = Vec::new();
     for n in from..to {
-        let value = format!("record-{n}");
-        let partition = (n % PARTITIONS as usize) as i32;
-        let record = FutureRecord::<(), _>::to(TOPIC)
+        let value = format!("record-{n:0>100}");
+        let partition = (n % partitions as usize) as i32;
+        let record = FutureRecord::<(), _>::to(topic)
             .payload(&value)
             .partition(partition);
         let delivery = producer
@@ -152,8 +181,10 @@ async fn three_brokers_spread_partitions_and_fence_a_dead_one() {
         .map(|(n, a)| format!("{}@{a}", n + 1))
         .collect::<Vec<_>>()
         .join(",");
+    // One object store for the cluster, as in production.
+    let store = tmp.path().join("objects");
     let settings: Vec<Vec<String>> = (0..3)
-        .map(|n| node_settings(n as u64 + 1, &controllers[n], &voters))
+        .map(|n| node_settings(n as u64 + 1, &controllers[n], &voters, &store))
         .collect();
     // The three start together: each waits for the quorum the others complete.
     let handles: Vec<_> = (0..3)
@@ -220,6 +251,28 @@ async fn three_brokers_spread_partitions_and_fence_a_dead_one() {
         "{out}"
     );
 
+    // A tiered topic whose only replica is on broker 3.
+    let doomed = NewTopic::new("doomed", 1, TopicReplication::Variable(&[&[3]]))
+        .set("segment.bytes", "16384")
+        .set("local.retention.bytes", "0");
+    let created = admin
+        .create_topics(
+            &[doomed],
+            &AdminOptions::new().operation_timeout(Some(Duration::from_secs(10))),
+        )
+        .await
+        .expect("CreateTopics answered");
+    assert!(created.iter().all(Result::is_ok), "{created:?}");
+    // In rounds, so that batches are smaller than segments and segments roll.
+    for round in 0..20 {
+        produce_to(&addrs[2], "doomed", 1, round * 100, round * 100 + 100).await;
+    }
+    wait_until(
+        "doomed's segments uploaded",
+        Duration::from_secs(30),
+        || (topic_objects(&store, "doomed") >= 10).then_some(()),
+    );
+
     // kill -9 node 3: its broker is fenced, Metadata drops it and its partitions lose their
     // leader (one replica each: no other broker has their data).
     let before = leaders(&addrs[0], TOPIC);
@@ -240,6 +293,20 @@ async fn three_brokers_spread_partitions_and_fence_a_dead_one() {
     for addr in &addrs[..2] {
         assert_eq!(broker_ids(addr), BTreeSet::from([1, 2]), "{addr}");
     }
+
+    // A tiered topic deleted while its only replica is down: a live broker deletes its
+    // objects (broker 3 removes its local copy when it returns).
+    let deleted = admin
+        .delete_topics(
+            &["doomed"],
+            &AdminOptions::new().operation_timeout(Some(Duration::from_secs(10))),
+        )
+        .await
+        .expect("DeleteTopics answered");
+    assert!(deleted.iter().all(Result::is_ok), "{deleted:?}");
+    wait_until("doomed's objects deleted", Duration::from_secs(20), || {
+        (topic_objects(&store, "doomed") == 0).then_some(())
+    });
 
     // Node 3 returns: it leads its partitions again and every record is still there.
     nodes[2].restart("127.0.0.1:0");

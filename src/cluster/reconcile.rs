@@ -107,13 +107,26 @@ impl StrataBroker {
                     if hosted {
                         self.replicas().delete_topic(name)?;
                         tracing::info!(topic = %name, "deleted topic's partitions removed");
-                        if let Some(remote) = self.remote().cloned() {
-                            let cluster_id = self.image().cluster_id.clone().unwrap_or_default();
-                            let (name, id) = (name.clone(), *id);
-                            tokio::spawn(async move {
-                                remote.delete_topic(&cluster_id, &name, id).await;
-                            });
-                        }
+                    }
+                    // The topic's replicas may all be down: the live broker with the lowest id
+                    // deletes its objects too (deleting twice is harmless).
+                    let lowest_live = {
+                        let image = self.image();
+                        image
+                            .brokers
+                            .values()
+                            .filter(|b| !b.fenced)
+                            .map(|b| b.id)
+                            .min()
+                    };
+                    if (hosted || lowest_live == Some(me))
+                        && let Some(remote) = self.remote().cloned()
+                    {
+                        let cluster_id = self.image().cluster_id.clone().unwrap_or_default();
+                        let (name, id) = (name.clone(), *id);
+                        tokio::spawn(async move {
+                            remote.delete_topic(&cluster_id, &name, id).await;
+                        });
                     }
                 }
                 Change::ConfigChanged {
