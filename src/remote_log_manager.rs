@@ -21,6 +21,8 @@ use crate::partition::PartitionRef;
 
 /// Objects older than this that no manifest names are from interrupted uploads.
 const ORPHAN_AGE_MS: i64 = 10 * 60 * 1000;
+/// How often a partition's directory in the store is swept for orphans.
+const ORPHAN_SWEEP_INTERVAL: Duration = Duration::from_secs(3600);
 /// Longest pause between attempts of a failing partition.
 const MAX_BACKOFF: Duration = Duration::from_secs(60);
 
@@ -57,11 +59,34 @@ pub struct RemotePartition {
     pub log: RemoteLog,
     status: Mutex<UploadStatus>,
     retry_at: Mutex<Option<Instant>>,
+    swept_at: Mutex<Option<Instant>>,
     /// One upload pass at a time per partition.
     busy: tokio::sync::Mutex<()>,
 }
 
 impl RemotePartition {
+    /// Deletes objects left by interrupted uploads: on the first pass, then hourly.
+    async fn sweep_if_due(&self) {
+        let due = {
+            let mut swept = self.swept_at.lock().unwrap_or_else(|p| p.into_inner());
+            let due = swept.is_none_or(|at| at.elapsed() >= ORPHAN_SWEEP_INTERVAL);
+            if due {
+                *swept = Some(Instant::now());
+            }
+            due
+        };
+        if !due {
+            return;
+        }
+        match self.log.sweep_orphans(ORPHAN_AGE_MS).await {
+            Ok(0) => {}
+            Ok(n) => {
+                tracing::info!(partition = %self.log.key().root(), n, "removed orphaned objects")
+            }
+            Err(e) => tracing::warn!("orphan sweep failed: {e}"),
+        }
+    }
+
     /// The upload state.
     pub fn status(&self) -> UploadStatus {
         self.status
@@ -171,19 +196,10 @@ impl RemoteLogManager {
             log,
             status: Mutex::default(),
             retry_at: Mutex::default(),
+            swept_at: Mutex::default(),
             busy: tokio::sync::Mutex::new(()),
         });
         partitions.insert(name, Arc::clone(&opened));
-        let sweeping = Arc::clone(&opened);
-        tokio::spawn(async move {
-            match sweeping.log.sweep_orphans(ORPHAN_AGE_MS).await {
-                Ok(0) => {}
-                Ok(n) => {
-                    tracing::info!(partition = %sweeping.log.key().root(), n, "removed orphaned objects")
-                }
-                Err(e) => tracing::warn!("orphan sweep failed: {e}"),
-            }
-        });
         Ok(opened)
     }
 
@@ -262,6 +278,7 @@ impl RemoteLogManager {
             tracing::warn!(topic = %partition.topic, partition = partition.index, "remote retention failed: {e}");
             remote.failed(&e);
         }
+        remote.sweep_if_due().await;
     }
 
     /// Uploads every closed segment below the high watermark that is not remote yet.
