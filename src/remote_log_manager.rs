@@ -130,6 +130,8 @@ pub struct RemoteLogManager {
     throttle: tokio::sync::Mutex<Instant>,
     /// Topic descriptors written to the store, to write each change once.
     described: tokio::sync::Mutex<HashMap<uuid::Uuid, TopicDescriptor>>,
+    /// Topics deleted in this process: never opened or uploaded again.
+    deleted: Mutex<std::collections::HashSet<uuid::Uuid>>,
 }
 
 impl RemoteLogManager {
@@ -142,6 +144,7 @@ impl RemoteLogManager {
             partitions: tokio::sync::Mutex::default(),
             throttle: tokio::sync::Mutex::new(Instant::now()),
             described: tokio::sync::Mutex::default(),
+            deleted: Mutex::default(),
         }
     }
 
@@ -164,6 +167,12 @@ impl RemoteLogManager {
     ) -> Result<Arc<RemotePartition>, TieringError> {
         let name = (partition.topic.clone(), partition.index);
         let mut partitions = self.partitions.lock().await;
+        if self.is_deleted(partition.topic_id) {
+            return Err(TieringError::Config(format!(
+                "topic {} was deleted",
+                partition.topic
+            )));
+        }
         if let Some(found) = partitions.get(&name)
             && found.log.key().topic_id == partition.topic_id
         {
@@ -203,6 +212,13 @@ impl RemoteLogManager {
         Ok(opened)
     }
 
+    fn is_deleted(&self, topic_id: uuid::Uuid) -> bool {
+        self.deleted
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains(&topic_id)
+    }
+
     /// The remote log of a partition if already opened.
     pub async fn opened(&self, topic: &str, index: i32) -> Option<Arc<RemotePartition>> {
         self.partitions
@@ -217,7 +233,7 @@ impl RemoteLogManager {
     pub async fn describe_topics(&self, cluster_id: &str, topics: Vec<TopicDescriptor>) {
         let mut described = self.described.lock().await;
         for topic in topics {
-            if described.get(&topic.topic_id) == Some(&topic) {
+            if described.get(&topic.topic_id) == Some(&topic) || self.is_deleted(topic.topic_id) {
                 continue;
             }
             match remote::write_topic(self.store.as_ref(), cluster_id, &topic).await {
@@ -260,6 +276,9 @@ impl RemoteLogManager {
         let Ok(_busy) = remote.busy.try_lock() else {
             return;
         };
+        if self.is_deleted(partition.topic_id) {
+            return;
+        }
         let waiting = *remote.retry_at.lock().unwrap_or_else(|p| p.into_inner());
         if waiting.is_some_and(|at| Instant::now() < at) {
             return;
@@ -290,6 +309,9 @@ impl RemoteLogManager {
         let high_watermark = partition.high_watermark();
         let candidates = partition.log().upload_candidates(high_watermark);
         for segment in candidates {
+            if self.is_deleted(partition.topic_id) {
+                break;
+            }
             let file = Arc::clone(&segment.file);
             let size = segment.size as usize;
             let bytes = tokio::task::spawn_blocking(move || {
@@ -401,10 +423,26 @@ impl RemoteLogManager {
 
     /// Deletes a topic's objects and forgets its partitions.
     pub async fn delete_topic(&self, cluster_id: &str, topic: &str, topic_id: uuid::Uuid) {
-        self.partitions
+        self.deleted
             .lock()
-            .await
-            .retain(|(name, _), p| !(name == topic && p.log.key().topic_id == topic_id));
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(topic_id);
+        let mut doomed = Vec::new();
+        self.partitions.lock().await.retain(|(name, _), p| {
+            let keep = !(name == topic && p.log.key().topic_id == topic_id);
+            if !keep {
+                doomed.push(Arc::clone(p));
+            }
+            keep
+        });
+        // An upload in flight would write objects after the deletion: wait for it (the next
+        // passes see the topic deleted).
+        for partition in &doomed {
+            drop(partition.busy.lock().await);
+        }
+        // Likewise a topic descriptor being written.
+        let mut described = self.described.lock().await;
+        described.remove(&topic_id);
         match remote::delete_topic(self.store.as_ref(), cluster_id, topic, topic_id).await {
             Ok(n) => tracing::info!(topic, objects = n, "deleted topic's remote objects"),
             Err(e) => tracing::warn!(topic, "deleting remote objects failed: {e}"),

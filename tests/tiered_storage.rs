@@ -413,6 +413,46 @@ fn total_retention_and_topic_deletion_remove_objects_and_bad_stores_stop_the_bro
     );
     drop(broker);
 
+    // Deleted while an upload is in flight (throttled to ~2 segments a second): the upload
+    // finishes first, so it cannot write objects after the deletion.
+    let slow = start_broker(
+        &tmp.path().join("slow"),
+        &server,
+        &["remote.log.manager.copy.max.bytes.per.second=32768"],
+    );
+    runtime.block_on(create_topic(
+        &slow.addr,
+        TOPIC,
+        1,
+        &[
+            ("segment.bytes", "16384"),
+            ("local.retention.bytes", "0"),
+            ("retention.ms", "-1"),
+        ],
+    ));
+    runtime.block_on(produce(&slow.addr, 0, 200));
+    wait_until(&slow, "the first upload", Duration::from_secs(30), || {
+        remote_objects(&s3_root) >= 1
+    });
+    runtime.block_on(async {
+        use rdkafka::admin::{AdminClient, AdminOptions};
+        let admin: AdminClient<_> = client(&slow.addr).create().unwrap();
+        let results = admin
+            .delete_topics(&[TOPIC], &AdminOptions::new())
+            .await
+            .unwrap();
+        assert!(results.iter().all(Result::is_ok), "{results:?}");
+    });
+    wait_until(
+        &slow,
+        "the topic's objects to go",
+        Duration::from_secs(30),
+        || remote_objects(&s3_root) == 0,
+    );
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(remote_objects(&s3_root), 0, "no upload after the deletion");
+    drop(slow);
+
     // Wrong credentials: a clear startup error, not a hang.
     let mut wrong = s3_env(&server);
     wrong[1].1 = "not-the-secret".into();
