@@ -281,6 +281,19 @@ impl ChunkCache {
         }
     }
 
+    /// The memory `owner` may fill with read-ahead: an equal share among the partitions
+    /// holding chunks in memory, so that read-ahead is not evicted before it is read.
+    pub fn read_ahead_share(&self, owner: &str) -> u64 {
+        let memory = self.memory();
+        let others = memory
+            .shares
+            .by_owner
+            .keys()
+            .filter(|o| *o != owner)
+            .count() as u64;
+        self.memory_capacity / (others + 1)
+    }
+
     /// Whether chunk `key` is in memory or on its way there.
     pub fn in_memory(&self, key: &str) -> bool {
         self.memory().cells.contains_key(key)
@@ -563,6 +576,24 @@ mod tests {
             assert_eq!(read[0], 7, "evicted from both tiers: fetched again");
             assert_eq!(fetches.load(Ordering::SeqCst), 6);
         }
+    }
+
+    #[tokio::test]
+    async fn read_ahead_shares_memory_between_partitions() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = Arc::new(ChunkCache::new(dir.path().join("cache"), 10_000, 9000).unwrap());
+        let chunk = || async { Ok(Bytes::from(vec![1u8; 10])) };
+        assert_eq!(cache.read_ahead_share("a"), 9000);
+        cache.get("a", "a/0", chunk, widen).await.unwrap();
+        assert_eq!(
+            cache.read_ahead_share("a"),
+            9000,
+            "its own chunks do not count"
+        );
+        cache.get("b", "b/0", chunk, widen).await.unwrap();
+        cache.get("c", "c/0", chunk, widen).await.unwrap();
+        assert_eq!(cache.read_ahead_share("a"), 3000);
+        assert_eq!(cache.read_ahead_share("d"), 2250);
     }
 
     #[tokio::test]

@@ -13,7 +13,8 @@ use crate::cache::{ChunkBuf, ChunkCache, Decoded};
 use crate::chunk::{self, Chunk};
 use crate::remote::{RemoteRead, RemoteSegment, SegmentIndex};
 
-/// Chunks fetched and decompressed ahead of a sequential reader, across segment boundaries.
+/// Chunks fetched and decompressed ahead of a sequential reader, across segment boundaries
+/// (fewer when many partitions share the memory tier).
 const READ_AHEAD: usize = 8;
 
 /// Larger chunks in an index are corrupt: chunks are at most `remote.log.chunk.bytes`
@@ -126,6 +127,7 @@ impl Reader {
         let reader = self.clone();
         let segments: Vec<RemoteSegment> = segments.iter().take(READ_AHEAD + 1).cloned().collect();
         tokio::spawn(async move {
+            let mut share = reader.cache.read_ahead_share(&reader.owner);
             let mut left = READ_AHEAD;
             let mut skip = position + 1;
             for segment in segments {
@@ -137,10 +139,12 @@ impl Reader {
                     }
                 };
                 for chunk in index.chunks.iter().skip(skip) {
-                    if left == 0 {
+                    // At least one chunk ahead, however many partitions share the memory.
+                    if left == 0 || (left < READ_AHEAD && share < chunk.raw_length) {
                         return;
                     }
                     left -= 1;
+                    share = share.saturating_sub(chunk.raw_length);
                     if reader.cache.in_memory(&reader.chunk_key(&segment, chunk)) {
                         continue;
                     }
