@@ -504,6 +504,10 @@ impl Broker for StrataBroker {
             .collect())
     }
 
+    fn fetch_max_bytes(&self) -> u64 {
+        self.config.fetch_max_bytes
+    }
+
     fn broker_configs(&self) -> Vec<ConfigEntry> {
         self.config
             .describe()

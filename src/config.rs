@@ -176,6 +176,11 @@ const BROKER_KEYS: &[(&str, &str, &str)] = &[
         "largest request frame accepted",
     ),
     (
+        "fetch.max.bytes",
+        "57671680",
+        "most bytes of records one Fetch response returns (beyond the first batch), whatever the request asks",
+    ),
+    (
         "log.retention.check.interval.ms",
         "300000",
         "how often retention runs",
@@ -308,6 +313,8 @@ pub struct BrokerConfig {
     pub default_replication_factor: i16,
     /// `socket.request.max.bytes`.
     pub max_request_bytes: usize,
+    /// `fetch.max.bytes`.
+    pub fetch_max_bytes: u64,
     /// `log.retention.check.interval.ms`.
     pub retention_check_interval_ms: u64,
     /// `log.flush.scheduler.interval.ms`.
@@ -476,6 +483,7 @@ impl BrokerConfig {
                 "default.replication.factor",
                 1..=i16::MAX as i64,
             )? as i16,
+            fetch_max_bytes: parse(&get, "fetch.max.bytes", 1024..=i32::MAX as i64)? as u64,
             max_request_bytes: parse(&get, "socket.request.max.bytes", 1024..=i32::MAX as i64)?
                 as usize,
             retention_check_interval_ms: parse(

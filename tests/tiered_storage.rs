@@ -197,6 +197,39 @@ fn assert_remote_read_fails(addr: &str) {
     panic!("no error from a remote read of a failing store");
 }
 
+/// A raw Fetch from offset 0 asking for 2 GiB gets at most the broker's `fetch.max.bytes`
+/// of remote records (they are held in memory until sent), as whole batches from offset 0.
+async fn assert_fetch_is_capped(addr: &str, cap: usize) {
+    use common::wire::Conn;
+    use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+    use kafka_protocol::messages::{FetchRequest, TopicName};
+    let request = FetchRequest::default()
+        .with_max_wait_ms(0)
+        .with_max_bytes(i32::MAX)
+        .with_topics(vec![
+            FetchTopic::default()
+                .with_topic(TopicName(TOPIC.to_owned().into()))
+                .with_partitions(vec![
+                    FetchPartition::default()
+                        .with_partition(0)
+                        .with_fetch_offset(0)
+                        .with_partition_max_bytes(i32::MAX),
+                ]),
+        ]);
+    let mut conn = Conn::open(addr).await;
+    let response = conn.call(12, &request).await.unwrap();
+    let partition = &response.responses[0].partitions[0];
+    assert_eq!(partition.error_code, 0);
+    let records = partition.records.clone().unwrap_or_default();
+    assert!(
+        records.len() > cap / 2 && records.len() <= cap,
+        "{} bytes of records for a cap of {cap}",
+        records.len()
+    );
+    let first = i64::from_be_bytes(records[..8].try_into().unwrap());
+    assert_eq!(first, 0, "from the batch holding offset 0");
+}
+
 fn earliest(addr: &str) -> i64 {
     let consumer: BaseConsumer = client(addr).create().unwrap();
     consumer
@@ -212,7 +245,7 @@ fn history_is_served_from_the_bucket_across_restarts_crashes_and_outages() {
     let s3_root = tmp.path().join("s3");
     let server = runtime.block_on(testing::start(&s3_root, "tiered"));
     let dir = tmp.path().join("broker");
-    let mut broker = start_broker(&dir, &server, &[]);
+    let mut broker = start_broker(&dir, &server, &["fetch.max.bytes=262144"]);
     // 16 KiB segments; nothing local beyond the active segment once uploaded; kept forever.
     runtime.block_on(create_topic(
         &broker.addr,
@@ -232,6 +265,7 @@ fn history_is_served_from_the_bucket_across_restarts_crashes_and_outages() {
         || local_segments(&dir) <= 2 && remote_objects(&s3_root) >= 50,
     );
     assert_full_history(&broker.addr, 1500);
+    runtime.block_on(assert_fetch_is_capped(&broker.addr, 262_144));
     assert_eq!(earliest(&broker.addr), 0, "the log starts in the bucket");
     assert_eq!(offset_for_time(&broker.addr, BASE_TS + 777), 777);
 

@@ -429,6 +429,12 @@ pub trait Broker: Send + Sync + 'static {
     /// This broker's identity.
     fn cluster(&self) -> ClusterInfo;
 
+    /// Most bytes of records one Fetch response returns (`fetch.max.bytes`): remote records
+    /// are held in memory until sent, so this bounds what one request can pin.
+    fn fetch_max_bytes(&self) -> u64 {
+        57_671_680
+    }
+
     /// The consumer group coordinator.
     fn groups(&self) -> &Self::Groups;
 

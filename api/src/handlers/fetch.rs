@@ -1,7 +1,8 @@
 //! Fetch (key 1): record bytes straight from segment files, with long polling.
 //!
 //! The response waits up to `max_wait_ms` until `min_bytes` are available, woken by appends.
-//! `max_bytes` bounds the response and `partition_max_bytes` each partition, except that the
+//! `max_bytes` (at most the broker's `fetch.max.bytes`) bounds the response and
+//! `partition_max_bytes` each partition, except that the
 //! first batch of the first partition with data is always returned whole (KIP-74), so a batch
 //! larger than the limits cannot stall a consumer. Fetch sessions (KIP-227) are not created:
 //! the response's session id 0 tells clients to send full fetches, which every client supports.
@@ -81,7 +82,8 @@ pub(super) fn handle<B: Broker>(
         i32::MAX as u64
     } else {
         request.max_bytes as u64
-    };
+    }
+    .min(broker.fetch_max_bytes());
     let min_bytes = request.min_bytes.max(0) as u64;
     let deadline = Instant::now()
         + Duration::from_millis(request.max_wait_ms.max(0) as u64).min(MAX_FETCH_WAIT);
