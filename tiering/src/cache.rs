@@ -113,6 +113,8 @@ struct Entry {
     owner: String,
     size: u64,
     last_used: u64,
+    /// Served to a reader, not only read ahead.
+    read: bool,
 }
 
 /// Entries with sizes and owners, evicted fairly between owners.
@@ -125,12 +127,13 @@ struct Shares {
 }
 
 impl Shares {
-    fn touch(&mut self, key: &str) -> bool {
+    fn touch(&mut self, key: &str, read: bool) -> bool {
         self.tick += 1;
         let tick = self.tick;
         match self.entries.get_mut(key) {
             Some(entry) => {
                 entry.last_used = tick;
+                entry.read |= read;
                 true
             }
             None => false,
@@ -152,7 +155,14 @@ impl Shares {
     }
 
     /// Adds an entry, first evicting others until it fits in `capacity`; returns the evicted.
-    fn insert(&mut self, owner: &str, key: &str, size: u64, capacity: u64) -> Vec<String> {
+    fn insert(
+        &mut self,
+        owner: &str,
+        key: &str,
+        size: u64,
+        capacity: u64,
+        read: bool,
+    ) -> Vec<String> {
         self.remove(key);
         let mut evicted = Vec::new();
         while self.used + size > capacity {
@@ -165,6 +175,7 @@ impl Shares {
             owner: owner.to_owned(),
             size,
             last_used: self.tick,
+            read,
         };
         self.entries.insert(key.to_owned(), entry);
         self.used += size;
@@ -172,13 +183,14 @@ impl Shares {
         evicted
     }
 
-    /// The least recently used entry of the owner holding the most bytes.
+    /// The least recently used entry of the owner holding the most bytes, preferring one
+    /// already read to one read ahead and still waiting for its reader.
     fn victim(&self) -> Option<String> {
         let (owner, _) = self.by_owner.iter().max_by_key(|(_, bytes)| **bytes)?;
         self.entries
             .iter()
             .filter(|(_, e)| e.owner == *owner)
-            .min_by_key(|(_, e)| e.last_used)
+            .min_by_key(|(_, e)| (!e.read, e.last_used))
             .map(|(k, _)| k.clone())
     }
 }
@@ -299,10 +311,10 @@ impl ChunkCache {
         self.memory().cells.contains_key(key)
     }
 
-    /// The chunk `key` (of partition `owner`). On a miss in memory it is read from disk, or
-    /// else its frame comes from `fetch` and `decode` decompresses it on a blocking thread
-    /// (and it is written to disk in the background). Each runs once however many readers
-    /// ask meanwhile.
+    /// The chunk `key` (of partition `owner`), for a reader. On a miss in memory it is read
+    /// from disk, or else its frame comes from `fetch` and `decode` decompresses it on a
+    /// blocking thread (and it is written to disk in the background). Each runs once however
+    /// many readers ask meanwhile.
     pub async fn get<F, Fut, D>(
         self: &Arc<Self>,
         owner: &str,
@@ -315,9 +327,42 @@ impl ChunkCache {
         Fut: Future<Output = Result<Bytes, TieringError>>,
         D: FnOnce(&[u8]) -> Result<ChunkBuf, TieringError> + Send + 'static,
     {
+        self.get_for(owner, key, fetch, decode, true).await
+    }
+
+    /// As [`ChunkCache::get`], for read-ahead: the chunk is kept in memory in preference to
+    /// those already read, until a reader gets it.
+    pub async fn get_ahead<F, Fut, D>(
+        self: &Arc<Self>,
+        owner: &str,
+        key: &str,
+        fetch: F,
+        decode: D,
+    ) -> Result<Decoded, TieringError>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<Bytes, TieringError>>,
+        D: FnOnce(&[u8]) -> Result<ChunkBuf, TieringError> + Send + 'static,
+    {
+        self.get_for(owner, key, fetch, decode, false).await
+    }
+
+    async fn get_for<F, Fut, D>(
+        self: &Arc<Self>,
+        owner: &str,
+        key: &str,
+        fetch: F,
+        decode: D,
+        read: bool,
+    ) -> Result<Decoded, TieringError>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<Bytes, TieringError>>,
+        D: FnOnce(&[u8]) -> Result<ChunkBuf, TieringError> + Send + 'static,
+    {
         let cell = {
             let mut memory = self.memory();
-            memory.shares.touch(key);
+            memory.shares.touch(key, read);
             Arc::clone(memory.cells.entry(key.to_owned()).or_default())
         };
         let outcome = cell
@@ -338,9 +383,12 @@ impl ChunkCache {
         let current = memory.cells.get(key).is_some_and(|c| Arc::ptr_eq(c, &cell));
         match outcome {
             Ok(chunk) => {
-                if current && !memory.shares.entries.contains_key(key) {
+                if memory.shares.entries.contains_key(key) {
+                    memory.shares.touch(key, read);
+                } else if current {
                     let size = chunk.len() as u64;
-                    for evicted in memory.shares.insert(owner, key, size, self.memory_capacity) {
+                    let capacity = self.memory_capacity;
+                    for evicted in memory.shares.insert(owner, key, size, capacity, read) {
                         memory.cells.remove(&evicted);
                     }
                 }
@@ -369,7 +417,7 @@ impl ChunkCache {
     {
         let held = {
             let mut disk = self.disk();
-            disk.touch(key);
+            disk.touch(key, true);
             disk.entries.get(key).map(|e| e.size)
         };
         if let Some(len) = held {
@@ -411,7 +459,7 @@ impl ChunkCache {
     /// Indexes a chunk written to its file, evicting others to make room.
     fn index_entry(&self, owner: &str, key: &str, size: u64) {
         let mut disk = self.disk();
-        for victim in disk.insert(owner, key, size, self.disk_capacity) {
+        for victim in disk.insert(owner, key, size, self.disk_capacity, true) {
             let _ = std::fs::remove_file(self.path(&victim));
         }
     }
@@ -576,6 +624,25 @@ mod tests {
             assert_eq!(read[0], 7, "evicted from both tiers: fetched again");
             assert_eq!(fetches.load(Ordering::SeqCst), 6);
         }
+    }
+
+    #[tokio::test]
+    async fn read_ahead_outlives_chunks_already_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = Arc::new(ChunkCache::new(dir.path().join("cache"), 100_000, 3000).unwrap());
+        let chunk = || async { Ok(Bytes::from(vec![1u8; 100])) };
+        cache.get_ahead("a", "a/1", chunk, widen).await.unwrap();
+        cache.get_ahead("a", "a/2", chunk, widen).await.unwrap();
+        cache.get("a", "a/0", chunk, widen).await.unwrap();
+        // Full: the chunk read goes first, though the read-ahead is older.
+        cache.get_ahead("a", "a/3", chunk, widen).await.unwrap();
+        assert!(!cache.in_memory("a/0"));
+        assert!(cache.in_memory("a/1") && cache.in_memory("a/2") && cache.in_memory("a/3"));
+        // Once read, read-ahead is an ordinary chunk again: least recently used first.
+        cache.get("a", "a/1", chunk, widen).await.unwrap();
+        cache.get("a", "a/2", chunk, widen).await.unwrap();
+        cache.get("a", "a/4", chunk, widen).await.unwrap();
+        assert!(!cache.in_memory("a/1") && cache.in_memory("a/2") && cache.in_memory("a/3"));
     }
 
     #[tokio::test]

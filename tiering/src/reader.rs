@@ -95,30 +95,35 @@ impl Reader {
         format!("{}/{}/{}", self.root, segment.data, chunk.position)
     }
 
-    /// One chunk of `segment`, decompressed.
-    async fn chunk(&self, segment: &RemoteSegment, chunk: &Chunk) -> Result<Decoded, TieringError> {
+    /// One chunk of `segment`, decompressed, for a reader or (`ahead`) read ahead of one.
+    async fn chunk(
+        &self,
+        segment: &RemoteSegment,
+        chunk: &Chunk,
+        ahead: bool,
+    ) -> Result<Decoded, TieringError> {
         let path = self.root.clone().join(segment.data.as_str());
         let range = chunk.position..chunk.position + chunk.length;
         let store = Arc::clone(&self.store);
         let chunk_copy = chunk.clone();
-        self.cache
-            .get(
-                &self.owner,
-                &self.chunk_key(segment, chunk),
-                || async move { Ok(store.get_range(&path, range).await?) },
-                move |frame| {
-                    if chunk_copy.raw_length > MAX_CHUNK_BYTES {
-                        return Err(TieringError::Format(format!(
-                            "chunk at offset {} claims {} bytes",
-                            chunk_copy.base_offset, chunk_copy.raw_length
-                        )));
-                    }
-                    let mut raw = ChunkBuf::new(chunk_copy.raw_length as usize);
-                    chunk::decompress(frame, &chunk_copy, raw.as_mut_slice())?;
-                    Ok(raw)
-                },
-            )
-            .await
+        let key = self.chunk_key(segment, chunk);
+        let fetch = || async move { Ok(store.get_range(&path, range).await?) };
+        let decode = move |frame: &[u8]| {
+            if chunk_copy.raw_length > MAX_CHUNK_BYTES {
+                return Err(TieringError::Format(format!(
+                    "chunk at offset {} claims {} bytes",
+                    chunk_copy.base_offset, chunk_copy.raw_length
+                )));
+            }
+            let mut raw = ChunkBuf::new(chunk_copy.raw_length as usize);
+            chunk::decompress(frame, &chunk_copy, raw.as_mut_slice())?;
+            Ok(raw)
+        };
+        if ahead {
+            self.cache.get_ahead(&self.owner, &key, fetch, decode).await
+        } else {
+            self.cache.get(&self.owner, &key, fetch, decode).await
+        }
     }
 
     /// Starts fetching and decompressing the `READ_AHEAD` chunks after chunk `position` of
@@ -150,7 +155,7 @@ impl Reader {
                     }
                     let (reader, segment, chunk) = (reader.clone(), segment.clone(), chunk.clone());
                     tokio::spawn(async move {
-                        if let Err(e) = reader.chunk(&segment, &chunk).await {
+                        if let Err(e) = reader.chunk(&segment, &chunk, true).await {
                             tracing::debug!("read-ahead of {}: {e}", segment.data);
                         }
                     });
@@ -187,7 +192,7 @@ impl Reader {
                 if first {
                     self.read_ahead(&segments[at..], position);
                 }
-                let raw = self.chunk(segment, chunk).await?;
+                let raw = self.chunk(segment, chunk, false).await?;
                 let range = chunk::slice_from(&raw, next, budget, first && min_one);
                 if range.is_empty() {
                     break 'segments;
@@ -213,7 +218,7 @@ impl Reader {
         for segment in segments.iter().filter(|s| s.max_timestamp >= timestamp) {
             let index = self.index(segment).await?;
             for chunk in index.chunks.iter().filter(|c| c.max_timestamp >= timestamp) {
-                let raw = self.chunk(segment, chunk).await?;
+                let raw = self.chunk(segment, chunk, false).await?;
                 if let Some((at, batch)) =
                     chunk::batches(&raw).find(|(_, b)| b.max_timestamp >= timestamp)
                 {

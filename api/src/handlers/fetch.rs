@@ -118,56 +118,59 @@ pub(super) fn handle<B: Broker>(
     })))
 }
 
-/// Replaces each pending remote read by its bytes, or by the partition's error if it failed,
-/// sharing `budget` in partition order.
+/// Replaces each pending remote read by its bytes, or by the partition's error if it failed.
+/// The reads run concurrently (each may wait for the object store), sharing `budget` equally;
+/// the first of them returns at least one batch if no partition before it has records.
 async fn read_remote<B: Broker>(
     broker: &B,
     plan: &[PlannedTopic],
     response: &mut FetchResponse,
     regions: &mut [Option<Records>],
-    mut budget: u64,
+    budget: u64,
 ) {
+    // (slot, topic index, partition index, topic name, partition) of each pending read.
+    let mut pending = Vec::new();
+    let mut first = None;
+    let mut records_before = false;
     let mut slot = 0;
-    let mut first = true;
     for (t, topic) in plan.iter().enumerate() {
         for (i, p) in topic.partitions.iter().enumerate() {
             let index = slot;
             slot += 1;
-            let pending = matches!(regions[index], Some(Records::Remote));
-            if !pending {
-                let empty = match &regions[index] {
-                    Some(records) => records.is_empty(),
-                    None => true,
-                };
-                first &= empty;
+            if !matches!(regions[index], Some(Records::Remote)) {
+                records_before |= regions[index].as_ref().is_some_and(|r| !r.is_empty());
                 continue;
             }
             let Some(name) = topic.name.as_deref() else {
                 regions[index] = None;
                 continue;
             };
-            let limit = p.partition_max_bytes.min(budget);
-            let read = broker
-                .read_remote(name, p.index, p.fetch_offset, limit, first)
-                .await;
-            regions[index] = match read.map(Records::Memory) {
-                Ok(records) if !records.is_empty() => {
-                    budget = budget.saturating_sub(records.len());
-                    first = false;
-                    Some(records)
-                }
-                Ok(_) => None,
-                Err(e) => {
-                    tracing::warn!(topic = name, partition = p.index, "remote read failed: {e}");
-                    let data = &mut response.responses[t].partitions[i];
-                    data.error_code = e.code();
-                    data.high_watermark = -1;
-                    data.last_stable_offset = -1;
-                    data.log_start_offset = -1;
-                    None
-                }
-            };
+            if first.is_none() && !records_before {
+                first = Some(pending.len());
+            }
+            pending.push((index, t, i, name, p));
         }
+    }
+    let share = budget / pending.len().max(1) as u64;
+    let reads = pending.iter().enumerate().map(|(n, (_, _, _, name, p))| {
+        let limit = p.partition_max_bytes.min(share);
+        broker.read_remote(name, p.index, p.fetch_offset, limit, first == Some(n))
+    });
+    let reads = futures::future::join_all(reads).await;
+    for ((index, t, i, name, p), read) in pending.into_iter().zip(reads) {
+        regions[index] = match read.map(Records::Memory) {
+            Ok(records) if !records.is_empty() => Some(records),
+            Ok(_) => None,
+            Err(e) => {
+                tracing::warn!(topic = name, partition = p.index, "remote read failed: {e}");
+                let data = &mut response.responses[t].partitions[i];
+                data.error_code = e.code();
+                data.high_watermark = -1;
+                data.last_stable_offset = -1;
+                data.log_start_offset = -1;
+                None
+            }
+        };
     }
 }
 

@@ -37,6 +37,9 @@ struct Options {
     /// Tier to a local directory instead of the S3-protocol server.
     #[arg(long)]
     local_store: bool,
+    /// Partitions per topic, replayed at once by one consumer.
+    #[arg(long, default_value_t = 1)]
+    partitions: i32,
     /// The `strata` binary (default: next to this one).
     #[arg(long)]
     strata: Option<PathBuf>,
@@ -148,11 +151,16 @@ fn record(n: u64) -> Vec<u8> {
     text.into_bytes()
 }
 
-fn create(addr: &str, topic: &str, configs: &[(&str, &str)]) -> anyhow::Result<()> {
+fn create(
+    addr: &str,
+    topic: &str,
+    partitions: i32,
+    configs: &[(&str, &str)],
+) -> anyhow::Result<()> {
     let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
         .set("bootstrap.servers", addr)
         .create()?;
-    let mut new = NewTopic::new(topic, 1, TopicReplication::Fixed(1));
+    let mut new = NewTopic::new(topic, partitions, TopicReplication::Fixed(1));
     for (k, v) in configs {
         new = new.set(k, v);
     }
@@ -165,7 +173,7 @@ fn create(addr: &str, topic: &str, configs: &[(&str, &str)]) -> anyhow::Result<(
     Ok(())
 }
 
-fn produce(addr: &str, topic: &str, records: u64) -> anyhow::Result<()> {
+fn produce(addr: &str, topic: &str, partitions: i32, records: u64) -> anyhow::Result<()> {
     let producer: BaseProducer = ClientConfig::new()
         .set("bootstrap.servers", addr)
         .set("acks", "1")
@@ -176,7 +184,7 @@ fn produce(addr: &str, topic: &str, records: u64) -> anyhow::Result<()> {
         let value = record(n);
         let mut pending = BaseRecord::<(), [u8]>::to(topic)
             .payload(&value[..])
-            .partition(0);
+            .partition((n % partitions as u64) as i32);
         loop {
             match producer.send(pending) {
                 Ok(()) => break,
@@ -191,8 +199,8 @@ fn produce(addr: &str, topic: &str, records: u64) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Consumes `records` from offset 0; MB/s from the first record.
-fn consume(addr: &str, topic: &str, records: u64) -> anyhow::Result<f64> {
+/// Consumes `records` from offset 0 of every partition; MB/s from the first record.
+fn consume(addr: &str, topic: &str, partitions: i32, records: u64) -> anyhow::Result<f64> {
     let consumer: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", addr)
         .set("group.id", "tiering-bench")
@@ -202,8 +210,14 @@ fn consume(addr: &str, topic: &str, records: u64) -> anyhow::Result<f64> {
         .set("fetch.queue.backoff.ms", "1")
         .create()?;
     let mut assignment = TopicPartitionList::new();
-    assignment.add_partition_offset(topic, 0, Offset::Beginning)?;
+    for partition in 0..partitions {
+        assignment.add_partition_offset(topic, partition, Offset::Beginning)?;
+    }
     consumer.assign(&assignment)?;
+    // When each partition delivered its last record, to see that they progress together.
+    let per_partition = records / partitions as u64;
+    let mut counts = vec![0u64; partitions as usize];
+    let mut finished = vec![None; partitions as usize];
     let mut started = None;
     let (mut count, mut bytes) = (0u64, 0u64);
     let (mut last, mut longest) = (Instant::now(), (Duration::ZERO, 0));
@@ -216,6 +230,11 @@ fn consume(addr: &str, topic: &str, records: u64) -> anyhow::Result<f64> {
                     longest = (last.elapsed(), count);
                 }
                 last = Instant::now();
+                let at = message.partition() as usize;
+                counts[at] += 1;
+                if counts[at] == per_partition {
+                    finished[at] = started.map(|s| s.elapsed());
+                }
                 bytes += message.payload().map_or(0, <[u8]>::len) as u64;
                 count += 1;
             }
@@ -223,6 +242,17 @@ fn consume(addr: &str, topic: &str, records: u64) -> anyhow::Result<f64> {
         }
     }
     let took = started.map_or(1e-9, |s| s.elapsed().as_secs_f64());
+    if partitions > 1 {
+        let done: Vec<f64> = finished
+            .iter()
+            .flatten()
+            .map(Duration::as_secs_f64)
+            .collect();
+        let (first, last) = done
+            .iter()
+            .fold((f64::MAX, 0f64), |(a, b), t| (a.min(*t), b.max(*t)));
+        eprintln!("  partitions finished between {first:.2} s and {last:.2} s");
+    }
     eprintln!(
         "  {count} records in {took:.2} s; longest wait {:?} before record {}",
         longest.0, longest.1
@@ -230,17 +260,19 @@ fn consume(addr: &str, topic: &str, records: u64) -> anyhow::Result<f64> {
     Ok(bytes as f64 / 1e6 / took)
 }
 
-/// `GET /v1/tiering` rows of the topic: (remote end, local start).
-fn tiering(admin: &str, topic: &str) -> anyhow::Result<(u64, u64)> {
+/// `GET /v1/tiering` rows of the topic: (remote end, local start) per partition.
+fn tiering(admin: &str, topic: &str) -> anyhow::Result<Vec<(u64, u64)>> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
     let rows = runtime.block_on(strata::cli::tiering::status_rows(admin))?;
-    let row = rows
+    let rows: Vec<(u64, u64)> = rows
         .iter()
-        .find(|r| r.topic == topic)
-        .context("no tiering row")?;
-    Ok((row.remote_end.unwrap_or(0), row.local_start))
+        .filter(|r| r.topic == topic)
+        .map(|r| (r.remote_end.unwrap_or(0), r.local_start))
+        .collect();
+    anyhow::ensure!(!rows.is_empty(), "no tiering row");
+    Ok(rows)
 }
 
 fn main() -> anyhow::Result<()> {
@@ -263,16 +295,31 @@ fn main() -> anyhow::Result<()> {
         server.endpoint()
     };
     let mut broker = start(&binary, &dir, &endpoint, segment)?;
-    create(&broker.addr, "tiered", &[("local.retention.bytes", "0")])?;
-    create(&broker.addr, "local", &[("remote.storage.enable", "false")])?;
+    let partitions = options.partitions.max(1);
+    create(
+        &broker.addr,
+        "tiered",
+        partitions,
+        &[("local.retention.bytes", "0")],
+    )?;
+    create(
+        &broker.addr,
+        "local",
+        partitions,
+        &[("remote.storage.enable", "false")],
+    )?;
     eprintln!("producing {records} records of {RECORD} B to each topic");
-    produce(&broker.addr, "tiered", records)?;
-    produce(&broker.addr, "local", records)?;
-    // Everything but the active segment uploaded and gone from local disk.
+    produce(&broker.addr, "tiered", partitions, records)?;
+    produce(&broker.addr, "local", partitions, records)?;
+    // Everything but the active segments uploaded and gone from local disk.
+    let per_partition = records / partitions as u64;
     let deadline = Instant::now() + Duration::from_secs(600);
     loop {
-        let (remote_end, local_start) = tiering(&broker.admin, "tiered")?;
-        if remote_end + segment / RECORD as u64 >= records && local_start >= remote_end {
+        let rows = tiering(&broker.admin, "tiered")?;
+        let done = rows.iter().all(|(remote_end, local_start)| {
+            remote_end + segment / RECORD as u64 >= per_partition && local_start >= remote_end
+        });
+        if rows.len() == partitions as usize && done {
             break;
         }
         anyhow::ensure!(Instant::now() < deadline, "uploads did not finish");
@@ -294,7 +341,13 @@ fn main() -> anyhow::Result<()> {
         took_ms += field("took_ms");
         segments += 1;
     }
-    let remote_end = tiering(&broker.admin, "tiered")?.0;
+    // Replay the same number of records from every partition: what each has remote.
+    let remote_end = tiering(&broker.admin, "tiered")?
+        .iter()
+        .map(|(end, _)| *end)
+        .min()
+        .unwrap_or(0);
+    let replayed = remote_end * partitions as u64;
     drop(broker);
     // A fresh process: the chunk cache starts empty.
     broker = start(&binary, &dir, &endpoint, segment)?;
@@ -308,16 +361,19 @@ fn main() -> anyhow::Result<()> {
     };
     let pid = broker.child.id();
     eprintln!("replaying from the bucket, cold cache (broker pid {pid})");
-    let cold = consume(&broker.addr, "tiered", remote_end).inspect_err(|_| explain("cold"))?;
+    let cold =
+        consume(&broker.addr, "tiered", partitions, replayed).inspect_err(|_| explain("cold"))?;
     eprintln!("replaying from the bucket, warm cache");
-    let warm = consume(&broker.addr, "tiered", remote_end).inspect_err(|_| explain("warm"))?;
+    let warm =
+        consume(&broker.addr, "tiered", partitions, replayed).inspect_err(|_| explain("warm"))?;
     eprintln!("replaying from local disk");
-    let local = consume(&broker.addr, "local", remote_end).inspect_err(|_| explain("local"))?;
+    let local =
+        consume(&broker.addr, "local", partitions, replayed).inspect_err(|_| explain("local"))?;
     eprintln!("done");
     println!("| figure | value |");
     println!("| --- | --- |");
     println!(
-        "| data | {:.0} MB of 1 KiB JSON-like records per topic; {segments} segments of {} MiB uploaded |",
+        "| data | {:.0} MB of 1 KiB JSON-like records per topic in {partitions} partition(s); {segments} segments of {} MiB uploaded |",
         (records * RECORD as u64) as f64 / 1e6,
         options.segment_mib
     );
