@@ -17,6 +17,17 @@ use crate::remote::{RemoteRead, RemoteSegment, SegmentIndex};
 /// (fewer when many partitions share the memory tier).
 const READ_AHEAD: usize = 8;
 
+/// Sequential readers of one partition remembered, to ramp their read-ahead up.
+const STREAMS: usize = 8;
+
+/// A sequential reader: where its last read started and the end of the last chunk it read.
+#[derive(Debug, Clone, Copy)]
+struct Stream {
+    start: u64,
+    horizon: u64,
+    reads: u32,
+}
+
 /// Larger chunks in an index are corrupt: chunks are at most `remote.log.chunk.bytes`
 /// (256 MiB at most) plus one batch.
 const MAX_CHUNK_BYTES: u64 = 1 << 30;
@@ -41,6 +52,7 @@ pub(crate) struct Reader {
     root: Path,
     owner: Arc<str>,
     indexes: Arc<Mutex<HashMap<String, Arc<SegmentIndex>>>>,
+    streams: Arc<Mutex<Vec<Stream>>>,
 }
 
 impl Reader {
@@ -52,6 +64,49 @@ impl Reader {
             owner: root.to_string().into(),
             root,
             indexes: Arc::default(),
+            streams: Arc::default(),
+        }
+    }
+
+    /// How many chunks to read ahead of a read at `offset`: 2 for a new reader, doubling with
+    /// each read that continues where the last one of a reader stopped, up to `READ_AHEAD`.
+    /// A burst of new readers (a consumer of many partitions starting) so does not queue
+    /// dozens of chunks in front of the ones they need next.
+    fn read_ahead_depth(&self, offset: u64) -> usize {
+        let streams = self.streams.lock().unwrap_or_else(|p| p.into_inner());
+        match streams
+            .iter()
+            .find(|s| s.start < offset && offset <= s.horizon)
+        {
+            Some(stream) => (4usize << stream.reads.min(3)).min(READ_AHEAD),
+            None => 2,
+        }
+    }
+
+    /// Records a read from `start` whose last chunk ends at `horizon`.
+    fn remember_read(&self, start: u64, horizon: u64) {
+        let mut streams = self.streams.lock().unwrap_or_else(|p| p.into_inner());
+        match streams
+            .iter_mut()
+            .position(|s| s.start < start && start <= s.horizon)
+        {
+            Some(at) => {
+                let mut stream = streams.remove(at);
+                stream.start = start;
+                stream.horizon = horizon;
+                stream.reads = stream.reads.saturating_add(1);
+                streams.push(stream);
+            }
+            None => {
+                if streams.len() == STREAMS {
+                    streams.remove(0);
+                }
+                streams.push(Stream {
+                    start,
+                    horizon,
+                    reads: 0,
+                });
+            }
         }
     }
 
@@ -128,12 +183,12 @@ impl Reader {
 
     /// Starts fetching and decompressing the `READ_AHEAD` chunks after chunk `position` of
     /// `segments[0]`, continuing into the next segments, each in its own task.
-    fn read_ahead(&self, segments: &[RemoteSegment], position: usize) {
+    fn read_ahead(&self, segments: &[RemoteSegment], position: usize, depth: usize) {
         let reader = self.clone();
         let segments: Vec<RemoteSegment> = segments.iter().take(READ_AHEAD + 1).cloned().collect();
         tokio::spawn(async move {
             let mut share = reader.cache.read_ahead_share(&reader.owner);
-            let mut left = READ_AHEAD;
+            let mut left = depth;
             let mut skip = position + 1;
             for segment in segments {
                 let index = match reader.index(&segment).await {
@@ -145,7 +200,7 @@ impl Reader {
                 };
                 for chunk in index.chunks.iter().skip(skip) {
                     // At least one chunk ahead, however many partitions share the memory.
-                    if left == 0 || (left < READ_AHEAD && share < chunk.raw_length) {
+                    if left == 0 || (left < depth && share < chunk.raw_length) {
                         return;
                     }
                     left -= 1;
@@ -178,6 +233,7 @@ impl Reader {
         let mut out: Vec<Bytes> = Vec::new();
         let mut read: u64 = 0;
         let mut next = offset;
+        let depth = self.read_ahead_depth(offset);
         'segments: for (at, segment) in segments.iter().enumerate() {
             let index = self.index(segment).await?;
             for (position, chunk) in index.chunks.iter().enumerate() {
@@ -190,7 +246,7 @@ impl Reader {
                     break 'segments;
                 }
                 if first {
-                    self.read_ahead(&segments[at..], position);
+                    self.read_ahead(&segments[at..], position, depth);
                 }
                 let raw = self.chunk(segment, chunk, false).await?;
                 let range = chunk::slice_from(&raw, next, budget, first && min_one);
@@ -205,6 +261,9 @@ impl Reader {
                     break 'segments;
                 }
             }
+        }
+        if !out.is_empty() {
+            self.remember_read(offset, next);
         }
         Ok(RemoteRead { records: out })
     }
@@ -227,5 +286,34 @@ impl Reader {
             }
         }
         Ok(None)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn read_ahead_ramps_up_for_sequential_readers() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = ChunkCache::new(dir.path().join("cache"), 1 << 20, 1 << 20).unwrap();
+        let store = Arc::new(object_store::memory::InMemory::new());
+        let reader = Reader::new(store, Arc::new(cache), Path::from("p"));
+        assert_eq!(reader.read_ahead_depth(0), 2, "a new reader");
+        reader.remember_read(0, 100);
+        assert_eq!(reader.read_ahead_depth(60), 4, "it continues");
+        reader.remember_read(60, 200);
+        assert_eq!(reader.read_ahead_depth(150), 8);
+        reader.remember_read(150, 300);
+        assert_eq!(reader.read_ahead_depth(250), READ_AHEAD, "capped");
+        assert_eq!(reader.read_ahead_depth(150), 2, "a read that went back");
+        assert_eq!(reader.read_ahead_depth(1000), 2, "another reader");
+        reader.remember_read(1000, 1100);
+        assert_eq!(
+            reader.read_ahead_depth(250),
+            READ_AHEAD,
+            "the first is remembered"
+        );
+        assert_eq!(reader.read_ahead_depth(1050), 4);
     }
 }
