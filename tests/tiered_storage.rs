@@ -230,6 +230,16 @@ async fn assert_fetch_is_capped(addr: &str, cap: usize) {
     assert_eq!(first, 0, "from the batch holding offset 0");
 }
 
+async fn delete_topic(addr: &str) {
+    use rdkafka::admin::{AdminClient, AdminOptions};
+    let admin: AdminClient<_> = client(addr).create().unwrap();
+    let results = admin
+        .delete_topics(&[TOPIC], &AdminOptions::new())
+        .await
+        .unwrap();
+    assert!(results.iter().all(Result::is_ok), "{results:?}");
+}
+
 fn earliest(addr: &str) -> i64 {
     let consumer: BaseConsumer = client(addr).create().unwrap();
     consumer
@@ -430,15 +440,7 @@ fn total_retention_and_topic_deletion_remove_objects_and_bad_stores_stop_the_bro
     assert_eq!(rest.len(), 600 - start as usize);
 
     // Deleting the topic deletes its objects.
-    runtime.block_on(async {
-        use rdkafka::admin::{AdminClient, AdminOptions};
-        let admin: AdminClient<_> = client(&broker.addr).create().unwrap();
-        let results = admin
-            .delete_topics(&[TOPIC], &AdminOptions::new())
-            .await
-            .unwrap();
-        assert!(results.iter().all(Result::is_ok), "{results:?}");
-    });
+    runtime.block_on(delete_topic(&broker.addr));
     wait_until(
         &broker,
         "the topic's objects to go",
@@ -468,15 +470,7 @@ fn total_retention_and_topic_deletion_remove_objects_and_bad_stores_stop_the_bro
     wait_until(&slow, "the first upload", Duration::from_secs(30), || {
         remote_objects(&s3_root) >= 1
     });
-    runtime.block_on(async {
-        use rdkafka::admin::{AdminClient, AdminOptions};
-        let admin: AdminClient<_> = client(&slow.addr).create().unwrap();
-        let results = admin
-            .delete_topics(&[TOPIC], &AdminOptions::new())
-            .await
-            .unwrap();
-        assert!(results.iter().all(Result::is_ok), "{results:?}");
-    });
+    runtime.block_on(delete_topic(&slow.addr));
     wait_until(
         &slow,
         "the topic's objects to go",

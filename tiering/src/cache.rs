@@ -106,6 +106,16 @@ impl std::ops::Deref for ChunkBuf {
 /// A decompressed chunk, shared.
 pub type Decoded = Arc<ChunkBuf>;
 
+/// Why a chunk is asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Purpose {
+    /// A reader needs it now.
+    Read,
+    /// Read ahead of a reader: kept in memory in preference to chunks already read, until a
+    /// reader gets it.
+    ReadAhead,
+}
+
 type Cell = Arc<OnceCell<Result<Decoded, String>>>;
 
 #[derive(Debug)]
@@ -311,55 +321,24 @@ impl ChunkCache {
         self.memory().cells.contains_key(key)
     }
 
-    /// The chunk `key` (of partition `owner`), for a reader. On a miss in memory it is read
-    /// from disk, or else its frame comes from `fetch` and `decode` decompresses it on a
-    /// blocking thread (and it is written to disk in the background). Each runs once however
-    /// many readers ask meanwhile.
+    /// The chunk `key` (of partition `owner`), for a reader or read ahead of one (`purpose`).
+    /// On a miss in memory it is read from disk, or else its frame comes from `fetch` and
+    /// `decode` decompresses it on a blocking thread (and it is written to disk in the
+    /// background). Each runs once however many readers ask meanwhile.
     pub async fn get<F, Fut, D>(
         self: &Arc<Self>,
         owner: &str,
         key: &str,
         fetch: F,
         decode: D,
+        purpose: Purpose,
     ) -> Result<Decoded, TieringError>
     where
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<Bytes, TieringError>>,
         D: FnOnce(&[u8]) -> Result<ChunkBuf, TieringError> + Send + 'static,
     {
-        self.get_for(owner, key, fetch, decode, true).await
-    }
-
-    /// As [`ChunkCache::get`], for read-ahead: the chunk is kept in memory in preference to
-    /// those already read, until a reader gets it.
-    pub async fn get_ahead<F, Fut, D>(
-        self: &Arc<Self>,
-        owner: &str,
-        key: &str,
-        fetch: F,
-        decode: D,
-    ) -> Result<Decoded, TieringError>
-    where
-        F: FnOnce() -> Fut,
-        Fut: Future<Output = Result<Bytes, TieringError>>,
-        D: FnOnce(&[u8]) -> Result<ChunkBuf, TieringError> + Send + 'static,
-    {
-        self.get_for(owner, key, fetch, decode, false).await
-    }
-
-    async fn get_for<F, Fut, D>(
-        self: &Arc<Self>,
-        owner: &str,
-        key: &str,
-        fetch: F,
-        decode: D,
-        read: bool,
-    ) -> Result<Decoded, TieringError>
-    where
-        F: FnOnce() -> Fut,
-        Fut: Future<Output = Result<Bytes, TieringError>>,
-        D: FnOnce(&[u8]) -> Result<ChunkBuf, TieringError> + Send + 'static,
-    {
+        let read = purpose == Purpose::Read;
         let cell = {
             let mut memory = self.memory();
             memory.shares.touch(key, read);
@@ -600,16 +579,22 @@ mod tests {
             };
             for n in 0..3u8 {
                 let read = cache
-                    .get("a", &format!("a/{n}"), || fetch(n), widen)
+                    .get("a", &format!("a/{n}"), || fetch(n), widen, Purpose::Read)
                     .await
                     .unwrap();
                 assert_eq!((read[0], read.len()), (n, 1000));
                 settled(&cache, n as usize + 1).await;
             }
-            cache.get("b", "b/0", || fetch(9), widen).await.unwrap();
+            cache
+                .get("b", "b/0", || fetch(9), widen, Purpose::Read)
+                .await
+                .unwrap();
             settled(&cache, 4).await;
             // Both tiers full: the next chunk of b evicts a's oldest, not b's.
-            cache.get("b", "b/1", || fetch(8), widen).await.unwrap();
+            cache
+                .get("b", "b/1", || fetch(8), widen, Purpose::Read)
+                .await
+                .unwrap();
             settled(&cache, 4).await;
             assert!(!cache.in_memory("a/0") && cache.in_memory("a/1") && cache.in_memory("b/0"));
             let stats = cache.stats();
@@ -617,10 +602,16 @@ mod tests {
                 (stats.used, stats.memory_used, stats.misses),
                 (4000, 4000, 5)
             );
-            let read = cache.get("b", "b/0", || fetch(0), widen).await.unwrap();
+            let read = cache
+                .get("b", "b/0", || fetch(0), widen, Purpose::Read)
+                .await
+                .unwrap();
             assert_eq!(read[0], 9, "served from memory");
             assert_eq!(fetches.load(Ordering::SeqCst), 5);
-            let read = cache.get("a", "a/0", || fetch(7), widen).await.unwrap();
+            let read = cache
+                .get("a", "a/0", || fetch(7), widen, Purpose::Read)
+                .await
+                .unwrap();
             assert_eq!(read[0], 7, "evicted from both tiers: fetched again");
             assert_eq!(fetches.load(Ordering::SeqCst), 6);
         }
@@ -631,17 +622,38 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let cache = Arc::new(ChunkCache::new(dir.path().join("cache"), 100_000, 3000).unwrap());
         let chunk = || async { Ok(Bytes::from(vec![1u8; 100])) };
-        cache.get_ahead("a", "a/1", chunk, widen).await.unwrap();
-        cache.get_ahead("a", "a/2", chunk, widen).await.unwrap();
-        cache.get("a", "a/0", chunk, widen).await.unwrap();
+        cache
+            .get("a", "a/1", chunk, widen, Purpose::ReadAhead)
+            .await
+            .unwrap();
+        cache
+            .get("a", "a/2", chunk, widen, Purpose::ReadAhead)
+            .await
+            .unwrap();
+        cache
+            .get("a", "a/0", chunk, widen, Purpose::Read)
+            .await
+            .unwrap();
         // Full: the chunk read goes first, though the read-ahead is older.
-        cache.get_ahead("a", "a/3", chunk, widen).await.unwrap();
+        cache
+            .get("a", "a/3", chunk, widen, Purpose::ReadAhead)
+            .await
+            .unwrap();
         assert!(!cache.in_memory("a/0"));
         assert!(cache.in_memory("a/1") && cache.in_memory("a/2") && cache.in_memory("a/3"));
         // Once read, read-ahead is an ordinary chunk again: least recently used first.
-        cache.get("a", "a/1", chunk, widen).await.unwrap();
-        cache.get("a", "a/2", chunk, widen).await.unwrap();
-        cache.get("a", "a/4", chunk, widen).await.unwrap();
+        cache
+            .get("a", "a/1", chunk, widen, Purpose::Read)
+            .await
+            .unwrap();
+        cache
+            .get("a", "a/2", chunk, widen, Purpose::Read)
+            .await
+            .unwrap();
+        cache
+            .get("a", "a/4", chunk, widen, Purpose::Read)
+            .await
+            .unwrap();
         assert!(!cache.in_memory("a/1") && cache.in_memory("a/2") && cache.in_memory("a/3"));
     }
 
@@ -651,14 +663,23 @@ mod tests {
         let cache = Arc::new(ChunkCache::new(dir.path().join("cache"), 10_000, 9000).unwrap());
         let chunk = || async { Ok(Bytes::from(vec![1u8; 10])) };
         assert_eq!(cache.read_ahead_share("a"), 9000);
-        cache.get("a", "a/0", chunk, widen).await.unwrap();
+        cache
+            .get("a", "a/0", chunk, widen, Purpose::Read)
+            .await
+            .unwrap();
         assert_eq!(
             cache.read_ahead_share("a"),
             9000,
             "its own chunks do not count"
         );
-        cache.get("b", "b/0", chunk, widen).await.unwrap();
-        cache.get("c", "c/0", chunk, widen).await.unwrap();
+        cache
+            .get("b", "b/0", chunk, widen, Purpose::Read)
+            .await
+            .unwrap();
+        cache
+            .get("c", "c/0", chunk, widen, Purpose::Read)
+            .await
+            .unwrap();
         assert_eq!(cache.read_ahead_share("a"), 3000);
         assert_eq!(cache.read_ahead_share("d"), 2250);
     }
@@ -674,17 +695,20 @@ mod tests {
             };
             // Sizes that are not whole blocks, for direct I/O.
             cache
-                .get("a", "a/0", || fetch(1, 777), widen)
+                .get("a", "a/0", || fetch(1, 777), widen, Purpose::Read)
                 .await
                 .unwrap();
             settled(&cache, 1).await;
             cache
-                .get("a", "a/1", || fetch(2, 500), widen)
+                .get("a", "a/1", || fetch(2, 500), widen, Purpose::Read)
                 .await
                 .unwrap();
             settled(&cache, 2).await;
             assert!(!cache.in_memory("a/0"), "memory holds one of these");
-            let read = cache.get("a", "a/0", || fetch(3, 1), widen).await.unwrap();
+            let read = cache
+                .get("a", "a/0", || fetch(3, 1), widen, Purpose::Read)
+                .await
+                .unwrap();
             assert_eq!(read.len(), 7770);
             assert!(read.iter().all(|b| *b == 1), "from disk, whole");
             assert_eq!(fetches.load(Ordering::SeqCst), 2);
@@ -703,8 +727,20 @@ mod tests {
             Ok(Bytes::from(vec![5u8; 100]))
         };
         let (one, two) = tokio::join!(
-            cache.get("a", "a/0", || slow(Arc::clone(&fetches)), widen),
-            cache.get("a", "a/0", || slow(Arc::clone(&fetches)), widen),
+            cache.get(
+                "a",
+                "a/0",
+                || slow(Arc::clone(&fetches)),
+                widen,
+                Purpose::Read
+            ),
+            cache.get(
+                "a",
+                "a/0",
+                || slow(Arc::clone(&fetches)),
+                widen,
+                Purpose::Read
+            ),
         );
         assert!(Arc::ptr_eq(&one.unwrap(), &two.unwrap()));
         assert_eq!(fetches.load(Ordering::SeqCst), 1);
@@ -714,6 +750,7 @@ mod tests {
                 "a/1",
                 || async { Err(TieringError::Store("503".into())) },
                 widen,
+                Purpose::Read,
             )
             .await;
         assert!(failed.is_err() && !cache.in_memory("a/1"));
@@ -723,6 +760,7 @@ mod tests {
                 "a/1",
                 || async { Ok(Bytes::from(vec![6u8; 10])) },
                 widen,
+                Purpose::Read,
             )
             .await
             .unwrap();

@@ -9,7 +9,7 @@ use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt};
 
 use crate::TieringError;
-use crate::cache::{ChunkBuf, ChunkCache, Decoded};
+use crate::cache::{ChunkBuf, ChunkCache, Decoded, Purpose};
 use crate::chunk::{self, Chunk};
 use crate::remote::{RemoteRead, RemoteSegment, SegmentIndex};
 
@@ -150,12 +150,12 @@ impl Reader {
         format!("{}/{}/{}", self.root, segment.data, chunk.position)
     }
 
-    /// One chunk of `segment`, decompressed, for a reader or (`ahead`) read ahead of one.
+    /// One chunk of `segment`, decompressed.
     async fn chunk(
         &self,
         segment: &RemoteSegment,
         chunk: &Chunk,
-        ahead: bool,
+        purpose: Purpose,
     ) -> Result<Decoded, TieringError> {
         let path = self.root.clone().join(segment.data.as_str());
         let range = chunk.position..chunk.position + chunk.length;
@@ -174,11 +174,9 @@ impl Reader {
             chunk::decompress(frame, &chunk_copy, raw.as_mut_slice())?;
             Ok(raw)
         };
-        if ahead {
-            self.cache.get_ahead(&self.owner, &key, fetch, decode).await
-        } else {
-            self.cache.get(&self.owner, &key, fetch, decode).await
-        }
+        self.cache
+            .get(&self.owner, &key, fetch, decode, purpose)
+            .await
     }
 
     /// Starts fetching and decompressing the `READ_AHEAD` chunks after chunk `position` of
@@ -210,7 +208,7 @@ impl Reader {
                     }
                     let (reader, segment, chunk) = (reader.clone(), segment.clone(), chunk.clone());
                     tokio::spawn(async move {
-                        if let Err(e) = reader.chunk(&segment, &chunk, true).await {
+                        if let Err(e) = reader.chunk(&segment, &chunk, Purpose::ReadAhead).await {
                             tracing::debug!("read-ahead of {}: {e}", segment.data);
                         }
                     });
@@ -248,7 +246,7 @@ impl Reader {
                 if first {
                     self.read_ahead(&segments[at..], position, depth);
                 }
-                let raw = self.chunk(segment, chunk, false).await?;
+                let raw = self.chunk(segment, chunk, Purpose::Read).await?;
                 let range = chunk::slice_from(&raw, next, budget, first && min_one);
                 if range.is_empty() {
                     break 'segments;
@@ -277,7 +275,7 @@ impl Reader {
         for segment in segments.iter().filter(|s| s.max_timestamp >= timestamp) {
             let index = self.index(segment).await?;
             for chunk in index.chunks.iter().filter(|c| c.max_timestamp >= timestamp) {
-                let raw = self.chunk(segment, chunk, false).await?;
+                let raw = self.chunk(segment, chunk, Purpose::Read).await?;
                 if let Some((at, batch)) =
                     chunk::batches(&raw).find(|(_, b)| b.max_timestamp >= timestamp)
                 {
