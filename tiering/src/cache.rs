@@ -617,43 +617,28 @@ mod tests {
         }
     }
 
+    /// Gets chunk `key` (owned by the partition named before its `/`) of 1000 bytes.
+    async fn hold(cache: &Arc<ChunkCache>, key: &str, purpose: Purpose) {
+        let owner = key.split('/').next().unwrap();
+        let frame = || async { Ok(Bytes::from(vec![1u8; 100])) };
+        cache.get(owner, key, frame, widen, purpose).await.unwrap();
+    }
+
     #[tokio::test]
     async fn read_ahead_outlives_chunks_already_read() {
         let dir = tempfile::tempdir().unwrap();
         let cache = Arc::new(ChunkCache::new(dir.path().join("cache"), 100_000, 3000).unwrap());
-        let chunk = || async { Ok(Bytes::from(vec![1u8; 100])) };
-        cache
-            .get("a", "a/1", chunk, widen, Purpose::ReadAhead)
-            .await
-            .unwrap();
-        cache
-            .get("a", "a/2", chunk, widen, Purpose::ReadAhead)
-            .await
-            .unwrap();
-        cache
-            .get("a", "a/0", chunk, widen, Purpose::Read)
-            .await
-            .unwrap();
+        hold(&cache, "a/1", Purpose::ReadAhead).await;
+        hold(&cache, "a/2", Purpose::ReadAhead).await;
+        hold(&cache, "a/0", Purpose::Read).await;
         // Full: the chunk read goes first, though the read-ahead is older.
-        cache
-            .get("a", "a/3", chunk, widen, Purpose::ReadAhead)
-            .await
-            .unwrap();
+        hold(&cache, "a/3", Purpose::ReadAhead).await;
         assert!(!cache.in_memory("a/0"));
         assert!(cache.in_memory("a/1") && cache.in_memory("a/2") && cache.in_memory("a/3"));
         // Once read, read-ahead is an ordinary chunk again: least recently used first.
-        cache
-            .get("a", "a/1", chunk, widen, Purpose::Read)
-            .await
-            .unwrap();
-        cache
-            .get("a", "a/2", chunk, widen, Purpose::Read)
-            .await
-            .unwrap();
-        cache
-            .get("a", "a/4", chunk, widen, Purpose::Read)
-            .await
-            .unwrap();
+        for key in ["a/1", "a/2", "a/4"] {
+            hold(&cache, key, Purpose::Read).await;
+        }
         assert!(!cache.in_memory("a/1") && cache.in_memory("a/2") && cache.in_memory("a/3"));
     }
 
@@ -661,25 +646,12 @@ mod tests {
     async fn read_ahead_shares_memory_between_partitions() {
         let dir = tempfile::tempdir().unwrap();
         let cache = Arc::new(ChunkCache::new(dir.path().join("cache"), 10_000, 9000).unwrap());
-        let chunk = || async { Ok(Bytes::from(vec![1u8; 10])) };
         assert_eq!(cache.read_ahead_share("a"), 9000);
-        cache
-            .get("a", "a/0", chunk, widen, Purpose::Read)
-            .await
-            .unwrap();
-        assert_eq!(
-            cache.read_ahead_share("a"),
-            9000,
-            "its own chunks do not count"
-        );
-        cache
-            .get("b", "b/0", chunk, widen, Purpose::Read)
-            .await
-            .unwrap();
-        cache
-            .get("c", "c/0", chunk, widen, Purpose::Read)
-            .await
-            .unwrap();
+        hold(&cache, "a/0", Purpose::Read).await;
+        let own = cache.read_ahead_share("a");
+        assert_eq!(own, 9000, "its own chunks do not count");
+        hold(&cache, "b/0", Purpose::Read).await;
+        hold(&cache, "c/0", Purpose::Read).await;
         assert_eq!(cache.read_ahead_share("a"), 3000);
         assert_eq!(cache.read_ahead_share("d"), 2250);
     }
