@@ -179,8 +179,9 @@ impl Reader {
             .await
     }
 
-    /// Starts fetching and decompressing the `READ_AHEAD` chunks after chunk `position` of
-    /// `segments[0]`, continuing into the next segments, each in its own task.
+    /// Starts fetching and decompressing the `depth` chunks after chunk `position` of
+    /// `segments[0]` (fewer if the partition's memory share is smaller), continuing into the
+    /// next segments, each in its own task.
     fn read_ahead(&self, segments: &[RemoteSegment], position: usize, depth: usize) {
         let reader = self.clone();
         let segments: Vec<RemoteSegment> = segments.iter().take(READ_AHEAD + 1).cloned().collect();
