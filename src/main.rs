@@ -1,16 +1,24 @@
 //! The `strata` binary.
 
 use std::path::PathBuf;
+use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use strata::config::BrokerConfig;
+use strata::logging::LogFormat;
 use tokio::sync::watch;
 
 /// Strata: a Kafka-compatible, tiered-storage event streaming broker.
 #[derive(Parser)]
 #[command(version, about)]
 struct Cli {
+    /// Log level (`error`, `warn`, `info`, `debug`, `trace`); `RUST_LOG`, when set, wins.
+    #[arg(long, global = true, default_value = "info")]
+    log_level: String,
+    /// How log lines are written to stderr.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
     #[command(subcommand)]
     command: Command,
 }
@@ -145,15 +153,21 @@ struct DevArgs {
     overrides: Vec<String>,
 }
 
-fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+fn main() -> ExitCode {
     let cli = Cli::parse();
-    match cli.command {
+    strata::logging::init(&cli.log_level, cli.log_format);
+    match run(cli.command) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            // The cause chain on one line; never a backtrace, whatever RUST_BACKTRACE says.
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(command: Command) -> anyhow::Result<()> {
+    match command {
         Command::Dev(args) | Command::Run(args) => dev(args),
         Command::Controller(args) => {
             let voters = strata::cli::cluster::parse_voters(&args.voters)?;

@@ -20,6 +20,7 @@ use crate::broker::StrataBroker;
 use crate::cli::cluster::{start_controller, watch_leader};
 use crate::cluster;
 use crate::config::{BrokerConfig, RemoteConfig};
+use crate::dir_lock::DirLock;
 use crate::remote_log_manager::{RemoteLogManager, RemoteSettings};
 use strata_tiering::ChunkCache;
 use strata_tiering::store::StoreOptions;
@@ -46,6 +47,8 @@ pub async fn run(
     shutdown: watch::Receiver<bool>,
     on_listening: impl FnOnce(std::net::SocketAddr),
 ) -> anyhow::Result<()> {
+    // Before anything reads or writes the directory (the controller's log lives inside it).
+    let _lock = DirLock::acquire(&config.data_dir)?;
     let controller = if config.controller_role {
         let listener = TcpListener::bind(config.controller_listener)
             .await

@@ -87,6 +87,7 @@ pub async fn run_controller(
     join: bool,
     shutdown: watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
+    let _lock = crate::dir_lock::DirLock::acquire(data_dir)?;
     let listener = TcpListener::bind(listen)
         .await
         .with_context(|| format!("cannot bind the controller listener on {listen}"))?;
