@@ -11,6 +11,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use common::cluster::{self, wait_until};
 use common::{BrokerProcess, client};
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
@@ -22,26 +23,6 @@ use rdkafka::producer::{FutureProducer, FutureRecord};
 const TOPIC: &str = "spread";
 const PARTITIONS: i32 = 6;
 const RECORDS: usize = 600;
-
-fn free_addr() -> String {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.local_addr().unwrap().to_string()
-}
-
-/// The settings of node `id` of a cluster whose voters are `voters`, tiering to `store`.
-fn node_settings(id: u64, controller: &str, voters: &str, store: &Path) -> Vec<String> {
-    vec![
-        format!("remote.log.storage.url={}", store.display()),
-        "remote.log.manager.task.interval.ms=200".into(),
-        format!("node.id={id}"),
-        format!("listeners=PLAINTEXT://127.0.0.1:0,CONTROLLER://{controller}"),
-        format!("controller.quorum.voters={voters}"),
-        "broker.session.timeout.ms=2000".into(),
-        "broker.heartbeat.interval.ms=300".into(),
-        "group.initial.rebalance.delay.ms=0".into(),
-        "offsets.topic.num.partitions=3".into(),
-    ]
-}
 
 /// Objects under `dir` (none if it does not exist). A kill -9 during a put leaves a staging
 /// file (`<name>#<n>`) that the store does not list as an object: not counted.
@@ -101,17 +82,6 @@ fn leaders(addr: &str, topic: &str) -> BTreeMap<i32, i32> {
 
 fn broker_ids(addr: &str) -> BTreeSet<i32> {
     metadata(addr).brokers().iter().map(|b| b.id()).collect()
-}
-
-fn wait_until<T>(what: &str, timeout: Duration, mut check: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some(value) = check() {
-            return value;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
 }
 
 /// Consumes `topic` in group `group` until `expected` distinct records arrived; commits.
@@ -179,27 +149,15 @@ async fn produce_to(addr: &str, topic: &str, partitions: i32, from: usize, to: u
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_brokers_spread_partitions_and_fence_a_dead_one() {
     let tmp = tempfile::tempdir().unwrap();
-    let controllers: Vec<String> = (0..3).map(|_| free_addr()).collect();
-    let voters = controllers
-        .iter()
-        .enumerate()
-        .map(|(n, a)| format!("{}@{a}", n + 1))
-        .collect::<Vec<_>>()
-        .join(",");
     // One object store for the cluster, as in production.
     let store = tmp.path().join("objects");
-    let settings: Vec<Vec<String>> = (0..3)
-        .map(|n| node_settings(n as u64 + 1, &controllers[n], &voters, &store))
-        .collect();
-    // The three start together: each waits for the quorum the others complete.
-    let handles: Vec<_> = (0..3)
-        .map(|n| {
-            let dir = tmp.path().join(format!("node{}", n + 1));
-            let settings = settings[n].clone();
-            std::thread::spawn(move || start_node(&dir, &settings))
-        })
-        .collect();
-    let mut nodes: Vec<BrokerProcess> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+    let (mut nodes, voters) = cluster::three_nodes(
+        tmp.path(),
+        &[
+            format!("remote.log.storage.url={}", store.display()),
+            "remote.log.manager.task.interval.ms=200".into(),
+        ],
+    );
     let addrs: Vec<String> = nodes.iter().map(|n| n.addr.clone()).collect();
     wait_until("three live brokers", Duration::from_secs(20), || {
         (broker_ids(&addrs[0]).len() == 3).then_some(())

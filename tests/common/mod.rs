@@ -2,6 +2,7 @@
 //! and stops it (by its own pid) when the test ends.
 #![allow(dead_code)]
 
+pub mod cluster;
 pub mod wire;
 
 use std::io::{BufRead, BufReader};

@@ -4,11 +4,13 @@
 
 use std::io;
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use openraft::error::{
     ClientWriteError, InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError,
+    Unreachable,
 };
-use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
+use openraft::network::{Backoff, RPCOption, RaftNetwork, RaftNetworkFactory};
 use openraft::raft::{
     AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse,
     VoteRequest, VoteResponse,
@@ -252,8 +254,14 @@ pub async fn serve(
     active: ActiveState,
 ) {
     loop {
-        let Ok((mut stream, peer)) = listener.accept().await else {
-            continue;
+        let (mut stream, peer) = match listener.accept().await {
+            Ok(accepted) => accepted,
+            Err(e) => {
+                // Out of file descriptors and the like: back off instead of spinning.
+                tracing::warn!("controller listener: accept failed: {e}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
         };
         let _ = stream.set_nodelay(true);
         let raft = raft.clone();
@@ -287,7 +295,7 @@ pub async fn serve(
                         state
                             .updates_after_wait(
                                 after,
-                                std::time::Duration::from_millis(wait_ms.min(MAX_WAIT_MS)),
+                                Duration::from_millis(wait_ms.min(MAX_WAIT_MS)),
                             )
                             .await,
                     ),
@@ -329,19 +337,34 @@ impl RaftNetworkFactory<TypeConfig> for Network {
     }
 }
 
+/// Why a call to a peer failed.
+#[derive(Debug)]
+enum CallError {
+    /// No connection could be made: the peer is down or unreachable. openraft backs off.
+    Unreachable(io::Error),
+    /// The connection failed mid-call; the next call reconnects at once.
+    Network(io::Error),
+}
+
 impl PeerClient {
     /// Sends one RPC and reads its reply, reconnecting first if needed.
-    async fn call(&mut self, rpc: &Rpc) -> io::Result<Reply> {
+    async fn call(&mut self, rpc: &Rpc) -> Result<Reply, CallError> {
         if self.stream.is_none() {
-            let addr: SocketAddr = self
-                .addr
-                .parse()
-                .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, format!("{e}")))?;
-            let stream = TcpStream::connect(addr).await?;
+            let addr: SocketAddr = self.addr.parse().map_err(|e| {
+                CallError::Unreachable(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    format!("{}: {e}", self.addr),
+                ))
+            })?;
+            let stream = TcpStream::connect(addr)
+                .await
+                .map_err(CallError::Unreachable)?;
             let _ = stream.set_nodelay(true);
             self.stream = Some(stream);
         }
-        let stream = self.stream.as_mut().expect("connected above");
+        let Some(stream) = self.stream.as_mut() else {
+            return Err(CallError::Network(io::ErrorKind::NotConnected.into()));
+        };
         let result = async {
             write_frame(stream, rpc).await?;
             read_frame(stream).await
@@ -351,22 +374,41 @@ impl PeerClient {
             // The next call reconnects.
             self.stream = None;
         }
-        result
+        result.map_err(CallError::Network)
     }
 }
 
-fn unreachable<E: std::error::Error>(e: io::Error) -> RPCError<NodeId, BasicNode, E> {
-    RPCError::Network(NetworkError::new(&e))
+/// Backoff of calls to a peer that cannot be connected to: quick at first (a restarted voter
+/// is back within a heartbeat or two), then at most a few a second. Without it a refused
+/// connection is retried at once, forever: one dead voter once cost the leader a whole core.
+const UNREACHABLE_BACKOFF_MIN: Duration = Duration::from_millis(100);
+/// The longest pause between attempts to reach a peer that is down.
+const UNREACHABLE_BACKOFF_MAX: Duration = Duration::from_millis(1000);
+
+fn unreachable<E: std::error::Error>(e: CallError) -> RPCError<NodeId, BasicNode, E> {
+    match e {
+        CallError::Unreachable(e) => RPCError::Unreachable(Unreachable::new(&e)),
+        CallError::Network(e) => RPCError::Network(NetworkError::new(&e)),
+    }
 }
 
-fn protocol_error(what: &str) -> io::Error {
-    io::Error::new(
+fn protocol_error(what: &str) -> CallError {
+    CallError::Network(io::Error::new(
         io::ErrorKind::InvalidData,
         format!("unexpected reply to {what}"),
-    )
+    ))
 }
 
 impl RaftNetwork<TypeConfig> for PeerClient {
+    fn backoff(&self) -> Backoff {
+        let mut next = UNREACHABLE_BACKOFF_MIN;
+        Backoff::new(std::iter::from_fn(move || {
+            let now = next;
+            next = (next * 2).min(UNREACHABLE_BACKOFF_MAX);
+            Some(now)
+        }))
+    }
+
     async fn append_entries(
         &mut self,
         rpc: AppendEntriesRequest<TypeConfig>,
