@@ -176,6 +176,31 @@ const BROKER_KEYS: &[(&str, &str, &str)] = &[
         "largest request frame accepted",
     ),
     (
+        "queued.max.request.bytes",
+        "536870912",
+        "bytes of requests being received or queued, broker-wide; a quarter is kept for requests of at most 2 MiB",
+    ),
+    (
+        "request.receive.timeout.ms",
+        "30000",
+        "a request must arrive within this long of its first byte, or the connection is closed",
+    ),
+    (
+        "connections.max.idle.ms",
+        "600000",
+        "a connection with nothing received and nothing in flight for this long is closed",
+    ),
+    (
+        "max.connections",
+        "",
+        "Kafka connections served at once, more wait to be accepted; empty: half the file descriptor limit",
+    ),
+    (
+        "max.connections.per.ip",
+        "2147483647",
+        "Kafka connections from one address; more are closed at once",
+    ),
+    (
         "fetch.max.bytes",
         "57671680",
         "most bytes of records one Fetch response returns (beyond the first batch), whatever the request asks",
@@ -315,6 +340,16 @@ pub struct BrokerConfig {
     pub max_request_bytes: usize,
     /// `fetch.max.bytes`.
     pub fetch_max_bytes: u64,
+    /// `queued.max.request.bytes`.
+    pub queued_max_request_bytes: usize,
+    /// `request.receive.timeout.ms`.
+    pub request_receive_timeout: Duration,
+    /// `connections.max.idle.ms`.
+    pub connections_max_idle: Duration,
+    /// `max.connections` (`None`: half the file descriptor limit).
+    pub max_connections: Option<usize>,
+    /// `max.connections.per.ip`.
+    pub max_connections_per_ip: usize,
     /// `log.retention.check.interval.ms`.
     pub retention_check_interval_ms: u64,
     /// `log.flush.scheduler.interval.ms`.
@@ -449,6 +484,19 @@ impl BrokerConfig {
         } else {
             None
         };
+        let max_request_bytes =
+            parse(&get, "socket.request.max.bytes", 1024..=i32::MAX as i64)? as usize;
+        let queued_max_request_bytes =
+            parse(&get, "queued.max.request.bytes", 1 << 20..=i64::MAX)? as usize;
+        if max_request_bytes > strata_api::memory::largest_admissible(queued_max_request_bytes) {
+            return Err(ConfigError::Invalid {
+                key: "queued.max.request.bytes".into(),
+                message: format!(
+                    "{queued_max_request_bytes} cannot hold a request of socket.request.max.bytes \
+                     ({max_request_bytes}): large requests may use three quarters of it"
+                ),
+            });
+        }
         Ok(Self {
             node_id,
             data_dir,
@@ -484,7 +532,17 @@ impl BrokerConfig {
                 1..=i16::MAX as i64,
             )? as i16,
             fetch_max_bytes: parse(&get, "fetch.max.bytes", 1024..=i32::MAX as i64)? as u64,
-            max_request_bytes: parse(&get, "socket.request.max.bytes", 1024..=i32::MAX as i64)?
+            max_request_bytes,
+            queued_max_request_bytes,
+            request_receive_timeout: millis(&get, "request.receive.timeout.ms")?
+                .max(Duration::from_millis(1)),
+            connections_max_idle: millis(&get, "connections.max.idle.ms")?
+                .max(Duration::from_millis(1)),
+            max_connections: match get("max.connections").trim() {
+                "" => None,
+                _ => Some(parse(&get, "max.connections", 1..=i32::MAX as i64)? as usize),
+            },
+            max_connections_per_ip: parse(&get, "max.connections.per.ip", 1..=i32::MAX as i64)?
                 as usize,
             retention_check_interval_ms: parse(
                 &get,

@@ -159,17 +159,34 @@ fn main() -> ExitCode {
     match run(cli.command) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            // The cause chain on one line; never a backtrace, whatever RUST_BACKTRACE says.
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", one_line(&e));
             ExitCode::FAILURE
         }
     }
+}
+
+/// The error and its causes on one line, never a backtrace (whatever `RUST_BACKTRACE` says); a
+/// cause whose text its parent already quotes is not repeated.
+fn one_line(error: &anyhow::Error) -> String {
+    let mut line = String::new();
+    for cause in error.chain() {
+        let text = cause.to_string();
+        if line.contains(&text) {
+            continue;
+        }
+        if !line.is_empty() {
+            line.push_str(": ");
+        }
+        line.push_str(&text);
+    }
+    line
 }
 
 fn run(command: Command) -> anyhow::Result<()> {
     match command {
         Command::Dev(args) | Command::Run(args) => dev(args),
         Command::Controller(args) => {
+            strata::server::raise_files_limit();
             let voters = strata::cli::cluster::parse_voters(&args.voters)?;
             until_signal(|shutdown| async move {
                 let quorum = strata_controller::raft::QuorumConfig {
@@ -258,6 +275,7 @@ fn run(command: Command) -> anyhow::Result<()> {
 }
 
 fn dev(args: DevArgs) -> anyhow::Result<()> {
+    strata::server::raise_files_limit();
     let mut overrides = Vec::new();
     if let Some(dir) = &args.data_dir {
         overrides.push(("log.dirs".to_owned(), dir.display().to_string()));

@@ -83,18 +83,80 @@ pub async fn run(
         (Some((_, bound)), true) => vec![bound.to_string()],
         _ => config.voters.values().cloned().collect(),
     };
-    if !config.broker_role {
-        let (controller, bound) = controller.expect("a node has at least one role");
-        println!("strata controller listening on {bound}");
-        watch_leader(&controller, shutdown).await;
-        controller.shutdown().await;
-        return Ok(());
+    let (shutdown, failed) =
+        stop_on_failure(shutdown, controller.as_ref().map(|(c, _)| c.failure()));
+    let result = match controller {
+        Some((controller, bound)) if !config.broker_role => {
+            println!("strata controller listening on {bound}");
+            watch_leader(&controller, shutdown).await;
+            controller.shutdown().await;
+            Ok(())
+        }
+        controller => {
+            let result = run_broker(&mut config, controllers, shutdown, on_listening).await;
+            if let Some((controller, _)) = controller {
+                controller.shutdown().await;
+            }
+            result
+        }
+    };
+    match failure_cause(failed).await {
+        Some(cause) => Err(anyhow::anyhow!(
+            "the metadata log failed ({cause}); exiting so that a supervisor restarts this node"
+        )),
+        _ => result,
     }
-    let result = run_broker(&mut config, controllers, shutdown, on_listening).await;
-    if let Some((controller, _)) = controller {
-        controller.shutdown().await;
+}
+
+/// The cause of a failure that stopped the node, if one did (the task of [`stop_on_failure`]).
+pub async fn failure_cause(task: tokio::task::JoinHandle<Option<String>>) -> Option<String> {
+    if task.is_finished() {
+        task.await.ok().flatten()
+    } else {
+        task.abort();
+        None
     }
-    result
+}
+
+/// How long a node whose metadata log failed may take to shut down cleanly before it exits
+/// anyway: a hung clean shutdown must not keep a half-alive node around.
+const FAILED_SHUTDOWN_DEADLINE: Duration = Duration::from_secs(30);
+
+/// A shutdown flag raised by `shutdown` or by the controller's `failure` (a storage fault in
+/// the metadata log, which ends the raft core for good). The task yields the failure's cause.
+pub fn stop_on_failure(
+    mut shutdown: watch::Receiver<bool>,
+    failure: Option<impl std::future::Future<Output = String> + Send + 'static>,
+) -> (
+    watch::Receiver<bool>,
+    tokio::task::JoinHandle<Option<String>>,
+) {
+    let (stop, stopping) = watch::channel(false);
+    let task = tokio::spawn(async move {
+        let failure = async move {
+            match failure {
+                Some(failure) => failure.await,
+                None => std::future::pending().await,
+            }
+        };
+        let cause = tokio::select! {
+            _ = shutdown.wait_for(|stop| *stop) => None,
+            cause = failure => Some(cause),
+        };
+        if let Some(cause) = &cause {
+            tracing::error!("the metadata log failed, shutting down: {cause}");
+            std::thread::spawn(|| {
+                std::thread::sleep(FAILED_SHUTDOWN_DEADLINE);
+                eprintln!(
+                    "error: the metadata log failed and the clean shutdown took over {FAILED_SHUTDOWN_DEADLINE:?}; exiting"
+                );
+                std::process::exit(1);
+            });
+        }
+        let _ = stop.send(true);
+        cause
+    });
+    (stopping, task)
 }
 
 async fn run_broker(
@@ -112,8 +174,20 @@ async fn run_broker(
     }
     let server_config = ServerConfig {
         max_request_bytes: config.max_request_bytes,
+        queued_max_request_bytes: config.queued_max_request_bytes,
+        request_receive_timeout: config.request_receive_timeout,
+        connections_max_idle: config.connections_max_idle,
+        max_connections: config
+            .max_connections
+            .unwrap_or_else(|| default_max_connections(files_limit())),
+        max_connections_per_ip: config.max_connections_per_ip,
         auto_create_topics: config.auto_create_topics,
     };
+    tracing::info!(
+        max_connections = server_config.max_connections,
+        files = files_limit(),
+        "connection limits"
+    );
     let data_dir = config.data_dir.clone();
     let remote = match &config.remote {
         Some(settings) => Some(open_remote(&config.data_dir, settings).await?),
@@ -235,6 +309,33 @@ async fn run_broker(
     broker.replicas().shutdown().await?;
     tracing::info!("clean shutdown complete");
     Ok(())
+}
+
+/// The file descriptor limit (`RLIMIT_NOFILE`), soft.
+pub fn files_limit() -> u64 {
+    nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE)
+        .map_or(1024, |(soft, _)| soft)
+}
+
+/// Raises the soft file descriptor limit to the hard one, as the Go runtime and Kafka's
+/// packaged units do: segments, indexes and connections all hold descriptors, and the common
+/// soft default of 1024 is far too few for a broker. Returns the limit in force.
+pub fn raise_files_limit() -> u64 {
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    if let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE)
+        && soft < hard
+        && let Err(e) = setrlimit(Resource::RLIMIT_NOFILE, hard, hard)
+    {
+        tracing::warn!("cannot raise the file descriptor limit from {soft} to {hard}: {e}");
+    }
+    files_limit()
+}
+
+/// `max.connections` when not set: half the descriptors, so that connections alone can never
+/// take the ones segments, indexes and the metadata log need (a node out of descriptors
+/// cannot write its metadata log and must restart).
+fn default_max_connections(files: u64) -> usize {
+    usize::try_from(files / 2).unwrap_or(usize::MAX).max(16)
 }
 
 /// Opens the object store (checking it works: a wrong bucket, bad credentials or an

@@ -1,11 +1,225 @@
-//! Proves that no single client or peer can take a node down or make it spin: a voter that is
-//! down costs the active controller almost nothing.
+//! Proves that no single client or peer can take a node down or make it spin: requests that
+//! announce much and send half stay within `queued.max.request.bytes` while other clients are
+//! served; half-sent requests, idle connections and connections over `max.connections.per.ip`
+//! are closed, connections over `max.connections` wait; a voter that is down costs the active
+//! controller almost nothing.
 
 mod common;
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use common::cluster::{self, cpu_seconds, wait_until};
+use common::{BrokerProcess, client, consume_all, create_topic};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
+
+/// Resident memory of a process of ours, in bytes.
+fn rss_bytes(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let kib: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap();
+    kib * 1024
+}
+
+/// Produces `count` records and reads them back: a client going about its business.
+async fn round_trip(addr: &str, topic: &str, count: usize) {
+    let producer: FutureProducer = client(addr)
+        .set("acks", "all")
+        .set("message.timeout.ms", "20000")
+        .create()
+        .unwrap();
+    for i in 0..count {
+        producer
+            .send(
+                FutureRecord::<(), _>::to(topic).payload(&format!("ordinary-{i}")),
+                Duration::from_secs(20),
+            )
+            .await
+            .expect("an ordinary producer is served");
+    }
+    let addr = addr.to_owned();
+    let topic = topic.to_owned();
+    let read = tokio::task::spawn_blocking(move || {
+        consume_all(&addr, &topic, 1, usize::MAX, Duration::from_secs(3))
+    })
+    .await
+    .unwrap();
+    assert!(read.len() >= count, "an ordinary consumer is served");
+}
+
+const MIB: usize = 1 << 20;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn half_sent_requests_stay_within_the_request_memory_bound() {
+    let dir = tempfile::tempdir().unwrap();
+    let bound = 256 * MIB;
+    let broker = BrokerProcess::start(
+        &dir.path().join("data"),
+        &[
+            &format!("queued.max.request.bytes={bound}"),
+            // The memory bound, not the receive timeout, is what this test shows holding.
+            "request.receive.timeout.ms=600000",
+        ],
+    );
+    create_topic(&broker.addr, "ordinary", 1, &[]).await;
+    let baseline = rss_bytes(broker.pid());
+    // 50 connections announce a 100 MiB request each and send half of it.
+    let mut attackers = Vec::new();
+    for _ in 0..50 {
+        let addr = broker.addr.clone();
+        attackers.push(tokio::spawn(async move {
+            let mut stream = TcpStream::connect(&addr).await.unwrap();
+            stream
+                .write_all(&(100 * MIB as i32).to_be_bytes())
+                .await
+                .unwrap();
+            let chunk = vec![7u8; MIB];
+            for _ in 0..50 {
+                if stream.write_all(&chunk).await.is_err() {
+                    break;
+                }
+            }
+            // Hold the connection, the request never finishing.
+            tokio::time::sleep(Duration::from_secs(3600)).await;
+            drop(stream);
+        }));
+    }
+    let mut peak = 0;
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_secs(8) {
+        peak = peak.max(rss_bytes(broker.pid()));
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Ordinary clients are served while the half-sent requests hold what they may.
+    round_trip(&broker.addr, "ordinary", 20).await;
+    peak = peak.max(rss_bytes(broker.pid()));
+    for attacker in &attackers {
+        attacker.abort();
+    }
+    let grown = peak.saturating_sub(baseline);
+    eprintln!(
+        "RSS {} MiB before, peak {} MiB with 50 half-sent 100 MiB requests (bound {} MiB)",
+        baseline / MIB as u64,
+        peak / MIB as u64,
+        bound / MIB
+    );
+    assert!(
+        grown < (bound + 64 * MIB) as u64,
+        "the broker grew by {} MiB, beyond the {} MiB bound",
+        grown / MIB as u64,
+        bound / MIB
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn by_default_connections_cannot_take_the_descriptors_the_node_needs() {
+    let dir = tempfile::tempdir().unwrap();
+    // As in the fault test of the metadata log, but with the default max.connections.
+    let mut broker = BrokerProcess::start_with_files_limit(
+        &dir.path().join("data"),
+        &[
+            "broker.heartbeat.interval.ms=200",
+            "broker.session.timeout.ms=1000",
+        ],
+        256,
+    );
+    let addr: std::net::SocketAddr = broker.addr.parse().unwrap();
+    let hogs: Vec<std::net::TcpStream> = (0..400)
+        .map_while(|_| std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(5)).ok())
+        .collect();
+    assert!(hogs.len() > 256, "only {} connections", hogs.len());
+    // Several session timeouts pass: heartbeats and the metadata log still have descriptors.
+    assert!(
+        broker.wait_exit(Duration::from_secs(4)).is_none(),
+        "the node died:\n{}",
+        broker.log()
+    );
+    drop(hogs);
+    create_topic(&broker.addr, "still-served", 1, &[]).await;
+    round_trip(&broker.addr, "still-served", 5).await;
+    assert!(!broker.log().contains("fencing"), "{}", broker.log());
+}
+
+/// Whether the broker closes `stream` within `within` (reads see the end of the stream).
+async fn closed_within(stream: &mut TcpStream, within: Duration) -> bool {
+    use tokio::io::AsyncReadExt;
+    let mut buf = [0u8; 64];
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        match tokio::time::timeout_at(deadline, stream.read(&mut buf)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => return true,
+            Ok(Ok(_)) => continue,
+            Err(_) => return false,
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn slow_idle_and_surplus_connections_are_closed() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = BrokerProcess::start(
+        &dir.path().join("data"),
+        &[
+            "request.receive.timeout.ms=1000",
+            "connections.max.idle.ms=4000",
+            "max.connections.per.ip=20",
+        ],
+    );
+    // A request that starts arriving and stalls is cut off after the receive timeout.
+    let mut slow = TcpStream::connect(&broker.addr).await.unwrap();
+    slow.write_all(&[0, 0, 1, 0, 0, 18]).await.unwrap();
+    let started = Instant::now();
+    assert!(closed_within(&mut slow, Duration::from_secs(10)).await);
+    let took = started.elapsed();
+    assert!(
+        took >= Duration::from_millis(900) && took < Duration::from_millis(3500),
+        "closed after {took:?}, not by the 1 s receive timeout"
+    );
+    // A connection that sends nothing is closed once idle that long.
+    let mut idle = TcpStream::connect(&broker.addr).await.unwrap();
+    let started = Instant::now();
+    assert!(closed_within(&mut idle, Duration::from_secs(10)).await);
+    assert!(started.elapsed() >= Duration::from_millis(3900));
+    // At most 20 connections from one address: the 21st is closed at once.
+    let mut held = Vec::new();
+    for _ in 0..20 {
+        held.push(TcpStream::connect(&broker.addr).await.unwrap());
+    }
+    let mut surplus = TcpStream::connect(&broker.addr).await.unwrap();
+    assert!(closed_within(&mut surplus, Duration::from_millis(1500)).await);
+    drop(held);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn connections_over_max_connections_wait_for_a_free_slot() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = BrokerProcess::start(&dir.path().join("data"), &["max.connections=3"]);
+    let mut held = Vec::new();
+    for _ in 0..3 {
+        held.push(common::wire::Conn::open(&broker.addr).await);
+    }
+    // A fourth connects (the kernel queues it) but is not served until one of the three goes.
+    let addr = broker.addr.clone();
+    let waiting = tokio::spawn(async move {
+        let mut conn = common::wire::Conn::open(&addr).await;
+        conn.call(3, &kafka_protocol::messages::ApiVersionsRequest::default())
+            .await
+            .is_some()
+    });
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert!(!waiting.is_finished(), "a fourth connection was served");
+    held.pop();
+    assert!(
+        tokio::time::timeout(Duration::from_secs(10), waiting)
+            .await
+            .expect("served once a slot is free")
+            .unwrap()
+    );
+}
 
 /// The node whose controller is active, as `strata cluster status` reports it.
 fn active_controller(controllers: &str) -> Option<u64> {

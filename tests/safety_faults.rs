@@ -130,3 +130,60 @@ async fn a_second_process_on_a_data_directory_is_refused() {
             .all(|(i, r)| r.offset == i as i64)
     );
 }
+
+/// Connections that hold file descriptors of the broker until dropped.
+fn hog_connections(addr: &str, count: usize) -> Vec<std::net::TcpStream> {
+    let addr: std::net::SocketAddr = addr.parse().unwrap();
+    // Connections wait in the accept queue once the broker cannot accept more; a connect that
+    // fails (the queue full) ends the hoarding. A SYN is sometimes lost and resent after 1 s.
+    (0..count)
+        .map_while(|_| std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(5)).ok())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_metadata_log_storage_fault_ends_the_process() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    // Few descriptors, no connection limit, short broker sessions: idle connections exhaust
+    // the descriptors, the broker's heartbeats fail, and the controller's fencing of it must
+    // write to the metadata log, which cannot open its files.
+    let mut broker = BrokerProcess::start_with_files_limit(
+        &data,
+        &[
+            "max.connections=100000",
+            "broker.heartbeat.interval.ms=200",
+            "broker.session.timeout.ms=1000",
+        ],
+        256,
+    );
+    create_topic(&broker.addr, "before", 1, &[]).await;
+    let hogs = hog_connections(&broker.addr, 400);
+    assert!(hogs.len() > 256, "only {} connections", hogs.len());
+    let status = broker.wait_exit(Duration::from_secs(30));
+    drop(hogs);
+    let log = broker.log();
+    let status = status.unwrap_or_else(|| {
+        panic!(
+            "still running, half-alive, 30 s into a metadata log fault; log tail:\n{}",
+            &log[log.len().saturating_sub(4000)..]
+        )
+    });
+    assert!(!status.success(), "a fault is a failure exit");
+
+    let fatal: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("metadata log") && l.contains("Too many open files"))
+        .collect();
+    assert!(
+        !fatal.is_empty(),
+        "one line names the metadata log and the cause; log tail:\n{}",
+        &log[log.len().saturating_sub(4000)..]
+    );
+    // A supervisor's restart (with descriptors back) finds everything and takes writes.
+    broker.files_limit = None;
+    broker.restart("127.0.0.1:0");
+    create_topic(&broker.addr, "after", 1, &[]).await;
+    produce(&broker.addr, "before", 10).await;
+    produce(&broker.addr, "after", 10).await;
+}

@@ -10,21 +10,21 @@
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, watch};
+use tokio::time::Instant;
 
 use crate::broker::Broker;
-use crate::frame::read_frame;
+use crate::frame::{FrameLimits, read_frame};
 use crate::handlers::{self, HandleError};
+use crate::limits::MAX_IN_FLIGHT_PER_CONNECTION;
+use crate::memory::Reservation;
 use crate::response::ResponseFrame;
 use crate::server::ServerConfig;
-
-/// Requests of one connection whose responses are not written yet. Clients cap their own
-/// in-flight requests (librdkafka 1M by default, 5 with idempotence); this bound keeps a
-/// connection's memory finite whatever the client does, and pushes back through TCP.
-pub const MAX_IN_FLIGHT_PER_CONNECTION: usize = 64;
 
 /// The second phase of a request.
 pub type Later = Pin<Box<dyn Future<Output = Result<ResponseFrame, HandleError>> + Send>>;
@@ -39,40 +39,119 @@ pub enum Reply {
     Later(Later),
 }
 
-/// Serves one connection until the peer closes it, it misbehaves, or shutdown begins; in-flight
-/// requests are always finished and answered before it returns.
+/// When a connection last did something, and how many of its requests are unanswered: a
+/// connection is idle (`connections.max.idle.ms`) only with nothing in flight.
+#[derive(Debug)]
+struct Activity {
+    in_flight: AtomicUsize,
+    last: Mutex<Instant>,
+}
+
+impl Activity {
+    fn touch(&self) {
+        *self.last.lock().unwrap_or_else(|p| p.into_inner()) = Instant::now();
+    }
+
+    fn last(&self) -> Instant {
+        *self.last.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// Why the wait for the next request ended.
+enum Next {
+    /// Its first bytes are there.
+    Request,
+    /// The peer closed, the socket failed, the connection idled out or shutdown began.
+    Close,
+}
+
+/// Waits until the next request starts arriving, the connection has been idle for `idle`
+/// (nothing received, nothing in flight), or shutdown. Peeking consumes nothing, so stopping
+/// this wait never loses a byte.
+async fn next_request(
+    reader: &mut tokio::net::tcp::OwnedReadHalf,
+    activity: &Activity,
+    idle: Duration,
+    peer: SocketAddr,
+    shutdown: &mut watch::Receiver<bool>,
+) -> Next {
+    let mut probe = [0u8; 1];
+    loop {
+        let deadline = activity.last() + idle;
+        tokio::select! {
+            peeked = reader.peek(&mut probe) => return match peeked {
+                Ok(0) | Err(_) => Next::Close,
+                Ok(_) => Next::Request,
+            },
+            _ = tokio::time::sleep_until(deadline) => {
+                if activity.in_flight.load(Ordering::Acquire) == 0 && activity.last() + idle <= Instant::now() {
+                    tracing::debug!(%peer, "closing a connection idle for {idle:?} (connections.max.idle.ms)");
+                    return Next::Close;
+                }
+            }
+            _ = shutdown.wait_for(|stop| *stop) => return Next::Close,
+        }
+    }
+}
+
+/// Serves one connection until the peer closes it, it misbehaves or idles out, or shutdown
+/// begins; in-flight requests are always finished and answered before it returns.
 pub async fn serve<B: Broker>(
     stream: TcpStream,
     peer: SocketAddr,
     broker: Arc<B>,
     config: ServerConfig,
+    limits: FrameLimits,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let _ = stream.set_nodelay(true);
     let (mut reader, mut writer) = stream.into_split();
-    let (tx, mut rx) = mpsc::channel::<Reply>(MAX_IN_FLIGHT_PER_CONNECTION);
+    let (tx, mut rx) = mpsc::channel::<(Reply, Reservation)>(MAX_IN_FLIGHT_PER_CONNECTION);
+    let activity = Arc::new(Activity {
+        in_flight: AtomicUsize::new(0),
+        last: Mutex::new(Instant::now()),
+    });
+    let written = Arc::clone(&activity);
     let write_task = tokio::spawn(async move {
-        while let Some(reply) = rx.recv().await {
+        while let Some((reply, reservation)) = rx.recv().await {
             let frame = match reply {
-                Reply::None => continue,
-                Reply::Ready(frame) => frame,
+                Reply::None => None,
+                Reply::Ready(frame) => Some(frame),
                 Reply::Later(later) => match later.await {
-                    Ok(frame) => frame,
+                    Ok(frame) => Some(frame),
                     Err(e) => {
                         tracing::error!(%peer, "closing connection: {e}");
                         return;
                     }
                 },
             };
-            if let Err(e) = frame.write_to(&mut writer).await {
+            if let Some(frame) = frame
+                && let Err(e) = frame.write_to(&mut writer).await
+            {
                 tracing::debug!(%peer, "write failed, closing: {e}");
                 return;
             }
+            // The request's memory goes back to the budget once it is answered.
+            drop(reservation);
+            written.in_flight.fetch_sub(1, Ordering::AcqRel);
+            written.touch();
         }
     });
     loop {
+        match next_request(
+            &mut reader,
+            &activity,
+            config.connections_max_idle,
+            peer,
+            &mut shutdown,
+        )
+        .await
+        {
+            Next::Request => {}
+            Next::Close => break,
+        }
         let frame = tokio::select! {
-            frame = read_frame(&mut reader, config.max_request_bytes) => frame,
+            frame = read_frame(&mut reader, &limits) => frame,
             _ = shutdown.wait_for(|stop| *stop) => break,
         };
         let frame = match frame {
@@ -83,9 +162,11 @@ pub async fn serve<B: Broker>(
                 break;
             }
         };
-        match handlers::handle(&broker, &config, peer, frame) {
+        activity.touch();
+        match handlers::handle(&broker, &config, peer, frame.body) {
             Ok(reply) => {
-                if tx.send(reply).await.is_err() {
+                activity.in_flight.fetch_add(1, Ordering::AcqRel);
+                if tx.send((reply, frame.reservation)).await.is_err() {
                     break;
                 }
             }

@@ -11,6 +11,8 @@ pub mod connection;
 pub mod frame;
 pub mod group;
 mod handlers;
+pub mod limits;
+pub mod memory;
 pub mod request;
 pub mod response;
 pub mod server;

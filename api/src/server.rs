@@ -1,19 +1,39 @@
-//! The Kafka listener: accepts connections and serves each on its own task.
+//! The Kafka listener: accepts connections and serves each on its own task, within the
+//! broker's connection limits (`max.connections`, `max.connections.per.ip`) and request
+//! memory budget (`queued.max.request.bytes`).
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use tokio::net::TcpListener;
-use tokio::sync::watch;
+use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinSet;
 
 use crate::broker::Broker;
 use crate::connection;
+use crate::frame::FrameLimits;
+use crate::limits::ACCEPT_RETRY;
+use crate::memory::RequestMemory;
 
-/// Settings of the protocol server.
+/// Settings of the protocol server, by their Kafka names.
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
     /// Largest request frame accepted (`socket.request.max.bytes`).
     pub max_request_bytes: usize,
+    /// Bytes of requests being received or queued, broker-wide (`queued.max.request.bytes`).
+    pub queued_max_request_bytes: usize,
+    /// Longest a request may take to arrive once its first byte has
+    /// (`request.receive.timeout.ms`).
+    pub request_receive_timeout: Duration,
+    /// A connection with nothing received and nothing in flight for this long is closed
+    /// (`connections.max.idle.ms`).
+    pub connections_max_idle: Duration,
+    /// Connections served at once; more wait in the accept queue (`max.connections`).
+    pub max_connections: usize,
+    /// Connections from one address; more are closed at once (`max.connections.per.ip`).
+    pub max_connections_per_ip: usize,
     /// Whether Metadata may create missing topics (`auto.create.topics.enable`).
     pub auto_create_topics: bool,
 }
@@ -22,7 +42,49 @@ impl Default for ServerConfig {
     fn default() -> Self {
         Self {
             max_request_bytes: 100 * 1024 * 1024,
+            queued_max_request_bytes: 512 * 1024 * 1024,
+            request_receive_timeout: Duration::from_secs(30),
+            connections_max_idle: Duration::from_secs(600),
+            max_connections: i32::MAX as usize,
+            max_connections_per_ip: i32::MAX as usize,
             auto_create_topics: true,
+        }
+    }
+}
+
+/// Open connections per peer address.
+#[derive(Debug, Default)]
+struct PerIp(Mutex<HashMap<IpAddr, usize>>);
+
+/// One counted connection of an address; uncounted when dropped.
+struct IpSlot {
+    table: Arc<PerIp>,
+    ip: IpAddr,
+}
+
+impl PerIp {
+    fn admit(self: &Arc<Self>, ip: IpAddr, max: usize) -> Option<IpSlot> {
+        let mut table = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let count = table.entry(ip).or_default();
+        if *count >= max {
+            return None;
+        }
+        *count += 1;
+        Some(IpSlot {
+            table: Arc::clone(self),
+            ip,
+        })
+    }
+}
+
+impl Drop for IpSlot {
+    fn drop(&mut self) {
+        let mut table = self.table.0.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(count) = table.get_mut(&self.ip) {
+            *count -= 1;
+            if *count == 0 {
+                table.remove(&self.ip);
+            }
         }
     }
 }
@@ -35,19 +97,54 @@ pub async fn serve<B: Broker>(
     config: ServerConfig,
     shutdown: watch::Receiver<bool>,
 ) {
+    let limits = FrameLimits {
+        max_bytes: config.max_request_bytes,
+        memory: RequestMemory::new(config.queued_max_request_bytes),
+        receive_timeout: config.request_receive_timeout,
+    };
+    let slots = Arc::new(Semaphore::new(
+        config.max_connections.clamp(1, Semaphore::MAX_PERMITS),
+    ));
+    let per_ip = Arc::new(PerIp::default());
     let mut connections = JoinSet::new();
     let mut stop = shutdown.clone();
     loop {
+        // At max.connections the listener stops accepting: new peers wait in the kernel's
+        // accept queue until a connection closes, as in Kafka.
+        let slot = tokio::select! {
+            slot = Arc::clone(&slots).acquire_owned() => match slot {
+                Ok(slot) => slot,
+                Err(_) => break,
+            },
+            Some(_) = connections.join_next(), if !connections.is_empty() => continue,
+            _ = stop.wait_for(|stop| *stop) => break,
+        };
         tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => {
+                    let Some(ip_slot) = per_ip.admit(peer.ip(), config.max_connections_per_ip) else {
+                        tracing::info!(%peer, max = config.max_connections_per_ip, "refusing a connection over max.connections.per.ip");
+                        drop(stream);
+                        continue;
+                    };
                     tracing::debug!(%peer, "connection accepted");
-                    connections.spawn(connection::serve(stream, peer, Arc::clone(&broker), config.clone(), shutdown.clone()));
+                    let serving = connection::serve(
+                        stream,
+                        peer,
+                        Arc::clone(&broker),
+                        config.clone(),
+                        limits.clone(),
+                        shutdown.clone(),
+                    );
+                    connections.spawn(async move {
+                        serving.await;
+                        drop((slot, ip_slot));
+                    });
                 }
                 Err(e) => {
                     // Out of file descriptors and the like: back off instead of spinning.
                     tracing::warn!("accept failed: {e}");
-                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                    tokio::time::sleep(ACCEPT_RETRY).await;
                 }
             },
             Some(_) = connections.join_next(), if !connections.is_empty() => {}

@@ -94,9 +94,15 @@ pub async fn run_controller(
     let bound = listener.local_addr()?;
     let controller = start_controller(id, listener, data_dir, voters, quorum, None, join).await?;
     println!("strata controller listening on {bound}");
+    let (shutdown, failed) = crate::server::stop_on_failure(shutdown, Some(controller.failure()));
     watch_leader(&controller, shutdown).await;
     controller.shutdown().await;
-    Ok(())
+    match crate::server::failure_cause(failed).await {
+        Some(cause) => bail!(
+            "the metadata log failed ({cause}); exiting so that a supervisor restarts this node"
+        ),
+        None => Ok(()),
+    }
 }
 
 /// `strata cluster add-voter` / `remove-voter`: sends the change to the active controller.

@@ -30,6 +30,8 @@ pub struct BrokerProcess {
     pub env: Vec<(String, String)>,
     /// `host:port` of its admin API.
     pub admin_addr: String,
+    /// Its file descriptor limit (`RLIMIT_NOFILE`, soft and hard), when not inherited.
+    pub files_limit: Option<u64>,
 }
 
 impl BrokerProcess {
@@ -61,8 +63,27 @@ impl BrokerProcess {
             extra_args,
             env: Vec::new(),
             admin_addr: String::new(),
+            files_limit: None,
         };
         broker.spawn(listen);
+        broker
+    }
+
+    /// Starts a broker with `--set` overrides and at most `files` file descriptors.
+    pub fn start_with_files_limit(data_dir: &Path, settings: &[&str], files: u64) -> Self {
+        let mut broker = Self {
+            child: None,
+            addr: String::new(),
+            data_dir: data_dir.to_owned(),
+            extra_args: settings
+                .iter()
+                .flat_map(|s| ["--set".to_owned(), (*s).to_owned()])
+                .collect(),
+            env: Vec::new(),
+            admin_addr: String::new(),
+            files_limit: Some(files),
+        };
+        broker.spawn("127.0.0.1:0");
         broker
     }
 
@@ -78,6 +99,7 @@ impl BrokerProcess {
                 .collect(),
             env: env.to_vec(),
             admin_addr: String::new(),
+            files_limit: None,
         };
         broker.spawn("127.0.0.1:0");
         broker
@@ -89,7 +111,22 @@ impl BrokerProcess {
             .append(true)
             .open(self.data_dir.with_extension("log"))
             .expect("broker log file");
-        let mut child = Command::new(env!("CARGO_BIN_EXE_strata"))
+        let mut command = Command::new(env!("CARGO_BIN_EXE_strata"));
+        if let Some(files) = self.files_limit {
+            use std::os::unix::process::CommandExt;
+            // SAFETY: setrlimit is async-signal-safe, as pre_exec requires.
+            unsafe {
+                command.pre_exec(move || {
+                    nix::sys::resource::setrlimit(
+                        nix::sys::resource::Resource::RLIMIT_NOFILE,
+                        files,
+                        files,
+                    )
+                    .map_err(std::io::Error::from)
+                });
+            }
+        }
+        let mut child = command
             .arg("dev")
             .arg("--data-dir")
             .arg(&self.data_dir)
@@ -153,6 +190,20 @@ impl BrokerProcess {
         let _ = child.kill();
         let _ = child.wait();
         false
+    }
+
+    /// Waits up to `timeout` for the process to exit by itself; its status if it did.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = std::time::Instant::now() + timeout;
+        while std::time::Instant::now() < deadline {
+            let child = self.child.as_mut()?;
+            if let Ok(Some(status)) = child.try_wait() {
+                self.child = None;
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        None
     }
 
     /// SIGKILL (kill -9), then waits.

@@ -60,7 +60,13 @@ fn io_err(
     verb: ErrorVerb,
     e: impl Into<io::Error>,
 ) -> StorageError<NodeId> {
-    StorageIOError::new(subject, verb, openraft::AnyError::new(&e.into())).into()
+    // The message alone: `AnyError::new` would prefix the Rust type name.
+    StorageIOError::new(subject, verb, openraft::AnyError::error(e.into())).into()
+}
+
+/// `e`, naming the file it concerns.
+pub(crate) fn at(path: &Path, e: io::Error) -> io::Error {
+    io::Error::new(e.kind(), format!("{}: {e}", path.display()))
 }
 
 fn log_err(verb: ErrorVerb, e: impl Into<io::Error>) -> StorageError<NodeId> {
@@ -70,19 +76,27 @@ fn log_err(verb: ErrorVerb, e: impl Into<io::Error>) -> StorageError<NodeId> {
 /// Writes `value` as JSON to `dir/name`, atomically and durably.
 pub(crate) fn write_atomic<T: Serialize>(dir: &Path, name: &str, value: &T) -> io::Result<()> {
     let tmp = dir.join(format!("{name}.tmp"));
-    let mut file = File::create(&tmp)?;
-    file.write_all(&serde_json::to_vec(value)?)?;
-    file.sync_all()?;
-    std::fs::rename(&tmp, dir.join(name))?;
-    File::open(dir)?.sync_all()
+    let write = || -> io::Result<()> {
+        let mut file = File::create(&tmp)?;
+        file.write_all(&serde_json::to_vec(value)?)?;
+        file.sync_all()?;
+        std::fs::rename(&tmp, dir.join(name))
+    };
+    write().map_err(|e| at(&tmp, e))?;
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| at(dir, e))
 }
 
 /// Reads `dir/name` as JSON, `None` when absent.
 pub(crate) fn read_json<T: DeserializeOwned>(dir: &Path, name: &str) -> io::Result<Option<T>> {
-    match std::fs::read(dir.join(name)) {
-        Ok(bytes) => Ok(Some(serde_json::from_slice(&bytes)?)),
+    let path = dir.join(name);
+    match std::fs::read(&path) {
+        Ok(bytes) => Ok(Some(
+            serde_json::from_slice(&bytes).map_err(|e| at(&path, e.into()))?,
+        )),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(e),
+        Err(e) => Err(at(&path, e)),
     }
 }
 
@@ -131,15 +145,16 @@ impl LogStore {
 
     /// Opens (or creates) the log in `dir`, cutting a torn tail.
     pub fn open(dir: &Path) -> io::Result<Self> {
-        std::fs::create_dir_all(dir)?;
+        std::fs::create_dir_all(dir).map_err(|e| at(dir, e))?;
         let path = dir.join(LOG_FILE);
         let mut file = OpenOptions::new()
             .read(true)
             .append(true)
             .create(true)
-            .open(&path)?;
+            .open(&path)
+            .map_err(|e| at(&path, e))?;
         let mut bytes = Vec::new();
-        file.read_to_end(&mut bytes)?;
+        file.read_to_end(&mut bytes).map_err(|e| at(&path, e))?;
         let (parsed, valid) = parse_frames(&bytes);
         if valid < bytes.len() as u64 {
             tracing::warn!(
@@ -148,8 +163,9 @@ impl LogStore {
                 len = bytes.len(),
                 "cutting a torn or corrupt tail off the raft log"
             );
-            file.set_len(valid)?;
-            file.sync_all()?;
+            file.set_len(valid)
+                .and_then(|()| file.sync_all())
+                .map_err(|e| at(&path, e))?;
         }
         let purged: Option<LogId<NodeId>> = read_json(dir, PURGED_FILE)?;
         let entries = parsed
@@ -275,7 +291,8 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         let result = inner
             .file
             .write_all(&buf)
-            .and_then(|()| inner.file.sync_data());
+            .and_then(|()| inner.file.sync_data())
+            .map_err(|e| at(&inner.dir.join(LOG_FILE), e));
         match result {
             Ok(()) => {
                 inner.len += buf.len() as u64;
@@ -333,7 +350,8 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             let file = OpenOptions::new().append(true).open(dir.join(LOG_FILE))?;
             Ok((file, len, entries))
         };
-        let (file, len, entries) = rewrite().map_err(|e| log_err(ErrorVerb::Delete, e))?;
+        let (file, len, entries) =
+            rewrite().map_err(|e| log_err(ErrorVerb::Delete, at(&tmp, e)))?;
         inner.file = file;
         inner.len = len;
         inner.entries = entries;

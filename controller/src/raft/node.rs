@@ -6,7 +6,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use openraft::error::{ClientWriteError, InitializeError, RaftError};
+use openraft::error::{ClientWriteError, Fatal, InitializeError, RaftError};
 use openraft::{BasicNode, Config, Raft, SnapshotPolicy};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
@@ -181,6 +181,31 @@ impl Controller {
                 Err(WriteError::NotLeader(forward.leader_id))
             }
             Err(e) => Err(WriteError::Raft(e.to_string())),
+        }
+    }
+
+    /// Resolves, with the cause, once the raft core has stopped by itself: a storage fault
+    /// (the log or vote could not be written) ends it for good, and openraft cannot restart it
+    /// in place. The node must then exit so that a supervisor restarts it (DESIGN.md, decision
+    /// 10): a broker whose controller is dead would otherwise serve on, unable to change any
+    /// metadata. Never resolves once the controller is shut down on purpose.
+    pub fn failure(&self) -> impl std::future::Future<Output = String> + Send + 'static {
+        let mut metrics = self.raft.metrics();
+        async move {
+            loop {
+                let failed = match &metrics.borrow_and_update().running_state {
+                    Ok(()) => None,
+                    Err(Fatal::Stopped) => break,
+                    Err(fatal) => Some(fatal.to_string()),
+                };
+                if let Some(failed) = failed {
+                    return failed;
+                }
+                if metrics.changed().await.is_err() {
+                    break;
+                }
+            }
+            std::future::pending().await
         }
     }
 

@@ -71,11 +71,10 @@ pub struct StateMachine {
 }
 
 fn sm_err(verb: ErrorVerb, e: impl std::fmt::Display) -> StorageError<NodeId> {
-    let e = std::io::Error::other(e.to_string());
     StorageIOError::new(
         ErrorSubject::StateMachine,
         verb,
-        openraft::AnyError::new(&e),
+        openraft::AnyError::error(e),
     )
     .into()
 }
@@ -83,7 +82,7 @@ fn sm_err(verb: ErrorVerb, e: impl std::fmt::Display) -> StorageError<NodeId> {
 impl StateMachine {
     /// Opens the state machine in `dir`, starting from its snapshot if there is one.
     pub fn open(dir: &Path) -> std::io::Result<Self> {
-        std::fs::create_dir_all(dir)?;
+        std::fs::create_dir_all(dir).map_err(|e| super::log_store::at(dir, e))?;
         let stored: Option<StoredSnapshot> = read_json(dir, SNAPSHOT_FILE)?;
         let (image, last_applied, membership, snapshot) = match stored {
             Some(stored) => {
