@@ -156,18 +156,15 @@ impl Partition {
             self.durable.send_if_modified(|d| bump(d, end));
             return Ok(());
         };
-        let files = target.files;
-        let synced =
-            tokio::task::spawn_blocking(move || files.iter().try_for_each(|f| f.sync_data()))
-                .await
-                .unwrap_or_else(|e| Err(std::io::Error::other(e)));
+        let (synced, target) = tokio::task::spawn_blocking(move || (target.sync(), target))
+            .await
+            .map_err(|e| LogError::io(self.log().dir(), std::io::Error::other(e)))?;
         if let Err(e) = synced {
-            let dir = self.log().dir().to_owned();
             // Wake the other waiters so that they see the failure by trying themselves.
             self.durable.send_modify(|_| {});
-            return Err(LogError::io(dir, e));
+            return Err(e);
         }
-        self.log().mark_flushed(target.offset, SystemTime::now());
+        self.log().mark_flushed(&target, SystemTime::now());
         self.durable.send_if_modified(|d| bump(d, target.offset));
         Ok(())
     }

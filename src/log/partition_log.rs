@@ -42,6 +42,25 @@ pub struct FlushTarget {
     pub files: Vec<Arc<File>>,
     /// Offsets below this are durable once every file is synced.
     pub offset: u64,
+    /// The partition directory.
+    pub dir: PathBuf,
+    /// Set when a roll created a segment file since the last flush: the directory entry must
+    /// be durable too before the records in it are. The count of directory changes covered.
+    pub dir_changes: Option<u64>,
+}
+
+impl FlushTarget {
+    /// Fsyncs the files, then the directory if needed. Blocking: run it off the reactor, and
+    /// outside the partition lock, so appends go on meanwhile (group commit).
+    pub fn sync(&self) -> Result<()> {
+        for file in &self.files {
+            file.sync_data().map_err(|e| LogError::io(&self.dir, e))?;
+        }
+        if self.dir_changes.is_some() {
+            sync_dir(&self.dir)?;
+        }
+        Ok(())
+    }
 }
 
 /// One partition's log on local disk.
@@ -53,6 +72,10 @@ pub struct PartitionLog {
     log_start_offset: u64,
     log_end_offset: u64,
     recovery_point: u64,
+    /// Segment files created in the directory (by rolls) since it was opened, and how many
+    /// of them a directory fsync has made durable: rolls leave that fsync to the next flush.
+    dir_changes: u64,
+    dir_synced: u64,
     unflushed_messages: u64,
     last_flush: SystemTime,
     producer_state: ProducerStateManager,
@@ -146,6 +169,8 @@ impl PartitionLog {
             // Clean: everything was flushed at shutdown. Unclean: recovered segments were
             // flushed above. Either way the whole log is durable now.
             recovery_point: log_end_offset,
+            dir_changes: 0,
+            dir_synced: 0,
             unflushed_messages: 0,
             last_flush: SystemTime::now(),
             producer_state: ProducerStateManager::default(),
@@ -260,8 +285,10 @@ impl PartitionLog {
         self.active_segment_mut().close()?;
         let segment = LogSegment::open(&self.dir, base, segment_settings(&self.config), false)?;
         self.segments.insert(base, segment);
-        // The new file's directory entry must survive a crash like its data.
-        sync_dir(&self.dir)?;
+        // The new file's directory entry must survive a crash like its data: the next flush
+        // fsyncs the directory before the records in it count as durable. Not here: this runs
+        // inside an append, under the partition lock.
+        self.dir_changes += 1;
         tracing::debug!(dir = %self.dir.display(), base, "rolled log segment");
         Ok(())
     }
@@ -338,11 +365,17 @@ impl PartitionLog {
         Some(FlushTarget {
             files,
             offset: self.log_end_offset,
+            dir: self.dir.clone(),
+            dir_changes: (self.dir_synced < self.dir_changes).then_some(self.dir_changes),
         })
     }
 
-    /// Records that offsets below `offset` are durable.
-    pub fn mark_flushed(&mut self, offset: u64, now: SystemTime) {
+    /// Records that `target` was synced: offsets below its offset are durable.
+    pub fn mark_flushed(&mut self, target: &FlushTarget, now: SystemTime) {
+        let offset = target.offset;
+        if let Some(changes) = target.dir_changes {
+            self.dir_synced = self.dir_synced.max(changes);
+        }
         if offset > self.recovery_point {
             self.recovery_point = offset.min(self.log_end_offset);
         }
@@ -749,9 +782,23 @@ fn delete_segment_files(dir: &Path, base: u64) -> Result<()> {
 
 /// fsyncs a directory so that created, renamed or deleted entries are durable.
 pub fn sync_dir(dir: &Path) -> Result<()> {
+    #[cfg(test)]
+    DIR_SYNCS.with(|n| n.set(n.get() + 1));
     File::open(dir)
         .and_then(|d| d.sync_all())
         .map_err(|e| LogError::io(dir, e))
+}
+
+#[cfg(test)]
+thread_local! {
+    /// Directory fsyncs made by this thread, so a test can tell which path made them.
+    static DIR_SYNCS: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
+/// Directory fsyncs made by the calling thread (tests only).
+#[cfg(test)]
+pub(crate) fn dir_syncs_on_this_thread() -> u64 {
+    DIR_SYNCS.with(std::cell::Cell::get)
 }
 
 #[cfg(test)]

@@ -139,10 +139,8 @@ fn flush_bookkeeping_tracks_recovery_point() {
     assert!(log.flush_due(SystemTime::now()));
     let target = log.flush_target().unwrap();
     assert_eq!(target.offset, 4);
-    for file in &target.files {
-        file.sync_data().unwrap();
-    }
-    log.mark_flushed(target.offset, SystemTime::now());
+    target.sync().unwrap();
+    log.mark_flushed(&target, SystemTime::now());
     assert_eq!(log.recovery_point(), 4);
     assert!(!log.flush_due(SystemTime::now()));
 }
@@ -180,4 +178,41 @@ fn segment_ms_rolls_an_old_active_segment() {
         "a segment older than segment.ms rolls on the next append"
     );
     assert_eq!(log.log_end_offset(), 3);
+}
+
+#[test]
+fn a_roll_leaves_the_directory_fsync_to_the_flush() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log =
+        PartitionLog::open(dir.path(), config(&[("segment.bytes", "200")]), 0, true).unwrap();
+    append(&mut log, 2, 0);
+    let target = log.flush_target().unwrap();
+    target.sync().unwrap();
+    log.mark_flushed(&target, SystemTime::now());
+    // Appends that roll the segment never fsync the directory themselves: that is the flush's
+    // job, outside the partition lock.
+    let syncs = dir_syncs_on_this_thread();
+    for n in 0..5 {
+        append(&mut log, 2, n);
+    }
+    assert!(log.segment_count() > 2, "the appends rolled");
+    assert_eq!(
+        dir_syncs_on_this_thread(),
+        syncs,
+        "an append fsynced the directory"
+    );
+    let target = log.flush_target().unwrap();
+    assert!(
+        target.dir_changes.is_some(),
+        "the flush covers the new segments' entries"
+    );
+    target.sync().unwrap();
+    assert_eq!(dir_syncs_on_this_thread(), syncs + 1);
+    log.mark_flushed(&target, SystemTime::now());
+    assert_eq!(log.recovery_point(), log.log_end_offset());
+    // Until the next roll, flushes leave the directory alone.
+    let segments = log.segment_count();
+    append(&mut log, 1, 9);
+    let target = log.flush_target().unwrap();
+    assert_eq!(target.dir_changes.is_some(), log.segment_count() > segments);
 }
