@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use strata::config::BrokerConfig;
+use strata::config::{BrokerConfig, Override};
 use strata::logging::LogFormat;
 use tokio::sync::watch;
 
@@ -35,6 +35,11 @@ enum Command {
     Cluster {
         #[command(subcommand)]
         command: ClusterCommand,
+    },
+    /// Node configuration files.
+    Config {
+        #[command(subcommand)]
+        command: ConfigCommand,
     },
     /// Tiered storage of a running broker: each partition's two tiers and upload backlog.
     Tiering {
@@ -115,6 +120,13 @@ enum ClusterCommand {
         #[arg(long)]
         id: u64,
     },
+}
+
+#[derive(Subcommand)]
+enum ConfigCommand {
+    /// Validates a configuration exactly as `strata run` would, without starting anything,
+    /// and prints what the node would be.
+    Check(DevArgs),
 }
 
 #[derive(Subcommand)]
@@ -218,7 +230,13 @@ fn run(command: Command) -> anyhow::Result<()> {
                 use strata_controller::raft::admin::AdminRequest;
                 match command {
                     ClusterCommand::Status { controllers } => {
-                        strata::cli::cluster::status(&controllers).await
+                        let status = strata::cli::cluster::status(&controllers).await;
+                        if status.has_leader {
+                            Ok(status.text)
+                        } else {
+                            print!("{}", status.text);
+                            Err(anyhow::anyhow!("{}", status.problem))
+                        }
                     }
                     ClusterCommand::AddVoter {
                         controllers,
@@ -241,6 +259,13 @@ fn run(command: Command) -> anyhow::Result<()> {
                 }
             })?;
             print!("{out}");
+            Ok(())
+        }
+        Command::Config {
+            command: ConfigCommand::Check(args),
+        } => {
+            let config = BrokerConfig::load(args.config.as_deref(), &overrides(&args)?)?;
+            print!("{}", strata::cli::config::summary(&config));
             Ok(())
         }
         Command::Tiering {
@@ -274,25 +299,38 @@ fn run(command: Command) -> anyhow::Result<()> {
     }
 }
 
-fn dev(args: DevArgs) -> anyhow::Result<()> {
-    strata::server::raise_files_limit();
+/// The settings `args` give on the command line, flags first, `--set` last.
+fn overrides(args: &DevArgs) -> anyhow::Result<Vec<Override>> {
     let mut overrides = Vec::new();
     if let Some(dir) = &args.data_dir {
-        overrides.push(("log.dirs".to_owned(), dir.display().to_string()));
+        overrides.push(Override::flag(
+            "--data-dir",
+            "log.dirs",
+            &dir.display().to_string(),
+        ));
     }
     if let Some(listen) = &args.listen {
-        overrides.push(("listeners".to_owned(), listen.clone()));
+        overrides.push(Override::flag("--listen", "listeners", listen));
     }
     if let Some(advertised) = &args.advertised_listener {
-        overrides.push(("advertised.listeners".to_owned(), advertised.clone()));
+        overrides.push(Override::flag(
+            "--advertised-listener",
+            "advertised.listeners",
+            advertised,
+        ));
     }
     for entry in &args.overrides {
         let (key, value) = entry
             .split_once('=')
             .with_context(|| format!("--set {entry}: expected KEY=VALUE"))?;
-        overrides.push((key.trim().to_owned(), value.trim().to_owned()));
+        overrides.push(Override::set(key.trim(), value.trim()));
     }
-    let config = BrokerConfig::load(args.config.as_deref(), &overrides)?;
+    Ok(overrides)
+}
+
+fn dev(args: DevArgs) -> anyhow::Result<()> {
+    strata::server::raise_files_limit();
+    let config = BrokerConfig::load(args.config.as_deref(), &overrides(&args)?)?;
     until_signal(|shutdown| async move {
         strata::server::run(config, shutdown, |addr| {
             // A machine-readable line for scripts and tests that start the broker on port 0.

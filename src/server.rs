@@ -7,6 +7,8 @@
 //! marker. The next start then skips recovery.
 
 use std::sync::Arc;
+
+use anyhow::Context;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use strata_api::ServerConfig;
@@ -49,15 +51,20 @@ pub async fn run(
 ) -> anyhow::Result<()> {
     // Before anything reads or writes the directory (the controller's log lives inside it).
     let _lock = DirLock::acquire(&config.data_dir)?;
-    let controller = if config.controller_role {
-        let listener = TcpListener::bind(config.controller_listener)
-            .await
-            .map_err(|e| {
-                anyhow::anyhow!(
-                    "cannot bind the controller listener on {}: {e}",
-                    config.controller_listener
-                )
-            })?;
+    // Every listener is bound before the node joins the quorum: a port in use stops the node
+    // here, not after it has become a voter that then dies.
+    let controller_listener = match config.controller_role {
+        true => Some(bind("controller", config.controller_listener).await?),
+        false => None,
+    };
+    let broker_listeners = match config.broker_role {
+        true => Some((
+            bind("Kafka", config.listener).await?,
+            bind("admin", config.admin_listener).await?,
+        )),
+        false => None,
+    };
+    let controller = if let Some(listener) = controller_listener {
         let bound = listener.local_addr()?;
         let quorum = QuorumConfig {
             snapshot_every: config.snapshot_every,
@@ -93,7 +100,15 @@ pub async fn run(
             Ok(())
         }
         controller => {
-            let result = run_broker(&mut config, controllers, shutdown, on_listening).await;
+            let (listener, admin) = broker_listeners.context("a node has at least one role")?;
+            let result = run_broker(
+                &mut config,
+                (listener, admin),
+                controllers,
+                shutdown,
+                on_listening,
+            )
+            .await;
             if let Some((controller, _)) = controller {
                 controller.shutdown().await;
             }
@@ -159,15 +174,20 @@ pub fn stop_on_failure(
     (stopping, task)
 }
 
+/// Binds a listener, naming it and the address when that fails.
+async fn bind(name: &str, addr: std::net::SocketAddr) -> anyhow::Result<TcpListener> {
+    TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("cannot bind the {name} listener on {addr}"))
+}
+
 async fn run_broker(
     config: &mut BrokerConfig,
+    (listener, admin): (TcpListener, TcpListener),
     controllers: Vec<String>,
     shutdown: watch::Receiver<bool>,
     on_listening: impl FnOnce(std::net::SocketAddr),
 ) -> anyhow::Result<()> {
-    let listener = TcpListener::bind(config.listener).await.map_err(|e| {
-        anyhow::anyhow!("cannot bind the Kafka listener on {}: {e}", config.listener)
-    })?;
     let bound = listener.local_addr()?;
     if config.advertised.1 == 0 {
         config.advertised.1 = bound.port();
@@ -198,15 +218,7 @@ async fn run_broker(
         tokio::task::spawn_blocking(move || StrataBroker::open(opening, controllers, remote))
             .await??,
     );
-    cluster::join(&broker, &mut shutdown.clone()).await?;
-    let admin = TcpListener::bind(broker.config().admin_listener)
-        .await
-        .map_err(|e| {
-            anyhow::anyhow!(
-                "cannot bind the admin listener on {}: {e}",
-                broker.config().admin_listener
-            )
-        })?;
+    // The admin API answers from the start (its health and readiness say "joining" meanwhile).
     // A machine-readable line for scripts and tests, before the Kafka one.
     println!("strata admin listening on {}", admin.local_addr()?);
     tokio::spawn(strata_api::admin::serve_admin(
@@ -214,6 +226,7 @@ async fn run_broker(
         Arc::clone(&broker),
         shutdown.clone(),
     ));
+    cluster::join(&broker, &mut shutdown.clone()).await?;
     tracing::info!(%bound, advertised = ?broker.config().advertised, data_dir = %data_dir.display(), "Kafka listener ready");
     on_listening(bound);
 

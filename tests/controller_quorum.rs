@@ -3,11 +3,15 @@
 //! one, its log torn mid-write, restarts and catches up by snapshot (its gap was purged).
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Write};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
+mod common;
+
+use common::cluster::free_addr;
+use common::controller::ControllerProcess;
 use strata_controller::Endpoint;
 use strata_controller::MetadataRecord;
 use strata_controller::raft::active::Heartbeat;
@@ -15,61 +19,8 @@ use strata_controller::raft::admin::NewTopic;
 use strata_controller::raft::{QuorumStatus, client};
 use uuid::Uuid;
 
-/// A controller process we started (and stop, by its pid).
-struct ControllerProcess {
-    child: Child,
-}
-
-impl ControllerProcess {
-    fn start(id: u64, addr: &str, dir: &Path, voters: &str) -> Self {
-        Self::start_with(id, addr, dir, voters, &[])
-    }
-
-    fn start_with(id: u64, addr: &str, dir: &Path, voters: &str, extra: &[&str]) -> Self {
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(dir.join(format!("c{id}.log")))
-            .unwrap();
-        let mut child = Command::new(env!("CARGO_BIN_EXE_strata"))
-            .args(["controller", "--node-id", &id.to_string(), "--listen", addr])
-            .arg("--data-dir")
-            .arg(dir.join(format!("c{id}")))
-            .args(["--voters", voters])
-            .args(["--snapshot-every", "40", "--keep-behind-snapshot", "5"])
-            .args(extra)
-            .env("RUST_LOG", "info")
-            .stdout(Stdio::piped())
-            .stderr(log)
-            .spawn()
-            .expect("strata starts");
-        let stdout = child.stdout.take().unwrap();
-        let mut lines = BufReader::new(stdout).lines();
-        let ready = lines
-            .next()
-            .and_then(Result::ok)
-            .is_some_and(|l| l.starts_with("strata controller listening on"));
-        assert!(ready, "controller {id} did not start");
-        Self { child }
-    }
-
-    fn kill(mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for ControllerProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_addr() -> String {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.local_addr().unwrap().to_string()
-}
+/// Frequent snapshots, few entries kept behind them: a restarted voter catches up by snapshot.
+const SNAPSHOTS: &[&str] = &["--snapshot-every", "40", "--keep-behind-snapshot", "5"];
 
 async fn create_topic(addrs: &[String], name: &str) {
     let record = MetadataRecord::CreateTopic {
@@ -130,7 +81,15 @@ async fn kill_9_the_active_controller_while_creating_topics() {
     let mut processes: Vec<Option<ControllerProcess>> = addrs
         .iter()
         .enumerate()
-        .map(|(n, a)| Some(ControllerProcess::start(n as u64 + 1, a, &dir, &voters)))
+        .map(|(n, a)| {
+            Some(ControllerProcess::start(
+                n as u64 + 1,
+                a,
+                &dir,
+                &voters,
+                SNAPSHOTS,
+            ))
+        })
         .collect();
     let (first, _) = wait_until("a leader", Duration::from_secs(15), async || {
         leader(&addrs).await
@@ -199,7 +158,13 @@ async fn kill_9_the_active_controller_while_creating_topics() {
     let mut file = std::fs::OpenOptions::new().append(true).open(&log).unwrap();
     file.write_all(&[0, 0, 0, 200, 1, 2, 3, 4, 5]).unwrap();
     drop(file);
-    let restarted = ControllerProcess::start(first, &addrs[(first - 1) as usize], &dir, &voters);
+    let restarted = ControllerProcess::start(
+        first,
+        &addrs[(first - 1) as usize],
+        &dir,
+        &voters,
+        SNAPSHOTS,
+    );
     // Its applied image and its snapshot metric move in separate steps: wait for both.
     wait_until(
         "the restarted voter to catch up by a snapshot past its old log",
@@ -221,7 +186,11 @@ async fn kill_9_the_active_controller_while_creating_topics() {
     let text = String::from_utf8_lossy(&output.stdout);
     assert!(output.status.success(), "{text}");
     assert!(text.contains("active controller:"), "{text}");
-    assert_eq!(text.matches("Leader").count(), 1, "{text}");
+    let leaders = text
+        .lines()
+        .filter(|l| l.split_whitespace().nth(2) == Some("leader"))
+        .count();
+    assert_eq!(leaders, 1, "{text}");
     drop(processes);
 }
 
@@ -251,12 +220,12 @@ async fn brokers_register_by_heartbeat_and_are_fenced_when_silent() {
         .iter()
         .enumerate()
         .map(|(n, a)| {
-            ControllerProcess::start_with(
+            ControllerProcess::start(
                 n as u64 + 1,
                 a,
                 tmp.path(),
                 &voters,
-                &["--broker-session-timeout-ms", "1500"],
+                &[SNAPSHOTS, &["--broker-session-timeout-ms", "1500"]].concat(),
             )
         })
         .collect();

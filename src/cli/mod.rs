@@ -2,6 +2,7 @@
 
 mod client;
 pub mod cluster;
+pub mod config;
 pub mod groups;
 pub mod tiering;
 

@@ -5,6 +5,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use openraft::error::{ClientWriteError, RaftError};
 use openraft::{BasicNode, Raft};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -108,6 +109,8 @@ pub enum AdminAnswer {
     },
     /// Done, nothing to report.
     Done,
+    /// The voters after a change: id → controller address.
+    Voters(BTreeMap<NodeId, String>),
 }
 
 /// An admin answer with the metadata offset that includes its effect.
@@ -259,12 +262,12 @@ async fn serve(
         AdminRequest::AddVoter { id, addr } => {
             raft.add_learner(id, BasicNode { addr: addr.clone() }, true)
                 .await
-                .map_err(|e| WriteRefusal::Failed(format!("adding {id} as a learner: {e}")))?;
+                .map_err(|e| refusal(e, &format!("adding {id} as a learner")))?;
             let mut voters = voter_ids(raft);
             voters.insert(id);
             change_voters(raft, voters).await?;
             tracing::info!(node = id, %addr, "voter added");
-            Ok(AdminAnswer::Done)
+            Ok(AdminAnswer::Voters(voter_addresses(raft)))
         }
         AdminRequest::RemoveVoter { id } => {
             let mut voters = voter_ids(raft);
@@ -276,9 +279,15 @@ async fn serve(
                     "the last voter cannot be removed".into(),
                 )));
             }
+            let removed_addr = voter_addresses(raft).remove(&id);
             change_voters(raft, voters).await?;
             tracing::info!(node = id, "voter removed");
-            Ok(AdminAnswer::Done)
+            // It may never hear of its removal through the log (it is no longer replicated
+            // to), and would campaign forever: tell it.
+            if let Some(addr) = removed_addr {
+                super::network::tell_removed(&addr, id).await;
+            }
+            Ok(AdminAnswer::Voters(voter_addresses(raft)))
         }
     }
 }
@@ -379,6 +388,21 @@ fn voter_ids(raft: &Raft<TypeConfig>) -> BTreeSet<NodeId> {
         .collect()
 }
 
+/// The current voters and their controller addresses.
+fn voter_addresses(raft: &Raft<TypeConfig>) -> BTreeMap<NodeId, String> {
+    let metrics = raft.metrics().borrow().clone();
+    let membership = metrics.membership_config.membership();
+    membership
+        .voter_ids()
+        .map(|id| {
+            let addr = membership
+                .get_node(&id)
+                .map_or(String::new(), |n| n.addr.clone());
+            (id, addr)
+        })
+        .collect()
+}
+
 async fn change_voters(
     raft: &Raft<TypeConfig>,
     voters: BTreeSet<NodeId>,
@@ -386,5 +410,16 @@ async fn change_voters(
     raft.change_membership(voters, false)
         .await
         .map(|_| ())
-        .map_err(|e| WriteRefusal::Failed(format!("changing the voters: {e}")))
+        .map_err(|e| refusal(e, "changing the voters"))
+}
+
+/// A membership change that failed: "ask the leader" when leadership moved meanwhile (the
+/// client retries there), otherwise the failure with what was being done.
+fn refusal(e: RaftError<NodeId, ClientWriteError<NodeId, BasicNode>>, doing: &str) -> WriteRefusal {
+    match e {
+        RaftError::APIError(ClientWriteError::ForwardToLeader(forward)) => {
+            WriteRefusal::NotLeader(forward.leader_id.zip(forward.leader_node.map(|n| n.addr)))
+        }
+        other => WriteRefusal::Failed(format!("{doing}: {other}")),
+    }
 }

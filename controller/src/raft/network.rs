@@ -44,6 +44,11 @@ pub(crate) enum Rpc {
     BrokerHeartbeat(Heartbeat),
     /// A request only the active controller serves.
     Admin(AdminRequest),
+    /// The active controller tells a voter it removed from the quorum.
+    Removed {
+        /// The removed node.
+        id: NodeId,
+    },
     /// A broker asks for the metadata log after its offset (any controller answers).
     FetchMetadata {
         /// The offset of the broker's image.
@@ -67,6 +72,7 @@ pub(crate) enum Reply {
     BrokerHeartbeat(Result<HeartbeatAnswer, WriteRefusal>),
     Admin(Result<AdminReply, WriteRefusal>),
     FetchMetadata(MetadataUpdate),
+    Removed,
 }
 
 /// Why a write was not committed.
@@ -103,6 +109,10 @@ pub struct QuorumStatus {
     pub role: String,
     /// The active controller, if known.
     pub leader: Option<NodeId>,
+    /// On the leader: how long ago a majority of voters last acknowledged it. A leader whose
+    /// majority went silent still calls itself leader, but can commit nothing.
+    #[serde(default)]
+    pub quorum_ack_ms: Option<u64>,
     /// Raft term.
     pub term: u64,
     /// Last index in its log.
@@ -235,6 +245,7 @@ pub(crate) fn status(raft: &Raft<TypeConfig>, state: &StateMachine) -> QuorumSta
         id: metrics.id,
         role: format!("{:?}", metrics.state),
         leader: metrics.current_leader,
+        quorum_ack_ms: metrics.millis_since_quorum_ack,
         term: metrics.current_term,
         last_log_index: metrics.last_log_index,
         applied: metrics.last_applied.map(|l| l.index),
@@ -246,12 +257,29 @@ pub(crate) fn status(raft: &Raft<TypeConfig>, state: &StateMachine) -> QuorumSta
     }
 }
 
-/// Answers peers and clients until the listener fails.
+/// How long the active controller tries to tell a removed voter about its removal.
+const TELL_REMOVED_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// Tells the controller at `addr` that it is no longer a voter (best effort: a controller that
+/// is down hears nothing, and stays out once it returns, as it is no longer replicated to).
+pub(crate) async fn tell_removed(addr: &str, id: NodeId) {
+    let rpc = Rpc::Removed { id };
+    match tokio::time::timeout(TELL_REMOVED_TIMEOUT, client_call(addr, &rpc)).await {
+        Ok(Ok(Reply::Removed)) => tracing::info!(node = id, %addr, "told the removed voter"),
+        Ok(Ok(_)) => tracing::warn!(node = id, %addr, "the removed voter answered oddly"),
+        Ok(Err(e)) => tracing::info!(node = id, %addr, "could not tell the removed voter: {e}"),
+        Err(_) => tracing::info!(node = id, %addr, "the removed voter did not answer"),
+    }
+}
+
+/// Answers peers and clients until the listener fails. `retired` turns true once the active
+/// controller says this one was removed from the quorum.
 pub async fn serve(
     listener: TcpListener,
     raft: Raft<TypeConfig>,
     state: StateMachine,
     active: ActiveState,
+    retired: std::sync::Arc<tokio::sync::watch::Sender<bool>>,
 ) {
     loop {
         let (mut stream, peer) = match listener.accept().await {
@@ -267,6 +295,7 @@ pub async fn serve(
         let raft = raft.clone();
         let state = state.clone();
         let active = active.clone();
+        let retired = std::sync::Arc::clone(&retired);
         tokio::spawn(async move {
             loop {
                 let rpc: Rpc = match read_frame(&mut stream).await {
@@ -299,6 +328,21 @@ pub async fn serve(
                             )
                             .await,
                     ),
+                    Rpc::Removed { id } => {
+                        if id == raft.metrics().borrow().id && !*retired.borrow() {
+                            tracing::warn!(
+                                node = id,
+                                "this controller was removed from the metadata quorum and has \
+                                 stopped taking part in it: stop it, and delete its metadata \
+                                 directory before adding it back with `strata cluster add-voter`"
+                            );
+                            retired.send_replace(true);
+                            // Not on this task: shutting raft down waits for its core.
+                            let raft = raft.clone();
+                            tokio::spawn(async move { raft.shutdown().await });
+                        }
+                        Reply::Removed
+                    }
                     Rpc::Admin(request) => Reply::Admin(
                         admin::handle(&raft, &state, &active, request)
                             .await

@@ -9,6 +9,7 @@ use std::time::Duration;
 use openraft::error::{ClientWriteError, Fatal, InitializeError, RaftError};
 use openraft::{BasicNode, Config, Raft, SnapshotPolicy};
 use tokio::net::TcpListener;
+use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use super::active::{ActiveState, active_duties};
@@ -67,6 +68,7 @@ pub struct Controller {
     /// The applied metadata.
     pub state: StateMachine,
     active: ActiveState,
+    retired: Arc<watch::Sender<bool>>,
     server: JoinHandle<()>,
     duties: JoinHandle<()>,
     sizer: JoinHandle<()>,
@@ -129,13 +131,21 @@ impl Controller {
             .map_err(|e| StartError::Raft(e.to_string()))?;
         let sizer = tokio::spawn(snapshot_by_size(raft.clone(), log, quorum.snapshot_bytes));
         let active = ActiveState::new(quorum.broker_lease);
-        let server = tokio::spawn(serve(listener, raft.clone(), state.clone(), active.clone()));
+        let retired = Arc::new(watch::Sender::new(false));
+        let server = tokio::spawn(serve(
+            listener,
+            raft.clone(),
+            state.clone(),
+            active.clone(),
+            Arc::clone(&retired),
+        ));
         let duties = tokio::spawn(active_duties(raft.clone(), state.clone(), active.clone()));
         Ok(Self {
             id,
             raft,
             state,
             active,
+            retired,
             server,
             duties,
             sizer,
@@ -206,6 +216,15 @@ impl Controller {
                 }
             }
             std::future::pending().await
+        }
+    }
+
+    /// Resolves once the active controller has removed this one from the quorum (its raft
+    /// core is then stopped: it no longer campaigns).
+    pub fn retired(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
+        let mut retired = self.retired.subscribe();
+        async move {
+            let _ = retired.wait_for(|r| *r).await;
         }
     }
 

@@ -1,0 +1,48 @@
+//! `strata config check`: a configuration validated as `strata run` would, summarised.
+
+use crate::config::BrokerConfig;
+
+/// What a node with `config` would be, one line per fact.
+pub fn summary(config: &BrokerConfig) -> String {
+    let roles = match (config.broker_role, config.controller_role) {
+        (true, true) => "broker and controller",
+        (true, false) => "broker",
+        _ => "controller",
+    };
+    let mut out = format!("config ok: node {} ({roles})\n", config.node_id);
+    if config.broker_role {
+        out.push_str(&format!(
+            "  Kafka listener    {} (advertised as {}:{})\n  admin listener    {}\n",
+            config.listener, config.advertised.0, config.advertised.1, config.admin_listener
+        ));
+    }
+    if config.controller_role {
+        out.push_str(&format!(
+            "  controller        {}\n",
+            config.controller_listener
+        ));
+    }
+    let voters = if config.voters.is_empty() {
+        "this node alone".to_owned()
+    } else {
+        config
+            .voters
+            .iter()
+            .map(|(id, addr)| format!("{id}@{addr}"))
+            .collect::<Vec<_>>()
+            .join(",")
+    };
+    out.push_str(&format!("  voters            {voters}\n"));
+    if let Some(warning) = super::cluster::even_voters_warning(config.voters.len()) {
+        out.push_str(&format!("  warning: {warning}\n"));
+    }
+    out.push_str(&format!(
+        "  data directory    {}\n",
+        config.data_dir.display()
+    ));
+    match &config.remote {
+        Some(remote) => out.push_str(&format!("  tiered storage    {}\n", remote.url)),
+        None => out.push_str("  tiered storage    off\n"),
+    }
+    out
+}

@@ -1,0 +1,230 @@
+//! The broker-level settings Strata knows besides the topic defaults (`log.*`,
+//! `message.max.bytes`, …, which come from the topic config table): name, default, meaning.
+//! DescribeConfigs and `strata config` list them; unknown names are refused.
+
+/// Broker-level keys besides the topic defaults (`log.*`, `message.max.bytes`, ...).
+pub const BROKER_KEYS: &[(&str, &str, &str)] = &[
+    (
+        "node.id",
+        "1",
+        "this node's id (broker id and controller id)",
+    ),
+    (
+        "process.roles",
+        "broker,controller",
+        "broker, controller, or both (combined mode)",
+    ),
+    ("log.dirs", "./strata-data", "the data directory"),
+    (
+        "listeners",
+        "PLAINTEXT://127.0.0.1:9092",
+        "Kafka listener (PLAINTEXT://host:port), controller listener (CONTROLLER://host:port) and \
+         admin HTTP API (ADMIN://host:port); the last two default to the Kafka listener's host \
+         and its port + 1 and + 552 (9093 and 9644 for 9092), or port 0 if that one is 0",
+    ),
+    (
+        "controller.quorum.voters",
+        "",
+        "every voter as id@host:port, comma-separated; empty: this node alone (needs the controller role)",
+    ),
+    (
+        "broker.rack",
+        "",
+        "rack of this broker, for rack-aware replica placement",
+    ),
+    (
+        "broker.heartbeat.interval.ms",
+        "2000",
+        "how often a broker heartbeats to the active controller",
+    ),
+    (
+        "broker.session.timeout.ms",
+        "9000",
+        "a broker without a heartbeat for this long is fenced (controller setting)",
+    ),
+    (
+        "remote.log.storage.system.enable",
+        "true",
+        "tiered storage on this broker (topics opt in or out with remote.storage.enable)",
+    ),
+    (
+        "remote.log.storage.url",
+        "",
+        "object store for closed segments: s3://bucket/prefix (AWS environment) or a directory; empty: <log.dirs>/objects",
+    ),
+    (
+        "remote.log.restore.enable",
+        "false",
+        "at startup, recreate the topics the object store holds for this cluster id but the metadata lacks",
+    ),
+    (
+        "remote.log.manager.task.interval.ms",
+        "30000",
+        "how often closed segments are looked for and uploaded",
+    ),
+    (
+        "remote.log.manager.copier.thread.pool.size",
+        "2",
+        "partitions uploading at once",
+    ),
+    (
+        "remote.log.manager.copy.max.bytes.per.second",
+        "-1",
+        "upload bandwidth limit; -1 = unlimited",
+    ),
+    (
+        "remote.log.chunk.bytes",
+        "4194304",
+        "bytes of whole batches per independently compressed chunk",
+    ),
+    (
+        "remote.log.chunk.compression.level",
+        "3",
+        "zstd level of uploaded chunks",
+    ),
+    (
+        "remote.log.chunk.cache.bytes",
+        "1073741824",
+        "on-disk cache of chunks read back from the object store, decompressed",
+    ),
+    (
+        "remote.log.chunk.memory.bytes",
+        "268435456",
+        "decompressed chunks held in memory for remote reads (read-ahead and just read)",
+    ),
+    (
+        "metadata.log.max.snapshot.interval.entries",
+        "20000",
+        "the controller snapshots its metadata image after this many log entries",
+    ),
+    (
+        "metadata.log.max.record.bytes.between.snapshots",
+        "20971520",
+        "... or once the log since the last snapshot holds this many bytes",
+    ),
+    (
+        "advertised.listeners",
+        "",
+        "address sent to clients in Metadata; defaults to listeners",
+    ),
+    (
+        "cluster.id",
+        "",
+        "cluster id; generated and stored on first start when empty",
+    ),
+    (
+        "auto.create.topics.enable",
+        "true",
+        "create topics on Metadata requests for unknown names",
+    ),
+    (
+        "num.partitions",
+        "1",
+        "partitions of auto-created topics and of CreateTopics without a count",
+    ),
+    (
+        "default.replication.factor",
+        "1",
+        "replication factor when CreateTopics gives none",
+    ),
+    (
+        "socket.request.max.bytes",
+        "104857600",
+        "largest request frame accepted",
+    ),
+    (
+        "queued.max.request.bytes",
+        "536870912",
+        "bytes of requests being received or queued, broker-wide; a quarter is kept for requests of at most 2 MiB",
+    ),
+    (
+        "request.receive.timeout.ms",
+        "30000",
+        "a request must arrive within this long of its first byte, or the connection is closed",
+    ),
+    (
+        "connections.max.idle.ms",
+        "600000",
+        "a connection with nothing received and nothing in flight for this long is closed",
+    ),
+    (
+        "max.connections",
+        "",
+        "Kafka connections served at once, more wait to be accepted; empty: half the file descriptor limit",
+    ),
+    (
+        "max.connections.per.ip",
+        "2147483647",
+        "Kafka connections from one address; more are closed at once",
+    ),
+    (
+        "fetch.max.bytes",
+        "57671680",
+        "most bytes of records one Fetch response returns (beyond the first batch), whatever the request asks",
+    ),
+    (
+        "log.retention.check.interval.ms",
+        "300000",
+        "how often retention runs",
+    ),
+    (
+        "log.flush.scheduler.interval.ms",
+        "1000",
+        "how often flush.ms/flush.messages are checked",
+    ),
+    (
+        "log.cleaner.enable",
+        "true",
+        "run log compaction for topics with cleanup.policy=compact",
+    ),
+    (
+        "log.cleaner.backoff.ms",
+        "15000",
+        "how often the cleaner looks for logs to compact",
+    ),
+    (
+        "log.cleaner.dedupe.buffer.size",
+        "134217728",
+        "memory for one compaction pass's key map; larger logs take several passes",
+    ),
+    (
+        "group.min.session.timeout.ms",
+        "6000",
+        "shortest session timeout a group member may ask for",
+    ),
+    (
+        "group.max.session.timeout.ms",
+        "1800000",
+        "longest session timeout a group member may ask for",
+    ),
+    (
+        "group.initial.rebalance.delay.ms",
+        "3000",
+        "how long the first rebalance of an empty group waits for more members",
+    ),
+    (
+        "group.max.size",
+        "2147483647",
+        "most members one group may have",
+    ),
+    (
+        "offsets.topic.num.partitions",
+        "50",
+        "partitions of __consumer_offsets (fixed once it exists)",
+    ),
+    (
+        "offset.metadata.max.bytes",
+        "4096",
+        "longest metadata string of a committed offset",
+    ),
+    (
+        "offsets.retention.minutes",
+        "10080",
+        "how long offsets of an empty group are kept",
+    ),
+    (
+        "offsets.retention.check.interval.ms",
+        "600000",
+        "how often offsets past retention are looked for",
+    ),
+];

@@ -1,0 +1,577 @@
+//! Broker configuration: Kafka's property names, from a TOML file and command-line overrides
+//! (`--set key=value` and the flags that stand for keys), applied in that order.
+//!
+//! Unknown names are refused, naming the key, where it was given and the closest known name,
+//! so a typo never silently falls back to a default; every invalid value is reported with its
+//! key as the user wrote it and its origin (file and line, or flag).
+
+mod keys;
+mod listeners;
+pub mod source;
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::group::{CoordinatorConfig, GroupConfig};
+use crate::log::config::TOPIC_CONFIGS;
+pub use keys::BROKER_KEYS;
+pub use listeners::parse_voters;
+use listeners::{parse_listeners, parse_roles, strip_scheme};
+pub use source::{Origin, Override, Setting};
+
+/// A configuration problem, with the key or file it concerns and where it was given.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read config file {path}: {error}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The OS error.
+        error: std::io::Error,
+    },
+    /// The file is not valid TOML.
+    #[error("config file {path} line {line} is not valid TOML: {message}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// Where the parser stopped.
+        line: usize,
+        /// The parser's message.
+        message: String,
+    },
+    /// A key Strata does not know.
+    #[error(
+        "unknown config '{key}' ({origin}){hint}",
+        hint = suggestion.as_ref().map_or(String::new(), |s| format!("; did you mean '{s}'?"))
+    )]
+    UnknownKey {
+        /// The key.
+        key: String,
+        /// Where it was given.
+        origin: Origin,
+        /// The closest known key, if one is close.
+        suggestion: Option<String>,
+    },
+    /// A value that does not parse or is out of range.
+    #[error("invalid {key} ({origin}): {message}")]
+    Invalid {
+        /// The key.
+        key: String,
+        /// Where it was given (`default` when it was not).
+        origin: Origin,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+/// The settings given, with the defaults of those that were not.
+struct Settings<'a> {
+    entries: &'a BTreeMap<String, Setting>,
+}
+
+impl Settings<'_> {
+    /// The value of `key`, or its default.
+    fn get(&self, key: &str) -> String {
+        self.entries.get(key).map_or_else(
+            || {
+                BROKER_KEYS
+                    .iter()
+                    .find(|(k, _, _)| *k == key)
+                    .map_or(String::new(), |(_, d, _)| (*d).to_owned())
+            },
+            |s| s.value.clone(),
+        )
+    }
+
+    /// An error about `key`, naming where it was set.
+    fn invalid(&self, key: &str, message: impl Into<String>) -> ConfigError {
+        ConfigError::Invalid {
+            key: key.to_owned(),
+            origin: self
+                .entries
+                .get(key)
+                .map_or(Origin::Default, |s| s.origin.clone()),
+            message: message.into(),
+        }
+    }
+
+    fn parse(&self, key: &str, range: std::ops::RangeInclusive<i64>) -> Result<i64, ConfigError> {
+        let raw = self.get(key);
+        let value: i64 = raw
+            .trim()
+            .parse()
+            .map_err(|_| self.invalid(key, format!("'{raw}' is not a number")))?;
+        if !range.contains(&value) {
+            return Err(self.invalid(
+                key,
+                format!("{value} is outside {}..={}", range.start(), range.end()),
+            ));
+        }
+        Ok(value)
+    }
+
+    fn millis(&self, key: &str) -> Result<Duration, ConfigError> {
+        Ok(Duration::from_millis(
+            self.parse(key, 0..=i32::MAX as i64)? as u64
+        ))
+    }
+
+    fn bool(&self, key: &str) -> Result<bool, ConfigError> {
+        match self.get(key).trim() {
+            "true" => Ok(true),
+            "false" => Ok(false),
+            other => Err(self.invalid(key, format!("'{other}' is not true or false"))),
+        }
+    }
+}
+
+/// Tiered storage settings (`remote.log.*`).
+#[derive(Debug, Clone)]
+pub struct RemoteConfig {
+    /// `remote.log.storage.url` (resolved: a directory by default).
+    pub url: String,
+    /// `remote.log.manager.task.interval.ms`.
+    pub interval: Duration,
+    /// `remote.log.manager.copier.thread.pool.size`.
+    pub concurrency: usize,
+    /// `remote.log.manager.copy.max.bytes.per.second` (`None`: unlimited).
+    pub bytes_per_second: Option<u64>,
+    /// `remote.log.chunk.bytes`.
+    pub chunk_bytes: usize,
+    /// `remote.log.chunk.compression.level`.
+    pub compression_level: i32,
+    /// `remote.log.chunk.cache.bytes`.
+    pub cache_bytes: u64,
+    /// `remote.log.chunk.memory.bytes`.
+    pub memory_bytes: u64,
+    /// `remote.log.restore.enable`.
+    pub restore: bool,
+}
+
+/// The broker's effective configuration.
+#[derive(Debug, Clone)]
+pub struct BrokerConfig {
+    /// `node.id`.
+    pub node_id: i32,
+    /// `log.dirs` (one directory).
+    pub data_dir: PathBuf,
+    /// `process.roles`: whether this process is a broker.
+    pub broker_role: bool,
+    /// `process.roles`: whether this process is a controller (a voter of the metadata quorum).
+    pub controller_role: bool,
+    /// `listeners`: where the Kafka listener binds.
+    pub listener: SocketAddr,
+    /// `listeners` (`CONTROLLER://`): where the controller listener binds.
+    pub controller_listener: SocketAddr,
+    /// `listeners` (`ADMIN://`): where the admin HTTP API binds.
+    pub admin_listener: SocketAddr,
+    /// `controller.quorum.voters`: voter id → controller address (empty: this node alone).
+    pub voters: BTreeMap<u64, String>,
+    /// `broker.rack`.
+    pub rack: Option<String>,
+    /// `broker.heartbeat.interval.ms`.
+    pub heartbeat_interval: Duration,
+    /// `broker.session.timeout.ms`.
+    pub session_timeout: Duration,
+    /// `metadata.log.max.snapshot.interval.entries`.
+    pub snapshot_every: u64,
+    /// `remote.log.*`: tiered storage, `None` when disabled.
+    pub remote: Option<RemoteConfig>,
+    /// `metadata.log.max.record.bytes.between.snapshots`.
+    pub snapshot_bytes: u64,
+    /// `advertised.listeners`: host and port given to clients.
+    pub advertised: (String, u16),
+    /// `cluster.id`, if fixed by configuration.
+    pub cluster_id: Option<String>,
+    /// `auto.create.topics.enable`.
+    pub auto_create_topics: bool,
+    /// `num.partitions`.
+    pub num_partitions: i32,
+    /// `default.replication.factor`.
+    pub default_replication_factor: i16,
+    /// `socket.request.max.bytes`.
+    pub max_request_bytes: usize,
+    /// `fetch.max.bytes`.
+    pub fetch_max_bytes: u64,
+    /// `queued.max.request.bytes`.
+    pub queued_max_request_bytes: usize,
+    /// `request.receive.timeout.ms`.
+    pub request_receive_timeout: Duration,
+    /// `connections.max.idle.ms`.
+    pub connections_max_idle: Duration,
+    /// `max.connections` (`None`: half the file descriptor limit).
+    pub max_connections: Option<usize>,
+    /// `max.connections.per.ip`.
+    pub max_connections_per_ip: usize,
+    /// `log.retention.check.interval.ms`.
+    pub retention_check_interval_ms: u64,
+    /// `log.flush.scheduler.interval.ms`.
+    pub flush_check_interval_ms: u64,
+    /// `log.cleaner.enable`.
+    pub cleaner_enable: bool,
+    /// `log.cleaner.backoff.ms`.
+    pub cleaner_backoff_ms: u64,
+    /// `log.cleaner.dedupe.buffer.size`.
+    pub cleaner_buffer_bytes: usize,
+    /// Consumer group coordinator settings (`group.*`, `offsets.*`).
+    pub coordinator: CoordinatorConfig,
+    /// Topic-config defaults set at broker level, under topic-level names.
+    pub topic_defaults: BTreeMap<String, String>,
+    /// Every key set explicitly, for DescribeConfigs.
+    pub explicit: BTreeMap<String, String>,
+}
+
+impl Default for BrokerConfig {
+    fn default() -> Self {
+        Self::from_entries(BTreeMap::new()).expect("defaults are valid")
+    }
+}
+
+impl BrokerConfig {
+    /// Reads a TOML file and applies `overrides` on top.
+    pub fn load(file: Option<&Path>, overrides: &[Override]) -> Result<Self, ConfigError> {
+        let mut entries = match file {
+            Some(path) => source::read_file(path)?,
+            None => BTreeMap::new(),
+        };
+        for o in overrides {
+            entries.insert(
+                o.key.clone(),
+                Setting {
+                    value: o.value.clone(),
+                    origin: Origin::Flag(o.flag.clone()),
+                },
+            );
+        }
+        Self::from_settings(entries)
+    }
+
+    /// Builds the config from flat Kafka-named entries (as if each was given with `--set`).
+    pub fn from_entries(entries: BTreeMap<String, String>) -> Result<Self, ConfigError> {
+        Self::from_settings(
+            entries
+                .into_iter()
+                .map(|(key, value)| {
+                    let origin = Origin::Flag(format!("--set {key}={value}"));
+                    (key, Setting { value, origin })
+                })
+                .collect(),
+        )
+    }
+
+    /// Builds the config from flat Kafka-named settings.
+    pub fn from_settings(entries: BTreeMap<String, Setting>) -> Result<Self, ConfigError> {
+        let settings = Settings { entries: &entries };
+        let mut topic_defaults = BTreeMap::new();
+        for (key, setting) in &entries {
+            if BROKER_KEYS.iter().any(|(k, _, _)| k == key) {
+                continue;
+            }
+            let Some(topic_key) = broker_to_topic_key(key) else {
+                let known = BROKER_KEYS
+                    .iter()
+                    .map(|(k, _, _)| *k)
+                    .chain(TOPIC_CONFIGS.iter().map(|k| k.broker_name));
+                return Err(ConfigError::UnknownKey {
+                    key: key.clone(),
+                    origin: setting.origin.clone(),
+                    suggestion: source::did_you_mean(key, known).map(str::to_owned),
+                });
+            };
+            // Each alone, so that an error names the key the user wrote.
+            let single = BTreeMap::from([(topic_key.to_owned(), setting.value.clone())]);
+            crate::log::LogConfig::from_map(&single).map_err(|e| {
+                let message = e.0.replace(&format!("{topic_key}="), "");
+                settings.invalid(key, message)
+            })?;
+            topic_defaults.insert(topic_key.to_owned(), setting.value.clone());
+        }
+        crate::log::LogConfig::from_map(&topic_defaults)
+            .map_err(|e| settings.invalid("log.*", e.0))?;
+        let get = |key: &str| settings.get(key);
+        let (listener, controller_listener, admin_listener) =
+            parse_listeners(&get("listeners")).map_err(|e| settings.invalid("listeners", e))?;
+        let (broker_role, controller_role) =
+            parse_roles(&get("process.roles")).map_err(|e| settings.invalid("process.roles", e))?;
+        let voters = parse_voters(&get("controller.quorum.voters"))
+            .map_err(|e| settings.invalid("controller.quorum.voters", e))?;
+        if !controller_role && voters.is_empty() {
+            return Err(settings.invalid(
+                "controller.quorum.voters",
+                "a broker without the controller role needs the voters to reach",
+            ));
+        }
+        let advertised_text = get("advertised.listeners");
+        let advertised = if advertised_text.is_empty() {
+            (listener.ip().to_string(), listener.port())
+        } else {
+            let invalid = |message: String| settings.invalid("advertised.listeners", message);
+            let raw = strip_scheme(&advertised_text).map_err(invalid)?;
+            let (host, port) = raw
+                .rsplit_once(':')
+                .ok_or_else(|| invalid(format!("'{advertised_text}' is not host:port")))?;
+            let port = port
+                .parse()
+                .map_err(|_| invalid(format!("'{port}' is not a port")))?;
+            (host.trim_matches(['[', ']']).to_owned(), port)
+        };
+        let cluster_id = Some(get("cluster.id")).filter(|id| !id.is_empty());
+        let node_id = settings.parse("node.id", 0..=i32::MAX as i64)? as i32;
+        if controller_role && !voters.is_empty() && !voters.contains_key(&(node_id as u64)) {
+            return Err(settings.invalid(
+                "controller.quorum.voters",
+                format!("node {node_id} has the controller role but is not a voter"),
+            ));
+        }
+        let rack = Some(get("broker.rack")).filter(|r| !r.is_empty());
+        let data_dir = PathBuf::from(get("log.dirs"));
+        let remote = if settings.bool("remote.log.storage.system.enable")? {
+            let url = get("remote.log.storage.url");
+            let rate = settings.parse(
+                "remote.log.manager.copy.max.bytes.per.second",
+                -1..=i64::MAX,
+            )?;
+            Some(RemoteConfig {
+                url: if url.is_empty() {
+                    data_dir.join("objects").display().to_string()
+                } else {
+                    url
+                },
+                interval: settings
+                    .millis("remote.log.manager.task.interval.ms")?
+                    .max(Duration::from_millis(10)),
+                concurrency: settings.parse("remote.log.manager.copier.thread.pool.size", 1..=64)?
+                    as usize,
+                bytes_per_second: (rate > 0).then_some(rate as u64),
+                chunk_bytes: settings.parse("remote.log.chunk.bytes", 4096..=(256 << 20))? as usize,
+                compression_level: settings.parse("remote.log.chunk.compression.level", 1..=19)?
+                    as i32,
+                cache_bytes: settings.parse("remote.log.chunk.cache.bytes", 1 << 20..=i64::MAX)?
+                    as u64,
+                memory_bytes: settings.parse("remote.log.chunk.memory.bytes", 1 << 20..=i64::MAX)?
+                    as u64,
+                restore: settings.bool("remote.log.restore.enable")?,
+            })
+        } else {
+            None
+        };
+        let max_request_bytes =
+            settings.parse("socket.request.max.bytes", 1024..=i32::MAX as i64)? as usize;
+        let queued_max_request_bytes =
+            settings.parse("queued.max.request.bytes", 1 << 20..=i64::MAX)? as usize;
+        if max_request_bytes > strata_api::memory::largest_admissible(queued_max_request_bytes) {
+            return Err(settings.invalid(
+                "queued.max.request.bytes",
+                format!(
+                    "{queued_max_request_bytes} cannot hold a request of socket.request.max.bytes \
+                     ({max_request_bytes}): large requests may use three quarters of it"
+                ),
+            ));
+        }
+        Ok(Self {
+            node_id,
+            data_dir,
+            remote,
+            broker_role,
+            controller_role,
+            listener,
+            controller_listener,
+            admin_listener,
+            voters,
+            rack,
+            heartbeat_interval: settings
+                .millis("broker.heartbeat.interval.ms")?
+                .max(Duration::from_millis(10)),
+            session_timeout: settings
+                .millis("broker.session.timeout.ms")?
+                .max(Duration::from_millis(100)),
+            snapshot_every: settings
+                .parse("metadata.log.max.snapshot.interval.entries", 1..=i64::MAX)?
+                as u64,
+            snapshot_bytes: settings.parse(
+                "metadata.log.max.record.bytes.between.snapshots",
+                1024..=i64::MAX,
+            )? as u64,
+            advertised,
+            cluster_id,
+            auto_create_topics: settings.bool("auto.create.topics.enable")?,
+            num_partitions: settings.parse("num.partitions", 1..=1_000_000)? as i32,
+            default_replication_factor: settings
+                .parse("default.replication.factor", 1..=i16::MAX as i64)?
+                as i16,
+            fetch_max_bytes: settings.parse("fetch.max.bytes", 1024..=i32::MAX as i64)? as u64,
+            max_request_bytes,
+            queued_max_request_bytes,
+            request_receive_timeout: settings
+                .millis("request.receive.timeout.ms")?
+                .max(Duration::from_millis(1)),
+            connections_max_idle: settings
+                .millis("connections.max.idle.ms")?
+                .max(Duration::from_millis(1)),
+            max_connections: match get("max.connections").trim() {
+                "" => None,
+                _ => Some(settings.parse("max.connections", 1..=i32::MAX as i64)? as usize),
+            },
+            max_connections_per_ip: settings.parse("max.connections.per.ip", 1..=i32::MAX as i64)?
+                as usize,
+            retention_check_interval_ms: settings
+                .parse("log.retention.check.interval.ms", 1..=i64::MAX)?
+                as u64,
+            flush_check_interval_ms: settings
+                .parse("log.flush.scheduler.interval.ms", 1..=i64::MAX)?
+                as u64,
+            cleaner_enable: settings.bool("log.cleaner.enable")?,
+            cleaner_backoff_ms: settings.parse("log.cleaner.backoff.ms", 1..=i64::MAX)? as u64,
+            cleaner_buffer_bytes: settings
+                .parse("log.cleaner.dedupe.buffer.size", 1 << 20..=i64::MAX)?
+                as usize,
+            coordinator: CoordinatorConfig {
+                group: GroupConfig {
+                    min_session_timeout: settings.millis("group.min.session.timeout.ms")?,
+                    max_session_timeout: settings.millis("group.max.session.timeout.ms")?,
+                    initial_rebalance_delay: settings.millis("group.initial.rebalance.delay.ms")?,
+                    max_size: settings.parse("group.max.size", 1..=i32::MAX as i64)? as usize,
+                },
+                offsets_partitions: settings.parse("offsets.topic.num.partitions", 1..=1000)?
+                    as i32,
+                metadata_max_bytes: settings
+                    .parse("offset.metadata.max.bytes", 0..=i32::MAX as i64)?
+                    as usize,
+                offsets_retention: Duration::from_secs(
+                    60 * settings.parse("offsets.retention.minutes", 1..=i32::MAX as i64)? as u64,
+                ),
+                offsets_retention_check: settings
+                    .millis("offsets.retention.check.interval.ms")?
+                    .max(Duration::from_millis(1)),
+            },
+            topic_defaults,
+            explicit: entries
+                .iter()
+                .map(|(k, s)| (k.clone(), s.value.clone()))
+                .collect(),
+        })
+    }
+
+    /// The group coordinator's settings.
+    pub fn coordinator(&self) -> CoordinatorConfig {
+        self.coordinator
+    }
+
+    /// Every broker-level key with its effective value, and whether it was set explicitly.
+    pub fn describe(&self) -> Vec<(String, String, bool, &'static str)> {
+        let mut out = Vec::new();
+        for (key, default, doc) in BROKER_KEYS {
+            let value = self
+                .explicit
+                .get(*key)
+                .cloned()
+                .unwrap_or_else(|| (*default).to_owned());
+            out.push((
+                (*key).to_owned(),
+                value,
+                self.explicit.contains_key(*key),
+                *doc,
+            ));
+        }
+        for topic_key in TOPIC_CONFIGS {
+            let value = self
+                .topic_defaults
+                .get(topic_key.name)
+                .cloned()
+                .unwrap_or_else(|| topic_key.default.to_owned());
+            out.push((
+                topic_key.broker_name.to_owned(),
+                value,
+                self.explicit.contains_key(topic_key.broker_name),
+                topic_key.doc,
+            ));
+        }
+        out
+    }
+}
+
+/// The topic-level name of a broker-level topic default (`log.retention.ms` → `retention.ms`).
+fn broker_to_topic_key(key: &str) -> Option<&'static str> {
+    TOPIC_CONFIGS
+        .iter()
+        .find(|k| k.broker_name == key)
+        .map(|k| k.name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn toml_tables_flatten_to_kafka_names() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("strata.toml");
+        std::fs::write(
+            &path,
+            "listeners = \"127.0.0.1:19092\"\nadvertised.listeners = \"PLAINTEXT://broker.example:9092\"\n[log]\nretention.ms = 1000\nsegment.bytes = 4096\n",
+        )
+        .unwrap();
+        let config =
+            BrokerConfig::load(Some(&path), &[Override::set("num.partitions", "3")]).unwrap();
+        assert_eq!(config.listener.port(), 19092);
+        assert_eq!(config.advertised, ("broker.example".to_owned(), 9092));
+        assert_eq!(config.num_partitions, 3);
+        assert_eq!(config.topic_defaults.get("retention.ms").unwrap(), "1000");
+        assert_eq!(config.topic_defaults.get("segment.bytes").unwrap(), "4096");
+    }
+
+    fn error(overrides: &[Override]) -> String {
+        BrokerConfig::load(None, overrides).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn errors_name_the_key_as_written_and_where() {
+        assert_eq!(
+            error(&[Override::set("log.retention.ms", "-5")]),
+            "invalid log.retention.ms (--set log.retention.ms=-5): -5 is below the minimum -1"
+        );
+        assert_eq!(
+            error(&[Override::set("log.retention.msec", "1")]),
+            "unknown config 'log.retention.msec' (--set log.retention.msec=1); \
+             did you mean 'log.retention.ms'?"
+        );
+        assert_eq!(
+            error(&[Override::set("num.partitions", "zero")]),
+            "invalid num.partitions (--set num.partitions=zero): 'zero' is not a number"
+        );
+        let message = error(&[Override::flag(
+            "--listen",
+            "listeners",
+            "SSL://1.2.3.4:9093",
+        )]);
+        assert!(
+            message.starts_with("invalid listeners (--listen SSL://1.2.3.4:9093): ")
+                && message.contains("SSL"),
+            "{message}"
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("node.toml");
+        std::fs::write(&path, "node.id = 1\n\n[log]\nretention.ms = \"soon\"\n").unwrap();
+        let message = BrokerConfig::load(Some(&path), &[])
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            message,
+            format!(
+                "invalid log.retention.ms ({} line 4): soon is not a number",
+                path.display()
+            )
+        );
+        std::fs::write(&path, "num.partition = 3\n").unwrap();
+        let message = BrokerConfig::load(Some(&path), &[])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            message.contains("line 1") && message.contains("did you mean 'num.partitions'"),
+            "{message}"
+        );
+    }
+}
