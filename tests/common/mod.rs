@@ -233,6 +233,66 @@ impl Drop for BrokerProcess {
     }
 }
 
+/// A `strata` process started with any arguments (`run --config node.toml`), stopped (by its
+/// pid) when dropped.
+pub struct RunningNode {
+    child: Child,
+    /// `host:port` of its Kafka listener.
+    pub addr: String,
+    /// `host:port` of its admin API.
+    pub admin: String,
+}
+
+impl RunningNode {
+    /// Starts `strata <args>` with its log in `log`; waits until it serves Kafka clients.
+    pub fn start(args: &[&str], log: &Path) -> Self {
+        let file = std::fs::File::create(log).expect("log file");
+        let mut child = Command::new(env!("CARGO_BIN_EXE_strata"))
+            .args(args)
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::piped())
+            .stderr(file)
+            .spawn()
+            .expect("strata starts");
+        let stdout = child.stdout.take().expect("piped stdout");
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let mut admin = String::new();
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Some(addr) = line.strip_prefix("strata admin listening on ") {
+                    admin = addr.to_owned();
+                }
+                if let Some(addr) = line.strip_prefix("strata listening on ") {
+                    let _ = tx.send((addr.to_owned(), admin.clone()));
+                }
+            }
+        });
+        match rx.recv_timeout(START_TIMEOUT) {
+            Ok((addr, admin)) => Self { child, addr, admin },
+            Err(_) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!(
+                    "strata {args:?} did not start within {START_TIMEOUT:?}; log:\n{}",
+                    std::fs::read_to_string(log).unwrap_or_default()
+                );
+            }
+        }
+    }
+
+    /// Its process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
+impl Drop for RunningNode {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 /// A client config pointing at `addr`.
 pub fn client(addr: &str) -> ClientConfig {
     let mut config = ClientConfig::new();

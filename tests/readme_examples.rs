@@ -1,0 +1,271 @@
+//! Proves that README.md cannot rot: every TOML example passes `strata config check`, the
+//! three-node cluster runs from the README's own node configs (addresses moved to free ports,
+//! directories to temporary ones) and `strata cluster status` answers in the shape shown, the
+//! kcat walk-through runs against `strata dev` with the output shown, and every link points
+//! into the repository.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::{Command, Output};
+use std::time::Duration;
+
+use common::cluster::{free_addr, wait_until};
+use common::{BrokerProcess, RunningNode};
+
+/// A fenced code block of the README.
+struct Block {
+    lang: String,
+    lines: Vec<String>,
+}
+
+fn readme() -> String {
+    std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap()
+}
+
+fn blocks() -> Vec<Block> {
+    let mut out = Vec::new();
+    let mut open: Option<Block> = None;
+    for line in readme().lines() {
+        match (&mut open, line.strip_prefix("```")) {
+            (None, Some(lang)) => {
+                open = Some(Block {
+                    lang: lang.trim().to_owned(),
+                    lines: Vec::new(),
+                })
+            }
+            (Some(_), Some(_)) => out.extend(open.take()),
+            (Some(block), None) => block.lines.push(line.to_owned()),
+            (None, None) => {}
+        }
+    }
+    out
+}
+
+/// The block whose lines include one starting with `marker`.
+fn block_with(marker: &str) -> Block {
+    blocks()
+        .into_iter()
+        .find(|b| b.lines.iter().any(|l| l.starts_with(marker)))
+        .unwrap_or_else(|| panic!("README has a block with `{marker}`"))
+}
+
+fn strata(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_strata"))
+        .args(args)
+        .output()
+        .expect("strata runs")
+}
+
+fn sh(line: &str) -> Output {
+    Command::new("sh").args(["-c", line]).output().unwrap()
+}
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// The output a command block shows: its `# ` lines after `command`, up to the next command.
+fn shown_output(block: &Block, command: &str) -> Vec<String> {
+    block
+        .lines
+        .iter()
+        .skip_while(|l| !l.starts_with(command))
+        .skip(1)
+        .take_while(|l| l.starts_with('#'))
+        .map(|l| l.trim_start_matches('#').trim_start().to_owned())
+        .collect()
+}
+
+/// Words of a line with every number replaced, to compare lines in shape.
+fn shape(line: &str) -> Vec<String> {
+    line.split_whitespace()
+        .map(|w| {
+            if w.chars().any(|c| c.is_ascii_digit()) {
+                "N".to_owned()
+            } else {
+                w.to_owned()
+            }
+        })
+        .collect()
+}
+
+#[test]
+fn every_toml_example_is_a_valid_config() {
+    let dir = tempfile::tempdir().unwrap();
+    let tomls: Vec<Block> = blocks().into_iter().filter(|b| b.lang == "toml").collect();
+    assert!(tomls.len() >= 4, "the README's TOML examples");
+    for (n, block) in tomls.iter().enumerate() {
+        let path = dir.path().join(format!("example{n}.toml"));
+        std::fs::write(&path, block.lines.join("\n")).unwrap();
+        let output = strata(&["config", "check", "--config", path.to_str().unwrap()]);
+        assert!(
+            output.status.success(),
+            "README TOML example {n} is refused:\n{}\n{}",
+            block.lines.join("\n"),
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+}
+
+#[test]
+fn every_link_points_into_the_repository() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let text = readme();
+    let mut rest = text.as_str();
+    let mut links = 0;
+    while let Some(at) = rest.find("](") {
+        let tail = &rest[at + 2..];
+        let end = tail.find(')').unwrap();
+        let target = &tail[..end];
+        rest = &tail[end..];
+        links += 1;
+        if target.starts_with('#') || target.starts_with("http") {
+            continue;
+        }
+        let path = root.join(target.split('#').next().unwrap());
+        assert!(
+            path.starts_with(root) && !target.contains("..") && path.exists(),
+            "README links to {target}, which is not a file of the repository"
+        );
+    }
+    assert!(links > 0, "the README's links were found");
+}
+
+#[test]
+fn the_three_node_cluster_runs_from_its_readme_configs() {
+    let tmp = tempfile::tempdir().unwrap();
+    let nodes: Vec<Block> = (1..=3)
+        .map(|n| block_with(&format!("# node{n}.toml")))
+        .collect();
+    // Every address the examples use moves to a free port, every directory to a temporary one.
+    let mut ports: BTreeMap<String, String> = BTreeMap::new();
+    let mut configs = Vec::new();
+    for (n, block) in nodes.iter().enumerate() {
+        let mut text = block.lines.join("\n");
+        for word in text.clone().split(['"', ',', '@', ' ', '/']) {
+            if word.starts_with("127.0.0.1:") && !ports.contains_key(word) {
+                ports.insert(word.to_owned(), free_addr());
+            }
+        }
+        for (from, to) in &ports {
+            text = text.replace(from, to);
+        }
+        let data = tmp.path().join(format!("node{}", n + 1));
+        text = text.replace(
+            &format!("/var/lib/strata/node{}", n + 1),
+            data.to_str().unwrap(),
+        );
+        let path = tmp.path().join(format!("node{}.toml", n + 1));
+        std::fs::write(&path, &text).unwrap();
+        configs.push(path);
+    }
+    // `strata run --config nodeN.toml &` for each, as the README's command line does.
+    let run = block_with("strata run --config node1.toml");
+    assert!(run.lines[0].contains("node2.toml") && run.lines[0].contains("node3.toml"));
+    let handles: Vec<_> = configs
+        .iter()
+        .map(|path| {
+            let path = path.clone();
+            std::thread::spawn(move || {
+                let log = path.with_extension("log");
+                RunningNode::start(&["run", "--config", path.to_str().unwrap()], &log)
+            })
+        })
+        .collect();
+    let running: Vec<RunningNode> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+    // Each node's admin API is up, on its own port.
+    for node in &running {
+        assert!(!node.admin.is_empty());
+    }
+    let mut admins: Vec<&str> = running.iter().map(|n| n.admin.as_str()).collect();
+    admins.dedup();
+    assert_eq!(admins.len(), 3);
+
+    let command = run
+        .lines
+        .iter()
+        .find(|l| l.starts_with("strata cluster status"))
+        .unwrap();
+    let mut moved = command.clone();
+    for (from, to) in &ports {
+        moved = moved.replace(from, to);
+    }
+    let args: Vec<&str> = moved.split_whitespace().skip(1).collect();
+    let shown = shown_output(&run, "strata cluster status");
+    let status = wait_until("three voters and brokers", Duration::from_secs(30), || {
+        let output = strata(&args);
+        let text = stdout(&output);
+        (output.status.success() && text.lines().filter(|l| l.contains("active")).count() >= 4)
+            .then_some(text)
+    });
+    let got: Vec<&str> = status.lines().collect();
+    assert_eq!(
+        got.len(),
+        shown.len(),
+        "status:\n{status}\nREADME:\n{shown:#?}"
+    );
+    for (got, shown) in got.iter().zip(&shown) {
+        let (got, shown) = (shape(got), shape(shown));
+        // Which voter leads varies: the roles column is compared as a set below.
+        let roles = ["leader", "follower"];
+        let normalize = |words: Vec<String>| -> Vec<String> {
+            words
+                .into_iter()
+                .map(|w| {
+                    if roles.contains(&w.as_str()) {
+                        "ROLE".into()
+                    } else {
+                        w
+                    }
+                })
+                .collect()
+        };
+        assert_eq!(normalize(got), normalize(shown), "status:\n{status}");
+    }
+    assert_eq!(status.matches(" leader ").count(), 1, "{status}");
+    drop(running);
+}
+
+#[test]
+fn the_kcat_walkthrough_prints_what_it_shows() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = BrokerProcess::start_with(
+        &dir.path().join("data"),
+        "127.0.0.1:0",
+        None,
+        &["group.initial.rebalance.delay.ms=0"],
+    );
+    let walkthrough = block_with("cargo run --release -- dev &");
+    let groups = block_with("kcat -b 127.0.0.1:9092 -G readers");
+    for block in [&walkthrough, &groups] {
+        for line in block.lines.iter().filter(|l| !l.starts_with('#')) {
+            if line.starts_with("cargo run") {
+                continue; // the broker the test started
+            }
+            let command = line.replace("127.0.0.1:9092", &broker.addr);
+            let command =
+                command.replacen("strata ", &format!("{} ", env!("CARGO_BIN_EXE_strata")), 1);
+            let output = sh(&command);
+            assert!(
+                output.status.success(),
+                "`{line}` failed:\n{}",
+                String::from_utf8_lossy(&output.stderr)
+            );
+            let shown = shown_output(block, line);
+            if shown.is_empty() {
+                continue;
+            }
+            let got: Vec<Vec<String>> = stdout(&output)
+                .lines()
+                .map(|l| l.split_whitespace().map(str::to_owned).collect())
+                .collect();
+            let shown: Vec<Vec<String>> = shown
+                .iter()
+                .map(|l| l.split_whitespace().map(str::to_owned).collect())
+                .collect();
+            assert_eq!(got, shown, "`{line}` printed other than the README shows");
+        }
+    }
+}
