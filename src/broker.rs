@@ -54,6 +54,8 @@ pub struct StrataBroker {
     pub(crate) groups: Groups,
     /// The remote tier, when tiered storage is on.
     pub(crate) remote: Option<Arc<RemoteLogManager>>,
+    /// What `/v1/health` and `/v1/ready` report.
+    health: crate::health::NodeHealth,
 }
 
 impl StrataBroker {
@@ -85,11 +87,15 @@ impl StrataBroker {
                 ));
             }
         }
-        tracing::info!(
-            clean = replicas.clean_start(),
-            "opening data directory {}",
-            config.data_dir.display()
-        );
+        if replicas.clean_start() {
+            tracing::info!("opening data directory {}", config.data_dir.display());
+        } else {
+            tracing::info!(
+                "opening data directory {} after an unclean shutdown: recovering the segments \
+                 past the recovery checkpoint",
+                config.data_dir.display()
+            );
+        }
         let groups = Groups::new(config.coordinator());
         Ok(Self {
             config,
@@ -102,7 +108,13 @@ impl StrataBroker {
             replicas,
             groups,
             remote,
+            health: crate::health::NodeHealth::default(),
         })
+    }
+
+    /// The node's health state.
+    pub fn health(&self) -> &crate::health::NodeHealth {
+        &self.health
     }
 
     /// The remote tier, if on.

@@ -10,6 +10,7 @@ pub mod cluster;
 pub mod config;
 pub mod dir_lock;
 pub mod group;
+pub mod health;
 pub mod log;
 pub mod logging;
 pub mod meta_properties;

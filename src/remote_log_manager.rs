@@ -487,6 +487,21 @@ impl crate::broker::StrataBroker {
 }
 
 impl strata_api::admin::AdminState for crate::broker::StrataBroker {
+    fn health(&self) -> strata_api::admin::Health {
+        let config = self.config();
+        self.health().report(
+            config.node_id,
+            config.session_timeout,
+            self.remote().is_some(),
+        )
+    }
+
+    fn ready(&self) -> strata_api::admin::Readiness {
+        let (host, port) = &self.config().advertised;
+        self.health()
+            .readiness(self.config().session_timeout, &format!("{host}:{port}"))
+    }
+
     async fn tiering(&self) -> Vec<strata_api::admin::TieringStatus> {
         let mut out = Vec::new();
         for partition in self.replicas().all() {

@@ -52,8 +52,10 @@ impl ReplicaManager {
     pub fn new(data_dir: &Path) -> Result<Self, LogError> {
         std::fs::create_dir_all(data_dir).map_err(|e| LogError::io(data_dir, e))?;
         let marker = data_dir.join(CLEAN_SHUTDOWN_FILE);
-        let clean_start = marker.exists();
-        if clean_start {
+        // A directory that never held a partition has nothing to recover: it starts clean.
+        let marked = marker.exists();
+        let clean_start = marked || !holds_partitions(data_dir)?;
+        if marked {
             std::fs::remove_file(&marker).map_err(|e| LogError::io(&marker, e))?;
             sync_dir(data_dir)?;
         }
@@ -336,6 +338,23 @@ impl ReplicaManager {
             .map_err(|e| LogError::io(&marker, e))?;
         sync_dir(&self.data_dir)
     }
+}
+
+/// Whether `data_dir` holds any partition directory (`<topic>-<partition>`).
+fn holds_partitions(data_dir: &Path) -> Result<bool, LogError> {
+    let entries = std::fs::read_dir(data_dir).map_err(|e| LogError::io(data_dir, e))?;
+    for entry in entries {
+        let entry = entry.map_err(|e| LogError::io(data_dir, e))?;
+        let name = entry.file_name();
+        let is_partition = name
+            .to_str()
+            .and_then(|n| n.rsplit_once('-'))
+            .is_some_and(|(_, index)| index.parse::<u32>().is_ok());
+        if is_partition && entry.path().is_dir() {
+            return Ok(true);
+        }
+    }
+    Ok(false)
 }
 
 /// Reads a recovery checkpoint; a missing file means no partition is known to be flushed.

@@ -16,13 +16,14 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
-use strata_controller::raft::QuorumConfig;
+use strata_controller::raft::{ControllerProbe, QuorumConfig};
 
 use crate::broker::StrataBroker;
 use crate::cli::cluster::{start_controller, watch_leader};
 use crate::cluster;
 use crate::config::{BrokerConfig, RemoteConfig};
 use crate::dir_lock::DirLock;
+use crate::health;
 use crate::remote_log_manager::{RemoteLogManager, RemoteSettings};
 use strata_tiering::ChunkCache;
 use strata_tiering::store::StoreOptions;
@@ -101,10 +102,11 @@ pub async fn run(
         }
         controller => {
             let (listener, admin) = broker_listeners.context("a node has at least one role")?;
+            let probe = controller.as_ref().map(|(c, _)| c.probe());
             let result = run_broker(
                 &mut config,
                 (listener, admin),
-                controllers,
+                (controllers, probe),
                 shutdown,
                 on_listening,
             )
@@ -184,7 +186,7 @@ async fn bind(name: &str, addr: std::net::SocketAddr) -> anyhow::Result<TcpListe
 async fn run_broker(
     config: &mut BrokerConfig,
     (listener, admin): (TcpListener, TcpListener),
-    controllers: Vec<String>,
+    (controllers, controller): (Vec<String>, Option<ControllerProbe>),
     shutdown: watch::Receiver<bool>,
     on_listening: impl FnOnce(std::net::SocketAddr),
 ) -> anyhow::Result<()> {
@@ -218,6 +220,9 @@ async fn run_broker(
         tokio::task::spawn_blocking(move || StrataBroker::open(opening, controllers, remote))
             .await??,
     );
+    if let Some(probe) = controller {
+        broker.health().set_controller(probe);
+    }
     // The admin API answers from the start (its health and readiness say "joining" meanwhile).
     // A machine-readable line for scripts and tests, before the Kafka one.
     println!("strata admin listening on {}", admin.local_addr()?);
@@ -227,7 +232,8 @@ async fn run_broker(
         shutdown.clone(),
     ));
     cluster::join(&broker, &mut shutdown.clone()).await?;
-    tracing::info!(%bound, advertised = ?broker.config().advertised, data_dir = %data_dir.display(), "Kafka listener ready");
+    let (host, port) = &broker.config().advertised;
+    tracing::info!(%bound, advertised = %format!("{host}:{port}"), data_dir = %data_dir.display(), "Kafka listener ready");
     on_listening(bound);
 
     let mut background = JoinSet::new();
@@ -293,6 +299,7 @@ async fn run_broker(
             |broker| async move { broker.tiering_pass().await },
         );
     }
+    background.spawn(probe_health(Arc::clone(&broker)));
     spawn_every(
         &mut background,
         GROUP_TIMER_INTERVAL,
@@ -311,6 +318,7 @@ async fn run_broker(
     let coordinator = Arc::clone(&broker);
     tokio::spawn(async move {
         if stopping.wait_for(|stop| *stop).await.is_ok() {
+            coordinator.health().set_stopping();
             coordinator.groups_state().shutdown();
         }
     });
@@ -322,6 +330,37 @@ async fn run_broker(
     broker.replicas().shutdown().await?;
     tracing::info!("clean shutdown complete");
     Ok(())
+}
+
+/// Probes the log directory and the object store for `/v1/health`, now and every
+/// [`health::PROBE_INTERVAL`].
+async fn probe_health(broker: Arc<StrataBroker>) {
+    let mut ticks = tokio::time::interval(health::PROBE_INTERVAL);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        let dir = broker.config().data_dir.clone();
+        let probed = tokio::task::spawn_blocking(move || health::probe_dir(&dir))
+            .await
+            .unwrap_or_else(|e| Err(format!("the probe failed: {e}")));
+        broker.health().log_dir_probed(probed);
+        if let Some(remote) = broker.remote() {
+            let probed = match tokio::time::timeout(
+                health::STORE_PROBE_TIMEOUT,
+                strata_tiering::store::reachable(remote.store().as_ref()),
+            )
+            .await
+            {
+                Ok(Ok(())) => Ok("reachable".to_owned()),
+                Ok(Err(e)) => Err(e.to_string()),
+                Err(_) => Err(format!(
+                    "did not answer within {:?}",
+                    health::STORE_PROBE_TIMEOUT
+                )),
+            };
+            broker.health().object_store_probed(probed);
+        }
+    }
 }
 
 /// The file descriptor limit (`RLIMIT_NOFILE`), soft.

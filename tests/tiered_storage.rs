@@ -10,28 +10,16 @@ use std::path::Path;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use common::{BrokerProcess, client, consume_all, create_topic};
+use common::{BrokerProcess, client, consume_all, create_topic, s3_env};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{Message, Offset, TopicPartitionList};
-use strata_tiering::testing::{self, ACCESS_KEY, SECRET_KEY, TestS3};
+use strata_tiering::testing::{self, TestS3};
 
 const TOPIC: &str = "history";
 /// Records are produced with timestamps BASE_TS + offset.
 const BASE_TS: i64 = 1_700_000_000_000;
-
-fn s3_env(server: &TestS3) -> Vec<(String, String)> {
-    [
-        ("AWS_ACCESS_KEY_ID", ACCESS_KEY.to_owned()),
-        ("AWS_SECRET_ACCESS_KEY", SECRET_KEY.to_owned()),
-        ("AWS_REGION", "us-east-1".to_owned()),
-        ("AWS_ENDPOINT_URL", server.endpoint()),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_owned(), v))
-    .collect()
-}
 
 fn start_broker(dir: &Path, server: &TestS3, extra: &[&str]) -> BrokerProcess {
     let mut settings = vec![

@@ -1,10 +1,19 @@
 //! The admin HTTP API (axum): what an operator or a metrics scraper asks a broker that the
-//! Kafka protocol cannot tell, as JSON. `GET /v1/health`, `GET /v1/tiering`.
+//! Kafka protocol cannot tell, as JSON.
+//!
+//! - `GET /v1/health`: the node's real state, check by check (controller, metadata quorum,
+//!   broker registration, log directory, object store); 200 when every check passes, 503 with
+//!   the failing ones otherwise. For monitoring: a 503 asks for an operator, not a restart (a
+//!   node that cannot go on exits by itself).
+//! - `GET /v1/ready`: 200 while the broker serves Kafka clients (joined, unfenced, not
+//!   shutting down), 503 otherwise: for load balancers.
+//! - `GET /v1/tiering`: each tiered partition's two tiers and upload backlog.
 
 use std::future::Future;
 use std::sync::Arc;
 
 use axum::extract::State;
+use axum::http::StatusCode;
 use axum::routing::get;
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
@@ -42,14 +51,84 @@ pub struct TieringStatus {
     pub last_upload_ms: Option<i64>,
 }
 
+/// One check of `/v1/health`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Check {
+    /// What is checked: `controller`, `metadata_quorum`, `broker`, `log_dir`, `object_store`.
+    pub name: String,
+    /// Whether it passes.
+    pub ok: bool,
+    /// What was found, in words.
+    pub detail: String,
+}
+
+/// The answer of `/v1/health`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Health {
+    /// `ok`, or `failing` when a check fails.
+    pub status: String,
+    /// This node.
+    pub node_id: i32,
+    /// Every check.
+    pub checks: Vec<Check>,
+}
+
+impl Health {
+    /// A report of `checks`.
+    pub fn of(node_id: i32, checks: Vec<Check>) -> Self {
+        let ok = checks.iter().all(|c| c.ok);
+        Self {
+            status: if ok { "ok" } else { "failing" }.to_owned(),
+            node_id,
+            checks,
+        }
+    }
+
+    /// Whether every check passes.
+    pub fn ok(&self) -> bool {
+        self.checks.iter().all(|c| c.ok)
+    }
+}
+
+/// The answer of `/v1/ready`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Readiness {
+    /// Whether the broker serves Kafka clients.
+    pub ready: bool,
+    /// Why, in words.
+    pub detail: String,
+}
+
 /// What the admin API reads from the broker.
 pub trait AdminState: Send + Sync + 'static {
     /// Every tiered partition this broker leads.
     fn tiering(&self) -> impl Future<Output = Vec<TieringStatus>> + Send;
+    /// The node's checks.
+    fn health(&self) -> Health;
+    /// Whether the broker serves Kafka clients.
+    fn ready(&self) -> Readiness;
 }
 
 async fn tiering<S: AdminState>(State(state): State<Arc<S>>) -> Json<Vec<TieringStatus>> {
     Json(state.tiering().await)
+}
+
+fn status_of(ok: bool) -> StatusCode {
+    if ok {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    }
+}
+
+async fn health<S: AdminState>(State(state): State<Arc<S>>) -> (StatusCode, Json<Health>) {
+    let health = state.health();
+    (status_of(health.ok()), Json(health))
+}
+
+async fn ready<S: AdminState>(State(state): State<Arc<S>>) -> (StatusCode, Json<Readiness>) {
+    let ready = state.ready();
+    (status_of(ready.ready), Json(ready))
 }
 
 /// Serves the admin API on `listener` until `shutdown` turns true.
@@ -59,7 +138,8 @@ pub async fn serve_admin<S: AdminState>(
     mut shutdown: watch::Receiver<bool>,
 ) {
     let app = Router::new()
-        .route("/v1/health", get(|| async { "ok" }))
+        .route("/v1/health", get(health::<S>))
+        .route("/v1/ready", get(ready::<S>))
         .route("/v1/tiering", get(tiering::<S>))
         .with_state(state);
     let stop = async move {

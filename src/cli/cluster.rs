@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use anyhow::{Context, bail};
-use strata_controller::raft::{Controller, QuorumConfig, QuorumStatus, client};
+use strata_controller::raft::{Controller, LEADER_SILENCE_MS, QuorumConfig, QuorumStatus, client};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
@@ -77,7 +77,10 @@ pub async fn watch_leader(controller: &Controller, mut shutdown: watch::Receiver
                 }
                 let now = metrics.borrow().current_leader;
                 if now != leader {
-                    tracing::info!(node = controller.id, leader = ?now, "active controller changed");
+                    match now {
+                        Some(leader) => tracing::info!(node = controller.id, leader, "active controller changed"),
+                        None => tracing::info!(node = controller.id, "no active controller"),
+                    }
                     leader = now;
                 }
             }
@@ -173,10 +176,6 @@ pub fn even_voters_warning(voters: usize) -> Option<String> {
         )
     })
 }
-
-/// A leader not acknowledged by a majority for longer than this is not active: followers hear
-/// from it every 100 ms and call an election after 0.5–1 s of silence.
-const LEADER_SILENCE_MS: u64 = 2_000;
 
 /// What `strata cluster status` found.
 pub struct Status {

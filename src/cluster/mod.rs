@@ -51,11 +51,16 @@ impl StrataBroker {
         want_fence: bool,
         want_shutdown: bool,
     ) -> Result<HeartbeatAnswer, ClientError> {
-        client::heartbeat(
+        let answer = client::heartbeat(
             &self.controllers,
             self.heartbeat_request(want_fence, want_shutdown),
         )
-        .await
+        .await;
+        match &answer {
+            Ok(answer) => self.health().heartbeat_answered(answer.fenced),
+            Err(e) => self.health().heartbeat_failed(e.to_string()),
+        }
+        answer
     }
 
     /// Fetches and applies one update of the metadata log; acts on it.
@@ -113,7 +118,10 @@ pub async fn join(
             }
             Err(e) => {
                 if last_report.elapsed() > Duration::from_secs(5) {
-                    tracing::warn!(waited = ?started.elapsed(), "cannot register with the controllers yet: {e}");
+                    tracing::warn!(
+                        waited_s = started.elapsed().as_secs(),
+                        "cannot register with the controllers yet: {e}"
+                    );
                     last_report = Instant::now();
                 }
                 tokio::time::sleep(RETRY).await;
@@ -175,7 +183,12 @@ pub async fn join(
             }
         }
     }
-    tracing::info!(took = ?started.elapsed(), partitions = broker.replicas().all().len(), "joined the cluster");
+    tracing::info!(
+        took_ms = started.elapsed().as_millis() as u64,
+        partitions = broker.replicas().all().len(),
+        "joined the cluster"
+    );
+    broker.health().set_joined();
     Ok(())
 }
 

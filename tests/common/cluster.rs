@@ -59,6 +59,7 @@ pub fn start_nodes(
 /// Three combined nodes under `root` (`node1`..`node3`), with `extra` settings each; also
 /// returns their `controller.quorum.voters`.
 pub fn three_nodes(root: &Path, extra: &[String]) -> (Vec<BrokerProcess>, String) {
+    std::fs::create_dir_all(root).unwrap();
     let (controllers, voters) = voters(3);
     let dirs = (1..=3).map(|n| root.join(format!("node{n}"))).collect();
     let settings = (0..3)

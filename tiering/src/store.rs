@@ -116,6 +116,15 @@ pub fn open(url: &str, options: &StoreOptions) -> Result<Arc<dyn ObjectStore>, T
     Ok(Arc::new(store.with_fsync(true)))
 }
 
+/// Whether the store answers, and accepts this node's credentials: a HEAD of an object that
+/// does not exist (cheap, and writes nothing). For health checks.
+pub async fn reachable(store: &dyn ObjectStore) -> Result<(), TieringError> {
+    match store.head(&Path::from("_strata/health")).await {
+        Ok(_) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}
+
 /// Writes, reads back and deletes a small object, so that a wrong bucket, bad credentials or
 /// an unreachable store show up at startup with the store's own message.
 pub async fn probe(store: &dyn ObjectStore) -> Result<(), TieringError> {

@@ -9,6 +9,7 @@ pub mod follower;
 mod log_store;
 mod network;
 mod node;
+mod probe;
 mod state_machine;
 
 use std::io::Cursor;
@@ -18,6 +19,7 @@ use serde::{Deserialize, Serialize};
 pub use log_store::LogStore;
 pub use network::{BrokerStatus, QuorumStatus, VoterStatus, WriteRefusal};
 pub use node::{Controller, QuorumConfig, StartError, WriteError};
+pub use probe::{ControllerProbe, LEADER_SILENCE_MS};
 pub use state_machine::{MetadataUpdate, StateMachine};
 
 use crate::record::MetadataRecord;

@@ -177,6 +177,16 @@ impl Controller {
             .iter()
             .map(|(id, addr)| (*id, BasicNode { addr: addr.clone() }))
             .collect();
+        // Initializing a formed quorum is refused anyway, but openraft logs that at ERROR:
+        // every restart would look like a failure.
+        if self
+            .raft
+            .is_initialized()
+            .await
+            .map_err(|e| StartError::Raft(e.to_string()))?
+        {
+            return Ok(());
+        }
         match self.raft.initialize(members).await {
             Ok(()) | Err(RaftError::APIError(InitializeError::NotAllowed(_))) => Ok(()),
             Err(e) => Err(StartError::Raft(e.to_string())),
@@ -225,6 +235,14 @@ impl Controller {
         let mut retired = self.retired.subscribe();
         async move {
             let _ = retired.wait_for(|r| *r).await;
+        }
+    }
+
+    /// A view of this controller for health checks.
+    pub fn probe(&self) -> super::ControllerProbe {
+        super::ControllerProbe {
+            metrics: self.raft.metrics(),
+            retired: self.retired.subscribe(),
         }
     }
 
