@@ -361,6 +361,23 @@ pub(crate) fn storage(e: LogError) -> BrokerError {
     BrokerError::Storage(e.to_string())
 }
 
+/// The error a client gets for a failed remote read: KAFKA_STORAGE_ERROR for damaged data
+/// (logged with the object, for an operator to look at), UNKNOWN_SERVER_ERROR otherwise, as
+/// Kafka answers a RemoteStorageException.
+fn remote_error(partition: &PartitionRef, error: strata_tiering::TieringError) -> BrokerError {
+    match error {
+        strata_tiering::TieringError::Corrupt { .. } => {
+            tracing::error!(
+                topic = %partition.topic,
+                partition = partition.index,
+                "refusing to serve remote data: {error}"
+            );
+            BrokerError::Storage(error.to_string())
+        }
+        other => BrokerError::RemoteStorage(other.to_string()),
+    }
+}
+
 /// Maps a log error to the API error a client should see.
 fn from_log(e: LogError) -> BrokerError {
     match e {
@@ -676,7 +693,7 @@ impl Broker for StrataBroker {
                 min_one,
             )
             .await
-            .map_err(|e| BrokerError::RemoteStorage(e.to_string()))?;
+            .map_err(|e| remote_error(&partition, e))?;
         match read {
             Some(read) => Ok(read.records),
             None => Err(BrokerError::OffsetOutOfRange(format!(

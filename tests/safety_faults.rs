@@ -1,6 +1,8 @@
 //! Proves that the data a broker acknowledged stays safe when an operator or the machine gets
 //! something wrong: a second process started on the same data directory is refused before it
-//! touches anything.
+//! touches anything; a storage fault in the metadata log ends the process (a supervisor's
+//! restart finds everything) instead of leaving it half alive; damaged remote data — a cache
+//! file or an object with a flipped byte — is never served.
 
 mod common;
 
@@ -186,4 +188,187 @@ async fn a_metadata_log_storage_fault_ends_the_process() {
     create_topic(&broker.addr, "after", 1, &[]).await;
     produce(&broker.addr, "before", 10).await;
     produce(&broker.addr, "after", 10).await;
+}
+
+/// Files under `dir` whose name passes `pick`, recursively.
+fn files_named(dir: &std::path::Path, pick: &dyn Fn(&str) -> bool) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            out.extend(files_named(&path, pick));
+        } else if pick(&entry.file_name().to_string_lossy()) {
+            out.push(path);
+        }
+    }
+    out
+}
+
+/// Flips one byte of `path` at `at`.
+fn flip_byte(path: &std::path::Path, at: u64) {
+    use std::os::unix::fs::FileExt;
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(path)
+        .unwrap();
+    let mut byte = [0u8];
+    file.read_exact_at(&mut byte, at).unwrap();
+    file.write_all_at(&[byte[0] ^ 0x55], at).unwrap();
+}
+
+/// The error code of a Fetch of `topic` partition 0 from `offset`.
+async fn fetch_error(addr: &str, topic: &str, offset: i64) -> i16 {
+    use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+    use kafka_protocol::messages::{FetchRequest, TopicName};
+    use kafka_protocol::protocol::StrBytes;
+    let mut conn = common::wire::Conn::open(addr).await;
+    let request = FetchRequest::default()
+        .with_max_wait_ms(0)
+        .with_max_bytes(1 << 20)
+        .with_topics(vec![
+            FetchTopic::default()
+                .with_topic(TopicName(StrBytes::from_string(topic.to_owned())))
+                .with_partitions(vec![
+                    FetchPartition::default()
+                        .with_partition(0)
+                        .with_fetch_offset(offset)
+                        .with_partition_max_bytes(1 << 20),
+                ]),
+        ]);
+    let response = conn.call(12, &request).await.expect("Fetch answered");
+    response.responses[0].partitions[0].error_code
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn damaged_remote_data_is_never_served() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    // Small segments and chunks, nothing kept locally once uploaded, 1 MiB of chunks in memory.
+    let broker = BrokerProcess::start(
+        &data,
+        &[
+            "remote.log.manager.task.interval.ms=200",
+            "log.retention.check.interval.ms=200",
+            "remote.log.chunk.bytes=16384",
+            "remote.log.chunk.memory.bytes=1048576",
+        ],
+    );
+    create_topic(
+        &broker.addr,
+        "guarded",
+        1,
+        &[("segment.bytes", "65536"), ("local.retention.bytes", "0")],
+    )
+    .await;
+    let producer: FutureProducer = client(&broker.addr)
+        .set("acks", "all")
+        .set("linger.ms", "5")
+        .set("batch.size", "8192")
+        .create()
+        .unwrap();
+    let value = |i: usize| format!("{i:08}-{}", "v".repeat(1000));
+    let count = 3000;
+    let mut pending = Vec::new();
+    for i in 0..count {
+        let payload = value(i);
+        pending.push(
+            producer
+                .send_result(FutureRecord::<(), _>::to("guarded").payload(&payload))
+                .expect("queued"),
+        );
+    }
+    for delivery in pending {
+        delivery.await.unwrap().expect("acknowledged");
+    }
+    let objects = data.join("objects");
+    common::cluster::wait_until(
+        "uploads and local retention",
+        Duration::from_secs(60),
+        || {
+            let local = files_named(&data.join("guarded-0"), &|n| n.ends_with(".log")).len();
+            (local <= 1).then_some(())
+        },
+    );
+    let check_all = |broker: &BrokerProcess| {
+        let records = consume_all(&broker.addr, "guarded", 1, count, Duration::from_secs(30));
+        assert_eq!(records.len(), count);
+        for (i, record) in records.iter().enumerate() {
+            assert_eq!(record.offset, i as i64);
+            assert!(
+                record.value.as_deref() == Some(value(i).as_bytes()),
+                "record {i} read back differs from what was produced"
+            );
+        }
+    };
+    // A full read fills the disk cache; memory keeps only the last MiB of chunks.
+    check_all(&broker);
+    let cache = data.join("remote-cache");
+    let first_chunk = || -> Option<std::path::PathBuf> {
+        files_named(&cache, &|n| {
+            n.contains("%00000000000000000000-") && n.ends_with(".zst%0")
+        })
+        .into_iter()
+        .next()
+    };
+    let cached = common::cluster::wait_until(
+        "the first chunk on disk",
+        Duration::from_secs(10),
+        first_chunk,
+    );
+
+    // A damaged cache file is detected, dropped and the chunk fetched again: the data is right.
+    flip_byte(&cached, 5000);
+    check_all(&broker);
+    let log = broker.log();
+    assert!(
+        log.contains("is damaged") && log.contains("fetching the chunk again"),
+        "the damaged cache file is reported"
+    );
+
+    // A damaged object: the read fails with KAFKA_STORAGE_ERROR and the log names the object.
+    let object = files_named(&objects, &|n| {
+        n.starts_with("00000000000000000000-") && n.ends_with(".zst")
+    })
+    .pop()
+    .expect("the first segment's object");
+    flip_byte(&object, 40);
+    // Out of memory (read the rest again) and off disk: the next read goes to the object.
+    check_tail(&broker.addr, count);
+    if let Some(cached) = first_chunk() {
+        std::fs::remove_file(cached).unwrap();
+    }
+    assert_eq!(
+        fetch_error(&broker.addr, "guarded", 0).await,
+        56,
+        "KAFKA_STORAGE_ERROR"
+    );
+    let name = object.file_name().unwrap().to_string_lossy().into_owned();
+    assert!(
+        broker
+            .log()
+            .lines()
+            .any(|l| l.contains(&name) && l.contains("damaged")),
+        "the log names the damaged object {name}"
+    );
+}
+
+/// Reads the last 1500 records, pushing older chunks out of the memory tier.
+fn check_tail(addr: &str, count: usize) {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    use rdkafka::{Offset, TopicPartitionList};
+    let consumer: BaseConsumer = client(addr).set("group.id", "tail").create().unwrap();
+    let mut assignment = TopicPartitionList::new();
+    assignment
+        .add_partition_offset("guarded", 0, Offset::Offset((count - 1500) as i64))
+        .unwrap();
+    consumer.assign(&assignment).unwrap();
+    let mut read = 0;
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while read < 1500 && std::time::Instant::now() < deadline {
+        if let Some(Ok(_)) = consumer.poll(Duration::from_millis(200)) {
+            read += 1;
+        }
+    }
+    assert_eq!(read, 1500);
 }

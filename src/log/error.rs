@@ -77,3 +77,12 @@ impl LogError {
 
 /// Shorthand for results of the log layer.
 pub type Result<T, E = LogError> = std::result::Result<T, E>;
+
+impl From<strata_record::RecordError> for LogError {
+    fn from(e: strata_record::RecordError) -> Self {
+        match e {
+            strata_record::RecordError::Corrupt(message) => Self::CorruptRecord(message),
+            strata_record::RecordError::UnsupportedMagic(magic) => Self::UnsupportedMagic(magic),
+        }
+    }
+}

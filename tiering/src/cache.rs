@@ -116,7 +116,27 @@ pub enum Purpose {
     ReadAhead,
 }
 
-type Cell = Arc<OnceCell<Result<Decoded, String>>>;
+type Cell = Arc<OnceCell<Result<Decoded, TieringError>>>;
+
+/// How a chunk is made from its stored frame, and checked when read back from the disk tier.
+pub trait ChunkCodec: Send + Sync + 'static {
+    /// Decompresses (and checks) a frame fetched from the store.
+    fn decode(&self, frame: &[u8]) -> Result<ChunkBuf, TieringError>;
+    /// Checks a chunk read back from a cache file: a damaged file fails here and the chunk is
+    /// fetched again instead of served.
+    fn verify(&self, _raw: &[u8]) -> Result<(), TieringError> {
+        Ok(())
+    }
+}
+
+impl<F> ChunkCodec for F
+where
+    F: Fn(&[u8]) -> Result<ChunkBuf, TieringError> + Send + Sync + 'static,
+{
+    fn decode(&self, frame: &[u8]) -> Result<ChunkBuf, TieringError> {
+        self(frame)
+    }
+}
 
 #[derive(Debug)]
 struct Entry {
@@ -322,21 +342,21 @@ impl ChunkCache {
     }
 
     /// The chunk `key` (of partition `owner`), for a reader or read ahead of one (`purpose`).
-    /// On a miss in memory it is read from disk, or else its frame comes from `fetch` and
-    /// `decode` decompresses it on a blocking thread (and it is written to disk in the
-    /// background). Each runs once however many readers ask meanwhile.
+    /// On a miss in memory it is read from disk (and checked by `codec`), or else its frame
+    /// comes from `fetch` and `codec` decompresses it on a blocking thread (and it is written
+    /// to disk in the background). Each runs once however many readers ask meanwhile.
     pub async fn get<F, Fut, D>(
         self: &Arc<Self>,
         owner: &str,
         key: &str,
         fetch: F,
-        decode: D,
+        codec: D,
         purpose: Purpose,
     ) -> Result<Decoded, TieringError>
     where
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<Bytes, TieringError>>,
-        D: FnOnce(&[u8]) -> Result<ChunkBuf, TieringError> + Send + 'static,
+        D: ChunkCodec,
     {
         let read = purpose == Purpose::Read;
         let cell = {
@@ -346,10 +366,7 @@ impl ChunkCache {
         };
         let outcome = cell
             .get_or_init(|| async {
-                let (chunk, fetched) = self
-                    .make(key, fetch, decode)
-                    .await
-                    .map_err(|e| e.to_string())?;
+                let (chunk, fetched) = self.make(key, fetch, codec).await?;
                 let chunk = Arc::new(chunk);
                 if fetched {
                     self.write_behind(owner, key, Arc::clone(&chunk));
@@ -377,7 +394,7 @@ impl ChunkCache {
                 if current {
                     memory.cells.remove(key);
                 }
-                Err(TieringError::Store(e))
+                Err(e)
             }
         }
     }
@@ -387,13 +404,14 @@ impl ChunkCache {
         self: &Arc<Self>,
         key: &str,
         fetch: F,
-        decode: D,
+        codec: D,
     ) -> Result<(ChunkBuf, bool), TieringError>
     where
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<Bytes, TieringError>>,
-        D: FnOnce(&[u8]) -> Result<ChunkBuf, TieringError> + Send + 'static,
+        D: ChunkCodec,
     {
+        let codec = Arc::new(codec);
         let held = {
             let mut disk = self.disk();
             disk.touch(key, true);
@@ -401,13 +419,30 @@ impl ChunkCache {
         };
         if let Some(len) = held {
             let (path, direct) = (self.path(key), self.direct);
-            let read = tokio::task::spawn_blocking(move || read_entry(&path, len, direct))
-                .await
-                .map_err(|e| TieringError::Io(format!("chunk cache read: {e}")))?;
+            let checker = Arc::clone(&codec);
+            let read = tokio::task::spawn_blocking(move || {
+                let chunk = read_entry(&path, len, direct)?;
+                match checker.verify(&chunk) {
+                    Ok(()) => Ok(chunk),
+                    Err(e) => Err(TieringError::Corrupt {
+                        object: path.display().to_string(),
+                        detail: e.to_string(),
+                    }),
+                }
+            })
+            .await
+            .map_err(|e| TieringError::Io(format!("chunk cache read: {e}")))?;
             match read {
                 Ok(chunk) => {
                     self.hits.fetch_add(1, Ordering::Relaxed);
                     return Ok((chunk, false));
+                }
+                Err(e @ TieringError::Corrupt { .. }) => {
+                    // A damaged cache file is not the data: drop it and fetch the chunk again.
+                    tracing::warn!("{e}: fetching the chunk again from the object store");
+                    if self.disk().remove(key) {
+                        let _ = std::fs::remove_file(self.path(key));
+                    }
                 }
                 // Evicted meanwhile (or unreadable): fetch it again.
                 Err(e) => tracing::debug!("chunk cache: {e}"),
@@ -415,7 +450,7 @@ impl ChunkCache {
         }
         self.misses.fetch_add(1, Ordering::Relaxed);
         let frame = fetch().await?;
-        let chunk = tokio::task::spawn_blocking(move || decode(&frame))
+        let chunk = tokio::task::spawn_blocking(move || codec.decode(&frame))
             .await
             .map_err(|e| TieringError::Io(format!("decompressing: {e}")))??;
         Ok((chunk, true))

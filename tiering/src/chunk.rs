@@ -7,64 +7,17 @@ use serde::{Deserialize, Serialize};
 
 use crate::TieringError;
 
-/// Size of a record batch v2 header (Kafka's format; see the broker's `log::batch`).
-const HEADER_SIZE: usize = 61;
-/// Bytes before the batch payload that the length field does not count.
-const LOG_OVERHEAD: usize = 12;
-
-fn be_i64(b: &[u8], at: usize) -> i64 {
-    i64::from_be_bytes(b[at..at + 8].try_into().expect("8 bytes"))
-}
-
-fn be_i32(b: &[u8], at: usize) -> i32 {
-    i32::from_be_bytes(b[at..at + 4].try_into().expect("4 bytes"))
-}
-
-/// The fields of a batch header the remote tier needs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct BatchSpan {
-    /// Offset of the first record.
-    pub base_offset: u64,
-    /// Offset after the last record.
-    pub next_offset: u64,
-    /// Bytes of the whole batch.
-    pub size: usize,
-    /// Leader epoch stamped on the batch.
-    pub leader_epoch: i32,
-    /// Largest timestamp in the batch.
-    pub max_timestamp: i64,
-}
+use strata_record::BatchHeader;
+pub use strata_record::batches;
 
 /// The batch at the start of `bytes`, if a whole one is there.
-pub fn batch_at(bytes: &[u8]) -> Option<BatchSpan> {
-    if bytes.len() < HEADER_SIZE {
-        return None;
-    }
-    let length = be_i32(bytes, 8);
-    let size = LOG_OVERHEAD.checked_add(usize::try_from(length).ok()?)?;
-    if size < HEADER_SIZE || size > bytes.len() {
-        return None;
-    }
-    let base_offset = u64::try_from(be_i64(bytes, 0)).ok()?;
-    let last_delta = u64::try_from(be_i32(bytes, 23)).ok()?;
-    Some(BatchSpan {
-        base_offset,
-        next_offset: base_offset + last_delta + 1,
-        size,
-        leader_epoch: be_i32(bytes, 12),
-        max_timestamp: be_i64(bytes, 35),
-    })
+pub fn batch_at(bytes: &[u8]) -> Option<BatchHeader> {
+    batches(bytes).next().map(|(_, header)| header)
 }
 
-/// Iterates over the whole batches at the start of `bytes` with their positions.
-pub fn batches(bytes: &[u8]) -> impl Iterator<Item = (usize, BatchSpan)> + '_ {
-    let mut at = 0;
-    std::iter::from_fn(move || {
-        let batch = batch_at(&bytes[at..])?;
-        let position = at;
-        at += batch.size;
-        Some((position, batch))
-    })
+/// Bytes of a batch, as an index into a buffer.
+fn size_of(batch: &BatchHeader) -> usize {
+    usize::try_from(batch.size()).unwrap_or(usize::MAX)
 }
 
 /// One chunk of a remote segment.
@@ -115,14 +68,13 @@ pub fn build(segment: &[u8], target: usize, level: i32) -> Result<Chunked, Tieri
         epochs: Vec::new(),
         raw_length: 0,
     };
-    let mut start: Option<(usize, BatchSpan)> = None;
+    let mut start: Option<(usize, BatchHeader)> = None;
     let mut end = 0;
     let mut max_timestamp = i64::MIN;
     let mut last_next = 0;
     let flush =
-        |from: usize, to: usize, first: BatchSpan, next: u64, max_ts: i64, out: &mut Chunked| {
-            let frame = zstd::bulk::compress(&segment[from..to], level)
-                .map_err(|e| TieringError::Format(format!("zstd: {e}")))?;
+        |from: usize, to: usize, first: BatchHeader, next: u64, max_ts: i64, out: &mut Chunked| {
+            let frame = compress(&segment[from..to], level)?;
             out.chunks.push(Chunk {
                 base_offset: first.base_offset,
                 next_offset: next,
@@ -144,15 +96,15 @@ pub fn build(segment: &[u8], target: usize, level: i32) -> Result<Chunked, Tieri
         if out
             .epochs
             .last()
-            .is_none_or(|e| e.epoch != batch.leader_epoch)
+            .is_none_or(|e| e.epoch != batch.partition_leader_epoch)
         {
             out.epochs.push(EpochStart {
-                epoch: batch.leader_epoch,
+                epoch: batch.partition_leader_epoch,
                 start_offset: batch.base_offset,
             });
         }
         if let Some((from, first)) = start
-            && position + batch.size - from > target
+            && position + size_of(&batch) - from > target
         {
             flush(from, position, first, last_next, max_timestamp, &mut out)?;
             start = None;
@@ -162,14 +114,23 @@ pub fn build(segment: &[u8], target: usize, level: i32) -> Result<Chunked, Tieri
             start = Some((position, batch));
         }
         max_timestamp = max_timestamp.max(batch.max_timestamp);
-        last_next = batch.next_offset;
-        end = position + batch.size;
+        last_next = batch.next_offset();
+        end = position + size_of(&batch);
     }
     if let Some((from, first)) = start {
         flush(from, end, first, last_next, max_timestamp, &mut out)?;
     }
     out.raw_length = end as u64;
     Ok(out)
+}
+
+/// One zstd frame of `raw` at `level`, with zstd's content checksum: a damaged object fails
+/// to decompress instead of yielding other bytes.
+fn compress(raw: &[u8], level: i32) -> Result<Vec<u8>, TieringError> {
+    let failed = |e: std::io::Error| TieringError::Format(format!("zstd: {e}"));
+    let mut compressor = zstd::bulk::Compressor::new(level).map_err(failed)?;
+    compressor.include_checksum(true).map_err(failed)?;
+    compressor.compress(raw).map_err(failed)
 }
 
 /// Decompresses one chunk's frame into `out`, which must be, and be filled to, exactly the
@@ -193,7 +154,15 @@ pub fn decompress(frame: &[u8], chunk: &Chunk, out: &mut [u8]) -> Result<(), Tie
             chunk.raw_length
         )));
     }
-    Ok(())
+    verify(out, chunk)
+}
+
+/// Checks that `raw` is the chunk `chunk` describes: whole batches with intact CRC-32Cs,
+/// within its offsets. Every chunk is checked when decompressed and when read back from the
+/// disk cache, so damaged remote data is never served.
+pub fn verify(raw: &[u8], chunk: &Chunk) -> Result<(), TieringError> {
+    strata_record::verify_batches(raw, chunk.base_offset, chunk.next_offset)
+        .map_err(|e| TieringError::Format(format!("chunk at offset {}: {e}", chunk.base_offset)))
 }
 
 /// The byte range of `raw` (a decompressed chunk) from the batch holding `offset`, of whole
@@ -207,11 +176,11 @@ pub fn slice_from(
     let mut from = None;
     let mut to = 0;
     for (position, batch) in batches(raw) {
-        if batch.next_offset <= offset {
+        if batch.next_offset() <= offset {
             continue;
         }
         let start = *from.get_or_insert(position);
-        let end = position + batch.size;
+        let end = position + size_of(&batch);
         if (end - start) as u64 > max_bytes && !(min_one && to == 0) {
             break;
         }
@@ -226,21 +195,11 @@ pub fn slice_from(
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+    use strata_record::HEADER_SIZE;
 
-    /// A fake batch of `count` offsets at `base` (only the header fields the tier reads).
+    /// A batch of `count` offsets at `base`, with a valid header and CRC.
     pub(crate) fn batch(base: u64, count: u32, epoch: i32, ts: i64, payload: usize) -> Vec<u8> {
-        let size = HEADER_SIZE + payload;
-        let mut b = vec![0u8; size];
-        b[0..8].copy_from_slice(&(base as i64).to_be_bytes());
-        b[8..12].copy_from_slice(&((size - LOG_OVERHEAD) as i32).to_be_bytes());
-        b[12..16].copy_from_slice(&epoch.to_be_bytes());
-        b[16] = 2;
-        b[23..27].copy_from_slice(&((count - 1) as i32).to_be_bytes());
-        b[35..43].copy_from_slice(&ts.to_be_bytes());
-        for (n, byte) in b[HEADER_SIZE..].iter_mut().enumerate() {
-            *byte = (n % 7) as u8;
-        }
-        b
+        strata_record::testing::batch(base, count, epoch, ts, payload, &[0, 1, 2, 3, 4, 5, 6])
     }
 
     pub(crate) fn segment(batches: usize, per_batch: u32, payload: usize) -> Vec<u8> {
@@ -308,6 +267,37 @@ pub(crate) mod tests {
         assert_eq!(slice_from(&seg, 25, 10, true), 2 * size..3 * size);
         assert_eq!(slice_from(&seg, 25, 10, false), 0..0);
         assert_eq!(slice_from(&seg, 100, 10_000, true), 0..0);
+    }
+
+    #[test]
+    fn damaged_batches_in_a_chunk_are_errors() {
+        let seg = segment(4, 1, 100);
+        let chunked = build(&seg, 1 << 20, 3).unwrap();
+        let chunk = &chunked.chunks[0];
+        let mut raw = seg.clone();
+        verify(&raw, chunk).unwrap();
+        raw[HEADER_SIZE + 150] ^= 1;
+        let message = verify(&raw, chunk).unwrap_err().to_string();
+        assert!(message.contains("CRC"), "{message}");
+        assert!(
+            verify(&seg[..seg.len() - 1], chunk).is_err(),
+            "a torn last batch"
+        );
+        let mut outside = chunk.clone();
+        outside.next_offset = 2;
+        assert!(verify(&seg, &outside).is_err(), "offsets past the chunk");
+    }
+
+    #[test]
+    fn a_flipped_bit_in_a_frame_fails_its_checksum() {
+        let seg = segment(4, 1, 100);
+        let chunked = build(&seg, 1 << 20, 3).unwrap();
+        let chunk = &chunked.chunks[0];
+        let mut frame = chunked.object.clone();
+        // A byte of the compressed body (past the frame header).
+        frame[20] ^= 0x10;
+        let mut raw = vec![0; chunk.raw_length as usize];
+        assert!(decompress(&frame, chunk, &mut raw).is_err());
     }
 
     #[test]

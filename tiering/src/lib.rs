@@ -27,6 +27,15 @@ pub enum TieringError {
     /// Remote data that does not parse.
     #[error("remote data: {0}")]
     Format(String),
+    /// Stored data that is damaged: a batch CRC or a zstd checksum does not match. Never
+    /// served; Kafka clients get KAFKA_STORAGE_ERROR.
+    #[error("{object} is damaged: {detail}")]
+    Corrupt {
+        /// The object (or cache file) holding the data.
+        object: String,
+        /// What does not match.
+        detail: String,
+    },
     /// A local file (the cache) failed.
     #[error("{0}")]
     Io(String),

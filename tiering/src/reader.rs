@@ -9,7 +9,7 @@ use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt};
 
 use crate::TieringError;
-use crate::cache::{ChunkBuf, ChunkCache, Decoded, Purpose};
+use crate::cache::{ChunkBuf, ChunkCache, ChunkCodec, Decoded, Purpose};
 use crate::chunk::{self, Chunk};
 use crate::remote::{RemoteRead, RemoteSegment, SegmentIndex};
 
@@ -41,6 +41,36 @@ struct ChunkSlice {
 impl AsRef<[u8]> for ChunkSlice {
     fn as_ref(&self) -> &[u8] {
         &self.chunk[self.range.clone()]
+    }
+}
+
+/// Decompresses a chunk of one object and checks every batch in it (CRC-32C, offsets within
+/// the chunk), also when it is read back from the disk cache.
+struct ChunkDecoder {
+    chunk: Chunk,
+    object: String,
+}
+
+impl ChunkCodec for ChunkDecoder {
+    fn decode(&self, frame: &[u8]) -> Result<ChunkBuf, TieringError> {
+        if self.chunk.raw_length > MAX_CHUNK_BYTES {
+            return Err(TieringError::Format(format!(
+                "chunk at offset {} claims {} bytes",
+                self.chunk.base_offset, self.chunk.raw_length
+            )));
+        }
+        let mut raw = ChunkBuf::new(self.chunk.raw_length as usize);
+        chunk::decompress(frame, &self.chunk, raw.as_mut_slice()).map_err(|e| {
+            TieringError::Corrupt {
+                object: format!("object {} (bytes {}..)", self.object, self.chunk.position),
+                detail: e.to_string(),
+            }
+        })?;
+        Ok(raw)
+    }
+
+    fn verify(&self, raw: &[u8]) -> Result<(), TieringError> {
+        chunk::verify(raw, &self.chunk)
     }
 }
 
@@ -150,7 +180,7 @@ impl Reader {
         format!("{}/{}/{}", self.root, segment.data, chunk.position)
     }
 
-    /// One chunk of `segment`, decompressed.
+    /// One chunk of `segment`, decompressed and checked.
     async fn chunk(
         &self,
         segment: &RemoteSegment,
@@ -160,22 +190,14 @@ impl Reader {
         let path = self.root.clone().join(segment.data.as_str());
         let range = chunk.position..chunk.position + chunk.length;
         let store = Arc::clone(&self.store);
-        let chunk_copy = chunk.clone();
+        let codec = ChunkDecoder {
+            chunk: chunk.clone(),
+            object: path.to_string(),
+        };
         let key = self.chunk_key(segment, chunk);
         let fetch = || async move { Ok(store.get_range(&path, range).await?) };
-        let decode = move |frame: &[u8]| {
-            if chunk_copy.raw_length > MAX_CHUNK_BYTES {
-                return Err(TieringError::Format(format!(
-                    "chunk at offset {} claims {} bytes",
-                    chunk_copy.base_offset, chunk_copy.raw_length
-                )));
-            }
-            let mut raw = ChunkBuf::new(chunk_copy.raw_length as usize);
-            chunk::decompress(frame, &chunk_copy, raw.as_mut_slice())?;
-            Ok(raw)
-        };
         self.cache
-            .get(&self.owner, &key, fetch, decode, purpose)
+            .get(&self.owner, &key, fetch, codec, purpose)
             .await
     }
 
@@ -280,7 +302,8 @@ impl Reader {
                 if let Some((at, batch)) =
                     chunk::batches(&raw).find(|(_, b)| b.max_timestamp >= timestamp)
                 {
-                    return Ok(Some(Bytes::copy_from_slice(&raw[at..at + batch.size])));
+                    let end = at + batch.size() as usize;
+                    return Ok(Some(Bytes::copy_from_slice(&raw[at..end])));
                 }
             }
         }

@@ -12,20 +12,16 @@ use strata_tiering::testing;
 use strata_tiering::{ChunkCache, PartitionKey, RemoteLog};
 use uuid::Uuid;
 
-/// A batch header with `count` offsets at `base`, timestamp `ts`, and a compressible payload.
+/// A batch of `count` offsets at `base`, timestamp `ts`, and a compressible payload.
 fn batch(base: u64, count: u32, ts: i64, payload: usize) -> Vec<u8> {
-    let size = 61 + payload;
-    let mut b = vec![0u8; size];
-    b[0..8].copy_from_slice(&(base as i64).to_be_bytes());
-    b[8..12].copy_from_slice(&((size - 12) as i32).to_be_bytes());
-    b[16] = 2;
-    b[23..27].copy_from_slice(&((count - 1) as i32).to_be_bytes());
-    b[35..43].copy_from_slice(&ts.to_be_bytes());
-    let text = b"{\"user\":1234,\"event\":\"click\"}";
-    for (n, byte) in b[61..].iter_mut().enumerate() {
-        *byte = text[n % text.len()];
-    }
-    b
+    strata_record::testing::batch(
+        base,
+        count,
+        0,
+        ts,
+        payload,
+        b"{\"user\":1234,\"event\":\"click\"}",
+    )
 }
 
 /// Segment `n`: 100 batches of 10 offsets each, timestamps 10 per batch apart.
@@ -97,11 +93,11 @@ async fn segments_round_trip_through_s3() {
         let bytes = read.records.concat();
         let spans: Vec<_> = batches(&bytes).map(|(_, b)| b).collect();
         assert!(!spans.is_empty());
-        assert!(spans[0].base_offset <= offset && offset < spans[0].next_offset);
+        assert!(spans[0].base_offset <= offset && offset < spans[0].next_offset());
         for pair in spans.windows(2) {
-            assert_eq!(pair[0].next_offset, pair[1].base_offset);
+            assert_eq!(pair[0].next_offset(), pair[1].base_offset);
         }
-        offset = spans.last().unwrap().next_offset;
+        offset = spans.last().unwrap().next_offset();
     }
     assert!(reader.read(3000, 1000, true).await.unwrap().is_none());
     // Batch 1230..1240 has timestamp 1230, so the first at or after 1234 is batch 1240.
