@@ -623,16 +623,18 @@ impl Broker for StrataBroker {
         min_one: bool,
     ) -> Result<PartitionRead, BrokerError> {
         let partition = self.leader_ref(topic, partition)?;
-        let (visible_start, local_start, remote_start) = {
+        let (visible_start, local_start, remote_start, remote_end) = {
             let log = partition.log();
             (
                 log.visible_start(),
                 log.log_start_offset(),
                 log.remote_start(),
+                log.uploaded_end(),
             )
         };
         if offset < local_start as i64
             && remote_start.is_some_and(|start| offset >= start as i64)
+            && offset < remote_end as i64
             && self.remote.is_some()
         {
             let high_watermark = partition.high_watermark() as i64;
@@ -643,6 +645,12 @@ impl Broker for StrataBroker {
                 records: Some(Records::Remote),
             });
         }
+        // Past the remote tier and below the local log: no records there, read on locally.
+        let offset = if (visible_start as i64..local_start as i64).contains(&offset) {
+            local_start as i64
+        } else {
+            offset
+        };
         let read = partition
             .read(offset, max_bytes, min_one)
             .map_err(|e| match e {

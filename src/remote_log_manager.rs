@@ -187,12 +187,26 @@ impl RemoteLogManager {
         let log = RemoteLog::open(Arc::clone(&self.store), Arc::clone(&self.cache), key).await?;
         {
             let mut local = partition.log();
-            if let Some(end) = log.end_offset()
-                && local.log_end_offset() < end
-            {
-                // An empty disk (a new broker, a lost disk): continue after the remote tier.
+            let end = log.end_offset().unwrap_or(0);
+            let floor = log.offset_floor();
+            let local_end = local.log_end_offset();
+            // An empty disk (a new broker, a lost disk, a restore): the local log is behind the
+            // remote tier, or has nothing while the manifest knows acknowledged offsets.
+            // Continue after both: offsets up to the floor may have been acknowledged after the
+            // last pass and lost with the disk, and must never be handed out again.
+            if local_end < end || (local_end == 0 && floor > 0) {
+                let start = end.max(floor);
+                if start > end {
+                    tracing::warn!(
+                        topic = %partition.topic,
+                        partition = partition.index,
+                        remote_end = end,
+                        start,
+                        "starting the local log above offsets that may have been acknowledged before the disk was lost"
+                    );
+                }
                 local
-                    .start_empty_at(end)
+                    .start_empty_at(start)
                     .map_err(|e| TieringError::Io(e.to_string()))?;
             }
             local.set_remote_tier(
@@ -290,6 +304,15 @@ impl RemoteLogManager {
                 failures = remote.status().failures,
                 "upload failed, will retry: {e}"
             );
+            remote.failed(&e);
+            return;
+        }
+        if let Err(e) = remote
+            .log
+            .record_high_watermark(partition.high_watermark())
+            .await
+        {
+            tracing::warn!(topic = %partition.topic, partition = partition.index, "recording the high watermark failed: {e}");
             remote.failed(&e);
             return;
         }

@@ -372,3 +372,100 @@ fn check_tail(addr: &str, count: usize) {
     }
     assert_eq!(read, 1500);
 }
+
+/// The manifest of partition 0 of `topic` in the bucket at `bucket`, as JSON.
+fn manifest(bucket: &std::path::Path, topic: &str) -> Option<serde_json::Value> {
+    let path = files_named(bucket, &|n| n == "manifest.json")
+        .into_iter()
+        .find(|p| p.to_string_lossy().contains(&format!("/topics/{topic}/")))?;
+    serde_json::from_slice(&std::fs::read(path).ok()?).ok()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_restored_partition_never_reuses_acknowledged_offsets() {
+    let dir = tempfile::tempdir().unwrap();
+    let bucket = dir.path().join("bucket");
+    let settings = |restore: bool| {
+        vec![
+            format!("remote.log.storage.url={}", bucket.display()),
+            "cluster.id=RestoreClusterAAAAAAAAA".to_owned(),
+            "remote.log.manager.task.interval.ms=200".to_owned(),
+            format!("remote.log.restore.enable={restore}"),
+        ]
+    };
+    let first: Vec<String> = settings(false);
+    let first: Vec<&str> = first.iter().map(String::as_str).collect();
+    let mut lost = BrokerProcess::start(&dir.path().join("lost"), &first);
+    create_topic(&lost.addr, "kept", 1, &[("segment.bytes", "2048")]).await;
+    // In rounds, so that batches are smaller than segments and segments roll.
+    let producer: FutureProducer = client(&lost.addr).set("acks", "all").create().unwrap();
+    for round in 0..20 {
+        let mut pending = Vec::new();
+        for i in round * 50..round * 50 + 50 {
+            let payload = format!("record-{i}");
+            pending.push(
+                producer
+                    .send_result(FutureRecord::<(), _>::to("kept").payload(&payload))
+                    .expect("queued"),
+            );
+        }
+        for delivery in pending {
+            delivery.await.unwrap().expect("acknowledged");
+        }
+    }
+    // The bucket learns the high watermark at the next pass; the closed segments are
+    // uploaded, the active one is not.
+    common::cluster::wait_until(
+        "the high watermark in the manifest",
+        Duration::from_secs(30),
+        || {
+            let m = manifest(&bucket, "kept")?;
+            let uploaded = !m["segments"].as_array()?.is_empty();
+            (m["high_watermark"].as_u64()? == 1000 && uploaded).then_some(())
+        },
+    );
+    let remote_end = manifest(&bucket, "kept").unwrap()["segments"]
+        .as_array()
+        .unwrap()
+        .last()
+        .unwrap()["next_offset"]
+        .as_u64()
+        .unwrap();
+    assert!(remote_end < 1000, "the active segment is not remote");
+    // The region is lost with its disk; a new node restores the topic from the bucket.
+    lost.kill();
+    let second: Vec<String> = settings(true);
+    let second: Vec<&str> = second.iter().map(String::as_str).collect();
+    let restored = BrokerProcess::start(&dir.path().join("restored"), &second);
+    // New records get offsets above every acknowledged one.
+    let producer: FutureProducer = client(&restored.addr).set("acks", "all").create().unwrap();
+    let offset = producer
+        .send(
+            FutureRecord::<(), _>::to("kept").payload("after the restore"),
+            Duration::from_secs(10),
+        )
+        .await
+        .expect("acknowledged")
+        .offset;
+    assert!(
+        offset >= 1000,
+        "offset {offset} was acknowledged before the disk was lost"
+    );
+    // The history the bucket holds is served, then the new record, across the gap.
+    let records = consume_all(
+        &restored.addr,
+        "kept",
+        1,
+        remote_end as usize + 1,
+        Duration::from_secs(30),
+    );
+    assert_eq!(records.len(), remote_end as usize + 1);
+    for (i, record) in records[..remote_end as usize].iter().enumerate() {
+        assert_eq!(record.offset, i as i64);
+        assert_eq!(
+            record.value.as_deref(),
+            Some(format!("record-{i}").as_bytes())
+        );
+    }
+    assert_eq!(records.last().unwrap().offset, offset);
+}

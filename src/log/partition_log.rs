@@ -603,14 +603,13 @@ impl PartitionLog {
         self.uploaded_end
     }
 
-    /// The first offset a consumer can read: in the remote tier if that reaches the local
-    /// log, else on local disk.
+    /// The first offset a consumer can read: in the remote tier if there is one, else on local
+    /// disk. Offsets between the remote tier's end and the local log's start (a log restored
+    /// above offsets lost with a disk) hold no records: a read there continues locally.
     pub fn visible_start(&self) -> u64 {
         match self.remote_start {
-            Some(remote) if self.uploaded_end >= self.log_start_offset => {
-                remote.min(self.log_start_offset)
-            }
-            _ => self.log_start_offset,
+            Some(remote) => remote.min(self.log_start_offset),
+            None => self.log_start_offset,
         }
     }
 

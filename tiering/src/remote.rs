@@ -72,7 +72,19 @@ pub struct Manifest {
     pub partition: i32,
     /// Remote segments in offset order.
     pub segments: Vec<RemoteSegment>,
+    /// The leader's high watermark when the manifest was last written: offsets below it were
+    /// acknowledged, whether or not their segments are remote yet.
+    #[serde(default)]
+    pub high_watermark: u64,
+    /// The log of a partition restored from the bucket (an empty disk) starts no lower than
+    /// this, so that it never hands out again an offset that may have been acknowledged: the
+    /// high watermark plus twice what it grew by since it was last recorded.
+    #[serde(default)]
+    pub offset_floor: u64,
 }
+
+/// The least gap between the recorded high watermark and the offset floor.
+pub const MIN_FLOOR_GAP: u64 = 1000;
 
 /// Identifies a partition in the store.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -159,6 +171,8 @@ impl RemoteLog {
                 topic_id: key.topic_id,
                 partition: key.partition,
                 segments: Vec::new(),
+                high_watermark: 0,
+                offset_floor: 0,
             },
             Err(e) => return Err(e.into()),
         };
@@ -193,6 +207,33 @@ impl RemoteLog {
     /// Offset after the last remote record, if any segment is remote.
     pub fn end_offset(&self) -> Option<u64> {
         self.manifest().segments.last().map(|s| s.next_offset)
+    }
+
+    /// The lowest offset a log restored from the bucket may start at (see [`Manifest`]).
+    pub fn offset_floor(&self) -> u64 {
+        let manifest = self.manifest();
+        manifest.offset_floor.max(manifest.high_watermark)
+    }
+
+    /// Records the leader's `high_watermark` in the manifest, when it moved since it was last
+    /// recorded (one small write per pass of a partition that takes writes).
+    pub async fn record_high_watermark(&self, high_watermark: u64) -> Result<(), TieringError> {
+        let mut next = self.manifest().clone();
+        if high_watermark <= next.high_watermark {
+            return Ok(());
+        }
+        let grew = if next.high_watermark == 0 {
+            0
+        } else {
+            high_watermark - next.high_watermark
+        };
+        next.high_watermark = high_watermark;
+        next.offset_floor = next
+            .offset_floor
+            .max(high_watermark.saturating_add(grew.saturating_mul(2).max(MIN_FLOOR_GAP)));
+        self.save_manifest(&next).await?;
+        *self.manifest() = next;
+        Ok(())
     }
 
     /// Bytes of batches in the remote tier, and bytes stored.
