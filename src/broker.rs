@@ -686,25 +686,27 @@ impl Broker for StrataBroker {
         offset: i64,
         max_bytes: u64,
         min_one: bool,
-    ) -> Result<Vec<Bytes>, BrokerError> {
+        wait: std::time::Duration,
+    ) -> Result<Option<Vec<Bytes>>, BrokerError> {
+        use crate::remote_log_manager::RemoteOutcome;
         let partition = self.leader_ref(topic, partition)?;
         let remote = self
             .remote
             .as_ref()
             .ok_or_else(|| BrokerError::OffsetOutOfRange("no remote tier".into()))?;
         let read = remote
-            .read(
+            .read_within(
                 &self.cluster_id(),
                 &partition,
-                offset.max(0) as u64,
-                max_bytes,
-                min_one,
+                (offset.max(0) as u64, max_bytes, min_one),
+                wait,
             )
             .await
             .map_err(|e| remote_error(&partition, e))?;
         match read {
-            Some(read) => Ok(read.records),
-            None => Err(BrokerError::OffsetOutOfRange(format!(
+            RemoteOutcome::Read(read) => Ok(Some(read.records)),
+            RemoteOutcome::Pending => Ok(None),
+            RemoteOutcome::NotRemote => Err(BrokerError::OffsetOutOfRange(format!(
                 "offset {offset} is not in the remote tier"
             ))),
         }

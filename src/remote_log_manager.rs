@@ -25,6 +25,20 @@ const ORPHAN_AGE_MS: i64 = 10 * 60 * 1000;
 const ORPHAN_SWEEP_INTERVAL: Duration = Duration::from_secs(3600);
 /// Longest pause between attempts of a failing partition.
 const MAX_BACKOFF: Duration = Duration::from_secs(60);
+/// A remote read that failed after its fetch stopped waiting is reported to the fetches of
+/// the same offset for this long: a client retrying a slow, failing store hears the error.
+const READ_FAILURE_MEMORY: Duration = Duration::from_secs(10);
+
+/// How a remote read bounded in time ended.
+#[derive(Debug)]
+pub enum RemoteOutcome {
+    /// Whole batches, as slices of cached chunks.
+    Read(RemoteRead),
+    /// The offset is not in the remote tier.
+    NotRemote,
+    /// Not done in time; the read goes on in the background.
+    Pending,
+}
 
 /// Settings (`remote.log.*`).
 #[derive(Debug, Clone)]
@@ -62,6 +76,8 @@ pub struct RemotePartition {
     swept_at: Mutex<Option<Instant>>,
     /// One upload pass at a time per partition.
     busy: tokio::sync::Mutex<()>,
+    /// The last remote read that failed in the background: when, at which offset, why.
+    read_failure: Mutex<Option<(Instant, u64, TieringError)>>,
 }
 
 impl RemotePartition {
@@ -221,6 +237,7 @@ impl RemoteLogManager {
             retry_at: Mutex::default(),
             swept_at: Mutex::default(),
             busy: tokio::sync::Mutex::new(()),
+            read_failure: Mutex::default(),
         });
         partitions.insert(name, Arc::clone(&opened));
         Ok(opened)
@@ -431,17 +448,52 @@ impl RemoteLogManager {
         Ok(())
     }
 
-    /// Reads remote offsets of a partition.
-    pub async fn read(
+    /// Reads remote offsets of a partition, waiting at most `wait`: a read not done by then
+    /// goes on in the background (its chunks land in the cache for the client's next fetch),
+    /// and its failure is reported to the next fetches of the same offset.
+    pub async fn read_within(
         &self,
         cluster_id: &str,
         partition: &PartitionRef,
-        offset: u64,
-        max_bytes: u64,
-        min_one: bool,
-    ) -> Result<Option<RemoteRead>, TieringError> {
+        (offset, max_bytes, min_one): (u64, u64, bool),
+        wait: Duration,
+    ) -> Result<RemoteOutcome, TieringError> {
         let remote = self.remote_for(cluster_id, partition).await?;
-        remote.log.read(offset, max_bytes, min_one).await
+        let reading = Arc::clone(&remote);
+        let mut read = tokio::spawn(async move {
+            let result = reading.log.read(offset, max_bytes, min_one).await;
+            let mut failure = reading
+                .read_failure
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            match &result {
+                Ok(_) => *failure = None,
+                Err(e) => *failure = Some((Instant::now(), offset, e.clone())),
+            }
+            result
+        });
+        match tokio::time::timeout(wait, &mut read).await {
+            Ok(done) => match done.map_err(|e| TieringError::Io(format!("remote read: {e}")))? {
+                Ok(Some(read)) => Ok(RemoteOutcome::Read(read)),
+                Ok(None) => Ok(RemoteOutcome::NotRemote),
+                Err(e) => Err(e),
+            },
+            Err(_) => {
+                let failure = remote
+                    .read_failure
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .clone();
+                match failure {
+                    Some((at, failed, error))
+                        if failed == offset && at.elapsed() < READ_FAILURE_MEMORY =>
+                    {
+                        Err(error)
+                    }
+                    _ => Ok(RemoteOutcome::Pending),
+                }
+            }
+        }
     }
 
     /// Deletes a topic's objects and forgets its partitions.

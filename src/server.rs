@@ -203,6 +203,7 @@ async fn run_broker(
             .max_connections
             .unwrap_or_else(|| default_max_connections(files_limit())),
         max_connections_per_ip: config.max_connections_per_ip,
+        remote_fetch_max_wait: config.remote_fetch_max_wait,
         auto_create_topics: config.auto_create_topics,
     };
     tracing::info!(
@@ -396,7 +397,12 @@ async fn open_remote(
     data_dir: &std::path::Path,
     settings: &RemoteConfig,
 ) -> anyhow::Result<Arc<RemoteLogManager>> {
-    let store = strata_tiering::store::open(&settings.url, &StoreOptions::default())
+    let options = StoreOptions {
+        request_timeout: settings.store_timeout,
+        operation_timeout: settings.store_timeout,
+        ..StoreOptions::default()
+    };
+    let store = strata_tiering::store::open(&settings.url, &options)
         .map_err(|e| anyhow::anyhow!("remote.log.storage.url={}: {e}", settings.url))?;
     match tokio::time::timeout(
         STORE_PROBE_TIMEOUT,

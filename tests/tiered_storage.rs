@@ -510,3 +510,100 @@ fn total_retention_and_topic_deletion_remove_objects_and_bad_stores_stop_the_bro
         "{stderr}"
     );
 }
+
+/// A raw Fetch of partition 0 of the topic from `offset` waiting at most `max_wait_ms`: how
+/// long the answer took, its error code and its record bytes.
+async fn timed_fetch(addr: &str, offset: i64, max_wait_ms: i32) -> (Duration, i16, usize) {
+    use common::wire::Conn;
+    use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+    use kafka_protocol::messages::{FetchRequest, TopicName};
+    let request = FetchRequest::default()
+        .with_max_wait_ms(max_wait_ms)
+        .with_max_bytes(1 << 20)
+        .with_topics(vec![
+            FetchTopic::default()
+                .with_topic(TopicName(TOPIC.to_owned().into()))
+                .with_partitions(vec![
+                    FetchPartition::default()
+                        .with_partition(0)
+                        .with_fetch_offset(offset)
+                        .with_partition_max_bytes(1 << 20),
+                ]),
+        ]);
+    let mut conn = Conn::open(addr).await;
+    let started = Instant::now();
+    let response = conn.call(12, &request).await.unwrap();
+    let partition = &response.responses[0].partitions[0];
+    (
+        started.elapsed(),
+        partition.error_code,
+        partition.records.as_ref().map_or(0, |r| r.len()),
+    )
+}
+
+#[test]
+fn a_stalled_store_is_reported_and_remote_fetches_answer_in_time() {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let s3_root = tmp.path().join("s3");
+    let server = runtime.block_on(testing::start(&s3_root, "tiered"));
+    let dir = tmp.path().join("broker");
+    let broker = start_broker(&dir, &server, &["remote.log.storage.timeout.ms=2000"]);
+    runtime.block_on(create_topic(
+        &broker.addr,
+        TOPIC,
+        1,
+        &[
+            ("segment.bytes", "16384"),
+            ("local.retention.bytes", "0"),
+            ("retention.ms", "-1"),
+        ],
+    ));
+    runtime.block_on(produce(&broker.addr, 0, 300));
+    wait_until(&broker, "uploads", Duration::from_secs(60), || {
+        local_segments(&dir) <= 2 && remote_objects(&s3_root) >= 10
+    });
+    // The store accepts requests and answers none.
+    server.stalled.store(true, Ordering::SeqCst);
+    // A fetch of remote offsets answers within remote.fetch.max.wait.ms (500 ms), empty.
+    let (took, error, bytes) = runtime.block_on(timed_fetch(&broker.addr, 0, 500));
+    assert!(
+        took < Duration::from_secs(2),
+        "a remote fetch took {took:?}"
+    );
+    assert_eq!(
+        (error, bytes),
+        (0, 0),
+        "an expired remote read answers empty"
+    );
+    // Once the stalled read has failed (the 2 s operation bound), retries hear the error.
+    let started = Instant::now();
+    let error = loop {
+        let (took, error, _) = runtime.block_on(timed_fetch(&broker.addr, 0, 500));
+        assert!(
+            took < Duration::from_secs(2),
+            "a remote fetch took {took:?}"
+        );
+        if error != 0 || started.elapsed() > Duration::from_secs(15) {
+            break error;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert_eq!(
+        error, -1,
+        "UNKNOWN_SERVER_ERROR once the store failed the read"
+    );
+    // Uploads stall too: the status names the failure within seconds, not minutes.
+    runtime.block_on(produce(&broker.addr, 300, 400));
+    let status = (0..100)
+        .map(|_| {
+            std::thread::sleep(Duration::from_millis(200));
+            tiering_status(&broker)
+        })
+        .find(|s| s.contains("did not complete within"))
+        .unwrap_or_else(|| panic!("the stall never showed:\n{}", tiering_status(&broker)));
+    assert!(status.contains("2s"), "{status}");
+    // The store answers again: everything is served and uploaded.
+    server.stalled.store(false, Ordering::SeqCst);
+    assert_full_history(&broker.addr, 400);
+}

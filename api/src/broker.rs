@@ -514,7 +514,8 @@ pub trait Broker: Send + Sync + 'static {
     ) -> Result<PartitionRead, BrokerError>;
 
     /// Reads from `offset` in the remote tier (after `read` answered [`Records::Remote`]):
-    /// whole batches up to `max_bytes`, at least one with `min_one`.
+    /// whole batches up to `max_bytes`, at least one with `min_one`. `None` when the read is
+    /// not done within `wait` (`remote.fetch.max.wait.ms`): it goes on in the background.
     fn read_remote(
         &self,
         topic: &str,
@@ -522,7 +523,8 @@ pub trait Broker: Send + Sync + 'static {
         offset: i64,
         max_bytes: u64,
         min_one: bool,
-    ) -> impl Future<Output = Result<Vec<Bytes>, BrokerError>> + Send;
+        wait: std::time::Duration,
+    ) -> impl Future<Output = Result<Option<Vec<Bytes>>, BrokerError>> + Send;
 
     /// A receiver that changes on every append, for long-polling fetches.
     fn appends(&self) -> watch::Receiver<u64>;

@@ -34,6 +34,9 @@ pub struct ServerConfig {
     pub max_connections: usize,
     /// Connections from one address; more are closed at once (`max.connections.per.ip`).
     pub max_connections_per_ip: usize,
+    /// Longest a Fetch waits for remote data before answering without it
+    /// (`remote.fetch.max.wait.ms`, KIP-1018).
+    pub remote_fetch_max_wait: Duration,
     /// Whether Metadata may create missing topics (`auto.create.topics.enable`).
     pub auto_create_topics: bool,
 }
@@ -47,6 +50,7 @@ impl Default for ServerConfig {
             connections_max_idle: Duration::from_secs(600),
             max_connections: i32::MAX as usize,
             max_connections_per_ip: i32::MAX as usize,
+            remote_fetch_max_wait: Duration::from_millis(500),
             auto_create_topics: true,
         }
     }

@@ -53,6 +53,16 @@ pub const BROKER_KEYS: &[(&str, &str, &str)] = &[
         "object store for closed segments: s3://bucket/prefix (AWS environment) or a directory; empty: <log.dirs>/objects",
     ),
     (
+        "remote.log.storage.timeout.ms",
+        "30000",
+        "longest one object store operation may take, retries included; longer is a failure",
+    ),
+    (
+        "remote.fetch.max.wait.ms",
+        "500",
+        "longest a fetch waits for remote data before answering without it (the read goes on)",
+    ),
+    (
         "remote.log.restore.enable",
         "false",
         "at startup, recreate the topics the object store holds for this cluster id but the metadata lacks",

@@ -149,6 +149,8 @@ pub struct RemoteConfig {
     pub memory_bytes: u64,
     /// `remote.log.restore.enable`.
     pub restore: bool,
+    /// `remote.log.storage.timeout.ms`.
+    pub store_timeout: Duration,
 }
 
 /// The broker's effective configuration.
@@ -206,6 +208,8 @@ pub struct BrokerConfig {
     pub max_connections: Option<usize>,
     /// `max.connections.per.ip`.
     pub max_connections_per_ip: usize,
+    /// `remote.fetch.max.wait.ms`.
+    pub remote_fetch_max_wait: Duration,
     /// `log.retention.check.interval.ms`.
     pub retention_check_interval_ms: u64,
     /// `log.flush.scheduler.interval.ms`.
@@ -354,6 +358,9 @@ impl BrokerConfig {
                 memory_bytes: settings.parse("remote.log.chunk.memory.bytes", 1 << 20..=i64::MAX)?
                     as u64,
                 restore: settings.bool("remote.log.restore.enable")?,
+                store_timeout: settings
+                    .millis("remote.log.storage.timeout.ms")?
+                    .max(Duration::from_millis(100)),
             })
         } else {
             None
@@ -417,6 +424,9 @@ impl BrokerConfig {
             },
             max_connections_per_ip: settings.parse("max.connections.per.ip", 1..=i32::MAX as i64)?
                 as usize,
+            remote_fetch_max_wait: settings
+                .millis("remote.fetch.max.wait.ms")?
+                .max(Duration::from_millis(1)),
             retention_check_interval_ms: settings
                 .parse("log.retention.check.interval.ms", 1..=i64::MAX)?
                 as u64,

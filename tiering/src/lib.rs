@@ -13,6 +13,7 @@ pub mod remote;
 pub mod store;
 #[cfg(feature = "testing")]
 pub mod testing;
+pub mod timed;
 
 pub use cache::ChunkCache;
 pub use object_store;

@@ -14,6 +14,7 @@ use object_store::prefix::PrefixStore;
 use object_store::{BackoffConfig, ClientOptions, ObjectStore, ObjectStoreExt, RetryConfig};
 
 use crate::TieringError;
+use crate::timed::TimedStore;
 
 /// Settings beyond the URL.
 #[derive(Debug, Clone)]
@@ -23,6 +24,8 @@ pub struct StoreOptions {
     pub max_retries: usize,
     /// How long one request may take.
     pub request_timeout: Duration,
+    /// How long one operation may take, retries included (see [`crate::timed`]).
+    pub operation_timeout: Duration,
     /// How long connecting may take.
     pub connect_timeout: Duration,
     /// Explicit credentials and endpoint (tests); otherwise the environment's.
@@ -47,6 +50,7 @@ impl Default for StoreOptions {
         Self {
             max_retries: 3,
             request_timeout: Duration::from_secs(30),
+            operation_timeout: Duration::from_secs(30),
             connect_timeout: Duration::from_secs(5),
             s3: None,
         }
@@ -97,10 +101,12 @@ pub fn open(url: &str, options: &StoreOptions) -> Result<Arc<dyn ObjectStore>, T
             .build()
             .map_err(|e| TieringError::Config(format!("{url}: {e}")))?;
         let prefix = prefix.trim_matches('/');
-        if prefix.is_empty() {
-            return Ok(Arc::new(store));
-        }
-        return Ok(Arc::new(PrefixStore::new(store, Path::from(prefix))));
+        let store: Arc<dyn ObjectStore> = if prefix.is_empty() {
+            Arc::new(store)
+        } else {
+            Arc::new(PrefixStore::new(store, Path::from(prefix)))
+        };
+        return Ok(Arc::new(TimedStore::new(store, options.operation_timeout)));
     }
     let dir = url.strip_prefix("file://").unwrap_or(url);
     if dir.contains("://") {
@@ -113,7 +119,10 @@ pub fn open(url: &str, options: &StoreOptions) -> Result<Arc<dyn ObjectStore>, T
     let store = LocalFileSystem::new_with_prefix(dir)
         .map_err(|e| TieringError::Config(format!("{dir}: {e}")))?;
     // Remote data is the only copy once local retention deletes a segment: make it durable.
-    Ok(Arc::new(store.with_fsync(true)))
+    Ok(Arc::new(TimedStore::new(
+        Arc::new(store.with_fsync(true)),
+        options.operation_timeout,
+    )))
 }
 
 /// Whether the store answers, and accepts this node's credentials: a HEAD of an object that

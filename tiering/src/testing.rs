@@ -1,6 +1,7 @@
 //! An S3-protocol server in the test process (s3s with the s3s-fs file backend) on an
 //! ephemeral port, for tests that must talk to a real S3 endpoint. It can be told to answer
-//! every request with 503 (SlowDown), or to refuse connections, for a while.
+//! every request with 503 (SlowDown), to refuse connections, or to stall (accept requests and
+//! answer none until told otherwise), for a while.
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -30,6 +31,8 @@ pub struct TestS3 {
     pub unavailable: Arc<AtomicBool>,
     /// While set, connections are closed at once (the store seems unreachable).
     pub refusing: Arc<AtomicBool>,
+    /// While set, requests are read and not answered (a store that hangs).
+    pub stalled: Arc<AtomicBool>,
     /// Requests answered (503s included).
     pub requests: Arc<AtomicUsize>,
     task: tokio::task::JoinHandle<()>,
@@ -77,8 +80,10 @@ pub async fn start(root: &Path, bucket: &str) -> TestS3 {
     let addr = listener.local_addr().expect("address");
     let unavailable = Arc::new(AtomicBool::new(false));
     let refusing = Arc::new(AtomicBool::new(false));
+    let stalled = Arc::new(AtomicBool::new(false));
     let requests = Arc::new(AtomicUsize::new(0));
     let (flag, refuse, count) = (unavailable.clone(), refusing.clone(), requests.clone());
+    let stall = stalled.clone();
     let root = root.to_owned();
     let task = tokio::spawn(async move {
         loop {
@@ -91,9 +96,10 @@ pub async fn start(root: &Path, bucket: &str) -> TestS3 {
             }
             let _ = socket.set_nodelay(true);
             let (s3, flag, count) = (s3.clone(), flag.clone(), count.clone());
-            let (refuse, root) = (refuse.clone(), root.clone());
+            let (refuse, root, stall) = (refuse.clone(), root.clone(), stall.clone());
             let service = service_fn(move |request: Request<Incoming>| {
                 let s3 = s3.clone();
+                let stall = stall.clone();
                 let failing = flag.load(Ordering::SeqCst);
                 let refused = refuse.load(Ordering::SeqCst);
                 count.fetch_add(1, Ordering::SeqCst);
@@ -102,6 +108,9 @@ pub async fn start(root: &Path, bucket: &str) -> TestS3 {
                 let bucket = bucket.split('/').next().unwrap_or_default().to_owned();
                 let known = bucket.is_empty() || root.join(&bucket).is_dir();
                 async move {
+                    while stall.load(Ordering::SeqCst) {
+                        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    }
                     if refused {
                         // An error from the service drops the connection: the store is gone.
                         return Err(std::io::Error::other("refusing connections"));
@@ -130,6 +139,7 @@ pub async fn start(root: &Path, bucket: &str) -> TestS3 {
         addr,
         unavailable,
         refusing,
+        stalled,
         requests,
         task,
     }

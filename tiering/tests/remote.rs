@@ -38,6 +38,7 @@ fn options(server: &testing::TestS3) -> StoreOptions {
     StoreOptions {
         max_retries: 1,
         request_timeout: Duration::from_secs(5),
+        operation_timeout: Duration::from_secs(10),
         connect_timeout: Duration::from_secs(1),
         s3: Some(server.settings()),
     }

@@ -87,6 +87,7 @@ pub(super) fn handle<B: Broker>(
     let min_bytes = request.min_bytes.max(0) as u64;
     let deadline = Instant::now()
         + Duration::from_millis(request.max_wait_ms.max(0) as u64).min(MAX_FETCH_WAIT);
+    let remote_wait = ctx.config.remote_fetch_max_wait;
     Ok(Reply::Later(Box::pin(async move {
         // Subscribe before the first read so that an append between the read and the wait
         // still wakes this fetch.
@@ -101,7 +102,7 @@ pub(super) fn handle<B: Broker>(
                     &plan,
                     &mut response,
                     &mut regions,
-                    max_bytes.saturating_sub(bytes),
+                    (max_bytes.saturating_sub(bytes), remote_wait),
                 )
                 .await;
             }
@@ -121,12 +122,16 @@ pub(super) fn handle<B: Broker>(
 /// Replaces each pending remote read by its bytes, or by the partition's error if it failed.
 /// The reads run concurrently (each may wait for the object store), sharing `budget` equally;
 /// the first of them returns at least one batch if no partition before it has records.
+///
+/// A read not done within `wait` (`remote.fetch.max.wait.ms`) leaves its partition empty,
+/// without an error, as Kafka answers an expired remote fetch (KIP-1018): the client asks
+/// again, and the read goes on in the background, so the chunks it fetches are cached by then.
 async fn read_remote<B: Broker>(
     broker: &B,
     plan: &[PlannedTopic],
     response: &mut FetchResponse,
     regions: &mut [Option<Records>],
-    budget: u64,
+    (budget, wait): (u64, Duration),
 ) {
     // (slot, topic index, partition index, topic name, partition) of each pending read.
     let mut pending = Vec::new();
@@ -154,12 +159,12 @@ async fn read_remote<B: Broker>(
     let share = budget / pending.len().max(1) as u64;
     let reads = pending.iter().enumerate().map(|(n, (_, _, _, name, p))| {
         let limit = p.partition_max_bytes.min(share);
-        broker.read_remote(name, p.index, p.fetch_offset, limit, first == Some(n))
+        broker.read_remote(name, p.index, p.fetch_offset, limit, first == Some(n), wait)
     });
     let reads = futures::future::join_all(reads).await;
     for ((index, t, i, name, p), read) in pending.into_iter().zip(reads) {
-        regions[index] = match read.map(Records::Memory) {
-            Ok(records) if !records.is_empty() => Some(records),
+        regions[index] = match read {
+            Ok(Some(records)) if !records.is_empty() => Some(Records::Memory(records)),
             Ok(_) => None,
             Err(e) => {
                 tracing::warn!(topic = name, partition = p.index, "remote read failed: {e}");
