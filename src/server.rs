@@ -411,7 +411,13 @@ async fn open_remote(
     .await
     {
         Ok(Ok(())) => {}
-        Ok(Err(e)) => anyhow::bail!("remote.log.storage.url={}: {e}", settings.url),
+        Ok(Err(e)) => {
+            let failure = e.to_string();
+            match strata_tiering::store::explain_missing_credentials(&settings.url, &failure) {
+                Some(explained) => anyhow::bail!("remote.log.storage.url: {explained}"),
+                None => anyhow::bail!("remote.log.storage.url={}: {failure}", settings.url),
+            }
+        }
         Err(_) => anyhow::bail!(
             "remote.log.storage.url={}: the object store did not answer within {STORE_PROBE_TIMEOUT:?}",
             settings.url

@@ -5,7 +5,8 @@
 //! do; no CLI error carries a backtrace. The log: no colours when not on a terminal, no ERROR
 //! on a normal start, stop and restart, no dumps, openraft quiet, and JSON on request.
 //! `/v1/health` reports each check of the node's real state (a store that stops answering, a
-//! quorum without a majority) and `/v1/ready` whether it serves Kafka clients.
+//! quorum without a majority) and `/v1/ready` whether it serves Kafka clients. Startup errors
+//! name their cause: the path that cannot be written, the credentials that are missing.
 
 mod common;
 
@@ -340,4 +341,75 @@ fn health_reports_the_real_state_of_the_node() {
     );
     let (status, body) = common::http_get(&admin, "/v1/ready");
     assert_eq!(status, 503, "{body}");
+}
+
+/// Runs `strata dev` with `args` and `env` until it exits (within 20 s): its stderr.
+fn failed_start(args: &[&str], env: &[(&str, &str)]) -> String {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_strata"));
+    command
+        .arg("dev")
+        .args(["--listen", "127.0.0.1:0"])
+        .args(args)
+        .env("RUST_LOG", "warn");
+    for name in strata_tiering::store::AWS_CREDENTIAL_SOURCES {
+        command.env_remove(name);
+    }
+    let mut child = command
+        .envs(env.iter().copied())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while child.try_wait().unwrap().is_none() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "strata {args:?} kept running"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let output = child.wait_with_output().unwrap();
+    assert!(!output.status.success());
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+#[test]
+fn startup_errors_name_their_cause() {
+    let tmp = tempfile::tempdir().unwrap();
+    // The controller's storage cannot be created: the error names the path, and its cause once.
+    let data = tmp.path().join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    std::fs::write(data.join("__cluster_metadata"), b"not a directory").unwrap();
+    let stderr = failed_start(&["--data-dir", data.to_str().unwrap()], &[]);
+    let line = stderr.lines().last().unwrap_or_default();
+    assert!(line.starts_with("error: "), "{stderr}");
+    assert!(
+        line.contains("__cluster_metadata"),
+        "names the path: {line}"
+    );
+    let cause = "Not a directory";
+    assert_eq!(line.matches(cause).count(), 1, "the cause once: {line}");
+
+    // An S3 bucket without credentials: says none were found and where they are looked for.
+    let closed = common::cluster::free_addr();
+    let stderr = failed_start(
+        &[
+            "--data-dir",
+            tmp.path().join("s3").to_str().unwrap(),
+            "--set",
+            "remote.log.storage.url=s3://some-bucket/strata",
+            "--set",
+            "remote.log.storage.timeout.ms=5000",
+        ],
+        &[
+            ("AWS_REGION", "us-east-1"),
+            ("AWS_METADATA_ENDPOINT", &format!("http://{closed}")),
+        ],
+    );
+    let line = stderr.lines().last().unwrap_or_default();
+    assert!(line.contains("no AWS credentials were found"), "{line}");
+    assert!(
+        line.contains("AWS_ACCESS_KEY_ID") && line.contains("instance metadata"),
+        "{line}"
+    );
 }

@@ -125,6 +125,43 @@ pub fn open(url: &str, options: &StoreOptions) -> Result<Arc<dyn ObjectStore>, T
     )))
 }
 
+/// Environment variables that give the S3 client credentials, in the order it looks at them;
+/// without any, it asks the ECS container or EC2 instance metadata endpoint.
+pub const AWS_CREDENTIAL_SOURCES: &[&str] = &[
+    "AWS_ACCESS_KEY_ID",
+    "AWS_WEB_IDENTITY_TOKEN_FILE",
+    "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+    "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+];
+
+/// Where the S3 client looks for credentials, in words, for error messages.
+const WHERE_CREDENTIALS_ARE_LOOKED_FOR: &str = "set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY \
+(and AWS_SESSION_TOKEN for temporary ones), or AWS_WEB_IDENTITY_TOKEN_FILE with AWS_ROLE_ARN, or \
+run where the ECS container or EC2 instance metadata endpoint (169.254.169.254) provides them";
+
+/// A failure of an S3 store at `url` explained, when it comes from missing credentials: no
+/// credential variable is set and the instance metadata endpoint, the last resort, refused or
+/// is not there. `None` when that is not the cause.
+pub fn explain_missing_credentials(url: &str, failure: &str) -> Option<String> {
+    // The client's requests to the metadata endpoint (IMDSv2 token, then the role's keys).
+    let asked_metadata = ["/latest/api/token", "/latest/meta-data/iam"]
+        .iter()
+        .any(|path| failure.contains(path));
+    if !url.starts_with("s3://") || options_have_credentials() || !asked_metadata {
+        return None;
+    }
+    Some(format!(
+        "no AWS credentials were found for {url}: {WHERE_CREDENTIALS_ARE_LOOKED_FOR} (asking \
+         the instance metadata endpoint failed: {failure})"
+    ))
+}
+
+fn options_have_credentials() -> bool {
+    AWS_CREDENTIAL_SOURCES
+        .iter()
+        .any(|name| std::env::var_os(name).is_some_and(|v| !v.is_empty()))
+}
+
 /// Whether the store answers, and accepts this node's credentials: a HEAD of an object that
 /// does not exist (cheap, and writes nothing). For health checks.
 pub async fn reachable(store: &dyn ObjectStore) -> Result<(), TieringError> {
