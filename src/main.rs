@@ -127,6 +127,8 @@ enum ConfigCommand {
     /// Validates a configuration exactly as `strata run` would, without starting anything,
     /// and prints what the node would be.
     Check(DevArgs),
+    /// Every setting with its value (default, or as given) and what it means.
+    List(DevArgs),
 }
 
 #[derive(Subcommand)]
@@ -266,6 +268,13 @@ fn run(command: Command) -> anyhow::Result<()> {
         } => {
             let config = BrokerConfig::load(args.config.as_deref(), &overrides(&args)?)?;
             print!("{}", strata::cli::config::summary(&config));
+            Ok(())
+        }
+        Command::Config {
+            command: ConfigCommand::List(args),
+        } => {
+            let config = BrokerConfig::load(args.config.as_deref(), &overrides(&args)?)?;
+            print!("{}", strata::cli::config::list(&config));
             Ok(())
         }
         Command::Tiering {

@@ -390,6 +390,31 @@ fn startup_errors_name_their_cause() {
     let cause = "Not a directory";
     assert_eq!(line.matches(cause).count(), 1, "the cause once: {line}");
 
+    // A listener's port in use stops the node before it joins the quorum (no voter that
+    // then dies), naming the listener and the address.
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let taken_addr = taken.local_addr().unwrap().to_string();
+    let early = tmp.path().join("early");
+    let stderr = failed_start(
+        &[
+            "--data-dir",
+            early.to_str().unwrap(),
+            "--set",
+            &format!("listeners=PLAINTEXT://127.0.0.1:0,ADMIN://{taken_addr}"),
+        ],
+        &[],
+    );
+    let line = stderr.lines().last().unwrap_or_default();
+    assert!(
+        line.contains("cannot bind the admin listener") && line.contains(&taken_addr),
+        "{line}"
+    );
+    assert!(
+        !early.join("__cluster_metadata").exists(),
+        "the controller started before every listener was bound"
+    );
+    drop(taken);
+
     // An S3 bucket without credentials: says none were found and where they are looked for.
     let closed = common::cluster::free_addr();
     let stderr = failed_start(

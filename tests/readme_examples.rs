@@ -1,8 +1,8 @@
 //! Proves that README.md cannot rot: every TOML example passes `strata config check`, the
 //! three-node cluster runs from the README's own node configs (addresses moved to free ports,
 //! directories to temporary ones) and `strata cluster status` answers in the shape shown, the
-//! kcat walk-through runs against `strata dev` with the output shown, and every link points
-//! into the repository.
+//! kcat walk-through runs against `strata dev` with the output shown, every setting
+//! `strata config list` knows is documented, and every link points into the repository.
 
 mod common;
 
@@ -268,4 +268,26 @@ fn the_kcat_walkthrough_prints_what_it_shows() {
             assert_eq!(got, shown, "`{line}` printed other than the README shows");
         }
     }
+}
+
+#[test]
+fn every_setting_is_documented() {
+    let output = strata(&["config", "list"]);
+    assert!(output.status.success());
+    let text = readme();
+    let listed = stdout(&output);
+    let names: Vec<&str> = listed
+        .lines()
+        .skip(1)
+        .filter_map(|l| l.split_whitespace().next())
+        .collect();
+    assert!(names.len() > 60, "{listed}");
+    let missing: Vec<&&str> = names
+        .iter()
+        .filter(|name| !text.contains(&format!("`{name}`")))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "settings the README does not document: {missing:?}"
+    );
 }

@@ -1,4 +1,5 @@
-//! `strata config check`: a configuration validated as `strata run` would, summarised.
+//! `strata config check` (a configuration validated as `strata run` would, summarised) and
+//! `strata config list` (every setting with its value and meaning).
 
 use crate::config::BrokerConfig;
 
@@ -45,4 +46,22 @@ pub fn summary(config: &BrokerConfig) -> String {
         None => out.push_str("  tiered storage    off\n"),
     }
     out
+}
+
+/// Every broker-level setting: name, value, whether it was set, and what it means.
+pub fn list(config: &BrokerConfig) -> String {
+    let rows: Vec<Vec<String>> = config
+        .describe()
+        .into_iter()
+        .map(|(name, value, explicit, doc)| {
+            let value = if value.is_empty() {
+                "-".to_owned()
+            } else {
+                value
+            };
+            let source = if explicit { "set" } else { "default" };
+            vec![name, value, source.to_owned(), doc.to_owned()]
+        })
+        .collect();
+    super::table(&["NAME", "VALUE", "SOURCE", "MEANING"], &rows)
 }
