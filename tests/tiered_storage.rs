@@ -218,6 +218,21 @@ async fn assert_fetch_is_capped(addr: &str, cap: usize) {
     assert_eq!(first, 0, "from the batch holding offset 0");
 }
 
+/// The topic in 16 KiB segments, nothing kept locally once uploaded, kept forever.
+async fn create_history_topic(addr: &str) {
+    create_topic(
+        addr,
+        TOPIC,
+        1,
+        &[
+            ("segment.bytes", "16384"),
+            ("local.retention.bytes", "0"),
+            ("retention.ms", "-1"),
+        ],
+    )
+    .await;
+}
+
 async fn delete_topic(addr: &str) {
     use rdkafka::admin::{AdminClient, AdminOptions};
     let admin: AdminClient<_> = client(addr).create().unwrap();
@@ -244,17 +259,7 @@ fn history_is_served_from_the_bucket_across_restarts_crashes_and_outages() {
     let server = runtime.block_on(testing::start(&s3_root, "tiered"));
     let dir = tmp.path().join("broker");
     let mut broker = start_broker(&dir, &server, &["fetch.max.bytes=262144"]);
-    // 16 KiB segments; nothing local beyond the active segment once uploaded; kept forever.
-    runtime.block_on(create_topic(
-        &broker.addr,
-        TOPIC,
-        1,
-        &[
-            ("segment.bytes", "16384"),
-            ("local.retention.bytes", "0"),
-            ("retention.ms", "-1"),
-        ],
-    ));
+    runtime.block_on(create_history_topic(&broker.addr));
     runtime.block_on(produce(&broker.addr, 0, 1500));
     wait_until(
         &broker,
@@ -452,16 +457,7 @@ fn total_retention_and_topic_deletion_remove_objects_and_bad_stores_stop_the_bro
         &server,
         &["remote.log.manager.copy.max.bytes.per.second=32768"],
     );
-    runtime.block_on(create_topic(
-        &slow.addr,
-        TOPIC,
-        1,
-        &[
-            ("segment.bytes", "16384"),
-            ("local.retention.bytes", "0"),
-            ("retention.ms", "-1"),
-        ],
-    ));
+    runtime.block_on(create_history_topic(&slow.addr));
     runtime.block_on(produce(&slow.addr, 0, 200));
     wait_until(&slow, "the first upload", Duration::from_secs(30), || {
         remote_objects(&s3_root) >= 1
@@ -549,16 +545,7 @@ fn a_stalled_store_is_reported_and_remote_fetches_answer_in_time() {
     let server = runtime.block_on(testing::start(&s3_root, "tiered"));
     let dir = tmp.path().join("broker");
     let broker = start_broker(&dir, &server, &["remote.log.storage.timeout.ms=2000"]);
-    runtime.block_on(create_topic(
-        &broker.addr,
-        TOPIC,
-        1,
-        &[
-            ("segment.bytes", "16384"),
-            ("local.retention.bytes", "0"),
-            ("retention.ms", "-1"),
-        ],
-    ));
+    runtime.block_on(create_history_topic(&broker.addr));
     runtime.block_on(produce(&broker.addr, 0, 300));
     wait_until(&broker, "uploads", Duration::from_secs(60), || {
         local_segments(&dir) <= 2 && remote_objects(&s3_root) >= 10

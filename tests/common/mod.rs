@@ -140,19 +140,7 @@ impl BrokerProcess {
             .stderr(log)
             .spawn()
             .expect("strata binary starts");
-        let stdout = child.stdout.take().expect("piped stdout");
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            let mut admin = String::new();
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if let Some(addr) = line.strip_prefix("strata admin listening on ") {
-                    admin = addr.to_owned();
-                }
-                if let Some(addr) = line.strip_prefix("strata listening on ") {
-                    let _ = tx.send((addr.to_owned(), admin.clone()));
-                }
-            }
-        });
+        let rx = listening(&mut child);
         self.child = Some(child);
         match rx.recv_timeout(START_TIMEOUT) {
             Ok((addr, admin)) => {
@@ -254,19 +242,7 @@ impl RunningNode {
             .stderr(file)
             .spawn()
             .expect("strata starts");
-        let stdout = child.stdout.take().expect("piped stdout");
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            let mut admin = String::new();
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if let Some(addr) = line.strip_prefix("strata admin listening on ") {
-                    admin = addr.to_owned();
-                }
-                if let Some(addr) = line.strip_prefix("strata listening on ") {
-                    let _ = tx.send((addr.to_owned(), admin.clone()));
-                }
-            }
-        });
+        let rx = listening(&mut child);
         match rx.recv_timeout(START_TIMEOUT) {
             Ok((addr, admin)) => Self { child, addr, admin },
             Err(_) => {
@@ -330,6 +306,25 @@ pub fn http_get(addr: &str, path: &str) -> (u16, String) {
         .split_once("\r\n\r\n")
         .map_or(String::new(), |(_, b)| b.to_owned());
     (status, body)
+}
+
+/// The (Kafka, admin) addresses a `strata` process prints once it serves clients, read from its
+/// piped stdout on a thread of their own.
+fn listening(child: &mut Child) -> mpsc::Receiver<(String, String)> {
+    let stdout = child.stdout.take().expect("piped stdout");
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let mut admin = String::new();
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if let Some(addr) = line.strip_prefix("strata admin listening on ") {
+                admin = addr.to_owned();
+            }
+            if let Some(addr) = line.strip_prefix("strata listening on ") {
+                let _ = tx.send((addr.to_owned(), admin.clone()));
+            }
+        }
+    });
+    rx
 }
 
 /// A client config pointing at `addr`.
