@@ -72,24 +72,20 @@ impl BrokerProcess {
 
     /// Starts a broker with `--set` overrides and at most `files` file descriptors.
     pub fn start_with_files_limit(data_dir: &Path, settings: &[&str], files: u64) -> Self {
-        let mut broker = Self {
-            child: None,
-            addr: String::new(),
-            data_dir: data_dir.to_owned(),
-            extra_args: settings
-                .iter()
-                .flat_map(|s| ["--set".to_owned(), (*s).to_owned()])
-                .collect(),
-            env: Vec::new(),
-            admin_addr: String::new(),
-            files_limit: Some(files),
-        };
-        broker.spawn("127.0.0.1:0");
-        broker
+        Self::launch(data_dir, settings, Vec::new(), Some(files))
     }
 
     /// Starts a broker with `--set` overrides and environment variables.
     pub fn start_env(data_dir: &Path, settings: &[&str], env: &[(String, String)]) -> Self {
+        Self::launch(data_dir, settings, env.to_vec(), None)
+    }
+
+    fn launch(
+        data_dir: &Path,
+        settings: &[&str],
+        env: Vec<(String, String)>,
+        files_limit: Option<u64>,
+    ) -> Self {
         let mut broker = Self {
             child: None,
             addr: String::new(),
@@ -98,9 +94,9 @@ impl BrokerProcess {
                 .iter()
                 .flat_map(|s| ["--set".to_owned(), (*s).to_owned()])
                 .collect(),
-            env: env.to_vec(),
+            env,
             admin_addr: String::new(),
-            files_limit: None,
+            files_limit,
         };
         broker.spawn("127.0.0.1:0");
         broker
