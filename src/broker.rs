@@ -581,6 +581,10 @@ impl Broker for StrataBroker {
 
     fn append(&self, topic: &str, partition: i32, records: Bytes) -> Result<Appended, BrokerError> {
         let partition = self.leader_ref(topic, partition)?;
+        if !partition.takes_writes(self.remote.is_some()) {
+            // Retriable: the client refreshes its metadata and tries again.
+            return Err(BrokerError::LeaderNotAvailable);
+        }
         let (info, log_start_offset, must_flush) =
             partition.append(&records, now_ms()).map_err(from_log)?;
         if !must_flush {

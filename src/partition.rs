@@ -37,6 +37,9 @@ pub struct Partition {
     durable: watch::Sender<u64>,
     /// Held by the one task running an fsync.
     flushing: tokio::sync::Mutex<()>,
+    /// The partition's remote log (its manifest) has been loaded since this broker started:
+    /// until then an empty local log does not know the offset it must start at.
+    remote_opened: AtomicBool,
 }
 
 /// What a read returns besides the records.
@@ -63,6 +66,7 @@ impl Partition {
             log: Mutex::new(log),
             durable,
             flushing: tokio::sync::Mutex::new(()),
+            remote_opened: AtomicBool::new(false),
         }
     }
 
@@ -115,6 +119,22 @@ impl Partition {
             high_watermark,
             log_start_offset: log.log_start_offset(),
         })
+    }
+
+    /// Records that the partition's remote log is loaded (see [`Self::takes_writes`]).
+    pub fn set_remote_opened(&self) {
+        self.remote_opened.store(true, Ordering::Release);
+    }
+
+    /// Whether the partition may take writes: a tiered partition whose local log is empty (a
+    /// new broker, a lost disk, a restore) waits until its manifest is loaded, which may move
+    /// the log's start above offsets acknowledged before the disk was lost.
+    pub fn takes_writes(&self, tiered_store: bool) -> bool {
+        if !tiered_store || self.remote_opened.load(Ordering::Acquire) {
+            return true;
+        }
+        let log = self.log();
+        !log.config().tiered() || log.log_end_offset() > 0
     }
 
     /// The offset up to which consumers may read.
@@ -225,3 +245,37 @@ fn bump(current: &mut u64, to: u64) -> bool {
 
 /// Shared handle to a partition.
 pub type PartitionRef = Arc<Partition>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::log::LogConfig;
+    use crate::log::batch::tests::sample_batch;
+
+    #[test]
+    fn an_empty_tiered_log_takes_writes_once_its_manifest_is_loaded() {
+        let dir = tempfile::tempdir().unwrap();
+        let tiered = LogConfig::default();
+        assert!(tiered.tiered(), "topics are tiered by default");
+        let log = PartitionLog::open(&dir.path().join("t-0"), tiered.clone(), 0, true).unwrap();
+        let partition = Partition::new("t".into(), 0, uuid::Uuid::new_v4(), log);
+        assert!(
+            partition.takes_writes(false),
+            "no object store: nothing to wait for"
+        );
+        assert!(
+            !partition.takes_writes(true),
+            "the manifest may move the log's start"
+        );
+        partition.set_remote_opened();
+        assert!(partition.takes_writes(true));
+        // A log with records is past that question.
+        let log = PartitionLog::open(&dir.path().join("u-0"), tiered, 0, true).unwrap();
+        let partition = Partition::new("u".into(), 0, uuid::Uuid::new_v4(), log);
+        partition
+            .log()
+            .append(&sample_batch(1, 0, None), 0)
+            .unwrap();
+        assert!(partition.takes_writes(true));
+    }
+}

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use strata_tiering::object_store::ObjectStore;
 use strata_tiering::remote::{self, RemoteRead, TopicDescriptor};
 use strata_tiering::{ChunkCache, PartitionKey, RemoteLog, TieringError};
-use tokio::sync::Semaphore;
+use tokio::sync::{Semaphore, watch};
 
 use crate::partition::PartitionRef;
 
@@ -78,7 +78,15 @@ pub struct RemotePartition {
     busy: tokio::sync::Mutex<()>,
     /// The last remote read that failed in the background: when, at which offset, why.
     read_failure: Mutex<Option<(Instant, u64, TieringError)>>,
+    /// Reads in flight, by (offset, max bytes, min one): a client asking again while its read
+    /// runs waits for the same one instead of starting another.
+    reads: Mutex<HashMap<ReadKey, watch::Receiver<Option<ReadOutcome>>>>,
 }
+
+/// A remote read's parameters: (offset, max bytes, at least one batch).
+type ReadKey = (u64, u64, bool);
+/// What a remote read gave.
+type ReadOutcome = Result<Option<RemoteRead>, TieringError>;
 
 impl RemotePartition {
     /// Deletes objects left by interrupted uploads: on the first pass, then hourly.
@@ -192,6 +200,7 @@ impl RemoteLogManager {
         if let Some(found) = partitions.get(&name)
             && found.log.key().topic_id == partition.topic_id
         {
+            partition.set_remote_opened();
             return Ok(Arc::clone(found));
         }
         let key = PartitionKey {
@@ -231,6 +240,7 @@ impl RemoteLogManager {
                 log.bytes().0,
             );
         }
+        partition.set_remote_opened();
         let opened = Arc::new(RemotePartition {
             log,
             status: Mutex::default(),
@@ -238,6 +248,7 @@ impl RemoteLogManager {
             swept_at: Mutex::default(),
             busy: tokio::sync::Mutex::new(()),
             read_failure: Mutex::default(),
+            reads: Mutex::default(),
         });
         partitions.insert(name, Arc::clone(&opened));
         Ok(opened)
@@ -314,6 +325,17 @@ impl RemoteLogManager {
         if waiting.is_some_and(|at| Instant::now() < at) {
             return;
         }
+        // The high watermark first, so that a failing upload does not keep the bucket's
+        // offset floor behind the acknowledged records.
+        if let Err(e) = remote
+            .log
+            .record_high_watermark(partition.high_watermark())
+            .await
+        {
+            tracing::warn!(topic = %partition.topic, partition = partition.index, "recording the high watermark failed, will retry: {e}");
+            remote.failed(&e);
+            return;
+        }
         if let Err(e) = self.upload_ready(partition, &remote).await {
             tracing::warn!(
                 topic = %partition.topic,
@@ -321,15 +343,6 @@ impl RemoteLogManager {
                 failures = remote.status().failures,
                 "upload failed, will retry: {e}"
             );
-            remote.failed(&e);
-            return;
-        }
-        if let Err(e) = remote
-            .log
-            .record_high_watermark(partition.high_watermark())
-            .await
-        {
-            tracing::warn!(topic = %partition.topic, partition = partition.index, "recording the high watermark failed: {e}");
             remote.failed(&e);
             return;
         }
@@ -459,25 +472,46 @@ impl RemoteLogManager {
         wait: Duration,
     ) -> Result<RemoteOutcome, TieringError> {
         let remote = self.remote_for(cluster_id, partition).await?;
-        let reading = Arc::clone(&remote);
-        let mut read = tokio::spawn(async move {
-            let result = reading.log.read(offset, max_bytes, min_one).await;
-            let mut failure = reading
-                .read_failure
-                .lock()
-                .unwrap_or_else(|p| p.into_inner());
-            match &result {
-                Ok(_) => *failure = None,
-                Err(e) => *failure = Some((Instant::now(), offset, e.clone())),
+        let key = (offset, max_bytes, min_one);
+        let mut outcome = {
+            let mut reads = remote.reads.lock().unwrap_or_else(|p| p.into_inner());
+            match reads.get(&key) {
+                Some(running) => running.clone(),
+                None => {
+                    let (done, outcome) = watch::channel(None);
+                    reads.insert(key, outcome.clone());
+                    let reading = Arc::clone(&remote);
+                    tokio::spawn(async move {
+                        let result = reading.log.read(offset, max_bytes, min_one).await;
+                        {
+                            let mut failure = reading
+                                .read_failure
+                                .lock()
+                                .unwrap_or_else(|p| p.into_inner());
+                            match &result {
+                                Ok(_) => *failure = None,
+                                Err(e) => *failure = Some((Instant::now(), offset, e.clone())),
+                            }
+                        }
+                        reading
+                            .reads
+                            .lock()
+                            .unwrap_or_else(|p| p.into_inner())
+                            .remove(&key);
+                        let _ = done.send(Some(result));
+                    });
+                    outcome
+                }
             }
-            result
-        });
-        match tokio::time::timeout(wait, &mut read).await {
-            Ok(done) => match done.map_err(|e| TieringError::Io(format!("remote read: {e}")))? {
-                Ok(Some(read)) => Ok(RemoteOutcome::Read(read)),
-                Ok(None) => Ok(RemoteOutcome::NotRemote),
-                Err(e) => Err(e),
+        };
+        match tokio::time::timeout(wait, outcome.wait_for(Option::is_some)).await {
+            Ok(Ok(done)) => match done.clone() {
+                Some(Ok(Some(read))) => Ok(RemoteOutcome::Read(read)),
+                Some(Ok(None)) => Ok(RemoteOutcome::NotRemote),
+                Some(Err(e)) => Err(e),
+                None => Err(TieringError::Io("remote read lost".into())),
             },
+            Ok(Err(_)) => Err(TieringError::Io("remote read task ended".into())),
             Err(_) => {
                 let failure = remote
                     .read_failure

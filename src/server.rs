@@ -334,10 +334,15 @@ async fn run_broker(
 }
 
 /// Probes the log directory and the object store for `/v1/health`, now and every
-/// [`health::PROBE_INTERVAL`].
+/// [`health::PROBE_INTERVAL`]. One object store probe at a time: a store that hangs gets no
+/// pile of probes (on a hung local mount each would hold a blocking thread).
 async fn probe_health(broker: Arc<StrataBroker>) {
     let mut ticks = tokio::time::interval(health::PROBE_INTERVAL);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut store_probe: Option<(
+        tokio::time::Instant,
+        tokio::task::JoinHandle<Result<String, String>>,
+    )> = None;
     loop {
         ticks.tick().await;
         let dir = broker.config().data_dir.clone();
@@ -345,10 +350,29 @@ async fn probe_health(broker: Arc<StrataBroker>) {
             .await
             .unwrap_or_else(|e| Err(format!("the probe failed: {e}")));
         broker.health().log_dir_probed(probed);
-        if let Some(remote) = broker.remote() {
-            let probed = match tokio::time::timeout(
+        let Some(remote) = broker.remote() else {
+            continue;
+        };
+        if let Some((started, probe)) = &mut store_probe {
+            if !probe.is_finished() {
+                if started.elapsed() > health::STORE_PROBE_TIMEOUT {
+                    broker.health().object_store_probed(Err(format!(
+                        "has not answered a probe for {:.0} s",
+                        started.elapsed().as_secs_f64()
+                    )));
+                }
+                continue;
+            }
+            let outcome = probe
+                .await
+                .unwrap_or_else(|e| Err(format!("the probe failed: {e}")));
+            broker.health().object_store_probed(outcome);
+        }
+        let store = Arc::clone(remote.store());
+        let probe = tokio::spawn(async move {
+            match tokio::time::timeout(
                 health::STORE_PROBE_TIMEOUT,
-                strata_tiering::store::reachable(remote.store().as_ref()),
+                strata_tiering::store::reachable(store.as_ref()),
             )
             .await
             {
@@ -358,11 +382,23 @@ async fn probe_health(broker: Arc<StrataBroker>) {
                     "did not answer within {:?}",
                     health::STORE_PROBE_TIMEOUT
                 )),
-            };
-            broker.health().object_store_probed(probed);
+            }
+        });
+        store_probe = Some((tokio::time::Instant::now(), probe));
+        // A store that answers at once is reported at once, not a tick later.
+        if let Some((_, probe)) = &mut store_probe
+            && let Ok(outcome) = tokio::time::timeout(PROMPT_PROBE, probe).await
+        {
+            broker.health().object_store_probed(
+                outcome.unwrap_or_else(|e| Err(format!("the probe failed: {e}"))),
+            );
+            store_probe = None;
         }
     }
 }
+
+/// How long a health tick waits for its object store probe before leaving it running.
+const PROMPT_PROBE: Duration = Duration::from_secs(1);
 
 /// The file descriptor limit (`RLIMIT_NOFILE`), soft.
 pub fn files_limit() -> u64 {

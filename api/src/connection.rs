@@ -10,19 +10,18 @@
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::net::TcpStream;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{Notify, mpsc, watch};
 use tokio::time::Instant;
 
 use crate::broker::Broker;
 use crate::frame::{FrameLimits, read_frame};
 use crate::handlers::{self, HandleError};
 use crate::limits::MAX_IN_FLIGHT_PER_CONNECTION;
-use crate::memory::Reservation;
 use crate::response::ResponseFrame;
 use crate::server::ServerConfig;
 
@@ -45,6 +44,10 @@ pub enum Reply {
 struct Activity {
     in_flight: AtomicUsize,
     last: Mutex<Instant>,
+    /// Woken when a response is written or the writer stops.
+    written: Notify,
+    /// The writer stopped (a failed write or second phase): the connection is done.
+    writer_gone: AtomicBool,
 }
 
 impl Activity {
@@ -67,7 +70,8 @@ enum Next {
 
 /// Waits until the next request starts arriving, the connection has been idle for `idle`
 /// (nothing received, nothing in flight), or shutdown. Peeking consumes nothing, so stopping
-/// this wait never loses a byte.
+/// this wait never loses a byte. While requests are in flight there is no idle timer: the wait
+/// is woken when their responses are written.
 async fn next_request(
     reader: &mut tokio::net::tcp::OwnedReadHalf,
     activity: &Activity,
@@ -77,13 +81,19 @@ async fn next_request(
 ) -> Next {
     let mut probe = [0u8; 1];
     loop {
+        if activity.writer_gone.load(Ordering::Acquire) {
+            return Next::Close;
+        }
+        let written = activity.written.notified();
+        let busy = activity.in_flight.load(Ordering::Acquire) > 0;
         let deadline = activity.last() + idle;
         tokio::select! {
             peeked = reader.peek(&mut probe) => return match peeked {
                 Ok(0) | Err(_) => Next::Close,
                 Ok(_) => Next::Request,
             },
-            _ = tokio::time::sleep_until(deadline) => {
+            _ = written, if busy => {}
+            _ = tokio::time::sleep_until(deadline), if !busy => {
                 if activity.in_flight.load(Ordering::Acquire) == 0 && activity.last() + idle <= Instant::now() {
                     tracing::debug!(%peer, "closing a connection idle for {idle:?} (connections.max.idle.ms)");
                     return Next::Close;
@@ -96,6 +106,11 @@ async fn next_request(
 
 /// Serves one connection until the peer closes it, it misbehaves or idles out, or shutdown
 /// begins; in-flight requests are always finished and answered before it returns.
+///
+/// A request's reservation in the broker's request memory budget ends once its first phase
+/// has run (it is decoded and, for a Produce, appended): what waits after that holds no
+/// request bytes. A response that the peer does not read for `connections.max.idle.ms` ends
+/// the connection.
 pub async fn serve<B: Broker>(
     stream: TcpStream,
     peer: SocketAddr,
@@ -106,36 +121,50 @@ pub async fn serve<B: Broker>(
 ) {
     let _ = stream.set_nodelay(true);
     let (mut reader, mut writer) = stream.into_split();
-    let (tx, mut rx) = mpsc::channel::<(Reply, Reservation)>(MAX_IN_FLIGHT_PER_CONNECTION);
+    let (tx, mut rx) = mpsc::channel::<Reply>(MAX_IN_FLIGHT_PER_CONNECTION);
     let activity = Arc::new(Activity {
         in_flight: AtomicUsize::new(0),
         last: Mutex::new(Instant::now()),
+        written: Notify::new(),
+        writer_gone: AtomicBool::new(false),
     });
     let written = Arc::clone(&activity);
+    let write_timeout = config.connections_max_idle;
     let write_task = tokio::spawn(async move {
-        while let Some((reply, reservation)) = rx.recv().await {
-            let frame = match reply {
-                Reply::None => None,
-                Reply::Ready(frame) => Some(frame),
-                Reply::Later(later) => match later.await {
-                    Ok(frame) => Some(frame),
-                    Err(e) => {
-                        tracing::error!(%peer, "closing connection: {e}");
-                        return;
+        let outcome = async {
+            while let Some(reply) = rx.recv().await {
+                let frame = match reply {
+                    Reply::None => None,
+                    Reply::Ready(frame) => Some(frame),
+                    Reply::Later(later) => match later.await {
+                        Ok(frame) => Some(frame),
+                        Err(e) => {
+                            tracing::error!(%peer, "closing connection: {e}");
+                            return;
+                        }
+                    },
+                };
+                if let Some(frame) = frame {
+                    match tokio::time::timeout(write_timeout, frame.write_to(&mut writer)).await {
+                        Ok(Ok(())) => {}
+                        Ok(Err(e)) => {
+                            tracing::debug!(%peer, "write failed, closing: {e}");
+                            return;
+                        }
+                        Err(_) => {
+                            tracing::info!(%peer, "closing a connection that read no response for {write_timeout:?}");
+                            return;
+                        }
                     }
-                },
-            };
-            if let Some(frame) = frame
-                && let Err(e) = frame.write_to(&mut writer).await
-            {
-                tracing::debug!(%peer, "write failed, closing: {e}");
-                return;
+                }
+                written.in_flight.fetch_sub(1, Ordering::AcqRel);
+                written.touch();
+                written.written.notify_waiters();
             }
-            // The request's memory goes back to the budget once it is answered.
-            drop(reservation);
-            written.in_flight.fetch_sub(1, Ordering::AcqRel);
-            written.touch();
-        }
+        };
+        outcome.await;
+        written.writer_gone.store(true, Ordering::Release);
+        written.written.notify_waiters();
     });
     loop {
         match next_request(
@@ -163,10 +192,12 @@ pub async fn serve<B: Broker>(
             }
         };
         activity.touch();
-        match handlers::handle(&broker, &config, peer, frame.body) {
+        let handled = handlers::handle(&broker, &config, peer, frame.body);
+        drop(frame.reservation);
+        match handled {
             Ok(reply) => {
                 activity.in_flight.fetch_add(1, Ordering::AcqRel);
-                if tx.send((reply, frame.reservation)).await.is_err() {
+                if tx.send(reply).await.is_err() {
                     break;
                 }
             }

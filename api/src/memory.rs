@@ -6,9 +6,9 @@
 //! reading its socket, which pushes back through TCP) instead of allocating. Reserving the whole
 //! frame at once means a reserved request can always be received to the end, so requests never
 //! deadlock each holding part of what they need; a peer that reserves and then never sends is
-//! cut off by `request.receive.timeout.ms`. A reservation lives until the request's response is
-//! written, so requests queued behind a slow fsync count too. The buffer itself grows only as
-//! bytes arrive.
+//! cut off by `request.receive.timeout.ms`. A reservation lives until the request's first phase
+//! has run (decoded, and for a Produce appended), as Kafka's pool releases a request's memory
+//! once it is processed. The buffer itself grows only as bytes arrive.
 //!
 //! Requests larger than [`SMALL_REQUEST_BYTES`] may hold at most three quarters of the budget:
 //! the last quarter is kept for ordinary requests, so that a few huge requests arriving slowly
@@ -53,7 +53,9 @@ fn units(bytes: usize) -> usize {
 /// The largest request a budget of `total_bytes` can ever admit: a larger one would wait
 /// forever.
 pub const fn largest_admissible(total_bytes: usize) -> usize {
-    total_bytes / 4 * 3
+    let units = total_bytes.div_ceil(MEMORY_UNIT_BYTES);
+    let units = if units < 4 { 4 } else { units };
+    units / 4 * 3 * MEMORY_UNIT_BYTES
 }
 
 impl RequestMemory {

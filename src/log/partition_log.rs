@@ -351,7 +351,9 @@ impl PartitionLog {
 
     /// What to fsync to make everything appended so far durable; `None` if it already is.
     pub fn flush_target(&self) -> Option<FlushTarget> {
-        if self.recovery_point >= self.log_end_offset {
+        // A roll without records after it (retention rolls an expired active segment) still
+        // leaves a directory entry to make durable.
+        if self.recovery_point >= self.log_end_offset && self.dir_synced >= self.dir_changes {
             return None;
         }
         let files = self
@@ -386,8 +388,12 @@ impl PartitionLog {
         self.check_invariants();
     }
 
-    /// Whether `flush.messages` or `flush.ms` asks for an fsync now.
+    /// Whether `flush.messages` or `flush.ms` asks for an fsync now (or a roll left its
+    /// directory entry to make durable).
     pub fn flush_due(&self, now: SystemTime) -> bool {
+        if self.dir_synced < self.dir_changes {
+            return true;
+        }
         if self.recovery_point >= self.log_end_offset {
             return false;
         }

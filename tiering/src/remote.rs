@@ -78,13 +78,17 @@ pub struct Manifest {
     pub high_watermark: u64,
     /// The log of a partition restored from the bucket (an empty disk) starts no lower than
     /// this, so that it never hands out again an offset that may have been acknowledged: the
-    /// high watermark plus twice what it grew by since it was last recorded.
+    /// high watermark plus twice what it grew by since it was last recorded, and at least
+    /// [`MIN_FLOOR_GAP`] more.
     #[serde(default)]
     pub offset_floor: u64,
 }
 
-/// The least gap between the recorded high watermark and the offset floor.
-pub const MIN_FLOOR_GAP: u64 = 1000;
+/// The least gap between the recorded high watermark and the offset floor. Offsets are
+/// plentiful (2^63) and consumers step over gaps, so the floor is far above anything a
+/// partition could take between two passes, even after hours idle: a billion offsets is 16
+/// minutes at a million records a second.
+pub const MIN_FLOOR_GAP: u64 = 1_000_000_000;
 
 /// Identifies a partition in the store.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
