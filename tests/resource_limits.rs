@@ -192,6 +192,38 @@ async fn slow_idle_and_surplus_connections_are_closed() {
     let mut surplus = TcpStream::connect(&broker.addr).await.unwrap();
     assert!(closed_within(&mut surplus, Duration::from_millis(1500)).await);
     drop(held);
+
+    // A request in flight longer than the idle limit (a long poll) is not idleness: it is
+    // answered, and the wait costs no CPU.
+    create_topic(&broker.addr, "quiet", 1, &[]).await;
+    let cpu_before = cpu_seconds(broker.pid());
+    let mut conn = common::wire::Conn::open(&broker.addr).await;
+    let started = Instant::now();
+    let response = conn.call(12, &long_poll("quiet", 6000)).await;
+    assert!(response.is_some(), "the long poll was answered");
+    assert!(started.elapsed() >= Duration::from_secs(5));
+    let cpu = cpu_seconds(broker.pid()) - cpu_before;
+    assert!(cpu < 1.0, "{cpu:.2} CPU seconds during a 6 s long poll");
+}
+
+/// A Fetch of partition 0 of `topic` from offset 0 waiting `wait_ms` for a byte.
+fn long_poll(topic: &str, wait_ms: i32) -> kafka_protocol::messages::FetchRequest {
+    use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+    use kafka_protocol::messages::{FetchRequest, TopicName};
+    FetchRequest::default()
+        .with_max_wait_ms(wait_ms)
+        .with_min_bytes(1)
+        .with_max_bytes(1 << 20)
+        .with_topics(vec![
+            FetchTopic::default()
+                .with_topic(TopicName(topic.to_owned().into()))
+                .with_partitions(vec![
+                    FetchPartition::default()
+                        .with_partition(0)
+                        .with_fetch_offset(0)
+                        .with_partition_max_bytes(1 << 20),
+                ]),
+        ])
 }
 
 #[tokio::test(flavor = "multi_thread")]
