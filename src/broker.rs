@@ -587,9 +587,6 @@ impl Broker for StrataBroker {
         }
         let (info, log_start_offset, must_flush) =
             partition.append(&records, now_ms()).map_err(from_log)?;
-        if !must_flush {
-            self.replicas.notify_appended();
-        }
         Ok(Appended {
             base_offset: info.base_offset as i64,
             log_append_time: info.log_append_time,
@@ -606,15 +603,11 @@ impl Broker for StrataBroker {
         offset: i64,
     ) -> impl Future<Output = Result<(), BrokerError>> + Send {
         let partition = self.partition_ref(topic, partition);
-        let appends = self.replicas.appends_sender();
         async move {
-            let partition = partition?;
-            partition
+            partition?
                 .wait_durable(offset.max(0) as u64)
                 .await
-                .map_err(storage)?;
-            appends.send_modify(|n| *n = n.wrapping_add(1));
-            Ok(())
+                .map_err(storage)
         }
     }
 
@@ -623,10 +616,14 @@ impl Broker for StrataBroker {
         topic: &str,
         partition: i32,
         offset: i64,
-        max_bytes: u64,
-        min_one: bool,
+        (max_bytes, min_one): (u64, bool),
+        (current_leader_epoch, waker): (i32, Option<&Arc<strata_api::broker::FetchWaker>>),
     ) -> Result<PartitionRead, BrokerError> {
         let partition = self.leader_ref(topic, partition)?;
+        strata_api::broker::check_epoch(current_leader_epoch, partition.leader_epoch())?;
+        if let Some(waker) = waker {
+            partition.register_fetch(waker);
+        }
         let (visible_start, local_start, remote_start, remote_end) = {
             let log = partition.log();
             (
@@ -714,10 +711,6 @@ impl Broker for StrataBroker {
                 "offset {offset} is not in the remote tier"
             ))),
         }
-    }
-
-    fn appends(&self) -> watch::Receiver<u64> {
-        self.replicas.appends()
     }
 
     async fn list_offset(

@@ -11,8 +11,10 @@
 //! log end offset, as on a single Kafka replica.
 
 use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
+
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::SystemTime;
+use strata_api::broker::FetchWaker;
 
 use tokio::sync::watch;
 
@@ -37,9 +39,34 @@ pub struct Partition {
     durable: watch::Sender<u64>,
     /// Held by the one task running an fsync.
     flushing: tokio::sync::Mutex<()>,
+    /// The fetches parked on this partition, woken when data may have become readable (the
+    /// high watermark moved) or leadership changed.
+    waiters: Mutex<Waiters>,
     /// The partition's remote log (its manifest) has been loaded since this broker started:
     /// until then an empty local log does not know the offset it must start at.
     remote_opened: AtomicBool,
+}
+
+/// The fetches registered with a partition. Fetches that ended (answered at their deadline)
+/// are dropped once the list doubles since its last purge: Kafka's purgatory purges the same
+/// way, so a partition that never changes does not collect every fetch that ever polled it.
+#[derive(Debug, Default)]
+struct Waiters {
+    wakers: Vec<Arc<FetchWaker>>,
+    purge_at: usize,
+}
+
+/// The least length at which a partition's waiter list is purged.
+const WAITERS_PURGE_MIN: usize = 64;
+
+impl Waiters {
+    fn register(&mut self, waker: &Arc<FetchWaker>) {
+        if self.wakers.len() >= self.purge_at.max(WAITERS_PURGE_MIN) {
+            self.wakers.retain(|w| !w.is_done());
+            self.purge_at = self.wakers.len() * 2;
+        }
+        self.wakers.push(Arc::clone(waker));
+    }
 }
 
 /// What a read returns besides the records.
@@ -67,16 +94,41 @@ impl Partition {
             durable,
             flushing: tokio::sync::Mutex::new(()),
             remote_opened: AtomicBool::new(false),
+            waiters: Mutex::default(),
         }
     }
 
     /// Applies the image's view: whether this broker leads, and the leader epoch. Batches
     /// appended from now on carry the epoch.
     pub fn set_leadership(&self, leader: bool, epoch: i32) {
-        let mut log = self.log();
-        log.set_leader_epoch(epoch);
-        self.leader_epoch.store(epoch, Ordering::Release);
-        self.leader.store(leader, Ordering::Release);
+        {
+            let mut log = self.log();
+            log.set_leader_epoch(epoch);
+            self.leader_epoch.store(epoch, Ordering::Release);
+            self.leader.store(leader, Ordering::Release);
+        }
+        // A parked fetch answers NOT_LEADER_OR_FOLLOWER now rather than at its deadline.
+        self.data_changed();
+    }
+
+    /// Registers a parked fetch, woken at the partition's next change.
+    pub fn register_fetch(&self, waker: &Arc<FetchWaker>) {
+        let mut waiters = self.waiters.lock().unwrap_or_else(|p| p.into_inner());
+        waiters.register(waker);
+    }
+
+    /// Wakes the fetches parked on this partition (each registers again if it waits on).
+    pub fn data_changed(&self) {
+        let woken = std::mem::take(
+            &mut self
+                .waiters
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .wakers,
+        );
+        for waker in woken.iter().filter(|w| !w.is_done()) {
+            waker.wake();
+        }
     }
 
     /// Whether this broker leads the partition.
@@ -98,13 +150,21 @@ impl Partition {
 
     /// Appends the single batch of a produce request.
     pub fn append(&self, batch: &[u8], now_ms: i64) -> Result<(AppendInfo, u64, bool), LogError> {
-        let mut log = self.log();
-        let info = log.append(batch, now_ms)?;
-        Ok((
-            info,
-            log.log_start_offset(),
-            log.config().fsync_before_ack(),
-        ))
+        let (info, log_start_offset, must_flush) = {
+            let mut log = self.log();
+            let info = log.append(batch, now_ms)?;
+            (
+                info,
+                log.log_start_offset(),
+                log.config().fsync_before_ack(),
+            )
+        };
+        // Without fsync-before-ack the high watermark is the log end: readable now. With it,
+        // the flush that makes the records durable wakes the fetches.
+        if !must_flush {
+            self.data_changed();
+        }
+        Ok((info, log_start_offset, must_flush))
     }
 
     /// Reads up to `max_bytes` from `offset`, never past the high watermark.
@@ -173,7 +233,9 @@ impl Partition {
         let target = self.log().flush_target();
         let Some(target) = target else {
             let end = self.log().log_end_offset();
-            self.durable.send_if_modified(|d| bump(d, end));
+            if self.durable.send_if_modified(|d| bump(d, end)) {
+                self.data_changed();
+            }
             return Ok(());
         };
         let (synced, target) = tokio::task::spawn_blocking(move || (target.sync(), target))
@@ -185,7 +247,9 @@ impl Partition {
             return Err(e);
         }
         self.log().mark_flushed(&target, SystemTime::now());
-        self.durable.send_if_modified(|d| bump(d, target.offset));
+        if self.durable.send_if_modified(|d| bump(d, target.offset)) {
+            self.data_changed();
+        }
         Ok(())
     }
 

@@ -23,7 +23,6 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 
-use tokio::sync::watch;
 use uuid::Uuid;
 
 use crate::log::partition_log::sync_dir;
@@ -43,7 +42,6 @@ pub struct ReplicaManager {
     clean_start: bool,
     recovery_points: HashMap<(String, i32), u64>,
     partitions: RwLock<HashMap<String, BTreeMap<i32, PartitionRef>>>,
-    appends: Arc<watch::Sender<u64>>,
 }
 
 impl ReplicaManager {
@@ -71,7 +69,6 @@ impl ReplicaManager {
             clean_start,
             recovery_points,
             partitions: RwLock::new(HashMap::new()),
-            appends: Arc::new(watch::Sender::new(0)),
         })
     }
 
@@ -234,27 +231,11 @@ impl ReplicaManager {
         Ok(())
     }
 
-    /// Signals long-polling fetches that data may have become readable.
-    pub fn notify_appended(&self) {
-        self.appends.send_modify(|n| *n = n.wrapping_add(1));
-    }
-
-    /// The notifier itself, for futures that outlive a borrow of the manager.
-    pub fn appends_sender(&self) -> Arc<watch::Sender<u64>> {
-        Arc::clone(&self.appends)
-    }
-
-    /// A receiver for [`Self::notify_appended`].
-    pub fn appends(&self) -> watch::Receiver<u64> {
-        self.appends.subscribe()
-    }
-
     /// Runs the fsyncs that `flush.ms`/`flush.messages` ask for.
     pub async fn flush_due(&self) {
         for partition in self.all() {
             match partition.flush_if_due().await {
-                Ok(true) => self.notify_appended(),
-                Ok(false) => {}
+                Ok(_) => {}
                 Err(e) => {
                     tracing::error!(topic = %partition.topic, partition = partition.index, "flush failed: {e}")
                 }

@@ -8,10 +8,11 @@ use std::collections::BTreeMap;
 use std::fs::File;
 use std::future::Future;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use bytes::Bytes;
 use kafka_protocol::error::ResponseError;
-use tokio::sync::watch;
+use tokio::sync::Notify;
 use uuid::Uuid;
 
 /// A byte range of a file to send to a client with `sendfile`.
@@ -422,6 +423,64 @@ impl BrokerError {
 /// appends are ordered by call order and a later `read` on any connection sees them;
 /// `wait_durable` resolves once the offset is fsync'd. Synchronous methods never block on the
 /// network; metadata changes go through the controller quorum and so return futures.
+/// Checks a request's `current_leader_epoch` against the partition's `epoch` (KIP-320): -1
+/// skips the check.
+pub fn check_epoch(current_leader_epoch: i32, epoch: i32) -> Result<(), BrokerError> {
+    if current_leader_epoch < 0 {
+        return Ok(());
+    }
+    match current_leader_epoch.cmp(&epoch) {
+        std::cmp::Ordering::Less => Err(BrokerError::FencedLeaderEpoch),
+        std::cmp::Ordering::Greater => Err(BrokerError::UnknownLeaderEpoch),
+        std::cmp::Ordering::Equal => Ok(()),
+    }
+}
+
+/// The waker of one parked fetch, registered with each of its partitions (Kafka's delayed
+/// fetch purgatory, keyed by partition): an append wakes only the fetches registered with its
+/// partition, however many others are parked.
+#[derive(Debug, Default)]
+pub struct FetchWaker {
+    notify: Notify,
+    done: AtomicBool,
+}
+
+impl FetchWaker {
+    /// Wakes the fetch (or, if it is not waiting yet, its next wait returns at once).
+    pub fn wake(&self) {
+        self.notify.notify_one();
+    }
+
+    /// Whether the fetch no longer waits: its registrations can be dropped.
+    pub fn is_done(&self) -> bool {
+        self.done.load(Ordering::Acquire)
+    }
+}
+
+/// A parked fetch's registration with its partitions, taken before it reads them.
+#[derive(Debug)]
+pub struct DataChanges {
+    waker: Arc<FetchWaker>,
+}
+
+impl DataChanges {
+    /// The registration of `waker`, which the broker's reads register with each partition.
+    pub fn new(waker: Arc<FetchWaker>) -> Self {
+        Self { waker }
+    }
+
+    /// Resolves once one of the partitions changed since the registration.
+    pub async fn changed(&self) {
+        self.waker.notify.notified().await;
+    }
+}
+
+impl Drop for DataChanges {
+    fn drop(&mut self) {
+        self.waker.done.store(true, Ordering::Release);
+    }
+}
+
 pub trait Broker: Send + Sync + 'static {
     /// The consumer group coordinator.
     type Groups: crate::group::GroupCoordinator;
@@ -502,15 +561,18 @@ pub trait Broker: Send + Sync + 'static {
         offset: i64,
     ) -> impl Future<Output = Result<(), BrokerError>> + Send;
 
-    /// Reads from `offset` up to `max_bytes`; with `min_one`, a first batch larger than that is
-    /// returned whole (KIP-74).
+    /// Reads from `offset` up to `limits.0` bytes; with `limits.1` (min one), a first batch
+    /// larger than that is returned whole (KIP-74). `check.0`, the request's current leader
+    /// epoch, must be the partition's when 0 or more (FENCED_LEADER_EPOCH if older,
+    /// UNKNOWN_LEADER_EPOCH if newer, KIP-320). A waker given in `check.1` is registered with
+    /// the partition before its high watermark is read: the partition's next change wakes it.
     fn read(
         &self,
         topic: &str,
         partition: i32,
         offset: i64,
-        max_bytes: u64,
-        min_one: bool,
+        limits: (u64, bool),
+        check: (i32, Option<&Arc<FetchWaker>>),
     ) -> Result<PartitionRead, BrokerError>;
 
     /// Reads from `offset` in the remote tier (after `read` answered [`Records::Remote`]):
@@ -525,10 +587,6 @@ pub trait Broker: Send + Sync + 'static {
         min_one: bool,
         wait: std::time::Duration,
     ) -> impl Future<Output = Result<Option<Vec<Bytes>>, BrokerError>> + Send;
-
-    /// A receiver that changes on every append, for long-polling fetches.
-    fn appends(&self) -> watch::Receiver<u64>;
-
     /// Offset lookup for ListOffsets (timestamps may be looked up in the remote tier).
     fn list_offset(
         &self,

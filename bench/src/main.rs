@@ -9,6 +9,7 @@ mod broker;
 mod chart;
 mod latency;
 mod limits;
+mod parked;
 mod report;
 mod workload;
 
@@ -56,9 +57,16 @@ pub struct Options {
     /// Skip the machine-limit probes (ratios are then left blank).
     #[arg(long)]
     skip_limits: bool,
+    /// Skip the produce and consume throughput workloads.
+    #[arg(long)]
+    skip_throughput: bool,
     /// Skip the end-to-end latency run.
     #[arg(long)]
     skip_latency: bool,
+    /// Skip the parked-fetch run (idle consumers long-polling while another partition takes
+    /// writes).
+    #[arg(long)]
+    skip_parked: bool,
 }
 
 /// The fixed rate of the latency run: well below saturation on a small machine, as the
@@ -75,21 +83,24 @@ pub struct Scale {
     repeats: usize,
     /// How long the latency run produces.
     latency_secs: u64,
+    /// How long the parked-fetch run measures.
+    parked_secs: u64,
 }
 
 impl Scale {
     fn from(options: &Options) -> Self {
-        let (workload_bytes, repeats, latency_secs) = if options.smoke {
-            (4 << 20, 1, 1)
+        let (workload_bytes, repeats, latency_secs, parked_secs) = if options.smoke {
+            (4 << 20, 1, 1, 1)
         } else if options.quick {
-            (256 << 20, 1, 10)
+            (256 << 20, 1, 10, 10)
         } else {
-            (1 << 30, 3, 30)
+            (1 << 30, 3, 30, 30)
         };
         Self {
             workload_bytes,
             repeats: options.repeats.unwrap_or(repeats).max(1),
             latency_secs,
+            parked_secs,
         }
     }
 }
@@ -120,8 +131,12 @@ fn main() -> anyhow::Result<()> {
         }
     };
     eprintln!("broker: {bootstrap}");
-    let workloads: Vec<Workload> = options
-        .sizes
+    let sizes = if options.skip_throughput {
+        &[][..]
+    } else {
+        &options.sizes[..]
+    };
+    let workloads: Vec<Workload> = sizes
         .iter()
         .flat_map(|&record_bytes| options.acks.iter().map(move |&acks| (record_bytes, acks)))
         .map(|(record_bytes, acks)| Workload {
@@ -167,6 +182,16 @@ fn main() -> anyhow::Result<()> {
         let result = latency::run(&bootstrap, latency_run)?;
         rows.extend(result.rows());
         latencies = Some(result);
+    }
+    if !options.skip_parked {
+        eprintln!(
+            "parked fetches: {} connections × {} partitions, {} records/s elsewhere, for {} s…",
+            parked::CONSUMERS,
+            parked::PARTITIONS,
+            parked::RECORDS_PER_SECOND,
+            scale.parked_secs
+        );
+        rows.extend(parked::run(&bootstrap, &cpu, scale.parked_secs)?.rows());
     }
     if let Some(broker) = own_broker.as_mut() {
         broker.stop()?;

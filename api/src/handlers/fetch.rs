@@ -1,6 +1,7 @@
 //! Fetch (key 1): record bytes straight from segment files, with long polling.
 //!
-//! The response waits up to `max_wait_ms` until `min_bytes` are available, woken by appends.
+//! The response waits up to `max_wait_ms` until `min_bytes` are available, woken only by
+//! changes of its own partitions (see [`crate::broker::DataChanges`]).
 //! `max_bytes` (at most the broker's `fetch.max.bytes`) bounds the response and
 //! `partition_max_bytes` each partition, except that the
 //! first batch of the first partition with data is always returned whole (KIP-74), so a batch
@@ -17,8 +18,8 @@ use tokio::time::Instant;
 use uuid::Uuid;
 
 use super::fetch_encode::{self, EncodeCtx};
-use super::{Ctx, HandleError, check_leader_epoch};
-use crate::broker::{Broker, BrokerError, Records};
+use super::{Ctx, HandleError};
+use crate::broker::{Broker, BrokerError, DataChanges, FetchWaker, Records};
 use crate::connection::Reply;
 
 /// Longest a fetch may park, whatever the client asks: bounds how long shutdown can wait.
@@ -89,12 +90,14 @@ pub(super) fn handle<B: Broker>(
         + Duration::from_millis(request.max_wait_ms.max(0) as u64).min(MAX_FETCH_WAIT);
     let remote_wait = ctx.config.remote_fetch_max_wait;
     Ok(Reply::Later(Box::pin(async move {
-        // Subscribe before the first read so that an append between the read and the wait
-        // still wakes this fetch.
-        let mut appends = broker.appends();
         loop {
+            // Each read registers this fetch with its partition before it looks at the high
+            // watermark, so a change between the read and the wait still wakes it; only
+            // changes of its own partitions do.
+            let waker = Arc::new(FetchWaker::default());
+            let changes = DataChanges::new(Arc::clone(&waker));
             let (mut response, mut regions, bytes, errors) =
-                read_all(broker.as_ref(), &plan, max_bytes, version);
+                read_all(broker.as_ref(), &plan, (max_bytes, version), &waker);
             let remote = regions.iter().any(|r| matches!(r, Some(Records::Remote)));
             if remote {
                 read_remote(
@@ -110,10 +113,12 @@ pub(super) fn handle<B: Broker>(
                 return fetch_encode::encode(&encode_ctx, response, regions);
             }
             tokio::select! {
-                changed = appends.changed() => if changed.is_err() {
+                _ = changes.changed() => {}
+                // Nothing changed in these partitions since the read: it is the answer, as
+                // Kafka completes an expired delayed fetch.
+                _ = tokio::time::sleep_until(deadline) => {
                     return fetch_encode::encode(&encode_ctx, response, regions);
-                },
-                _ = tokio::time::sleep_until(deadline) => {}
+                }
             }
         }
     })))
@@ -182,8 +187,8 @@ async fn read_remote<B: Broker>(
 fn read_all<B: Broker>(
     broker: &B,
     plan: &[PlannedTopic],
-    max_bytes: u64,
-    version: i16,
+    (max_bytes, version): (u64, i16),
+    waker: &Arc<FetchWaker>,
 ) -> (FetchResponse, Vec<Option<Records>>, u64, bool) {
     let by_id = version >= FIRST_TOPIC_ID_VERSION;
     let mut total = 0u64;
@@ -196,11 +201,16 @@ fn read_all<B: Broker>(
             let data = PartitionData::default().with_partition_index(p.index);
             let read = match &topic.name {
                 None => Err(BrokerError::UnknownTopicId),
-                Some(name) => check_leader_epoch(broker, name, p.index, p.current_leader_epoch)
-                    .and_then(|_| {
-                        let budget = p.partition_max_bytes.min(max_bytes.saturating_sub(total));
-                        broker.read(name, p.index, p.fetch_offset, budget, total == 0)
-                    }),
+                Some(name) => {
+                    let budget = p.partition_max_bytes.min(max_bytes.saturating_sub(total));
+                    broker.read(
+                        name,
+                        p.index,
+                        p.fetch_offset,
+                        (budget, total == 0),
+                        (p.current_leader_epoch, Some(waker)),
+                    )
+                }
             };
             match read {
                 Ok(read) => {

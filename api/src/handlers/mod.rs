@@ -164,16 +164,9 @@ pub(crate) fn check_leader_epoch<B: Broker>(
     partition: i32,
     current_leader_epoch: i32,
 ) -> Result<i32, crate::broker::BrokerError> {
-    use crate::broker::BrokerError;
     let epoch = broker.leader_epoch(topic, partition)?;
-    if current_leader_epoch < 0 {
-        return Ok(epoch);
-    }
-    match current_leader_epoch.cmp(&epoch) {
-        std::cmp::Ordering::Less => Err(BrokerError::FencedLeaderEpoch),
-        std::cmp::Ordering::Greater => Err(BrokerError::UnknownLeaderEpoch),
-        std::cmp::Ordering::Equal => Ok(epoch),
-    }
+    crate::broker::check_epoch(current_leader_epoch, epoch)?;
+    Ok(epoch)
 }
 
 /// A protocol string from a Rust string.
