@@ -133,7 +133,8 @@ impl StrataBroker {
         partition: &PartitionRef,
         timestamp: i64,
     ) -> Result<Option<(u64, i64)>, BrokerError> {
-        let (Some(remote), Some(start)) = (&self.remote, partition.log().remote_start()) else {
+        let (Some(remote), Some(start)) = (&self.remote, partition.log().remote_log_start_offset())
+        else {
             return Ok(None);
         };
         let remote = remote
@@ -624,31 +625,36 @@ impl Broker for StrataBroker {
         if let Some(waker) = waker {
             partition.register_fetch(waker);
         }
-        let (visible_start, local_start, remote_start, remote_end) = {
+        let (
+            log_start_offset,
+            local_log_start_offset,
+            remote_log_start_offset,
+            remote_log_end_offset,
+        ) = {
             let log = partition.log();
             (
-                log.visible_start(),
                 log.log_start_offset(),
-                log.remote_start(),
-                log.uploaded_end(),
+                log.local_log_start_offset(),
+                log.remote_log_start_offset(),
+                log.remote_log_end_offset(),
             )
         };
-        if offset < local_start as i64
-            && remote_start.is_some_and(|start| offset >= start as i64)
-            && offset < remote_end as i64
+        if offset < local_log_start_offset as i64
+            && remote_log_start_offset.is_some_and(|start| offset >= start as i64)
+            && offset < remote_log_end_offset as i64
             && self.remote.is_some()
         {
             let high_watermark = partition.high_watermark() as i64;
             return Ok(PartitionRead {
                 high_watermark,
                 last_stable_offset: high_watermark,
-                log_start_offset: visible_start as i64,
+                log_start_offset: log_start_offset as i64,
                 records: Some(Records::Remote),
             });
         }
         // Past the remote tier and below the local log: no records there, read on locally.
-        let offset = if (visible_start as i64..local_start as i64).contains(&offset) {
-            local_start as i64
+        let offset = if (log_start_offset as i64..local_log_start_offset as i64).contains(&offset) {
+            local_log_start_offset as i64
         } else {
             offset
         };
@@ -661,7 +667,7 @@ impl Broker for StrataBroker {
                     ..
                 } => from_log(LogError::OffsetOutOfRange {
                     offset,
-                    log_start_offset: visible_start,
+                    log_start_offset,
                     log_end_offset,
                 }),
                 e => from_log(e),
@@ -669,7 +675,7 @@ impl Broker for StrataBroker {
         Ok(PartitionRead {
             high_watermark: read.high_watermark as i64,
             last_stable_offset: read.high_watermark as i64,
-            log_start_offset: visible_start.min(read.log_start_offset) as i64,
+            log_start_offset: log_start_offset.min(read.log_start_offset) as i64,
             records: read.records.map(|slice| {
                 Records::File(strata_api::broker::FileRegion {
                     file: slice.file,
@@ -725,7 +731,7 @@ impl Broker for StrataBroker {
         if let OffsetSpec::Timestamp(ts) = spec
             && let Some((offset, timestamp)) =
                 self.remote_offset_for_timestamp(&partition, ts).await?
-            && offset < partition.log().log_start_offset()
+            && offset < partition.log().local_log_start_offset()
         {
             return Ok(OffsetAndTimestamp {
                 offset: offset as i64,
@@ -746,8 +752,8 @@ impl Broker for StrataBroker {
         };
         Ok(match spec {
             OffsetSpec::Latest => found(high_watermark, -1),
-            OffsetSpec::Earliest => found(log.visible_start(), -1),
-            OffsetSpec::EarliestLocal => found(log.log_start_offset(), -1),
+            OffsetSpec::Earliest => found(log.log_start_offset(), -1),
+            OffsetSpec::EarliestLocal => found(log.local_log_start_offset(), -1),
             OffsetSpec::MaxTimestamp => log
                 .max_timestamp()
                 .filter(|(o, _)| *o < high_watermark)

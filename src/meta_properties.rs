@@ -8,7 +8,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use crate::log::LogError;
-use crate::log::partition_log::sync_dir;
+use crate::log::local_log::sync_dir;
 
 /// File name in the data directory.
 pub const META_PROPERTIES: &str = "meta.properties";

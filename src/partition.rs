@@ -19,7 +19,7 @@ use strata_api::broker::FetchWaker;
 use tokio::sync::watch;
 
 use crate::log::cleaner::{self, CleanerStats};
-use crate::log::{AppendInfo, FileSlice, LogConfig, LogError, PartitionLog};
+use crate::log::{AppendInfo, FileSlice, LogConfig, LogError, UnifiedLog};
 
 /// One partition hosted by this broker.
 #[derive(Debug)]
@@ -34,7 +34,7 @@ pub struct Partition {
     leader: AtomicBool,
     /// The leader epoch per the metadata image.
     leader_epoch: AtomicI32,
-    log: Mutex<PartitionLog>,
+    log: Mutex<UnifiedLog>,
     /// Offsets below this value are fsync'd.
     durable: watch::Sender<u64>,
     /// Held by the one task running an fsync.
@@ -82,7 +82,7 @@ pub struct ReadResult {
 
 impl Partition {
     /// Wraps an opened log; it leads nothing until [`Self::set_leadership`].
-    pub fn new(topic: String, index: i32, topic_id: uuid::Uuid, log: PartitionLog) -> Self {
+    pub fn new(topic: String, index: i32, topic_id: uuid::Uuid, log: UnifiedLog) -> Self {
         let durable = watch::Sender::new(log.recovery_point());
         Self {
             topic,
@@ -142,7 +142,7 @@ impl Partition {
     }
 
     /// The log, locked. Never held across an `.await`.
-    pub fn log(&self) -> MutexGuard<'_, PartitionLog> {
+    pub fn log(&self) -> MutexGuard<'_, UnifiedLog> {
         self.log
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
@@ -203,9 +203,9 @@ impl Partition {
         self.high_watermark_locked(&log)
     }
 
-    fn high_watermark_locked(&self, log: &PartitionLog) -> u64 {
+    fn high_watermark_locked(&self, log: &UnifiedLog) -> u64 {
         if log.config().fsync_before_ack() {
-            (*self.durable.borrow()).clamp(log.log_start_offset(), log.log_end_offset())
+            (*self.durable.borrow()).clamp(log.local_log_start_offset(), log.log_end_offset())
         } else {
             log.log_end_offset()
         }
@@ -321,7 +321,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let tiered = LogConfig::default();
         assert!(tiered.tiered(), "topics are tiered by default");
-        let log = PartitionLog::open(&dir.path().join("t-0"), tiered.clone(), 0, true).unwrap();
+        let log = UnifiedLog::open(&dir.path().join("t-0"), tiered.clone(), 0, true).unwrap();
         let partition = Partition::new("t".into(), 0, uuid::Uuid::new_v4(), log);
         assert!(
             partition.takes_writes(false),
@@ -334,7 +334,7 @@ mod tests {
         partition.set_remote_opened();
         assert!(partition.takes_writes(true));
         // A log with records is past that question.
-        let log = PartitionLog::open(&dir.path().join("u-0"), tiered, 0, true).unwrap();
+        let log = UnifiedLog::open(&dir.path().join("u-0"), tiered, 0, true).unwrap();
         let partition = Partition::new("u".into(), 0, uuid::Uuid::new_v4(), log);
         partition
             .log()

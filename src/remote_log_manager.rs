@@ -429,7 +429,7 @@ impl RemoteLogManager {
     ) -> Result<(), TieringError> {
         let (config, local_only) = {
             let log = partition.log();
-            let uploaded_end = log.uploaded_end();
+            let uploaded_end = log.remote_log_end_offset();
             let local_only: u64 = log
                 .upload_candidates(u64::MAX)
                 .iter()
@@ -622,7 +622,7 @@ impl strata_api::admin::AdminState for crate::broker::StrataBroker {
                 let log = partition.log();
                 let lag = log.upload_candidates(high_watermark);
                 (
-                    log.log_start_offset(),
+                    log.local_log_start_offset(),
                     log.log_end_offset(),
                     log.size(),
                     (lag.len() as u64, lag.iter().map(|s| s.size).sum::<u64>()),

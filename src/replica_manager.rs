@@ -25,8 +25,8 @@ use std::sync::{Arc, RwLock};
 
 use uuid::Uuid;
 
-use crate::log::partition_log::sync_dir;
-use crate::log::{LogConfig, LogError, PartitionLog};
+use crate::log::local_log::sync_dir;
+use crate::log::{LogConfig, LogError, UnifiedLog};
 use crate::partition::{Partition, PartitionRef};
 
 /// Marker file written by a clean shutdown.
@@ -114,7 +114,7 @@ impl ReplicaManager {
             .get(&(topic.to_owned(), index))
             .copied()
             .unwrap_or(0);
-        let log = PartitionLog::open(&dir, config.clone(), recovery_point, self.clean_start)?;
+        let log = UnifiedLog::open(&dir, config.clone(), recovery_point, self.clean_start)?;
         write_topic_id(&dir, &id_text)?;
         sync_dir(&self.data_dir)?;
         let partition = Arc::new(Partition::new(topic.to_owned(), index, topic_id, log));

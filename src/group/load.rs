@@ -30,7 +30,7 @@ pub fn load(broker: &StrataBroker) -> Result<usize, LogError> {
         let index = partition.index;
         let log = partition.log();
         let end = log.log_end_offset();
-        let mut offset = log.log_start_offset();
+        let mut offset = log.local_log_start_offset();
         while offset < end {
             let Some(slice) = log.read(offset as i64, READ_BYTES, end, true)? else {
                 break;

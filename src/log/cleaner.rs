@@ -349,7 +349,7 @@ pub fn recover_leftovers(dir: &Path) -> Result<()> {
         }
     }
     if swapped {
-        super::partition_log::sync_dir(dir)?;
+        super::local_log::sync_dir(dir)?;
     }
     Ok(())
 }

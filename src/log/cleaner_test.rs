@@ -8,7 +8,7 @@ use kafka_protocol::records::{
     Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
 };
 
-use crate::log::{LogConfig, PartitionLog};
+use crate::log::{LogConfig, UnifiedLog};
 use crate::partition::Partition;
 
 const BUDGET: usize = 1 << 20;
@@ -64,10 +64,10 @@ fn batch(records: &[(&str, Option<&str>)], ts: i64, compression: Compression) ->
 }
 
 /// Every record of the log: offset → (key, value).
-fn records(log: &PartitionLog) -> BTreeMap<i64, (String, Option<String>)> {
+fn records(log: &UnifiedLog) -> BTreeMap<i64, (String, Option<String>)> {
     let mut out = BTreeMap::new();
     let end = log.log_end_offset();
-    let mut offset = log.log_start_offset();
+    let mut offset = log.local_log_start_offset();
     while offset < end {
         let Some(slice) = log.read(offset as i64, 1 << 20, end, true).unwrap() else {
             break;
@@ -107,7 +107,7 @@ fn overwrite(partition: &Partition, rounds: usize, keys: usize, ts: i64) {
 #[test]
 fn overwrites_shrink_to_the_latest_record_per_key() {
     let dir = tempfile::tempdir().unwrap();
-    let log = PartitionLog::open(dir.path(), compacted(), 0, true).unwrap();
+    let log = UnifiedLog::open(dir.path(), compacted(), 0, true).unwrap();
     let partition = Partition::new("t".into(), 0, uuid::Uuid::nil(), log);
     overwrite(&partition, 40, 10, 1_000);
     let before = records(&partition.log());
@@ -143,7 +143,7 @@ fn overwrites_shrink_to_the_latest_record_per_key() {
     let end = partition.log().log_end_offset();
     partition.log().close().unwrap();
     drop(partition);
-    let log = PartitionLog::open(dir.path(), compacted(), end, false).unwrap();
+    let log = UnifiedLog::open(dir.path(), compacted(), end, false).unwrap();
     assert_eq!(log.log_end_offset(), end);
     assert_eq!(records(&log), after);
 }
@@ -157,7 +157,7 @@ fn tombstones_go_after_delete_retention_and_compressed_batches_are_cleaned() {
         ("min.cleanable.dirty.ratio", "0.01"),
         ("delete.retention.ms", "10000"),
     ]);
-    let log = PartitionLog::open(dir.path(), cfg, 0, true).unwrap();
+    let log = UnifiedLog::open(dir.path(), cfg, 0, true).unwrap();
     let partition = Partition::new("t".into(), 0, uuid::Uuid::nil(), log);
     for round in 0..5 {
         let a = format!("a{round}");
@@ -199,7 +199,7 @@ fn tombstones_go_after_delete_retention_and_compressed_batches_are_cleaned() {
 #[test]
 fn a_crash_mid_clean_leaves_the_old_or_the_new_segment() {
     let dir = tempfile::tempdir().unwrap();
-    let log = PartitionLog::open(dir.path(), compacted(), 0, true).unwrap();
+    let log = UnifiedLog::open(dir.path(), compacted(), 0, true).unwrap();
     let partition = Partition::new("t".into(), 0, uuid::Uuid::nil(), log);
     overwrite(&partition, 40, 10, 1_000);
     let before = records(&partition.log());
@@ -215,7 +215,7 @@ fn a_crash_mid_clean_leaves_the_old_or_the_new_segment() {
     assert!(cleaned.path.exists());
     partition.log().close().unwrap();
     drop(partition);
-    let log = PartitionLog::open(dir.path(), compacted(), end, false).unwrap();
+    let log = UnifiedLog::open(dir.path(), compacted(), end, false).unwrap();
     assert!(!cleaned.path.exists(), "the unfinished file is gone");
     assert_eq!(records(&log), before, "nothing changed");
 
@@ -230,7 +230,7 @@ fn a_crash_mid_clean_leaves_the_old_or_the_new_segment() {
     std::fs::rename(&cleaned.path, &swap).unwrap();
     partition.log().close().unwrap();
     drop(partition);
-    let log = PartitionLog::open(dir.path(), compacted(), end, false).unwrap();
+    let log = UnifiedLog::open(dir.path(), compacted(), end, false).unwrap();
     assert!(!swap.exists());
     let after = records(&log);
     assert!(
@@ -243,7 +243,7 @@ fn a_crash_mid_clean_leaves_the_old_or_the_new_segment() {
 #[test]
 fn records_without_keys_are_refused_by_compacted_topics() {
     let dir = tempfile::tempdir().unwrap();
-    let mut log = PartitionLog::open(dir.path(), compacted(), 0, true).unwrap();
+    let mut log = UnifiedLog::open(dir.path(), compacted(), 0, true).unwrap();
     let keyless = crate::log::batch::tests::sample_batch(2, 1, None);
     let err = log.append(&keyless, 1).unwrap_err();
     assert!(err.to_string().contains("without a key"), "{err}");
@@ -263,7 +263,7 @@ fn cleaner_throughput() {
         ("segment.bytes", &(64 << 20).to_string()),
         ("min.cleanable.dirty.ratio", "0.01"),
     ]);
-    let log = PartitionLog::open(dir.path(), cfg, 0, true).unwrap();
+    let log = UnifiedLog::open(dir.path(), cfg, 0, true).unwrap();
     let partition = Partition::new("t".into(), 0, uuid::Uuid::nil(), log);
     let value = "v".repeat(1000);
     for _ in 0..ROUNDS {

@@ -1,6 +1,7 @@
 //! Local log storage: Kafka's segmented log, record batch v2 bytes as producers sent them.
 //!
-//! `PartitionLog` owns the segments of one partition; `LogSegment` one `.log` file with its
+//! `UnifiedLog` is one partition's log across both tiers, over its `LocalLog` (the segments on
+//! disk, `LogSegments`, opened by the `loader`); `LogSegment` is one `.log` file with its
 //! memory-mapped indexes. Everything here is synchronous; the broker decides where blocking
 //! work (fsync) runs. No Kafka error codes here: the API handlers map [`LogError`]s to them.
 
@@ -9,12 +10,15 @@ pub mod cleaner;
 pub mod config;
 pub mod error;
 pub mod index;
-pub mod partition_log;
+pub mod loader;
+pub mod local_log;
 pub mod producer_state;
 pub mod scanner;
 pub mod segment;
+pub mod segments;
+pub mod unified_log;
 
 pub use config::LogConfig;
 pub use error::LogError;
-pub use partition_log::{AppendInfo, PartitionLog};
 pub use segment::FileSlice;
+pub use unified_log::{AppendInfo, UnifiedLog};

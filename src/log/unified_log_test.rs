@@ -3,6 +3,7 @@ use std::os::unix::fs::FileExt;
 
 use super::*;
 use crate::log::batch::tests::sample_batch;
+use crate::log::local_log::dir_syncs_on_this_thread;
 
 fn config(entries: &[(&str, &str)]) -> LogConfig {
     let map: BTreeMap<String, String> = entries
@@ -12,7 +13,7 @@ fn config(entries: &[(&str, &str)]) -> LogConfig {
     LogConfig::from_map(&map).unwrap()
 }
 
-fn append(log: &mut PartitionLog, count: u32, ts: i64) -> AppendInfo {
+fn append(log: &mut UnifiedLog, count: u32, ts: i64) -> AppendInfo {
     log.append(&sample_batch(count, ts, None), ts).unwrap()
 }
 
@@ -20,7 +21,7 @@ fn append(log: &mut PartitionLog, count: u32, ts: i64) -> AppendInfo {
 fn appends_roll_and_survive_clean_reopen() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = config(&[("segment.bytes", "1000")]);
-    let mut log = PartitionLog::open(dir.path(), cfg.clone(), 0, true).unwrap();
+    let mut log = UnifiedLog::open(dir.path(), cfg.clone(), 0, true).unwrap();
     for n in 0..100 {
         let info = append(&mut log, 2, n);
         assert_eq!(info.base_offset, 2 * n as u64);
@@ -29,7 +30,7 @@ fn appends_roll_and_survive_clean_reopen() {
     let end = log.log_end_offset();
     log.close().unwrap();
     drop(log);
-    let log = PartitionLog::open(dir.path(), cfg, 0, true).unwrap();
+    let log = UnifiedLog::open(dir.path(), cfg, 0, true).unwrap();
     assert_eq!(log.log_end_offset(), end);
     for offset in [0, 1, 57, 199] {
         let slice = log.read(offset, 1, u64::MAX, true).unwrap().unwrap();
@@ -49,12 +50,12 @@ fn appends_roll_and_survive_clean_reopen() {
 fn unclean_reopen_recovers_torn_tail() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = config(&[("segment.bytes", "2000")]);
-    let mut log = PartitionLog::open(dir.path(), cfg.clone(), 0, true).unwrap();
+    let mut log = UnifiedLog::open(dir.path(), cfg.clone(), 0, true).unwrap();
     for n in 0..50 {
         append(&mut log, 1, n);
     }
     let end = log.log_end_offset();
-    let active = log.active_segment().path().to_owned();
+    let active = log.local.segments().active().path().to_owned();
     drop(log);
     // Half a batch at the end of the active segment, as a crash mid-write leaves it.
     let torn = sample_batch(3, 0, None);
@@ -64,7 +65,7 @@ fn unclean_reopen_recovers_torn_tail() {
         .unwrap();
     file.write_all_at(&torn[..30], file.metadata().unwrap().len())
         .unwrap();
-    let mut log = PartitionLog::open(dir.path(), cfg, 0, false).unwrap();
+    let mut log = UnifiedLog::open(dir.path(), cfg, 0, false).unwrap();
     assert_eq!(log.log_end_offset(), end);
     assert_eq!(
         log.recovery_point(),
@@ -78,13 +79,13 @@ fn unclean_reopen_recovers_torn_tail() {
 fn idempotent_retry_after_restart_is_a_duplicate() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = LogConfig::default();
-    let mut log = PartitionLog::open(dir.path(), cfg.clone(), 0, true).unwrap();
+    let mut log = UnifiedLog::open(dir.path(), cfg.clone(), 0, true).unwrap();
     log.append(&sample_batch(3, 1, Some((42, 0, 0))), 1)
         .unwrap();
     log.append(&sample_batch(3, 1, Some((42, 0, 3))), 1)
         .unwrap();
     drop(log);
-    let mut log = PartitionLog::open(dir.path(), cfg, 0, false).unwrap();
+    let mut log = UnifiedLog::open(dir.path(), cfg, 0, false).unwrap();
     let retry = log
         .append(&sample_batch(3, 1, Some((42, 0, 3))), 1)
         .unwrap();
@@ -102,7 +103,7 @@ fn idempotent_retry_after_restart_is_a_duplicate() {
 fn retention_by_size_and_time_keeps_active_segment() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = config(&[("segment.bytes", "500"), ("retention.bytes", "1000")]);
-    let mut log = PartitionLog::open(dir.path(), cfg, 0, true).unwrap();
+    let mut log = UnifiedLog::open(dir.path(), cfg, 0, true).unwrap();
     for n in 0..60 {
         append(&mut log, 1, n);
     }
@@ -115,7 +116,7 @@ fn retention_by_size_and_time_keeps_active_segment() {
         Err(LogError::OffsetOutOfRange { .. })
     ));
     assert!(
-        log.read(log.log_start_offset() as i64, 10, u64::MAX, true)
+        log.read(log.local_log_start_offset() as i64, 10, u64::MAX, true)
             .unwrap()
             .is_some()
     );
@@ -133,7 +134,7 @@ fn retention_by_size_and_time_keeps_active_segment() {
 #[test]
 fn flush_bookkeeping_tracks_recovery_point() {
     let dir = tempfile::tempdir().unwrap();
-    let mut log = PartitionLog::open(dir.path(), LogConfig::default(), 0, true).unwrap();
+    let mut log = UnifiedLog::open(dir.path(), LogConfig::default(), 0, true).unwrap();
     assert!(log.flush_target().is_none());
     append(&mut log, 4, 0);
     assert!(log.flush_due(SystemTime::now()));
@@ -149,7 +150,7 @@ fn flush_bookkeeping_tracks_recovery_point() {
 fn oversized_batch_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let mut log =
-        PartitionLog::open(dir.path(), config(&[("max.message.bytes", "100")]), 0, true).unwrap();
+        UnifiedLog::open(dir.path(), config(&[("max.message.bytes", "100")]), 0, true).unwrap();
     let err = log.append(&sample_batch(20, 0, None), 0).unwrap_err();
     assert!(
         matches!(err, LogError::RecordTooLarge { max: 100, .. }),
@@ -161,7 +162,7 @@ fn oversized_batch_is_refused() {
 fn segment_ms_rolls_an_old_active_segment() {
     let dir = tempfile::tempdir().unwrap();
     let mut log =
-        PartitionLog::open(dir.path(), config(&[("segment.ms", "60000")]), 0, true).unwrap();
+        UnifiedLog::open(dir.path(), config(&[("segment.ms", "60000")]), 0, true).unwrap();
     let now = SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)
         .unwrap()
@@ -184,7 +185,7 @@ fn segment_ms_rolls_an_old_active_segment() {
 fn a_roll_leaves_the_directory_fsync_to_the_flush() {
     let dir = tempfile::tempdir().unwrap();
     let mut log =
-        PartitionLog::open(dir.path(), config(&[("segment.bytes", "200")]), 0, true).unwrap();
+        UnifiedLog::open(dir.path(), config(&[("segment.bytes", "200")]), 0, true).unwrap();
     append(&mut log, 2, 0);
     let target = log.flush_target().unwrap();
     target.sync().unwrap();

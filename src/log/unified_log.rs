@@ -1,0 +1,470 @@
+//! `UnifiedLog`: one partition's log across both tiers (Kafka's `UnifiedLog`), over the
+//! [`LocalLog`] on disk and the bookkeeping of what the remote tier holds.
+//!
+//! It owns the decisions: validation of produced batches, producer state (idempotence), offset
+//! assignment, which segments retention deletes, what compaction may touch, which closed
+//! segments are ready for upload. The local log does the file work.
+//!
+//! Offsets, by Kafka's names: `log_start_offset` (the first offset a consumer can read, in the
+//! remote tier when there is one), `local_log_start_offset` (the first on local disk),
+//! `remote_log_start_offset` and `remote_log_end_offset` (the remote tier's range; segments
+//! below the latter are uploaded), `recovery_point` (durable below), `log_end_offset` (the
+//! next offset). The high watermark is the partition's (see `crate::partition`).
+
+use std::fs::File;
+use std::path::Path;
+use std::time::SystemTime;
+
+use super::batch::{self, BatchHeader};
+use super::cleaner::{CleanedSegment, CleaningPlan, SegmentSnapshot};
+use super::config::{LogConfig, TimestampType};
+use super::error::{LogError, Result};
+use super::local_log::{FlushTarget, LocalLog, sync_dir};
+use super::producer_state::{ProducerStateManager, SequenceCheck};
+use super::segment::{FileSlice, LogSegment};
+
+/// The outcome of an append.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AppendInfo {
+    /// Offset of the first record.
+    pub base_offset: u64,
+    /// Offset after the last record.
+    pub next_offset: u64,
+    /// The broker timestamp for `LogAppendTime` topics, -1 otherwise.
+    pub log_append_time: i64,
+    /// The batch was a retry of one already in the log; nothing was appended.
+    pub duplicate: bool,
+}
+
+/// A closed segment ready to be uploaded.
+#[derive(Debug, Clone)]
+pub struct SegmentFile {
+    /// First offset.
+    pub base_offset: u64,
+    /// Offset after its last record.
+    pub next_offset: u64,
+    /// Bytes of batches.
+    pub size: u64,
+    /// The open file (stays readable if retention deletes it meanwhile).
+    pub file: std::sync::Arc<File>,
+}
+
+/// What the remote tier holds, as the remote log manager last said.
+#[derive(Debug, Clone, Copy, Default)]
+struct RemoteTier {
+    log_start_offset: Option<u64>,
+    log_end_offset: u64,
+    bytes: u64,
+}
+
+/// The file in a partition directory holding the cleaner's checkpoint.
+const CLEANER_CHECKPOINT: &str = "cleaner.checkpoint";
+
+/// One partition's log.
+#[derive(Debug)]
+pub struct UnifiedLog {
+    local: LocalLog,
+    config: LogConfig,
+    producer_state: ProducerStateManager,
+    leader_epoch: i32,
+    /// The cleaner's checkpoint: offsets below it are compacted.
+    first_dirty: u64,
+    /// When a tombstone kept by the last pass may go (ms since the epoch).
+    tombstone_expiry: Option<i64>,
+    remote: RemoteTier,
+}
+
+impl UnifiedLog {
+    /// Opens the log in `dir`, creating it if needed; after an unclean shutdown
+    /// (`clean == false`) the segments past `recovery_point` are recovered first.
+    pub fn open(dir: &Path, config: LogConfig, recovery_point: u64, clean: bool) -> Result<Self> {
+        let local = LocalLog::open(dir, &config, recovery_point, clean)?;
+        let mut log = Self {
+            local,
+            config,
+            producer_state: ProducerStateManager::default(),
+            leader_epoch: 0,
+            first_dirty: read_checkpoint(&dir.join(CLEANER_CHECKPOINT)),
+            tombstone_expiry: None,
+            remote: RemoteTier::default(),
+        };
+        log.rebuild_producer_state()?;
+        Ok(log)
+    }
+
+    fn rebuild_producer_state(&mut self) -> Result<()> {
+        self.producer_state.clear();
+        for segment in self.local.segments().iter() {
+            segment.scan_headers(|header| self.producer_state.update(header))?;
+        }
+        Ok(())
+    }
+
+    /// Validates and appends the single batch of a produce request, assigning its offsets.
+    pub fn append(&mut self, batch: &[u8], now_ms: i64) -> Result<AppendInfo> {
+        let header = batch::validate_single_batch(batch)?;
+        if header.size() > self.config.max_message_bytes {
+            return Err(LogError::RecordTooLarge {
+                size: header.size(),
+                max: self.config.max_message_bytes,
+            });
+        }
+        if let SequenceCheck::Duplicate(original) = self.producer_state.check(&header)? {
+            return Ok(AppendInfo {
+                base_offset: original.first_offset,
+                next_offset: original.first_offset + header.last_offset_delta as u64 + 1,
+                log_append_time: match self.config.timestamp_type {
+                    TimestampType::LogAppendTime => original.max_timestamp,
+                    TimestampType::CreateTime => -1,
+                },
+                duplicate: true,
+            });
+        }
+        if self.config.cleanup_policy.compacts() {
+            check_keys(batch)?;
+        }
+        self.local.maybe_roll(&self.config, header.size(), now_ms)?;
+        let base_offset = self.local.log_end_offset();
+        // Only the header changes: it is rewritten in a copy and written out beside the
+        // producer's records, which are never copied.
+        let (mut head, records) = batch::split_header(batch);
+        batch::assign_offset(&mut head, base_offset, self.leader_epoch);
+        let log_append_time = match self.config.timestamp_type {
+            TimestampType::LogAppendTime => {
+                batch::set_log_append_time(&mut head, records, now_ms);
+                now_ms
+            }
+            TimestampType::CreateTime => -1,
+        };
+        let header = BatchHeader::parse(&head)?;
+        self.local.append(&head, records, &header)?;
+        self.producer_state.update(&header);
+        Ok(AppendInfo {
+            base_offset,
+            next_offset: self.local.log_end_offset(),
+            log_append_time,
+            duplicate: false,
+        })
+    }
+
+    /// Closes the active segment and starts a new one at the log end offset.
+    pub fn roll(&mut self) -> Result<()> {
+        self.local.roll(&self.config)
+    }
+
+    /// Up to `max_bytes` of local batches from the one holding `offset`, none at or above
+    /// `max_offset`; `None` at the log end. See [`LogSegment::read`] for `min_one`.
+    pub fn read(
+        &self,
+        offset: i64,
+        max_bytes: u64,
+        max_offset: u64,
+        min_one: bool,
+    ) -> Result<Option<FileSlice>> {
+        self.local.read(offset, max_bytes, max_offset, min_one)
+    }
+
+    /// The earliest local offset whose timestamp is at or above `timestamp`, with it.
+    pub fn find_offset_by_timestamp(&self, timestamp: i64) -> Result<Option<(u64, i64)>> {
+        self.local.find_offset_by_timestamp(timestamp)
+    }
+
+    /// The largest local timestamp and the first offset carrying it (ListOffsets -3).
+    pub fn max_timestamp(&self) -> Option<(u64, i64)> {
+        self.local.max_timestamp()
+    }
+
+    /// What to fsync to make everything appended so far durable; `None` if it already is.
+    pub fn flush_target(&self) -> Option<FlushTarget> {
+        self.local.flush_target()
+    }
+
+    /// Records that `target` was synced.
+    pub fn mark_flushed(&mut self, target: &FlushTarget, now: SystemTime) {
+        self.local.mark_flushed(target, now);
+    }
+
+    /// Whether `flush.messages` or `flush.ms` asks for an fsync now.
+    pub fn flush_due(&self, now: SystemTime) -> bool {
+        self.local.flush_due(&self.config, now)
+    }
+
+    /// What the cleaner should compact now: `None` unless the topic is compacted and the
+    /// dirty share of its closed segments reaches `min.cleanable.dirty.ratio`.
+    pub fn cleaning_plan(&self, now_ms: i64) -> Option<CleaningPlan> {
+        if !self.config.cleanup_policy.compacts() {
+            return None;
+        }
+        let active_base = self.active_base_offset();
+        let segments: Vec<SegmentSnapshot> = self
+            .local
+            .segments()
+            .closed()
+            .map(|s| SegmentSnapshot {
+                base_offset: s.base_offset(),
+                path: s.path().to_owned(),
+                file: s.file(),
+                size: s.size(),
+                max_timestamp: s.max_timestamp(),
+            })
+            .collect();
+        let total: u64 = segments.iter().map(|s| s.size).sum();
+        let first_dirty = self.first_dirty.max(self.local_log_start_offset());
+        let dirty: u64 = segments
+            .iter()
+            .enumerate()
+            .filter(|(n, _)| {
+                let next = segments.get(n + 1).map_or(active_base, |s| s.base_offset);
+                next > first_dirty
+            })
+            .map(|(_, s)| s.size)
+            .sum();
+        let tombstones_due = self.tombstone_expiry.is_some_and(|t| t <= now_ms);
+        let dirty_enough =
+            dirty > 0 && dirty as f64 >= total as f64 * self.config.min_cleanable_dirty_ratio;
+        if !dirty_enough && !tombstones_due {
+            return None;
+        }
+        Some(CleaningPlan {
+            dir: self.local.dir().to_owned(),
+            segments,
+            first_dirty,
+            active_base,
+            delete_retention_ms: self.config.delete_retention_ms,
+            min_compaction_lag_ms: self.config.min_compaction_lag_ms,
+            tombstones_due,
+        })
+    }
+
+    /// Swaps a cleaned segment in for the one it was made from, unless that one changed (was
+    /// deleted by retention meanwhile). Returns whether it was swapped in.
+    pub fn install_cleaned(&mut self, cleaned: CleanedSegment) -> Result<bool> {
+        self.local.replace_with_cleaned(&self.config, cleaned)
+    }
+
+    /// Base offset of the active segment, the one appends go to.
+    pub fn active_base_offset(&self) -> u64 {
+        self.local.segments().active().base_offset()
+    }
+
+    /// Records when the earliest tombstone the last pass kept may go.
+    pub fn set_tombstone_expiry(&mut self, expiry: Option<i64>) {
+        self.tombstone_expiry = expiry;
+    }
+
+    /// Records that offsets below `offset` are compacted (durably, so a restart does not
+    /// redo the work).
+    pub fn set_first_dirty(&mut self, offset: u64) -> Result<()> {
+        self.first_dirty = offset;
+        let dir = self.local.dir();
+        let path = dir.join(CLEANER_CHECKPOINT);
+        let tmp = dir.join(format!("{CLEANER_CHECKPOINT}.tmp"));
+        std::fs::write(&tmp, format!("{offset}\n")).map_err(|e| LogError::io(&tmp, e))?;
+        File::open(&tmp)
+            .and_then(|f| f.sync_all())
+            .map_err(|e| LogError::io(&tmp, e))?;
+        std::fs::rename(&tmp, &path).map_err(|e| LogError::io(&path, e))?;
+        sync_dir(dir)
+    }
+
+    /// Deletes segments past `retention.ms` or beyond `retention.bytes`; returns how many.
+    ///
+    /// For a tiered topic, total retention (`retention.ms`, `retention.bytes` over both tiers)
+    /// applies to every segment: what it removes is dead in both tiers, and the remote log
+    /// manager removes the remote side. Local retention (`local.retention.*`, usually
+    /// shorter) removes only segments already uploaded.
+    pub fn apply_retention(&mut self, now_ms: i64) -> Result<usize> {
+        if !self.config.cleanup_policy.deletes() {
+            return Ok(0);
+        }
+        let tiered = self.config.tiered();
+        let older_than = |limit: i64, segment: &LogSegment| {
+            limit >= 0 && segment.max_timestamp() >= 0 && now_ms - segment.max_timestamp() > limit
+        };
+        let total_ms = self.config.retention_ms;
+        let local_ms = self.config.local_retention_limit_ms();
+        // Like Kafka, an expired active segment is rolled so that it can be deleted too.
+        let active = self.local.segments().active();
+        let roll_active = older_than(total_ms, active) || (tiered && older_than(local_ms, active));
+        if roll_active && active.size() > 0 {
+            self.roll()?;
+        }
+        let remote_end = if tiered {
+            self.remote.log_end_offset
+        } else {
+            0
+        };
+        let remote_bytes = if tiered { self.remote.bytes } else { 0 };
+        let segments = self.local.segments();
+        let local_only: u64 = segments
+            .iter()
+            .filter(|s| s.base_offset() >= remote_end)
+            .map(LogSegment::size)
+            .sum();
+        // Bytes over retention.bytes beyond what deleting the remote tier frees.
+        let mut total_excess = match self.config.retention_bytes {
+            limit if limit >= 0 => (remote_bytes + local_only)
+                .saturating_sub(limit as u64)
+                .saturating_sub(remote_bytes),
+            _ => 0,
+        };
+        let mut local_excess = match self.config.local_retention_limit_bytes() {
+            limit if tiered && limit >= 0 => segments.size().saturating_sub(limit as u64),
+            _ => 0,
+        };
+        let mut doomed = Vec::new();
+        for segment in segments.closed() {
+            let uploaded = tiered && segment.next_offset() <= remote_end;
+            let size = segment.size();
+            let go = if uploaded {
+                older_than(total_ms, segment)
+                    || older_than(local_ms, segment)
+                    || size <= local_excess
+            } else {
+                older_than(total_ms, segment) || size <= total_excess
+            };
+            if !go {
+                break;
+            }
+            doomed.push(segment.base_offset());
+            local_excess = local_excess.saturating_sub(size);
+            if !uploaded {
+                total_excess = total_excess.saturating_sub(size);
+            }
+        }
+        self.local.delete_segments(&doomed)?;
+        Ok(doomed.len())
+    }
+
+    /// Closed segments entirely below `max_offset` that are not uploaded yet, oldest first.
+    pub fn upload_candidates(&self, max_offset: u64) -> Vec<SegmentFile> {
+        self.local
+            .segments()
+            .closed()
+            .filter(|s| {
+                s.base_offset() >= self.remote.log_end_offset && s.next_offset() <= max_offset
+            })
+            .filter(|s| s.size() > 0)
+            .map(|s| SegmentFile {
+                base_offset: s.base_offset(),
+                next_offset: s.next_offset(),
+                size: s.size(),
+                file: s.file(),
+            })
+            .collect()
+    }
+
+    /// Records what the remote tier holds: its first offset, the offset below which segments
+    /// are uploaded, and its size.
+    pub fn set_remote_tier(&mut self, start: Option<u64>, end: u64, bytes: u64) {
+        self.remote = RemoteTier {
+            log_start_offset: start,
+            log_end_offset: end,
+            bytes,
+        };
+    }
+
+    /// First offset in the remote tier, if any segment is there.
+    pub fn remote_log_start_offset(&self) -> Option<u64> {
+        self.remote.log_start_offset
+    }
+
+    /// Offset after the remote tier's last record: local segments below it are uploaded.
+    pub fn remote_log_end_offset(&self) -> u64 {
+        self.remote.log_end_offset
+    }
+
+    /// The first offset a consumer can read: in the remote tier if there is one, else on local
+    /// disk. Offsets between the remote tier's end and the local log's start (a log restored
+    /// above offsets lost with a disk) hold no records: a read there continues locally.
+    pub fn log_start_offset(&self) -> u64 {
+        let local = self.local_log_start_offset();
+        self.remote.log_start_offset.map_or(local, |r| r.min(local))
+    }
+
+    /// The first offset on local disk.
+    pub fn local_log_start_offset(&self) -> u64 {
+        self.local.local_log_start_offset()
+    }
+
+    /// Offset the next record will get.
+    pub fn log_end_offset(&self) -> u64 {
+        self.local.log_end_offset()
+    }
+
+    /// Offsets below this are known durable.
+    pub fn recovery_point(&self) -> u64 {
+        self.local.recovery_point()
+    }
+
+    /// Starts an empty log at `offset` (a broker restoring a partition whose history is in
+    /// the remote tier). Refused unless the log is empty.
+    pub fn start_empty_at(&mut self, offset: u64) -> Result<()> {
+        self.local.start_empty_at(&self.config, offset)
+    }
+
+    /// Trims the active segment's indexes; the log must not be appended to afterwards.
+    pub fn close(&mut self) -> Result<()> {
+        self.local.close()
+    }
+
+    /// Total bytes on local disk.
+    pub fn size(&self) -> u64 {
+        self.local.size()
+    }
+
+    /// Number of local segments.
+    pub fn segment_count(&self) -> usize {
+        self.local.segments().len()
+    }
+
+    /// The epoch stamped on appended batches.
+    pub fn leader_epoch(&self) -> i32 {
+        self.leader_epoch
+    }
+
+    /// Sets the epoch stamped on batches appended from now on.
+    pub fn set_leader_epoch(&mut self, epoch: i32) {
+        self.leader_epoch = epoch;
+    }
+
+    /// The effective topic config.
+    pub fn config(&self) -> &LogConfig {
+        &self.config
+    }
+
+    /// Applies a changed topic config; new segment settings apply from the next roll.
+    pub fn set_config(&mut self, config: LogConfig) {
+        self.config = config;
+    }
+
+    /// The directory of the log.
+    pub fn dir(&self) -> &Path {
+        self.local.dir()
+    }
+}
+
+/// Kafka refuses records without a key in a compacted topic: compaction could not keep them.
+fn check_keys(batch: &[u8]) -> Result<()> {
+    let mut bytes = bytes::Bytes::copy_from_slice(batch);
+    let set = kafka_protocol::records::RecordBatchDecoder::decode(&mut bytes)
+        .map_err(|e| LogError::InvalidRecord(format!("batch does not decode: {e}")))?;
+    if set.records.iter().any(|r| r.key.is_none()) {
+        return Err(LogError::InvalidRecord(
+            "compacted topic cannot accept a record without a key".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// The cleaner checkpoint, 0 when absent or unreadable (the whole log is then dirty).
+fn read_checkpoint(path: &Path) -> u64 {
+    std::fs::read_to_string(path)
+        .ok()
+        .and_then(|text| text.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+#[path = "unified_log_test.rs"]
+mod tests;
