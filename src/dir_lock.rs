@@ -42,7 +42,6 @@ pub enum DirLockError {
 #[derive(Debug)]
 pub struct DirLock {
     _file: File,
-    dir: PathBuf,
 }
 
 impl DirLock {
@@ -76,15 +75,7 @@ impl DirLock {
         file.set_len(0).map_err(io)?;
         file.rewind().map_err(io)?;
         writeln!(file, "{}", std::process::id()).map_err(io)?;
-        Ok(Self {
-            _file: file,
-            dir: dir.to_owned(),
-        })
-    }
-
-    /// The locked directory.
-    pub fn dir(&self) -> &Path {
-        &self.dir
+        Ok(Self { _file: file })
     }
 }
 

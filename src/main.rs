@@ -263,18 +263,13 @@ fn run(command: Command) -> anyhow::Result<()> {
             print!("{out}");
             Ok(())
         }
-        Command::Config {
-            command: ConfigCommand::Check(args),
-        } => {
+        Command::Config { command } => {
+            let (args, show): (DevArgs, fn(&BrokerConfig) -> String) = match command {
+                ConfigCommand::Check(args) => (args, strata::cli::config::summary),
+                ConfigCommand::List(args) => (args, strata::cli::config::list),
+            };
             let config = BrokerConfig::load(args.config.as_deref(), &overrides(&args)?)?;
-            print!("{}", strata::cli::config::summary(&config));
-            Ok(())
-        }
-        Command::Config {
-            command: ConfigCommand::List(args),
-        } => {
-            let config = BrokerConfig::load(args.config.as_deref(), &overrides(&args)?)?;
-            print!("{}", strata::cli::config::list(&config));
+            print!("{}", show(&config));
             Ok(())
         }
         Command::Tiering {

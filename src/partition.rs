@@ -42,8 +42,8 @@ pub struct Partition {
     /// The fetches parked on this partition, woken when data may have become readable (the
     /// high watermark moved) or leadership changed.
     waiters: Mutex<Waiters>,
-    /// The partition's remote log (its manifest) has been loaded since this broker started:
-    /// until then an empty local log does not know the offset it must start at.
+    /// The partition's remote log (its manifest) has been loaded since this broker started, or
+    /// the log has records: either way it knows the offset it continues at.
     remote_opened: AtomicBool,
 }
 
@@ -194,7 +194,12 @@ impl Partition {
             return true;
         }
         let log = self.log();
-        !log.config().tiered() || log.log_end_offset() > 0
+        if log.log_end_offset() > 0 {
+            // Settled for good: produce need not take the log lock for this again.
+            self.remote_opened.store(true, Ordering::Release);
+            return true;
+        }
+        !log.config().tiered()
     }
 
     /// The offset up to which consumers may read.

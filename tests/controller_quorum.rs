@@ -10,7 +10,6 @@ use std::time::{Duration, Instant};
 
 mod common;
 
-use common::cluster::free_addr;
 use common::controller::ControllerProcess;
 use strata_controller::Endpoint;
 use strata_controller::MetadataRecord;
@@ -71,13 +70,7 @@ async fn wait_until<T>(
 async fn kill_9_the_active_controller_while_creating_topics() {
     let tmp = tempfile::tempdir().unwrap();
     let dir: PathBuf = tmp.path().to_owned();
-    let addrs: Vec<String> = (0..3).map(|_| free_addr()).collect();
-    let voters = addrs
-        .iter()
-        .enumerate()
-        .map(|(n, a)| format!("{}@{a}", n + 1))
-        .collect::<Vec<_>>()
-        .join(",");
+    let (addrs, voters) = common::cluster::voters(3);
     let mut processes: Vec<Option<ControllerProcess>> = addrs
         .iter()
         .enumerate()
@@ -209,13 +202,7 @@ async fn leader_status(addrs: &[String]) -> Option<QuorumStatus> {
 #[tokio::test(flavor = "multi_thread")]
 async fn brokers_register_by_heartbeat_and_are_fenced_when_silent() {
     let tmp = tempfile::tempdir().unwrap();
-    let addrs: Vec<String> = (0..3).map(|_| free_addr()).collect();
-    let voters = addrs
-        .iter()
-        .enumerate()
-        .map(|(n, a)| format!("{}@{a}", n + 1))
-        .collect::<Vec<_>>()
-        .join(",");
+    let (addrs, voters) = common::cluster::voters(3);
     let _processes: Vec<ControllerProcess> = addrs
         .iter()
         .enumerate()

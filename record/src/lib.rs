@@ -255,8 +255,9 @@ pub fn batches(bytes: &[u8]) -> impl Iterator<Item = (usize, BatchHeader)> + '_ 
     })
 }
 
-/// Checks that `bytes` is exactly a sequence of whole batches with intact CRCs, covering
-/// offsets within `first_offset..end_offset` in order: what a stored chunk of a log must be.
+/// Checks that `bytes` is exactly a sequence of whole batches with intact CRCs covering
+/// `first_offset..end_offset` without gaps: what a stored chunk of a log that is never
+/// compacted must be. The CRC does not cover a batch's base offset; the chain of offsets does.
 pub fn verify_batches(bytes: &[u8], first_offset: u64, end_offset: u64) -> Result<(), RecordError> {
     let mut at = 0;
     let mut next = first_offset;
@@ -273,15 +274,20 @@ pub fn verify_batches(bytes: &[u8], first_offset: u64, end_offset: u64) -> Resul
         verify_crc(&bytes[at..at + size]).map_err(|e| {
             RecordError::Corrupt(format!("batch at offset {}: {e}", header.base_offset))
         })?;
-        if header.base_offset < next || header.next_offset() > end_offset {
+        if header.base_offset != next || header.next_offset() > end_offset {
             return Err(RecordError::Corrupt(format!(
-                "batch of offsets {}..{} outside {next}..{end_offset}",
+                "batch of offsets {}..{} where {next}..{end_offset} continues",
                 header.base_offset,
                 header.next_offset()
             )));
         }
         next = header.next_offset();
         at += size;
+    }
+    if next != end_offset {
+        return Err(RecordError::Corrupt(format!(
+            "batches end at offset {next}, not {end_offset}"
+        )));
     }
     Ok(())
 }
