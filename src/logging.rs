@@ -3,7 +3,10 @@
 //! `tracing` directive syntax, e.g. `RUST_LOG=info,strata::cluster=debug`).
 //!
 //! openraft's internals log at WARN and above unless a directive names `openraft`: its INFO is
-//! a running commentary of the consensus core that tells an operator nothing actionable.
+//! a running commentary of the consensus core that tells an operator nothing actionable. Its
+//! WARNs that describe a normal election race (a vote response arriving after the node moved
+//! on to a later term, which a slow fsync of the vote causes on a loaded machine) are dropped
+//! too: they are not faults, and a WARN an operator learns to ignore hides the ones that count.
 //!
 //! A line repeated in a loop never floods the log: each call site may write [`BURST`] lines
 //! per [`WINDOW`]; the rest are counted and reported in one line when the window ends. A dead
@@ -52,6 +55,7 @@ pub fn init(level: &str, format: LogFormat) {
     });
     let registry = tracing_subscriber::registry()
         .with(filter)
+        .with((!quiet_openraft.is_empty()).then_some(BenignRaftChatter))
         .with(RateLimit::default());
     match format {
         LogFormat::Text => registry
@@ -136,6 +140,42 @@ impl<S: Subscriber> Layer<S> for RateLimit {
     }
 }
 
+/// openraft WARNs that are part of a normal election, by the start of their message.
+const BENIGN_RAFT_WARNINGS: &[&str] = &["A message will be ignored because vote changed"];
+
+/// Drops [`BENIGN_RAFT_WARNINGS`] unless openraft's own logging was asked for.
+struct BenignRaftChatter;
+
+/// Whether an event's `message` field starts with one of `prefixes`.
+struct MessageStartsWith<'a> {
+    prefixes: &'a [&'a str],
+    found: bool,
+}
+
+impl tracing::field::Visit for MessageStartsWith<'_> {
+    fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+        if field.name() == "message" {
+            let text = format!("{value:?}");
+            self.found = self.prefixes.iter().any(|p| text.starts_with(p));
+        }
+    }
+}
+
+impl<S: Subscriber> Layer<S> for BenignRaftChatter {
+    fn event_enabled(&self, event: &Event<'_>, _ctx: Context<'_, S>) -> bool {
+        let metadata = event.metadata();
+        if !metadata.target().starts_with("openraft") || *metadata.level() != Level::WARN {
+            return true;
+        }
+        let mut visit = MessageStartsWith {
+            prefixes: BENIGN_RAFT_WARNINGS,
+            found: false,
+        };
+        event.record(&mut visit);
+        !visit.found
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -148,6 +188,40 @@ mod tests {
         }
     }
     static SITE: Site = Site;
+
+    #[test]
+    fn benign_election_warnings_of_openraft_are_dropped_and_others_kept() {
+        let written = std::sync::Arc::new(Mutex::new(Vec::<u8>::new()));
+        let sink = written.clone();
+        let subscriber = tracing_subscriber::registry().with(BenignRaftChatter).with(
+            tracing_subscriber::fmt::layer()
+                .with_ansi(false)
+                .with_writer(move || Sink(sink.clone())),
+        );
+        tracing::subscriber::with_default(subscriber, || {
+            tracing::warn!(
+                target: "openraft::core::raft_core",
+                "A message will be ignored because vote changed: msg sent by vote: T1-N1"
+            );
+            tracing::warn!(target: "openraft::core::raft_core", "a storage error");
+            tracing::warn!(target: "strata", "A message will be ignored because vote changed");
+        });
+        let log = String::from_utf8(written.lock().unwrap().clone()).unwrap();
+        assert_eq!(log.lines().count(), 2, "{log}");
+        assert!(log.contains("a storage error"), "{log}");
+        assert!(!log.contains("T1-N1"), "{log}");
+    }
+
+    struct Sink(std::sync::Arc<Mutex<Vec<u8>>>);
+    impl std::io::Write for Sink {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
 
     #[test]
     fn a_call_site_writes_a_burst_per_window_and_reports_the_rest() {
