@@ -14,6 +14,7 @@ pub mod health;
 pub mod log;
 pub mod logging;
 pub mod meta_properties;
+pub mod metadata_cache;
 pub mod partition;
 pub mod remote_log_manager;
 pub mod replica_manager;

@@ -559,7 +559,7 @@ impl RemoteLogManager {
     }
 }
 
-impl crate::broker::StrataBroker {
+impl crate::replica_manager::ReplicaManager {
     /// One pass of the remote log manager over the tiered partitions this broker leads,
     /// after recording their topics in the store.
     pub async fn tiering_pass(&self) {
@@ -567,13 +567,12 @@ impl crate::broker::StrataBroker {
             return;
         };
         let tiered: Vec<PartitionRef> = self
-            .replicas()
             .all()
             .into_iter()
             .filter(|p| p.is_leader() && p.log().config().tiered())
             .collect();
         let (cluster_id, topics) = {
-            let image = self.image();
+            let image = self.metadata().image();
             let mut topics: Vec<TopicDescriptor> = Vec::new();
             for p in &tiered {
                 if topics.iter().any(|t| t.topic_id == p.topic_id) {

@@ -297,7 +297,7 @@ async fn run_broker(
             &mut background,
             settings.interval,
             Arc::clone(&broker),
-            |broker| async move { broker.tiering_pass().await },
+            |broker| async move { broker.replicas().tiering_pass().await },
         );
     }
     background.spawn(probe_health(Arc::clone(&broker)));
@@ -305,13 +305,13 @@ async fn run_broker(
         &mut background,
         GROUP_TIMER_INTERVAL,
         Arc::clone(&broker),
-        |broker| async move { broker.run_group_timers() },
+        |broker| async move { broker.coordinator().run_group_timers() },
     );
     spawn_every(
         &mut background,
         broker.config().coordinator.offsets_retention_check,
         Arc::clone(&broker),
-        |broker| async move { broker.expire_offsets().await },
+        |broker| async move { broker.coordinator().expire_offsets().await },
     );
     // Connections answer their in-flight requests before closing; a JoinGroup could wait for
     // a whole rebalance timeout, so the coordinator answers those at once.

@@ -3,8 +3,7 @@
 //! (topic names, config values) and waits until its own image shows the change, so a client
 //! that changed something sees it on the next request to the same broker.
 
-use std::collections::BTreeMap;
-use std::time::Duration;
+use std::sync::Arc;
 
 use strata_api::BrokerError;
 use strata_api::broker::{NewTopic, PartitionMetadata, TopicMetadata};
@@ -13,12 +12,26 @@ use strata_controller::raft::admin::{self, AdminAnswer, AdminRequest, Invalid};
 use strata_controller::raft::client::{self, ClientError};
 use uuid::Uuid;
 
-use crate::broker::{
-    MAX_PARTITIONS_PER_TOPIC, StrataBroker, check_partition_limit, validate_topic_name,
-};
+use crate::config::BrokerConfig;
+use crate::metadata_cache::{MetadataCache, topic_metadata};
+use crate::remote_log_manager::RemoteLogManager;
 
-/// How long a request waits for this broker's image to show its change.
-const APPLY_WAIT: Duration = Duration::from_secs(10);
+/// Longest topic name Kafka allows (so that `<topic>-<partition>` fits a file name).
+const MAX_TOPIC_NAME_LEN: usize = 249;
+/// Most partitions one topic may have: each costs a directory, open files and index mappings,
+/// so an unchecked request could exhaust the broker.
+pub const MAX_PARTITIONS_PER_TOPIC: i32 = 10_000;
+
+/// Sends topic, config and producer id changes to the active controller.
+#[derive(Debug)]
+pub struct ClusterAdmin {
+    pub(super) config: Arc<BrokerConfig>,
+    /// Controller listeners to reach the quorum through.
+    controllers: Vec<String>,
+    pub(super) metadata: Arc<MetadataCache>,
+    /// The producer id block handed to this broker: next id, end of the block.
+    producer_ids: tokio::sync::Mutex<(i64, i64)>,
+}
 
 /// The Kafka error a client should see for a failed quorum call.
 fn from_client(e: ClientError) -> BrokerError {
@@ -36,34 +49,43 @@ fn from_client(e: ClientError) -> BrokerError {
     }
 }
 
-impl StrataBroker {
-    /// Sends `request` to the active controller and waits until this broker applied it.
-    async fn admin(&self, request: AdminRequest) -> Result<AdminAnswer, BrokerError> {
-        let reply = client::admin(&self.controllers, request)
-            .await
-            .map_err(from_client)?;
-        self.wait_applied(reply.offset).await;
-        Ok(reply.answer)
-    }
-
-    /// Waits (bounded) until the image has reached `offset`.
-    pub(crate) async fn wait_applied(&self, offset: u64) {
-        let mut applied = self.applied.subscribe();
-        if tokio::time::timeout(APPLY_WAIT, applied.wait_for(|o| *o >= offset))
-            .await
-            .is_err()
-        {
-            tracing::warn!(offset, "metadata change committed but not applied here yet");
+impl ClusterAdmin {
+    /// An admin for the quorum behind `controllers`.
+    pub fn new(
+        config: Arc<BrokerConfig>,
+        controllers: Vec<String>,
+        metadata: Arc<MetadataCache>,
+    ) -> Self {
+        Self {
+            config,
+            controllers,
+            metadata,
+            producer_ids: tokio::sync::Mutex::new((0, 0)),
         }
     }
 
-    pub(crate) async fn create_topic_in_quorum(
+    /// The controller listeners.
+    pub fn controllers(&self) -> &[String] {
+        &self.controllers
+    }
+
+    /// Sends `request` to the active controller and waits until this broker applied it.
+    pub(super) async fn admin(&self, request: AdminRequest) -> Result<AdminAnswer, BrokerError> {
+        let reply = client::admin(&self.controllers, request)
+            .await
+            .map_err(from_client)?;
+        self.metadata.wait_applied(reply.offset).await;
+        Ok(reply.answer)
+    }
+
+    /// CreateTopics (and auto-creation): validated here, placed by the controller.
+    pub(crate) async fn create_topic(
         &self,
         topic: NewTopic,
         validate_only: bool,
     ) -> Result<TopicMetadata, BrokerError> {
         validate_topic_name(&topic.name)?;
-        let partitions = topic.partitions.unwrap_or(self.config().num_partitions);
+        let partitions = topic.partitions.unwrap_or(self.config.num_partitions);
         if partitions <= 0 {
             return Err(BrokerError::InvalidPartitions(format!(
                 "number of partitions must be larger than 0, got {partitions}"
@@ -72,7 +94,7 @@ impl StrataBroker {
         check_partition_limit(partitions)?;
         let replication_factor = topic
             .replication_factor
-            .unwrap_or(self.config().default_replication_factor);
+            .unwrap_or(self.config.default_replication_factor);
         if replication_factor <= 0 {
             return Err(BrokerError::InvalidReplicationFactor(format!(
                 "replication factor must be larger than 0, got {replication_factor}"
@@ -94,7 +116,7 @@ impl StrataBroker {
             }
             topic.assignments.into_values().collect()
         };
-        self.log_config(&topic.configs)?;
+        super::configs::effective_config(&self.config, &topic.configs)?;
         let answer = self
             .admin(AdminRequest::CreateTopic(admin::NewTopic {
                 name: topic.name.clone(),
@@ -112,9 +134,9 @@ impl StrataBroker {
             ));
         };
         if !validate_only {
-            let image = self.image();
+            let image = self.metadata.image();
             if let Some(created) = image.topic(&topic.name).filter(|t| t.id == topic_id) {
-                return Ok(Self::topic_metadata(&image, created));
+                return Ok(topic_metadata(&image, created));
             }
         }
         // Validated only (or not applied here yet): the shape without placement.
@@ -135,8 +157,10 @@ impl StrataBroker {
         })
     }
 
-    pub(crate) async fn delete_topic_in_quorum(&self, name: String) -> Result<Uuid, BrokerError> {
+    /// DeleteTopics.
+    pub(crate) async fn delete_topic(&self, name: String) -> Result<Uuid, BrokerError> {
         let topic_id = self
+            .metadata
             .image()
             .topic_ids
             .get(&name)
@@ -146,7 +170,8 @@ impl StrataBroker {
         Ok(topic_id)
     }
 
-    pub(crate) async fn create_partitions_in_quorum(
+    /// CreatePartitions.
+    pub(crate) async fn create_partitions(
         &self,
         name: String,
         count: i32,
@@ -159,7 +184,7 @@ impl StrataBroker {
                 "the new partition count {count} must be positive"
             )));
         }
-        if !self.image().topic_ids.contains_key(&name) {
+        if !self.metadata.image().topic_ids.contains_key(&name) {
             return Err(BrokerError::UnknownTopicOrPartition);
         }
         self.admin(AdminRequest::CreatePartitions {
@@ -167,31 +192,6 @@ impl StrataBroker {
             count: count as usize,
             assignments,
             validate_only,
-        })
-        .await
-        .map(|_| ())
-    }
-
-    /// Applies `change` to a topic's overrides, validates the result and commits it.
-    pub(crate) async fn update_topic_configs(
-        &self,
-        name: String,
-        validate_only: bool,
-        change: impl FnOnce(&mut BTreeMap<String, String>) -> Result<(), BrokerError>,
-    ) -> Result<(), BrokerError> {
-        let mut overrides = self
-            .image()
-            .topic(&name)
-            .map(|t| t.configs.clone())
-            .ok_or(BrokerError::UnknownTopicOrPartition)?;
-        change(&mut overrides)?;
-        self.log_config(&overrides)?;
-        if validate_only {
-            return Ok(());
-        }
-        self.admin(AdminRequest::SetTopicConfigs {
-            name,
-            configs: overrides,
         })
         .await
         .map(|_| ())
@@ -205,7 +205,7 @@ impl StrataBroker {
     ) -> Result<(i64, i16), BrokerError> {
         if let Some((id, epoch)) = existing
             && (0..i16::MAX - 1).contains(&epoch)
-            && (0..self.image().next_producer_id).contains(&id)
+            && (0..self.metadata.image().next_producer_id).contains(&id)
         {
             return Ok((id, epoch + 1));
         }
@@ -213,7 +213,7 @@ impl StrataBroker {
         if block.0 >= block.1 {
             let answer = self
                 .admin(AdminRequest::AllocateProducerIds {
-                    broker_id: self.config().node_id,
+                    broker_id: self.config.node_id,
                 })
                 .await?;
             let AdminAnswer::ProducerIds { start, end } = answer else {
@@ -229,21 +229,21 @@ impl StrataBroker {
     }
 }
 
-impl StrataBroker {
+impl ClusterAdmin {
     /// Recreates, with their ids, the topics the object store holds for this cluster but the
     /// metadata does not (`remote.log.restore.enable`): a new cluster rebuilt from the bucket
     /// alone serves their history. Returns the metadata offset that includes them.
-    pub(crate) async fn restore_topics(&self) -> Result<u64, BrokerError> {
-        let Some(remote) = self.remote().cloned() else {
-            return Ok(0);
-        };
-        let cluster_id = self.image().cluster_id.clone().unwrap_or_default();
+    pub(crate) async fn restore_topics(
+        &self,
+        remote: &RemoteLogManager,
+    ) -> Result<u64, BrokerError> {
+        let cluster_id = self.metadata.image().cluster_id.clone().unwrap_or_default();
         let topics = strata_tiering::remote::list_topics(remote.store().as_ref(), &cluster_id)
             .await
             .map_err(|e| BrokerError::Storage(e.to_string()))?;
         let mut restored = 0;
         for topic in topics {
-            if self.image().topic_ids.contains_key(&topic.name) {
+            if self.metadata.image().topic_ids.contains_key(&topic.name) {
                 continue;
             }
             let request = AdminRequest::CreateTopic(admin::NewTopic {
@@ -270,4 +270,40 @@ impl StrataBroker {
         }
         Ok(restored)
     }
+}
+
+/// Refuses partition counts above [`MAX_PARTITIONS_PER_TOPIC`].
+pub(crate) fn check_partition_limit(count: i32) -> Result<(), BrokerError> {
+    if count > MAX_PARTITIONS_PER_TOPIC {
+        return Err(BrokerError::InvalidPartitions(format!(
+            "{count} partitions is more than the {MAX_PARTITIONS_PER_TOPIC} a topic may have"
+        )));
+    }
+    Ok(())
+}
+
+/// Kafka's topic name rule: 1..=249 of `[a-zA-Z0-9._-]`, and not `.` or `..`.
+pub fn validate_topic_name(name: &str) -> Result<(), BrokerError> {
+    if name.is_empty() || name == "." || name == ".." {
+        return Err(BrokerError::InvalidTopic(format!(
+            "topic name '{name}' is illegal"
+        )));
+    }
+    if name.len() > MAX_TOPIC_NAME_LEN {
+        return Err(BrokerError::InvalidTopic(format!(
+            "topic name is {} characters, more than {MAX_TOPIC_NAME_LEN}",
+            name.len()
+        )));
+    }
+    if let Some(bad) = name
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')))
+    {
+        return Err(BrokerError::InvalidTopic(format!(
+            "topic name '{}' contains '{}'; only ASCII letters, digits, '.', '_' and '-' are allowed",
+            name.escape_default(),
+            bad.escape_default()
+        )));
+    }
+    Ok(())
 }

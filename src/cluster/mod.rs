@@ -5,8 +5,8 @@
 //! partitions, then ask to be unfenced; shutdown asks to be fenced at once so that clients
 //! move on without waiting for the lease to lapse.
 
-mod admin;
-mod reconcile;
+pub mod admin;
+pub mod configs;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -52,7 +52,7 @@ impl StrataBroker {
         want_shutdown: bool,
     ) -> Result<HeartbeatAnswer, ClientError> {
         let answer = client::heartbeat(
-            &self.controllers,
+            self.admin().controllers(),
             self.heartbeat_request(want_fence, want_shutdown),
         )
         .await;
@@ -66,9 +66,10 @@ impl StrataBroker {
     /// Fetches and applies one update of the metadata log; acts on it.
     async fn follow_once(self: &Arc<Self>, wait: Duration) -> Result<(), ClientError> {
         let after = self.image().offset;
-        let update = client::fetch_metadata(&self.controllers, after, wait).await?;
-        let (applied, offset) =
-            self.update_image(|image| (apply_update(image, update), image.offset));
+        let update = client::fetch_metadata(self.admin().controllers(), after, wait).await?;
+        let (applied, offset) = self
+            .metadata()
+            .update(|image| (apply_update(image, update), image.offset));
         let partitions_moved = match &applied {
             FollowerUpdate::Replaced => true,
             FollowerUpdate::Changes(changes) => changes.iter().any(|c| {
@@ -80,8 +81,8 @@ impl StrataBroker {
         };
         let broker = Arc::clone(self);
         let acted = tokio::task::spawn_blocking(move || match applied {
-            FollowerUpdate::Replaced => broker.reconcile_all(false),
-            FollowerUpdate::Changes(changes) => broker.reconcile_changes(&changes),
+            FollowerUpdate::Replaced => broker.replicas().apply_all(false),
+            FollowerUpdate::Changes(changes) => broker.replicas().apply_changes(&changes),
         })
         .await;
         match acted {
@@ -93,7 +94,7 @@ impl StrataBroker {
         if partitions_moved {
             open_remote_logs(self).await;
         }
-        self.publish_applied(offset);
+        self.metadata().publish_applied(offset);
         Ok(())
     }
 }
@@ -147,7 +148,7 @@ pub async fn join(
     let known_dir = broker.meta_properties.is_some();
     let opening = Arc::clone(broker);
     tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
-        opening.reconcile_all(known_dir)?;
+        opening.replicas().apply_all(known_dir)?;
         crate::group::load(&opening)?;
         Ok(())
     })
@@ -174,8 +175,10 @@ pub async fn join(
         }
     }
     // Restored topics are placed like new ones, so only once this broker may hold them.
-    if broker.config().remote.as_ref().is_some_and(|r| r.restore) {
-        let offset = broker.restore_topics().await?;
+    if broker.config().remote.as_ref().is_some_and(|r| r.restore)
+        && let Some(remote) = broker.remote()
+    {
+        let offset = broker.admin().restore_topics(remote).await?;
         while broker.image().offset < offset {
             if let Err(e) = broker.follow_once(Duration::ZERO).await {
                 tracing::warn!("fetching the metadata failed: {e}");

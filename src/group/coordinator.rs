@@ -14,16 +14,11 @@ use bytes::{Bytes, BytesMut};
 use kafka_protocol::records::{
     Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
 };
-use strata_api::broker::{BrokerError, BrokerNode, NewTopic};
-use strata_api::group::{
-    CommittedOffset, Committer, GroupCoordinator, GroupDescription, GroupListing, GroupState,
-    JoinGroup, JoinedGroup, LeavingMember, MemberDescription, OffsetToCommit, PartitionResults,
-    SyncGroup,
-};
+use strata_api::broker::BrokerError;
+use strata_api::group::GroupState;
 
 use super::records::{GroupValue, MemberValue, OffsetValue, RecordKey};
-use super::state::{Group, GroupConfig, Outcome};
-use crate::broker::StrataBroker;
+use super::state::{Group, GroupConfig};
 
 /// The internal topic of committed offsets and group metadata.
 pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
@@ -47,9 +42,9 @@ pub struct CoordinatorConfig {
 
 /// A group with its committed offsets.
 #[derive(Debug)]
-struct Entry {
-    group: Group,
-    offsets: BTreeMap<(String, i32), OffsetValue>,
+pub(super) struct Entry {
+    pub(super) group: Group,
+    pub(super) offsets: BTreeMap<(String, i32), OffsetValue>,
 }
 
 /// All groups of this coordinator.
@@ -59,7 +54,7 @@ pub struct Groups {
     config: CoordinatorConfig,
 }
 
-fn now_ms() -> i64 {
+pub(super) fn now_ms() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as i64)
@@ -79,7 +74,7 @@ pub fn partition_for(group_id: &str, partitions: i32) -> i32 {
     abs % partitions.max(1)
 }
 
-fn validate_group_id(group_id: &str) -> Result<(), BrokerError> {
+pub(super) fn validate_group_id(group_id: &str) -> Result<(), BrokerError> {
     if group_id.is_empty() {
         return Err(BrokerError::InvalidGroupId("the group id is empty".into()));
     }
@@ -106,13 +101,17 @@ impl Groups {
         &self.config
     }
 
-    fn lock(&self) -> MutexGuard<'_, HashMap<String, Entry>> {
+    pub(super) fn lock(&self) -> MutexGuard<'_, HashMap<String, Entry>> {
         self.entries
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    fn entry<'a>(&self, entries: &'a mut HashMap<String, Entry>, group_id: &str) -> &'a mut Entry {
+    pub(super) fn entry<'a>(
+        &self,
+        entries: &'a mut HashMap<String, Entry>,
+        group_id: &str,
+    ) -> &'a mut Entry {
         entries.entry(group_id.to_owned()).or_insert_with(|| Entry {
             group: Group::new(group_id.to_owned(), self.config.group, now_ms()),
             offsets: BTreeMap::new(),
@@ -229,7 +228,7 @@ impl Groups {
     }
 
     /// Forgets the given keys after their tombstones are durable.
-    fn forget(&self, group_id: &str, keys: &[RecordKey]) {
+    pub(super) fn forget(&self, group_id: &str, keys: &[RecordKey]) {
         let mut entries = self.lock();
         let Some(entry) = entries.get_mut(group_id) else {
             return;
@@ -265,7 +264,7 @@ impl Groups {
 }
 
 /// The membership record of a group.
-fn group_value(group: &Group) -> GroupValue {
+pub(super) fn group_value(group: &Group) -> GroupValue {
     let protocol = group.protocol.clone().unwrap_or_default();
     GroupValue {
         protocol_type: group.protocol_type.clone().unwrap_or_default(),
@@ -325,438 +324,6 @@ pub fn encode_records(records: &[(Bytes, Option<Bytes>)]) -> Result<Bytes, Broke
     RecordBatchEncoder::encode(&mut buf, &records, &options)
         .map_err(|e| BrokerError::Storage(format!("encoding __consumer_offsets records: {e}")))?;
     Ok(buf.freeze())
-}
-
-impl StrataBroker {
-    /// Creates `__consumer_offsets` on first use.
-    async fn ensure_offsets_topic(&self) -> Result<(), BrokerError> {
-        if self.image().topic(OFFSETS_TOPIC).is_some() {
-            return Ok(());
-        }
-        let topic = NewTopic {
-            name: OFFSETS_TOPIC.to_owned(),
-            partitions: Some(self.groups.config().offsets_partitions),
-            replication_factor: Some(1),
-            assignments: BTreeMap::new(),
-            configs: BTreeMap::from([
-                ("cleanup.policy".to_owned(), "compact".to_owned()),
-                ("segment.bytes".to_owned(), (100 << 20).to_string()),
-            ]),
-        };
-        match self.create_topic_in_quorum(topic, false).await {
-            Ok(_) | Err(BrokerError::TopicAlreadyExists(_)) => Ok(()),
-            Err(e) => Err(e),
-        }
-    }
-
-    /// Checks the group id, and that this broker coordinates the group: it leads the group's
-    /// `__consumer_offsets` partition.
-    fn coordinates(&self, group_id: &str) -> Result<(), BrokerError> {
-        validate_group_id(group_id)?;
-        let index = partition_for(group_id, self.groups.config().offsets_partitions);
-        self.leader_ref(OFFSETS_TOPIC, index)
-            .map(|_| ())
-            .map_err(|_| BrokerError::NotCoordinator)
-    }
-
-    /// Appends records to the group's `__consumer_offsets` partition and waits until durable.
-    async fn write_group_records(
-        &self,
-        group_id: &str,
-        records: &[(Bytes, Option<Bytes>)],
-    ) -> Result<(), BrokerError> {
-        let index = partition_for(group_id, self.groups.config().offsets_partitions);
-        let batch = encode_records(records)?;
-        let appended = strata_api::Broker::append(self, OFFSETS_TOPIC, index, batch)?;
-        strata_api::Broker::wait_durable(self, OFFSETS_TOPIC, index, appended.next_offset).await
-    }
-
-    /// Writes a group's membership in the background (members rejoin if it is lost).
-    fn persist_membership(&self, group_id: &str, value: Bytes) {
-        let key = RecordKey::Group {
-            group: group_id.to_owned(),
-        }
-        .encode();
-        let index = partition_for(group_id, self.groups.config().offsets_partitions);
-        let result = encode_records(&[(key, Some(value))])
-            .and_then(|batch| strata_api::Broker::append(self, OFFSETS_TOPIC, index, batch));
-        if let Err(e) = result {
-            tracing::warn!(group = group_id, "writing group membership failed: {e}");
-        }
-    }
-
-    /// Runs the groups' timers (sessions, join and sync phases) and writes the membership of
-    /// groups they emptied. Called every few hundred milliseconds.
-    pub fn run_group_timers(&self) {
-        for (group_id, value) in self.groups.tick() {
-            self.persist_membership(&group_id, value);
-        }
-    }
-
-    /// Deletes the offsets of groups empty for longer than `offsets.retention.minutes`.
-    pub async fn expire_offsets(&self) {
-        for (group_id, keys) in self.groups.expired_offsets() {
-            let records: Vec<(Bytes, Option<Bytes>)> =
-                keys.iter().map(|k| (k.encode(), None)).collect();
-            match self.write_group_records(&group_id, &records).await {
-                Ok(()) => {
-                    tracing::info!(group = %group_id, "offsets expired (offsets.retention.minutes)");
-                    self.groups.forget(&group_id, &keys);
-                }
-                Err(e) => tracing::warn!(group = %group_id, "expiring offsets failed: {e}"),
-            }
-        }
-    }
-}
-
-impl GroupCoordinator for StrataBroker {
-    async fn find_coordinator(&self, group_id: String) -> Result<BrokerNode, BrokerError> {
-        validate_group_id(&group_id)?;
-        self.ensure_offsets_topic().await?;
-        let index = partition_for(&group_id, self.groups.config().offsets_partitions);
-        let image = self.image();
-        let leader = image
-            .topic(OFFSETS_TOPIC)
-            .and_then(|t| t.partitions.get(&index))
-            .map_or(-1, |p| p.leader);
-        crate::broker::live_node(&image, leader).ok_or(BrokerError::CoordinatorNotAvailable)
-    }
-
-    async fn join_group(&self, request: JoinGroup) -> Result<JoinedGroup, BrokerError> {
-        self.coordinates(&request.group_id)?;
-        let group_id = request.group_id.clone();
-        let outcome = {
-            let mut entries = self.groups.lock();
-            let entry = self.groups.entry(&mut entries, &group_id);
-            entry.group.join(request, Instant::now(), now_ms())
-        };
-        match outcome {
-            Outcome::Now(result) => result,
-            // A dropped sender means the member was replaced or the group deleted.
-            Outcome::Wait(rx) => rx.await.unwrap_or(Err(BrokerError::UnknownMemberId(
-                "the member left the group while joining".into(),
-            ))),
-        }
-    }
-
-    async fn sync_group(&self, request: SyncGroup) -> Result<Bytes, BrokerError> {
-        self.coordinates(&request.group_id)?;
-        let group_id = request.group_id.clone();
-        let (outcome, completed) = {
-            let mut entries = self.groups.lock();
-            let Some(entry) = entries.get_mut(&group_id) else {
-                return Err(BrokerError::UnknownMemberId(format!(
-                    "group {group_id} does not exist"
-                )));
-            };
-            let was_stable = entry.group.state == GroupState::Stable;
-            let outcome = entry.group.sync(request, Instant::now(), now_ms());
-            // Only the leader's sync that completes a rebalance changes the membership.
-            let completed = (!was_stable && entry.group.state == GroupState::Stable)
-                .then(|| group_value(&entry.group).encode());
-            (outcome, completed)
-        };
-        if let Some(value) = completed {
-            self.persist_membership(&group_id, value);
-        }
-        match outcome {
-            Outcome::Now(result) => result,
-            Outcome::Wait(rx) => rx.await.unwrap_or(Err(BrokerError::RebalanceInProgress)),
-        }
-    }
-
-    fn heartbeat(
-        &self,
-        group_id: &str,
-        member_id: &str,
-        group_instance_id: Option<&str>,
-        generation: i32,
-    ) -> Result<(), BrokerError> {
-        self.coordinates(group_id)?;
-        let mut entries = self.groups.lock();
-        let Some(entry) = entries.get_mut(group_id) else {
-            return Err(BrokerError::UnknownMemberId(format!(
-                "group {group_id} does not exist"
-            )));
-        };
-        entry
-            .group
-            .heartbeat(member_id, group_instance_id, generation, Instant::now())
-    }
-
-    fn leave_group(
-        &self,
-        group_id: &str,
-        members: &[LeavingMember],
-    ) -> Result<Vec<Result<(), BrokerError>>, BrokerError> {
-        self.coordinates(group_id)?;
-        let (results, emptied) = {
-            let mut entries = self.groups.lock();
-            let Some(entry) = entries.get_mut(group_id) else {
-                return Err(BrokerError::UnknownMemberId(format!(
-                    "group {group_id} does not exist"
-                )));
-            };
-            let (now, now_ms) = (Instant::now(), now_ms());
-            let results: Vec<_> = members
-                .iter()
-                .map(|m| entry.group.leave(m, now, now_ms))
-                .collect();
-            let emptied = (entry.group.state == GroupState::Empty)
-                .then(|| group_value(&entry.group).encode());
-            (results, emptied)
-        };
-        if let Some(value) = emptied {
-            self.persist_membership(group_id, value);
-        }
-        Ok(results)
-    }
-
-    async fn commit_offsets(
-        &self,
-        group_id: &str,
-        committer: Committer,
-        offsets: Vec<OffsetToCommit>,
-    ) -> Result<Vec<Result<(), BrokerError>>, BrokerError> {
-        self.coordinates(group_id)?;
-        {
-            let mut entries = self.groups.lock();
-            let entry = self.groups.entry(&mut entries, group_id);
-            entry.group.check_commit(
-                &committer.member_id,
-                committer.group_instance_id.as_deref(),
-                committer.generation,
-            )?;
-        }
-        let commit_timestamp = now_ms();
-        let max_metadata = self.groups.config().metadata_max_bytes;
-        let mut results = Vec::with_capacity(offsets.len());
-        let mut records = Vec::new();
-        let mut accepted = Vec::new();
-        for offset in offsets {
-            let metadata = offset.metadata.unwrap_or_default();
-            let result = if !self.partition_exists(&offset.topic, offset.partition) {
-                Err(BrokerError::UnknownTopicOrPartition)
-            } else if metadata.len() > max_metadata {
-                Err(BrokerError::OffsetMetadataTooLarge(format!(
-                    "offset metadata of {} bytes is longer than offset.metadata.max.bytes={max_metadata}",
-                    metadata.len()
-                )))
-            } else {
-                let key = RecordKey::Offset {
-                    group: group_id.to_owned(),
-                    topic: offset.topic.clone(),
-                    partition: offset.partition,
-                };
-                let value = OffsetValue {
-                    offset: offset.offset,
-                    leader_epoch: offset.leader_epoch,
-                    metadata,
-                    commit_timestamp,
-                };
-                records.push((key.encode(), Some(value.encode())));
-                accepted.push(((offset.topic, offset.partition), value));
-                Ok(())
-            };
-            results.push(result);
-        }
-        if records.is_empty() {
-            return Ok(results);
-        }
-        if let Err(e) = self.write_group_records(group_id, &records).await {
-            return Ok(results.into_iter().map(|r| r.and(Err(e.clone()))).collect());
-        }
-        let mut entries = self.groups.lock();
-        let entry = self.groups.entry(&mut entries, group_id);
-        for (key, value) in accepted {
-            entry.offsets.insert(key, value);
-        }
-        Ok(results)
-    }
-
-    fn fetch_offsets(
-        &self,
-        group_id: &str,
-        partitions: Option<&[(String, i32)]>,
-    ) -> Result<PartitionResults<CommittedOffset>, BrokerError> {
-        self.coordinates(group_id)?;
-        let entries = self.groups.lock();
-        let offsets = entries.get(group_id).map(|e| &e.offsets);
-        let committed = |value: &OffsetValue| CommittedOffset {
-            offset: value.offset,
-            leader_epoch: value.leader_epoch,
-            metadata: Some(value.metadata.clone()),
-        };
-        Ok(match partitions {
-            Some(partitions) => partitions
-                .iter()
-                .map(|(topic, partition)| {
-                    let value = offsets
-                        .and_then(|o| o.get(&(topic.clone(), *partition)))
-                        .map_or_else(CommittedOffset::none, committed);
-                    (topic.clone(), *partition, Ok(value))
-                })
-                .collect(),
-            None => offsets
-                .into_iter()
-                .flatten()
-                .map(|((topic, partition), value)| {
-                    (topic.clone(), *partition, Ok(committed(value)))
-                })
-                .collect(),
-        })
-    }
-
-    fn list_groups(&self) -> Vec<GroupListing> {
-        let entries = self.groups.lock();
-        let mut groups: Vec<GroupListing> = entries
-            .iter()
-            .filter(|(_, e)| e.group.state != GroupState::Dead)
-            .map(|(id, e)| GroupListing {
-                group_id: id.clone(),
-                protocol_type: e.group.protocol_type.clone().unwrap_or_default(),
-                state: e.group.state,
-            })
-            .collect();
-        groups.sort_by(|a, b| a.group_id.cmp(&b.group_id));
-        groups
-    }
-
-    fn describe_group(&self, group_id: &str) -> Result<GroupDescription, BrokerError> {
-        self.coordinates(group_id)?;
-        let entries = self.groups.lock();
-        let Some(entry) = entries.get(group_id) else {
-            return Ok(GroupDescription {
-                state: GroupState::Dead,
-                protocol_type: String::new(),
-                protocol: String::new(),
-                members: Vec::new(),
-            });
-        };
-        let group = &entry.group;
-        let protocol = group.protocol.clone().unwrap_or_default();
-        let describe_protocol = matches!(
-            group.state,
-            GroupState::Stable | GroupState::CompletingRebalance
-        );
-        Ok(GroupDescription {
-            state: group.state,
-            protocol_type: group.protocol_type.clone().unwrap_or_default(),
-            protocol: if describe_protocol {
-                protocol.clone()
-            } else {
-                String::new()
-            },
-            members: group
-                .members()
-                .map(|m| MemberDescription {
-                    member_id: m.member_id.clone(),
-                    group_instance_id: m.group_instance_id.clone(),
-                    client_id: m.client_id.clone(),
-                    client_host: m.client_host.clone(),
-                    metadata: if describe_protocol {
-                        m.protocols
-                            .iter()
-                            .find(|(name, _)| *name == protocol)
-                            .map(|(_, metadata)| metadata.clone())
-                            .unwrap_or_default()
-                    } else {
-                        Bytes::new()
-                    },
-                    assignment: if group.state == GroupState::Stable {
-                        m.assignment.clone()
-                    } else {
-                        Bytes::new()
-                    },
-                })
-                .collect(),
-        })
-    }
-
-    async fn delete_group(&self, group_id: &str) -> Result<(), BrokerError> {
-        self.coordinates(group_id)?;
-        let keys: Vec<RecordKey> = {
-            let mut entries = self.groups.lock();
-            let Some(entry) = entries.get_mut(group_id) else {
-                return Err(BrokerError::GroupIdNotFound);
-            };
-            entry.group.delete(now_ms())?;
-            let mut keys: Vec<RecordKey> = entry
-                .offsets
-                .keys()
-                .map(|(topic, partition)| RecordKey::Offset {
-                    group: group_id.to_owned(),
-                    topic: topic.clone(),
-                    partition: *partition,
-                })
-                .collect();
-            keys.push(RecordKey::Group {
-                group: group_id.to_owned(),
-            });
-            keys
-        };
-        let records: Vec<(Bytes, Option<Bytes>)> =
-            keys.iter().map(|k| (k.encode(), None)).collect();
-        let written = self.write_group_records(group_id, &records).await;
-        let mut entries = self.groups.lock();
-        match written {
-            Ok(()) => {
-                if entries
-                    .get(group_id)
-                    .is_some_and(|e| e.group.state == GroupState::Dead)
-                {
-                    entries.remove(group_id);
-                }
-                Ok(())
-            }
-            Err(e) => {
-                if let Some(entry) = entries.get_mut(group_id) {
-                    entry.group.revive(now_ms());
-                }
-                Err(e)
-            }
-        }
-    }
-
-    async fn delete_offsets(
-        &self,
-        group_id: &str,
-        partitions: &[(String, i32)],
-    ) -> Result<PartitionResults<()>, BrokerError> {
-        self.coordinates(group_id)?;
-        let (results, keys) = {
-            let entries = self.groups.lock();
-            let Some(entry) = entries.get(group_id) else {
-                return Err(BrokerError::GroupIdNotFound);
-            };
-            let subscribed = entry.group.subscribed_topics();
-            let mut results = Vec::new();
-            let mut keys = Vec::new();
-            for (topic, partition) in partitions {
-                let result = if subscribed.as_ref().is_some_and(|s| s.contains(topic)) {
-                    Err(BrokerError::GroupSubscribedToTopic)
-                } else {
-                    if entry.offsets.contains_key(&(topic.clone(), *partition)) {
-                        keys.push(RecordKey::Offset {
-                            group: group_id.to_owned(),
-                            topic: topic.clone(),
-                            partition: *partition,
-                        });
-                    }
-                    Ok(())
-                };
-                results.push((topic.clone(), *partition, result));
-            }
-            (results, keys)
-        };
-        if !keys.is_empty() {
-            let records: Vec<(Bytes, Option<Bytes>)> =
-                keys.iter().map(|k| (k.encode(), None)).collect();
-            self.write_group_records(group_id, &records).await?;
-            self.groups.forget(group_id, &keys);
-        }
-        Ok(results)
-    }
 }
 
 #[cfg(test)]

@@ -66,7 +66,11 @@ mod tests {
         ]))
         .unwrap();
         let (broker, controller) = crate::cluster::single_node(config).await;
-        broker.find_coordinator("g".into()).await.unwrap();
+        broker
+            .coordinator()
+            .find_coordinator("g".into())
+            .await
+            .unwrap();
         broker
             .create_topic(
                 NewTopic {
@@ -102,6 +106,7 @@ mod tests {
             generation: -1,
         };
         let results = broker
+            .coordinator()
             .commit_offsets("g", standalone, vec![commit(0, 7), commit(1, 4)])
             .await
             .unwrap();

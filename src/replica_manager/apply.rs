@@ -4,7 +4,8 @@
 use strata_controller::{Change, ConfigResource, MetadataImage};
 use uuid::Uuid;
 
-use crate::broker::StrataBroker;
+use super::ReplicaManager;
+use crate::cluster::configs::effective_config;
 use crate::log::LogError;
 
 /// What this broker must do for one partition of the image.
@@ -30,14 +31,14 @@ fn assignment(image: &MetadataImage, me: i32, topic_id: Uuid, index: i32) -> Opt
     })
 }
 
-impl StrataBroker {
+impl ReplicaManager {
     /// Makes the hosted partitions match the whole image. With `remove_strays`, partition
     /// directories the image does not assign here are removed (the directory is known to
     /// belong to this cluster, so they are topics deleted while the broker was away).
-    pub(crate) fn reconcile_all(&self, remove_strays: bool) -> Result<(), LogError> {
-        let me = self.config().node_id;
+    pub(crate) fn apply_all(&self, remove_strays: bool) -> Result<(), LogError> {
+        let me = self.config.node_id;
         let wanted: Vec<Assignment> = {
-            let image = self.image();
+            let image = self.metadata.image();
             image
                 .topics
                 .values()
@@ -46,27 +47,26 @@ impl StrataBroker {
                 .filter(|a| a.hosted_here)
                 .collect()
         };
-        for hosted in self.replicas().all() {
+        for hosted in self.all() {
             let keep = wanted.iter().any(|a| {
                 a.topic == hosted.topic && a.index == hosted.index && a.topic_id == hosted.topic_id
             });
             if !keep {
                 tracing::info!(topic = %hosted.topic, partition = hosted.index, "no longer a replica: removing");
-                self.replicas()
-                    .remove_partition(&hosted.topic, hosted.index)?;
+                self.remove_partition(&hosted.topic, hosted.index)?;
             }
         }
         for a in &wanted {
             self.host(a)?;
         }
-        let dirs = self.replicas().partition_dirs()?;
+        let dirs = self.partition_dirs()?;
         for (topic, index) in dirs {
-            if self.replicas().get(&topic, index).is_some() {
+            if self.get(&topic, index).is_some() {
                 continue;
             }
             if remove_strays {
                 tracing::info!(%topic, partition = index, "removing a partition deleted while this broker was away");
-                self.replicas().remove_stray(&topic, index)?;
+                self.remove_stray(&topic, index)?;
             } else {
                 tracing::warn!(%topic, partition = index, "a partition directory the cluster does not know; left alone");
             }
@@ -75,8 +75,8 @@ impl StrataBroker {
     }
 
     /// Acts on the changes of newly applied records.
-    pub(crate) fn reconcile_changes(&self, changes: &[Change]) -> Result<(), LogError> {
-        let me = self.config().node_id;
+    pub(crate) fn apply_changes(&self, changes: &[Change]) -> Result<(), LogError> {
+        let me = self.config.node_id;
         for change in changes {
             match change {
                 Change::PartitionCreated {
@@ -88,30 +88,30 @@ impl StrataBroker {
                     partition,
                     ..
                 } => {
-                    let Some(a) = assignment(&self.image(), me, *topic_id, *partition) else {
+                    let Some(a) = assignment(&self.metadata.image(), me, *topic_id, *partition)
+                    else {
                         continue;
                     };
                     if a.hosted_here {
                         self.host(&a)?;
-                    } else if self.replicas().get(&a.topic, a.index).is_some() {
+                    } else if self.get(&a.topic, a.index).is_some() {
                         tracing::info!(topic = %a.topic, partition = a.index, "no longer a replica: removing");
-                        self.replicas().remove_partition(&a.topic, a.index)?;
+                        self.remove_partition(&a.topic, a.index)?;
                     }
                 }
                 Change::TopicDeleted { name, id } => {
                     let hosted = self
-                        .replicas()
                         .all()
                         .into_iter()
                         .any(|p| p.topic == *name && p.topic_id == *id);
                     if hosted {
-                        self.replicas().delete_topic(name)?;
+                        self.delete_topic(name)?;
                         tracing::info!(topic = %name, "deleted topic's partitions removed");
                     }
                     // The topic's replicas may all be down: the live broker with the lowest id
                     // deletes its objects too (deleting twice is harmless).
                     let lowest_live = {
-                        let image = self.image();
+                        let image = self.metadata.image();
                         image
                             .brokers
                             .values()
@@ -120,9 +120,10 @@ impl StrataBroker {
                             .min()
                     };
                     if (hosted || lowest_live == Some(me))
-                        && let Some(remote) = self.remote().cloned()
+                        && let Some(remote) = self.remote.clone()
                     {
-                        let cluster_id = self.image().cluster_id.clone().unwrap_or_default();
+                        let cluster_id =
+                            self.metadata.image().cluster_id.clone().unwrap_or_default();
                         let (name, id) = (name.clone(), *id);
                         tokio::spawn(async move {
                             remote.delete_topic(&cluster_id, &name, id).await;
@@ -133,10 +134,10 @@ impl StrataBroker {
                     resource: ConfigResource::Topic(name),
                     ..
                 } => {
-                    let overrides = self.image().topic(name).map(|t| t.configs.clone());
+                    let overrides = self.metadata.image().topic(name).map(|t| t.configs.clone());
                     if let Some(overrides) = overrides {
-                        match self.log_config(&overrides) {
-                            Ok(config) => self.replicas().set_config(name, &config),
+                        match effective_config(&self.config, &overrides) {
+                            Ok(config) => self.set_config(name, &config),
                             Err(e) => tracing::error!(topic = %name, "topic config refused: {e}"),
                         }
                     }
@@ -149,26 +150,26 @@ impl StrataBroker {
 
     /// Opens the partition if needed and applies its leadership.
     fn host(&self, a: &Assignment) -> Result<(), LogError> {
-        let partition = match self.replicas().get(&a.topic, a.index) {
+        let partition = match self.get(&a.topic, a.index) {
             Some(p) if p.topic_id == a.topic_id => p,
             _ => {
                 let overrides = self
+                    .metadata
                     .image()
                     .topics
                     .get(&a.topic_id)
                     .map(|t| t.configs.clone())
                     .unwrap_or_default();
-                let config = self.log_config(&overrides).map_err(|e| {
+                let config = effective_config(&self.config, &overrides).map_err(|e| {
                     LogError::io(
-                        &self.config().data_dir,
+                        &self.config.data_dir,
                         std::io::Error::new(
                             std::io::ErrorKind::InvalidData,
                             format!("topic {}: {e}", a.topic),
                         ),
                     )
                 })?;
-                self.replicas()
-                    .open_partition(&a.topic, a.topic_id, a.index, &config)?
+                self.open_partition(&a.topic, a.topic_id, a.index, &config)?
             }
         };
         if partition.is_leader() != a.leader || partition.leader_epoch() != a.leader_epoch {

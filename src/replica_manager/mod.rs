@@ -1,4 +1,5 @@
-//! `ReplicaManager`: every partition hosted by this broker, their directories, recovery
+//! `ReplicaManager`: every partition hosted by this broker — which it hosts and leads (applied
+//! from the metadata image), the produce and fetch paths, their directories, recovery
 //! checkpoints, the flush scheduler and retention.
 //!
 //! On-disk layout of the data directory (Kafka's):
@@ -23,11 +24,20 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 
+use strata_api::BrokerError;
 use uuid::Uuid;
 
+use crate::config::BrokerConfig;
 use crate::log::local_log::sync_dir;
 use crate::log::{LogConfig, LogError, UnifiedLog};
+use crate::metadata_cache::MetadataCache;
 use crate::partition::{Partition, PartitionRef};
+use crate::remote_log_manager::RemoteLogManager;
+
+mod apply;
+pub(crate) mod errors;
+mod fetch;
+mod produce;
 
 /// Marker file written by a clean shutdown.
 pub const CLEAN_SHUTDOWN_FILE: &str = ".strata_clean_shutdown";
@@ -37,6 +47,10 @@ pub const RECOVERY_CHECKPOINT_FILE: &str = "recovery-point-offset-checkpoint";
 /// All partitions on this broker.
 #[derive(Debug)]
 pub struct ReplicaManager {
+    config: Arc<BrokerConfig>,
+    metadata: Arc<MetadataCache>,
+    /// The remote tier, when tiered storage is on.
+    remote: Option<Arc<RemoteLogManager>>,
     data_dir: PathBuf,
     /// Whether the previous run ended cleanly (decides recovery on open).
     clean_start: bool,
@@ -47,7 +61,12 @@ pub struct ReplicaManager {
 impl ReplicaManager {
     /// Prepares the data directory: notes whether the last shutdown was clean, reads the
     /// recovery checkpoint and removes partitions whose deletion was interrupted.
-    pub fn new(data_dir: &Path) -> Result<Self, LogError> {
+    pub fn new(
+        config: Arc<BrokerConfig>,
+        metadata: Arc<MetadataCache>,
+        remote: Option<Arc<RemoteLogManager>>,
+    ) -> Result<Self, LogError> {
+        let data_dir = &config.data_dir;
         std::fs::create_dir_all(data_dir).map_err(|e| LogError::io(data_dir, e))?;
         let marker = data_dir.join(CLEAN_SHUTDOWN_FILE);
         // A directory that never held a partition has nothing to recover: it starts clean.
@@ -66,10 +85,47 @@ impl ReplicaManager {
         }
         Ok(Self {
             data_dir: data_dir.to_owned(),
+            config,
+            metadata,
+            remote,
             clean_start,
             recovery_points,
             partitions: RwLock::new(HashMap::new()),
         })
+    }
+
+    /// The broker's configuration.
+    pub fn config(&self) -> &BrokerConfig {
+        &self.config
+    }
+
+    /// The applied metadata.
+    pub fn metadata(&self) -> &MetadataCache {
+        &self.metadata
+    }
+
+    /// The remote tier, if on.
+    pub fn remote(&self) -> Option<&Arc<RemoteLogManager>> {
+        self.remote.as_ref()
+    }
+
+    /// The partition if hosted here, led or not (else UNKNOWN_TOPIC_OR_PARTITION).
+    pub fn partition_ref(&self, topic: &str, index: i32) -> Result<PartitionRef, BrokerError> {
+        self.get(topic, index)
+            .ok_or(BrokerError::UnknownTopicOrPartition)
+    }
+
+    /// The partition if this broker leads it: NOT_LEADER_OR_FOLLOWER if another broker does
+    /// (or none), UNKNOWN_TOPIC_OR_PARTITION if the cluster has no such partition.
+    pub fn leader_ref(&self, topic: &str, index: i32) -> Result<PartitionRef, BrokerError> {
+        match self.get(topic, index) {
+            Some(p) if p.is_leader() => Ok(p),
+            Some(_) => Err(BrokerError::NotLeaderOrFollower),
+            None if self.metadata.partition_exists(topic, index) => {
+                Err(BrokerError::NotLeaderOrFollower)
+            }
+            None => Err(BrokerError::UnknownTopicOrPartition),
+        }
     }
 
     /// Whether the previous run shut down cleanly.

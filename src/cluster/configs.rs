@@ -1,0 +1,176 @@
+//! Topic and broker configs as DescribeConfigs, AlterConfigs and IncrementalAlterConfigs see
+//! them: the broker validates a change against its defaults before the controller commits it.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+
+use strata_api::BrokerError;
+use strata_api::broker::{ConfigEntry, ConfigOp, ConfigSource};
+use strata_controller::raft::admin::AdminRequest;
+
+use super::admin::ClusterAdmin;
+use crate::config::BrokerConfig;
+use crate::log::LogConfig;
+use crate::log::config::{ConfigType, TOPIC_CONFIGS};
+
+/// Broker topic defaults overlaid with a topic's overrides, validated.
+pub(crate) fn effective_config(
+    config: &BrokerConfig,
+    overrides: &BTreeMap<String, String>,
+) -> Result<LogConfig, BrokerError> {
+    let mut merged = config.topic_defaults.clone();
+    merged.extend(overrides.iter().map(|(k, v)| (k.clone(), v.clone())));
+    LogConfig::from_map(&merged).map_err(|e| BrokerError::InvalidConfig(e.0))
+}
+
+/// The current entries of a list config, for APPEND and SUBTRACT.
+fn list_items(overrides: &BTreeMap<String, String>, key: &str) -> Result<Vec<String>, BrokerError> {
+    let config = TOPIC_CONFIGS
+        .iter()
+        .find(|k| k.name == key && k.kind == ConfigType::List)
+        .ok_or_else(|| {
+            BrokerError::InvalidConfig(format!(
+                "'{key}' is not a list config: APPEND and SUBTRACT apply to lists only"
+            ))
+        })?;
+    let current = overrides.get(key).map_or(config.default, String::as_str);
+    Ok(current
+        .split(',')
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+        .collect())
+}
+
+/// Applies IncrementalAlterConfigs operations to a topic's overrides.
+fn apply_config_ops(
+    overrides: &mut BTreeMap<String, String>,
+    ops: Vec<ConfigOp>,
+) -> Result<(), BrokerError> {
+    for op in ops {
+        match op {
+            ConfigOp::Set(key, value) => {
+                overrides.insert(key, value);
+            }
+            ConfigOp::Delete(key) => {
+                overrides.remove(&key);
+            }
+            ConfigOp::Append(key, value) => {
+                let mut items = list_items(overrides, &key)?;
+                for item in value.split(',').filter(|s| !s.is_empty()) {
+                    if !items.iter().any(|existing| existing == item) {
+                        items.push(item.to_owned());
+                    }
+                }
+                overrides.insert(key, items.join(","));
+            }
+            ConfigOp::Subtract(key, value) => {
+                let mut items = list_items(overrides, &key)?;
+                let removed: Vec<&str> = value.split(',').collect();
+                items.retain(|existing| !removed.contains(&existing.as_str()));
+                overrides.insert(key, items.join(","));
+            }
+        }
+    }
+    Ok(())
+}
+
+impl ClusterAdmin {
+    /// A topic's configs with where each value comes from.
+    pub(crate) fn topic_configs(&self, name: &str) -> Result<Vec<ConfigEntry>, BrokerError> {
+        let image = self.metadata.image();
+        let record = image
+            .topic(name)
+            .ok_or(BrokerError::UnknownTopicOrPartition)?;
+        Ok(TOPIC_CONFIGS
+            .iter()
+            .map(|key| {
+                let (value, source) = if let Some(value) = record.configs.get(key.name) {
+                    (value.clone(), ConfigSource::DynamicTopic)
+                } else if let Some(value) = self.config.topic_defaults.get(key.name) {
+                    (value.clone(), ConfigSource::StaticBroker)
+                } else {
+                    (key.default.to_owned(), ConfigSource::Default)
+                };
+                ConfigEntry {
+                    name: key.name.to_owned(),
+                    value: Some(value),
+                    source,
+                    read_only: false,
+                    config_type: key.kind as i8,
+                    documentation: Some(key.doc.to_owned()),
+                }
+            })
+            .collect())
+    }
+
+    /// The broker's static configs.
+    pub(crate) fn broker_configs(&self) -> Vec<ConfigEntry> {
+        self.config
+            .describe()
+            .into_iter()
+            .map(|(name, value, explicit, doc)| ConfigEntry {
+                name,
+                value: Some(value),
+                source: if explicit {
+                    ConfigSource::StaticBroker
+                } else {
+                    ConfigSource::Default
+                },
+                read_only: true,
+                config_type: ConfigType::String as i8,
+                documentation: Some(doc.to_owned()),
+            })
+            .collect()
+    }
+
+    /// AlterConfigs: a topic's overrides replaced.
+    pub(crate) fn replace_topic_configs(
+        &self,
+        name: String,
+        configs: BTreeMap<String, String>,
+        validate_only: bool,
+    ) -> impl Future<Output = Result<(), BrokerError>> + Send {
+        self.update_topic_configs(name, validate_only, |overrides| {
+            *overrides = configs;
+            Ok(())
+        })
+    }
+
+    /// IncrementalAlterConfigs.
+    pub(crate) fn alter_topic_configs(
+        &self,
+        name: String,
+        ops: Vec<ConfigOp>,
+        validate_only: bool,
+    ) -> impl Future<Output = Result<(), BrokerError>> + Send {
+        self.update_topic_configs(name, validate_only, |overrides| {
+            apply_config_ops(overrides, ops)
+        })
+    }
+
+    /// Applies `change` to a topic's overrides, validates the result and commits it.
+    pub(crate) async fn update_topic_configs(
+        &self,
+        name: String,
+        validate_only: bool,
+        change: impl FnOnce(&mut BTreeMap<String, String>) -> Result<(), BrokerError>,
+    ) -> Result<(), BrokerError> {
+        let mut overrides = self
+            .metadata
+            .image()
+            .topic(&name)
+            .map(|t| t.configs.clone())
+            .ok_or(BrokerError::UnknownTopicOrPartition)?;
+        change(&mut overrides)?;
+        effective_config(&self.config, &overrides)?;
+        if validate_only {
+            return Ok(());
+        }
+        self.admin(AdminRequest::SetTopicConfigs {
+            name,
+            configs: overrides,
+        })
+        .await
+        .map(|_| ())
+    }
+}

@@ -1,0 +1,221 @@
+//! The fetch path: reads of partitions this broker leads, from the local log or the remote
+//! tier, ListOffsets and OffsetForLeaderEpoch.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use strata_api::BrokerError;
+use strata_api::broker::{OffsetAndTimestamp, OffsetSpec, PartitionRead, Records};
+
+use super::ReplicaManager;
+use super::errors::{from_log, remote_error};
+use crate::log::LogError;
+use crate::partition::PartitionRef;
+
+impl ReplicaManager {
+    /// The first remote batch at or after `timestamp` below the local log, as ListOffsets
+    /// answers it.
+    async fn remote_offset_for_timestamp(
+        &self,
+        partition: &PartitionRef,
+        timestamp: i64,
+    ) -> Result<Option<(u64, i64)>, BrokerError> {
+        let (Some(remote), Some(start)) = (&self.remote, partition.log().remote_log_start_offset())
+        else {
+            return Ok(None);
+        };
+        let remote = remote
+            .remote_for(&self.metadata.cluster_id(), partition)
+            .await
+            .map_err(|e| BrokerError::Storage(e.to_string()))?;
+        let Some(batch) = remote
+            .log
+            .batch_for_timestamp(timestamp)
+            .await
+            .map_err(|e| BrokerError::Storage(e.to_string()))?
+        else {
+            return Ok(None);
+        };
+        crate::log::batch::record_at_timestamp(batch, timestamp, start).map_err(from_log)
+    }
+
+    /// Fetch: reads a partition this broker leads, registering `waker` for its changes.
+    pub fn read(
+        &self,
+        topic: &str,
+        partition: i32,
+        offset: i64,
+        (max_bytes, min_one): (u64, bool),
+        (current_leader_epoch, waker): (i32, Option<&Arc<strata_api::broker::FetchWaker>>),
+    ) -> Result<PartitionRead, BrokerError> {
+        let partition = self.leader_ref(topic, partition)?;
+        strata_api::broker::check_epoch(current_leader_epoch, partition.leader_epoch())?;
+        if let Some(waker) = waker {
+            partition.register_fetch(waker);
+        }
+        let (
+            log_start_offset,
+            local_log_start_offset,
+            remote_log_start_offset,
+            remote_log_end_offset,
+        ) = {
+            let log = partition.log();
+            (
+                log.log_start_offset(),
+                log.local_log_start_offset(),
+                log.remote_log_start_offset(),
+                log.remote_log_end_offset(),
+            )
+        };
+        if offset < local_log_start_offset as i64
+            && remote_log_start_offset.is_some_and(|start| offset >= start as i64)
+            && offset < remote_log_end_offset as i64
+            && self.remote.is_some()
+        {
+            let high_watermark = partition.high_watermark() as i64;
+            return Ok(PartitionRead {
+                high_watermark,
+                last_stable_offset: high_watermark,
+                log_start_offset: log_start_offset as i64,
+                records: Some(Records::Remote),
+            });
+        }
+        // Past the remote tier and below the local log: no records there, read on locally.
+        let offset = if (log_start_offset as i64..local_log_start_offset as i64).contains(&offset) {
+            local_log_start_offset as i64
+        } else {
+            offset
+        };
+        let read = partition
+            .read(offset, max_bytes, min_one)
+            .map_err(|e| match e {
+                LogError::OffsetOutOfRange {
+                    offset,
+                    log_end_offset,
+                    ..
+                } => from_log(LogError::OffsetOutOfRange {
+                    offset,
+                    log_start_offset,
+                    log_end_offset,
+                }),
+                e => from_log(e),
+            })?;
+        Ok(PartitionRead {
+            high_watermark: read.high_watermark as i64,
+            last_stable_offset: read.high_watermark as i64,
+            log_start_offset: log_start_offset.min(read.log_start_offset) as i64,
+            records: read.records.map(|slice| {
+                Records::File(strata_api::broker::FileRegion {
+                    file: slice.file,
+                    position: slice.position,
+                    len: slice.len,
+                })
+            }),
+        })
+    }
+
+    /// Fetch below the local log: reads the remote tier, waiting at most `wait`.
+    pub async fn read_remote(
+        &self,
+        topic: &str,
+        partition: i32,
+        offset: i64,
+        max_bytes: u64,
+        min_one: bool,
+        wait: std::time::Duration,
+    ) -> Result<Option<Vec<Bytes>>, BrokerError> {
+        use crate::remote_log_manager::RemoteOutcome;
+        let partition = self.leader_ref(topic, partition)?;
+        let remote = self
+            .remote
+            .as_ref()
+            .ok_or_else(|| BrokerError::OffsetOutOfRange("no remote tier".into()))?;
+        let read = remote
+            .read_within(
+                &self.metadata.cluster_id(),
+                &partition,
+                (offset.max(0) as u64, max_bytes, min_one),
+                wait,
+            )
+            .await
+            .map_err(|e| remote_error(&partition, e))?;
+        match read {
+            RemoteOutcome::Read(read) => Ok(Some(read.records)),
+            RemoteOutcome::Pending => Ok(None),
+            RemoteOutcome::NotRemote => Err(BrokerError::OffsetOutOfRange(format!(
+                "offset {offset} is not in the remote tier"
+            ))),
+        }
+    }
+
+    /// ListOffsets.
+    pub async fn list_offset(
+        &self,
+        topic: &str,
+        partition: i32,
+        spec: OffsetSpec,
+    ) -> Result<OffsetAndTimestamp, BrokerError> {
+        let partition = self.leader_ref(topic, partition)?;
+        let high_watermark = partition.high_watermark();
+        let epoch = partition.leader_epoch();
+        if let OffsetSpec::Timestamp(ts) = spec
+            && let Some((offset, timestamp)) =
+                self.remote_offset_for_timestamp(&partition, ts).await?
+            && offset < partition.log().local_log_start_offset()
+        {
+            return Ok(OffsetAndTimestamp {
+                offset: offset as i64,
+                timestamp,
+                leader_epoch: epoch,
+            });
+        }
+        let log = partition.log();
+        let found = |offset: u64, timestamp: i64| OffsetAndTimestamp {
+            offset: offset as i64,
+            timestamp,
+            leader_epoch: epoch,
+        };
+        let none = OffsetAndTimestamp {
+            offset: -1,
+            timestamp: -1,
+            leader_epoch: -1,
+        };
+        Ok(match spec {
+            OffsetSpec::Latest => found(high_watermark, -1),
+            OffsetSpec::Earliest => found(log.log_start_offset(), -1),
+            OffsetSpec::EarliestLocal => found(log.local_log_start_offset(), -1),
+            OffsetSpec::MaxTimestamp => log
+                .max_timestamp()
+                .filter(|(o, _)| *o < high_watermark)
+                .map_or(none, |(o, t)| found(o, t)),
+            OffsetSpec::Timestamp(ts) => log
+                .find_offset_by_timestamp(ts)
+                .map_err(from_log)?
+                .filter(|(o, _)| *o < high_watermark)
+                .map_or(none, |(o, t)| found(o, t)),
+        })
+    }
+
+    /// The leader epoch of a partition this broker leads.
+    pub fn leader_epoch(&self, topic: &str, partition: i32) -> Result<i32, BrokerError> {
+        self.leader_ref(topic, partition).map(|p| p.leader_epoch())
+    }
+
+    /// OffsetForLeaderEpoch: the end offset of `epoch` (Kafka's `endOffsetForEpoch`).
+    pub fn end_offset_for_epoch(
+        &self,
+        topic: &str,
+        partition: i32,
+        epoch: i32,
+    ) -> Result<(i32, i64), BrokerError> {
+        let partition = self.leader_ref(topic, partition)?;
+        // One replica per partition: its log is never truncated by a leader change, so every
+        // epoch up to the current one is answered with the log end (no client ever sees a
+        // false truncation); later epochs are UNDEFINED (-1, -1), as in Kafka.
+        if epoch <= partition.leader_epoch() {
+            Ok((epoch, partition.log().log_end_offset() as i64))
+        } else {
+            Ok((-1, -1))
+        }
+    }
+}
