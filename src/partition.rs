@@ -100,15 +100,18 @@ impl Partition {
 
     /// Applies the image's view: whether this broker leads, and the leader epoch. Batches
     /// appended from now on carry the epoch.
-    pub fn set_leadership(&self, leader: bool, epoch: i32) {
-        {
+    pub fn set_leadership(&self, leader: bool, epoch: i32) -> Result<(), LogError> {
+        let result = {
             let mut log = self.log();
-            log.set_leader_epoch(epoch);
+            let result = log.set_leader_epoch(epoch, leader);
             self.leader_epoch.store(epoch, Ordering::Release);
-            self.leader.store(leader, Ordering::Release);
-        }
+            self.leader
+                .store(leader && result.is_ok(), Ordering::Release);
+            result
+        };
         // A parked fetch answers NOT_LEADER_OR_FOLLOWER now rather than at its deadline.
         self.data_changed();
+        result
     }
 
     /// Registers a parked fetch, woken at the partition's next change.

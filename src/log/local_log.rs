@@ -103,7 +103,8 @@ impl LocalLog {
         records: &[u8],
         header: &BatchHeader,
     ) -> Result<()> {
-        debug_assert_eq!(header.base_offset, self.log_end_offset);
+        // A follower copies a compacted leader's batches, which may leave offsets out.
+        debug_assert!(header.base_offset >= self.log_end_offset);
         self.segments.active_mut().append([head, records], header)?;
         self.log_end_offset = header.next_offset();
         self.unflushed_messages += header.records_count as u64;
@@ -329,6 +330,78 @@ impl LocalLog {
         self.log_end_offset = offset;
         self.recovery_point = offset;
         tracing::info!(dir = %self.dir.display(), offset, "empty log starts at {offset}");
+        self.check_invariants();
+        Ok(())
+    }
+
+    /// Removes every batch at or above `offset` (a follower or former leader whose log went
+    /// past the committed history): later segments are deleted, the one holding `offset` is
+    /// cut, and the result is fsync'd before it returns. At or below the local log start the
+    /// log becomes empty and starts at `offset`.
+    pub fn truncate_to(&mut self, config: &LogConfig, offset: u64) -> Result<()> {
+        if offset >= self.log_end_offset {
+            return Ok(());
+        }
+        if offset <= self.local_log_start_offset {
+            return self.truncate_fully_and_start_at(config, offset);
+        }
+        {
+            for base in self.segments.base_offsets().into_iter().rev() {
+                if base < offset {
+                    break;
+                }
+                if let Some(segment) = self.segments.remove(base) {
+                    segment.delete()?;
+                }
+            }
+            let active = self.segments.active_mut();
+            active.truncate_to(offset)?;
+            active.flush()?;
+        }
+        sync_dir(&self.dir)?;
+        self.log_end_offset = self.segments.active().next_offset();
+        self.recovery_point = self.recovery_point.min(self.log_end_offset);
+        tracing::info!(dir = %self.dir.display(), offset, "log truncated");
+        self.check_invariants();
+        Ok(())
+    }
+
+    /// Deletes every segment and starts the log, empty, at `offset` (a follower far behind a
+    /// leader whose log starts later, or one whose whole log diverged).
+    pub fn truncate_fully_and_start_at(&mut self, config: &LogConfig, offset: u64) -> Result<()> {
+        // Past the old segments, the new one is created before they go, so a crash in between
+        // leaves a log that starts at `offset` at the latest; below them, they go first, so a
+        // crash never leaves them overlapping it. One already at `offset` is emptied in place.
+        let after_all = offset > self.segments.active().base_offset();
+        let mut fresh = match self.segments.remove(offset) {
+            Some(mut same) => {
+                same.truncate_to(offset)?;
+                same.flush()?;
+                Some(same)
+            }
+            None if after_all => Some(LogSegment::open(
+                &self.dir,
+                offset,
+                segment_settings(config),
+                false,
+            )?),
+            None => None,
+        };
+        for base in self.segments.base_offsets() {
+            if let Some(segment) = self.segments.remove(base) {
+                segment.delete()?;
+            }
+        }
+        let fresh = match fresh.take() {
+            Some(segment) => segment,
+            None => LogSegment::open(&self.dir, offset, segment_settings(config), false)?,
+        };
+        self.segments.insert(fresh);
+        sync_dir(&self.dir)?;
+        self.local_log_start_offset = offset;
+        self.log_end_offset = offset;
+        self.recovery_point = offset;
+        tracing::info!(dir = %self.dir.display(), offset, "log emptied: starts at {offset}");
         self.check_invariants();
         Ok(())
     }

@@ -19,6 +19,7 @@ use super::batch::{self, BatchHeader};
 use super::cleaner::{CleanedSegment, CleaningPlan, SegmentSnapshot};
 use super::config::{LogConfig, TimestampType};
 use super::error::{LogError, Result};
+use super::leader_epoch::LeaderEpochCache;
 use super::local_log::{FlushTarget, LocalLog, sync_dir};
 use super::producer_state::{ProducerStateManager, SequenceCheck};
 use super::segment::{FileSlice, LogSegment};
@@ -63,12 +64,15 @@ const CLEANER_CHECKPOINT: &str = "cleaner.checkpoint";
 /// One partition's log.
 #[derive(Debug)]
 pub struct UnifiedLog {
-    local: LocalLog,
-    config: LogConfig,
-    producer_state: ProducerStateManager,
+    pub(super) local: LocalLog,
+    pub(super) config: LogConfig,
+    pub(super) producer_state: ProducerStateManager,
+    /// The epoch stamped on batches this replica appends as leader.
     leader_epoch: i32,
+    /// Leader epoch → first offset, for truncation after leader changes.
+    pub(super) epochs: LeaderEpochCache,
     /// The cleaner's checkpoint: offsets below it are compacted.
-    first_dirty: u64,
+    pub(super) first_dirty: u64,
     /// When a tombstone kept by the last pass may go (ms since the epoch).
     tombstone_expiry: Option<i64>,
     remote: RemoteTier,
@@ -79,11 +83,15 @@ impl UnifiedLog {
     /// (`clean == false`) the segments past `recovery_point` are recovered first.
     pub fn open(dir: &Path, config: LogConfig, recovery_point: u64, clean: bool) -> Result<Self> {
         let local = LocalLog::open(dir, &config, recovery_point, clean)?;
+        let mut epochs = LeaderEpochCache::open(dir)?;
+        // Entries past what survived a crash were never written.
+        epochs.truncate_from_end(local.log_end_offset())?;
         let mut log = Self {
             local,
             config,
             producer_state: ProducerStateManager::default(),
-            leader_epoch: 0,
+            leader_epoch: epochs.latest_epoch().unwrap_or(0),
+            epochs,
             first_dirty: read_checkpoint(&dir.join(CLEANER_CHECKPOINT)),
             tombstone_expiry: None,
             remote: RemoteTier::default(),
@@ -92,10 +100,22 @@ impl UnifiedLog {
         Ok(log)
     }
 
-    fn rebuild_producer_state(&mut self) -> Result<()> {
+    /// Rebuilds the producer state from the batches on disk, and adds to the leader epoch
+    /// cache any epoch they hold that its checkpoint missed (a crash between the append and
+    /// the checkpoint write, or a log from before the checkpoint existed).
+    pub(super) fn rebuild_producer_state(&mut self) -> Result<()> {
         self.producer_state.clear();
+        let mut observed = false;
         for segment in self.local.segments().iter() {
-            segment.scan_headers(|header| self.producer_state.update(header))?;
+            segment.scan_headers(|header| {
+                self.producer_state.update(header);
+                observed |= self
+                    .epochs
+                    .observe(header.partition_leader_epoch, header.base_offset);
+            })?;
+        }
+        if observed {
+            self.epochs.flush()?;
         }
         Ok(())
     }
@@ -137,6 +157,7 @@ impl UnifiedLog {
             TimestampType::CreateTime => -1,
         };
         let header = BatchHeader::parse(&head)?;
+        self.epochs.assign(self.leader_epoch, base_offset)?;
         self.local.append(&head, records, &header)?;
         self.producer_state.update(&header);
         Ok(AppendInfo {
@@ -423,9 +444,15 @@ impl UnifiedLog {
         self.leader_epoch
     }
 
-    /// Sets the epoch stamped on batches appended from now on.
-    pub fn set_leader_epoch(&mut self, epoch: i32) {
+    /// Sets the epoch stamped on batches appended from now on. As leader, the epoch starts at
+    /// the log end offset (Kafka's `maybeAssignEpochStartOffset`): a follower whose log went
+    /// past it under an older epoch is told to truncate there.
+    pub fn set_leader_epoch(&mut self, epoch: i32, leader: bool) -> Result<()> {
         self.leader_epoch = epoch;
+        if leader {
+            self.epochs.assign(epoch, self.local.log_end_offset())?;
+        }
+        Ok(())
     }
 
     /// The effective topic config.

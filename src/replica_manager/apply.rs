@@ -180,7 +180,7 @@ impl ReplicaManager {
                 epoch = a.leader_epoch,
                 "partition leadership"
             );
-            partition.set_leadership(a.leader, a.leader_epoch);
+            partition.set_leadership(a.leader, a.leader_epoch)?;
         }
         Ok(())
     }

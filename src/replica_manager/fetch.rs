@@ -209,13 +209,10 @@ impl ReplicaManager {
         epoch: i32,
     ) -> Result<(i32, i64), BrokerError> {
         let partition = self.leader_ref(topic, partition)?;
-        // One replica per partition: its log is never truncated by a leader change, so every
-        // epoch up to the current one is answered with the log end (no client ever sees a
-        // false truncation); later epochs are UNDEFINED (-1, -1), as in Kafka.
-        if epoch <= partition.leader_epoch() {
-            Ok((epoch, partition.log().log_end_offset() as i64))
-        } else {
-            Ok((-1, -1))
-        }
+        // UNDEFINED (-1, -1) for an epoch above every epoch of the log, as in Kafka.
+        Ok(partition
+            .log()
+            .end_offset_for_epoch(epoch)
+            .map_or((-1, -1), |(epoch, end)| (epoch, end as i64)))
     }
 }
