@@ -292,17 +292,24 @@ impl Broker for StrataBroker {
         self.admin.alter_topic_configs(name, ops, validate_only)
     }
 
-    fn append(&self, topic: &str, partition: i32, records: Bytes) -> Result<Appended, BrokerError> {
-        self.replicas.append(topic, partition, records)
+    fn append(
+        &self,
+        topic: &str,
+        partition: i32,
+        records: Bytes,
+        acks: i16,
+    ) -> Result<Appended, BrokerError> {
+        self.replicas.append(topic, partition, records, acks)
     }
 
-    fn wait_durable(
+    fn wait_acked(
         &self,
         topic: &str,
         partition: i32,
         offset: i64,
+        acks: i16,
     ) -> impl Future<Output = Result<(), BrokerError>> + Send {
-        self.replicas.wait_durable(topic, partition, offset)
+        self.replicas.wait_acked(topic, partition, offset, acks)
     }
 
     fn read(
@@ -312,8 +319,10 @@ impl Broker for StrataBroker {
         offset: i64,
         limits: (u64, bool),
         check: (i32, Option<&Arc<strata_api::broker::FetchWaker>>),
+        replica: Option<strata_api::broker::ReplicaFetch>,
     ) -> Result<PartitionRead, BrokerError> {
-        self.replicas.read(topic, partition, offset, limits, check)
+        self.replicas
+            .read(topic, partition, offset, limits, check, replica)
     }
 
     fn read_remote(

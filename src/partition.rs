@@ -20,6 +20,7 @@ use tokio::sync::watch;
 
 use crate::log::cleaner::{self, CleanerStats};
 use crate::log::{AppendInfo, FileSlice, LogConfig, LogError, UnifiedLog};
+use crate::replica_manager::replica_set::ReplicaSet;
 
 /// One partition hosted by this broker.
 #[derive(Debug)]
@@ -45,6 +46,10 @@ pub struct Partition {
     /// The partition's remote log (its manifest) has been loaded since this broker started, or
     /// the log has records: either way it knows the offset it continues at.
     remote_opened: AtomicBool,
+    /// The replicas as this broker, leading, sees them (one replica: the leader alone).
+    replica_set: Mutex<ReplicaSet>,
+    /// The high watermark of a replicated partition, for produces waiting on `acks=all`.
+    committed: watch::Sender<u64>,
 }
 
 /// The fetches registered with a partition. Fetches that ended (answered at their deadline)
@@ -95,7 +100,105 @@ impl Partition {
             flushing: tokio::sync::Mutex::new(()),
             remote_opened: AtomicBool::new(false),
             waiters: Mutex::default(),
+            replica_set: Mutex::default(),
+            committed: watch::Sender::new(0),
         }
+    }
+
+    /// The replica set, locked. Taken after the log lock where both are held.
+    pub fn replica_set(&self) -> MutexGuard<'_, ReplicaSet> {
+        self.replica_set
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Applies the image's replicas and ISR. A broker that becomes leader starts the high
+    /// watermark from what it had as a follower.
+    pub fn set_replicas(&self, me: i32, replicas: Vec<i32>, isr: Vec<i32>, partition_epoch: i32) {
+        let now = now_ms();
+        let epoch = self.leader_epoch();
+        let log = self.log();
+        let mut set = self.replica_set();
+        // Each leadership (epoch) starts afresh: followers must fetch again to count.
+        if set.me != me || set.leader_epoch != epoch || set.replicas.is_empty() {
+            let start = self.high_watermark_of(&log, &set);
+            *set = ReplicaSet::new(me, replicas, isr, start, now);
+            set.partition_epoch = partition_epoch;
+            set.leader_epoch = epoch;
+        } else {
+            set.update(replicas, isr, partition_epoch, now);
+        }
+        let local_end = self.local_ack_offset(&log);
+        if let Some(hw) = set.advance_high_watermark(local_end) {
+            self.committed.send_replace(hw);
+        }
+    }
+
+    /// Whether the partition has more than one replica.
+    pub fn is_replicated(&self) -> bool {
+        self.replica_set().is_replicated()
+    }
+
+    /// The offset below which the leader's own log counts toward the high watermark: durable
+    /// for topics that fsync before acknowledging, else appended.
+    fn local_ack_offset(&self, log: &UnifiedLog) -> u64 {
+        if log.config().fsync_before_ack() {
+            (*self.durable.borrow()).min(log.log_end_offset())
+        } else {
+            log.log_end_offset()
+        }
+    }
+
+    /// Recomputes a replicated partition's high watermark after the leader's own log moved;
+    /// wakes fetches and produces if it advanced.
+    fn leader_progressed(&self) {
+        if !self.is_replicated() {
+            return;
+        }
+        let advanced = {
+            let log = self.log();
+            let mut set = self.replica_set();
+            if !set.is_replicated() {
+                return;
+            }
+            let local = self.local_ack_offset(&log);
+            set.advance_high_watermark(local)
+        };
+        if let Some(hw) = advanced {
+            self.committed.send_replace(hw);
+            self.data_changed();
+        }
+    }
+
+    /// Records a follower's fetch at `fetch_offset`; false if it is not a replica. Advances
+    /// the high watermark when it can.
+    pub fn follower_fetched(&self, replica_id: i32, fetch_offset: u64) -> bool {
+        let advanced = {
+            let log = self.log();
+            let mut set = self.replica_set();
+            let leader_end = log.log_end_offset();
+            if !set.record_fetch(
+                replica_id,
+                fetch_offset.min(leader_end),
+                leader_end,
+                now_ms(),
+            ) {
+                return false;
+            }
+            let local = self.local_ack_offset(&log);
+            set.advance_high_watermark(local)
+        };
+        if let Some(hw) = advanced {
+            self.committed.send_replace(hw);
+            self.data_changed();
+        }
+        true
+    }
+
+    /// Resolves once the high watermark of a replicated partition reaches `offset`.
+    pub async fn wait_committed(&self, offset: u64) {
+        let mut committed = self.committed.subscribe();
+        let _ = committed.wait_for(|hw| *hw >= offset).await;
     }
 
     /// Applies the image's view: whether this broker leads, and the leader epoch. Batches
@@ -163,19 +266,35 @@ impl Partition {
             )
         };
         // Without fsync-before-ack the high watermark is the log end: readable now. With it,
-        // the flush that makes the records durable wakes the fetches.
-        if !must_flush {
+        // the flush that makes the records durable wakes the fetches. Followers, parked on
+        // the log end, are woken at once.
+        if !must_flush || self.is_replicated() {
             self.data_changed();
+        }
+        if !must_flush {
+            self.leader_progressed();
         }
         Ok((info, log_start_offset, must_flush))
     }
 
-    /// Reads up to `max_bytes` from `offset`, never past the high watermark.
-    pub fn read(&self, offset: i64, max_bytes: u64, min_one: bool) -> Result<ReadResult, LogError> {
+    /// Reads up to `max_bytes` from `offset`, never past the high watermark for consumers.
+    /// A follower (`to_log_end`) reads past it, up to the log end.
+    pub fn read(
+        &self,
+        offset: i64,
+        max_bytes: u64,
+        min_one: bool,
+        to_log_end: bool,
+    ) -> Result<ReadResult, LogError> {
         let log = self.log();
         let high_watermark = self.high_watermark_locked(&log);
+        let limit = if to_log_end {
+            log.log_end_offset()
+        } else {
+            high_watermark
+        };
         let records = log
-            .read(offset, max_bytes, high_watermark, min_one)?
+            .read(offset, max_bytes, limit, min_one)?
             .filter(|slice| slice.len > 0);
         Ok(ReadResult {
             records,
@@ -212,7 +331,15 @@ impl Partition {
     }
 
     fn high_watermark_locked(&self, log: &UnifiedLog) -> u64 {
-        if log.config().fsync_before_ack() {
+        let set = self.replica_set();
+        self.high_watermark_of(log, &set)
+    }
+
+    fn high_watermark_of(&self, log: &UnifiedLog, set: &ReplicaSet) -> u64 {
+        if set.is_replicated() {
+            set.high_watermark()
+                .clamp(log.local_log_start_offset(), log.log_end_offset())
+        } else if log.config().fsync_before_ack() {
             (*self.durable.borrow()).clamp(log.local_log_start_offset(), log.log_end_offset())
         } else {
             log.log_end_offset()
@@ -243,6 +370,7 @@ impl Partition {
             let end = self.log().log_end_offset();
             if self.durable.send_if_modified(|d| bump(d, end)) {
                 self.data_changed();
+                self.leader_progressed();
             }
             return Ok(());
         };
@@ -257,6 +385,7 @@ impl Partition {
         self.log().mark_flushed(&target, SystemTime::now());
         if self.durable.send_if_modified(|d| bump(d, target.offset)) {
             self.data_changed();
+            self.leader_progressed();
         }
         Ok(())
     }
@@ -304,6 +433,12 @@ impl Partition {
     pub fn durable(&self) -> watch::Receiver<u64> {
         self.durable.subscribe()
     }
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
 }
 
 fn bump(current: &mut u64, to: u64) -> bool {

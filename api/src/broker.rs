@@ -160,10 +160,21 @@ pub struct Appended {
     pub log_append_time: i64,
     /// First offset of the log.
     pub log_start_offset: i64,
-    /// Offset after the batch: the acknowledgement waits until it is durable if `must_flush`.
+    /// Offset after the batch: the acknowledgement waits for it if `must_wait`.
     pub next_offset: i64,
-    /// Whether the topic's flush policy requires an fsync before acknowledging.
-    pub must_flush: bool,
+    /// Whether the acknowledgement waits ([`Broker::wait_acked`]): for an fsync the topic's
+    /// flush policy requires, or for the in-sync replicas (`acks=all`).
+    pub must_wait: bool,
+}
+
+/// A fetch from a follower replica (Fetch with a replica id).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReplicaFetch {
+    /// The follower's broker id.
+    pub replica_id: i32,
+    /// The epoch of the last batch in the follower's log (-1: unknown), for the divergence
+    /// check (KIP-320).
+    pub last_fetched_epoch: i32,
 }
 
 /// Where the records of a read are.
@@ -204,6 +215,9 @@ pub struct PartitionRead {
     pub log_start_offset: i64,
     /// Record bytes, if any.
     pub records: Option<Records>,
+    /// For a follower whose log diverged from the leader's: the epoch and end offset to
+    /// truncate to (Fetch v12+ `DivergingEpoch`), with no records.
+    pub diverging_epoch: Option<(i32, i64)>,
 }
 
 /// An offset and its timestamp, for ListOffsets.
@@ -295,6 +309,12 @@ pub enum BrokerError {
     /// The request's own deadline passed.
     #[error("{0}")]
     RequestTimedOut(String),
+    /// Fewer in-sync replicas than `min.insync.replicas`: nothing was appended.
+    #[error("{0}")]
+    NotEnoughReplicas(String),
+    /// Appended, but the ISR shrank below `min.insync.replicas` before it was committed.
+    #[error("{0}")]
+    NotEnoughReplicasAfterAppend(String),
     /// A disk error.
     #[error("storage error: {0}")]
     Storage(String),
@@ -384,6 +404,8 @@ impl BrokerError {
             Self::Unsupported(_) => ResponseError::UnsupportedVersion,
             Self::InvalidRequest(_) => ResponseError::InvalidRequest,
             Self::RequestTimedOut(_) => ResponseError::RequestTimedOut,
+            Self::NotEnoughReplicas(_) => ResponseError::NotEnoughReplicas,
+            Self::NotEnoughReplicasAfterAppend(_) => ResponseError::NotEnoughReplicasAfterAppend,
             Self::Storage(_) => ResponseError::KafkaStorageError,
             // As Kafka: a RemoteStorageException is an unknown server error to clients, which
             // back off and fetch again.
@@ -421,7 +443,7 @@ impl BrokerError {
 ///
 /// Contract: `append` has finished writing (to the page cache at least) when it returns, so
 /// appends are ordered by call order and a later `read` on any connection sees them;
-/// `wait_durable` resolves once the offset is fsync'd. Synchronous methods never block on the
+/// `wait_acked` resolves once the offset is acknowledged as asked. Synchronous methods never block on the
 /// network; metadata changes go through the controller quorum and so return futures.
 /// Checks a request's `current_leader_epoch` against the partition's `epoch` (KIP-320): -1
 /// skips the check.
@@ -550,15 +572,24 @@ pub trait Broker: Send + Sync + 'static {
         validate_only: bool,
     ) -> impl Future<Output = Result<(), BrokerError>> + Send;
 
-    /// Validates and appends one record batch to a partition.
-    fn append(&self, topic: &str, partition: i32, records: Bytes) -> Result<Appended, BrokerError>;
+    /// Validates and appends one record batch to a partition. With `acks` -1 it is refused
+    /// (NOT_ENOUGH_REPLICAS) while the ISR is smaller than `min.insync.replicas`.
+    fn append(
+        &self,
+        topic: &str,
+        partition: i32,
+        records: Bytes,
+        acks: i16,
+    ) -> Result<Appended, BrokerError>;
 
-    /// Resolves when every offset below `offset` of the partition is durable.
-    fn wait_durable(
+    /// Resolves when every offset below `offset` of the partition is acknowledged as `acks`
+    /// asks: durable on the leader, or (-1) committed by the ISR (below the high watermark).
+    fn wait_acked(
         &self,
         topic: &str,
         partition: i32,
         offset: i64,
+        acks: i16,
     ) -> impl Future<Output = Result<(), BrokerError>> + Send;
 
     /// Reads from `offset` up to `limits.0` bytes; with `limits.1` (min one), a first batch
@@ -566,6 +597,8 @@ pub trait Broker: Send + Sync + 'static {
     /// epoch, must be the partition's when 0 or more (FENCED_LEADER_EPOCH if older,
     /// UNKNOWN_LEADER_EPOCH if newer, KIP-320). A waker given in `check.1` is registered with
     /// the partition before its high watermark is read: the partition's next change wakes it.
+    /// A `replica` fetch reads up to the log end, reports the follower's progress and may
+    /// answer a diverging epoch instead of records.
     fn read(
         &self,
         topic: &str,
@@ -573,6 +606,7 @@ pub trait Broker: Send + Sync + 'static {
         offset: i64,
         limits: (u64, bool),
         check: (i32, Option<&Arc<FetchWaker>>),
+        replica: Option<ReplicaFetch>,
     ) -> Result<PartitionRead, BrokerError>;
 
     /// Reads from `offset` in the remote tier (after `read` answered [`Records::Remote`]):

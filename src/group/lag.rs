@@ -86,10 +86,10 @@ mod tests {
             .unwrap();
         for (partition, records) in [(0, 10), (1, 4)] {
             let appended = broker
-                .append("t", partition, sample_batch(records, 1, None).into())
+                .append("t", partition, sample_batch(records, 1, None).into(), -1)
                 .unwrap();
             broker
-                .wait_durable("t", partition, appended.next_offset)
+                .wait_acked("t", partition, appended.next_offset, -1)
                 .await
                 .unwrap();
         }

@@ -96,9 +96,9 @@ impl GroupCoordinatorService {
     ) -> Result<(), BrokerError> {
         let index = partition_for(group_id, self.groups.config().offsets_partitions);
         let batch = encode_records(records)?;
-        let appended = self.replicas.append(OFFSETS_TOPIC, index, batch)?;
+        let appended = self.replicas.append(OFFSETS_TOPIC, index, batch, -1)?;
         self.replicas
-            .wait_durable(OFFSETS_TOPIC, index, appended.next_offset)
+            .wait_acked(OFFSETS_TOPIC, index, appended.next_offset, -1)
             .await
     }
 
@@ -110,7 +110,7 @@ impl GroupCoordinatorService {
         .encode();
         let index = partition_for(group_id, self.groups.config().offsets_partitions);
         let result = encode_records(&[(key, Some(value))])
-            .and_then(|batch| self.replicas.append(OFFSETS_TOPIC, index, batch));
+            .and_then(|batch| self.replicas.append(OFFSETS_TOPIC, index, batch, -1));
         if let Err(e) = result {
             tracing::warn!(group = group_id, "writing group membership failed: {e}");
         }

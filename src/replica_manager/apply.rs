@@ -16,6 +16,9 @@ struct Assignment {
     hosted_here: bool,
     leader: bool,
     leader_epoch: i32,
+    replicas: Vec<i32>,
+    isr: Vec<i32>,
+    partition_epoch: i32,
 }
 
 fn assignment(image: &MetadataImage, me: i32, topic_id: Uuid, index: i32) -> Option<Assignment> {
@@ -28,6 +31,9 @@ fn assignment(image: &MetadataImage, me: i32, topic_id: Uuid, index: i32) -> Opt
         hosted_here: partition.replicas.contains(&me),
         leader: partition.leader == me,
         leader_epoch: partition.leader_epoch,
+        replicas: partition.replicas.clone(),
+        isr: partition.isr.clone(),
+        partition_epoch: partition.partition_epoch,
     })
 }
 
@@ -182,6 +188,12 @@ impl ReplicaManager {
             );
             partition.set_leadership(a.leader, a.leader_epoch)?;
         }
+        partition.set_replicas(
+            self.config.node_id,
+            a.replicas.clone(),
+            a.isr.clone(),
+            a.partition_epoch,
+        );
         Ok(())
     }
 }

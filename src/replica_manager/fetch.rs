@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use strata_api::BrokerError;
-use strata_api::broker::{OffsetAndTimestamp, OffsetSpec, PartitionRead, Records};
+use strata_api::broker::{OffsetAndTimestamp, OffsetSpec, PartitionRead, Records, ReplicaFetch};
 
 use super::ReplicaManager;
 use super::errors::{from_log, remote_error};
@@ -47,11 +47,15 @@ impl ReplicaManager {
         offset: i64,
         (max_bytes, min_one): (u64, bool),
         (current_leader_epoch, waker): (i32, Option<&Arc<strata_api::broker::FetchWaker>>),
+        replica: Option<ReplicaFetch>,
     ) -> Result<PartitionRead, BrokerError> {
         let partition = self.leader_ref(topic, partition)?;
         strata_api::broker::check_epoch(current_leader_epoch, partition.leader_epoch())?;
         if let Some(waker) = waker {
             partition.register_fetch(waker);
+        }
+        if let Some(replica) = replica {
+            return read_for_follower(&partition, offset, (max_bytes, min_one), replica);
         }
         let (
             log_start_offset,
@@ -78,6 +82,7 @@ impl ReplicaManager {
                 last_stable_offset: high_watermark,
                 log_start_offset: log_start_offset as i64,
                 records: Some(Records::Remote),
+                diverging_epoch: None,
             });
         }
         // Past the remote tier and below the local log: no records there, read on locally.
@@ -87,7 +92,7 @@ impl ReplicaManager {
             offset
         };
         let read = partition
-            .read(offset, max_bytes, min_one)
+            .read(offset, max_bytes, min_one, false)
             .map_err(|e| match e {
                 LogError::OffsetOutOfRange {
                     offset,
@@ -104,13 +109,8 @@ impl ReplicaManager {
             high_watermark: read.high_watermark as i64,
             last_stable_offset: read.high_watermark as i64,
             log_start_offset: log_start_offset.min(read.log_start_offset) as i64,
-            records: read.records.map(|slice| {
-                Records::File(strata_api::broker::FileRegion {
-                    file: slice.file,
-                    position: slice.position,
-                    len: slice.len,
-                })
-            }),
+            records: read.records.map(file_region),
+            diverging_epoch: None,
         })
     }
 
@@ -215,4 +215,59 @@ impl ReplicaManager {
             .end_offset_for_epoch(epoch)
             .map_or((-1, -1), |(epoch, end)| (epoch, end as i64)))
     }
+}
+
+fn file_region(slice: crate::log::FileSlice) -> Records {
+    Records::File(strata_api::broker::FileRegion {
+        file: slice.file,
+        position: slice.position,
+        len: slice.len,
+    })
+}
+
+/// A follower's fetch (Kafka's `readFromLog` for a replica): the divergence check against the
+/// follower's last fetched epoch (KIP-320), its progress recorded (which may advance the high
+/// watermark), and records up to the log end.
+fn read_for_follower(
+    partition: &PartitionRef,
+    offset: i64,
+    (max_bytes, min_one): (u64, bool),
+    replica: ReplicaFetch,
+) -> Result<PartitionRead, BrokerError> {
+    if !partition.replica_set().is_follower(replica.replica_id) {
+        return Err(BrokerError::NotLeaderOrFollower);
+    }
+    let fetch_offset = offset.max(0) as u64;
+    if replica.last_fetched_epoch >= 0 {
+        let end = partition
+            .log()
+            .end_offset_for_epoch(replica.last_fetched_epoch);
+        let diverged = match end {
+            Some((epoch, end)) => epoch < replica.last_fetched_epoch || end < fetch_offset,
+            None => true,
+        };
+        if diverged {
+            let (epoch, end) = end.map_or((-1, -1), |(e, o)| (e, o as i64));
+            let log_start_offset = partition.log().log_start_offset() as i64;
+            let high_watermark = partition.high_watermark() as i64;
+            return Ok(PartitionRead {
+                high_watermark,
+                last_stable_offset: high_watermark,
+                log_start_offset,
+                records: None,
+                diverging_epoch: Some((epoch, end)),
+            });
+        }
+    }
+    partition.follower_fetched(replica.replica_id, fetch_offset);
+    let read = partition
+        .read(offset, max_bytes, min_one, true)
+        .map_err(from_log)?;
+    Ok(PartitionRead {
+        high_watermark: read.high_watermark as i64,
+        last_stable_offset: read.high_watermark as i64,
+        log_start_offset: read.log_start_offset as i64,
+        records: read.records.map(file_region),
+        diverging_epoch: None,
+    })
 }

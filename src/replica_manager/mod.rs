@@ -38,6 +38,7 @@ mod apply;
 pub(crate) mod errors;
 mod fetch;
 mod produce;
+pub mod replica_set;
 
 /// Marker file written by a clean shutdown.
 pub const CLEAN_SHUTDOWN_FILE: &str = ".strata_clean_shutdown";

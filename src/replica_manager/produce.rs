@@ -9,6 +9,7 @@ use strata_api::broker::Appended;
 
 use super::ReplicaManager;
 use super::errors::{from_log, storage};
+use crate::partition::PartitionRef;
 
 fn now_ms() -> i64 {
     SystemTime::now()
@@ -17,17 +18,23 @@ fn now_ms() -> i64 {
 }
 
 impl ReplicaManager {
-    /// Produce: appends a batch to a partition this broker leads.
+    /// Produce: appends a batch to a partition this broker leads. `acks=all` is refused while
+    /// the ISR is smaller than `min.insync.replicas` (Kafka's NOT_ENOUGH_REPLICAS).
     pub fn append(
         &self,
         topic: &str,
         partition: i32,
         records: Bytes,
+        acks: i16,
     ) -> Result<Appended, BrokerError> {
         let partition = self.leader_ref(topic, partition)?;
         if !partition.takes_writes(self.remote.is_some()) {
             // Retriable: the client refreshes its metadata and tries again.
             return Err(BrokerError::LeaderNotAvailable);
+        }
+        let replicated = partition.is_replicated();
+        if acks == -1 && replicated {
+            check_min_isr(&partition, false)?;
         }
         let (info, log_start_offset, must_flush) =
             partition.append(&records, now_ms()).map_err(from_log)?;
@@ -36,23 +43,52 @@ impl ReplicaManager {
             log_append_time: info.log_append_time,
             log_start_offset: log_start_offset as i64,
             next_offset: info.next_offset as i64,
-            must_flush,
+            must_wait: must_flush || (acks == -1 && replicated),
         })
     }
 
-    /// Waits until the partition's records below `offset` are durable.
-    pub fn wait_durable(
+    /// Waits until the partition's records below `offset` are acknowledged as `acks` asks:
+    /// durable here, or (-1, replicated) below the high watermark, that is durable on every
+    /// in-sync replica; then the ISR must still have `min.insync.replicas` members.
+    pub fn wait_acked(
         &self,
         topic: &str,
         partition: i32,
         offset: i64,
+        acks: i16,
     ) -> impl Future<Output = Result<(), BrokerError>> + Send + 'static {
         let partition = self.partition_ref(topic, partition);
         async move {
-            partition?
-                .wait_durable(offset.max(0) as u64)
-                .await
-                .map_err(storage)
+            let partition = partition?;
+            let offset = offset.max(0) as u64;
+            if partition.log().config().fsync_before_ack() {
+                // The leader's own fsync (group commit); the high watermark needs it too.
+                partition.wait_durable(offset).await.map_err(storage)?;
+            }
+            if acks == -1 && partition.is_replicated() {
+                partition.wait_committed(offset).await;
+                return check_min_isr(&partition, true);
+            }
+            Ok(())
         }
     }
+}
+
+/// Kafka's `min.insync.replicas` check of an `acks=all` produce, before appending or once
+/// the records are committed.
+fn check_min_isr(partition: &PartitionRef, appended: bool) -> Result<(), BrokerError> {
+    let min = partition.log().config().min_insync_replicas.max(1) as usize;
+    let isr = partition.replica_set().isr.len();
+    if isr >= min {
+        return Ok(());
+    }
+    let message = format!(
+        "{}-{} has {isr} in-sync replicas, fewer than min.insync.replicas={min}",
+        partition.topic, partition.index
+    );
+    Err(if appended {
+        BrokerError::NotEnoughReplicasAfterAppend(message)
+    } else {
+        BrokerError::NotEnoughReplicas(message)
+    })
 }

@@ -43,13 +43,23 @@ pub fn start_nodes(
     dirs: Vec<std::path::PathBuf>,
     settings: Vec<Vec<String>>,
 ) -> Vec<BrokerProcess> {
+    start_nodes_env(dirs, settings, &[])
+}
+
+/// [`start_nodes`] with environment variables for every node.
+pub fn start_nodes_env(
+    dirs: Vec<std::path::PathBuf>,
+    settings: Vec<Vec<String>>,
+    env: &[(String, String)],
+) -> Vec<BrokerProcess> {
     let handles: Vec<_> = dirs
         .into_iter()
         .zip(settings)
         .map(|(dir, settings)| {
+            let env = env.to_vec();
             std::thread::spawn(move || {
                 let settings: Vec<&str> = settings.iter().map(String::as_str).collect();
-                BrokerProcess::start(&dir, &settings)
+                BrokerProcess::start_env(&dir, &settings, &env)
             })
         })
         .collect();
@@ -59,6 +69,15 @@ pub fn start_nodes(
 /// Three combined nodes under `root` (`node1`..`node3`), with `extra` settings each; also
 /// returns their `controller.quorum.voters`.
 pub fn three_nodes(root: &Path, extra: &[String]) -> (Vec<BrokerProcess>, String) {
+    three_nodes_env(root, extra, &[])
+}
+
+/// [`three_nodes`] with environment variables for every node.
+pub fn three_nodes_env(
+    root: &Path,
+    extra: &[String],
+    env: &[(String, String)],
+) -> (Vec<BrokerProcess>, String) {
     std::fs::create_dir_all(root).unwrap();
     let (controllers, voters) = voters(3);
     let dirs = (1..=3).map(|n| root.join(format!("node{n}"))).collect();
@@ -69,7 +88,7 @@ pub fn three_nodes(root: &Path, extra: &[String]) -> (Vec<BrokerProcess>, String
             s
         })
         .collect();
-    (start_nodes(dirs, settings), voters)
+    (start_nodes_env(dirs, settings, env), voters)
 }
 
 /// Polls `check` every 100 ms until it gives a value; panics after `timeout`.

@@ -12,14 +12,16 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use kafka_protocol::error::ResponseError;
-use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
+use kafka_protocol::messages::fetch_response::{
+    EpochEndOffset, FetchableTopicResponse, PartitionData,
+};
 use kafka_protocol::messages::{FetchRequest, FetchResponse, TopicName};
 use tokio::time::Instant;
 use uuid::Uuid;
 
 use super::fetch_encode::{self, EncodeCtx};
 use super::{Ctx, HandleError};
-use crate::broker::{Broker, BrokerError, DataChanges, FetchWaker, Records};
+use crate::broker::{Broker, BrokerError, DataChanges, FetchWaker, Records, ReplicaFetch};
 use crate::connection::Reply;
 
 /// Longest a fetch may park, whatever the client asks: bounds how long shutdown can wait.
@@ -40,6 +42,7 @@ struct PlannedPartition {
     fetch_offset: i64,
     partition_max_bytes: u64,
     current_leader_epoch: i32,
+    last_fetched_epoch: i32,
 }
 
 pub(super) fn handle<B: Broker>(
@@ -74,10 +77,17 @@ pub(super) fn handle<B: Broker>(
                     fetch_offset: p.fetch_offset,
                     partition_max_bytes: p.partition_max_bytes.max(0) as u64,
                     current_leader_epoch: p.current_leader_epoch,
+                    last_fetched_epoch: p.last_fetched_epoch,
                 })
                 .collect(),
         })
         .collect();
+    // Followers name themselves in `replica_id` up to v14 and in `replica_state` from v15.
+    let replica_id = if version >= 15 {
+        request.replica_state.replica_id.0
+    } else {
+        request.replica_id.0
+    };
     let broker = Arc::clone(ctx.broker);
     let max_bytes = if request.max_bytes <= 0 {
         i32::MAX as u64
@@ -96,8 +106,12 @@ pub(super) fn handle<B: Broker>(
             // changes of its own partitions do.
             let waker = Arc::new(FetchWaker::default());
             let changes = DataChanges::new(Arc::clone(&waker));
-            let (mut response, mut regions, bytes, errors) =
-                read_all(broker.as_ref(), &plan, (max_bytes, version), &waker);
+            let (mut response, mut regions, bytes, errors) = read_all(
+                broker.as_ref(),
+                &plan,
+                (max_bytes, version, replica_id),
+                &waker,
+            );
             let remote = regions.iter().any(|r| matches!(r, Some(Records::Remote)));
             if remote {
                 read_remote(
@@ -187,7 +201,7 @@ async fn read_remote<B: Broker>(
 fn read_all<B: Broker>(
     broker: &B,
     plan: &[PlannedTopic],
-    (max_bytes, version): (u64, i16),
+    (max_bytes, version, replica_id): (u64, i16, i32),
     waker: &Arc<FetchWaker>,
 ) -> (FetchResponse, Vec<Option<Records>>, u64, bool) {
     let by_id = version >= FIRST_TOPIC_ID_VERSION;
@@ -209,6 +223,10 @@ fn read_all<B: Broker>(
                         p.fetch_offset,
                         (budget, total == 0),
                         (p.current_leader_epoch, Some(waker)),
+                        (replica_id >= 0).then_some(ReplicaFetch {
+                            replica_id,
+                            last_fetched_epoch: p.last_fetched_epoch,
+                        }),
                     )
                 }
             };
@@ -220,6 +238,15 @@ fn read_all<B: Broker>(
                         read.log_start_offset
                     } else {
                         -1
+                    };
+                    // A diverging epoch exists in Fetch from v12; older followers are not served.
+                    let data = match read.diverging_epoch {
+                        Some((epoch, end_offset)) if version >= 12 => data.with_diverging_epoch(
+                            EpochEndOffset::default()
+                                .with_epoch(epoch)
+                                .with_end_offset(end_offset),
+                        ),
+                        _ => data,
                     };
                     partitions.push(
                         data.with_high_watermark(read.high_watermark)

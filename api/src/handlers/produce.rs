@@ -43,7 +43,7 @@ pub(super) fn handle<B: Broker>(
                 ))
             } else {
                 match partition.records {
-                    Some(records) => ctx.broker.append(&name, partition.index, records),
+                    Some(records) => ctx.broker.append(&name, partition.index, records, acks),
                     None => Err(BrokerError::CorruptMessage(
                         "produce request without records".into(),
                     )),
@@ -58,12 +58,12 @@ pub(super) fn handle<B: Broker>(
         // only moves with them: start them now rather than at the next scheduled flush.
         for (name, partitions) in results {
             for (index, result) in partitions {
-                if let Some(appended) = result.ok().filter(|a| a.must_flush) {
+                if let Some(appended) = result.ok().filter(|a| a.must_wait) {
                     let broker = std::sync::Arc::clone(ctx.broker);
                     let name = name.clone();
                     tokio::spawn(async move {
                         if let Err(e) = broker
-                            .wait_durable(&name, index, appended.next_offset)
+                            .wait_acked(&name, index, appended.next_offset, 0)
                             .await
                         {
                             tracing::warn!(topic = %name, partition = index, "fsync after acks=0 produce failed: {e}");
@@ -83,17 +83,17 @@ pub(super) fn handle<B: Broker>(
             let mut partition_responses = Vec::with_capacity(partitions.len());
             for (index, result) in partitions {
                 let result = match result {
-                    Ok(appended) if appended.must_flush => {
+                    Ok(appended) if appended.must_wait => {
                         match tokio::time::timeout(
                             timeout,
-                            broker.wait_durable(&name, index, appended.next_offset),
+                            broker.wait_acked(&name, index, appended.next_offset, acks),
                         )
                         .await
                         {
                             Ok(Ok(())) => Ok(appended),
                             Ok(Err(e)) => Err(e),
                             Err(_) => Err(BrokerError::RequestTimedOut(format!(
-                                "no fsync within {} ms",
+                                "not acknowledged within {} ms",
                                 timeout.as_millis()
                             ))),
                         }
