@@ -151,6 +151,32 @@ impl StrataBroker {
         &self.config
     }
 
+    /// Asks the controller for the ISR changes of the partitions this broker leads (Kafka's
+    /// ISR shrink and expansion): followers behind for longer than `replica.lag.time.max.ms`
+    /// leave, caught-up ones join. Runs every few hundred milliseconds.
+    pub async fn maintain_isr(&self) {
+        let max_lag = self.config.replica_lag_time_max.as_millis() as i64;
+        for partition in self.replicas.all() {
+            let Some((isr, leader_epoch, partition_epoch)) = partition.propose_isr(max_lag) else {
+                continue;
+            };
+            tracing::info!(topic = %partition.topic, partition = partition.index, ?isr, "asking for a new ISR");
+            let result = self
+                .admin
+                .alter_partition(
+                    partition.topic_id,
+                    partition.index,
+                    (leader_epoch, partition_epoch),
+                    isr,
+                )
+                .await;
+            if let Err(e) = result {
+                tracing::warn!(topic = %partition.topic, partition = partition.index, "ISR change refused: {e}");
+                partition.isr_refused();
+            }
+        }
+    }
+
     /// The metadata image as this broker has applied it.
     pub fn image(&self) -> RwLockReadGuard<'_, MetadataImage> {
         self.metadata.image()

@@ -11,6 +11,7 @@ pub mod config;
 pub mod dir_lock;
 pub mod group;
 pub mod health;
+pub mod kafka_client;
 pub mod log;
 pub mod logging;
 pub mod meta_properties;

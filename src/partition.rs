@@ -195,6 +195,94 @@ impl Partition {
         true
     }
 
+    /// Appends a fetch response's batches from the leader (this broker follows).
+    pub fn append_from_leader(&self, records: &[u8]) -> Result<(), LogError> {
+        self.log().append_as_follower(records, now_ms())?;
+        Ok(())
+    }
+
+    /// What a follower learns of the leader's high watermark (capped at its own log end).
+    pub fn learn_high_watermark(&self, high_watermark: u64) {
+        let log = self.log();
+        let end = log.log_end_offset();
+        self.replica_set()
+            .set_high_watermark(high_watermark.min(end));
+    }
+
+    /// Truncates after the leader answered a diverging epoch: to where the leader's history
+    /// under `epoch` ends (`leader_end`), or where this log's ends if earlier, as Kafka's
+    /// fetcher decides (KIP-320). Returns the new log end.
+    pub fn truncate_after_divergence(&self, epoch: i32, leader_end: i64) -> Result<u64, LogError> {
+        let to = {
+            let log = self.log();
+            let replica_end = log.log_end_offset();
+            if leader_end < 0 {
+                self.replica_set().high_watermark().min(replica_end)
+            } else if epoch < 0 {
+                (leader_end as u64).min(replica_end)
+            } else {
+                match log.end_offset_for_epoch(epoch) {
+                    None => (leader_end as u64).min(replica_end),
+                    // This log never had `epoch`: go back to the end of the epoch before it
+                    // and ask again from there.
+                    Some((own, own_end)) if own != epoch => own_end.min(replica_end),
+                    Some((_, own_end)) => (leader_end as u64).min(own_end).min(replica_end),
+                }
+            }
+        };
+        self.truncate_to(to)?;
+        Ok(to)
+    }
+
+    /// Removes every record at or above `offset`; durability and the high watermark follow.
+    pub fn truncate_to(&self, offset: u64) -> Result<(), LogError> {
+        let mut log = self.log();
+        log.truncate_to(offset)?;
+        let end = log.log_end_offset();
+        self.durable.send_if_modified(|d| lower(d, end));
+        self.replica_set().cap_high_watermark(end);
+        Ok(())
+    }
+
+    /// Empties the log and starts it at `offset` (a follower behind the leader's log start).
+    pub fn start_over_at(&self, offset: u64) -> Result<(), LogError> {
+        let mut log = self.log();
+        log.truncate_fully_and_start_at(offset)?;
+        self.durable.send_replace(offset);
+        let mut set = self.replica_set();
+        set.cap_high_watermark(offset);
+        set.set_high_watermark(offset);
+        Ok(())
+    }
+
+    /// The ISR this leader should ask the controller for now, with the leader and partition
+    /// epochs it is decided under; marked pending (see [`ReplicaSet::propose_isr`]).
+    pub fn propose_isr(&self, max_lag_ms: i64) -> Option<(Vec<i32>, i32, i32)> {
+        if !self.is_leader() {
+            return None;
+        }
+        let now = now_ms();
+        if !self.replica_set().may_change_isr(now, max_lag_ms) {
+            return None;
+        }
+        let epoch = self.leader_epoch();
+        let log = self.log();
+        let epoch_start = log
+            .epoch_start_offset(epoch)
+            .unwrap_or(log.log_end_offset());
+        let mut set = self.replica_set();
+        if set.leader_epoch != epoch {
+            return None;
+        }
+        let isr = set.propose_isr(now, max_lag_ms, epoch_start)?;
+        Some((isr, epoch, set.partition_epoch))
+    }
+
+    /// Forgets a pending ISR the controller refused (it is proposed again if still right).
+    pub fn isr_refused(&self) {
+        self.replica_set().pending_isr = None;
+    }
+
     /// Resolves once the high watermark of a replicated partition reaches `offset`.
     pub async fn wait_committed(&self, offset: u64) {
         let mut committed = self.committed.subscribe();
@@ -439,6 +527,15 @@ fn now_ms() -> i64 {
     SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as i64)
+}
+
+fn lower(current: &mut u64, to: u64) -> bool {
+    if to < *current {
+        *current = to;
+        true
+    } else {
+        false
+    }
 }
 
 fn bump(current: &mut u64, to: u64) -> bool {

@@ -39,6 +39,9 @@ const STORE_PROBE_TIMEOUT: Duration = Duration::from_secs(30);
 /// How often recovery points are checkpointed (Kafka's `log.flush.offset.checkpoint.interval.ms`).
 const CHECKPOINT_INTERVAL: Duration = Duration::from_secs(60);
 
+/// How often leaders look for ISR changes (Kafka checks every `replica.lag.time.max.ms` / 2
+/// for shrinks and at each fetch for expansion; this serves both).
+const ISR_CHECK_INTERVAL: Duration = Duration::from_millis(500);
 /// How often group timers (sessions, rebalance phases) are checked.
 const GROUP_TIMER_INTERVAL: Duration = Duration::from_millis(100);
 
@@ -301,6 +304,12 @@ async fn run_broker(
         );
     }
     background.spawn(probe_health(Arc::clone(&broker)));
+    spawn_every(
+        &mut background,
+        ISR_CHECK_INTERVAL,
+        Arc::clone(&broker),
+        |broker| async move { broker.maintain_isr().await },
+    );
     spawn_every(
         &mut background,
         GROUP_TIMER_INTERVAL,

@@ -1,7 +1,8 @@
-//! Replication, leader side: a partition with two replicas on a three-broker cluster, with the
-//! test acting as the follower over the wire (Fetch v12 with a replica id), as a follower
-//! broker will. `acks=all` waits for the follower; consumers see only what the in-sync
-//! replicas have; a follower whose log went past the leader's is told where to truncate.
+//! Replication on three-broker clusters: the leader's side checked over the wire with the test
+//! fetching in a stopped follower's place (Fetch v12 with a replica id): `acks=all` waits for
+//! the follower, consumers see only what the in-sync replicas have, a follower whose log went
+//! past the leader's is told where to truncate; then real followers: byte-identical replicas
+//! through a leader kill, and the ISR shrinking without a stalled follower and growing back.
 
 mod common;
 
@@ -67,7 +68,10 @@ fn placement(nodes: &[BrokerProcess]) -> (i32, i32, i32) {
 async fn the_leader_commits_what_the_in_sync_follower_has() {
     let root = tempfile::tempdir().unwrap();
     let env = [("STRATA_UNSTABLE_REPLICATION".to_owned(), "1".to_owned())];
-    let (mut nodes, _) = three_nodes_env(root.path(), &[], &env);
+    // The real follower is stopped below and the test fetches in its place: a long session
+    // keeps it registered meanwhile.
+    let extra = ["broker.session.timeout.ms=60000".to_owned()];
+    let (mut nodes, _) = three_nodes_env(root.path(), &extra, &env);
     let admin: AdminClient<DefaultClientContext> = common::client(&nodes[0].addr).create().unwrap();
     for (name, min_isr) in [(TOPIC, "2"), ("strict", "3")] {
         let topic =
@@ -80,6 +84,8 @@ async fn the_leader_commits_what_the_in_sync_follower_has() {
     }
     let (leader, follower, other) = placement(&nodes);
     let leader_addr = nodes[leader as usize - 1].addr.clone();
+    let stopped = nodes[follower as usize - 1].pid().to_string();
+    signal("-STOP", &stopped);
     let producer: FutureProducer = common::client(&leader_addr)
         .set("acks", "all")
         .set("message.timeout.ms", "30000")
@@ -183,12 +189,232 @@ async fn the_leader_commits_what_the_in_sync_follower_has() {
         Some(rdkafka::types::RDKafkaErrorCode::NotEnoughReplicas),
         "{refused:?}"
     );
+    signal("-CONT", &stopped);
     for node in &mut nodes {
         node.stop();
     }
 }
 
+/// Sends `signal` to process `pid`.
+fn signal(signal: &str, pid: &str) {
+    let status = std::process::Command::new("kill")
+        .args([signal, pid])
+        .status()
+        .unwrap();
+    assert!(status.success(), "kill {signal} {pid}");
+}
+
 /// Runs a future to completion from a synchronous closure on this multi-threaded runtime.
 fn futures_block<F: std::future::Future>(future: F) -> F::Output {
     tokio::task::block_in_place(|| tokio::runtime::Handle::current().block_on(future))
+}
+
+/// Partition 0's ISR as Metadata shows it.
+fn isr(bootstrap: &str, topic: &str) -> Vec<i32> {
+    let consumer: rdkafka::consumer::BaseConsumer = common::client(bootstrap).create().unwrap();
+    consumer
+        .fetch_metadata(Some(topic), Duration::from_secs(5))
+        .ok()
+        .and_then(|m| m.topics()[0].partitions().first().map(|p| p.isr().to_vec()))
+        .unwrap_or_default()
+}
+
+/// The bytes of a partition's log on one node: its segment files in order, concatenated
+/// (roll points may differ between replicas; the batches may not).
+fn log_bytes(node: &BrokerProcess, topic: &str) -> Vec<u8> {
+    let dir = node.data_dir.join(format!("{topic}-0"));
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .map(|d| d.filter_map(Result::ok).map(|e| e.path()).collect())
+        .unwrap_or_default();
+    files.retain(|p| p.extension().is_some_and(|e| e == "log"));
+    files.sort();
+    files
+        .iter()
+        .flat_map(|p| std::fs::read(p).unwrap_or_default())
+        .collect()
+}
+
+/// Produces `values` with an idempotent acks=all producer; panics unless all are acknowledged.
+async fn produce_all(bootstrap: &str, topic: &str, values: std::ops::Range<u32>) {
+    let producer: FutureProducer = common::client(bootstrap)
+        .set("enable.idempotence", "true")
+        .set("acks", "all")
+        .set("message.timeout.ms", "60000")
+        .set("linger.ms", "2")
+        .create()
+        .unwrap();
+    let sends: Vec<_> = values
+        .map(|v| {
+            let producer = producer.clone();
+            let topic = topic.to_owned();
+            tokio::spawn(async move {
+                producer
+                    .send(
+                        FutureRecord::to(&topic)
+                            .key(&v.to_string())
+                            .payload(&v.to_string()),
+                        Duration::from_secs(60),
+                    )
+                    .await
+                    .unwrap_or_else(|(e, _)| panic!("record {v} not acknowledged: {e}"))
+            })
+        })
+        .collect();
+    for send in sends {
+        send.await.unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_replicas_stay_identical_through_a_leader_kill() {
+    const TOPIC3: &str = "rf3";
+    let root = tempfile::tempdir().unwrap();
+    let env = [("STRATA_UNSTABLE_REPLICATION".to_owned(), "1".to_owned())];
+    let (mut nodes, _) = three_nodes_env(root.path(), &[], &env);
+    let bootstrap = nodes
+        .iter()
+        .map(|n| n.addr.clone())
+        .collect::<Vec<_>>()
+        .join(",");
+    let admin: AdminClient<DefaultClientContext> = common::client(&bootstrap).create().unwrap();
+    let topic = NewTopic::new(TOPIC3, 1, TopicReplication::Fixed(3))
+        .set("min.insync.replicas", "2")
+        .set("segment.bytes", "20000");
+    admin
+        .create_topics(&[topic], &AdminOptions::new())
+        .await
+        .unwrap()[0]
+        .as_ref()
+        .expect("RF 3 topic created");
+    produce_all(&bootstrap, TOPIC3, 0..500).await;
+    let identical = |nodes: &[BrokerProcess]| {
+        let logs: Vec<Vec<u8>> = nodes.iter().map(|n| log_bytes(n, TOPIC3)).collect();
+        (!logs[0].is_empty() && logs.iter().all(|l| *l == logs[0])).then_some(())
+    };
+    wait_until("three identical replicas", Duration::from_secs(20), || {
+        identical(&nodes)
+    });
+    // Kill the leader: a follower in the ISR takes over, and the writes go on.
+    let leader = wait_until("the leader", Duration::from_secs(10), || {
+        let consumer: rdkafka::consumer::BaseConsumer =
+            common::client(&bootstrap).create().unwrap();
+        let metadata = consumer
+            .fetch_metadata(Some(TOPIC3), Duration::from_secs(5))
+            .ok()?;
+        let leader = metadata.topics()[0].partitions().first()?.leader();
+        (leader > 0).then_some(leader as usize)
+    });
+    nodes[leader - 1].kill();
+    let alive = nodes
+        .iter()
+        .enumerate()
+        .filter(|(n, _)| *n != leader - 1)
+        .map(|(_, node)| node.addr.clone())
+        .collect::<Vec<_>>()
+        .join(",");
+    produce_all(&alive, TOPIC3, 500..1000).await;
+    // The old leader comes back as a follower and catches up to the same bytes.
+    nodes[leader - 1].restart("127.0.0.1:0");
+    wait_until("the old leader caught up", Duration::from_secs(30), || {
+        identical(&nodes)
+    });
+    wait_until(
+        "the old leader back in the ISR",
+        Duration::from_secs(30),
+        || (isr(&alive, TOPIC3).len() == 3).then_some(()),
+    );
+    let consumed = tokio::task::spawn_blocking(move || {
+        common::consume_all(&alive, TOPIC3, 1, 1000, Duration::from_secs(30))
+    })
+    .await
+    .unwrap();
+    let values: Vec<u32> = consumed
+        .iter()
+        .map(|c| {
+            String::from_utf8_lossy(c.value.as_deref().unwrap())
+                .parse()
+                .unwrap()
+        })
+        .collect();
+    let mut sorted = values.clone();
+    sorted.sort_unstable();
+    sorted.dedup();
+    assert_eq!(sorted.len(), 1000, "every acknowledged record once");
+    assert!(
+        consumed.windows(2).all(|w| w[0].offset < w[1].offset),
+        "offsets in order"
+    );
+    for node in &mut nodes {
+        node.stop();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_follower_leaves_the_isr_and_rejoins() {
+    const TOPIC3: &str = "stall";
+    let root = tempfile::tempdir().unwrap();
+    let env = [("STRATA_UNSTABLE_REPLICATION".to_owned(), "1".to_owned())];
+    // Heartbeats would fence a stopped broker after the session timeout: make it long, so
+    // that only the leader's lag check can take the follower out.
+    let extra = [
+        "broker.session.timeout.ms=60000".to_owned(),
+        "replica.lag.time.max.ms=2000".to_owned(),
+    ];
+    let (mut nodes, _) = three_nodes_env(root.path(), &extra, &env);
+    let bootstrap = nodes
+        .iter()
+        .map(|n| n.addr.clone())
+        .collect::<Vec<_>>()
+        .join(",");
+    let admin: AdminClient<DefaultClientContext> = common::client(&bootstrap).create().unwrap();
+    let topic =
+        NewTopic::new(TOPIC3, 1, TopicReplication::Fixed(3)).set("min.insync.replicas", "2");
+    admin
+        .create_topics(&[topic], &AdminOptions::new())
+        .await
+        .unwrap()[0]
+        .as_ref()
+        .expect("RF 3 topic created");
+    produce_all(&bootstrap, TOPIC3, 0..100).await;
+    wait_until("a full ISR", Duration::from_secs(10), || {
+        (isr(&bootstrap, TOPIC3).len() == 3).then_some(())
+    });
+    let (leader, follower) = wait_until("the replicas", Duration::from_secs(10), || {
+        let consumer: rdkafka::consumer::BaseConsumer =
+            common::client(&bootstrap).create().unwrap();
+        let metadata = consumer
+            .fetch_metadata(Some(TOPIC3), Duration::from_secs(5))
+            .ok()?;
+        let p = metadata.topics()[0].partitions().first()?;
+        let follower = *p.replicas().iter().find(|r| **r != p.leader())?;
+        (p.leader() > 0).then_some((p.leader() as usize, follower as usize))
+    });
+    let others = nodes
+        .iter()
+        .enumerate()
+        .filter(|(n, _)| *n != follower - 1)
+        .map(|(_, node)| node.addr.clone())
+        .collect::<Vec<_>>()
+        .join(",");
+    let stopped = nodes[follower - 1].pid().to_string();
+    signal("-STOP", &stopped);
+    // acks=all goes on without the stalled follower once the leader drops it.
+    produce_all(&others, TOPIC3, 100..200).await;
+    let shrunk = isr(&others, TOPIC3);
+    assert!(!shrunk.contains(&(follower as i32)), "ISR {shrunk:?}");
+    assert!(shrunk.contains(&(leader as i32)));
+    signal("-CONT", &stopped);
+    wait_until(
+        "the follower back in the ISR",
+        Duration::from_secs(30),
+        || (isr(&others, TOPIC3).len() == 3).then_some(()),
+    );
+    let logs: Vec<Vec<u8>> = nodes.iter().map(|n| log_bytes(n, TOPIC3)).collect();
+    assert!(
+        logs.iter().all(|l| *l == logs[0]),
+        "replicas differ once back in sync"
+    );
+    for node in &mut nodes {
+        node.stop();
+    }
 }

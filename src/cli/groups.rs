@@ -14,7 +14,7 @@ use kafka_protocol::messages::{
 };
 use kafka_protocol::protocol::{Decodable, StrBytes};
 
-use super::client::Client;
+use crate::kafka_client::Client;
 
 /// Which member owns a partition.
 #[derive(Debug, Clone)]

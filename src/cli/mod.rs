@@ -1,6 +1,5 @@
 //! Admin commands of the `strata` binary that talk to a running broker.
 
-mod client;
 pub mod cluster;
 pub mod config;
 pub mod groups;

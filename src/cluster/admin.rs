@@ -157,6 +157,27 @@ impl ClusterAdmin {
         })
     }
 
+    /// AlterPartition: asks the controller for a partition's new ISR, as its leader in
+    /// `leader_epoch`, from `partition_epoch`; returns once this broker's image has it.
+    pub(crate) async fn alter_partition(
+        &self,
+        topic_id: Uuid,
+        partition: i32,
+        (leader_epoch, partition_epoch): (i32, i32),
+        isr: Vec<i32>,
+    ) -> Result<(), BrokerError> {
+        self.admin(AdminRequest::AlterPartition {
+            broker_id: self.config.node_id,
+            topic_id,
+            partition,
+            leader_epoch,
+            partition_epoch,
+            isr,
+        })
+        .await
+        .map(|_| ())
+    }
+
     /// DeleteTopics.
     pub(crate) async fn delete_topic(&self, name: String) -> Result<Uuid, BrokerError> {
         let topic_id = self

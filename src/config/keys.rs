@@ -33,6 +33,11 @@ pub const BROKER_KEYS: &[(&str, &str, &str)] = &[
         "rack of this broker, for rack-aware replica placement",
     ),
     (
+        "replica.lag.time.max.ms",
+        "30000",
+        "a follower that has not caught up with the leader for this long leaves the ISR",
+    ),
+    (
         "broker.heartbeat.interval.ms",
         "2000",
         "how often a broker heartbeats to the active controller",

@@ -176,6 +176,8 @@ pub struct BrokerConfig {
     pub rack: Option<String>,
     /// `broker.heartbeat.interval.ms`.
     pub heartbeat_interval: Duration,
+    /// `replica.lag.time.max.ms`.
+    pub replica_lag_time_max: Duration,
     /// `broker.session.timeout.ms`.
     pub session_timeout: Duration,
     /// `metadata.log.max.snapshot.interval.entries`.
@@ -392,6 +394,9 @@ impl BrokerConfig {
             heartbeat_interval: settings
                 .millis("broker.heartbeat.interval.ms")?
                 .max(Duration::from_millis(10)),
+            replica_lag_time_max: settings
+                .millis("replica.lag.time.max.ms")?
+                .max(Duration::from_millis(100)),
             session_timeout: settings
                 .millis("broker.session.timeout.ms")?
                 .max(Duration::from_millis(100)),

@@ -76,6 +76,15 @@ impl UnifiedLog {
             .end_offset_for(epoch, self.local.log_end_offset())
     }
 
+    /// Where `epoch` starts in this log, if it has it.
+    pub fn epoch_start_offset(&self, epoch: i32) -> Option<u64> {
+        self.epochs
+            .entries()
+            .iter()
+            .find(|e| e.epoch == epoch)
+            .map(|e| e.start_offset)
+    }
+
     /// The epoch of the last batch in the log, if any (a follower's `last_fetched_epoch`).
     pub fn latest_epoch(&self) -> Option<i32> {
         self.epochs.latest_epoch()

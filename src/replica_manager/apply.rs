@@ -15,6 +15,8 @@ struct Assignment {
     index: i32,
     hosted_here: bool,
     leader: bool,
+    /// The leader's id (-1: none).
+    leader_id: i32,
     leader_epoch: i32,
     replicas: Vec<i32>,
     isr: Vec<i32>,
@@ -30,6 +32,7 @@ fn assignment(image: &MetadataImage, me: i32, topic_id: Uuid, index: i32) -> Opt
         index,
         hosted_here: partition.replicas.contains(&me),
         leader: partition.leader == me,
+        leader_id: partition.leader,
         leader_epoch: partition.leader_epoch,
         replicas: partition.replicas.clone(),
         isr: partition.isr.clone(),
@@ -194,6 +197,12 @@ impl ReplicaManager {
             a.isr.clone(),
             a.partition_epoch,
         );
+        if a.leader || a.leader_id < 0 {
+            self.fetchers.unfollow(&a.topic, a.index);
+        } else {
+            self.fetchers
+                .follow(&partition, a.leader_id, a.leader_epoch);
+        }
         Ok(())
     }
 }

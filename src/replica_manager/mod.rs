@@ -37,6 +37,7 @@ use crate::remote_log_manager::RemoteLogManager;
 mod apply;
 pub(crate) mod errors;
 mod fetch;
+pub mod fetcher;
 mod produce;
 pub mod replica_set;
 
@@ -52,6 +53,8 @@ pub struct ReplicaManager {
     metadata: Arc<MetadataCache>,
     /// The remote tier, when tiered storage is on.
     remote: Option<Arc<RemoteLogManager>>,
+    /// Fetchers of the partitions this broker follows.
+    fetchers: fetcher::ReplicaFetcherManager,
     data_dir: PathBuf,
     /// Whether the previous run ended cleanly (decides recovery on open).
     clean_start: bool,
@@ -86,6 +89,7 @@ impl ReplicaManager {
         }
         Ok(Self {
             data_dir: data_dir.to_owned(),
+            fetchers: fetcher::ReplicaFetcherManager::new(config.node_id, Arc::clone(&metadata)),
             config,
             metadata,
             remote,
@@ -194,6 +198,7 @@ impl ReplicaManager {
             removed
         };
         if let Some(partition) = removed {
+            self.fetchers.unfollow(topic, index);
             let id = strata_controller::uuid_base64(partition.topic_id);
             self.doom(&self.partition_dir(topic, index), &id)?;
         }
@@ -282,6 +287,7 @@ impl ReplicaManager {
             partitions.remove(topic).unwrap_or_default()
         };
         for partition in removed.values() {
+            self.fetchers.unfollow(topic, partition.index);
             let id = strata_controller::uuid_base64(partition.topic_id);
             self.doom(&self.partition_dir(topic, partition.index), &id)?;
         }
@@ -365,6 +371,7 @@ impl ReplicaManager {
 
     /// Flushes and closes every log, writes the checkpoint and the clean-shutdown marker.
     pub async fn shutdown(&self) -> Result<(), LogError> {
+        self.fetchers.shutdown();
         for partition in self.all() {
             partition.flush().await?;
             partition.log().close()?;

@@ -35,6 +35,10 @@ pub struct ReplicaSet {
     pub partition_epoch: i32,
     /// The leader epoch this set was made for.
     pub leader_epoch: i32,
+    /// An ISR sent to the controller and not yet seen in the image (Kafka's pending ISR).
+    /// Until then the high watermark counts the members of both, so a replica joining is
+    /// never behind a committed record, and one leaving still holds commits back.
+    pub pending_isr: Option<Vec<i32>>,
     followers: HashMap<i32, FollowerState>,
     high_watermark: u64,
 }
@@ -70,6 +74,7 @@ impl ReplicaSet {
             isr,
             partition_epoch: 0,
             leader_epoch: -1,
+            pending_isr: None,
             followers,
             high_watermark,
         }
@@ -88,7 +93,69 @@ impl ReplicaSet {
         }
         self.replicas = replicas;
         self.isr = isr;
+        if partition_epoch != self.partition_epoch {
+            self.pending_isr = None;
+        }
         self.partition_epoch = partition_epoch;
+    }
+
+    /// The ISR members, pending ones included (see [`Self::pending_isr`]).
+    fn maximal_isr(&self) -> impl Iterator<Item = i32> + '_ {
+        let pending = self.pending_isr.iter().flatten();
+        self.isr
+            .iter()
+            .chain(pending.filter(|r| !self.isr.contains(r)))
+            .copied()
+    }
+
+    /// The ISR this leader should ask for now, if it differs: without followers lagging
+    /// for longer than `max_lag_ms`, with those caught up with the high watermark and the
+    /// leader epoch's start (`epoch_start`). None while a change is pending. The change is
+    /// marked pending.
+    pub fn propose_isr(
+        &mut self,
+        now_ms: i64,
+        max_lag_ms: i64,
+        epoch_start: u64,
+    ) -> Option<Vec<i32>> {
+        if self.pending_isr.is_some() || !self.is_replicated() {
+            return None;
+        }
+        let lagging = self.lagging(now_ms, max_lag_ms);
+        let joining = self.caught_up(epoch_start);
+        if lagging.is_empty() && joining.is_empty() {
+            return None;
+        }
+        let isr: Vec<i32> = self
+            .replicas
+            .iter()
+            .copied()
+            .filter(|r| {
+                *r == self.me
+                    || (self.isr.contains(r) && !lagging.contains(r))
+                    || joining.contains(r)
+            })
+            .collect();
+        if isr == self.isr {
+            return None;
+        }
+        self.pending_isr = Some(isr.clone());
+        Some(isr)
+    }
+
+    /// Whether a follower might join the ISR (cheap check before [`Self::propose_isr`]).
+    pub fn may_change_isr(&self, now_ms: i64, max_lag_ms: i64) -> bool {
+        self.pending_isr.is_none()
+            && self.is_replicated()
+            && (!self.lagging(now_ms, max_lag_ms).is_empty()
+                || self.replicas.iter().any(|r| {
+                    !self.isr.contains(r)
+                        && self
+                            .followers
+                            .get(r)
+                            .and_then(|f| f.log_end_offset)
+                            .is_some_and(|end| end >= self.high_watermark)
+                }))
     }
 
     /// Whether the partition has replicas besides the leader.
@@ -136,8 +203,8 @@ impl ReplicaSet {
     /// where it is.
     pub fn advance_high_watermark(&mut self, local_end: u64) -> Option<u64> {
         let mut lowest = local_end;
-        for id in self.isr.iter().filter(|id| **id != self.me) {
-            match self.followers.get(id).and_then(|f| f.log_end_offset) {
+        for id in self.maximal_isr().filter(|id| *id != self.me) {
+            match self.followers.get(&id).and_then(|f| f.log_end_offset) {
                 Some(end) => lowest = lowest.min(end),
                 None => return None,
             }
@@ -237,6 +304,32 @@ mod tests {
             set.caught_up(7),
             Vec::<i32>::new(),
             "not past the epoch start"
+        );
+    }
+
+    #[test]
+    fn isr_changes_are_proposed_once_and_count_while_pending() {
+        let mut set = three();
+        set.record_fetch(2, 10, 10, 2_000);
+        set.record_fetch(3, 4, 10, 2_000);
+        assert_eq!(set.advance_high_watermark(10), Some(4));
+        // 3 stops catching up: the ISR shrinks without it, once.
+        set.record_fetch(2, 10, 10, 32_000);
+        assert!(set.may_change_isr(33_000, 30_000));
+        assert_eq!(set.propose_isr(33_000, 30_000, 0), Some(vec![1, 2]));
+        assert_eq!(set.propose_isr(33_000, 30_000, 0), None, "pending");
+        // Until the image shows it, 3 still holds the high watermark back.
+        assert_eq!(set.advance_high_watermark(10), None);
+        set.update(vec![1, 2, 3], vec![1, 2], 1, 33_100);
+        assert_eq!(set.advance_high_watermark(10), Some(10));
+        // 3 catches up: it rejoins, and counts at once.
+        set.record_fetch(3, 10, 10, 34_000);
+        assert_eq!(set.propose_isr(34_000, 30_000, 0), Some(vec![1, 2, 3]));
+        set.record_fetch(2, 12, 12, 34_100);
+        assert_eq!(
+            set.advance_high_watermark(12),
+            None,
+            "3 is pending and at 10"
         );
     }
 

@@ -86,6 +86,22 @@ pub enum AdminRequest {
         /// Its node id.
         id: NodeId,
     },
+    /// A partition leader's new ISR (Kafka's AlterPartition): applied only if the leader and
+    /// partition epochs it was decided under are still current.
+    AlterPartition {
+        /// The leader asking.
+        broker_id: i32,
+        /// Topic id.
+        topic_id: Uuid,
+        /// Partition index.
+        partition: i32,
+        /// The leader epoch the leader holds.
+        leader_epoch: i32,
+        /// The partition epoch the change was made from.
+        partition_epoch: i32,
+        /// The ISR wanted.
+        isr: Vec<i32>,
+    },
 }
 
 /// What an admin request did.
@@ -111,6 +127,15 @@ pub enum AdminAnswer {
     Done,
     /// The voters after a change: id → controller address.
     Voters(BTreeMap<NodeId, String>),
+    /// A partition's state after an AlterPartition.
+    Partition {
+        /// The ISR.
+        isr: Vec<i32>,
+        /// The leader epoch.
+        leader_epoch: i32,
+        /// The partition epoch.
+        partition_epoch: i32,
+    },
 }
 
 /// An admin answer with the metadata offset that includes its effect.
@@ -269,6 +294,24 @@ async fn serve(
             tracing::info!(node = id, %addr, "voter added");
             Ok(AdminAnswer::Voters(voter_addresses(raft)))
         }
+        AdminRequest::AlterPartition {
+            broker_id,
+            topic_id,
+            partition,
+            leader_epoch,
+            partition_epoch,
+            isr,
+        } => {
+            alter_partition(
+                raft,
+                state,
+                broker_id,
+                (topic_id, partition),
+                (leader_epoch, partition_epoch),
+                isr,
+            )
+            .await
+        }
         AdminRequest::RemoveVoter { id } => {
             let mut voters = voter_ids(raft);
             if !voters.remove(&id) {
@@ -290,6 +333,83 @@ async fn serve(
             Ok(AdminAnswer::Voters(voter_addresses(raft)))
         }
     }
+}
+
+/// Kafka's AlterPartition checks: the asker leads the partition in the epoch it names, the
+/// partition has not changed since (partition epoch), and the new ISR holds the leader and
+/// only replicas; a replica may join only while it is unfenced. Answers the current state
+/// when the change is refused as stale, so the leader can start again from it.
+async fn alter_partition(
+    raft: &Raft<TypeConfig>,
+    state: &StateMachine,
+    broker_id: i32,
+    (topic_id, partition): (Uuid, i32),
+    (leader_epoch, partition_epoch): (i32, i32),
+    isr: Vec<i32>,
+) -> Result<AdminAnswer, WriteRefusal> {
+    let current = state.with_image(|image| {
+        let registration = image
+            .topics
+            .get(&topic_id)
+            .and_then(|t| t.partitions.get(&partition))
+            .cloned()
+            .ok_or_else(|| invalid(Invalid::UnknownTopic(format!("{topic_id}/{partition}"))))?;
+        if registration.leader != broker_id || registration.leader_epoch != leader_epoch {
+            return Err(invalid(Invalid::Request(format!(
+                "broker {broker_id} does not lead {topic_id}/{partition} in epoch {leader_epoch} \
+                 (leader {} in epoch {})",
+                registration.leader, registration.leader_epoch
+            ))));
+        }
+        if registration.partition_epoch != partition_epoch {
+            return Err(invalid(Invalid::Request(format!(
+                "partition epoch {partition_epoch} is stale (now {})",
+                registration.partition_epoch
+            ))));
+        }
+        if !isr.contains(&broker_id) || isr.iter().any(|r| !registration.replicas.contains(r)) {
+            return Err(invalid(Invalid::Request(format!(
+                "ISR {isr:?} must hold the leader and only replicas of {:?}",
+                registration.replicas
+            ))));
+        }
+        if let Some(joining) = isr
+            .iter()
+            .find(|r| !registration.isr.contains(r) && !image.is_active(**r))
+        {
+            return Err(invalid(Invalid::Request(format!(
+                "broker {joining} is fenced: it cannot join the ISR"
+            ))));
+        }
+        Ok(registration)
+    })?;
+    if current.isr != isr {
+        commit_all(
+            raft,
+            vec![MetadataRecord::ChangePartition {
+                topic_id,
+                partition,
+                leader: None,
+                isr: Some(isr.clone()),
+                replicas: None,
+            }],
+        )
+        .await?;
+        tracing::info!(%topic_id, partition, from = ?current.isr, to = ?isr, "ISR changed");
+    }
+    let now = state.with_image(|image| {
+        image
+            .topics
+            .get(&topic_id)
+            .and_then(|t| t.partitions.get(&partition))
+            .cloned()
+    });
+    let now = now.unwrap_or(current);
+    Ok(AdminAnswer::Partition {
+        isr: now.isr,
+        leader_epoch: now.leader_epoch,
+        partition_epoch: now.partition_epoch,
+    })
 }
 
 async fn create_topic(

@@ -1,5 +1,6 @@
-//! A minimal Kafka protocol client for the CLI's admin commands: one connection, one request at
-//! a time, versions fixed by the caller. It works against any Kafka-compatible broker.
+//! A minimal Kafka protocol client: one connection, one request at a time, versions fixed by
+//! the caller. The CLI's admin commands and the follower fetcher use it; it works against any
+//! Kafka-compatible broker.
 
 use std::time::Duration;
 
@@ -10,7 +11,7 @@ use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, Request, Str
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-/// How long one request may take.
+/// How long connecting or one request may take, unless set otherwise.
 const TIMEOUT: Duration = Duration::from_secs(30);
 /// Largest response accepted (a describe of a huge group is still far below this).
 const MAX_RESPONSE_BYTES: usize = 256 << 20;
@@ -19,18 +20,32 @@ const MAX_RESPONSE_BYTES: usize = 256 << 20;
 pub struct Client {
     stream: TcpStream,
     correlation_id: i32,
+    client_id: &'static str,
+    timeout: Duration,
 }
 
 impl Client {
     /// Connects to `addr` (`host:port`).
     pub async fn connect(addr: &str) -> anyhow::Result<Self> {
-        let stream = tokio::time::timeout(TIMEOUT, TcpStream::connect(addr))
+        Self::connect_as(addr, "strata-cli", TIMEOUT).await
+    }
+
+    /// Connects to `addr` as `client_id`, with `timeout` for connecting and each request.
+    pub async fn connect_as(
+        addr: &str,
+        client_id: &'static str,
+        timeout: Duration,
+    ) -> anyhow::Result<Self> {
+        let stream = tokio::time::timeout(timeout, TcpStream::connect(addr))
             .await
             .with_context(|| format!("connecting to {addr} timed out"))?
             .with_context(|| format!("cannot connect to {addr}"))?;
+        stream.set_nodelay(true)?;
         Ok(Self {
             stream,
             correlation_id: 0,
+            client_id,
+            timeout,
         })
     }
 
@@ -46,13 +61,13 @@ impl Client {
             .with_request_api_key(R::KEY)
             .with_request_api_version(version)
             .with_correlation_id(self.correlation_id)
-            .with_client_id(Some(StrBytes::from_static_str("strata-cli")))
+            .with_client_id(Some(StrBytes::from_static_str(self.client_id)))
             .encode(&mut body, R::header_version(version))?;
         request.encode(&mut body, version)?;
         let mut frame = Vec::with_capacity(4 + body.len());
         frame.extend_from_slice(&(body.len() as i32).to_be_bytes());
         frame.extend_from_slice(&body);
-        tokio::time::timeout(TIMEOUT, async {
+        tokio::time::timeout(self.timeout, async {
             self.stream.write_all(&frame).await?;
             let size = self.stream.read_i32().await?;
             if size < 0 || size as usize > MAX_RESPONSE_BYTES {
