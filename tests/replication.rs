@@ -418,3 +418,99 @@ async fn a_stalled_follower_leaves_the_isr_and_rejoins() {
         node.stop();
     }
 }
+
+/// Kafka's placement of a group in `__consumer_offsets` (Java's `String.hashCode`).
+fn offsets_partition(group: &str, partitions: i32) -> i32 {
+    let hash = group
+        .encode_utf16()
+        .fold(0i32, |h, c| h.wrapping_mul(31).wrapping_add(c as i32));
+    (if hash == i32::MIN { 0 } else { hash.abs() }) % partitions
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn committed_offsets_survive_the_loss_of_the_group_coordinator() {
+    use rdkafka::consumer::{BaseConsumer, CommitMode};
+    use rdkafka::{Offset, TopicPartitionList};
+
+    const GROUP: &str = "survivors";
+    let root = tempfile::tempdir().unwrap();
+    let env = [("STRATA_UNSTABLE_REPLICATION".to_owned(), "1".to_owned())];
+    let (mut nodes, _) = three_nodes_env(root.path(), &[], &env);
+    let bootstrap = nodes
+        .iter()
+        .map(|n| n.addr.clone())
+        .collect::<Vec<_>>()
+        .join(",");
+    let admin: AdminClient<DefaultClientContext> = common::client(&bootstrap).create().unwrap();
+    let topic = NewTopic::new("work", 1, TopicReplication::Fixed(3));
+    admin
+        .create_topics(&[topic], &AdminOptions::new())
+        .await
+        .unwrap()[0]
+        .as_ref()
+        .expect("created");
+    let mut at = TopicPartitionList::new();
+    at.add_partition_offset("work", 0, Offset::Offset(42))
+        .unwrap();
+    let commit = {
+        let bootstrap = bootstrap.clone();
+        move |at: TopicPartitionList| {
+            let consumer: BaseConsumer = common::client(&bootstrap)
+                .set("group.id", GROUP)
+                .create()
+                .unwrap();
+            consumer.commit(&at, CommitMode::Sync)
+        }
+    };
+    wait_until("the offset committed", Duration::from_secs(30), || {
+        commit(at.clone()).ok()
+    });
+    // The coordinator is the leader of the group's __consumer_offsets partition (three of
+    // them in test clusters), replicated on all three brokers.
+    let partition = offsets_partition(GROUP, 3);
+    let coordinator = wait_until("the coordinator", Duration::from_secs(10), || {
+        let consumer: BaseConsumer = common::client(&bootstrap).create().unwrap();
+        let metadata = consumer
+            .fetch_metadata(Some("__consumer_offsets"), Duration::from_secs(5))
+            .ok()?;
+        let p = metadata.topics()[0]
+            .partitions()
+            .iter()
+            .find(|p| p.id() == partition)?;
+        assert_eq!(p.replicas().len(), 3, "offsets.topic.replication.factor");
+        (p.leader() > 0 && p.isr().len() == 3).then_some(p.leader() as usize)
+    });
+    nodes[coordinator - 1].kill();
+    let alive = nodes
+        .iter()
+        .enumerate()
+        .filter(|(n, _)| *n != coordinator - 1)
+        .map(|(_, node)| node.addr.clone())
+        .collect::<Vec<_>>()
+        .join(",");
+    let committed = tokio::task::spawn_blocking(move || {
+        wait_until(
+            "the committed offset from the new coordinator",
+            Duration::from_secs(30),
+            || {
+                let consumer: BaseConsumer = common::client(&alive)
+                    .set("group.id", GROUP)
+                    .create()
+                    .unwrap();
+                let mut wanted = TopicPartitionList::new();
+                wanted.add_partition("work", 0);
+                let found = consumer
+                    .committed_offsets(wanted, Duration::from_secs(5))
+                    .ok()?;
+                let offset = found.elements()[0].offset();
+                (offset != Offset::Invalid).then_some(offset)
+            },
+        )
+    })
+    .await
+    .unwrap();
+    assert_eq!(committed, Offset::Offset(42));
+    for node in &mut nodes {
+        node.stop();
+    }
+}

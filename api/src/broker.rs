@@ -339,6 +339,9 @@ pub enum BrokerError {
     /// The group coordinator cannot serve the group now.
     #[error("the group coordinator is not available")]
     CoordinatorNotAvailable,
+    /// The coordinator is loading the group's partition of `__consumer_offsets`.
+    #[error("the coordinator is loading its groups")]
+    CoordinatorLoadInProgress,
     /// An empty or over-long group id.
     #[error("{0}")]
     InvalidGroupId(String),
@@ -416,6 +419,7 @@ impl BrokerError {
             Self::ControllerUnavailable(_) => ResponseError::RequestTimedOut,
             Self::InconsistentClusterId(_) => ResponseError::InconsistentClusterId,
             Self::CoordinatorNotAvailable => ResponseError::CoordinatorNotAvailable,
+            Self::CoordinatorLoadInProgress => ResponseError::CoordinatorLoadInProgress,
             Self::InvalidGroupId(_) => ResponseError::InvalidGroupId,
             Self::UnknownMemberId(_) => ResponseError::UnknownMemberId,
             Self::IllegalGeneration(_) => ResponseError::IllegalGeneration,

@@ -80,9 +80,12 @@ impl StrataBroker {
             }),
         };
         let broker = Arc::clone(self);
-        let acted = tokio::task::spawn_blocking(move || match applied {
-            FollowerUpdate::Replaced => broker.replicas().apply_all(false),
-            FollowerUpdate::Changes(changes) => broker.replicas().apply_changes(&changes),
+        let acted = tokio::task::spawn_blocking(move || {
+            match applied {
+                FollowerUpdate::Replaced => broker.replicas().apply_all(false),
+                FollowerUpdate::Changes(changes) => broker.replicas().apply_changes(&changes),
+            }?;
+            broker.coordinator().sync_leadership()
         })
         .await;
         match acted {
@@ -149,7 +152,7 @@ pub async fn join(
     let opening = Arc::clone(broker);
     tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
         opening.replicas().apply_all(known_dir)?;
-        crate::group::load(&opening)?;
+        opening.coordinator().sync_leadership()?;
         Ok(())
     })
     .await??;

@@ -223,6 +223,11 @@ pub const BROKER_KEYS: &[(&str, &str, &str)] = &[
         "most members one group may have",
     ),
     (
+        "offsets.topic.replication.factor",
+        "3",
+        "replicas of each __consumer_offsets partition (fewer while the cluster has fewer live brokers)",
+    ),
+    (
         "offsets.topic.num.partitions",
         "50",
         "partitions of __consumer_offsets (fixed once it exists)",

@@ -452,6 +452,9 @@ impl BrokerConfig {
                 },
                 offsets_partitions: settings.parse("offsets.topic.num.partitions", 1..=1000)?
                     as i32,
+                offsets_replication_factor: settings
+                    .parse("offsets.topic.replication.factor", 1..=i16::MAX as i64)?
+                    as i16,
                 metadata_max_bytes: settings
                     .parse("offset.metadata.max.bytes", 0..=i32::MAX as i64)?
                     as usize,

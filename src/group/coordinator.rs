@@ -6,7 +6,7 @@
 //! crash could take back. Membership is written after each completed rebalance (not waited
 //! for: after a crash, members rejoin). On start the topic is replayed to rebuild both.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -32,6 +32,8 @@ pub struct CoordinatorConfig {
     pub group: GroupConfig,
     /// `offsets.topic.num.partitions`.
     pub offsets_partitions: i32,
+    /// `offsets.topic.replication.factor` (at most the live brokers when the topic is made).
+    pub offsets_replication_factor: i16,
     /// `offset.metadata.max.bytes`.
     pub metadata_max_bytes: usize,
     /// `offsets.retention.minutes`: offsets of a group empty for this long are dropped.
@@ -52,6 +54,8 @@ pub(super) struct Entry {
 pub struct Groups {
     entries: Mutex<HashMap<String, Entry>>,
     config: CoordinatorConfig,
+    /// The `__consumer_offsets` partitions whose groups are loaded: those this broker leads.
+    loaded: Mutex<BTreeSet<i32>>,
 }
 
 pub(super) fn now_ms() -> i64 {
@@ -93,7 +97,48 @@ impl Groups {
         Self {
             entries: Mutex::new(HashMap::new()),
             config,
+            loaded: Mutex::default(),
         }
+    }
+
+    /// Whether the groups of `__consumer_offsets` partition `index` are loaded here.
+    pub fn is_loaded(&self, index: i32) -> bool {
+        self.loaded
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains(&index)
+    }
+
+    /// The loaded partitions.
+    pub fn loaded(&self) -> Vec<i32> {
+        let loaded = self.loaded.lock().unwrap_or_else(|p| p.into_inner());
+        loaded.iter().copied().collect()
+    }
+
+    /// Marks partition `index` loaded (after its replay).
+    pub fn mark_loaded(&self, index: i32) {
+        self.loaded
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(index);
+    }
+
+    /// Forgets the groups of partition `index` (Kafka's resignation: another broker leads it
+    /// now); their waiting members are told to find the new coordinator.
+    pub fn unload(&self, index: i32) {
+        self.loaded
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&index);
+        let partitions = self.config.offsets_partitions;
+        let mut entries = self.lock();
+        entries.retain(|id, entry| {
+            let keep = partition_for(id, partitions) != index;
+            if !keep {
+                entry.group.fail_waiters(&BrokerError::NotCoordinator);
+            }
+            keep
+        });
     }
 
     /// The settings.

@@ -17,6 +17,7 @@ fn config(retention: Duration) -> CoordinatorConfig {
             max_size: 100,
         },
         offsets_partitions: 50,
+        offsets_replication_factor: 1,
         metadata_max_bytes: 4096,
         offsets_retention: retention,
         offsets_retention_check: Duration::from_secs(1),

@@ -1,32 +1,25 @@
-//! Rebuilding the coordinator from `__consumer_offsets` when the broker starts.
+//! Rebuilding the coordinator's groups from a `__consumer_offsets` partition when this broker
+//! comes to lead it.
 
 use std::os::unix::fs::FileExt;
 
 use bytes::Bytes;
 use kafka_protocol::records::RecordBatchDecoder;
 
-use super::coordinator::OFFSETS_TOPIC;
+use super::coordinator::Groups;
 use super::records::RecordKey;
-use crate::broker::StrataBroker;
 use crate::log::LogError;
 use crate::log::batch::{BatchHeader, HEADER_SIZE};
+use crate::partition::PartitionRef;
 
 /// How much of a partition one read brings in.
 const READ_BYTES: u64 = 1 << 20;
 
-/// Replays every `__consumer_offsets` partition hosted here into the coordinator, in log order, so that
-/// the latest record of each key wins. Returns the number of groups loaded.
-pub fn load(broker: &StrataBroker) -> Result<usize, LogError> {
-    let groups = broker.groups_state();
+/// Replays one `__consumer_offsets` partition into the coordinator, in log order, so that the
+/// latest record of each key wins. Returns the number of groups after it.
+pub fn load_partition(groups: &Groups, partition: &PartitionRef) -> Result<usize, LogError> {
     let mut records = 0u64;
-    let mut partitions: Vec<_> = broker
-        .replicas()
-        .all()
-        .into_iter()
-        .filter(|p| p.topic == OFFSETS_TOPIC)
-        .collect();
-    partitions.sort_by_key(|p| p.index);
-    for partition in partitions {
+    {
         let index = partition.index;
         let log = partition.log();
         let end = log.log_end_offset();
@@ -90,7 +83,12 @@ pub fn load(broker: &StrataBroker) -> Result<usize, LogError> {
     }
     let loaded = groups.finish_replay();
     if records > 0 {
-        tracing::info!(groups = loaded, records, "loaded consumer groups");
+        tracing::info!(
+            partition = partition.index,
+            groups = loaded,
+            records,
+            "loaded consumer groups"
+        );
     }
     Ok(loaded)
 }

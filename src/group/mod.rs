@@ -3,12 +3,12 @@
 
 pub mod coordinator;
 pub mod lag;
-mod load;
+pub mod load;
 pub mod records;
 pub mod service;
 pub mod state;
 
 pub use coordinator::{CoordinatorConfig, Groups, OFFSETS_TOPIC, partition_for};
-pub use load::load;
+pub use load::load_partition;
 pub use service::GroupCoordinatorService;
 pub use state::GroupConfig;

@@ -49,6 +49,22 @@ impl GroupCoordinatorService {
         }
     }
 
+    /// The replication factor `__consumer_offsets` is created with: the configured one, at
+    /// most the live brokers (as Kafka's default of 3 would fail on a smaller cluster).
+    fn offsets_replication_factor(&self) -> i16 {
+        if !crate::cluster::admin::replication_enabled() {
+            return 1;
+        }
+        let live = {
+            let image = self.metadata.image();
+            image.brokers.values().filter(|b| !b.fenced).count()
+        };
+        self.groups
+            .config()
+            .offsets_replication_factor
+            .min(live.max(1) as i16)
+    }
+
     /// The groups' state.
     pub fn groups(&self) -> &Groups {
         &self.groups
@@ -64,7 +80,7 @@ impl GroupCoordinatorService {
         let topic = NewTopic {
             name: OFFSETS_TOPIC.to_owned(),
             partitions: Some(self.groups.config().offsets_partitions),
-            replication_factor: Some(1),
+            replication_factor: Some(self.offsets_replication_factor()),
             assignments: BTreeMap::new(),
             configs: BTreeMap::from([
                 ("cleanup.policy".to_owned(), "compact".to_owned()),
@@ -84,8 +100,41 @@ impl GroupCoordinatorService {
         let index = partition_for(group_id, self.groups.config().offsets_partitions);
         self.replicas
             .leader_ref(OFFSETS_TOPIC, index)
-            .map(|_| ())
-            .map_err(|_| BrokerError::NotCoordinator)
+            .map_err(|_| BrokerError::NotCoordinator)?;
+        if !self.groups.is_loaded(index) {
+            return Err(BrokerError::CoordinatorLoadInProgress);
+        }
+        Ok(())
+    }
+
+    /// Loads the groups of the `__consumer_offsets` partitions this broker has come to lead
+    /// and forgets those of partitions it no longer leads (Kafka's `onElection` and
+    /// `onResignation`). Blocking (it reads the log): called after the image is applied.
+    pub fn sync_leadership(&self) -> Result<(), crate::log::LogError> {
+        let hosted: Vec<_> = self
+            .replicas
+            .all()
+            .into_iter()
+            .filter(|p| p.topic == OFFSETS_TOPIC)
+            .collect();
+        for index in self.groups.loaded() {
+            if !hosted.iter().any(|p| p.index == index && p.is_leader()) {
+                self.groups.unload(index);
+                tracing::info!(
+                    partition = index,
+                    "no longer coordinating this partition's groups"
+                );
+            }
+        }
+        for partition in hosted {
+            if partition.is_leader() && !self.groups.is_loaded(partition.index) {
+                // Whatever was replayed of it before (as a follower) is stale.
+                self.groups.unload(partition.index);
+                super::load::load_partition(&self.groups, &partition)?;
+                self.groups.mark_loaded(partition.index);
+            }
+        }
+        Ok(())
     }
 
     /// Appends records to the group's `__consumer_offsets` partition and waits until durable.
