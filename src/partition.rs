@@ -105,6 +105,13 @@ impl Partition {
         }
     }
 
+    /// The high watermark a replicated partition starts from when this broker opens it (its
+    /// checkpoint), capped at the log end.
+    pub fn start_high_watermark_at(&self, offset: u64) {
+        let end = self.log().log_end_offset();
+        self.replica_set().set_high_watermark(offset.min(end));
+    }
+
     /// The replica set, locked. Taken after the log lock where both are held.
     pub fn replica_set(&self) -> MutexGuard<'_, ReplicaSet> {
         self.replica_set
@@ -121,7 +128,12 @@ impl Partition {
         let mut set = self.replica_set();
         // Each leadership (epoch) starts afresh: followers must fetch again to count.
         if set.me != me || set.leader_epoch != epoch || set.replicas.is_empty() {
-            let start = self.high_watermark_of(&log, &set);
+            // Fresh from disk, the checkpointed high watermark; else what this broker knew.
+            let start = if set.replicas.is_empty() {
+                set.high_watermark().min(log.log_end_offset())
+            } else {
+                self.high_watermark_of(&log, &set)
+            };
             *set = ReplicaSet::new(me, replicas, isr, start, now);
             set.partition_epoch = partition_epoch;
             set.leader_epoch = epoch;
@@ -581,5 +593,34 @@ mod tests {
             .append(&sample_batch(1, 0, None), 0)
             .unwrap();
         assert!(partition.takes_writes(true));
+    }
+
+    #[tokio::test]
+    async fn a_reopened_replicated_partition_starts_at_its_checkpointed_high_watermark() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = UnifiedLog::open(dir.path(), LogConfig::default(), 0, true).unwrap();
+        let partition = Partition::new("t".into(), 0, uuid::Uuid::new_v4(), log);
+        for n in 0..5 {
+            partition
+                .log()
+                .append(&sample_batch(2, n, None), n)
+                .unwrap();
+        }
+        partition.flush().await.unwrap();
+        // Records 4..10 may never have reached the other in-sync replica.
+        partition.start_high_watermark_at(4);
+        partition.set_leadership(true, 3).unwrap();
+        partition.set_replicas(1, vec![1, 2], vec![1, 2], 0);
+        assert_eq!(partition.high_watermark(), 4);
+        assert_eq!(
+            partition
+                .read(0, 1 << 20, true, false)
+                .unwrap()
+                .high_watermark,
+            4
+        );
+        // The follower reports what it has: the high watermark moves on.
+        assert!(partition.follower_fetched(2, 10));
+        assert_eq!(partition.high_watermark(), 10);
     }
 }

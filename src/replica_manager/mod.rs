@@ -9,9 +9,11 @@
 //!   meta.properties                    cluster id and node id this directory belongs to
 //!   __cluster_metadata/                controllers only: the raft log, vote and snapshots
 //!   recovery-point-offset-checkpoint   per partition, offsets below which the log is fsync'd
+//!   replication-offset-checkpoint      per partition, the high watermark as last known
 //!   .strata_clean_shutdown             present only between a clean stop and the next start
 //!   <topic>-<partition>/               one directory per partition, 20-digit segment files,
-//!                                      partition.metadata naming the topic id
+//!                                      partition.metadata naming the topic id,
+//!                                      leader-epoch-checkpoint (epoch → start offset)
 //!   <topic>-<partition>.<id>-delete/   a deleted partition awaiting removal
 //! ```
 //!
@@ -45,6 +47,8 @@ pub mod replica_set;
 pub const CLEAN_SHUTDOWN_FILE: &str = ".strata_clean_shutdown";
 /// Kafka's name for the recovery point checkpoint.
 pub const RECOVERY_CHECKPOINT_FILE: &str = "recovery-point-offset-checkpoint";
+/// Kafka's name for the high watermark checkpoint.
+pub const HIGH_WATERMARK_CHECKPOINT_FILE: &str = "replication-offset-checkpoint";
 
 /// All partitions on this broker.
 #[derive(Debug)]
@@ -59,6 +63,9 @@ pub struct ReplicaManager {
     /// Whether the previous run ended cleanly (decides recovery on open).
     clean_start: bool,
     recovery_points: HashMap<(String, i32), u64>,
+    /// High watermarks as last checkpointed: a replicated partition starts from its own
+    /// (never from its log end, which may hold records the ISR never had).
+    high_watermarks: HashMap<(String, i32), u64>,
     partitions: RwLock<HashMap<String, BTreeMap<i32, PartitionRef>>>,
 }
 
@@ -81,6 +88,7 @@ impl ReplicaManager {
             sync_dir(data_dir)?;
         }
         let recovery_points = read_checkpoint(&data_dir.join(RECOVERY_CHECKPOINT_FILE))?;
+        let high_watermarks = read_checkpoint(&data_dir.join(HIGH_WATERMARK_CHECKPOINT_FILE))?;
         for entry in std::fs::read_dir(data_dir).map_err(|e| LogError::io(data_dir, e))? {
             let path = entry.map_err(|e| LogError::io(data_dir, e))?.path();
             if path.is_dir() && path.to_string_lossy().ends_with("-delete") {
@@ -95,6 +103,7 @@ impl ReplicaManager {
             remote,
             clean_start,
             recovery_points,
+            high_watermarks,
             partitions: RwLock::new(HashMap::new()),
         })
     }
@@ -179,6 +188,8 @@ impl ReplicaManager {
         write_topic_id(&dir, &id_text)?;
         sync_dir(&self.data_dir)?;
         let partition = Arc::new(Partition::new(topic.to_owned(), index, topic_id, log));
+        let high_watermark = self.high_watermarks.get(&(topic.to_owned(), index));
+        partition.start_high_watermark_at(high_watermark.copied().unwrap_or(0));
         let mut partitions = self.partitions.write().unwrap_or_else(|p| p.into_inner());
         partitions
             .entry(topic.to_owned())
@@ -349,24 +360,18 @@ impl ReplicaManager {
     /// Writes every partition's recovery point (Kafka's checkpoint format).
     pub fn write_checkpoint(&self) -> Result<(), LogError> {
         let mut points: BTreeMap<(String, i32), u64> = BTreeMap::new();
+        let mut high_watermarks: BTreeMap<(String, i32), u64> = BTreeMap::new();
         for partition in self.all() {
-            points.insert(
-                (partition.topic.clone(), partition.index),
-                partition.log().recovery_point(),
-            );
+            let key = (partition.topic.clone(), partition.index);
+            points.insert(key.clone(), partition.log().recovery_point());
+            high_watermarks.insert(key, partition.high_watermark());
         }
-        let path = self.data_dir.join(RECOVERY_CHECKPOINT_FILE);
-        let tmp = path.with_extension("tmp");
-        let mut text = format!("0\n{}\n", points.len());
-        for ((topic, index), offset) in &points {
-            text.push_str(&format!("{topic} {index} {offset}\n"));
-        }
-        let mut file = std::fs::File::create(&tmp).map_err(|e| LogError::io(&tmp, e))?;
-        file.write_all(text.as_bytes())
-            .map_err(|e| LogError::io(&tmp, e))?;
-        file.sync_all().map_err(|e| LogError::io(&tmp, e))?;
-        std::fs::rename(&tmp, &path).map_err(|e| LogError::io(&path, e))?;
-        sync_dir(&self.data_dir)
+        write_offsets(&self.data_dir, RECOVERY_CHECKPOINT_FILE, &points)?;
+        write_offsets(
+            &self.data_dir,
+            HIGH_WATERMARK_CHECKPOINT_FILE,
+            &high_watermarks,
+        )
     }
 
     /// Flushes and closes every log, writes the checkpoint and the clean-shutdown marker.
@@ -403,6 +408,26 @@ fn holds_partitions(data_dir: &Path) -> Result<bool, LogError> {
 }
 
 /// Reads a recovery checkpoint; a missing file means no partition is known to be flushed.
+/// Writes a per-partition offsets file in Kafka's checkpoint format, atomically.
+fn write_offsets(
+    dir: &Path,
+    name: &str,
+    points: &BTreeMap<(String, i32), u64>,
+) -> Result<(), LogError> {
+    let path = dir.join(name);
+    let tmp = path.with_extension("tmp");
+    let mut text = format!("0\n{}\n", points.len());
+    for ((topic, index), offset) in points {
+        text.push_str(&format!("{topic} {index} {offset}\n"));
+    }
+    let mut file = std::fs::File::create(&tmp).map_err(|e| LogError::io(&tmp, e))?;
+    file.write_all(text.as_bytes())
+        .map_err(|e| LogError::io(&tmp, e))?;
+    file.sync_all().map_err(|e| LogError::io(&tmp, e))?;
+    std::fs::rename(&tmp, &path).map_err(|e| LogError::io(&path, e))?;
+    sync_dir(dir)
+}
+
 fn read_checkpoint(path: &Path) -> Result<HashMap<(String, i32), u64>, LogError> {
     let text = match std::fs::read_to_string(path) {
         Ok(text) => text,
