@@ -514,3 +514,115 @@ async fn committed_offsets_survive_the_loss_of_the_group_coordinator() {
         node.stop();
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_returning_leader_truncates_what_was_never_committed() {
+    const TOPIC3: &str = "diverge";
+    let root = tempfile::tempdir().unwrap();
+    let env = [("STRATA_UNSTABLE_REPLICATION".to_owned(), "1".to_owned())];
+    let extra = ["broker.session.timeout.ms=4000".to_owned()];
+    let (mut nodes, _) = three_nodes_env(root.path(), &extra, &env);
+    let bootstrap = nodes
+        .iter()
+        .map(|n| n.addr.clone())
+        .collect::<Vec<_>>()
+        .join(",");
+    let admin: AdminClient<DefaultClientContext> = common::client(&bootstrap).create().unwrap();
+    let topic =
+        NewTopic::new(TOPIC3, 1, TopicReplication::Fixed(3)).set("min.insync.replicas", "2");
+    admin
+        .create_topics(&[topic], &AdminOptions::new())
+        .await
+        .unwrap()[0]
+        .as_ref()
+        .expect("created");
+    produce_all(&bootstrap, TOPIC3, 0..100).await;
+    let (leader, followers) = wait_until("a full ISR", Duration::from_secs(10), || {
+        let consumer: rdkafka::consumer::BaseConsumer =
+            common::client(&bootstrap).create().unwrap();
+        let metadata = consumer
+            .fetch_metadata(Some(TOPIC3), Duration::from_secs(5))
+            .ok()?;
+        let p = metadata.topics()[0].partitions().first()?;
+        let followers: Vec<usize> = p
+            .replicas()
+            .iter()
+            .filter(|r| **r != p.leader())
+            .map(|r| *r as usize)
+            .collect();
+        (p.leader() > 0 && p.isr().len() == 3).then_some((p.leader() as usize, followers))
+    });
+    // The followers stop fetching (their parked fetches drain first); the leader takes ten
+    // acks=1 records only it has, and dies.
+    let stopped: Vec<String> = followers
+        .iter()
+        .map(|f| nodes[f - 1].pid().to_string())
+        .collect();
+    for pid in &stopped {
+        signal("-STOP", pid);
+    }
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    let producer: FutureProducer = common::client(&nodes[leader - 1].addr)
+        .set("acks", "1")
+        .set("message.timeout.ms", "5000")
+        .create()
+        .unwrap();
+    for v in 1000..1010 {
+        producer
+            .send(
+                FutureRecord::to(TOPIC3).key("lost").payload(&v.to_string()),
+                Duration::from_secs(5),
+            )
+            .await
+            .expect("acks=1 answered by the leader alone");
+    }
+    nodes[leader - 1].kill();
+    for pid in &stopped {
+        signal("-CONT", pid);
+    }
+    // A follower takes over in a new epoch and commits new records at the same offsets.
+    let alive = followers
+        .iter()
+        .map(|f| nodes[f - 1].addr.clone())
+        .collect::<Vec<_>>()
+        .join(",");
+    produce_all(&alive, TOPIC3, 100..150).await;
+    // The old leader returns: the batches of its old epoch past the new leader's start of
+    // epoch are cut, and it copies the new leader's.
+    nodes[leader - 1].restart("127.0.0.1:0");
+    wait_until("identical replicas", Duration::from_secs(30), || {
+        let logs: Vec<Vec<u8>> = nodes.iter().map(|n| log_bytes(n, TOPIC3)).collect();
+        logs.iter().all(|l| *l == logs[0]).then_some(())
+    });
+    assert!(
+        nodes[leader - 1].log().contains("truncated"),
+        "the old leader truncated its log"
+    );
+    let consumed = tokio::task::spawn_blocking(move || {
+        common::consume_all(&alive, TOPIC3, 1, 150, Duration::from_secs(30))
+    })
+    .await
+    .unwrap();
+    let mut values: Vec<u32> = consumed
+        .iter()
+        .map(|c| {
+            String::from_utf8_lossy(c.value.as_deref().unwrap())
+                .parse()
+                .unwrap()
+        })
+        .collect();
+    assert!(
+        consumed.windows(2).all(|w| w[0].offset < w[1].offset),
+        "offsets in order"
+    );
+    // (The producer sends concurrently: the values need not be in order.)
+    values.sort_unstable();
+    assert_eq!(
+        values,
+        (0..150).collect::<Vec<u32>>(),
+        "the committed records, once each"
+    );
+    for node in &mut nodes {
+        node.stop();
+    }
+}
