@@ -69,6 +69,8 @@ pub struct UploadStatus {
 /// One partition's remote log and upload state.
 #[derive(Debug)]
 pub struct RemotePartition {
+    /// The leader epoch it was opened in: a later leadership opens it again.
+    pub leader_epoch: i32,
     /// The remote log.
     pub log: RemoteLog,
     status: Mutex<UploadStatus>,
@@ -197,8 +199,10 @@ impl RemoteLogManager {
                 partition.topic
             )));
         }
+        // A new leadership reloads the manifest: another leader may have changed it since.
         if let Some(found) = partitions.get(&name)
             && found.log.key().topic_id == partition.topic_id
+            && found.leader_epoch == partition.leader_epoch()
         {
             partition.set_remote_opened();
             return Ok(Arc::clone(found));
@@ -242,6 +246,7 @@ impl RemoteLogManager {
         }
         partition.set_remote_opened();
         let opened = Arc::new(RemotePartition {
+            leader_epoch: partition.leader_epoch(),
             log,
             status: Mutex::default(),
             retry_at: Mutex::default(),
@@ -252,6 +257,28 @@ impl RemoteLogManager {
         });
         partitions.insert(name, Arc::clone(&opened));
         Ok(opened)
+    }
+
+    /// For a partition this broker follows: reads the manifest the leader keeps and tells the
+    /// local log what is remote, so local retention can delete what the bucket holds.
+    pub async fn refresh_follower(
+        &self,
+        cluster_id: &str,
+        partition: &PartitionRef,
+    ) -> Result<(), TieringError> {
+        let key = PartitionKey {
+            cluster_id: cluster_id.to_owned(),
+            topic: partition.topic.clone(),
+            topic_id: partition.topic_id,
+            partition: partition.index,
+        };
+        let log = RemoteLog::open(Arc::clone(&self.store), Arc::clone(&self.cache), key).await?;
+        partition.log().set_remote_tier(
+            log.start_offset(),
+            log.end_offset().unwrap_or(0),
+            log.bytes().0,
+        );
+        Ok(())
     }
 
     fn is_deleted(&self, topic_id: uuid::Uuid) -> bool {
@@ -367,9 +394,12 @@ impl RemoteLogManager {
             }
             let file = Arc::clone(&segment.file);
             let size = segment.size as usize;
+            let remote_end = remote.log.end_offset().unwrap_or(0);
             let bytes = tokio::task::spawn_blocking(move || {
                 let mut buf = vec![0u8; size];
-                file.read_exact_at(&mut buf, 0).map(|()| buf)
+                file.read_exact_at(&mut buf, 0)?;
+                buf.drain(..position_of(&buf, remote_end));
+                Ok::<_, std::io::Error>(buf)
             })
             .await
             .map_err(|e| TieringError::Io(e.to_string()))?
@@ -559,6 +589,15 @@ impl RemoteLogManager {
     }
 }
 
+/// Where the first batch at or after `offset` starts in a segment's bytes (their length if
+/// none does): batches the remote tier already has, uploaded by an earlier leader that cut its
+/// segments elsewhere, are left out of an upload.
+fn position_of(segment: &[u8], offset: u64) -> usize {
+    strata_record::batches(segment)
+        .find(|(_, h)| h.base_offset >= offset)
+        .map_or(segment.len(), |(at, _)| at)
+}
+
 impl crate::replica_manager::ReplicaManager {
     /// One pass of the remote log manager over the tiered partitions this broker leads,
     /// after recording their topics in the store.
@@ -566,11 +605,11 @@ impl crate::replica_manager::ReplicaManager {
         let Some(remote) = self.remote().cloned() else {
             return;
         };
-        let tiered: Vec<PartitionRef> = self
+        let (tiered, followed): (Vec<PartitionRef>, Vec<PartitionRef>) = self
             .all()
             .into_iter()
-            .filter(|p| p.is_leader() && p.log().config().tiered())
-            .collect();
+            .filter(|p| p.log().config().tiered())
+            .partition(|p| p.is_leader());
         let (cluster_id, topics) = {
             let image = self.metadata().image();
             let mut topics: Vec<TopicDescriptor> = Vec::new();
@@ -591,6 +630,11 @@ impl crate::replica_manager::ReplicaManager {
         };
         remote.describe_topics(&cluster_id, topics).await;
         remote.run_once(&cluster_id, tiered).await;
+        for partition in followed {
+            if let Err(e) = remote.refresh_follower(&cluster_id, &partition).await {
+                tracing::debug!(topic = %partition.topic, partition = partition.index, "reading the leader's manifest failed: {e}");
+            }
+        }
     }
 }
 
@@ -652,5 +696,24 @@ impl strata_api::admin::AdminState for crate::broker::StrataBroker {
         }
         out.sort_by(|a, b| (&a.topic, a.partition).cmp(&(&b.topic, b.partition)));
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use strata_record::testing::batch;
+
+    #[test]
+    fn an_upload_starts_at_the_first_batch_the_remote_tier_lacks() {
+        let mut segment = Vec::new();
+        for base in [10u64, 12, 15] {
+            segment.extend(batch(base, if base == 12 { 3 } else { 2 }, 0, 0, 20, b"x"));
+        }
+        let size = segment.len() / 3;
+        assert_eq!(super::position_of(&segment, 0), 0);
+        assert_eq!(super::position_of(&segment, 10), 0);
+        assert_eq!(super::position_of(&segment, 11), size);
+        assert_eq!(super::position_of(&segment, 15), 2 * size);
+        assert_eq!(super::position_of(&segment, 17), segment.len());
     }
 }

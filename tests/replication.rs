@@ -626,3 +626,122 @@ async fn a_returning_leader_truncates_what_was_never_committed() {
         node.stop();
     }
 }
+
+/// The `.log` files of a partition on one node.
+fn segment_count(node: &BrokerProcess, topic: &str) -> usize {
+    std::fs::read_dir(node.data_dir.join(format!("{topic}-0")))
+        .map(|d| {
+            d.filter_map(Result::ok)
+                .filter(|e| e.path().extension().is_some_and(|x| x == "log"))
+                .count()
+        })
+        .unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tiered_replicas_share_one_bucket_across_leaders() {
+    const TIERED: &str = "tiered";
+    let root = tempfile::tempdir().unwrap();
+    let server = strata_tiering::testing::start(&root.path().join("s3"), "shared").await;
+    let mut env = common::s3_env(&server);
+    env.push(("STRATA_UNSTABLE_REPLICATION".to_owned(), "1".to_owned()));
+    let extra = [
+        "remote.log.storage.url=s3://shared/strata".to_owned(),
+        "remote.log.manager.task.interval.ms=200".to_owned(),
+        "log.retention.check.interval.ms=200".to_owned(),
+        "remote.log.chunk.bytes=16384".to_owned(),
+    ];
+    let (mut nodes, _) = three_nodes_env(&root.path().join("nodes"), &extra, &env);
+    let bootstrap = nodes
+        .iter()
+        .map(|n| n.addr.clone())
+        .collect::<Vec<_>>()
+        .join(",");
+    let admin: AdminClient<DefaultClientContext> = common::client(&bootstrap).create().unwrap();
+    let topic = NewTopic::new(TIERED, 1, TopicReplication::Fixed(3))
+        .set("min.insync.replicas", "2")
+        .set("segment.bytes", "16384")
+        .set("local.retention.bytes", "0")
+        .set("retention.ms", "-1");
+    admin
+        .create_topics(&[topic], &AdminOptions::new())
+        .await
+        .unwrap()[0]
+        .as_ref()
+        .expect("created");
+    produce_all(&bootstrap, TIERED, 0..3000).await;
+    // The leader uploads; every replica, followers too, keeps only what the bucket lacks.
+    wait_until(
+        "uploads and local retention on every replica",
+        Duration::from_secs(60),
+        || {
+            nodes
+                .iter()
+                .all(|n| (1..=2).contains(&segment_count(n, TIERED)))
+                .then_some(())
+        },
+    );
+    let leader = wait_until("the leader", Duration::from_secs(10), || {
+        let consumer: rdkafka::consumer::BaseConsumer =
+            common::client(&bootstrap).create().unwrap();
+        let metadata = consumer
+            .fetch_metadata(Some(TIERED), Duration::from_secs(5))
+            .ok()?;
+        let leader = metadata.topics()[0].partitions().first()?.leader();
+        (leader > 0).then_some(leader as usize)
+    });
+    nodes[leader - 1].kill();
+    let alive = nodes
+        .iter()
+        .enumerate()
+        .filter(|(n, _)| *n != leader - 1)
+        .map(|(_, node)| node.addr.clone())
+        .collect::<Vec<_>>()
+        .join(",");
+    // The new leader continues the same remote log in the same bucket.
+    produce_all(&alive, TIERED, 3000..6000).await;
+    // Its segments are cut elsewhere than the old leader's: the one straddling the remote
+    // end is uploaded from there on, and uploads and local retention go on.
+    let survivors: Vec<&BrokerProcess> = nodes
+        .iter()
+        .enumerate()
+        .filter(|(n, _)| *n != leader - 1)
+        .map(|(_, node)| node)
+        .collect();
+    wait_until(
+        "uploads go on under the new leader",
+        Duration::from_secs(60),
+        || {
+            survivors
+                .iter()
+                .all(|n| (1..=2).contains(&segment_count(n, TIERED)))
+                .then_some(())
+        },
+    );
+    let consumed = tokio::task::spawn_blocking(move || {
+        common::consume_all(&alive, TIERED, 1, 6000, Duration::from_secs(60))
+    })
+    .await
+    .unwrap();
+    let mut values: Vec<u32> = consumed
+        .iter()
+        .map(|c| {
+            String::from_utf8_lossy(c.value.as_deref().unwrap())
+                .parse()
+                .unwrap()
+        })
+        .collect();
+    assert!(
+        consumed.windows(2).all(|w| w[0].offset < w[1].offset),
+        "offsets in order"
+    );
+    values.sort_unstable();
+    assert_eq!(
+        values,
+        (0..6000).collect::<Vec<u32>>(),
+        "the whole history, once each"
+    );
+    for node in &mut nodes {
+        node.stop();
+    }
+}

@@ -213,7 +213,10 @@ async fn open_remote_logs(broker: &Arc<StrataBroker>) {
         if remote
             .opened(&partition.topic, partition.index)
             .await
-            .is_some_and(|r| r.log.key().topic_id == partition.topic_id)
+            .is_some_and(|r| {
+                r.log.key().topic_id == partition.topic_id
+                    && r.leader_epoch == partition.leader_epoch()
+            })
         {
             continue;
         }

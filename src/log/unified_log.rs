@@ -362,8 +362,10 @@ impl UnifiedLog {
         self.local
             .segments()
             .closed()
+            // A segment may straddle the remote end: another leader uploaded its own segments,
+            // cut at other offsets. Its batches from the remote end on are uploaded.
             .filter(|s| {
-                s.base_offset() >= self.remote.log_end_offset && s.next_offset() <= max_offset
+                s.next_offset() > self.remote.log_end_offset && s.next_offset() <= max_offset
             })
             .filter(|s| s.size() > 0)
             .map(|s| SegmentFile {

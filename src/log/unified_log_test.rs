@@ -217,3 +217,30 @@ fn a_roll_leaves_the_directory_fsync_to_the_flush() {
     let target = log.flush_target().unwrap();
     assert_eq!(target.dir_changes.is_some(), log.segment_count() > segments);
 }
+
+#[test]
+fn a_segment_straddling_the_remote_end_is_still_uploaded() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(&[("segment.bytes", "300")]);
+    let mut log = UnifiedLog::open(dir.path(), cfg, 0, true).unwrap();
+    for n in 0..12 {
+        append(&mut log, 2, n);
+    }
+    let closed: Vec<(u64, u64)> = log
+        .upload_candidates(u64::MAX)
+        .iter()
+        .map(|s| (s.base_offset, s.next_offset))
+        .collect();
+    assert!(closed.len() >= 2, "{closed:?}");
+    let (base, next) = closed[0];
+    // Another leader uploaded up to the middle of this replica's first segment.
+    log.set_remote_tier(Some(0), base + 1, 100);
+    let candidates = log.upload_candidates(u64::MAX);
+    assert_eq!(
+        (candidates[0].base_offset, candidates[0].next_offset),
+        (base, next),
+        "the straddling segment stays a candidate"
+    );
+    log.set_remote_tier(Some(0), next, 100);
+    assert_eq!(log.upload_candidates(u64::MAX)[0].base_offset, closed[1].0);
+}
