@@ -295,10 +295,23 @@ impl Partition {
         self.replica_set().pending_isr = None;
     }
 
-    /// Resolves once the high watermark of a replicated partition reaches `offset`.
-    pub async fn wait_committed(&self, offset: u64) {
+    /// Resolves once the high watermark of a replicated partition reaches `offset` (true), or
+    /// once this broker no longer leads it in `epoch` (false): then the records may never be
+    /// committed here, and the producer must ask the new leader (Kafka completes its delayed
+    /// produces with NOT_LEADER_OR_FOLLOWER the same way).
+    pub async fn wait_committed(&self, offset: u64, epoch: i32) -> bool {
         let mut committed = self.committed.subscribe();
-        let _ = committed.wait_for(|hw| *hw >= offset).await;
+        loop {
+            if *committed.borrow_and_update() >= offset {
+                return true;
+            }
+            if !self.is_leader() || self.leader_epoch() != epoch {
+                return false;
+            }
+            if committed.changed().await.is_err() {
+                return false;
+            }
+        }
     }
 
     /// Applies the image's view: whether this broker leads, and the leader epoch. Batches
@@ -312,8 +325,10 @@ impl Partition {
                 .store(leader && result.is_ok(), Ordering::Release);
             result
         };
-        // A parked fetch answers NOT_LEADER_OR_FOLLOWER now rather than at its deadline.
+        // A parked fetch answers NOT_LEADER_OR_FOLLOWER now rather than at its deadline, and a
+        // produce waiting for the ISR learns that it will not be committed here.
         self.data_changed();
+        self.committed.send_modify(|_| {});
         result
     }
 

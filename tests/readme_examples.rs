@@ -225,7 +225,63 @@ fn the_three_node_cluster_runs_from_its_readme_configs() {
         assert_eq!(normalize(got), normalize(shown), "status:\n{status}");
     }
     assert_eq!(status.matches(" leader ").count(), 1, "{status}");
+
+    // The replication walk-through: `kill %1` stops the leader of the topic (the hardest case
+    // of "any one node") with a clean shutdown, as `kill` sends SIGTERM.
+    let mut running = running;
+    let walkthrough = block_with("printf 'o1:paid");
+    let kafka: Vec<String> = running.iter().map(|n| n.addr.clone()).collect();
+    for line in walkthrough.lines.iter().filter(|l| !l.starts_with('#')) {
+        if line == "kill %1" {
+            let leader = wait_until("the topic's leader", Duration::from_secs(10), || {
+                leader_of(&kafka.join(","), "orders")
+            });
+            let node = running
+                .iter()
+                .position(|n| leader_addr_is(&kafka, leader, &n.addr))
+                .expect("the leader is one of the nodes");
+            let stopped = running.remove(node);
+            let status = Command::new("kill")
+                .arg(stopped.pid().to_string())
+                .status()
+                .unwrap();
+            assert!(status.success());
+            drop(stopped);
+            continue;
+        }
+        let mut command = line.clone();
+        for (from, to) in &ports {
+            command = command.replace(from, to);
+        }
+        let output = sh(&command);
+        assert!(
+            output.status.success(),
+            "`{line}` failed:\n{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let shown = shown_output(&walkthrough, line);
+        if !shown.is_empty() {
+            let got: Vec<String> = stdout(&output).lines().map(str::to_owned).collect();
+            assert_eq!(got, shown, "`{line}`");
+        }
+    }
     drop(running);
+}
+
+/// The node id leading partition 0 of `topic`, from Metadata.
+fn leader_of(bootstrap: &str, topic: &str) -> Option<i32> {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    let consumer: BaseConsumer = common::client(bootstrap).create().ok()?;
+    let metadata = consumer
+        .fetch_metadata(Some(topic), Duration::from_secs(5))
+        .ok()?;
+    let leader = metadata.topics().first()?.partitions().first()?.leader();
+    (leader > 0).then_some(leader)
+}
+
+/// Whether broker `id` (node `id` of the README's configs, in order) listens on `addr`.
+fn leader_addr_is(kafka: &[String], id: i32, addr: &str) -> bool {
+    kafka.get(id as usize - 1).is_some_and(|a| a == addr)
 }
 
 #[test]

@@ -9,7 +9,7 @@ mod common;
 use std::time::Duration;
 
 use common::BrokerProcess;
-use common::cluster::{three_nodes_env, wait_until};
+use common::cluster::{three_nodes, three_nodes_env, wait_until};
 use common::wire::Conn;
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse, TopicName};
@@ -67,11 +67,10 @@ fn placement(nodes: &[BrokerProcess]) -> (i32, i32, i32) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_leader_commits_what_the_in_sync_follower_has() {
     let root = tempfile::tempdir().unwrap();
-    let env = [("STRATA_UNSTABLE_REPLICATION".to_owned(), "1".to_owned())];
     // The real follower is stopped below and the test fetches in its place: a long session
     // keeps it registered meanwhile.
     let extra = ["broker.session.timeout.ms=60000".to_owned()];
-    let (mut nodes, _) = three_nodes_env(root.path(), &extra, &env);
+    let (mut nodes, _) = three_nodes(root.path(), &extra);
     let admin: AdminClient<DefaultClientContext> = common::client(&nodes[0].addr).create().unwrap();
     for (name, min_isr) in [(TOPIC, "2"), ("strict", "3")] {
         let topic =
@@ -269,8 +268,7 @@ async fn produce_all(bootstrap: &str, topic: &str, values: std::ops::Range<u32>)
 async fn three_replicas_stay_identical_through_a_leader_kill() {
     const TOPIC3: &str = "rf3";
     let root = tempfile::tempdir().unwrap();
-    let env = [("STRATA_UNSTABLE_REPLICATION".to_owned(), "1".to_owned())];
-    let (mut nodes, _) = three_nodes_env(root.path(), &[], &env);
+    let (mut nodes, _) = three_nodes(root.path(), &[]);
     let bootstrap = nodes
         .iter()
         .map(|n| n.addr.clone())
@@ -353,14 +351,13 @@ async fn three_replicas_stay_identical_through_a_leader_kill() {
 async fn a_stalled_follower_leaves_the_isr_and_rejoins() {
     const TOPIC3: &str = "stall";
     let root = tempfile::tempdir().unwrap();
-    let env = [("STRATA_UNSTABLE_REPLICATION".to_owned(), "1".to_owned())];
     // Heartbeats would fence a stopped broker after the session timeout: make it long, so
     // that only the leader's lag check can take the follower out.
     let extra = [
         "broker.session.timeout.ms=60000".to_owned(),
         "replica.lag.time.max.ms=2000".to_owned(),
     ];
-    let (mut nodes, _) = three_nodes_env(root.path(), &extra, &env);
+    let (mut nodes, _) = three_nodes(root.path(), &extra);
     let bootstrap = nodes
         .iter()
         .map(|n| n.addr.clone())
@@ -434,8 +431,7 @@ async fn committed_offsets_survive_the_loss_of_the_group_coordinator() {
 
     const GROUP: &str = "survivors";
     let root = tempfile::tempdir().unwrap();
-    let env = [("STRATA_UNSTABLE_REPLICATION".to_owned(), "1".to_owned())];
-    let (mut nodes, _) = three_nodes_env(root.path(), &[], &env);
+    let (mut nodes, _) = three_nodes(root.path(), &[]);
     let bootstrap = nodes
         .iter()
         .map(|n| n.addr.clone())
@@ -519,9 +515,8 @@ async fn committed_offsets_survive_the_loss_of_the_group_coordinator() {
 async fn a_returning_leader_truncates_what_was_never_committed() {
     const TOPIC3: &str = "diverge";
     let root = tempfile::tempdir().unwrap();
-    let env = [("STRATA_UNSTABLE_REPLICATION".to_owned(), "1".to_owned())];
     let extra = ["broker.session.timeout.ms=4000".to_owned()];
-    let (mut nodes, _) = three_nodes_env(root.path(), &extra, &env);
+    let (mut nodes, _) = three_nodes(root.path(), &extra);
     let bootstrap = nodes
         .iter()
         .map(|n| n.addr.clone())
@@ -643,8 +638,7 @@ async fn tiered_replicas_share_one_bucket_across_leaders() {
     const TIERED: &str = "tiered";
     let root = tempfile::tempdir().unwrap();
     let server = strata_tiering::testing::start(&root.path().join("s3"), "shared").await;
-    let mut env = common::s3_env(&server);
-    env.push(("STRATA_UNSTABLE_REPLICATION".to_owned(), "1".to_owned()));
+    let env = common::s3_env(&server);
     let extra = [
         "remote.log.storage.url=s3://shared/strata".to_owned(),
         "remote.log.manager.task.interval.ms=200".to_owned(),
@@ -741,6 +735,76 @@ async fn tiered_replicas_share_one_bucket_across_leaders() {
         (0..6000).collect::<Vec<u32>>(),
         "the whole history, once each"
     );
+    for node in &mut nodes {
+        node.stop();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_paused_leader_is_replaced_and_rejoins_as_a_follower() {
+    const TOPIC3: &str = "paused";
+    let root = tempfile::tempdir().unwrap();
+    let (mut nodes, _) = three_nodes(root.path(), &[]);
+    let bootstrap = nodes
+        .iter()
+        .map(|n| n.addr.clone())
+        .collect::<Vec<_>>()
+        .join(",");
+    let admin: AdminClient<DefaultClientContext> = common::client(&bootstrap).create().unwrap();
+    let topic =
+        NewTopic::new(TOPIC3, 1, TopicReplication::Fixed(3)).set("min.insync.replicas", "2");
+    admin
+        .create_topics(&[topic], &AdminOptions::new())
+        .await
+        .unwrap()[0]
+        .as_ref()
+        .expect("created");
+    produce_all(&bootstrap, TOPIC3, 0..200).await;
+    let leader = wait_until("a full ISR", Duration::from_secs(10), || {
+        let consumer: rdkafka::consumer::BaseConsumer =
+            common::client(&bootstrap).create().unwrap();
+        let metadata = consumer
+            .fetch_metadata(Some(TOPIC3), Duration::from_secs(5))
+            .ok()?;
+        let p = metadata.topics()[0].partitions().first()?;
+        (p.leader() > 0 && p.isr().len() == 3).then_some(p.leader() as usize)
+    });
+    // Paused for longer than the session timeout (2 s here): the controller fences it (if it
+    // was the active controller too, the other voters elect another) and a follower leads.
+    let paused = nodes[leader - 1].pid().to_string();
+    signal("-STOP", &paused);
+    let others = nodes
+        .iter()
+        .enumerate()
+        .filter(|(n, _)| *n != leader - 1)
+        .map(|(_, node)| node.addr.clone())
+        .collect::<Vec<_>>()
+        .join(",");
+    produce_all(&others, TOPIC3, 200..400).await;
+    signal("-CONT", &paused);
+    wait_until(
+        "identical replicas, ISR back to 3",
+        Duration::from_secs(30),
+        || {
+            let logs: Vec<Vec<u8>> = nodes.iter().map(|n| log_bytes(n, TOPIC3)).collect();
+            (logs.iter().all(|l| *l == logs[0]) && isr(&others, TOPIC3).len() == 3).then_some(())
+        },
+    );
+    let consumed = tokio::task::spawn_blocking(move || {
+        common::consume_all(&bootstrap, TOPIC3, 1, 400, Duration::from_secs(30))
+    })
+    .await
+    .unwrap();
+    let mut values: Vec<u32> = consumed
+        .iter()
+        .map(|c| {
+            String::from_utf8_lossy(c.value.as_deref().unwrap())
+                .parse()
+                .unwrap()
+        })
+        .collect();
+    values.sort_unstable();
+    assert_eq!(values, (0..400).collect::<Vec<u32>>(), "every record once");
     for node in &mut nodes {
         node.stop();
     }

@@ -100,12 +100,6 @@ impl ClusterAdmin {
                 "replication factor must be larger than 0, got {replication_factor}"
             )));
         }
-        if replication_factor > 1 && !replication_enabled() {
-            return Err(BrokerError::InvalidReplicationFactor(format!(
-                "replication factor {replication_factor}: Strata does not replicate partition \
-                 data between brokers yet, so every partition has one replica; use 1"
-            )));
-        }
         let assignments = if topic.assignments.is_empty() {
             Vec::new()
         } else {
@@ -327,11 +321,4 @@ pub fn validate_topic_name(name: &str) -> Result<(), BrokerError> {
         )));
     }
     Ok(())
-}
-
-/// Whether topics with several replicas may be created while replication is being built:
-/// only the tests of its finished parts set `STRATA_UNSTABLE_REPLICATION=1` (followers do not
-/// fetch by themselves yet, nor does the ISR shrink).
-pub(crate) fn replication_enabled() -> bool {
-    std::env::var("STRATA_UNSTABLE_REPLICATION").is_ok_and(|v| v == "1")
 }

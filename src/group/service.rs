@@ -52,9 +52,6 @@ impl GroupCoordinatorService {
     /// The replication factor `__consumer_offsets` is created with: the configured one, at
     /// most the live brokers (as Kafka's default of 3 would fail on a smaller cluster).
     fn offsets_replication_factor(&self) -> i16 {
-        if !crate::cluster::admin::replication_enabled() {
-            return 1;
-        }
         let live = {
             let image = self.metadata.image();
             image.brokers.values().filter(|b| !b.fenced).count()

@@ -216,6 +216,15 @@ async fn fetch_loop(
         }
         let mut needs_start = Vec::new();
         for (followed, data) in matched(&batch, &response) {
+            // A response that took long may come from a leader this broker no longer follows
+            // for the partition (a new epoch or leader): it is dropped.
+            let key = (followed.partition.topic.clone(), followed.partition.index);
+            let current = lock(&partitions)
+                .get(&key)
+                .is_some_and(|f| f.leader_epoch == followed.leader_epoch);
+            if !current {
+                continue;
+            }
             match handle_partition(&followed.partition, data) {
                 Outcome::Fetched => {}
                 Outcome::OutOfRange => needs_start.push(followed.clone()),

@@ -60,13 +60,16 @@ impl ReplicaManager {
         let partition = self.partition_ref(topic, partition);
         async move {
             let partition = partition?;
+            let epoch = partition.leader_epoch();
             let offset = offset.max(0) as u64;
             if partition.log().config().fsync_before_ack() {
                 // The leader's own fsync (group commit); the high watermark needs it too.
                 partition.wait_durable(offset).await.map_err(storage)?;
             }
             if acks == -1 && partition.is_replicated() {
-                partition.wait_committed(offset).await;
+                if !partition.wait_committed(offset, epoch).await {
+                    return Err(BrokerError::NotLeaderOrFollower);
+                }
                 return check_min_isr(&partition, true);
             }
             Ok(())

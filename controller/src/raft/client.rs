@@ -4,7 +4,7 @@
 use std::io;
 use std::time::{Duration, Instant};
 
-use super::network::{Reply, Rpc, client_call};
+use super::network::{CLIENT_CALL_TIMEOUT, Reply, Rpc, client_call, client_call_within};
 use uuid::Uuid;
 
 use super::active::{Heartbeat, HeartbeatAnswer};
@@ -53,9 +53,12 @@ pub async fn fetch_metadata(
         after,
         wait_ms: wait.as_millis() as u64,
     };
-    for addr in controllers {
-        match client_call(addr, &rpc).await {
-            Ok(Reply::FetchMetadata(update)) => return Ok(update),
+    for addr in &answered_first(controllers) {
+        match client_call_within(addr, &rpc, wait + CLIENT_CALL_TIMEOUT).await {
+            Ok(Reply::FetchMetadata(update)) => {
+                remember_answer(addr);
+                return Ok(update);
+            }
             Ok(_) => return Err(ClientError::Protocol(addr.clone())),
             Err(e) => last_error = Some(e),
         }
@@ -125,14 +128,17 @@ async fn call_leader<T>(
     answer: impl Fn(Reply) -> Option<Result<T, WriteRefusal>>,
 ) -> Result<T, ClientError> {
     let deadline = Instant::now() + WRITE_TIMEOUT;
-    let mut candidates: Vec<String> = controllers.to_vec();
+    let mut candidates: Vec<String> = answered_first(controllers);
     let mut last_error = None;
     while Instant::now() < deadline {
         let mut hinted = None;
         for addr in &candidates {
             match client_call(addr, rpc).await {
                 Ok(reply) => match answer(reply) {
-                    Some(Ok(value)) => return Ok(value),
+                    Some(Ok(value)) => {
+                        remember_answer(addr);
+                        return Ok(value);
+                    }
                     Some(Err(WriteRefusal::NotLeader(leader))) => {
                         hinted = leader.map(|(_, addr)| addr);
                         if hinted.is_some() {
@@ -153,7 +159,7 @@ async fn call_leader<T>(
             }
             None => {
                 tokio::time::sleep(Duration::from_millis(100)).await;
-                controllers.to_vec()
+                answered_first(controllers)
             }
         };
     }
@@ -161,4 +167,26 @@ async fn call_leader<T>(
         ClientError::NoLeader(WRITE_TIMEOUT),
         ClientError::Unreachable,
     ))
+}
+
+/// The controller that last answered a call from this process: tried first, so that a paused
+/// or unreachable controller early in the list costs one timeout, not one per call.
+static LAST_ANSWERED: std::sync::Mutex<Option<String>> = std::sync::Mutex::new(None);
+
+fn remember_answer(addr: &str) {
+    *LAST_ANSWERED.lock().unwrap_or_else(|p| p.into_inner()) = Some(addr.to_owned());
+}
+
+/// `controllers`, the last one that answered first.
+fn answered_first(controllers: &[String]) -> Vec<String> {
+    let last = LAST_ANSWERED
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .clone();
+    let mut ordered = controllers.to_vec();
+    if let Some(at) = last.and_then(|l| ordered.iter().position(|c| *c == l)) {
+        let first = ordered.remove(at);
+        ordered.insert(0, first);
+    }
+    ordered
 }

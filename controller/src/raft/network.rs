@@ -501,8 +501,32 @@ impl RaftNetwork<TypeConfig> for PeerClient {
 
 /// One request from a controller client to the controller at `addr`.
 pub(crate) async fn client_call(addr: &str, rpc: &Rpc) -> io::Result<Reply> {
-    let mut stream = TcpStream::connect(addr).await?;
-    let _ = stream.set_nodelay(true);
-    write_frame(&mut stream, rpc).await?;
-    read_frame(&mut stream).await
+    client_call_within(addr, rpc, CLIENT_CALL_TIMEOUT).await
+}
+
+/// How long one client call may take: a controller that is paused (SIGSTOP) or cut off
+/// still accepts connections in the kernel and never answers; without a bound, heartbeats,
+/// metadata fetches and admin requests would wait on it forever instead of trying another.
+pub(crate) const CLIENT_CALL_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// [`client_call`] bounded by `timeout`.
+pub(crate) async fn client_call_within(
+    addr: &str,
+    rpc: &Rpc,
+    timeout: Duration,
+) -> io::Result<Reply> {
+    let call = async {
+        let mut stream = TcpStream::connect(addr).await?;
+        let _ = stream.set_nodelay(true);
+        write_frame(&mut stream, rpc).await?;
+        read_frame(&mut stream).await
+    };
+    tokio::time::timeout(timeout, call)
+        .await
+        .unwrap_or_else(|_| {
+            Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                format!("{addr} did not answer within {timeout:?}"),
+            ))
+        })
 }
