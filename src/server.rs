@@ -323,19 +323,23 @@ async fn run_broker(
         |broker| async move { broker.coordinator().expire_offsets().await },
     );
     // Connections answer their in-flight requests before closing; a JoinGroup could wait for
-    // a whole rebalance timeout, so the coordinator answers those at once.
+    // a whole rebalance timeout, so the coordinator answers those at once. The broker asks to
+    // be fenced at once too (Kafka's controlled shutdown): its leaderships move while the
+    // metadata is still followed, so produces waiting for the ISR end with
+    // NOT_LEADER_OR_FOLLOWER instead of holding the shutdown until their timeout.
     let mut stopping = shutdown.clone();
     let coordinator = Arc::clone(&broker);
-    tokio::spawn(async move {
+    let leaving = tokio::spawn(async move {
         if stopping.wait_for(|stop| *stop).await.is_ok() {
             coordinator.health().set_stopping();
             coordinator.groups_state().shutdown();
+            cluster::leave(&coordinator).await;
         }
     });
 
     strata_api::serve(listener, Arc::clone(&broker), server_config, shutdown).await;
     tracing::info!("listener closed, flushing logs");
-    cluster::leave(&broker).await;
+    let _ = leaving.await;
     background.shutdown().await;
     broker.replicas().shutdown().await?;
     tracing::info!("clean shutdown complete");

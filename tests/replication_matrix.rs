@@ -1,0 +1,261 @@
+//! Kafka's ReplicationTest matrix on three brokers: RF 3, `min.insync.replicas=2`, an
+//! idempotent acks=all producer and a consumer running throughout, while {clean shutdown,
+//! kill -9} × {partition leader, follower, active controller} each bounce a node several
+//! times. Afterwards no acknowledged record is missing, none is read twice, every offset is
+//! read in order, and the three replicas are byte-identical.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::process::Command;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use common::BrokerProcess;
+use common::cluster::{three_nodes, wait_until};
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::Message;
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::{Offset, TopicPartitionList};
+
+const TOPIC: &str = "matrix";
+/// Bounces of each (shutdown kind, role) pair.
+const BOUNCES: usize = 5;
+
+#[derive(Debug, Clone, Copy)]
+enum Role {
+    Leader,
+    Follower,
+    Controller,
+}
+
+/// Partition 0's leader and replicas by node id, with its ISR.
+fn partition(bootstrap: &str) -> Option<(i32, Vec<i32>, Vec<i32>)> {
+    let consumer: BaseConsumer = common::client(bootstrap).create().ok()?;
+    let metadata = consumer
+        .fetch_metadata(Some(TOPIC), Duration::from_secs(5))
+        .ok()?;
+    let p = metadata.topics().first()?.partitions().first()?;
+    (p.leader() > 0).then(|| (p.leader(), p.replicas().to_vec(), p.isr().to_vec()))
+}
+
+/// The active controller's node id, from `strata cluster status`.
+fn active_controller(controller: &str) -> Option<usize> {
+    let output = Command::new(env!("CARGO_BIN_EXE_strata"))
+        .args(["cluster", "status", "--controllers", controller])
+        .output()
+        .ok()?;
+    let text = String::from_utf8_lossy(&output.stdout);
+    let rest = text.strip_prefix("active controller: ")?;
+    rest.split_whitespace().next()?.parse().ok()
+}
+
+fn bootstrap(nodes: &[BrokerProcess]) -> String {
+    nodes
+        .iter()
+        .map(|n| n.addr.clone())
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// The bytes of partition 0's log on a node, its segments in order.
+fn log_bytes(node: &BrokerProcess) -> Vec<u8> {
+    let dir = node.data_dir.join(format!("{TOPIC}-0"));
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .map(|d| d.filter_map(Result::ok).map(|e| e.path()).collect())
+        .unwrap_or_default();
+    files.retain(|p| p.extension().is_some_and(|e| e == "log"));
+    files.sort();
+    files
+        .iter()
+        .flat_map(|p| std::fs::read(p).unwrap_or_default())
+        .collect()
+}
+
+#[test]
+fn bounces_of_leaders_followers_and_controllers_lose_and_repeat_nothing() {
+    let root = tempfile::tempdir().unwrap();
+    let (mut nodes, voters) = three_nodes(root.path(), &[]);
+    let controllers: Vec<String> = voters
+        .split(',')
+        .map(|v| v.split_once('@').unwrap().1.to_owned())
+        .collect();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let admin: AdminClient<DefaultClientContext> =
+            common::client(&bootstrap(&nodes)).create().unwrap();
+        let topic =
+            NewTopic::new(TOPIC, 1, TopicReplication::Fixed(3)).set("min.insync.replicas", "2");
+        admin
+            .create_topics(&[topic], &AdminOptions::new())
+            .await
+            .unwrap()[0]
+            .as_ref()
+            .expect("created");
+    });
+    let stop = Arc::new(AtomicBool::new(false));
+    // The producer: one record at a time, each value acknowledged is remembered.
+    let acked = Arc::new(Mutex::new(Vec::<u64>::new()));
+    let producer = {
+        let (stop, acked, bootstrap) = (stop.clone(), acked.clone(), bootstrap(&nodes));
+        let handle = runtime.handle().clone();
+        std::thread::spawn(move || {
+            handle.block_on(async move {
+                let producer: FutureProducer = common::client(&bootstrap)
+                    .set("enable.idempotence", "true")
+                    .set("acks", "all")
+                    .set("message.timeout.ms", "120000")
+                    .set("linger.ms", "1")
+                    .create()
+                    .unwrap();
+                let mut next = 0u64;
+                let mut in_flight = tokio::task::JoinSet::new();
+                while !stop.load(Ordering::Relaxed) {
+                    while in_flight.len() < 20 {
+                        let producer = producer.clone();
+                        let value = next;
+                        next += 1;
+                        in_flight.spawn(async move {
+                            let result = producer
+                                .send(
+                                    FutureRecord::to(TOPIC).key("k").payload(&value.to_string()),
+                                    Duration::from_secs(120),
+                                )
+                                .await;
+                            (value, result.is_ok())
+                        });
+                    }
+                    if let Some(Ok((value, true))) = in_flight.join_next().await {
+                        acked.lock().unwrap().push(value);
+                    }
+                }
+                while let Some(done) = in_flight.join_next().await {
+                    if let Ok((value, true)) = done {
+                        acked.lock().unwrap().push(value);
+                    }
+                }
+            })
+        })
+    };
+    // The consumer: from the beginning, throughout.
+    let consumed = Arc::new(Mutex::new(Vec::<(i64, u64)>::new()));
+    let consumer = {
+        let (stop, consumed, bootstrap) = (stop.clone(), consumed.clone(), bootstrap(&nodes));
+        std::thread::spawn(move || {
+            let consumer: BaseConsumer = common::client(&bootstrap)
+                .set("group.id", "matrix-readers")
+                .set("enable.auto.commit", "false")
+                .create()
+                .unwrap();
+            let mut assignment = TopicPartitionList::new();
+            assignment
+                .add_partition_offset(TOPIC, 0, Offset::Beginning)
+                .unwrap();
+            consumer.assign(&assignment).unwrap();
+            let mut idle_after_stop = 0;
+            loop {
+                match consumer.poll(Duration::from_millis(200)) {
+                    Some(Ok(m)) => {
+                        let value = String::from_utf8_lossy(m.payload().unwrap())
+                            .parse()
+                            .unwrap();
+                        consumed.lock().unwrap().push((m.offset(), value));
+                        idle_after_stop = 0;
+                    }
+                    Some(Err(_)) => {}
+                    None if stop.load(Ordering::Relaxed) => {
+                        idle_after_stop += 1;
+                        if idle_after_stop > 50 {
+                            break;
+                        }
+                    }
+                    None => {}
+                }
+            }
+        })
+    };
+    let mut bounces = 0;
+    for clean in [true, false] {
+        for role in [Role::Leader, Role::Follower, Role::Controller] {
+            for _ in 0..BOUNCES {
+                let before = acked.lock().unwrap().len();
+                let target = wait_until("a node to bounce", Duration::from_secs(30), || {
+                    let (leader, replicas, isr) = partition(&bootstrap(&nodes))?;
+                    if isr.len() < 3 {
+                        return None;
+                    }
+                    let id = match role {
+                        Role::Leader => leader,
+                        Role::Follower => *replicas.iter().find(|r| **r != leader)?,
+                        Role::Controller => {
+                            controllers.iter().find_map(|c| active_controller(c))? as i32
+                        }
+                    };
+                    Some(id as usize - 1)
+                });
+                if clean && !nodes[target].stop() {
+                    let log = nodes[target].log();
+                    let tail: Vec<&str> = log.lines().rev().take(30).collect();
+                    panic!(
+                        "node {} did not shut down cleanly:\n{}",
+                        target + 1,
+                        tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+                    );
+                } else if !clean {
+                    nodes[target].kill();
+                }
+                std::thread::sleep(Duration::from_millis(500));
+                nodes[target].restart("127.0.0.1:0");
+                bounces += 1;
+                // Writes go on: more records are acknowledged after each bounce.
+                wait_until(
+                    "acknowledgements after a bounce",
+                    Duration::from_secs(60),
+                    || (acked.lock().unwrap().len() > before + 10).then_some(()),
+                );
+            }
+        }
+    }
+    wait_until("a full ISR at the end", Duration::from_secs(30), || {
+        let (_, _, isr) = partition(&bootstrap(&nodes))?;
+        (isr.len() == 3).then_some(())
+    });
+    stop.store(true, Ordering::Relaxed);
+    producer.join().unwrap();
+    consumer.join().unwrap();
+    let acked: BTreeSet<u64> = acked.lock().unwrap().iter().copied().collect();
+    let consumed = consumed.lock().unwrap().clone();
+    assert!(
+        consumed.windows(2).all(|w| w[0].0 < w[1].0),
+        "offsets read in order"
+    );
+    let values: Vec<u64> = consumed.iter().map(|(_, v)| *v).collect();
+    let unique: BTreeSet<u64> = values.iter().copied().collect();
+    assert_eq!(unique.len(), values.len(), "no record read twice");
+    let missing: Vec<&u64> = acked.difference(&unique).collect();
+    assert!(
+        missing.is_empty(),
+        "{} acknowledged records missing, e.g. {:?}",
+        missing.len(),
+        &missing[..missing.len().min(10)]
+    );
+    wait_until("byte-identical replicas", Duration::from_secs(30), || {
+        let logs: Vec<Vec<u8>> = nodes.iter().map(log_bytes).collect();
+        logs.iter().all(|l| *l == logs[0]).then_some(())
+    });
+    eprintln!(
+        "{bounces} bounces: {} records acknowledged, {} read",
+        acked.len(),
+        values.len()
+    );
+    for node in &mut nodes {
+        node.stop();
+    }
+}
