@@ -49,6 +49,14 @@ enum Command {
         #[command(subcommand)]
         command: TieringCommand,
     },
+    /// Partitions of a running cluster (any Kafka-compatible one) and their replicas.
+    Partitions {
+        /// A broker to ask, host:port.
+        #[arg(long, default_value = "127.0.0.1:9092", global = true)]
+        bootstrap: String,
+        #[command(subcommand)]
+        command: PartitionsCommand,
+    },
     /// Consumer groups of a running broker (any Kafka-compatible one) and their lag.
     Groups {
         /// A broker to ask, host:port.
@@ -135,6 +143,12 @@ enum ConfigCommand {
 enum TieringCommand {
     /// Local and remote log start and end, bytes in each tier, upload lag and last error.
     Status,
+}
+
+#[derive(Subcommand)]
+enum PartitionsCommand {
+    /// Partitions whose ISR lacks a replica, or that have no leader.
+    UnderReplicated,
 }
 
 #[derive(Subcommand)]
@@ -283,6 +297,20 @@ fn run(command: Command) -> anyhow::Result<()> {
                 "{}",
                 runtime.block_on(strata::cli::tiering::status(&admin))?
             );
+            Ok(())
+        }
+        Command::Partitions { bootstrap, command } => {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            let out = runtime.block_on(async {
+                match command {
+                    PartitionsCommand::UnderReplicated => {
+                        strata::cli::partitions::under_replicated(&bootstrap).await
+                    }
+                }
+            })?;
+            print!("{out}");
             Ok(())
         }
         Command::Groups { bootstrap, command } => {

@@ -194,6 +194,17 @@ async fn the_leader_commits_what_the_in_sync_follower_has() {
     }
 }
 
+/// `strata partitions under-replicated` against `bootstrap`, its standard output.
+fn under_replicated(bootstrap: &str) -> String {
+    let first = bootstrap.split(',').next().unwrap();
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_strata"))
+        .args(["partitions", "under-replicated", "--bootstrap", first])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{output:?}");
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
 /// Sends `signal` to process `pid`.
 fn signal(signal: &str, pid: &str) {
     let status = std::process::Command::new("kill")
@@ -400,6 +411,19 @@ async fn a_stalled_follower_leaves_the_isr_and_rejoins() {
     let shrunk = isr(&others, TOPIC3);
     assert!(!shrunk.contains(&(follower as i32)), "ISR {shrunk:?}");
     assert!(shrunk.contains(&(leader as i32)));
+    // The operator sees it.
+    let listed = under_replicated(&others);
+    let row = listed
+        .lines()
+        .find(|l| l.starts_with(TOPIC3))
+        .unwrap_or_else(|| panic!("{TOPIC3} not listed:\n{listed}"));
+    let cells: Vec<&str> = row.split_whitespace().collect();
+    assert_eq!(cells[1], "0", "{row}");
+    assert_eq!(cells[3].split(',').count(), 3, "three replicas: {row}");
+    assert!(
+        !cells[4].split(',').any(|r| r == follower.to_string()),
+        "{row}"
+    );
     signal("-CONT", &stopped);
     wait_until(
         "the follower back in the ISR",
@@ -410,6 +434,15 @@ async fn a_stalled_follower_leaves_the_isr_and_rejoins() {
     assert!(
         logs.iter().all(|l| *l == logs[0]),
         "replicas differ once back in sync"
+    );
+    wait_until(
+        "no under-replicated partition",
+        Duration::from_secs(30),
+        || {
+            under_replicated(&others)
+                .contains("every partition has all its replicas in sync")
+                .then_some(())
+        },
     );
     for node in &mut nodes {
         node.stop();

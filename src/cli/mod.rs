@@ -3,6 +3,7 @@
 pub mod cluster;
 pub mod config;
 pub mod groups;
+pub mod partitions;
 pub mod tiering;
 
 /// Columns padded to their widest cell.
