@@ -386,6 +386,10 @@ impl Broker for StrataBroker {
         self.replicas.end_offset_for_epoch(topic, partition, epoch)
     }
 
+    fn log_dir(&self) -> strata_api::broker::LogDir {
+        self.replicas.log_dir()
+    }
+
     fn init_producer_id(
         &self,
         existing: Option<(i64, i16)>,

@@ -332,6 +332,28 @@ async fn three_replicas_stay_identical_through_a_leader_kill() {
         Duration::from_secs(30),
         || (isr(&alive, TOPIC3).len() == 3).then_some(()),
     );
+    // DescribeLogDirs: every broker reports its replica, at the size it has on disk.
+    for node in &nodes {
+        let mut conn = Conn::open(&node.addr).await;
+        let response = conn
+            .call(
+                4,
+                &kafka_protocol::messages::DescribeLogDirsRequest::default().with_topics(None),
+            )
+            .await
+            .expect("DescribeLogDirs answered");
+        let dir = &response.results[0];
+        assert_eq!(dir.error_code, 0);
+        assert!(dir.total_bytes > 0 && dir.usable_bytes > 0, "{dir:?}");
+        let replica = dir
+            .topics
+            .iter()
+            .find(|t| t.name.0.as_str() == TOPIC3)
+            .and_then(|t| t.partitions.first())
+            .expect("the replica is listed");
+        assert_eq!(replica.partition_size, log_bytes(node, TOPIC3).len() as i64);
+        assert_eq!(replica.offset_lag, 0);
+    }
     let consumed = tokio::task::spawn_blocking(move || {
         common::consume_all(&alive, TOPIC3, 1, 1000, Duration::from_secs(30))
     })

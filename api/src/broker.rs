@@ -167,6 +167,32 @@ pub struct Appended {
     pub must_wait: bool,
 }
 
+/// A log directory as DescribeLogDirs reports it.
+#[derive(Debug, Clone, Default)]
+pub struct LogDir {
+    /// Its path.
+    pub path: String,
+    /// Size of its volume, if known.
+    pub total_bytes: Option<u64>,
+    /// Free space on its volume for this process, if known.
+    pub usable_bytes: Option<u64>,
+    /// The partition replicas in it.
+    pub replicas: Vec<ReplicaLog>,
+}
+
+/// One partition replica's log in a directory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReplicaLog {
+    /// Topic name.
+    pub topic: String,
+    /// Partition index.
+    pub partition: i32,
+    /// Bytes on local disk.
+    pub size: u64,
+    /// How far its log end is behind the high watermark.
+    pub offset_lag: u64,
+}
+
 /// A fetch from a follower replica (Fetch with a replica id).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ReplicaFetch {
@@ -643,6 +669,9 @@ pub trait Broker: Send + Sync + 'static {
         partition: i32,
         epoch: i32,
     ) -> Result<(i32, i64), BrokerError>;
+
+    /// The broker's log directory and the replicas in it (DescribeLogDirs).
+    fn log_dir(&self) -> LogDir;
 
     /// A new producer id and epoch, or the epoch bump of an existing producer (KIP-360).
     fn init_producer_id(

@@ -123,6 +123,34 @@ impl ReplicaManager {
         self.remote.as_ref()
     }
 
+    /// The data directory, its volume and the replicas in it, for DescribeLogDirs.
+    pub fn log_dir(&self) -> strata_api::broker::LogDir {
+        let volume = nix::sys::statvfs::statvfs(&self.data_dir).ok();
+        let mut replicas: Vec<strata_api::broker::ReplicaLog> = self
+            .all()
+            .into_iter()
+            .map(|p| {
+                let high_watermark = p.high_watermark();
+                let log = p.log();
+                strata_api::broker::ReplicaLog {
+                    topic: p.topic.clone(),
+                    partition: p.index,
+                    size: log.size(),
+                    offset_lag: high_watermark.saturating_sub(log.log_end_offset()),
+                }
+            })
+            .collect();
+        replicas.sort_by(|a, b| (&a.topic, a.partition).cmp(&(&b.topic, b.partition)));
+        strata_api::broker::LogDir {
+            path: self.data_dir.display().to_string(),
+            total_bytes: volume.as_ref().map(|v| v.blocks() * v.fragment_size()),
+            usable_bytes: volume
+                .as_ref()
+                .map(|v| v.blocks_available() * v.fragment_size()),
+            replicas,
+        }
+    }
+
     /// The partition if hosted here, led or not (else UNKNOWN_TOPIC_OR_PARTITION).
     pub fn partition_ref(&self, topic: &str, index: i32) -> Result<PartitionRef, BrokerError> {
         self.get(topic, index)

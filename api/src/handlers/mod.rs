@@ -12,6 +12,7 @@ mod delete_topics;
 mod describe_cluster;
 mod describe_configs;
 mod describe_groups;
+mod describe_log_dirs;
 mod fetch;
 mod fetch_encode;
 mod find_coordinator;
@@ -138,6 +139,7 @@ pub(crate) fn handle<B: Broker>(
         RequestKind::CreatePartitions(r) => create_partitions::handle(&ctx, r),
         RequestKind::IncrementalAlterConfigs(r) => incremental_alter_configs::handle(&ctx, r),
         RequestKind::DescribeCluster(r) => describe_cluster::handle(&ctx, r),
+        RequestKind::DescribeLogDirs(r) => describe_log_dirs::handle(&ctx, r),
         RequestKind::FindCoordinator(r) => find_coordinator::handle(&ctx, r),
         RequestKind::JoinGroup(r) => join_group::handle(&ctx, r),
         RequestKind::SyncGroup(r) => sync_group::handle(&ctx, r),
