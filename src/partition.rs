@@ -141,9 +141,11 @@ impl Partition {
             set.update(replicas, isr, partition_epoch, now);
         }
         let local_end = self.local_ack_offset(&log);
-        if let Some(hw) = set.advance_high_watermark(local_end) {
-            self.committed.send_replace(hw);
-        }
+        set.advance_high_watermark(local_end);
+        // The watch follows this leadership's high watermark, which may start above what an
+        // earlier leadership left in it: a retried batch already committed below it must not
+        // wait for a later record to move it.
+        self.committed.send_replace(set.high_watermark());
     }
 
     /// Whether the partition has more than one replica.
@@ -634,6 +636,13 @@ mod tests {
                 .high_watermark,
             4
         );
+        // A retried batch below it is committed already: its produce does not wait.
+        let committed = tokio::time::timeout(
+            std::time::Duration::from_secs(1),
+            partition.wait_committed(4, 3),
+        )
+        .await;
+        assert_eq!(committed, Ok(true));
         // The follower reports what it has: the high watermark moves on.
         assert!(partition.follower_fetched(2, 10));
         assert_eq!(partition.high_watermark(), 10);

@@ -77,12 +77,14 @@ fn log_bytes(node: &BrokerProcess) -> Vec<u8> {
         .collect()
 }
 
-// Not in `.ci/run` yet: about one run in five, the producer gets no acknowledgement for a
-// minute after a clean leader bounce onto a replica that rejoined the ISR moments before
-// (no record lost or repeated when it passes; the stall is being investigated). Run it with
+// Not in `.ci/run` yet: about one run in five stalled (no acknowledgement for a minute after
+// a leader bounce). Cause found: a new leader's high watermark watch kept the value of an
+// earlier leadership, so a retried batch committed below it waited for a record that the
+// idempotent producer would not send. Fixed (unit test in `partition`); it goes back into
+// `.ci/run` once enough runs confirm. Run it with
 // `cargo test --test replication_matrix -- --ignored --nocapture`.
 #[test]
-#[ignore = "intermittent produce stall after a leader bounce, under investigation"]
+#[ignore = "back in .ci/run once the stall fix is confirmed by more runs"]
 fn bounces_of_leaders_followers_and_controllers_lose_and_repeat_nothing() {
     let root = tempfile::tempdir().unwrap();
     let (mut nodes, voters) = three_nodes(root.path(), &[]);
