@@ -219,6 +219,17 @@ fn futures_block<F: std::future::Future>(future: F) -> F::Output {
     tokio::task::block_in_place(|| tokio::runtime::Handle::current().block_on(future))
 }
 
+/// The Kafka addresses of every node but node `id`, comma-separated.
+fn addrs_except(nodes: &[BrokerProcess], id: usize) -> String {
+    nodes
+        .iter()
+        .enumerate()
+        .filter(|(n, _)| *n != id - 1)
+        .map(|(_, node)| node.addr.clone())
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
 /// Partition 0's ISR as Metadata shows it.
 fn isr(bootstrap: &str, topic: &str) -> Vec<i32> {
     let consumer: rdkafka::consumer::BaseConsumer = common::client(bootstrap).create().unwrap();
@@ -314,13 +325,7 @@ async fn three_replicas_stay_identical_through_a_leader_kill() {
         (leader > 0).then_some(leader as usize)
     });
     nodes[leader - 1].kill();
-    let alive = nodes
-        .iter()
-        .enumerate()
-        .filter(|(n, _)| *n != leader - 1)
-        .map(|(_, node)| node.addr.clone())
-        .collect::<Vec<_>>()
-        .join(",");
+    let alive = addrs_except(&nodes, leader);
     produce_all(&alive, TOPIC3, 500..1000).await;
     // The old leader comes back as a follower and catches up to the same bytes.
     nodes[leader - 1].restart("127.0.0.1:0");
@@ -419,13 +424,7 @@ async fn a_stalled_follower_leaves_the_isr_and_rejoins() {
         let follower = *p.replicas().iter().find(|r| **r != p.leader())?;
         (p.leader() > 0).then_some((p.leader() as usize, follower as usize))
     });
-    let others = nodes
-        .iter()
-        .enumerate()
-        .filter(|(n, _)| *n != follower - 1)
-        .map(|(_, node)| node.addr.clone())
-        .collect::<Vec<_>>()
-        .join(",");
+    let others = addrs_except(&nodes, follower);
     let stopped = nodes[follower - 1].pid().to_string();
     signal("-STOP", &stopped);
     // acks=all goes on without the stalled follower once the leader drops it.
@@ -532,13 +531,7 @@ async fn committed_offsets_survive_the_loss_of_the_group_coordinator() {
         (p.leader() > 0 && p.isr().len() == 3).then_some(p.leader() as usize)
     });
     nodes[coordinator - 1].kill();
-    let alive = nodes
-        .iter()
-        .enumerate()
-        .filter(|(n, _)| *n != coordinator - 1)
-        .map(|(_, node)| node.addr.clone())
-        .collect::<Vec<_>>()
-        .join(",");
+    let alive = addrs_except(&nodes, coordinator);
     let committed = tokio::task::spawn_blocking(move || {
         wait_until(
             "the committed offset from the new coordinator",
@@ -740,13 +733,7 @@ async fn tiered_replicas_share_one_bucket_across_leaders() {
         (leader > 0).then_some(leader as usize)
     });
     nodes[leader - 1].kill();
-    let alive = nodes
-        .iter()
-        .enumerate()
-        .filter(|(n, _)| *n != leader - 1)
-        .map(|(_, node)| node.addr.clone())
-        .collect::<Vec<_>>()
-        .join(",");
+    let alive = addrs_except(&nodes, leader);
     // The new leader continues the same remote log in the same bucket.
     produce_all(&alive, TIERED, 3000..6000).await;
     // Its segments are cut elsewhere than the old leader's: the one straddling the remote
@@ -828,13 +815,7 @@ async fn a_paused_leader_is_replaced_and_rejoins_as_a_follower() {
     // was the active controller too, the other voters elect another) and a follower leads.
     let paused = nodes[leader - 1].pid().to_string();
     signal("-STOP", &paused);
-    let others = nodes
-        .iter()
-        .enumerate()
-        .filter(|(n, _)| *n != leader - 1)
-        .map(|(_, node)| node.addr.clone())
-        .collect::<Vec<_>>()
-        .join(",");
+    let others = addrs_except(&nodes, leader);
     produce_all(&others, TOPIC3, 200..400).await;
     signal("-CONT", &paused);
     wait_until(
