@@ -77,14 +77,9 @@ fn log_bytes(node: &BrokerProcess) -> Vec<u8> {
         .collect()
 }
 
-// Not in `.ci/run` yet: about one run in five stalled (no acknowledgement for a minute after
-// a leader bounce). Cause found: a new leader's high watermark watch kept the value of an
-// earlier leadership, so a retried batch committed below it waited for a record that the
-// idempotent producer would not send. Fixed (unit test in `partition`); it goes back into
-// `.ci/run` once enough runs confirm. Run it with
-// `cargo test --test replication_matrix -- --ignored --nocapture`.
+// Kafka's ReplicationTest: {clean shutdown, kill -9} x {leader, follower, active controller},
+// 5 bounces each, with an idempotent acks=all producer and a consumer running throughout.
 #[test]
-#[ignore = "back in .ci/run once the stall fix is confirmed by more runs"]
 fn bounces_of_leaders_followers_and_controllers_lose_and_repeat_nothing() {
     let root = tempfile::tempdir().unwrap();
     let (mut nodes, voters) = three_nodes(root.path(), &[]);
