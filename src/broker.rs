@@ -390,6 +390,38 @@ impl Broker for StrataBroker {
         self.replicas.log_dir()
     }
 
+    fn alter_broker_configs(
+        &self,
+        resource: String,
+        ops: Vec<ConfigOp>,
+        validate_only: bool,
+    ) -> impl Future<Output = Result<(), BrokerError>> + Send {
+        self.admin
+            .alter_broker_configs(resource, ops, validate_only)
+    }
+
+    fn reassign_partitions(
+        &self,
+        moves: Vec<(String, i32, Option<Vec<i32>>)>,
+        allow_rf_change: bool,
+    ) -> impl Future<Output = Result<strata_api::broker::PartitionResults, BrokerError>> + Send
+    {
+        self.admin.reassign_partitions(moves, allow_rf_change)
+    }
+
+    fn reassignments(&self) -> Vec<strata_api::broker::Reassignment> {
+        self.admin.reassignments()
+    }
+
+    fn elect_leaders(
+        &self,
+        unclean: bool,
+        partitions: Option<Vec<(String, i32)>>,
+    ) -> impl Future<Output = Result<strata_api::broker::PartitionResults, BrokerError>> + Send
+    {
+        self.admin.elect_leaders(unclean, partitions)
+    }
+
     fn init_producer_id(
         &self,
         existing: Option<(i64, i16)>,

@@ -119,6 +119,22 @@ enum ClusterCommand {
         #[arg(long)]
         addr: String,
     },
+    /// Move every replica off a broker (balanced over the others) and wait until it holds
+    /// none, before it is removed.
+    Decommission {
+        /// A broker to ask, host:port.
+        #[arg(long, default_value = "127.0.0.1:9092")]
+        bootstrap: String,
+        /// The broker to empty.
+        #[arg(long)]
+        broker: i32,
+        /// Hold moving replicas to this many bytes/s while they move.
+        #[arg(long)]
+        throttle: Option<u64>,
+        /// Longest wait, in seconds.
+        #[arg(long, default_value_t = 3600)]
+        timeout: u64,
+    },
     /// Take a voter out of the quorum.
     RemoveVoter {
         /// Controllers of the quorum, host:port, comma-separated.
@@ -149,6 +165,50 @@ enum TieringCommand {
 enum PartitionsCommand {
     /// Partitions whose ISR lacks a replica, or that have no leader.
     UnderReplicated,
+    /// Move partitions to other brokers: shows a balanced plan over `--brokers` (or the one in
+    /// `--plan`, Kafka's reassignment JSON), and with `--execute` carries it out.
+    Reassign {
+        /// Topics to plan, comma-separated (every topic when omitted).
+        #[arg(long, value_delimiter = ',')]
+        topics: Vec<String>,
+        /// Brokers to spread the replicas over, comma-separated.
+        #[arg(long, value_delimiter = ',')]
+        brokers: Vec<i32>,
+        /// Replicas per partition (default: unchanged).
+        #[arg(long)]
+        replication_factor: Option<usize>,
+        /// A plan file (`kafka-reassign-partitions.sh` JSON) instead of a generated plan.
+        #[arg(long)]
+        plan: Option<std::path::PathBuf>,
+        /// Start the reassignments.
+        #[arg(long)]
+        execute: bool,
+        /// Cancel the plan's reassignments in progress.
+        #[arg(long, conflicts_with = "execute")]
+        cancel: bool,
+        /// Wait until they complete (with --execute, or alone to follow a plan).
+        #[arg(long)]
+        wait: bool,
+        /// Hold moving replicas to this many bytes/s (removed when --wait ends).
+        #[arg(long)]
+        throttle: Option<u64>,
+        /// Longest --wait waits, in seconds.
+        #[arg(long, default_value_t = 3600)]
+        timeout: u64,
+    },
+    /// Move leadership back to preferred replicas (or, with --unclean, give leaderless
+    /// partitions an out-of-sync leader, losing what it lacks).
+    ElectLeaders {
+        /// Elect an out-of-sync replica for leaderless partitions.
+        #[arg(long)]
+        unclean: bool,
+        /// Only this topic's partitions (with --partition, only that one).
+        #[arg(long)]
+        topic: Option<String>,
+        /// Partition of --topic.
+        #[arg(long, requires = "topic")]
+        partition: Option<i32>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -265,6 +325,20 @@ fn run(command: Command) -> anyhow::Result<()> {
                         )
                         .await
                     }
+                    ClusterCommand::Decommission {
+                        bootstrap,
+                        broker,
+                        throttle,
+                        timeout,
+                    } => {
+                        strata::cli::reassign::decommission(
+                            &bootstrap,
+                            broker,
+                            throttle,
+                            std::time::Duration::from_secs(timeout),
+                        )
+                        .await
+                    }
                     ClusterCommand::RemoveVoter { controllers, id } => {
                         strata::cli::cluster::change_voters(
                             &controllers,
@@ -307,6 +381,58 @@ fn run(command: Command) -> anyhow::Result<()> {
                 match command {
                     PartitionsCommand::UnderReplicated => {
                         strata::cli::partitions::under_replicated(&bootstrap).await
+                    }
+                    PartitionsCommand::Reassign {
+                        topics,
+                        brokers,
+                        replication_factor,
+                        plan,
+                        execute,
+                        cancel,
+                        wait,
+                        throttle,
+                        timeout,
+                    } => {
+                        let args = strata::cli::reassign::ReassignArgs {
+                            topics,
+                            brokers,
+                            replication_factor,
+                            plan: plan.clone(),
+                            execute,
+                            cancel,
+                            wait,
+                            throttle,
+                            timeout: std::time::Duration::from_secs(timeout),
+                        };
+                        if wait && !execute && !cancel {
+                            let Some(path) = plan else {
+                                anyhow::bail!("--wait alone follows a plan: give --plan");
+                            };
+                            let plan = strata::cli::reassign::read_plan(&path)?;
+                            strata::cli::reassign::wait(&bootstrap, &plan, args.timeout).await?;
+                            Ok("done\n".to_owned())
+                        } else {
+                            strata::cli::reassign::reassign(&bootstrap, args).await
+                        }
+                    }
+                    PartitionsCommand::ElectLeaders {
+                        unclean,
+                        topic,
+                        partition,
+                    } => {
+                        let partitions = match (topic, partition) {
+                            (Some(t), Some(p)) => Some(vec![(t, p)]),
+                            (Some(t), None) => Some(
+                                strata::cli::partitions::all(&bootstrap)
+                                    .await?
+                                    .into_iter()
+                                    .filter(|p| p.topic == t)
+                                    .map(|p| (p.topic, p.partition))
+                                    .collect(),
+                            ),
+                            _ => None,
+                        };
+                        strata::cli::reassign::elect_leaders(&bootstrap, unclean, partitions).await
                     }
                 }
             })?;

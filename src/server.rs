@@ -74,6 +74,8 @@ pub async fn run(
             snapshot_every: config.snapshot_every,
             snapshot_bytes: config.snapshot_bytes,
             broker_lease: config.session_timeout,
+            leader_rebalance: config.leader_rebalance,
+            leader_imbalance_percent: config.leader_imbalance_percent,
             ..QuorumConfig::default()
         };
         let controller = start_controller(

@@ -407,6 +407,18 @@ pub enum BrokerError {
     /// OffsetDelete of a partition the group's members still consume.
     #[error("the group is subscribed to this topic")]
     GroupSubscribedToTopic,
+    /// Cancelling a reassignment where none is in progress.
+    #[error("no partition reassignment is in progress")]
+    NoReassignmentInProgress,
+    /// The partition already has the leader an election would give it.
+    #[error("leader election not needed for the partition")]
+    ElectionNotNeeded,
+    /// The preferred replica cannot lead now.
+    #[error("{0}")]
+    PreferredLeaderNotAvailable(String),
+    /// No replica can be elected.
+    #[error("{0}")]
+    EligibleLeadersNotAvailable(String),
 }
 
 impl BrokerError {
@@ -459,6 +471,10 @@ impl BrokerError {
             Self::NonEmptyGroup => ResponseError::NonEmptyGroup,
             Self::OffsetMetadataTooLarge(_) => ResponseError::OffsetMetadataTooLarge,
             Self::GroupSubscribedToTopic => ResponseError::GroupSubscribedToTopic,
+            Self::NoReassignmentInProgress => ResponseError::NoReassignmentInProgress,
+            Self::ElectionNotNeeded => ResponseError::ElectionNotNeeded,
+            Self::PreferredLeaderNotAvailable(_) => ResponseError::PreferredLeaderNotAvailable,
+            Self::EligibleLeadersNotAvailable(_) => ResponseError::EligibleLeadersNotAvailable,
         };
         error.code()
     }
@@ -467,6 +483,24 @@ impl BrokerError {
     pub fn message(&self) -> Option<String> {
         Some(self.to_string())
     }
+}
+
+/// Per (topic, partition): what an admin request did to it.
+pub type PartitionResults = Vec<(String, i32, Result<(), BrokerError>)>;
+
+/// One partition's reassignment in progress.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reassignment {
+    /// Topic.
+    pub topic: String,
+    /// Partition.
+    pub partition: i32,
+    /// All replicas now: the target first, then those being removed.
+    pub replicas: Vec<i32>,
+    /// Replicas being added.
+    pub adding: Vec<i32>,
+    /// Replicas being removed.
+    pub removing: Vec<i32>,
 }
 
 /// The broker as the protocol handlers see it.
@@ -602,6 +636,15 @@ pub trait Broker: Send + Sync + 'static {
         validate_only: bool,
     ) -> impl Future<Output = Result<(), BrokerError>> + Send;
 
+    /// Sets or deletes dynamic broker configs (IncrementalAlterConfigs on a BROKER resource):
+    /// `resource` is a broker id, or empty for the cluster-wide default.
+    fn alter_broker_configs(
+        &self,
+        resource: String,
+        ops: Vec<ConfigOp>,
+        validate_only: bool,
+    ) -> impl Future<Output = Result<(), BrokerError>> + Send;
+
     /// Validates and appends one record batch to a partition. With `acks` -1 it is refused
     /// (NOT_ENOUGH_REPLICAS) while the ISR is smaller than `min.insync.replicas`.
     fn append(
@@ -672,6 +715,27 @@ pub trait Broker: Send + Sync + 'static {
 
     /// The broker's log directory and the replicas in it (DescribeLogDirs).
     fn log_dir(&self) -> LogDir;
+
+    /// Starts (target replicas) or cancels (`None`) partition reassignments
+    /// (AlterPartitionReassignments); the outcome per partition.
+    /// Unless `allow_rf_change` (KIP-860), a target of another size than the partition's
+    /// replication factor is refused.
+    fn reassign_partitions(
+        &self,
+        moves: Vec<(String, i32, Option<Vec<i32>>)>,
+        allow_rf_change: bool,
+    ) -> impl Future<Output = Result<PartitionResults, BrokerError>> + Send;
+
+    /// Reassignments in progress (ListPartitionReassignments).
+    fn reassignments(&self) -> Vec<Reassignment>;
+
+    /// Elects preferred leaders, or with `unclean` a leader for leaderless partitions
+    /// (ElectLeaders); every partition when `partitions` is `None`.
+    fn elect_leaders(
+        &self,
+        unclean: bool,
+        partitions: Option<Vec<(String, i32)>>,
+    ) -> impl Future<Output = Result<PartitionResults, BrokerError>> + Send;
 
     /// A new producer id and epoch, or the epoch bump of an existing producer (KIP-360).
     fn init_producer_id(

@@ -40,6 +40,37 @@ pub struct PartitionRegistration {
     pub leader_epoch: i32,
     /// Bumped with every change.
     pub partition_epoch: i32,
+    /// Replicas a reassignment is adding (they are in `replicas` and catching up).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub adding_replicas: Vec<i32>,
+    /// Replicas a reassignment drops once the added ones are in sync.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub removing_replicas: Vec<i32>,
+}
+
+impl PartitionRegistration {
+    /// Whether a reassignment is in progress.
+    pub fn reassigning(&self) -> bool {
+        !self.adding_replicas.is_empty() || !self.removing_replicas.is_empty()
+    }
+
+    /// The replicas a reassignment ends with (the replicas when none is in progress).
+    pub fn target_replicas(&self) -> Vec<i32> {
+        self.replicas
+            .iter()
+            .copied()
+            .filter(|r| !self.removing_replicas.contains(r))
+            .collect()
+    }
+
+    /// The replicas before the reassignment in progress started.
+    pub fn original_replicas(&self) -> Vec<i32> {
+        self.replicas
+            .iter()
+            .copied()
+            .filter(|r| !self.adding_replicas.contains(r))
+            .collect()
+    }
 }
 
 /// A topic and its partitions.
@@ -254,6 +285,8 @@ impl MetadataImage {
                         leader: *leader,
                         leader_epoch: 0,
                         partition_epoch: 0,
+                        adding_replicas: Vec::new(),
+                        removing_replicas: Vec::new(),
                     },
                 );
                 Ok(Change::PartitionCreated {
@@ -267,6 +300,8 @@ impl MetadataImage {
                 leader,
                 isr,
                 replicas,
+                adding_replicas,
+                removing_replicas,
             } => {
                 let current = self
                     .topics
@@ -278,7 +313,14 @@ impl MetadataImage {
                 let new_replicas = replicas.clone().unwrap_or_else(|| current.replicas.clone());
                 let new_isr = isr.clone().unwrap_or_else(|| current.isr.clone());
                 let new_leader = leader.unwrap_or(current.leader);
+                let new_adding = adding_replicas
+                    .clone()
+                    .unwrap_or_else(|| current.adding_replicas.clone());
+                let new_removing = removing_replicas
+                    .clone()
+                    .unwrap_or_else(|| current.removing_replicas.clone());
                 check_assignment(&new_replicas, &new_isr, new_leader)?;
+                check_reassignment(&new_replicas, &new_adding, &new_removing)?;
                 let leader_changed = new_leader != current.leader;
                 let registration = self
                     .topics
@@ -288,6 +330,8 @@ impl MetadataImage {
                 registration.replicas = new_replicas;
                 registration.isr = new_isr;
                 registration.leader = new_leader;
+                registration.adding_replicas = new_adding;
+                registration.removing_replicas = new_removing;
                 registration.partition_epoch += 1;
                 if leader_changed {
                     registration.leader_epoch += 1;
@@ -389,6 +433,34 @@ fn check_assignment(replicas: &[i32], isr: &[i32], leader: i32) -> Result<(), Ap
         return Err(ApplyError::InvalidAssignment(format!(
             "leader {leader} is not in the ISR {isr:?}"
         )));
+    }
+    Ok(())
+}
+
+/// Adding and removing replicas within the replicas, never both at once.
+fn check_reassignment(
+    replicas: &[i32],
+    adding: &[i32],
+    removing: &[i32],
+) -> Result<(), ApplyError> {
+    if let Some(r) = adding
+        .iter()
+        .chain(removing)
+        .find(|r| !replicas.contains(r))
+    {
+        return Err(ApplyError::InvalidAssignment(format!(
+            "reassigned replica {r} is not within replicas {replicas:?}"
+        )));
+    }
+    if let Some(r) = adding.iter().find(|r| removing.contains(r)) {
+        return Err(ApplyError::InvalidAssignment(format!(
+            "replica {r} cannot be added and removed at once"
+        )));
+    }
+    if replicas.iter().all(|r| removing.contains(r)) {
+        return Err(ApplyError::InvalidAssignment(
+            "a reassignment cannot remove every replica".into(),
+        ));
     }
     Ok(())
 }

@@ -9,6 +9,7 @@
 pub mod image;
 pub mod placement;
 pub mod raft;
+pub mod reassignment;
 pub mod record;
 
 pub use image::{
@@ -17,5 +18,7 @@ pub use image::{
 };
 pub use record::{ConfigResource, Endpoint, MetadataRecord};
 
+#[cfg(test)]
+mod reassignment_tests;
 #[cfg(test)]
 mod tests;

@@ -176,6 +176,8 @@ pub fn records_for_fenced(image: &MetadataImage, broker: i32) -> Vec<MetadataRec
                 leader: (leader != partition.leader).then_some(leader),
                 isr: (isr != partition.isr).then_some(isr),
                 replicas: None,
+                adding_replicas: None,
+                removing_replicas: None,
             });
         }
     }
@@ -204,6 +206,8 @@ pub fn records_for_unfenced(image: &MetadataImage, broker: i32) -> Vec<MetadataR
                 leader: Some(leader),
                 isr,
                 replicas: None,
+                adding_replicas: None,
+                removing_replicas: None,
             });
         }
     }

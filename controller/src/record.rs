@@ -100,6 +100,12 @@ pub enum MetadataRecord {
         isr: Option<Vec<i32>>,
         /// New replicas, if they change.
         replicas: Option<Vec<i32>>,
+        /// Replicas a reassignment is adding, if they change (empty: none).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        adding_replicas: Option<Vec<i32>>,
+        /// Replicas a reassignment is removing, if they change (empty: none).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        removing_replicas: Option<Vec<i32>>,
     },
     /// The cluster's id, committed once by the first active controller; brokers and
     /// controllers of another cluster are refused.

@@ -73,6 +73,8 @@ fn records_build_the_image_and_report_changes() {
         leader: Some(follower),
         isr: None,
         replicas: None,
+        adding_replicas: None,
+        removing_replicas: None,
     };
     let offset = image.offset + 1;
     assert_eq!(
@@ -94,6 +96,8 @@ fn records_build_the_image_and_report_changes() {
         leader: None,
         isr: Some(vec![follower]),
         replicas: None,
+        adding_replicas: None,
+        removing_replicas: None,
     };
     image.apply(image.offset + 1, &shrink).unwrap();
     let p0 = &image.topics[&topic_id].partitions[&0];
@@ -149,6 +153,8 @@ fn records_that_do_not_fit_change_nothing_but_the_offset() {
             leader: Some(1),
             isr: None,
             replicas: None,
+            adding_replicas: None,
+            removing_replicas: None,
         },
     ];
     for (n, record) in bad.iter().enumerate() {
@@ -248,6 +254,8 @@ fn leaders_come_from_the_isr_unless_unclean_election_is_on() {
         leader: 1,
         leader_epoch: 4,
         partition_epoch: 9,
+        adding_replicas: vec![],
+        removing_replicas: vec![],
     };
     assert_eq!(elect_leader(&partition, |b| b != 1, false), 3);
     assert_eq!(elect_leader(&partition, |b| b == 2, false), -1);

@@ -19,6 +19,8 @@ const QUORUM: QuorumConfig = QuorumConfig {
     snapshot_bytes: 20 << 20,
     keep_behind_snapshot: 5,
     broker_lease: Duration::from_secs(9),
+    leader_rebalance: None,
+    leader_imbalance_percent: 10,
 };
 
 async fn start(id: u64, dir: &Path, addr: &str) -> Controller {

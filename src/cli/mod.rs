@@ -4,6 +4,7 @@ pub mod cluster;
 pub mod config;
 pub mod groups;
 pub mod partitions;
+pub mod reassign;
 pub mod tiering;
 
 /// Columns padded to their widest cell.

@@ -173,4 +173,81 @@ impl ClusterAdmin {
         .await
         .map(|_| ())
     }
+
+    /// IncrementalAlterConfigs on a BROKER resource: the dynamic replication throttle rates,
+    /// for broker `resource` or (empty) the cluster default.
+    pub(crate) async fn alter_broker_configs(
+        &self,
+        resource: String,
+        ops: Vec<ConfigOp>,
+        validate_only: bool,
+    ) -> Result<(), BrokerError> {
+        let broker = if resource.is_empty() {
+            None
+        } else {
+            let id: i32 = resource.parse().map_err(|_| {
+                BrokerError::InvalidRequest(format!("'{resource}' is not a broker id"))
+            })?;
+            if !self.metadata.image().brokers.contains_key(&id) {
+                return Err(BrokerError::InvalidRequest(format!(
+                    "broker {id} is not registered"
+                )));
+            }
+            Some(id)
+        };
+        let mut changes = BTreeMap::new();
+        for op in ops {
+            let (name, value) = match op {
+                ConfigOp::Set(name, value) => (name, Some(value)),
+                ConfigOp::Delete(name) => (name, None),
+                ConfigOp::Append(name, _) | ConfigOp::Subtract(name, _) => {
+                    return Err(BrokerError::InvalidRequest(format!(
+                        "'{name}' is not a list: only SET and DELETE apply"
+                    )));
+                }
+            };
+            if !DYNAMIC_BROKER_CONFIGS.contains(&name.as_str()) {
+                return Err(BrokerError::InvalidConfig(format!(
+                    "'{name}' cannot be changed without a restart; the dynamic broker configs \
+                     are {}",
+                    DYNAMIC_BROKER_CONFIGS.join(", ")
+                )));
+            }
+            if let Some(v) = &value
+                && v.trim().parse::<u64>().is_err()
+            {
+                return Err(BrokerError::InvalidConfig(format!(
+                    "{name}={v} is not a rate in bytes per second"
+                )));
+            }
+            changes.insert(name, value);
+        }
+        if validate_only {
+            return Ok(());
+        }
+        self.admin(AdminRequest::SetBrokerConfigs { broker, changes })
+            .await
+            .map(|_| ())
+    }
+}
+
+/// Broker configs that change without a restart (IncrementalAlterConfigs), in bytes/s.
+pub const DYNAMIC_BROKER_CONFIGS: &[&str] = &[
+    "leader.replication.throttled.rate",
+    "follower.replication.throttled.rate",
+];
+
+/// A dynamic broker rate as set for `broker`, else as the cluster default; `None` when unset
+/// (unlimited).
+pub fn dynamic_rate(
+    image: &strata_controller::MetadataImage,
+    broker: i32,
+    name: &str,
+) -> Option<u64> {
+    image
+        .broker_configs
+        .get(&broker)
+        .and_then(|c| c.get(name))
+        .or_else(|| image.cluster_configs.get(name))
+        .and_then(|v| v.trim().parse().ok())
 }

@@ -7,6 +7,7 @@
 
 pub mod admin;
 pub mod configs;
+pub mod moves;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};

@@ -38,6 +38,21 @@ pub const BROKER_KEYS: &[(&str, &str, &str)] = &[
         "a follower that has not caught up with the leader for this long leaves the ISR",
     ),
     (
+        "auto.leader.rebalance.enable",
+        "true",
+        "the active controller moves leadership back to preferred replicas (controller setting)",
+    ),
+    (
+        "leader.imbalance.check.interval.seconds",
+        "300",
+        "how often the active controller checks the leader balance (controller setting)",
+    ),
+    (
+        "leader.imbalance.per.broker.percentage",
+        "10",
+        "leadership is rebalanced when more than this share of a broker's preferred partitions is led elsewhere",
+    ),
+    (
         "broker.heartbeat.interval.ms",
         "2000",
         "how often a broker heartbeats to the active controller",

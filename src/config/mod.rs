@@ -178,6 +178,11 @@ pub struct BrokerConfig {
     pub heartbeat_interval: Duration,
     /// `replica.lag.time.max.ms`.
     pub replica_lag_time_max: Duration,
+    /// How often leadership returns to preferred replicas (`auto.leader.rebalance.enable`,
+    /// `leader.imbalance.check.interval.seconds`); `None`: never.
+    pub leader_rebalance: Option<Duration>,
+    /// `leader.imbalance.per.broker.percentage`.
+    pub leader_imbalance_percent: u32,
     /// `broker.session.timeout.ms`.
     pub session_timeout: Duration,
     /// `metadata.log.max.snapshot.interval.entries`.
@@ -397,6 +402,14 @@ impl BrokerConfig {
             replica_lag_time_max: settings
                 .millis("replica.lag.time.max.ms")?
                 .max(Duration::from_millis(100)),
+            leader_rebalance: settings.bool("auto.leader.rebalance.enable")?.then_some(
+                Duration::from_secs(
+                    settings.parse("leader.imbalance.check.interval.seconds", 1..=i64::MAX)? as u64,
+                ),
+            ),
+            leader_imbalance_percent: settings
+                .parse("leader.imbalance.per.broker.percentage", 0..=100)?
+                as u32,
             session_timeout: settings
                 .millis("broker.session.timeout.ms")?
                 .max(Duration::from_millis(100)),

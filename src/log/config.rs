@@ -151,6 +151,20 @@ pub const TOPIC_CONFIGS: &[ConfigKey] = &[
         "replicas that must acknowledge acks=all",
     ),
     key(
+        "leader.replication.throttled.replicas",
+        "leader.replication.throttled.replicas",
+        ConfigType::List,
+        "",
+        "replicas ('partition:broker' or '*') whose followers fetching from this leader are held to leader.replication.throttled.rate",
+    ),
+    key(
+        "follower.replication.throttled.replicas",
+        "follower.replication.throttled.replicas",
+        ConfigType::List,
+        "",
+        "replicas ('partition:broker' or '*') held to follower.replication.throttled.rate; replicas a reassignment adds always are",
+    ),
+    key(
         "local.retention.bytes",
         "log.local.retention.bytes",
         ConfigType::Long,
@@ -288,6 +302,55 @@ pub struct LogConfig {
     pub segment_index_bytes: u64,
     /// `segment.ms`.
     pub segment_ms: i64,
+    /// `leader.replication.throttled.replicas`.
+    pub leader_throttled_replicas: ThrottledReplicas,
+    /// `follower.replication.throttled.replicas`.
+    pub follower_throttled_replicas: ThrottledReplicas,
+}
+
+/// Replicas a replication throttle applies to: none, all (`*`) or listed (partition, broker).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum ThrottledReplicas {
+    /// None.
+    #[default]
+    None,
+    /// Every replica.
+    All,
+    /// These (partition, broker) pairs.
+    Listed(Vec<(i32, i32)>),
+}
+
+impl ThrottledReplicas {
+    /// Whether the replica of `partition` on `broker` is throttled.
+    pub fn contains(&self, partition: i32, broker: i32) -> bool {
+        match self {
+            Self::None => false,
+            Self::All => true,
+            Self::Listed(pairs) => pairs.contains(&(partition, broker)),
+        }
+    }
+
+    fn parse(name: &str, raw: &str) -> Result<Self, InvalidConfig> {
+        let raw = raw.trim();
+        if raw.is_empty() {
+            return Ok(Self::None);
+        }
+        if raw == "*" {
+            return Ok(Self::All);
+        }
+        raw.split(',')
+            .map(|item| {
+                let (p, b) = item.trim().split_once(':').unwrap_or((item, ""));
+                match (p.trim().parse(), b.trim().parse()) {
+                    (Ok(p), Ok(b)) => Ok((p, b)),
+                    _ => Err(InvalidConfig(format!(
+                        "{name}: '{item}' is not 'partition:broker' (or use '*' alone)"
+                    ))),
+                }
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .map(Self::Listed)
+    }
 }
 
 impl Default for LogConfig {
@@ -406,6 +469,14 @@ impl LogConfig {
             segment_bytes: int("segment.bytes", MIN_SEGMENT_BYTES)? as u64,
             segment_index_bytes: int("segment.index.bytes", 4)? as u64,
             segment_ms: long("segment.ms", 1)?,
+            leader_throttled_replicas: ThrottledReplicas::parse(
+                "leader.replication.throttled.replicas",
+                get("leader.replication.throttled.replicas"),
+            )?,
+            follower_throttled_replicas: ThrottledReplicas::parse(
+                "follower.replication.throttled.replicas",
+                get("follower.replication.throttled.replicas"),
+            )?,
         })
     }
 

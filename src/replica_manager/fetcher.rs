@@ -11,7 +11,7 @@
 //! leader's local log start starts the log over there. With nothing new, the leader parks the
 //! fetch (long poll) until it has data.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -24,6 +24,7 @@ use kafka_protocol::protocol::StrBytes;
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 
+use crate::cluster::configs::dynamic_rate;
 use crate::kafka_client::Client;
 use crate::metadata_cache::{MetadataCache, live_node};
 use crate::partition::PartitionRef;
@@ -161,6 +162,7 @@ async fn fetch_loop(
     changed: Arc<Notify>,
 ) {
     let mut client: Option<Client> = None;
+    let mut throttle = Throttle::default();
     loop {
         if lock(&partitions).is_empty() {
             client = None;
@@ -188,16 +190,29 @@ async fn fetch_loop(
             }
         };
         let now = tokio::time::Instant::now();
-        let batch: Vec<Followed> = lock(&partitions)
+        let mut batch: Vec<Followed> = lock(&partitions)
             .values()
             .filter(|f| f.paused_until.is_none_or(|t| t <= now))
             .cloned()
             .collect();
+        let (throttled, rate) = throttled(&metadata, me, leader, &batch);
+        if let Some(rate) = rate {
+            throttle.refill(rate);
+            if !throttle.open() {
+                batch.retain(|f| !throttled.contains(&key_of(f)));
+            }
+        }
         if batch.is_empty() {
-            wait_or_change(&changed, BACKOFF).await;
+            let pause = rate.map_or(BACKOFF, |r| throttle.wait(r).min(BACKOFF));
+            wait_or_change(&changed, pause).await;
             continue;
         }
-        let request = fetch_request(me, &batch);
+        let request = fetch_request(me, &batch, |f| match rate {
+            Some(rate) if throttled.contains(&key_of(f)) => {
+                PARTITION_MAX_BYTES.min(rate.clamp(1, i32::MAX as u64) as i32)
+            }
+            _ => PARTITION_MAX_BYTES,
+        });
         let response = match conn.call::<FetchRequest>(12, &request).await {
             Ok(response) => response,
             Err(e) => {
@@ -218,6 +233,9 @@ async fn fetch_loop(
         }
         let mut needs_start = Vec::new();
         for (followed, data) in matched(&batch, &response) {
+            if rate.is_some() && throttled.contains(&key_of(followed)) {
+                throttle.charge(data.records.as_ref().map_or(0, |r| r.len()) as u64);
+            }
             // A response that took long may come from a leader this broker no longer follows
             // for the partition (a new epoch or leader): it is dropped.
             let key = (followed.partition.topic.clone(), followed.partition.index);
@@ -259,13 +277,105 @@ async fn fetch_loop(
     }
 }
 
+fn key_of(f: &Followed) -> (String, i32) {
+    (f.partition.topic.clone(), f.partition.index)
+}
+
+/// The partitions of `batch` a replication throttle holds back, and the rate (bytes/s) they
+/// share, if one is set: replicas a reassignment is adding here, and those the topic lists in
+/// `follower.replication.throttled.replicas` (for this broker) or
+/// `leader.replication.throttled.replicas` (for the leader). The rate is the lower of this
+/// broker's `follower.replication.throttled.rate` and the leader's
+/// `leader.replication.throttled.rate`; both are enforced here, by the fetching follower.
+fn throttled(
+    metadata: &MetadataCache,
+    me: i32,
+    leader: i32,
+    batch: &[Followed],
+) -> (HashSet<(String, i32)>, Option<u64>) {
+    let image = metadata.image();
+    let rate = match (
+        dynamic_rate(&image, me, "follower.replication.throttled.rate"),
+        dynamic_rate(&image, leader, "leader.replication.throttled.rate"),
+    ) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    };
+    if rate.is_none() {
+        return (HashSet::new(), None);
+    }
+    let set = batch
+        .iter()
+        .filter(|f| {
+            let p = &f.partition;
+            let adding = image
+                .topic(&p.topic)
+                .and_then(|t| t.partitions.get(&p.index))
+                .is_some_and(|r| r.adding_replicas.contains(&me));
+            let log = p.log();
+            let config = log.config();
+            adding
+                || config.follower_throttled_replicas.contains(p.index, me)
+                || config.leader_throttled_replicas.contains(p.index, leader)
+        })
+        .map(key_of)
+        .collect();
+    (set, rate)
+}
+
+/// A token bucket for throttled replication bytes, with a burst of one second.
+#[derive(Debug)]
+struct Throttle {
+    /// Bytes that may still be fetched; negative after a fetch that overdrew it.
+    allowance: f64,
+    last: tokio::time::Instant,
+}
+
+impl Default for Throttle {
+    fn default() -> Self {
+        Self {
+            allowance: 0.0,
+            last: tokio::time::Instant::now(),
+        }
+    }
+}
+
+impl Throttle {
+    fn refill(&mut self, rate: u64) {
+        let now = tokio::time::Instant::now();
+        let earned = now.duration_since(self.last).as_secs_f64() * rate as f64;
+        self.allowance = (self.allowance + earned).min(rate as f64);
+        self.last = now;
+    }
+
+    fn open(&self) -> bool {
+        self.allowance > 0.0
+    }
+
+    fn charge(&mut self, bytes: u64) {
+        self.allowance -= bytes as f64;
+    }
+
+    /// How long until the allowance is positive again at `rate`.
+    fn wait(&self, rate: u64) -> Duration {
+        if self.open() || rate == 0 {
+            return Duration::from_millis(10);
+        }
+        Duration::from_secs_f64(-self.allowance / rate as f64).max(Duration::from_millis(10))
+    }
+}
+
 /// Sleeps `pause`, or less if the followed partitions change.
 async fn wait_or_change(changed: &Notify, pause: Duration) {
     let _ = tokio::time::timeout(pause, changed.notified()).await;
 }
 
-/// A Fetch v12 for `batch`, each partition from its log end.
-fn fetch_request(me: i32, batch: &[Followed]) -> FetchRequest {
+/// A Fetch v12 for `batch`, each partition from its log end, up to `max_bytes` of it.
+fn fetch_request(
+    me: i32,
+    batch: &[Followed],
+    max_bytes: impl Fn(&Followed) -> i32,
+) -> FetchRequest {
     let mut topics: Vec<FetchTopic> = Vec::new();
     for followed in batch {
         let p = &followed.partition;
@@ -283,7 +393,7 @@ fn fetch_request(me: i32, batch: &[Followed]) -> FetchRequest {
             .with_fetch_offset(log_end as i64)
             .with_last_fetched_epoch(last_epoch)
             .with_log_start_offset(log_start as i64)
-            .with_partition_max_bytes(PARTITION_MAX_BYTES);
+            .with_partition_max_bytes(max_bytes(followed));
         match topics.iter_mut().find(|t| t.topic.0.as_str() == p.topic) {
             Some(topic) => topic.partitions.push(entry),
             None => topics.push(

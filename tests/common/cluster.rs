@@ -123,3 +123,13 @@ fn nix_ticks_per_second() -> f64 {
         .and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse().ok())
         .unwrap_or(100.0)
 }
+
+/// How many live brokers Metadata lists.
+#[allow(dead_code)]
+pub fn broker_count(bootstrap: &str) -> usize {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    let consumer: BaseConsumer = super::client(bootstrap).create().unwrap();
+    consumer
+        .fetch_metadata(None, Duration::from_secs(5))
+        .map_or(0, |m| m.brokers().len())
+}

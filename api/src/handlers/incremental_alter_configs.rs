@@ -1,11 +1,13 @@
-//! IncrementalAlterConfigs (key 44): set, delete, append to or subtract from topic configs.
+//! IncrementalAlterConfigs (key 44): set, delete, append to or subtract from topic configs,
+//! and set or delete the dynamic broker configs (the replication throttle rates), for one
+//! broker or (empty name) the cluster default.
 
 use std::sync::Arc;
 
 use kafka_protocol::messages::incremental_alter_configs_response::AlterConfigsResourceResponse;
 use kafka_protocol::messages::{IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse};
 
-use super::describe_configs::topic_resource;
+use super::describe_configs::{RESOURCE_BROKER, topic_resource};
 use super::{Ctx, HandleError, error_parts, later};
 use crate::broker::{Broker, BrokerError, ConfigOp};
 use crate::connection::Reply;
@@ -18,7 +20,12 @@ pub(super) fn handle<B: Broker>(
         .resources
         .into_iter()
         .map(|resource| {
-            let ops = topic_resource(resource.resource_type).and_then(|()| {
+            let checked = if resource.resource_type == RESOURCE_BROKER {
+                Ok(())
+            } else {
+                topic_resource(resource.resource_type)
+            };
+            let ops = checked.and_then(|()| {
                 resource
                     .configs
                     .into_iter()
@@ -48,6 +55,11 @@ pub(super) fn handle<B: Broker>(
         let mut responses = Vec::with_capacity(planned.len());
         for (resource_type, resource_name, ops) in planned {
             let result = match ops {
+                Ok(ops) if resource_type == RESOURCE_BROKER => {
+                    broker
+                        .alter_broker_configs(resource_name.to_string(), ops, validate_only)
+                        .await
+                }
                 Ok(ops) => {
                     broker
                         .alter_topic_configs(resource_name.to_string(), ops, validate_only)

@@ -4,6 +4,7 @@
 //! answers with per-item error codes.
 
 mod alter_configs;
+mod alter_partition_reassignments;
 mod api_versions;
 mod create_partitions;
 mod create_topics;
@@ -13,6 +14,7 @@ mod describe_cluster;
 mod describe_configs;
 mod describe_groups;
 mod describe_log_dirs;
+mod elect_leaders;
 mod fetch;
 mod fetch_encode;
 mod find_coordinator;
@@ -23,6 +25,7 @@ mod join_group;
 mod leave_group;
 mod list_groups;
 mod list_offsets;
+mod list_partition_reassignments;
 mod metadata;
 mod offset_commit;
 mod offset_delete;
@@ -151,6 +154,11 @@ pub(crate) fn handle<B: Broker>(
         RequestKind::DescribeGroups(r) => describe_groups::handle(&ctx, r),
         RequestKind::DeleteGroups(r) => delete_groups::handle(&ctx, r),
         RequestKind::OffsetDelete(r) => offset_delete::handle(&ctx, r),
+        RequestKind::ElectLeaders(r) => elect_leaders::handle(&ctx, r),
+        RequestKind::AlterPartitionReassignments(r) => {
+            alter_partition_reassignments::handle(&ctx, r)
+        }
+        RequestKind::ListPartitionReassignments(r) => list_partition_reassignments::handle(&ctx, r),
         _ => Err(HandleError::UnsupportedVersion {
             key: request.key,
             version: request.version,

@@ -16,6 +16,9 @@ use super::network::WriteRefusal;
 use super::{ApplyResult, RecordBatch, StateMachine, TypeConfig};
 use crate::image::new_cluster_id;
 use crate::placement::{records_for_fenced, records_for_unfenced};
+use crate::reassignment::{
+    imbalanced_partitions, record_for_preferred_leader, records_for_completed_reassignments,
+};
 use crate::record::{Endpoint, MetadataRecord};
 
 /// A broker's heartbeat.
@@ -238,11 +241,18 @@ fn fence_records(state: &StateMachine, broker: i32) -> Vec<MetadataRecord> {
     records
 }
 
-/// The active controller's duties while it leads: set the cluster id once, and fence brokers
-/// whose lease lapsed. Runs until raft stops.
-pub async fn active_duties(raft: Raft<TypeConfig>, state: StateMachine, active: ActiveState) {
+/// The active controller's duties while it leads: set the cluster id once, fence brokers
+/// whose lease lapsed, and every `rebalance.0` move leadership back to preferred replicas on
+/// brokers whose imbalance exceeds `rebalance.1` percent. Runs until raft stops.
+pub async fn active_duties(
+    raft: Raft<TypeConfig>,
+    state: StateMachine,
+    active: ActiveState,
+    rebalance: Option<(Duration, u32)>,
+) {
     let leases = &active.leases;
     let mut active_since: Option<Instant> = None;
+    let mut last_rebalance = Instant::now();
     let mut ticks = tokio::time::interval((leases.lease / 4).min(Duration::from_millis(500)));
     loop {
         ticks.tick().await;
@@ -292,6 +302,35 @@ pub async fn active_duties(raft: Raft<TypeConfig>, state: StateMachine, active: 
                 tracing::warn!(broker, "fencing failed: {e}");
             }
         }
+        if let Some((every, percent)) = rebalance
+            && last_rebalance.elapsed() >= every
+        {
+            last_rebalance = Instant::now();
+            let _one_at_a_time = active.admin.lock().await;
+            rebalance_leaders(&raft, &state, percent).await;
+        }
+    }
+}
+
+/// Moves leadership back to preferred replicas where brokers are imbalanced, and completes
+/// reassignments that became complete without an ISR change (a target leader came back).
+async fn rebalance_leaders(raft: &Raft<TypeConfig>, state: &StateMachine, percent: u32) {
+    let records = state.with_image(|image| {
+        let mut records = records_for_completed_reassignments(image);
+        for (topic_id, partition) in imbalanced_partitions(image, percent) {
+            if let Ok(record) = record_for_preferred_leader(image, topic_id, partition) {
+                records.push(record);
+            }
+        }
+        records
+    });
+    if records.is_empty() {
+        return;
+    }
+    let count = records.len();
+    match commit(raft, records).await {
+        Ok(_) => tracing::info!(partitions = count, "leadership rebalanced"),
+        Err(e) => tracing::warn!("rebalancing leadership failed: {e}"),
     }
 }
 

@@ -14,6 +14,10 @@ use super::active::{ActiveState, commit, leads};
 use super::network::WriteRefusal;
 use super::{NodeId, StateMachine, TypeConfig};
 use crate::placement::{PlacementError, records_for_new_partitions};
+use crate::reassignment::{
+    MoveError, record_for_preferred_leader, record_for_reassignment, record_for_unclean_leader,
+    records_for_completed_reassignments,
+};
 use crate::record::{ConfigResource, MetadataRecord};
 
 /// Producer ids handed to a broker at a time.
@@ -102,6 +106,35 @@ pub enum AdminRequest {
         /// The ISR wanted.
         isr: Vec<i32>,
     },
+    /// Set (`Some`) or remove (`None`) dynamic broker configs, for one broker or (`None`) the
+    /// cluster default.
+    SetBrokerConfigs {
+        /// The broker, or the cluster default.
+        broker: Option<i32>,
+        /// Config changes.
+        changes: BTreeMap<String, Option<String>>,
+    },
+    /// Start or cancel partition reassignments (AlterPartitionReassignments).
+    ReassignPartitions(Vec<PartitionMove>),
+    /// Elect leaders (ElectLeaders): the preferred replica, or with `unclean` any alive
+    /// replica of a leaderless partition; every partition when `partitions` is `None`.
+    ElectLeaders {
+        /// Unclean election instead of preferred.
+        unclean: bool,
+        /// (topic, partition) pairs.
+        partitions: Option<Vec<(String, i32)>>,
+    },
+}
+
+/// One partition's reassignment: its new replicas, or `None` to cancel the one in progress.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PartitionMove {
+    /// Topic name.
+    pub topic: String,
+    /// Partition index.
+    pub partition: i32,
+    /// Target replicas, the preferred leader first.
+    pub target: Option<Vec<i32>>,
 }
 
 /// What an admin request did.
@@ -136,6 +169,8 @@ pub enum AdminAnswer {
         /// The partition epoch.
         partition_epoch: i32,
     },
+    /// Per partition of a reassignment or election: (topic, partition, refusal if any).
+    Moves(Vec<(String, i32, Option<MoveError>)>),
 }
 
 /// An admin answer with the metadata offset that includes its effect.
@@ -312,6 +347,27 @@ async fn serve(
             )
             .await
         }
+        AdminRequest::SetBrokerConfigs { broker, changes } => {
+            let resource = broker.map_or(ConfigResource::Cluster, ConfigResource::Broker);
+            let records: Vec<MetadataRecord> = changes
+                .into_iter()
+                .map(|(name, value)| MetadataRecord::SetConfig {
+                    resource: resource.clone(),
+                    name,
+                    value,
+                })
+                .collect();
+            if !records.is_empty() {
+                commit_all(raft, records).await?;
+                tracing::info!(?resource, "broker configs changed");
+            }
+            Ok(AdminAnswer::Done)
+        }
+        AdminRequest::ReassignPartitions(moves) => reassign(raft, state, moves).await,
+        AdminRequest::ElectLeaders {
+            unclean,
+            partitions,
+        } => elect_leaders(raft, state, unclean, partitions).await,
         AdminRequest::RemoveVoter { id } => {
             let mut voters = voter_ids(raft);
             if !voters.remove(&id) {
@@ -392,10 +448,18 @@ async fn alter_partition(
                 leader: None,
                 isr: Some(isr.clone()),
                 replicas: None,
+                adding_replicas: None,
+                removing_replicas: None,
             }],
         )
         .await?;
         tracing::info!(%topic_id, partition, from = ?current.isr, to = ?isr, "ISR changed");
+        // A replica a reassignment was adding may just have joined.
+        let completions = state.with_image(records_for_completed_reassignments);
+        if !completions.is_empty() {
+            commit_all(raft, completions).await?;
+            tracing::info!(%topic_id, partition, "reassignment completed");
+        }
     }
     let now = state.with_image(|image| {
         image
@@ -410,6 +474,90 @@ async fn alter_partition(
         leader_epoch: now.leader_epoch,
         partition_epoch: now.partition_epoch,
     })
+}
+
+/// Starts or cancels reassignments, all validated against one image and committed together.
+async fn reassign(
+    raft: &Raft<TypeConfig>,
+    state: &StateMachine,
+    moves: Vec<PartitionMove>,
+) -> Result<AdminAnswer, WriteRefusal> {
+    let (records, results) = state.with_image(|image| {
+        let mut records = Vec::new();
+        let mut results = Vec::with_capacity(moves.len());
+        for m in &moves {
+            let outcome = image
+                .topic_ids
+                .get(&m.topic)
+                .ok_or(MoveError::UnknownPartition)
+                .and_then(|id| {
+                    record_for_reassignment(image, *id, m.partition, m.target.as_deref())
+                });
+            match outcome {
+                Ok(record) => {
+                    records.extend(record);
+                    results.push((m.topic.clone(), m.partition, None));
+                }
+                Err(e) => results.push((m.topic.clone(), m.partition, Some(e))),
+            }
+        }
+        (records, results)
+    });
+    if !records.is_empty() {
+        let count = records.len();
+        commit_all(raft, records).await?;
+        tracing::info!(partitions = count, "reassignments changed");
+    }
+    Ok(AdminAnswer::Moves(results))
+}
+
+/// Elects preferred (or, with `unclean`, any alive) leaders.
+async fn elect_leaders(
+    raft: &Raft<TypeConfig>,
+    state: &StateMachine,
+    unclean: bool,
+    partitions: Option<Vec<(String, i32)>>,
+) -> Result<AdminAnswer, WriteRefusal> {
+    let (records, results) = state.with_image(|image| {
+        let asked = partitions.clone().unwrap_or_else(|| {
+            image
+                .topics
+                .values()
+                .flat_map(|t| t.partitions.keys().map(|i| (t.name.clone(), *i)))
+                .collect()
+        });
+        let mut records = Vec::new();
+        let mut results = Vec::with_capacity(asked.len());
+        for (topic, partition) in asked {
+            let outcome = image
+                .topic_ids
+                .get(&topic)
+                .ok_or(MoveError::UnknownPartition)
+                .and_then(|id| {
+                    if unclean {
+                        record_for_unclean_leader(image, *id, partition)
+                    } else {
+                        record_for_preferred_leader(image, *id, partition)
+                    }
+                });
+            match outcome {
+                Ok(record) => {
+                    records.push(record);
+                    results.push((topic, partition, None));
+                }
+                // Asked for everything: only the partitions that changed are reported.
+                Err(_) if partitions.is_none() => {}
+                Err(e) => results.push((topic, partition, Some(e))),
+            }
+        }
+        (records, results)
+    });
+    if !records.is_empty() {
+        let count = records.len();
+        commit_all(raft, records).await?;
+        tracing::info!(partitions = count, unclean, "leaders elected");
+    }
+    Ok(AdminAnswer::Moves(results))
 }
 
 async fn create_topic(

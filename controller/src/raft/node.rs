@@ -33,6 +33,12 @@ pub struct QuorumConfig {
     pub keep_behind_snapshot: u64,
     /// A broker without a heartbeat for this long is fenced.
     pub broker_lease: Duration,
+    /// How often leadership is moved back to preferred replicas (`None`: never), Kafka's
+    /// `auto.leader.rebalance.enable` with `leader.imbalance.check.interval.seconds`.
+    pub leader_rebalance: Option<Duration>,
+    /// A broker's leadership is rebalanced when more than this percentage of the partitions
+    /// it prefers are led elsewhere (`leader.imbalance.per.broker.percentage`).
+    pub leader_imbalance_percent: u32,
 }
 
 impl Default for QuorumConfig {
@@ -44,6 +50,8 @@ impl Default for QuorumConfig {
             snapshot_bytes: 20 << 20,
             keep_behind_snapshot: 1_000,
             broker_lease: Duration::from_secs(9),
+            leader_rebalance: Some(Duration::from_secs(300)),
+            leader_imbalance_percent: 10,
         }
     }
 }
@@ -131,6 +139,9 @@ impl Controller {
             .map_err(|e| StartError::Raft(e.to_string()))?;
         let sizer = tokio::spawn(snapshot_by_size(raft.clone(), log, quorum.snapshot_bytes));
         let active = ActiveState::new(quorum.broker_lease);
+        let rebalance = quorum
+            .leader_rebalance
+            .map(|every| (every, quorum.leader_imbalance_percent));
         let retired = Arc::new(watch::Sender::new(false));
         let server = tokio::spawn(serve(
             listener,
@@ -139,7 +150,12 @@ impl Controller {
             active.clone(),
             Arc::clone(&retired),
         ));
-        let duties = tokio::spawn(active_duties(raft.clone(), state.clone(), active.clone()));
+        let duties = tokio::spawn(active_duties(
+            raft.clone(),
+            state.clone(),
+            active.clone(),
+            rebalance,
+        ));
         Ok(Self {
             id,
             raft,
