@@ -400,6 +400,16 @@ impl Broker for StrataBroker {
             .alter_broker_configs(resource, ops, validate_only)
     }
 
+    fn preferred_read_replica(
+        &self,
+        topic: &str,
+        partition: i32,
+        client_rack: &str,
+    ) -> Option<i32> {
+        self.replicas
+            .preferred_read_replica(topic, partition, client_rack)
+    }
+
     fn reassign_partitions(
         &self,
         moves: Vec<(String, i32, Option<Vec<i32>>)>,

@@ -217,10 +217,18 @@ impl Partition {
 
     /// What a follower learns of the leader's high watermark (capped at its own log end).
     pub fn learn_high_watermark(&self, high_watermark: u64) {
-        let log = self.log();
-        let end = log.log_end_offset();
-        self.replica_set()
-            .set_high_watermark(high_watermark.min(end));
+        let advanced = {
+            let log = self.log();
+            let end = log.log_end_offset();
+            let mut set = self.replica_set();
+            let before = set.high_watermark();
+            set.set_high_watermark(high_watermark.min(end));
+            set.high_watermark() > before
+        };
+        // Consumers reading from this follower (KIP-392) see the new records.
+        if advanced {
+            self.data_changed();
+        }
     }
 
     /// Truncates after the leader answered a diverging epoch: to where the leader's history

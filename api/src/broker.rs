@@ -716,6 +716,11 @@ pub trait Broker: Send + Sync + 'static {
     /// The broker's log directory and the replicas in it (DescribeLogDirs).
     fn log_dir(&self) -> LogDir;
 
+    /// KIP-392: the replica a consumer in `client_rack` should fetch from instead of this
+    /// leader, if one is in its rack and this broker is not.
+    fn preferred_read_replica(&self, topic: &str, partition: i32, client_rack: &str)
+    -> Option<i32>;
+
     /// Starts (target replicas) or cancels (`None`) partition reassignments
     /// (AlterPartitionReassignments); the outcome per partition.
     /// Unless `allow_rf_change` (KIP-860), a target of another size than the partition's

@@ -39,7 +39,33 @@ impl ReplicaManager {
         crate::log::batch::record_at_timestamp(batch, timestamp, start).map_err(from_log)
     }
 
-    /// Fetch: reads a partition this broker leads, registering `waker` for its changes.
+    /// KIP-392: the replica a consumer in `client_rack` should fetch `topic`/`partition`
+    /// from instead of this leader: an in-sync, live replica in the consumer's rack, when this
+    /// broker is not in it (Kafka's `RackAwareReplicaSelector`).
+    pub fn preferred_read_replica(
+        &self,
+        topic: &str,
+        partition: i32,
+        client_rack: &str,
+    ) -> Option<i32> {
+        if client_rack.is_empty() || self.config.rack.as_deref() == Some(client_rack) {
+            return None;
+        }
+        self.get(topic, partition).filter(|p| p.is_leader())?;
+        let image = self.metadata.image();
+        let registration = image.topic(topic)?.partitions.get(&partition)?;
+        registration.replicas.iter().copied().find(|r| {
+            *r != self.config.node_id
+                && registration.isr.contains(r)
+                && image
+                    .brokers
+                    .get(r)
+                    .is_some_and(|b| !b.fenced && b.rack.as_deref() == Some(client_rack))
+        })
+    }
+
+    /// Fetch: reads a partition this broker leads (or, for a consumer, follows: KIP-392),
+    /// registering `waker` for its changes.
     pub fn read(
         &self,
         topic: &str,
@@ -49,13 +75,19 @@ impl ReplicaManager {
         (current_leader_epoch, waker): (i32, Option<&Arc<strata_api::broker::FetchWaker>>),
         replica: Option<ReplicaFetch>,
     ) -> Result<PartitionRead, BrokerError> {
-        let partition = self.leader_ref(topic, partition)?;
+        let partition = match replica {
+            Some(_) => self.leader_ref(topic, partition)?,
+            None => self.replica_ref(topic, partition)?,
+        };
         strata_api::broker::check_epoch(current_leader_epoch, partition.leader_epoch())?;
         if let Some(waker) = waker {
             partition.register_fetch(waker);
         }
         if let Some(replica) = replica {
             return read_for_follower(&partition, offset, (max_bytes, min_one), replica);
+        }
+        if !partition.is_leader() {
+            return read_on_follower(&partition, offset, (max_bytes, min_one));
         }
         let (
             log_start_offset,
@@ -226,6 +258,42 @@ fn file_region(slice: crate::log::FileSlice) -> Records {
 }
 
 /// A follower's fetch (Kafka's `readFromLog` for a replica): the divergence check against the
+/// A consumer's read of a partition this broker follows (KIP-392): what it has up to the high
+/// watermark it learned from the leader. Offsets outside its local log are out of range, which
+/// sends the consumer back to the leader.
+fn read_on_follower(
+    partition: &PartitionRef,
+    offset: i64,
+    (max_bytes, min_one): (u64, bool),
+) -> Result<PartitionRead, BrokerError> {
+    let (local_start, log_start, log_end) = {
+        let log = partition.log();
+        (
+            log.local_log_start_offset(),
+            log.log_start_offset(),
+            log.log_end_offset(),
+        )
+    };
+    if offset < local_start as i64 || offset > log_end as i64 {
+        return Err(from_log(LogError::OffsetOutOfRange {
+            offset,
+            log_start_offset: local_start,
+            log_end_offset: log_end,
+        }));
+    }
+    let read = partition
+        .read(offset, max_bytes, min_one, false)
+        .map_err(from_log)?;
+    Ok(PartitionRead {
+        high_watermark: read.high_watermark as i64,
+        last_stable_offset: read.high_watermark as i64,
+        log_start_offset: log_start as i64,
+        records: read.records.map(file_region),
+        diverging_epoch: None,
+    })
+}
+
+/// A follower's read of a partition this broker leads: checked against the
 /// follower's last fetched epoch (KIP-320), its progress recorded (which may advance the high
 /// watermark), and records up to the log end.
 fn read_for_follower(

@@ -170,6 +170,17 @@ impl ReplicaManager {
         }
     }
 
+    /// A partition this broker hosts, as leader or follower.
+    pub fn replica_ref(&self, topic: &str, index: i32) -> Result<PartitionRef, BrokerError> {
+        match self.get(topic, index) {
+            Some(p) => Ok(p),
+            None if self.metadata.partition_exists(topic, index) => {
+                Err(BrokerError::NotLeaderOrFollower)
+            }
+            None => Err(BrokerError::UnknownTopicOrPartition),
+        }
+    }
+
     /// Whether the previous run shut down cleanly.
     pub fn clean_start(&self) -> bool {
         self.clean_start

@@ -15,7 +15,7 @@ use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::fetch_response::{
     EpochEndOffset, FetchableTopicResponse, PartitionData,
 };
-use kafka_protocol::messages::{FetchRequest, FetchResponse, TopicName};
+use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse, TopicName};
 use tokio::time::Instant;
 use uuid::Uuid;
 
@@ -88,6 +88,10 @@ pub(super) fn handle<B: Broker>(
     } else {
         request.replica_id.0
     };
+    // KIP-392: a consumer's rack, from v11.
+    let rack = (version >= 11 && replica_id < 0)
+        .then(|| request.rack_id.to_string())
+        .filter(|r| !r.is_empty());
     let broker = Arc::clone(ctx.broker);
     let max_bytes = if request.max_bytes <= 0 {
         i32::MAX as u64
@@ -110,7 +114,7 @@ pub(super) fn handle<B: Broker>(
                 broker.as_ref(),
                 &plan,
                 (max_bytes, version, replica_id),
-                &waker,
+                (&waker, rack.as_deref()),
             );
             let remote = regions.iter().any(|r| matches!(r, Some(Records::Remote)));
             if remote {
@@ -202,7 +206,7 @@ fn read_all<B: Broker>(
     broker: &B,
     plan: &[PlannedTopic],
     (max_bytes, version, replica_id): (u64, i16, i32),
-    waker: &Arc<FetchWaker>,
+    (waker, rack): (&Arc<FetchWaker>, Option<&str>),
 ) -> (FetchResponse, Vec<Option<Records>>, u64, bool) {
     let by_id = version >= FIRST_TOPIC_ID_VERSION;
     let mut total = 0u64;
@@ -212,16 +216,30 @@ fn read_all<B: Broker>(
     for topic in plan {
         let mut partitions = Vec::with_capacity(topic.partitions.len());
         for p in &topic.partitions {
-            let data = PartitionData::default().with_partition_index(p.index);
+            let mut data = PartitionData::default().with_partition_index(p.index);
+            // A consumer in another rack than this leader is sent to a replica in its own
+            // (KIP-392): no records, the replica to fetch from, and an answer at once.
+            let preferred = match (&topic.name, rack) {
+                (Some(name), Some(rack)) => broker.preferred_read_replica(name, p.index, rack),
+                _ => None,
+            };
+            if let Some(replica) = preferred {
+                data = data.with_preferred_read_replica(BrokerId(replica));
+                errors = true;
+            }
             let read = match &topic.name {
                 None => Err(BrokerError::UnknownTopicId),
                 Some(name) => {
-                    let budget = p.partition_max_bytes.min(max_bytes.saturating_sub(total));
+                    let budget = if preferred.is_some() {
+                        0
+                    } else {
+                        p.partition_max_bytes.min(max_bytes.saturating_sub(total))
+                    };
                     broker.read(
                         name,
                         p.index,
                         p.fetch_offset,
-                        (budget, total == 0),
+                        (budget, total == 0 && preferred.is_none()),
                         (p.current_leader_epoch, Some(waker)),
                         (replica_id >= 0).then_some(ReplicaFetch {
                             replica_id,
