@@ -184,6 +184,22 @@ pub fn records_for_fenced(image: &MetadataImage, broker: i32) -> Vec<MetadataRec
     out
 }
 
+/// The records a broker's new incarnation (`register`, a `RegisterBroker`) brings: the new
+/// process may have lost what the old one had (a wiped disk), so, like Kafka with broker
+/// epochs in the ISR (KIP-903), it leaves every ISR and its leadership at once and rejoins
+/// only by catching up.
+pub fn records_for_new_incarnation(
+    image: &MetadataImage,
+    register: &MetadataRecord,
+) -> Vec<MetadataRecord> {
+    let MetadataRecord::RegisterBroker { broker_id, .. } = register else {
+        return Vec::new();
+    };
+    let mut after = image.clone();
+    let _ = after.apply(image.offset + 1, register);
+    records_for_fenced(&after, *broker_id)
+}
+
 /// The records that give leaderless partitions a leader now that `broker` is active again:
 /// partitions with no leader whose in-sync replicas (or, with unclean election, replicas)
 /// include an active broker.

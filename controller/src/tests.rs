@@ -5,7 +5,8 @@ use std::collections::BTreeMap;
 use uuid::Uuid;
 
 use crate::placement::{
-    PlacementError, elect_leader, place_replicas, records_for_fenced, records_for_new_topic,
+    PlacementError, elect_leader, place_replicas, records_for_fenced, records_for_new_incarnation,
+    records_for_new_topic,
 };
 use crate::{
     ApplyError, Change, ConfigResource, Endpoint, MetadataImage, MetadataRecord,
@@ -299,6 +300,36 @@ fn fencing_a_broker_moves_its_leadership_and_shrinks_isrs() {
                 assert!(partition.isr.contains(&partition.leader));
             }
         }
+    }
+}
+
+#[test]
+fn a_new_incarnation_leaves_every_isr_at_once() {
+    let mut image = MetadataImage::default();
+    for id in 1..=3 {
+        register(&mut image, id, None);
+    }
+    let topic_id = Uuid::new_v4();
+    let records = records_for_new_topic(&image, "t", topic_id, 3, 3, BTreeMap::new()).unwrap();
+    apply_all(&mut image, &records);
+    // Broker 2 restarts (perhaps with a wiped disk) before its lease ran out.
+    let register = MetadataRecord::RegisterBroker {
+        broker_id: 2,
+        incarnation: Uuid::new_v4(),
+        rack: None,
+        listeners: vec![],
+    };
+    let records = records_for_new_incarnation(&image, &register);
+    assert_eq!(
+        records.len(),
+        3,
+        "every partition's ISR changes: {records:?}"
+    );
+    apply_all(&mut image, &[vec![register], records].concat());
+    for partition in image.topics[&topic_id].partitions.values() {
+        assert!(!partition.isr.contains(&2), "{partition:?}");
+        assert_ne!(partition.leader, 2);
+        assert_eq!(partition.replicas.len(), 3, "it stays a replica");
     }
 }
 

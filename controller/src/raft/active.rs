@@ -15,7 +15,7 @@ use super::admin::Invalid;
 use super::network::WriteRefusal;
 use super::{ApplyResult, RecordBatch, StateMachine, TypeConfig};
 use crate::image::new_cluster_id;
-use crate::placement::{records_for_fenced, records_for_unfenced};
+use crate::placement::{records_for_fenced, records_for_new_incarnation, records_for_unfenced};
 use crate::reassignment::{
     imbalanced_partitions, record_for_preferred_leader, records_for_completed_reassignments,
 };
@@ -183,12 +183,16 @@ pub async fn heartbeat(
         if registered.is_some() {
             tracing::info!(broker = beat.broker_id, "broker restarted: new incarnation");
         }
-        records.push(MetadataRecord::RegisterBroker {
+        let register = MetadataRecord::RegisterBroker {
             broker_id: beat.broker_id,
             incarnation: beat.incarnation,
             rack: beat.rack.clone(),
             listeners: beat.listeners.clone(),
-        });
+        };
+        records.push(register.clone());
+        if registered.is_some() {
+            records.extend(state.with_image(|image| records_for_new_incarnation(image, &register)));
+        }
         fenced = true;
     }
     if beat.want_shutdown {
