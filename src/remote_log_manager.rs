@@ -244,6 +244,29 @@ impl RemoteLogManager {
                 log.bytes().0,
             );
         }
+        // A replica that started its log at a leader's local log start lacks the epochs
+        // below it: the remote tier has them (KIP-405), for OffsetForLeaderEpoch and the
+        // divergence checks it answers as leader.
+        let lacks_history = {
+            let local = partition.log();
+            let first = local.epoch_entries().first().map(|e| e.start_offset);
+            first.is_some_and(|first| log.start_offset().is_some_and(|start| start < first))
+        };
+        if lacks_history {
+            let older: Vec<crate::log::leader_epoch::EpochEntry> = log
+                .epochs()
+                .await?
+                .into_iter()
+                .map(|e| crate::log::leader_epoch::EpochEntry {
+                    epoch: e.epoch,
+                    start_offset: e.start_offset,
+                })
+                .collect();
+            partition
+                .log()
+                .merge_epoch_history(&older)
+                .map_err(|e| TieringError::Io(e.to_string()))?;
+        }
         partition.set_remote_opened();
         let opened = Arc::new(RemotePartition {
             leader_epoch: partition.leader_epoch(),

@@ -754,6 +754,61 @@ async fn tiered_replicas_share_one_bucket_across_leaders() {
                 .then_some(())
         },
     );
+    // The old leader comes back with its replica wiped: it starts at the new leader's local
+    // log start, and once elected again (it is the preferred replica) it has the whole epoch
+    // history from the bucket (KIP-405), not only the epochs it copied.
+    wait_until(
+        "epoch 0's segment gone from local disks",
+        Duration::from_secs(60),
+        || {
+            survivors
+                .iter()
+                .all(|n| {
+                    !n.data_dir
+                        .join(format!("{TIERED}-0/00000000000000000000.log"))
+                        .exists()
+                })
+                .then_some(())
+        },
+    );
+    std::fs::remove_dir_all(nodes[leader - 1].data_dir.join(format!("{TIERED}-0"))).unwrap();
+    nodes[leader - 1].restart("127.0.0.1:0");
+    wait_until(
+        "the wiped replica back in the ISR",
+        Duration::from_secs(60),
+        || (isr(&alive, TIERED).len() == 3).then_some(()),
+    );
+    let elected = std::process::Command::new(env!("CARGO_BIN_EXE_strata"))
+        .args([
+            "partitions",
+            "elect-leaders",
+            "--bootstrap",
+            &nodes[leader - 1].addr,
+        ])
+        .args(["--topic", TIERED])
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&elected.stdout).contains("tiered-0: leader elected"),
+        "{elected:?}"
+    );
+    let checkpoint = nodes[leader - 1]
+        .data_dir
+        .join(format!("{TIERED}-0/leader-epoch-checkpoint"));
+    let epochs = wait_until("the epoch history", Duration::from_secs(20), || {
+        let text = std::fs::read_to_string(&checkpoint).ok()?;
+        let entries: Vec<String> = text.lines().skip(2).map(str::to_owned).collect();
+        (entries.len() == 3).then_some(entries)
+    });
+    assert_eq!(epochs[0], "0 0", "epoch 0 from the bucket: {epochs:?}");
+    assert!(
+        !checkpoint
+            .with_file_name("00000000000000000000.log")
+            .exists(),
+        "the replica copied the whole history instead of starting at the local log start"
+    );
+    assert!(epochs[1].starts_with("1 "), "{epochs:?}");
+    let alive = nodes[leader - 1].addr.clone();
     let consumed = tokio::task::spawn_blocking(move || {
         common::consume_all(&alive, TIERED, 1, 6000, Duration::from_secs(60))
     })

@@ -85,6 +85,15 @@ impl UnifiedLog {
             .map(|e| e.start_offset)
     }
 
+    /// Adds leader epochs older than this log's first (from the remote tier); see
+    /// [`LeaderEpochCache::merge_history`](super::leader_epoch::LeaderEpochCache::merge_history).
+    pub fn merge_epoch_history(
+        &mut self,
+        older: &[super::leader_epoch::EpochEntry],
+    ) -> Result<bool> {
+        self.epochs.merge_history(older)
+    }
+
     /// The epoch of the last batch in the log, if any (a follower's `last_fetched_epoch`).
     pub fn latest_epoch(&self) -> Option<i32> {
         self.epochs.latest_epoch()

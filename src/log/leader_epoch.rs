@@ -151,6 +151,40 @@ impl LeaderEpochCache {
         self.write()
     }
 
+    /// Adds history older than this cache knows (a replica that started its log at the
+    /// leader's local log start learns the epochs below it from the remote tier, as KIP-405
+    /// followers do): entries of lower epochs starting before the first entry, and an earlier
+    /// start for the first epoch itself. Returns whether the cache changed (and was written).
+    pub fn merge_history(&mut self, older: &[EpochEntry]) -> Result<bool> {
+        let Some(first) = self.entries.first().copied() else {
+            return Ok(false);
+        };
+        let mut prefix: Vec<EpochEntry> = Vec::new();
+        let mut first_start = first.start_offset;
+        for e in older {
+            if e.start_offset >= first.start_offset || e.epoch > first.epoch {
+                continue;
+            }
+            if e.epoch == first.epoch {
+                first_start = first_start.min(e.start_offset);
+            } else if prefix
+                .last()
+                .is_none_or(|p| p.epoch < e.epoch && p.start_offset < e.start_offset)
+            {
+                prefix.push(*e);
+            }
+        }
+        if prefix.is_empty() && first_start == first.start_offset {
+            return Ok(false);
+        }
+        self.entries[0].start_offset = first_start;
+        prefix.retain(|p| p.start_offset < first_start);
+        prefix.append(&mut self.entries);
+        self.entries = prefix;
+        self.write()?;
+        Ok(true)
+    }
+
     /// Writes the checkpoint if `observe` changed it.
     pub fn flush(&self) -> Result<()> {
         self.write()
@@ -260,6 +294,41 @@ mod tests {
         assert_eq!(reopened.latest_epoch(), Some(2));
         assert_eq!(reopened.epoch_for_offset(9), Some(0));
         assert_eq!(reopened.epoch_for_offset(10), Some(2));
+    }
+
+    #[test]
+    fn history_from_the_remote_tier_goes_before_what_the_replica_copied() {
+        // A replica that started at offset 500 inside epoch 4 learns epochs 1..4 from below.
+        let (dir, mut cache) = cache(&[(4, 500), (6, 900)]);
+        let remote = [(1, 0), (2, 120), (4, 300)].map(|(epoch, start_offset)| EpochEntry {
+            epoch,
+            start_offset,
+        });
+        assert!(cache.merge_history(&remote).unwrap());
+        let starts: Vec<(i32, u64)> = cache
+            .entries()
+            .iter()
+            .map(|e| (e.epoch, e.start_offset))
+            .collect();
+        assert_eq!(starts, vec![(1, 0), (2, 120), (4, 300), (6, 900)]);
+        assert_eq!(cache.end_offset_for(2, 1000), Some((2, 300)));
+        assert!(
+            !cache.merge_history(&remote).unwrap(),
+            "nothing new the second time"
+        );
+        let reopened = LeaderEpochCache::open(dir.path()).unwrap();
+        assert_eq!(reopened.entries().len(), 4);
+        // Remote entries at or past what the replica has are never taken.
+        let (_dir, mut newer) = cache_with(&[(4, 500)]);
+        let later = [EpochEntry {
+            epoch: 5,
+            start_offset: 450,
+        }];
+        assert!(!newer.merge_history(&later).unwrap());
+    }
+
+    fn cache_with(entries: &[(i32, u64)]) -> (tempfile::TempDir, LeaderEpochCache) {
+        cache(entries)
     }
 
     #[test]

@@ -257,7 +257,6 @@ fn file_region(slice: crate::log::FileSlice) -> Records {
     })
 }
 
-/// A follower's fetch (Kafka's `readFromLog` for a replica): the divergence check against the
 /// A consumer's read of a partition this broker follows (KIP-392): what it has up to the high
 /// watermark it learned from the leader. Offsets outside its local log are out of range, which
 /// sends the consumer back to the leader.
@@ -293,7 +292,7 @@ fn read_on_follower(
     })
 }
 
-/// A follower's read of a partition this broker leads: checked against the
+/// A follower's fetch (Kafka's `readFromLog` for a replica): the divergence check against the
 /// follower's last fetched epoch (KIP-320), its progress recorded (which may advance the high
 /// watermark), and records up to the log end.
 fn read_for_follower(
