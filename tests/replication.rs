@@ -395,7 +395,7 @@ async fn a_stalled_follower_leaves_the_isr_and_rejoins() {
         "broker.session.timeout.ms=60000".to_owned(),
         "replica.lag.time.max.ms=2000".to_owned(),
     ];
-    let (mut nodes, _) = three_nodes(root.path(), &extra);
+    let (mut nodes, voters) = three_nodes(root.path(), &extra);
     let bootstrap = nodes
         .iter()
         .map(|n| n.addr.clone())
@@ -444,6 +444,35 @@ async fn a_stalled_follower_leaves_the_isr_and_rejoins() {
     assert!(
         !cells[4].split(',').any(|r| r == follower.to_string()),
         "{row}"
+    );
+    // `strata cluster status` counts it, and the follower's replica outside the ISR.
+    let leader_controller = voters
+        .split(',')
+        .nth(leader - 1)
+        .and_then(|v| v.split_once('@'))
+        .map(|(_, addr)| addr.to_owned())
+        .unwrap();
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_strata"))
+        .args(["cluster", "status", "--controllers", &leader_controller])
+        .output()
+        .unwrap();
+    let status = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        status.contains("partitions: 1 under-replicated, 0 offline"),
+        "{status}"
+    );
+    let broker_row: Vec<&str> = status
+        .lines()
+        .find(|l| {
+            l.split_whitespace().next() == Some(&follower.to_string()) && l.contains("active")
+        })
+        .unwrap_or_else(|| panic!("no row for broker {follower}:\n{status}"))
+        .split_whitespace()
+        .collect();
+    assert_eq!(
+        broker_row.last(),
+        Some(&"1"),
+        "one replica out of sync: {status}"
     );
     signal("-CONT", &stopped);
     wait_until(

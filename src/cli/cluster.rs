@@ -221,14 +221,33 @@ pub async fn status(controllers: &[String]) -> Status {
         .map(|s| s.voters.iter().map(|v| (v.id, v.addr.clone())).collect())
         .unwrap_or_default();
     match leader {
-        Some(l) => out.push_str(&format!(
-            "active controller: {} (term {}); {} voters; {} topics, {} partitions\n\n",
-            l.id,
-            l.term,
-            voters.len(),
-            l.topics,
-            l.partitions
-        )),
+        Some(l) => {
+            out.push_str(&format!(
+                "active controller: {} (term {}); {} voters; {} topics, {} partitions\n",
+                l.id,
+                l.term,
+                voters.len(),
+                l.topics,
+                l.partitions
+            ));
+            out.push_str(&format!(
+                "partitions: {} under-replicated, {} offline, {} being reassigned\n",
+                l.under_replicated, l.offline_count, l.reassigning
+            ));
+            if !l.offline.is_empty() {
+                let more = l.offline_count.saturating_sub(l.offline.len());
+                out.push_str(&format!(
+                    "offline (no leader): {}{}\n",
+                    l.offline.join(", "),
+                    if more > 0 {
+                        format!(" and {more} more")
+                    } else {
+                        String::new()
+                    }
+                ));
+            }
+            out.push('\n');
+        }
         None => match claimed {
             Some(l) => out.push_str(&format!(
                 "active controller: none (controller {} leads term {} but no majority of \
@@ -307,13 +326,21 @@ pub async fn status(controllers: &[String]) -> Status {
                     b.rack.clone().unwrap_or_else(|| "-".into()),
                     b.leaders.to_string(),
                     b.replicas.to_string(),
+                    b.out_of_sync.to_string(),
                 ]
             })
             .collect();
         if !rows.is_empty() {
             out.push('\n');
             out.push_str(&super::table(
-                &["BROKER", "STATE", "RACK", "LEADERS", "REPLICAS"],
+                &[
+                    "BROKER",
+                    "STATE",
+                    "RACK",
+                    "LEADERS",
+                    "REPLICAS",
+                    "OUT-OF-SYNC",
+                ],
                 &rows,
             ));
         }

@@ -129,7 +129,22 @@ pub struct QuorumStatus {
     pub partitions: usize,
     /// Registered brokers.
     pub brokers: Vec<BrokerStatus>,
+    /// Partitions whose ISR lacks a replica.
+    #[serde(default)]
+    pub under_replicated: usize,
+    /// Partitions without a leader, as `topic-partition`, at most [`LISTED_OFFLINE`] of them.
+    #[serde(default)]
+    pub offline: Vec<String>,
+    /// Partitions without a leader, in all.
+    #[serde(default)]
+    pub offline_count: usize,
+    /// Reassignments in progress.
+    #[serde(default)]
+    pub reassigning: usize,
 }
+
+/// Offline partitions a status names (the count covers the rest).
+pub const LISTED_OFFLINE: usize = 20;
 
 /// A registered broker as a controller's image has it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -144,6 +159,9 @@ pub struct BrokerStatus {
     pub leaders: usize,
     /// Partitions it holds a replica of.
     pub replicas: usize,
+    /// Of those, replicas outside the ISR.
+    #[serde(default)]
+    pub out_of_sync: usize,
 }
 
 async fn write_frame<T: Serialize>(stream: &mut TcpStream, value: &T) -> io::Result<()> {
@@ -225,10 +243,13 @@ pub(crate) fn status(raft: &Raft<TypeConfig>, state: &StateMachine) -> QuorumSta
                 .values()
                 .map(|b| {
                     let partitions = i.topics.values().flat_map(|t| t.partitions.values());
-                    let (mut leaders, mut replicas) = (0, 0);
+                    let (mut leaders, mut replicas, mut out_of_sync) = (0, 0, 0);
                     for p in partitions {
                         leaders += usize::from(p.leader == b.id);
-                        replicas += usize::from(p.replicas.contains(&b.id));
+                        if p.replicas.contains(&b.id) {
+                            replicas += 1;
+                            out_of_sync += usize::from(!p.isr.contains(&b.id));
+                        }
                     }
                     BrokerStatus {
                         id: b.id,
@@ -236,10 +257,27 @@ pub(crate) fn status(raft: &Raft<TypeConfig>, state: &StateMachine) -> QuorumSta
                         rack: b.rack.clone(),
                         leaders,
                         replicas,
+                        out_of_sync,
                     }
                 })
                 .collect(),
         )
+    });
+    let (mut under_replicated, mut offline, mut offline_count, mut reassigning) =
+        (0, Vec::new(), 0, 0);
+    state.with_image(|i| {
+        for t in i.topics.values() {
+            for (index, p) in &t.partitions {
+                under_replicated += usize::from(p.isr.len() < p.replicas.len());
+                reassigning += usize::from(p.reassigning());
+                if p.leader < 0 {
+                    offline_count += 1;
+                    if offline.len() < LISTED_OFFLINE {
+                        offline.push(format!("{}-{index}", t.name));
+                    }
+                }
+            }
+        }
     });
     QuorumStatus {
         id: metrics.id,
@@ -254,6 +292,10 @@ pub(crate) fn status(raft: &Raft<TypeConfig>, state: &StateMachine) -> QuorumSta
         topics,
         partitions,
         brokers,
+        under_replicated,
+        offline,
+        offline_count,
+        reassigning,
     }
 }
 
