@@ -473,19 +473,19 @@ impl Partition {
 
     /// Resolves once every offset below `offset` is durable.
     pub async fn wait_durable(&self, offset: u64) -> Result<(), LogError> {
-        let mut durable = self.durable.subscribe();
-        loop {
-            if *durable.borrow_and_update() >= offset {
-                return Ok(());
-            }
-            match self.flushing.try_lock() {
-                Ok(_guard) => self.flush().await?,
-                Err(_) => {
-                    // Another task is fsyncing; its result (or failure) changes the watch.
-                    let _ = durable.changed().await;
-                }
-            }
+        let durable = self.durable.subscribe();
+        if *durable.borrow() >= offset {
+            return Ok(());
         }
+        // Waiters queue for the flush lock: the first fsyncs, and each after it finds its
+        // records covered by that fsync or runs the next. (Waiting for the durable watch
+        // instead lost wake-ups: a waiter woken by an fsync that did not cover it, while that
+        // fsync still held the lock, waited for the next periodic flush, up to a second.)
+        let _guard = self.flushing.lock().await;
+        if *durable.borrow() >= offset {
+            return Ok(());
+        }
+        self.flush().await
     }
 
     /// Fsyncs everything appended so far. Callers hold `flushing` or accept a redundant sync.
@@ -654,5 +654,36 @@ mod tests {
         // The follower reports what it has: the high watermark moves on.
         assert!(partition.follower_fetched(2, 10));
         assert_eq!(partition.high_watermark(), 10);
+    }
+
+    /// A producer that starts waiting while another task's fsync holds the flush lock, and
+    /// that fsync does not cover it, runs the next fsync itself as soon as the lock is free:
+    /// it never waits for the periodic flush (none runs here).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_waiter_not_covered_by_a_running_fsync_runs_the_next() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = UnifiedLog::open(dir.path(), LogConfig::default(), 0, true).unwrap();
+        let partition = Arc::new(Partition::new("t".into(), 0, uuid::Uuid::new_v4(), log));
+        partition
+            .log()
+            .append(&sample_batch(4, 0, None), 0)
+            .unwrap();
+        // Another task's fsync (say the periodic flush) holds the lock...
+        let running = partition.flushing.lock().await;
+        let waiter = {
+            let partition = Arc::clone(&partition);
+            tokio::spawn(async move { partition.wait_durable(4).await })
+        };
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        // ...and ends having made durable less than the waiter needs.
+        partition.durable.send_replace(2);
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        drop(running);
+        let done = tokio::time::timeout(std::time::Duration::from_secs(5), waiter).await;
+        assert!(
+            matches!(done, Ok(Ok(Ok(())))),
+            "the waiter was left for a flush nobody runs"
+        );
+        assert_eq!(*partition.durable().borrow(), 4);
     }
 }
