@@ -1,4 +1,5 @@
-//! Starts and stops the `strata dev` that a run measures, and reads its CPU time.
+//! Starts and stops the `strata` nodes a run measures (one `strata dev`, or a cluster of
+//! combined nodes on loopback), and reads their CPU time.
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -23,6 +24,58 @@ pub struct Broker {
 impl Broker {
     /// Starts `strata dev` on `data_dir` with an ephemeral port.
     pub fn start(binary: Option<PathBuf>, data_dir: &Path) -> anyhow::Result<Self> {
+        Self::start_with(binary, data_dir, &[])
+    }
+
+    /// Starts a cluster of `nodes` combined nodes (broker and controller voter each) under
+    /// `root`, with `settings` (`key=value`) on every node; all on this machine's one disk.
+    pub fn start_cluster(
+        binary: Option<PathBuf>,
+        root: &Path,
+        nodes: usize,
+        settings: &[String],
+    ) -> anyhow::Result<Vec<Self>> {
+        let controllers: Vec<String> = (0..nodes)
+            .map(|_| {
+                let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+                Ok(listener.local_addr()?.to_string())
+            })
+            .collect::<anyhow::Result<_>>()?;
+        let voters = controllers
+            .iter()
+            .enumerate()
+            .map(|(i, a)| format!("{}@{a}", i + 1))
+            .collect::<Vec<_>>()
+            .join(",");
+        let starts: Vec<_> = controllers
+            .iter()
+            .enumerate()
+            .map(|(i, controller)| {
+                let mut args = vec![
+                    format!("node.id={}", i + 1),
+                    format!("listeners=PLAINTEXT://127.0.0.1:0,CONTROLLER://{controller}"),
+                    format!("controller.quorum.voters={voters}"),
+                ];
+                args.extend(settings.iter().cloned());
+                let (binary, dir) = (binary.clone(), root.join(format!("node{}", i + 1)));
+                std::thread::spawn(move || Self::start_with(binary, &dir, &args))
+            })
+            .collect();
+        starts
+            .into_iter()
+            .map(|h| {
+                h.join()
+                    .map_err(|_| anyhow::anyhow!("starting a node panicked"))?
+            })
+            .collect()
+    }
+
+    /// Starts `strata dev` on `data_dir` with an ephemeral port and `settings` (`key=value`).
+    fn start_with(
+        binary: Option<PathBuf>,
+        data_dir: &Path,
+        settings: &[String],
+    ) -> anyhow::Result<Self> {
         let binary = match binary {
             Some(path) => path,
             None => std::env::current_exe()?.with_file_name("strata"),
@@ -36,6 +89,7 @@ impl Broker {
         let mut child = Command::new(&binary)
             .args(["dev", "--listen", "127.0.0.1:0", "--data-dir"])
             .arg(data_dir)
+            .args(settings.iter().flat_map(|s| ["--set", s.as_str()]))
             .env("RUST_LOG", "warn")
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -92,7 +146,7 @@ fn process_cpu_seconds(pid: &str) -> anyhow::Result<f64> {
     Ok(ticks / per_second)
 }
 
-/// CPU seconds used so far by the broker (if the bench runs it) and by this process.
+/// CPU seconds used so far by the brokers (if the bench runs them) and by this process.
 #[derive(Debug, Clone, Copy)]
 pub struct CpuSample {
     broker: Option<f64>,
@@ -100,26 +154,33 @@ pub struct CpuSample {
 }
 
 /// Samples the CPU time of both sides of a workload.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct CpuMeter {
-    broker_pid: Option<u32>,
+    broker_pids: Vec<u32>,
 }
 
 impl CpuMeter {
-    /// Meters `broker` (if the bench started it) and this process, where librdkafka runs.
-    pub fn new(broker: Option<&Broker>) -> Self {
+    /// Meters `brokers` (those the bench started; none otherwise), summed, and this process,
+    /// where librdkafka runs.
+    pub fn new(brokers: &[Broker]) -> Self {
         Self {
-            broker_pid: broker.map(|b| b.child.id()),
+            broker_pids: brokers.iter().map(|b| b.child.id()).collect(),
         }
     }
 
     /// CPU seconds of each side so far.
     pub fn sample(&self) -> anyhow::Result<CpuSample> {
+        let broker = if self.broker_pids.is_empty() {
+            None
+        } else {
+            let mut sum = 0.0;
+            for pid in &self.broker_pids {
+                sum += process_cpu_seconds(&pid.to_string())?;
+            }
+            Some(sum)
+        };
         Ok(CpuSample {
-            broker: self
-                .broker_pid
-                .map(|pid| process_cpu_seconds(&pid.to_string()))
-                .transpose()?,
+            broker,
             client: process_cpu_seconds("self")?,
         })
     }

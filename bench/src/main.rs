@@ -2,13 +2,15 @@
 //! producers and consumers) and sets each figure beside the limits of the same machine measured
 //! in the same run, so that results read as ratios rather than as absolute numbers.
 //!
-//! It starts its own `strata dev` on a temporary directory, or measures any broker given with
-//! `--bootstrap`.
+//! It starts its own `strata dev` on a temporary directory (or, with `--brokers N`, a cluster
+//! of N combined nodes on loopback, topics replicated `--replication-factor` times), or
+//! measures any broker given with `--bootstrap`.
 
 mod broker;
 mod chart;
 mod latency;
 mod limits;
+mod many;
 mod parked;
 mod report;
 mod workload;
@@ -54,6 +56,21 @@ pub struct Options {
     /// Producer knobs of the throughput workloads.
     #[command(flatten)]
     knobs: workload::Knobs,
+    /// Start a cluster of this many combined nodes (broker and controller each) instead of one
+    /// `strata dev`; the CPU figures are their sum.
+    #[arg(long, default_value_t = 1, conflicts_with = "bootstrap")]
+    brokers: usize,
+    /// Replicas of the topics the runs create (`default.replication.factor` of the nodes the
+    /// bench starts).
+    #[arg(long, default_value_t = 1, conflicts_with = "bootstrap")]
+    replication_factor: usize,
+    /// `min.insync.replicas` of the nodes the bench starts.
+    #[arg(long, default_value_t = 1, conflicts_with = "bootstrap")]
+    min_insync: usize,
+    /// Also produce to a topic of this many partitions with one producer per broker
+    /// (throughput and acknowledgement latency); 0 skips it.
+    #[arg(long, default_value_t = 0)]
+    many_partitions: usize,
     /// Skip the machine-limit probes (ratios are then left blank).
     #[arg(long)]
     skip_limits: bool,
@@ -119,14 +136,40 @@ fn main() -> anyhow::Result<()> {
         Some(limits::measure(scale.workload_bytes, scratch.path())?)
     };
 
-    let mut own_broker = None;
+    let mut own_brokers = Vec::new();
     let bootstrap = match &options.bootstrap {
         Some(addr) => addr.clone(),
+        None if options.brokers > 1 || options.replication_factor > 1 => {
+            anyhow::ensure!(
+                options.replication_factor <= options.brokers,
+                "--replication-factor {} needs as many --brokers",
+                options.replication_factor
+            );
+            let settings = vec![
+                format!("default.replication.factor={}", options.replication_factor),
+                format!("min.insync.replicas={}", options.min_insync),
+                format!(
+                    "offsets.topic.replication.factor={}",
+                    options.replication_factor
+                ),
+            ];
+            own_brokers = broker::Broker::start_cluster(
+                options.strata.clone(),
+                &scratch.path().join("strata-data"),
+                options.brokers,
+                &settings,
+            )?;
+            own_brokers
+                .iter()
+                .map(|b| b.addr.clone())
+                .collect::<Vec<_>>()
+                .join(",")
+        }
         None => {
             let started =
                 broker::Broker::start(options.strata.clone(), &scratch.path().join("strata-data"))?;
             let addr = started.addr.clone();
-            own_broker = Some(started);
+            own_brokers.push(started);
             addr
         }
     };
@@ -146,7 +189,7 @@ fn main() -> anyhow::Result<()> {
         })
         .collect();
     let mut rows = limits.as_ref().map_or(Vec::new(), |l| l.rows());
-    let cpu = broker::CpuMeter::new(own_broker.as_ref());
+    let cpu = broker::CpuMeter::new(&own_brokers);
     let mut measured = Vec::new();
     for workload in workloads {
         let mut runs = Vec::new();
@@ -183,6 +226,21 @@ fn main() -> anyhow::Result<()> {
         rows.extend(result.rows());
         latencies = Some(result);
     }
+    if options.many_partitions > 0 {
+        let producers = options.brokers.max(1);
+        eprintln!(
+            "{} partitions, {producers} producers, {} MiB of 1 KiB records…",
+            options.many_partitions,
+            scale.workload_bytes >> 20
+        );
+        let run = many::ManyPartitions {
+            partitions: options.many_partitions,
+            producers,
+            bytes: scale.workload_bytes,
+            record_bytes: 1024,
+        };
+        rows.extend(many::run(&bootstrap, run, &cpu)?);
+    }
     if !options.skip_parked {
         eprintln!(
             "parked fetches: {} connections × {} partitions, {} records/s elsewhere, for {} s…",
@@ -193,7 +251,7 @@ fn main() -> anyhow::Result<()> {
         );
         rows.extend(parked::run(&bootstrap, &cpu, scale.parked_secs)?.rows());
     }
-    if let Some(broker) = own_broker.as_mut() {
+    for broker in &mut own_brokers {
         broker.stop()?;
     }
     let table = report::markdown(&rows, &options, scale);

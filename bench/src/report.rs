@@ -82,10 +82,16 @@ pub fn median(values: &[f64]) -> f64 {
 
 /// Renders the table with a header saying how the run was made.
 pub fn markdown(rows: &[Row], options: &Options, scale: Scale) -> String {
-    let target = options
-        .bootstrap
-        .as_deref()
-        .unwrap_or("strata dev (started by the bench)");
+    let started = if options.brokers > 1 || options.replication_factor > 1 {
+        format!(
+            "{} strata nodes on this machine (started by the bench), topics with {} replicas, \
+             min.insync.replicas={}",
+            options.brokers, options.replication_factor, options.min_insync
+        )
+    } else {
+        "strata dev (started by the bench)".to_owned()
+    };
+    let target = options.bootstrap.as_deref().unwrap_or(&started);
     let mode = if options.smoke {
         "smoke"
     } else if options.quick {
