@@ -264,16 +264,26 @@ async fn fetch_loop(
                 break;
             }
         }
-        // Make what was appended durable before the next fetch reports it.
+        // Make what was appended durable before the next fetch reports it: every partition's
+        // fsync at once, as a fetch may bring data for hundreds of them.
+        let mut syncs = tokio::task::JoinSet::new();
         for followed in &batch {
-            let p = &followed.partition;
-            if p.log().config().fsync_before_ack() {
-                let end = p.log().log_end_offset();
-                if let Err(e) = p.wait_durable(end).await {
-                    tracing::error!(topic = %p.topic, partition = p.index, "follower fsync failed: {e}");
-                }
+            let p = Arc::clone(&followed.partition);
+            let end = {
+                let log = p.log();
+                log.config()
+                    .fsync_before_ack()
+                    .then(|| log.log_end_offset())
+            };
+            if let Some(end) = end.filter(|end| *p.durable().borrow() < *end) {
+                syncs.spawn(async move {
+                    if let Err(e) = p.wait_durable(end).await {
+                        tracing::error!(topic = %p.topic, partition = p.index, "follower fsync failed: {e}");
+                    }
+                });
             }
         }
+        while syncs.join_next().await.is_some() {}
     }
 }
 

@@ -78,36 +78,42 @@ pub(super) fn handle<B: Broker>(
     let timeout = Duration::from_millis(request.timeout_ms.max(0) as u64).min(MAX_DURABLE_WAIT);
     let (key, version, correlation_id) = (ctx.key, ctx.version, ctx.correlation_id);
     Ok(Reply::Later(Box::pin(async move {
-        let mut responses = Vec::with_capacity(results.len());
-        for (name, partitions) in results {
-            let mut partition_responses = Vec::with_capacity(partitions.len());
-            for (index, result) in partitions {
-                let result = match result {
-                    Ok(appended) if appended.must_wait => {
-                        match tokio::time::timeout(
-                            timeout,
-                            broker.wait_acked(&name, index, appended.next_offset, acks),
-                        )
-                        .await
-                        {
-                            Ok(Ok(())) => Ok(appended),
-                            Ok(Err(e)) => Err(e),
-                            Err(_) => Err(BrokerError::RequestTimedOut(format!(
-                                "not acknowledged within {} ms",
-                                timeout.as_millis()
-                            ))),
-                        }
+        // Every partition's wait runs at once: each fsyncs its own log (group commit), and a
+        // request for hundreds of partitions must not queue their fsyncs one after another.
+        let waits = results.into_iter().map(|(name, partitions)| {
+            let broker = &broker;
+            async move {
+                let waits = partitions.into_iter().map(|(index, result)| {
+                    let name = &name;
+                    async move {
+                        let result = match result {
+                            Ok(appended) if appended.must_wait => {
+                                match tokio::time::timeout(
+                                    timeout,
+                                    broker.wait_acked(name, index, appended.next_offset, acks),
+                                )
+                                .await
+                                {
+                                    Ok(Ok(())) => Ok(appended),
+                                    Ok(Err(e)) => Err(e),
+                                    Err(_) => Err(BrokerError::RequestTimedOut(format!(
+                                        "not acknowledged within {} ms",
+                                        timeout.as_millis()
+                                    ))),
+                                }
+                            }
+                            other => other,
+                        };
+                        partition_response(index, result, version)
                     }
-                    other => other,
-                };
-                partition_responses.push(partition_response(index, result, version));
-            }
-            responses.push(
+                });
+                let partition_responses = futures::future::join_all(waits).await;
                 TopicProduceResponse::default()
                     .with_name(kafka_protocol::messages::TopicName(str_bytes(name)))
-                    .with_partition_responses(partition_responses),
-            );
-        }
+                    .with_partition_responses(partition_responses)
+            }
+        });
+        let responses = futures::future::join_all(waits).await;
         let response = ProduceResponse::default().with_responses(responses);
         let bytes = super::encode_response(key, version, correlation_id, &response)?;
         Ok(ResponseFrame::bytes(bytes.freeze()))

@@ -104,6 +104,10 @@ impl<const ENTRY: usize> EntryFile<ENTRY> {
             // resizes it; the mapping is dropped before every resize.
             let mmap =
                 unsafe { MmapMut::map_mut(&self.file) }.map_err(|e| LogError::io(&self.path, e))?;
+            // The file is preallocated sparse and filled an entry at a time: readahead on a
+            // page fault would read (zero) up to megabytes of holes for each new page. With
+            // a thousand partitions appending, that was nine tenths of the brokers' CPU.
+            let _ = mmap.advise(memmap2::Advice::Random);
             self.mmap = Some(mmap);
         }
         Ok(())
