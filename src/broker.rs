@@ -16,6 +16,7 @@ use strata_api::broker::{
 };
 use strata_api::{Broker, BrokerError};
 use strata_controller::MetadataImage;
+use strata_controller::raft::admin::IsrChange;
 use uuid::Uuid;
 
 use crate::cluster::admin::ClusterAdmin;
@@ -156,23 +157,53 @@ impl StrataBroker {
     /// leave, caught-up ones join. Runs every few hundred milliseconds.
     pub async fn maintain_isr(&self) {
         let max_lag = self.config.replica_lag_time_max.as_millis() as i64;
-        for partition in self.replicas.all() {
-            let Some((isr, leader_epoch, partition_epoch)) = partition.propose_isr(max_lag) else {
-                continue;
-            };
-            tracing::info!(topic = %partition.topic, partition = partition.index, ?isr, "asking for a new ISR");
-            let result = self
-                .admin
-                .alter_partition(
-                    partition.topic_id,
-                    partition.index,
-                    (leader_epoch, partition_epoch),
+        let mut proposed = Vec::new();
+        {
+            let image = self.metadata.image();
+            for partition in self.replicas.all() {
+                let Some((mut isr, leader_epoch, partition_epoch)) = partition.propose_isr(max_lag)
+                else {
+                    continue;
+                };
+                // The controller refuses a fenced broker joining (one stopping, say): leave
+                // it out rather than ask again every tick.
+                let current = partition.replica_set().isr.clone();
+                isr.retain(|r| current.contains(r) || image.is_active(*r));
+                if isr == current {
+                    partition.isr_refused();
+                    continue;
+                }
+                partition.replica_set().pending_isr = Some(isr.clone());
+                tracing::info!(topic = %partition.topic, partition = partition.index, ?isr, "asking for a new ISR");
+                let change = IsrChange {
+                    broker_id: self.config.node_id,
+                    topic_id: partition.topic_id,
+                    partition: partition.index,
+                    leader_epoch,
+                    partition_epoch,
                     isr,
-                )
-                .await;
-            if let Err(e) = result {
-                tracing::warn!(topic = %partition.topic, partition = partition.index, "ISR change refused: {e}");
-                partition.isr_refused();
+                };
+                proposed.push((partition, change));
+            }
+        }
+        if proposed.is_empty() {
+            return;
+        }
+        let (partitions, changes): (Vec<_>, Vec<_>) = proposed.into_iter().unzip();
+        match self.admin.alter_partitions(changes).await {
+            Ok(results) => {
+                for (partition, refused) in partitions.iter().zip(results) {
+                    if let Some(why) = refused {
+                        tracing::warn!(topic = %partition.topic, partition = partition.index, "ISR change refused: {why}");
+                        partition.isr_refused();
+                    }
+                }
+            }
+            Err(e) => {
+                tracing::warn!(partitions = partitions.len(), "ISR changes not made: {e}");
+                for partition in &partitions {
+                    partition.isr_refused();
+                }
             }
         }
     }

@@ -79,7 +79,12 @@ impl Client {
             let mut response = BytesMut::with_capacity(size);
             while response.len() < size {
                 let want = (size - response.len()) as u64;
-                if (&mut self.stream).take(want).read_buf(&mut response).await? == 0 {
+                if (&mut self.stream)
+                    .take(want)
+                    .read_buf(&mut response)
+                    .await?
+                    == 0
+                {
                     bail!("the broker closed the connection mid-response");
                 }
             }

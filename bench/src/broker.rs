@@ -35,6 +35,28 @@ impl Broker {
         nodes: usize,
         settings: &[String],
     ) -> anyhow::Result<Vec<Self>> {
+        // Controller ports are picked free and bound by the nodes a moment later; another
+        // socket may take one in between, so a failed start is tried again on new ports.
+        let mut last = None;
+        for attempt in 1..=3 {
+            let dir = root.join(format!("attempt{attempt}"));
+            match Self::try_start_cluster(binary.clone(), &dir, nodes, settings) {
+                Ok(started) => return Ok(started),
+                Err(e) => {
+                    eprintln!("starting the cluster failed ({e:#}); trying again");
+                    last = Some(e);
+                }
+            }
+        }
+        Err(last.expect("three attempts"))
+    }
+
+    fn try_start_cluster(
+        binary: Option<PathBuf>,
+        root: &Path,
+        nodes: usize,
+        settings: &[String],
+    ) -> anyhow::Result<Vec<Self>> {
         let controllers: Vec<String> = (0..nodes)
             .map(|_| {
                 let listener = std::net::TcpListener::bind("127.0.0.1:0")?;

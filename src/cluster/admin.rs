@@ -8,7 +8,7 @@ use std::sync::Arc;
 use strata_api::BrokerError;
 use strata_api::broker::{NewTopic, PartitionMetadata, TopicMetadata};
 use strata_controller::raft::WriteRefusal;
-use strata_controller::raft::admin::{self, AdminAnswer, AdminRequest, Invalid};
+use strata_controller::raft::admin::{self, AdminAnswer, AdminRequest, Invalid, IsrChange};
 use strata_controller::raft::client::{self, ClientError};
 use uuid::Uuid;
 
@@ -151,25 +151,19 @@ impl ClusterAdmin {
         })
     }
 
-    /// AlterPartition: asks the controller for a partition's new ISR, as its leader in
-    /// `leader_epoch`, from `partition_epoch`; returns once this broker's image has it.
-    pub(crate) async fn alter_partition(
+    /// AlterPartition for the partitions this broker leads: asks the controller for their
+    /// new ISRs in one request; returns, per change in order, why it was refused, if it was,
+    /// once this broker's image has the accepted ones.
+    pub(crate) async fn alter_partitions(
         &self,
-        topic_id: Uuid,
-        partition: i32,
-        (leader_epoch, partition_epoch): (i32, i32),
-        isr: Vec<i32>,
-    ) -> Result<(), BrokerError> {
-        self.admin(AdminRequest::AlterPartition {
-            broker_id: self.config.node_id,
-            topic_id,
-            partition,
-            leader_epoch,
-            partition_epoch,
-            isr,
-        })
-        .await
-        .map(|_| ())
+        changes: Vec<IsrChange>,
+    ) -> Result<Vec<Option<String>>, BrokerError> {
+        match self.admin(AdminRequest::AlterPartitions(changes)).await? {
+            AdminAnswer::IsrResults(results) => Ok(results),
+            other => Err(BrokerError::ControllerUnavailable(format!(
+                "unexpected controller answer {other:?}"
+            ))),
+        }
     }
 
     /// DeleteTopics.

@@ -90,22 +90,10 @@ pub enum AdminRequest {
         /// Its node id.
         id: NodeId,
     },
-    /// A partition leader's new ISR (Kafka's AlterPartition): applied only if the leader and
-    /// partition epochs it was decided under are still current.
-    AlterPartition {
-        /// The leader asking.
-        broker_id: i32,
-        /// Topic id.
-        topic_id: Uuid,
-        /// Partition index.
-        partition: i32,
-        /// The leader epoch the leader holds.
-        leader_epoch: i32,
-        /// The partition epoch the change was made from.
-        partition_epoch: i32,
-        /// The ISR wanted.
-        isr: Vec<i32>,
-    },
+    /// Partition leaders' new ISRs (Kafka's AlterPartition, batched as Kafka's brokers send
+    /// it): each applied only if the leader and partition epochs it was decided under are
+    /// still current.
+    AlterPartitions(Vec<IsrChange>),
     /// Set (`Some`) or remove (`None`) dynamic broker configs, for one broker or (`None`) the
     /// cluster default.
     SetBrokerConfigs {
@@ -124,6 +112,23 @@ pub enum AdminRequest {
         /// (topic, partition) pairs.
         partitions: Option<Vec<(String, i32)>>,
     },
+}
+
+/// One partition's ISR change, as its leader asks for it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IsrChange {
+    /// The leader asking.
+    pub broker_id: i32,
+    /// Topic id.
+    pub topic_id: Uuid,
+    /// Partition index.
+    pub partition: i32,
+    /// The leader epoch the leader holds.
+    pub leader_epoch: i32,
+    /// The partition epoch the change was made from.
+    pub partition_epoch: i32,
+    /// The ISR wanted.
+    pub isr: Vec<i32>,
 }
 
 /// One partition's reassignment: its new replicas, or `None` to cancel the one in progress.
@@ -160,15 +165,8 @@ pub enum AdminAnswer {
     Done,
     /// The voters after a change: id → controller address.
     Voters(BTreeMap<NodeId, String>),
-    /// A partition's state after an AlterPartition.
-    Partition {
-        /// The ISR.
-        isr: Vec<i32>,
-        /// The leader epoch.
-        leader_epoch: i32,
-        /// The partition epoch.
-        partition_epoch: i32,
-    },
+    /// Per ISR change, in order: why it was refused, if it was.
+    IsrResults(Vec<Option<String>>),
     /// Per partition of a reassignment or election: (topic, partition, refusal if any).
     Moves(Vec<(String, i32, Option<MoveError>)>),
 }
@@ -329,24 +327,7 @@ async fn serve(
             tracing::info!(node = id, %addr, "voter added");
             Ok(AdminAnswer::Voters(voter_addresses(raft)))
         }
-        AdminRequest::AlterPartition {
-            broker_id,
-            topic_id,
-            partition,
-            leader_epoch,
-            partition_epoch,
-            isr,
-        } => {
-            alter_partition(
-                raft,
-                state,
-                broker_id,
-                (topic_id, partition),
-                (leader_epoch, partition_epoch),
-                isr,
-            )
-            .await
-        }
+        AdminRequest::AlterPartitions(changes) => alter_partitions(raft, state, changes).await,
         AdminRequest::SetBrokerConfigs { broker, changes } => {
             let resource = broker.map_or(ConfigResource::Cluster, ConfigResource::Broker);
             let records: Vec<MetadataRecord> = changes
@@ -393,87 +374,100 @@ async fn serve(
 
 /// Kafka's AlterPartition checks: the asker leads the partition in the epoch it names, the
 /// partition has not changed since (partition epoch), and the new ISR holds the leader and
-/// only replicas; a replica may join only while it is unfenced. Answers the current state
-/// when the change is refused as stale, so the leader can start again from it.
-async fn alter_partition(
+/// only replicas; a replica may join only while it is unfenced. The record to commit (none
+/// when the ISR is already that), or why the change is refused.
+fn isr_change_record(
+    image: &crate::MetadataImage,
+    change: &IsrChange,
+) -> Result<Option<MetadataRecord>, String> {
+    let IsrChange {
+        broker_id,
+        topic_id,
+        partition,
+        leader_epoch,
+        partition_epoch,
+        isr,
+    } = change;
+    let registration = image
+        .topics
+        .get(topic_id)
+        .and_then(|t| t.partitions.get(partition))
+        .ok_or_else(|| format!("unknown partition {topic_id}/{partition}"))?;
+    if registration.leader != *broker_id || registration.leader_epoch != *leader_epoch {
+        return Err(format!(
+            "broker {broker_id} does not lead {topic_id}/{partition} in epoch {leader_epoch} \
+             (leader {} in epoch {})",
+            registration.leader, registration.leader_epoch
+        ));
+    }
+    if registration.partition_epoch != *partition_epoch {
+        return Err(format!(
+            "partition epoch {partition_epoch} is stale (now {})",
+            registration.partition_epoch
+        ));
+    }
+    if !isr.contains(broker_id) || isr.iter().any(|r| !registration.replicas.contains(r)) {
+        return Err(format!(
+            "ISR {isr:?} must hold the leader and only replicas of {:?}",
+            registration.replicas
+        ));
+    }
+    if let Some(joining) = isr
+        .iter()
+        .find(|r| !registration.isr.contains(r) && !image.is_active(**r))
+    {
+        return Err(format!(
+            "broker {joining} is fenced: it cannot join the ISR"
+        ));
+    }
+    if registration.isr == *isr {
+        return Ok(None);
+    }
+    Ok(Some(MetadataRecord::ChangePartition {
+        topic_id: *topic_id,
+        partition: *partition,
+        leader: None,
+        isr: Some(isr.clone()),
+        replicas: None,
+        adding_replicas: None,
+        removing_replicas: None,
+    }))
+}
+
+/// AlterPartition for many partitions at once: the changes that pass are committed together
+/// (one metadata log entry), then the reassignments they complete.
+async fn alter_partitions(
     raft: &Raft<TypeConfig>,
     state: &StateMachine,
-    broker_id: i32,
-    (topic_id, partition): (Uuid, i32),
-    (leader_epoch, partition_epoch): (i32, i32),
-    isr: Vec<i32>,
+    changes: Vec<IsrChange>,
 ) -> Result<AdminAnswer, WriteRefusal> {
-    let current = state.with_image(|image| {
-        let registration = image
-            .topics
-            .get(&topic_id)
-            .and_then(|t| t.partitions.get(&partition))
-            .cloned()
-            .ok_or_else(|| invalid(Invalid::UnknownTopic(format!("{topic_id}/{partition}"))))?;
-        if registration.leader != broker_id || registration.leader_epoch != leader_epoch {
-            return Err(invalid(Invalid::Request(format!(
-                "broker {broker_id} does not lead {topic_id}/{partition} in epoch {leader_epoch} \
-                 (leader {} in epoch {})",
-                registration.leader, registration.leader_epoch
-            ))));
+    let (records, results) = state.with_image(|image| {
+        let mut records = Vec::new();
+        let mut results = Vec::with_capacity(changes.len());
+        for change in &changes {
+            match isr_change_record(image, change) {
+                Ok(record) => {
+                    records.extend(record);
+                    results.push(None);
+                }
+                Err(why) => results.push(Some(why)),
+            }
         }
-        if registration.partition_epoch != partition_epoch {
-            return Err(invalid(Invalid::Request(format!(
-                "partition epoch {partition_epoch} is stale (now {})",
-                registration.partition_epoch
-            ))));
-        }
-        if !isr.contains(&broker_id) || isr.iter().any(|r| !registration.replicas.contains(r)) {
-            return Err(invalid(Invalid::Request(format!(
-                "ISR {isr:?} must hold the leader and only replicas of {:?}",
-                registration.replicas
-            ))));
-        }
-        if let Some(joining) = isr
-            .iter()
-            .find(|r| !registration.isr.contains(r) && !image.is_active(**r))
-        {
-            return Err(invalid(Invalid::Request(format!(
-                "broker {joining} is fenced: it cannot join the ISR"
-            ))));
-        }
-        Ok(registration)
-    })?;
-    if current.isr != isr {
-        commit_all(
-            raft,
-            vec![MetadataRecord::ChangePartition {
-                topic_id,
-                partition,
-                leader: None,
-                isr: Some(isr.clone()),
-                replicas: None,
-                adding_replicas: None,
-                removing_replicas: None,
-            }],
-        )
-        .await?;
-        tracing::info!(%topic_id, partition, from = ?current.isr, to = ?isr, "ISR changed");
+        (records, results)
+    });
+    if !records.is_empty() {
+        let count = records.len();
+        commit_all(raft, records).await?;
+        tracing::info!(partitions = count, "ISRs changed");
         // A replica a reassignment was adding may just have joined.
         let completions = state.with_image(records_for_completed_reassignments);
         if !completions.is_empty() {
+            let count = completions.len();
             commit_all(raft, completions).await?;
-            tracing::info!(%topic_id, partition, "reassignment completed");
+            tracing::info!(partitions = count, "reassignments completed");
         }
     }
-    let now = state.with_image(|image| {
-        image
-            .topics
-            .get(&topic_id)
-            .and_then(|t| t.partitions.get(&partition))
-            .cloned()
-    });
-    let now = now.unwrap_or(current);
-    Ok(AdminAnswer::Partition {
-        isr: now.isr,
-        leader_epoch: now.leader_epoch,
-        partition_epoch: now.partition_epoch,
-    })
+    Ok(AdminAnswer::IsrResults(results))
 }
 
 /// Starts or cancels reassignments, all validated against one image and committed together.
