@@ -71,6 +71,10 @@ pub struct Options {
     /// (throughput and acknowledgement latency); 0 skips it.
     #[arg(long, default_value_t = 0)]
     many_partitions: usize,
+    /// Pace the many-partition run at this many MB/s in all (latency then counts from each
+    /// record's scheduled send); unpaced when omitted.
+    #[arg(long)]
+    many_rate_mb: Option<u64>,
     /// Skip the machine-limit probes (ratios are then left blank).
     #[arg(long)]
     skip_limits: bool,
@@ -238,6 +242,7 @@ fn main() -> anyhow::Result<()> {
             producers,
             bytes: scale.workload_bytes,
             record_bytes: 1024,
+            rate: options.many_rate_mb.map(|mb| mb * 1_000_000),
         };
         rows.extend(many::run(&bootstrap, run, &cpu)?);
     }

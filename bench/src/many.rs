@@ -32,6 +32,9 @@ pub struct ManyPartitions {
     pub bytes: u64,
     /// Payload bytes per record.
     pub record_bytes: usize,
+    /// Payload bytes per second in all, paced (records are sent on a schedule, and latency
+    /// counts from the scheduled time); `None`: as fast as the producers go.
+    pub rate: Option<u64>,
 }
 
 /// Records each record's acknowledgement latency; counts failures.
@@ -103,9 +106,27 @@ pub fn run(bootstrap: &str, run: ManyPartitions, cpu: &CpuMeter) -> anyhow::Resu
                     .set("queue.buffering.max.kbytes", "262144")
                     .create_with_context(Timed(timing))?;
                 let payload = vec![b'm'; run.record_bytes];
-                for _ in 0..per_producer {
+                // Each producer's share of the rate, as a gap between records.
+                let gap = run.rate.map(|rate| {
+                    Duration::from_secs_f64(
+                        run.record_bytes as f64 * run.producers as f64 / rate as f64,
+                    )
+                });
+                let origin = Instant::now();
+                for n in 0..per_producer {
+                    let scheduled = match gap {
+                        Some(gap) => {
+                            let due = origin + gap.mul_f64(n as f64);
+                            let now = Instant::now();
+                            if due > now {
+                                std::thread::sleep(due - now);
+                            }
+                            due
+                        }
+                        None => Instant::now(),
+                    };
                     let mut record: BaseRecord<'_, (), [u8], Box<Instant>> =
-                        BaseRecord::with_opaque_to(&topic, Box::new(Instant::now()))
+                        BaseRecord::with_opaque_to(&topic, Box::new(scheduled))
                             .payload(&payload[..]);
                     loop {
                         match producer.send(record) {
@@ -143,8 +164,11 @@ pub fn run(bootstrap: &str, run: ManyPartitions, cpu: &CpuMeter) -> anyhow::Resu
         .map_err(|_| anyhow::anyhow!("poisoned"))?;
     let ms = |q: f64| h.value_at_quantile(q) as f64 / 1000.0;
     let what = format!(
-        "{} partitions, {} producers, 1 KiB acks=all",
-        run.partitions, run.producers
+        "{} partitions, {} producers, 1 KiB acks=all{}",
+        run.partitions,
+        run.producers,
+        run.rate
+            .map_or(String::new(), |r| format!(", at {} MB/s", r / 1_000_000))
     );
     let gb = bytes as f64 / 1e9;
     Ok(vec![
@@ -158,7 +182,14 @@ pub fn run(bootstrap: &str, run: ManyPartitions, cpu: &CpuMeter) -> anyhow::Resu
             ),
         ),
         Row::plain(
-            format!("acknowledgement latency, {what} (at full speed)"),
+            format!(
+                "acknowledgement latency, {what}{}",
+                if run.rate.is_none() {
+                    " (at full speed: mostly time queued in the producer)"
+                } else {
+                    ""
+                }
+            ),
             format!(
                 "p50 {:.1} ms, p99 {:.1} ms, p99.9 {:.1} ms, max {:.1} ms",
                 ms(0.5),
