@@ -290,7 +290,9 @@ async fn produce_all(bootstrap: &str, topic: &str, values: std::ops::Range<u32>)
 async fn three_replicas_stay_identical_through_a_leader_kill() {
     const TOPIC3: &str = "rf3";
     let root = tempfile::tempdir().unwrap();
-    let (mut nodes, _) = three_nodes(root.path(), &[]);
+    // The controller rebalances leadership every second (Kafka's default: 5 minutes).
+    let extra = ["leader.imbalance.check.interval.seconds=1".to_owned()];
+    let (mut nodes, _) = three_nodes(root.path(), &extra);
     let bootstrap = nodes
         .iter()
         .map(|n| n.addr.clone())
@@ -336,6 +338,21 @@ async fn three_replicas_stay_identical_through_a_leader_kill() {
         "the old leader back in the ISR",
         Duration::from_secs(30),
         || (isr(&alive, TOPIC3).len() == 3).then_some(()),
+    );
+    // It is the preferred replica (the first): auto.leader.rebalance.enable gives it back
+    // the leadership once it is in sync.
+    wait_until(
+        "the preferred replica leads again",
+        Duration::from_secs(20),
+        || {
+            let consumer: rdkafka::consumer::BaseConsumer =
+                common::client(&alive).create().unwrap();
+            let metadata = consumer
+                .fetch_metadata(Some(TOPIC3), Duration::from_secs(5))
+                .ok()?;
+            let p = metadata.topics()[0].partitions().first()?;
+            (p.leader() as usize == leader && p.replicas()[0] as usize == leader).then_some(())
+        },
     );
     // DescribeLogDirs: every broker reports its replica, at the size it has on disk.
     for node in &nodes {
