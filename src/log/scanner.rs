@@ -44,6 +44,7 @@ pub struct BatchScanner<'a> {
     verify_crc: bool,
     buffer: Vec<u8>,
     buffer_start: u64,
+    chunk: usize,
     /// Set when the scan met bytes that are not a valid batch.
     pub stop: Option<ScanStop>,
 }
@@ -59,8 +60,16 @@ impl<'a> BatchScanner<'a> {
             verify_crc,
             buffer: Vec::new(),
             buffer_start: start,
+            chunk: SCAN_CHUNK_BYTES,
             stop: None,
         }
+    }
+
+    /// Reads the file `bytes` at a time instead of 64 KiB: for a lookup that expects to meet
+    /// its batch within a few headers (an index entry is at most `index.interval.bytes` away).
+    pub fn chunk(mut self, bytes: usize) -> Self {
+        self.chunk = bytes.max(HEADER_SIZE);
+        self
     }
 
     /// Makes `[position, position + len)` available in the buffer; false past the end.
@@ -73,9 +82,7 @@ impl<'a> BatchScanner<'a> {
         if have_start && have_end {
             return Ok(true);
         }
-        let want = len
-            .max(SCAN_CHUNK_BYTES)
-            .min((self.end - self.position) as usize);
+        let want = len.max(self.chunk).min((self.end - self.position) as usize);
         self.buffer.resize(want, 0);
         self.file
             .read_exact_at(&mut self.buffer, self.position)

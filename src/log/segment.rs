@@ -265,8 +265,16 @@ impl LogSegment {
 
     /// Position and size of the first batch whose last offset is at or above `offset`.
     fn locate(&self, offset: u64) -> Result<Option<(u64, u64)>> {
+        if offset >= self.next_offset {
+            return Ok(None);
+        }
         let (_, start) = self.offset_index.lookup(offset);
-        let mut scanner = BatchScanner::new(&self.file, &self.path, start as u64, self.size, false);
+        // The batch is within about an index interval of the entry: read little at a time (a
+        // follower or consumer of hundreds of partitions locates two offsets per partition
+        // per fetch).
+        let chunk = (self.settings.index_interval_bytes as usize).clamp(4096, 64 * 1024);
+        let mut scanner =
+            BatchScanner::new(&self.file, &self.path, start as u64, self.size, false).chunk(chunk);
         while let Some(found) = scanner.next_batch()? {
             if found.header.last_offset() >= offset {
                 return Ok(Some((found.position, found.header.size())));
