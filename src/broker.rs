@@ -376,10 +376,10 @@ impl Broker for StrataBroker {
         offset: i64,
         limits: (u64, bool),
         check: (i32, Option<&Arc<strata_api::broker::FetchWaker>>),
-        replica: Option<strata_api::broker::ReplicaFetch>,
+        reader: strata_api::broker::Reader,
     ) -> Result<PartitionRead, BrokerError> {
         self.replicas
-            .read(topic, partition, offset, limits, check, replica)
+            .read(topic, partition, offset, limits, check, reader)
     }
 
     fn read_remote(

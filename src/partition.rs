@@ -40,9 +40,12 @@ pub struct Partition {
     durable: watch::Sender<u64>,
     /// Held by the one task running an fsync.
     flushing: tokio::sync::Mutex<()>,
-    /// The fetches parked on this partition, woken when data may have become readable (the
-    /// high watermark moved) or leadership changed.
+    /// The consumers' fetches parked on this partition, woken when data may have become
+    /// readable (the high watermark moved) or leadership changed.
     waiters: Mutex<Waiters>,
+    /// The followers' fetches parked on it (they read to the log end): woken by every append
+    /// as well, which consumers need not be.
+    follower_waiters: Mutex<Waiters>,
     /// The partition's remote log (its manifest) has been loaded since this broker started, or
     /// the log has records: either way it knows the offset it continues at.
     remote_opened: AtomicBool,
@@ -59,6 +62,14 @@ pub struct Partition {
 struct Waiters {
     wakers: Vec<Arc<FetchWaker>>,
     purge_at: usize,
+}
+
+/// Wakes and empties a waiter list.
+fn wake(list: &Mutex<Waiters>) {
+    let woken = std::mem::take(&mut list.lock().unwrap_or_else(|p| p.into_inner()).wakers);
+    for waker in woken.iter().filter(|w| !w.is_done()) {
+        waker.wake();
+    }
 }
 
 /// The least length at which a partition's waiter list is purged.
@@ -100,6 +111,7 @@ impl Partition {
             flushing: tokio::sync::Mutex::new(()),
             remote_opened: AtomicBool::new(false),
             waiters: Mutex::default(),
+            follower_waiters: Mutex::default(),
             replica_set: Mutex::default(),
             committed: watch::Sender::new(0),
         }
@@ -342,24 +354,28 @@ impl Partition {
         result
     }
 
-    /// Registers a parked fetch, woken at the partition's next change.
-    pub fn register_fetch(&self, waker: &Arc<FetchWaker>) {
-        let mut waiters = self.waiters.lock().unwrap_or_else(|p| p.into_inner());
-        waiters.register(waker);
+    /// Registers a parked fetch, a follower's or a consumer's, woken at the partition's next
+    /// change that concerns it.
+    pub fn register_fetch(&self, waker: &Arc<FetchWaker>, follower: bool) {
+        let list = if follower {
+            &self.follower_waiters
+        } else {
+            &self.waiters
+        };
+        list.lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .register(waker);
     }
 
-    /// Wakes the fetches parked on this partition (each registers again if it waits on).
+    /// Wakes every fetch parked on this partition (each registers again if it waits on).
     pub fn data_changed(&self) {
-        let woken = std::mem::take(
-            &mut self
-                .waiters
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .wakers,
-        );
-        for waker in woken.iter().filter(|w| !w.is_done()) {
-            waker.wake();
-        }
+        wake(&self.waiters);
+        wake(&self.follower_waiters);
+    }
+
+    /// Wakes the followers' parked fetches: records were appended past what they have.
+    fn wake_followers(&self) {
+        wake(&self.follower_waiters);
     }
 
     /// Whether this broker leads the partition.
@@ -390,10 +406,12 @@ impl Partition {
                 log.config().fsync_before_ack(),
             )
         };
-        // Without fsync-before-ack the high watermark is the log end: readable now. With it,
-        // the flush that makes the records durable wakes the fetches. Followers, parked on
-        // the log end, are woken at once.
-        if !must_flush || self.is_replicated() {
+        // Followers, parked on the log end, are woken at once. Consumers only once the high
+        // watermark moves: for one replica without fsync-before-ack that is now; otherwise the
+        // flush or the followers' progress moves it, and wakes them.
+        if self.is_replicated() {
+            self.wake_followers();
+        } else if !must_flush {
             self.data_changed();
         }
         if !must_flush {

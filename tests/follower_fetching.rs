@@ -8,6 +8,10 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::cluster::{node_settings, start_nodes, voters, wait_until};
+use common::wire::Conn;
+use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse, TopicName};
+use kafka_protocol::protocol::StrBytes;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::{ClientContext, DefaultClientContext};
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
@@ -83,6 +87,47 @@ async fn a_consumer_reads_from_the_replica_in_its_rack() {
             .await
             .expect("acknowledged");
     }
+
+    // Over the wire: a follower serves a consumer that names its rack, and sends one that
+    // does not (stale metadata, say) back to the leader.
+    let follower_fetch = |rack: &str| {
+        FetchRequest::default()
+            .with_replica_id(BrokerId(-1))
+            .with_max_wait_ms(0)
+            .with_max_bytes(1 << 20)
+            .with_rack_id(StrBytes::from_string(rack.to_owned()))
+            .with_topics(vec![
+                FetchTopic::default()
+                    .with_topic(TopicName(StrBytes::from_static_str(TOPIC)))
+                    .with_partitions(vec![
+                        FetchPartition::default()
+                            .with_partition(0)
+                            .with_current_leader_epoch(-1)
+                            .with_fetch_offset(0)
+                            .with_partition_max_bytes(1 << 20),
+                    ]),
+            ])
+    };
+    let mut conn = Conn::open(&nodes[1].addr).await;
+    let answer = |r: FetchResponse| {
+        let p = &r.responses[0].partitions[0];
+        (p.error_code, p.records.as_ref().map_or(0, |b| b.len()))
+    };
+    let no_rack = conn.call(12, &follower_fetch("")).await.unwrap();
+    assert_eq!(
+        answer(no_rack).0,
+        6,
+        "NOT_LEADER_OR_FOLLOWER without a rack"
+    );
+    wait_until(
+        "the follower has the records",
+        Duration::from_secs(10),
+        || {
+            let r = futures_block(conn.call(12, &follower_fetch("rack-2")))?;
+            let (code, bytes) = answer(r);
+            (code == 0 && bytes > 0).then_some(())
+        },
+    );
 
     let stats = Stats::default();
     let consumer: BaseConsumer<Stats> = common::client(&bootstrap)
@@ -185,4 +230,9 @@ async fn a_consumer_reads_from_the_replica_in_its_rack() {
     for node in &mut nodes {
         node.stop();
     }
+}
+
+/// Runs a future to completion from a synchronous closure on this multi-threaded runtime.
+fn futures_block<F: std::future::Future>(future: F) -> F::Output {
+    tokio::task::block_in_place(|| tokio::runtime::Handle::current().block_on(future))
 }

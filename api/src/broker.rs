@@ -203,6 +203,18 @@ pub struct ReplicaFetch {
     pub last_fetched_epoch: i32,
 }
 
+/// Who reads a partition, which decides what it may see and from which replica.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reader {
+    /// A consumer: only the leader serves it, up to the high watermark.
+    Consumer,
+    /// A consumer that named its rack (KIP-392): a follower may serve it too, up to the high
+    /// watermark it learned.
+    ConsumerWithRack,
+    /// A follower replica: the leader serves it up to the log end.
+    Follower(ReplicaFetch),
+}
+
 /// Where the records of a read are.
 #[derive(Debug, Clone)]
 pub enum Records {
@@ -679,7 +691,7 @@ pub trait Broker: Send + Sync + 'static {
         offset: i64,
         limits: (u64, bool),
         check: (i32, Option<&Arc<FetchWaker>>),
-        replica: Option<ReplicaFetch>,
+        reader: Reader,
     ) -> Result<PartitionRead, BrokerError>;
 
     /// Reads from `offset` in the remote tier (after `read` answered [`Records::Remote`]):

@@ -5,7 +5,9 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use strata_api::BrokerError;
-use strata_api::broker::{OffsetAndTimestamp, OffsetSpec, PartitionRead, Records, ReplicaFetch};
+use strata_api::broker::{
+    OffsetAndTimestamp, OffsetSpec, PartitionRead, Reader, Records, ReplicaFetch,
+};
 
 use super::ReplicaManager;
 use super::errors::{from_log, remote_error};
@@ -73,17 +75,19 @@ impl ReplicaManager {
         offset: i64,
         (max_bytes, min_one): (u64, bool),
         (current_leader_epoch, waker): (i32, Option<&Arc<strata_api::broker::FetchWaker>>),
-        replica: Option<ReplicaFetch>,
+        reader: Reader,
     ) -> Result<PartitionRead, BrokerError> {
-        let partition = match replica {
-            Some(_) => self.leader_ref(topic, partition)?,
-            None => self.replica_ref(topic, partition)?,
+        // As in Kafka, only a consumer that named its rack may read from a follower: one
+        // with stale metadata is sent back to the leader, not served a follower's shorter log.
+        let partition = match reader {
+            Reader::ConsumerWithRack => self.replica_ref(topic, partition)?,
+            Reader::Consumer | Reader::Follower(_) => self.leader_ref(topic, partition)?,
         };
         strata_api::broker::check_epoch(current_leader_epoch, partition.leader_epoch())?;
         if let Some(waker) = waker {
-            partition.register_fetch(waker);
+            partition.register_fetch(waker, matches!(reader, Reader::Follower(_)));
         }
-        if let Some(replica) = replica {
+        if let Reader::Follower(replica) = reader {
             return read_for_follower(&partition, offset, (max_bytes, min_one), replica);
         }
         if !partition.is_leader() {

@@ -21,7 +21,7 @@ use uuid::Uuid;
 
 use super::fetch_encode::{self, EncodeCtx};
 use super::{Ctx, HandleError};
-use crate::broker::{Broker, BrokerError, DataChanges, FetchWaker, Records, ReplicaFetch};
+use crate::broker::{Broker, BrokerError, DataChanges, FetchWaker, Reader, Records, ReplicaFetch};
 use crate::connection::Reply;
 
 /// Longest a fetch may park, whatever the client asks: bounds how long shutdown can wait.
@@ -241,10 +241,16 @@ fn read_all<B: Broker>(
                         p.fetch_offset,
                         (budget, total == 0 && preferred.is_none()),
                         (p.current_leader_epoch, Some(waker)),
-                        (replica_id >= 0).then_some(ReplicaFetch {
-                            replica_id,
-                            last_fetched_epoch: p.last_fetched_epoch,
-                        }),
+                        if replica_id >= 0 {
+                            Reader::Follower(ReplicaFetch {
+                                replica_id,
+                                last_fetched_epoch: p.last_fetched_epoch,
+                            })
+                        } else if rack.is_some() {
+                            Reader::ConsumerWithRack
+                        } else {
+                            Reader::Consumer
+                        },
                     )
                 }
             };
