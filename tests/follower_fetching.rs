@@ -78,15 +78,7 @@ async fn a_consumer_reads_from_the_replica_in_its_rack() {
         .set("acks", "all")
         .create()
         .unwrap();
-    for n in 0..300 {
-        producer
-            .send(
-                FutureRecord::to(TOPIC).key("k").payload(&n.to_string()),
-                Duration::from_secs(30),
-            )
-            .await
-            .expect("acknowledged");
-    }
+    send_values(&producer, 0..300).await;
 
     // Over the wire: a follower serves a consumer that names its rack, and sends one that
     // does not (stale metadata, say) back to the leader.
@@ -170,56 +162,14 @@ async fn a_consumer_reads_from_the_replica_in_its_rack() {
     );
 
     // New records reach the consumer through its replica too.
-    for n in 300..350 {
-        producer
-            .send(
-                FutureRecord::to(TOPIC).key("k").payload(&n.to_string()),
-                Duration::from_secs(30),
-            )
-            .await
-            .expect("acknowledged");
-    }
-    let more = tokio::task::block_in_place(|| {
-        let mut more = Vec::new();
-        let deadline = std::time::Instant::now() + Duration::from_secs(30);
-        while more.len() < 50 && std::time::Instant::now() < deadline {
-            if let Some(Ok(m)) = consumer.poll(Duration::from_millis(100)) {
-                more.push(
-                    String::from_utf8_lossy(m.payload().unwrap())
-                        .parse::<u32>()
-                        .unwrap(),
-                );
-            }
-        }
-        more
-    });
+    send_values(&producer, 300..350).await;
+    let more = read_values(&consumer, 50, Duration::from_secs(30));
     assert_eq!(more, (300..350).collect::<Vec<u32>>());
 
     // Its replica stops: the consumer goes back to the leader and reads on.
     nodes[1].stop();
-    for n in 350..400 {
-        producer
-            .send(
-                FutureRecord::to(TOPIC).key("k").payload(&n.to_string()),
-                Duration::from_secs(30),
-            )
-            .await
-            .expect("acknowledged");
-    }
-    let rest = tokio::task::block_in_place(|| {
-        let mut rest = Vec::new();
-        let deadline = std::time::Instant::now() + Duration::from_secs(60);
-        while rest.len() < 50 && std::time::Instant::now() < deadline {
-            if let Some(Ok(m)) = consumer.poll(Duration::from_millis(100)) {
-                rest.push(
-                    String::from_utf8_lossy(m.payload().unwrap())
-                        .parse::<u32>()
-                        .unwrap(),
-                );
-            }
-        }
-        rest
-    });
+    send_values(&producer, 350..400).await;
+    let rest = read_values(&consumer, 50, Duration::from_secs(60));
     assert_eq!(rest, (350..400).collect::<Vec<u32>>());
     // Statistics arrive through poll.
     wait_until("fetching from the leader", Duration::from_secs(10), || {
@@ -235,4 +185,35 @@ async fn a_consumer_reads_from_the_replica_in_its_rack() {
 /// Runs a future to completion from a synchronous closure on this multi-threaded runtime.
 fn futures_block<F: std::future::Future>(future: F) -> F::Output {
     tokio::task::block_in_place(|| tokio::runtime::Handle::current().block_on(future))
+}
+
+/// Produces each value of `values` as a record and waits for its acknowledgement.
+async fn send_values(producer: &FutureProducer, values: std::ops::Range<u32>) {
+    for n in values {
+        producer
+            .send(
+                FutureRecord::to(TOPIC).key("k").payload(&n.to_string()),
+                Duration::from_secs(30),
+            )
+            .await
+            .expect("acknowledged");
+    }
+}
+
+/// Polls up to `count` values within `timeout`.
+fn read_values(consumer: &BaseConsumer<Stats>, count: usize, timeout: Duration) -> Vec<u32> {
+    tokio::task::block_in_place(|| {
+        let mut values = Vec::new();
+        let deadline = std::time::Instant::now() + timeout;
+        while values.len() < count && std::time::Instant::now() < deadline {
+            if let Some(Ok(m)) = consumer.poll(Duration::from_millis(100)) {
+                values.push(
+                    String::from_utf8_lossy(m.payload().unwrap())
+                        .parse::<u32>()
+                        .unwrap(),
+                );
+            }
+        }
+        values
+    })
 }

@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::BrokerProcess;
-use common::cluster::{three_nodes, wait_until};
+use common::cluster::{log_bytes, three_nodes, wait_until};
 use common::wire::Conn;
 use kafka_protocol::messages::ListPartitionReassignmentsRequest;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
@@ -45,24 +45,6 @@ fn strata(args: &[&str]) -> String {
         String::from_utf8_lossy(&output.stderr)
     );
     String::from_utf8_lossy(&output.stdout).into_owned()
-}
-
-/// A log directory's bytes for one partition (segment files in order, concatenated).
-fn log_bytes(node: &BrokerProcess, topic: &str) -> Option<Vec<u8>> {
-    let dir = node.data_dir.join(format!("{topic}-0"));
-    let mut files: Vec<_> = std::fs::read_dir(&dir)
-        .ok()?
-        .filter_map(Result::ok)
-        .map(|e| e.path())
-        .filter(|p| p.extension().is_some_and(|e| e == "log"))
-        .collect();
-    files.sort();
-    Some(
-        files
-            .iter()
-            .flat_map(|p| std::fs::read(p).unwrap_or_default())
-            .collect(),
-    )
 }
 
 /// Produces to `topic` with an idempotent acks=all producer until `stop`, recording the
@@ -111,34 +93,6 @@ fn produce_until(
             }
         }
     })
-}
-
-/// Reads every record of `topic` partition 0 and checks the acknowledged ones are there once,
-/// at increasing offsets.
-fn check_consumed(bootstrap: &str, topic: &str, acked: &[u32]) {
-    let consumed = common::consume_all(bootstrap, topic, 1, acked.len(), Duration::from_secs(60));
-    let values: Vec<u32> = consumed
-        .iter()
-        .map(|c| {
-            String::from_utf8_lossy(c.value.as_deref().unwrap())
-                .parse()
-                .unwrap()
-        })
-        .collect();
-    let mut unique = values.clone();
-    unique.sort_unstable();
-    unique.dedup();
-    assert_eq!(unique.len(), values.len(), "no record twice");
-    for v in acked {
-        assert!(
-            unique.binary_search(v).is_ok(),
-            "acknowledged record {v} lost"
-        );
-    }
-    assert!(
-        consumed.windows(2).all(|w| w[0].offset < w[1].offset),
-        "offsets in order"
-    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -253,7 +207,7 @@ async fn replicas_move_under_load_and_a_broker_is_decommissioned() {
     wait_until(
         "broker 1's replica removed",
         Duration::from_secs(20),
-        || log_bytes(&nodes[0], MOVING).is_none().then_some(()),
+        || (!nodes[0].data_dir.join(format!("{MOVING}-0")).exists()).then_some(()),
     );
     // Writes go on to the new leader; then everything acknowledged is there once, and the
     // three replicas are byte for byte the same.
@@ -266,17 +220,14 @@ async fn replicas_move_under_load_and_a_broker_is_decommissioned() {
     let acked_all = acked.lock().unwrap().clone();
     let reader = nodes[1].addr.clone();
     let check = acked_all.clone();
-    tokio::task::spawn_blocking(move || check_consumed(&reader, MOVING, &check))
+    tokio::task::spawn_blocking(move || common::check_acked_once(&reader, MOVING, &check))
         .await
         .unwrap();
     wait_until(
         "identical replicas on 2, 3, 4",
         Duration::from_secs(30),
         || {
-            let logs: Vec<Vec<u8>> = nodes[1..]
-                .iter()
-                .map(|n| log_bytes(n, MOVING).unwrap_or_default())
-                .collect();
+            let logs: Vec<Vec<u8>> = nodes[1..].iter().map(|n| log_bytes(n, MOVING)).collect();
             (!logs[0].is_empty() && logs.iter().all(|l| *l == logs[0])).then_some(())
         },
     );

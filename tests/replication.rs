@@ -9,7 +9,7 @@ mod common;
 use std::time::Duration;
 
 use common::BrokerProcess;
-use common::cluster::{three_nodes, three_nodes_env, wait_until};
+use common::cluster::{log_bytes, three_nodes, three_nodes_env, wait_until};
 use common::wire::Conn;
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse, TopicName};
@@ -238,21 +238,6 @@ fn isr(bootstrap: &str, topic: &str) -> Vec<i32> {
         .ok()
         .and_then(|m| m.topics()[0].partitions().first().map(|p| p.isr().to_vec()))
         .unwrap_or_default()
-}
-
-/// The bytes of a partition's log on one node: its segment files in order, concatenated
-/// (roll points may differ between replicas; the batches may not).
-fn log_bytes(node: &BrokerProcess, topic: &str) -> Vec<u8> {
-    let dir = node.data_dir.join(format!("{topic}-0"));
-    let mut files: Vec<_> = std::fs::read_dir(&dir)
-        .map(|d| d.filter_map(Result::ok).map(|e| e.path()).collect())
-        .unwrap_or_default();
-    files.retain(|p| p.extension().is_some_and(|e| e == "log"));
-    files.sort();
-    files
-        .iter()
-        .flat_map(|p| std::fs::read(p).unwrap_or_default())
-        .collect()
 }
 
 /// Produces `values` with an idempotent acks=all producer; panics unless all are acknowledged.

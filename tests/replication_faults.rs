@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::BrokerProcess;
-use common::cluster::{node_settings, voters, wait_until};
+use common::cluster::{log_bytes, node_settings, voters, wait_until};
 use common::proxy::LinkProxy;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
@@ -34,19 +34,6 @@ fn state(bootstrap: &str) -> Option<(i32, Vec<i32>)> {
     let mut isr = p.isr().to_vec();
     isr.sort_unstable();
     Some((p.leader(), isr))
-}
-
-fn log_bytes(node: &BrokerProcess) -> Vec<u8> {
-    let dir = node.data_dir.join(format!("{TOPIC}-0"));
-    let mut files: Vec<_> = std::fs::read_dir(&dir)
-        .map(|d| d.filter_map(Result::ok).map(|e| e.path()).collect())
-        .unwrap_or_default();
-    files.retain(|p| p.extension().is_some_and(|e| e == "log"));
-    files.sort();
-    files
-        .iter()
-        .flat_map(|p| std::fs::read(p).unwrap_or_default())
-        .collect()
 }
 
 /// Produces 20 records every 50 ms until `stop`, recording those acknowledged.
@@ -98,31 +85,9 @@ fn acked_count(acked: &Mutex<Vec<u32>>) -> usize {
 
 /// Every acknowledged record once, offsets increasing, and identical replicas.
 fn check(bootstrap: &str, nodes: &[BrokerProcess], acked: &[u32]) {
-    let consumed = common::consume_all(bootstrap, TOPIC, 1, acked.len(), Duration::from_secs(60));
-    let mut values: Vec<u32> = consumed
-        .iter()
-        .map(|c| {
-            String::from_utf8_lossy(c.value.as_deref().unwrap())
-                .parse()
-                .unwrap()
-        })
-        .collect();
-    assert!(
-        consumed.windows(2).all(|w| w[0].offset < w[1].offset),
-        "offsets in order"
-    );
-    values.sort_unstable();
-    let before = values.len();
-    values.dedup();
-    assert_eq!(before, values.len(), "no record twice");
-    for v in acked {
-        assert!(
-            values.binary_search(v).is_ok(),
-            "acknowledged record {v} lost"
-        );
-    }
+    common::check_acked_once(bootstrap, TOPIC, acked);
     wait_until("identical replicas", Duration::from_secs(30), || {
-        let logs: Vec<Vec<u8>> = nodes.iter().map(log_bytes).collect();
+        let logs: Vec<Vec<u8>> = nodes.iter().map(|n| log_bytes(n, TOPIC)).collect();
         (!logs[0].is_empty() && logs.iter().all(|l| *l == logs[0])).then_some(())
     });
 }
@@ -217,7 +182,7 @@ async fn cut_links_and_a_wiped_follower_lose_nothing() {
             std::fs::remove_file(&path).unwrap();
         }
     }
-    assert!(log_bytes(&nodes[2]).is_empty());
+    assert!(log_bytes(&nodes[2], TOPIC).is_empty());
     nodes[2].restart("127.0.0.1:0");
     proxies[2].set_target(&nodes[2].addr);
     wait_until(

@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::BrokerProcess;
-use common::cluster::{three_nodes, wait_until};
+use common::cluster::{log_bytes, three_nodes, wait_until};
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -61,20 +61,6 @@ fn bootstrap(nodes: &[BrokerProcess]) -> String {
         .map(|n| n.addr.clone())
         .collect::<Vec<_>>()
         .join(",")
-}
-
-/// The bytes of partition 0's log on a node, its segments in order.
-fn log_bytes(node: &BrokerProcess) -> Vec<u8> {
-    let dir = node.data_dir.join(format!("{TOPIC}-0"));
-    let mut files: Vec<_> = std::fs::read_dir(&dir)
-        .map(|d| d.filter_map(Result::ok).map(|e| e.path()).collect())
-        .unwrap_or_default();
-    files.retain(|p| p.extension().is_some_and(|e| e == "log"));
-    files.sort();
-    files
-        .iter()
-        .flat_map(|p| std::fs::read(p).unwrap_or_default())
-        .collect()
 }
 
 // Kafka's ReplicationTest: {clean shutdown, kill -9} x {leader, follower, active controller},
@@ -276,7 +262,7 @@ fn bounces_of_leaders_followers_and_controllers_lose_and_repeat_nothing() {
         &missing[..missing.len().min(10)]
     );
     wait_until("byte-identical replicas", Duration::from_secs(30), || {
-        let logs: Vec<Vec<u8>> = nodes.iter().map(log_bytes).collect();
+        let logs: Vec<Vec<u8>> = nodes.iter().map(|n| log_bytes(n, TOPIC)).collect();
         logs.iter().all(|l| *l == logs[0]).then_some(())
     });
     eprintln!(

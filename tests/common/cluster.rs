@@ -133,3 +133,19 @@ pub fn broker_count(bootstrap: &str) -> usize {
         .fetch_metadata(None, Duration::from_secs(5))
         .map_or(0, |m| m.brokers().len())
 }
+
+/// The bytes of partition 0 of `topic` on `node`: its segment files in order, concatenated
+/// (roll points may differ between replicas; the batches may not). Empty without the replica.
+#[allow(dead_code)]
+pub fn log_bytes(node: &BrokerProcess, topic: &str) -> Vec<u8> {
+    let dir = node.data_dir.join(format!("{topic}-0"));
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .map(|d| d.filter_map(Result::ok).map(|e| e.path()).collect())
+        .unwrap_or_default();
+    files.retain(|p| p.extension().is_some_and(|e| e == "log"));
+    files.sort();
+    files
+        .iter()
+        .flat_map(|p| std::fs::read(p).unwrap_or_default())
+        .collect()
+}

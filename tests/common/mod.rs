@@ -417,3 +417,31 @@ pub fn consume_all(
     }
     out
 }
+
+/// Reads partition 0 of `topic` (records whose values are numbers) and checks that every
+/// acknowledged value is there exactly once, at increasing offsets.
+pub fn check_acked_once(bootstrap: &str, topic: &str, acked: &[u32]) {
+    let consumed = consume_all(bootstrap, topic, 1, acked.len(), Duration::from_secs(60));
+    assert!(
+        consumed.windows(2).all(|w| w[0].offset < w[1].offset),
+        "offsets in order"
+    );
+    let mut values: Vec<u32> = consumed
+        .iter()
+        .map(|c| {
+            String::from_utf8_lossy(c.value.as_deref().unwrap())
+                .parse()
+                .unwrap()
+        })
+        .collect();
+    values.sort_unstable();
+    let read = values.len();
+    values.dedup();
+    assert_eq!(read, values.len(), "no record twice");
+    for v in acked {
+        assert!(
+            values.binary_search(v).is_ok(),
+            "acknowledged record {v} lost"
+        );
+    }
+}
