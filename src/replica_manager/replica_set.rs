@@ -122,7 +122,7 @@ impl ReplicaSet {
             return None;
         }
         let lagging = self.lagging(now_ms, max_lag_ms);
-        let joining = self.caught_up(epoch_start);
+        let joining = self.caught_up(epoch_start, now_ms, max_lag_ms);
         if lagging.is_empty() && joining.is_empty() {
             return None;
         }
@@ -150,11 +150,11 @@ impl ReplicaSet {
             && (!self.lagging(now_ms, max_lag_ms).is_empty()
                 || self.replicas.iter().any(|r| {
                     !self.isr.contains(r)
-                        && self
-                            .followers
-                            .get(r)
-                            .and_then(|f| f.log_end_offset)
-                            .is_some_and(|end| end >= self.high_watermark)
+                        && self.followers.get(r).is_some_and(|f| {
+                            now_ms - f.last_fetch_ms <= max_lag_ms / 2
+                                && f.log_end_offset
+                                    .is_some_and(|end| end >= self.high_watermark)
+                        })
                 }))
     }
 
@@ -246,16 +246,21 @@ impl ReplicaSet {
 
     /// The followers out of the ISR that have caught up with the high watermark and with the
     /// current epoch's start (`epoch_start`): the ISR should grow with them.
-    pub fn caught_up(&self, epoch_start: u64) -> Vec<i32> {
+    ///
+    /// Only a follower that is fetching counts (Kafka expands the ISR when a fetch arrives):
+    /// one cut off right after it caught up keeps its old offset, which would otherwise look
+    /// caught up again as soon as the shrink without it moved the high watermark to it.
+    pub fn caught_up(&self, epoch_start: u64, now_ms: i64, max_lag_ms: i64) -> Vec<i32> {
         self.replicas
             .iter()
             .copied()
             .filter(|id| *id != self.me && !self.isr.contains(id))
             .filter(|id| {
-                self.followers
-                    .get(id)
-                    .and_then(|f| f.log_end_offset)
-                    .is_some_and(|end| end >= self.high_watermark && end >= epoch_start)
+                self.followers.get(id).is_some_and(|f| {
+                    now_ms - f.last_fetch_ms <= max_lag_ms / 2
+                        && f.log_end_offset
+                            .is_some_and(|end| end >= self.high_watermark && end >= epoch_start)
+                })
             })
             .collect()
     }
@@ -297,11 +302,11 @@ mod tests {
         set.record_fetch(2, 6, 6, 1_100);
         assert_eq!(set.advance_high_watermark(6), Some(6));
         // 3 catches up: it may rejoin.
-        assert_eq!(set.caught_up(0), Vec::<i32>::new());
+        assert_eq!(set.caught_up(0, 2_000, 30_000), Vec::<i32>::new());
         set.record_fetch(3, 6, 6, 1_200);
-        assert_eq!(set.caught_up(0), vec![3]);
+        assert_eq!(set.caught_up(0, 2_000, 30_000), vec![3]);
         assert_eq!(
-            set.caught_up(7),
+            set.caught_up(7, 2_000, 30_000),
             Vec::<i32>::new(),
             "not past the epoch start"
         );
@@ -331,6 +336,25 @@ mod tests {
             None,
             "3 is pending and at 10"
         );
+    }
+
+    #[test]
+    fn a_follower_cut_off_after_catching_up_does_not_rejoin_until_it_fetches() {
+        let mut set = three();
+        set.record_fetch(2, 10, 10, 2_000);
+        set.record_fetch(3, 10, 10, 2_000);
+        assert_eq!(set.advance_high_watermark(10), Some(10));
+        // Both stop fetching: the ISR shrinks to the leader, whose end is theirs.
+        assert_eq!(set.propose_isr(33_000, 30_000, 0), Some(vec![1]));
+        set.update(vec![1, 2, 3], vec![1], 1, 33_100);
+        assert!(!set.may_change_isr(33_200, 30_000));
+        assert_eq!(
+            set.propose_isr(33_200, 30_000, 0),
+            None,
+            "no fetch, no rejoin"
+        );
+        set.record_fetch(2, 10, 10, 33_300);
+        assert_eq!(set.propose_isr(33_400, 30_000, 0), Some(vec![1, 2]));
     }
 
     #[test]
