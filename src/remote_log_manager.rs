@@ -13,10 +13,11 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use strata_tiering::object_store::ObjectStore;
-use strata_tiering::remote::{self, RemoteRead, TopicDescriptor};
+use strata_tiering::remote::{self, ProducerSnapshot, RemoteRead, SnapshotBatch, TopicDescriptor};
 use strata_tiering::{ChunkCache, PartitionKey, RemoteLog, TieringError};
 use tokio::sync::{Semaphore, watch};
 
+use crate::log::producer_state::{BatchMetadata, ProducerStateManager};
 use crate::partition::PartitionRef;
 
 /// Objects older than this that no manifest names are from interrupted uploads.
@@ -244,6 +245,7 @@ impl RemoteLogManager {
                 log.bytes().0,
             );
         }
+        load_producer_history(partition, &log).await;
         // A replica that started its log at a leader's local log start lacks the epochs
         // below it: the remote tier has them (KIP-405), for OffsetForLeaderEpoch and the
         // divergence checks it answers as leader.
@@ -301,6 +303,9 @@ impl RemoteLogManager {
             log.end_offset().unwrap_or(0),
             log.bytes().0,
         );
+        // A replica that started at the leader's local log start learns the producers below
+        // it before it may be elected.
+        load_producer_history(partition, &log).await;
         Ok(())
     }
 
@@ -368,6 +373,9 @@ impl RemoteLogManager {
         let Ok(_busy) = remote.busy.try_lock() else {
             return;
         };
+        if !partition.log().producer_history_complete() {
+            load_producer_history(partition, &remote.log).await;
+        }
         if self.is_deleted(partition.topic_id) {
             return;
         }
@@ -415,6 +423,10 @@ impl RemoteLogManager {
             if self.is_deleted(partition.topic_id) {
                 break;
             }
+            let producers = partition
+                .log()
+                .producer_state_below(segment.next_offset)
+                .map(|state| snapshot_of(&state));
             let file = Arc::clone(&segment.file);
             let size = segment.size as usize;
             let remote_end = remote.log.end_offset().unwrap_or(0);
@@ -437,6 +449,7 @@ impl RemoteLogManager {
                     bytes,
                     self.settings.chunk_bytes,
                     self.settings.compression_level,
+                    producers,
                 )
                 .await?;
             partition.log().set_remote_tier(
@@ -615,6 +628,95 @@ impl RemoteLogManager {
 /// Where the first batch at or after `offset` starts in a segment's bytes (their length if
 /// none does): batches the remote tier already has, uploaded by an earlier leader that cut its
 /// segments elsewhere, are left out of an upload.
+/// Merges into a log that starts above the remote tier's start the producer state kept with
+/// the remote segment below its local start (Kafka builds it from the remote producer
+/// snapshot in `buildRemoteLogAuxState`). A failure leaves the state incomplete for the next
+/// pass: duplicates of those producers' old batches are not recognised meanwhile.
+async fn load_producer_history(partition: &PartitionRef, log: &RemoteLog) {
+    let local_start = {
+        let local = partition.log();
+        if local.producer_history_complete() {
+            return;
+        }
+        local.local_log_start_offset()
+    };
+    if log.start_offset().is_none_or(|start| start >= local_start) {
+        mark_complete(partition);
+        return;
+    }
+    match log.producers_before(local_start).await {
+        Ok(Some((end, producers))) => {
+            let mut older = ProducerStateManager::default();
+            for p in producers {
+                for b in p.batches {
+                    older.record(
+                        p.id,
+                        p.epoch,
+                        BatchMetadata {
+                            first_sequence: b.first_sequence,
+                            last_sequence: b.last_sequence,
+                            first_offset: b.first_offset,
+                            max_timestamp: b.max_timestamp,
+                        },
+                    );
+                }
+            }
+            let mut local = partition.log();
+            if local.local_log_start_offset() != local_start {
+                return;
+            }
+            tracing::info!(
+                topic = %partition.topic,
+                partition = partition.index,
+                producers = older.len(),
+                remote_end = end,
+                "producer state below the local log start loaded from the remote tier"
+            );
+            if let Err(e) = local.merge_producer_history(older) {
+                tracing::warn!(topic = %partition.topic, partition = partition.index, "saving the producer state failed: {e}");
+            }
+        }
+        Ok(None) => {
+            tracing::warn!(
+                topic = %partition.topic,
+                partition = partition.index,
+                local_start,
+                "the remote tier kept no producer state below the local log start (segments uploaded by an older version): producers whose last batches are older are not recognised"
+            );
+            mark_complete(partition);
+        }
+        Err(e) => {
+            tracing::warn!(topic = %partition.topic, partition = partition.index, "loading the producer state from the remote tier failed, will retry: {e}");
+        }
+    }
+}
+
+fn mark_complete(partition: &PartitionRef) {
+    if let Err(e) = partition.log().mark_producer_history_complete() {
+        tracing::warn!(topic = %partition.topic, partition = partition.index, "saving the producer state failed: {e}");
+    }
+}
+
+/// The producer state kept with an uploaded segment.
+fn snapshot_of(state: &ProducerStateManager) -> Vec<ProducerSnapshot> {
+    state
+        .producers()
+        .map(|(id, epoch, batches)| ProducerSnapshot {
+            id,
+            epoch,
+            batches: batches
+                .iter()
+                .map(|b| SnapshotBatch {
+                    first_sequence: b.first_sequence,
+                    last_sequence: b.last_sequence,
+                    first_offset: b.first_offset,
+                    max_timestamp: b.max_timestamp,
+                })
+                .collect(),
+        })
+        .collect()
+}
+
 fn position_of(segment: &[u8], offset: u64) -> usize {
     strata_record::batches(segment)
         .find(|(_, h)| h.base_offset >= offset)

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use common::BrokerProcess;
 use common::cluster::{log_bytes, three_nodes, three_nodes_env, wait_until};
-use common::wire::Conn;
+use common::wire::{Conn, idle_batch, produce_to_leader};
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse, TopicName};
 use kafka_protocol::protocol::StrBytes;
@@ -742,6 +742,15 @@ async fn tiered_replicas_share_one_bucket_across_leaders() {
         .unwrap()[0]
         .as_ref()
         .expect("created");
+    // An idempotent producer writes offsets 0..3 and is idle from then on: its state is
+    // below every later local log start.
+    let addrs: Vec<String> = nodes.iter().map(|n| n.addr.clone()).collect();
+    for n in 0..3 {
+        assert_eq!(
+            produce_to_leader(&addrs, TIERED, idle_batch(n)).await,
+            (0, i64::from(n))
+        );
+    }
     produce_all(&bootstrap, TIERED, 0..3000).await;
     // The leader uploads; every replica, followers too, keeps only what the bucket lacks.
     wait_until(
@@ -839,9 +848,21 @@ async fn tiered_replicas_share_one_bucket_across_leaders() {
         "the replica copied the whole history instead of starting at the local log start"
     );
     assert!(epochs[1].starts_with("1 "), "{epochs:?}");
+    // It has the idle producer's state from the bucket too: a retry of its last batch is
+    // acknowledged with the original offset, not written again, and a gap is refused.
+    let elected = [nodes[leader - 1].addr.clone()];
+    assert_eq!(
+        produce_to_leader(&elected, TIERED, idle_batch(2)).await,
+        (0, 2)
+    );
+    assert_eq!(
+        produce_to_leader(&elected, TIERED, idle_batch(5)).await.0,
+        45,
+        "OUT_OF_ORDER_SEQUENCE_NUMBER"
+    );
     let alive = nodes[leader - 1].addr.clone();
     let consumed = tokio::task::spawn_blocking(move || {
-        common::consume_all(&alive, TIERED, 1, 6000, Duration::from_secs(60))
+        common::consume_all(&alive, TIERED, 1, 6003, Duration::from_secs(60))
     })
     .await
     .unwrap();
@@ -860,7 +881,7 @@ async fn tiered_replicas_share_one_bucket_across_leaders() {
     values.sort_unstable();
     assert_eq!(
         values,
-        (0..6000).collect::<Vec<u32>>(),
+        (0..6003).collect::<Vec<u32>>(),
         "the whole history, once each"
     );
     for node in &mut nodes {

@@ -66,6 +66,10 @@ impl UnifiedLog {
         self.local.truncate_fully_and_start_at(&config, offset)?;
         self.epochs.truncate_from_end(0)?;
         self.first_dirty = offset;
+        // The leader's producers below `offset` come from the remote tier, if any.
+        self.producer_base.clear();
+        self.producer_history_complete = !self.config.tiered() || offset == 0;
+        self.save_producer_base()?;
         self.rebuild_producer_state()
     }
 

@@ -148,3 +148,60 @@ fn epochs_missing_from_the_checkpoint_are_found_in_the_batches() {
     let reopened = UnifiedLog::open(a.path(), config(), 0, false).unwrap();
     assert_eq!(reopened.epoch_entries(), entries);
 }
+
+#[test]
+fn a_replica_started_over_learns_older_producers_from_the_snapshot() {
+    use crate::log::batch::{BatchHeader, assign_offset};
+    use crate::log::producer_state::SequenceCheck;
+    let map = BTreeMap::from([
+        ("segment.bytes".to_owned(), "700".to_owned()),
+        ("remote.storage.enable".to_owned(), "true".to_owned()),
+    ]);
+    let config = LogConfig::from_map(&map).unwrap();
+    let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let mut leader = UnifiedLog::open(a.path(), config.clone(), 0, true).unwrap();
+    // Producer 7 writes offsets 0..6 and is idle after; a plain producer writes on.
+    for n in 0..3 {
+        leader
+            .append(&sample_batch(2, n, Some((7, 0, 2 * n as i32))), n)
+            .unwrap();
+    }
+    for n in 3..8 {
+        leader.append(&sample_batch(2, n, None), n).unwrap();
+    }
+    let mut replica = UnifiedLog::open(b.path(), config, 0, true).unwrap();
+    assert!(replica.producer_history_complete());
+    replica.truncate_fully_and_start_at(10).unwrap();
+    replica
+        .append_as_follower(&read_all(&leader, 10), 0)
+        .unwrap();
+    assert!(!replica.producer_history_complete());
+    assert!(
+        replica.producer_state_below(12).is_none(),
+        "no partial snapshot"
+    );
+    let retry = |offset| {
+        let mut batch = sample_batch(2, 2, Some((7, 0, 4)));
+        assign_offset(&mut batch, offset, 0);
+        BatchHeader::parse(&batch).unwrap()
+    };
+    assert_eq!(
+        replica.producer_state.check(&retry(99)).unwrap(),
+        SequenceCheck::Append,
+        "an unknown producer: the retry would be written twice"
+    );
+    // The remote segment ending at 12 kept the leader's state below 12.
+    replica
+        .merge_producer_history(leader.producer_state_below(12).unwrap())
+        .unwrap();
+    assert!(replica.producer_history_complete());
+    let known = |log: &UnifiedLog| match log.producer_state.check(&retry(99)).unwrap() {
+        SequenceCheck::Duplicate(original) => original.first_offset,
+        other => panic!("expected a duplicate, got {other:?}"),
+    };
+    assert_eq!(known(&replica), 4);
+    // A truncation rebuilds from the merged base, not from the local batches only.
+    replica.truncate_to(14).unwrap();
+    assert_eq!(known(&replica), 4);
+    assert!(replica.producer_state_below(14).is_some());
+}

@@ -16,7 +16,7 @@ use super::error::{LogError, Result};
 pub const MAX_REMEMBERED_BATCHES: usize = 5;
 
 /// A batch as remembered for duplicate detection.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct BatchMetadata {
     /// Sequence of the first record.
     pub first_sequence: i32,
@@ -43,8 +43,15 @@ pub enum SequenceCheck {
     Duplicate(BatchMetadata),
 }
 
+/// The producer snapshot file: the state of the batches below `offset`.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct SnapshotFile {
+    offset: u64,
+    producers: Vec<(i64, i16, Vec<BatchMetadata>)>,
+}
+
 /// Producer state of one partition.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct ProducerStateManager {
     producers: HashMap<i64, ProducerEntry>,
 }
@@ -107,20 +114,113 @@ impl ProducerStateManager {
         if !header.has_producer_id() || header.is_control() {
             return;
         }
-        let entry = self.producers.entry(header.producer_id).or_default();
-        if header.producer_epoch != entry.epoch {
+        self.record(
+            header.producer_id,
+            header.producer_epoch,
+            BatchMetadata {
+                first_sequence: header.base_sequence,
+                last_sequence: header.last_sequence(),
+                first_offset: header.base_offset,
+                max_timestamp: header.max_timestamp,
+            },
+        );
+    }
+
+    /// Records a batch of `producer_id` at `epoch`: a new epoch forgets the old one's batches.
+    /// A batch from an older epoch, or not after the last one remembered, changes nothing.
+    pub fn record(&mut self, producer_id: i64, epoch: i16, batch: BatchMetadata) {
+        let entry = self
+            .producers
+            .entry(producer_id)
+            .or_insert_with(|| ProducerEntry {
+                epoch,
+                batches: VecDeque::new(),
+            });
+        if epoch < entry.epoch
+            || (epoch == entry.epoch
+                && entry
+                    .batches
+                    .back()
+                    .is_some_and(|last| last.first_offset >= batch.first_offset))
+        {
+            return;
+        }
+        if epoch != entry.epoch {
             entry.batches.clear();
-            entry.epoch = header.producer_epoch;
+            entry.epoch = epoch;
         }
         if entry.batches.len() == MAX_REMEMBERED_BATCHES {
             entry.batches.pop_front();
         }
-        entry.batches.push_back(BatchMetadata {
-            first_sequence: header.base_sequence,
-            last_sequence: header.last_sequence(),
-            first_offset: header.base_offset,
-            max_timestamp: header.max_timestamp,
-        });
+        entry.batches.push_back(batch);
+    }
+
+    /// The state of the batches below `offset`, from this state of a longer log. A producer
+    /// may have fewer batches here than it had at `offset` (later ones pushed them out), but
+    /// never the ones that matter: replaying the log from `offset` onto it gives this state.
+    pub fn below(&self, offset: u64) -> ProducerStateManager {
+        let producers = self
+            .producers
+            .iter()
+            .filter_map(|(id, entry)| {
+                let batches: VecDeque<BatchMetadata> = entry
+                    .batches
+                    .iter()
+                    .filter(|b| b.first_offset < offset)
+                    .copied()
+                    .collect();
+                (!batches.is_empty()).then_some((
+                    *id,
+                    ProducerEntry {
+                        epoch: entry.epoch,
+                        batches,
+                    },
+                ))
+            })
+            .collect();
+        ProducerStateManager { producers }
+    }
+
+    /// `self` replayed onto `older`, the state of an earlier part of the log.
+    pub fn replayed_onto(&self, mut older: ProducerStateManager) -> ProducerStateManager {
+        for (id, entry) in &self.producers {
+            for batch in &entry.batches {
+                older.record(*id, entry.epoch, *batch);
+            }
+        }
+        older
+    }
+
+    /// This state as the producer snapshot file of a log starting at `offset`.
+    pub fn to_json(&self, offset: u64) -> Vec<u8> {
+        let file = SnapshotFile {
+            offset,
+            producers: self
+                .producers
+                .iter()
+                .map(|(id, e)| (*id, e.epoch, e.batches.iter().copied().collect()))
+                .collect(),
+        };
+        serde_json::to_vec(&file).expect("producer state serializes")
+    }
+
+    /// The state in a snapshot file, if it is one of a log starting at `offset`.
+    pub fn from_json(bytes: &[u8], offset: u64) -> Option<ProducerStateManager> {
+        let file: SnapshotFile = serde_json::from_slice(bytes).ok()?;
+        (file.offset == offset).then(|| {
+            let mut state = ProducerStateManager::default();
+            for (id, epoch, batches) in file.producers {
+                batches.into_iter().for_each(|b| state.record(id, epoch, b));
+            }
+            state
+        })
+    }
+
+    /// Every producer: id, epoch and remembered batches, oldest first.
+    pub fn producers(&self) -> impl Iterator<Item = (i64, i16, &VecDeque<BatchMetadata>)> {
+        self.producers
+            .iter()
+            .map(|(id, entry)| (*id, entry.epoch, &entry.batches))
     }
 
     /// Forgets everything (before a rebuild after truncation).
@@ -186,6 +286,42 @@ mod tests {
             SequenceCheck::Append
         );
         assert!(state.check(&header(9, 4, 7, 1, 1)).is_err());
+    }
+
+    fn listed(state: &ProducerStateManager) -> Vec<(i64, i16, Vec<BatchMetadata>)> {
+        let mut out: Vec<_> = state
+            .producers()
+            .map(|(id, epoch, batches)| (id, epoch, batches.iter().copied().collect()))
+            .collect();
+        out.sort_by_key(|(id, _, _)| *id);
+        out
+    }
+
+    #[test]
+    fn a_log_cut_anywhere_rebuilds_from_the_state_below_the_cut() {
+        // Three producers interleaved over 40 offsets; producer 2 bumps its epoch at 20.
+        let mut headers = Vec::new();
+        let mut sequences = [0i32; 3];
+        for offset in 0..40u64 {
+            let pid = (offset % 3) as i64;
+            let epoch = if pid == 2 && offset >= 20 { 1 } else { 0 };
+            if pid == 2 && offset == 20 {
+                sequences[2] = 0;
+            }
+            headers.push(header(pid, epoch, sequences[pid as usize], 1, offset));
+            sequences[pid as usize] += 1;
+        }
+        let mut whole = ProducerStateManager::default();
+        headers.iter().for_each(|h| whole.update(h));
+        for cut in 0..=40u64 {
+            let mut tail = ProducerStateManager::default();
+            headers[cut as usize..].iter().for_each(|h| tail.update(h));
+            let rebuilt = tail.replayed_onto(whole.below(cut));
+            assert_eq!(listed(&rebuilt), listed(&whole), "cut at {cut}");
+        }
+        // Nothing below the first batch; everything below the end.
+        assert!(whole.below(0).is_empty());
+        assert_eq!(listed(&whole.below(40)), listed(&whole));
     }
 
     #[test]

@@ -61,12 +61,24 @@ struct RemoteTier {
 /// The file in a partition directory holding the cleaner's checkpoint.
 const CLEANER_CHECKPOINT: &str = "cleaner.checkpoint";
 
+/// The file in a partition directory holding the producer state below the local log start
+/// (Kafka's producer snapshot at the log start), so that a restart knows the producers whose
+/// batches local retention deleted without asking the remote tier.
+const PRODUCER_SNAPSHOT: &str = "producer-state.json";
+
 /// One partition's log.
 #[derive(Debug)]
 pub struct UnifiedLog {
     pub(super) local: LocalLog,
     pub(super) config: LogConfig,
     pub(super) producer_state: ProducerStateManager,
+    /// The producer state of the batches below the local log start: what retention deleted
+    /// locally, or what the remote tier said (see [`Self::merge_producer_history`]).
+    pub(super) producer_base: ProducerStateManager,
+    /// Whether the producer state covers the whole log. A tiered log that starts above 0 on
+    /// local disk (after a restart, or a replica started at a leader's local log start) lacks
+    /// the producers whose last batches are only in the remote tier until it merges theirs.
+    pub(super) producer_history_complete: bool,
     /// The epoch stamped on batches this replica appends as leader.
     leader_epoch: i32,
     /// Leader epoch → first offset, for truncation after leader changes.
@@ -86,10 +98,19 @@ impl UnifiedLog {
         let mut epochs = LeaderEpochCache::open(dir)?;
         // Entries past what survived a crash were never written.
         epochs.truncate_from_end(local.log_end_offset())?;
+        let local_start = local.local_log_start_offset();
+        // A snapshot of another start (a crash between writing it and deleting the segments,
+        // or one left from before a truncation) is not this log's.
+        let base = std::fs::read(dir.join(PRODUCER_SNAPSHOT))
+            .ok()
+            .and_then(|bytes| ProducerStateManager::from_json(&bytes, local_start));
+        let producer_history_complete = !config.tiered() || local_start == 0 || base.is_some();
         let mut log = Self {
             local,
             config,
             producer_state: ProducerStateManager::default(),
+            producer_base: base.unwrap_or_default(),
+            producer_history_complete,
             leader_epoch: epochs.latest_epoch().unwrap_or(0),
             epochs,
             first_dirty: read_checkpoint(&dir.join(CLEANER_CHECKPOINT)),
@@ -104,7 +125,7 @@ impl UnifiedLog {
     /// cache any epoch they hold that its checkpoint missed (a crash between the append and
     /// the checkpoint write, or a log from before the checkpoint existed).
     pub(super) fn rebuild_producer_state(&mut self) -> Result<()> {
-        self.producer_state.clear();
+        self.producer_state = self.producer_base.clone();
         let mut observed = false;
         for segment in self.local.segments().iter() {
             segment.scan_headers(|header| {
@@ -354,7 +375,58 @@ impl UnifiedLog {
             }
         }
         self.local.delete_segments(&doomed)?;
+        if !doomed.is_empty() {
+            self.producer_base = self.producer_state.below(self.local_log_start_offset());
+            self.save_producer_base()?;
+        }
         Ok(doomed.len())
+    }
+
+    /// Writes the producer state below the local log start to its file, if it is whole; the
+    /// file names the offset, so a stale one is never taken for this log's.
+    pub(super) fn save_producer_base(&self) -> Result<()> {
+        let dir = self.local.dir();
+        let path = dir.join(PRODUCER_SNAPSHOT);
+        if !self.producer_history_complete {
+            return match std::fs::remove_file(&path) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(LogError::io(&path, e)),
+                _ => Ok(()),
+            };
+        }
+        let tmp = dir.join(format!("{PRODUCER_SNAPSHOT}.tmp"));
+        let bytes = self.producer_base.to_json(self.local_log_start_offset());
+        std::fs::write(&tmp, bytes).map_err(|e| LogError::io(&tmp, e))?;
+        std::fs::rename(&tmp, &path).map_err(|e| LogError::io(&path, e))
+    }
+
+    /// Whether the producer state covers the whole log (see [`Self::merge_producer_history`]).
+    pub fn producer_history_complete(&self) -> bool {
+        self.producer_history_complete
+    }
+
+    /// Adds the producer state of the log below the local log start, as the remote tier kept
+    /// it (`older`: the state below some offset at or above the local start): producers whose
+    /// last batches are only remote are known again, for duplicate detection and fencing.
+    pub fn merge_producer_history(&mut self, older: ProducerStateManager) -> Result<()> {
+        self.producer_base = older.below(self.local_log_start_offset());
+        self.producer_state = self
+            .producer_state
+            .replayed_onto(self.producer_base.clone());
+        self.producer_history_complete = true;
+        self.save_producer_base()
+    }
+
+    /// Records that nothing below the local log start has producer state to merge.
+    pub fn mark_producer_history_complete(&mut self) -> Result<()> {
+        self.producer_history_complete = true;
+        self.save_producer_base()
+    }
+
+    /// The producer state below `offset`, to keep with an uploaded segment that ends there;
+    /// `None` while it lacks part of the history.
+    pub fn producer_state_below(&self, offset: u64) -> Option<ProducerStateManager> {
+        self.producer_history_complete
+            .then(|| self.producer_state.below(offset))
     }
 
     /// Closed segments entirely below `max_offset` that are not uploaded yet, oldest first.
@@ -423,7 +495,10 @@ impl UnifiedLog {
     /// Starts an empty log at `offset` (a broker restoring a partition whose history is in
     /// the remote tier). Refused unless the log is empty.
     pub fn start_empty_at(&mut self, offset: u64) -> Result<()> {
-        self.local.start_empty_at(&self.config, offset)
+        self.local.start_empty_at(&self.config, offset)?;
+        self.producer_base.clear();
+        self.producer_history_complete = !self.config.tiered() || offset == 0;
+        self.save_producer_base()
     }
 
     /// Trims the active segment's indexes; the log must not be appended to afterwards.

@@ -244,3 +244,49 @@ fn a_segment_straddling_the_remote_end_is_still_uploaded() {
     log.set_remote_tier(Some(0), next, 100);
     assert_eq!(log.upload_candidates(u64::MAX)[0].base_offset, closed[1].0);
 }
+
+#[test]
+fn producers_whose_segments_local_retention_deleted_survive_a_crash() {
+    use crate::log::producer_state::SequenceCheck;
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(&[
+        ("segment.bytes", "700"),
+        ("remote.storage.enable", "true"),
+        ("local.retention.bytes", "0"),
+    ]);
+    let mut log = UnifiedLog::open(dir.path(), cfg.clone(), 0, true).unwrap();
+    // Producer 7 writes offsets 0..6, then only plain batches follow.
+    for n in 0..3 {
+        log.append(&sample_batch(2, n, Some((7, 0, 2 * n as i32))), n)
+            .unwrap();
+    }
+    for n in 3..20 {
+        append(&mut log, 2, n);
+    }
+    let uploaded = log.active_base_offset();
+    log.set_remote_tier(Some(0), uploaded, 1000);
+    assert!(log.apply_retention(100).unwrap() > 0);
+    assert_eq!(log.local_log_start_offset(), uploaded);
+    let retry = sample_batch(2, 2, Some((7, 0, 4)));
+    let is_duplicate = |log: &UnifiedLog| {
+        let header = BatchHeader::parse(&retry).unwrap();
+        matches!(
+            log.producer_state.check(&header).unwrap(),
+            SequenceCheck::Duplicate(b) if b.first_offset == 4
+        )
+    };
+    assert!(is_duplicate(&log));
+    // kill -9: nothing closed. The snapshot at the local log start brings producer 7 back.
+    drop(log);
+    let log = UnifiedLog::open(dir.path(), cfg.clone(), 0, false).unwrap();
+    assert!(log.producer_history_complete());
+    assert!(is_duplicate(&log), "producer 7 forgotten after the crash");
+    // A snapshot of another log start is not taken for this one's.
+    drop(log);
+    let path = dir.path().join(PRODUCER_SNAPSHOT);
+    let other = ProducerStateManager::default().to_json(uploaded - 2);
+    std::fs::write(&path, other).unwrap();
+    let log = UnifiedLog::open(dir.path(), cfg, 0, false).unwrap();
+    assert!(!log.producer_history_complete());
+    assert!(!is_duplicate(&log));
+}

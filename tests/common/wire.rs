@@ -116,3 +116,48 @@ pub fn encode_batch(
     RecordBatchEncoder::encode(&mut buf, &records, &options).expect("batch encodes");
     buf.freeze()
 }
+
+/// Batch `n` (one record, value `6000 + n`, sequence `n`) of idempotent producer 4242, epoch 0,
+/// that a test drives by hand.
+pub fn idle_batch(n: i32) -> Bytes {
+    let value = Bytes::from((6000 + n).to_string());
+    encode_batch(&[value], (4242, 0), n, 1_000)
+}
+
+/// Produces `records` to partition 0 of `topic` with acks=all at whichever of `addrs` leads
+/// it; the error code and base offset.
+pub async fn produce_to_leader(addrs: &[String], topic: &str, records: Bytes) -> (i16, i64) {
+    use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+    use kafka_protocol::messages::{ProduceRequest, TopicName};
+    let request = ProduceRequest::default()
+        .with_acks(-1)
+        .with_timeout_ms(10_000)
+        .with_topic_data(vec![
+            TopicProduceData::default()
+                .with_name(TopicName(StrBytes::from_string(topic.to_owned())))
+                .with_partition_data(vec![
+                    PartitionProduceData::default()
+                        .with_index(0)
+                        .with_records(Some(records)),
+                ]),
+        ]);
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        for addr in addrs {
+            let mut conn = Conn::open(addr).await;
+            let Some(response) = conn.call(9, &request).await else {
+                continue;
+            };
+            let p = &response.responses[0].partition_responses[0];
+            // Not the leader, or no leader yet: ask the next.
+            if ![5, 6].contains(&p.error_code) {
+                return (p.error_code, p.base_offset);
+            }
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no broker led {topic}-0"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}

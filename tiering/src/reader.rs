@@ -168,8 +168,10 @@ impl Reader {
             .await?
             .bytes()
             .await?;
-        let index: SegmentIndex = serde_json::from_slice(&bytes)
+        let mut index: SegmentIndex = serde_json::from_slice(&bytes)
             .map_err(|e| TieringError::Format(format!("index {}: {e}", segment.index)))?;
+        // Reads need only the chunks; the producer state is read once, when a log starts.
+        index.producers = None;
         let index = Arc::new(index);
         self.indexes()
             .insert(segment.data.clone(), Arc::clone(&index));

@@ -57,6 +57,35 @@ pub struct SegmentIndex {
     pub chunks: Vec<Chunk>,
     /// Leader epochs the segment covers.
     pub epochs: Vec<EpochStart>,
+    /// The idempotent producers' state below the segment's end (Kafka's producer snapshot,
+    /// KIP-405), so that a replica whose log starts after it still detects their retries and
+    /// fences their old epochs. Absent in segments uploaded before it was kept; not cached.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub producers: Option<Vec<ProducerSnapshot>>,
+}
+
+/// One idempotent producer's state in a [`SegmentIndex`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProducerSnapshot {
+    /// Producer id.
+    pub id: i64,
+    /// Its current epoch.
+    pub epoch: i16,
+    /// Its last batches, oldest first.
+    pub batches: Vec<SnapshotBatch>,
+}
+
+/// A batch remembered for duplicate detection, in a [`ProducerSnapshot`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SnapshotBatch {
+    /// Sequence of the first record.
+    pub first_sequence: i32,
+    /// Sequence of the last record.
+    pub last_sequence: i32,
+    /// Offset of the first record.
+    pub first_offset: u64,
+    /// The batch's max timestamp.
+    pub max_timestamp: i64,
 }
 
 /// A partition's manifest.
@@ -258,12 +287,14 @@ impl RemoteLog {
 
     /// Uploads one closed segment (its bytes from the local file) and records it in the
     /// manifest. Uploading a segment the manifest already has is a no-op, so a retry after a
-    /// crash is safe.
+    /// crash is safe. `producers` is the producer state below the segment's end, kept in its
+    /// index (see [`SegmentIndex::producers`]).
     pub async fn upload(
         &self,
         segment: Vec<u8>,
         chunk_bytes: usize,
         level: i32,
+        producers: Option<Vec<ProducerSnapshot>>,
     ) -> Result<Option<RemoteSegment>, TieringError> {
         let Some(first) = chunk::batch_at(&segment) else {
             return Ok(None);
@@ -298,9 +329,10 @@ impl RemoteLog {
             index: index.clone(),
             uploaded_ms: now_ms(),
         };
-        let segment_index = SegmentIndex {
+        let mut segment_index = SegmentIndex {
             chunks: chunked.chunks,
             epochs: chunked.epochs,
+            producers,
         };
         self.store
             .put(
@@ -316,8 +348,35 @@ impl RemoteLog {
         next.segments.push(entry.clone());
         self.save_manifest(&next).await?;
         *self.manifest() = next;
+        segment_index.producers = None;
         self.reader.remember(&entry, segment_index);
         Ok(Some(entry))
+    }
+
+    /// The producer state kept with the remote segment holding `offset - 1` (or the last one
+    /// below it), and that segment's end: what a log starting at `offset` lacks. `None` when
+    /// no segment is below `offset` or the segment kept none (uploaded before it was kept).
+    pub async fn producers_before(
+        &self,
+        offset: u64,
+    ) -> Result<Option<(u64, Vec<ProducerSnapshot>)>, TieringError> {
+        let Some(segment) = self
+            .segments()
+            .into_iter()
+            .take_while(|s| s.base_offset < offset)
+            .last()
+        else {
+            return Ok(None);
+        };
+        let bytes = self
+            .store
+            .get(&self.root.clone().join(segment.index.as_str()))
+            .await?
+            .bytes()
+            .await?;
+        let index: SegmentIndex = serde_json::from_slice(&bytes)
+            .map_err(|e| TieringError::Format(format!("index {}: {e}", segment.index)))?;
+        Ok(index.producers.map(|p| (segment.next_offset, p)))
     }
 
     /// Whole batches from the one holding `offset` (or the first after it), up to `max_bytes`

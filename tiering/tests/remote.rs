@@ -7,6 +7,7 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use strata_tiering::chunk::batches;
+use strata_tiering::remote::{ProducerSnapshot, SnapshotBatch};
 use strata_tiering::store::{self, StoreOptions};
 use strata_tiering::testing;
 use strata_tiering::{ChunkCache, PartitionKey, RemoteLog};
@@ -67,8 +68,24 @@ async fn segments_round_trip_through_s3() {
         partition: 3,
     };
     let log = remote_log(&server, &tmp.path().join("cache"), &key).await;
+    let producers = vec![ProducerSnapshot {
+        id: 7,
+        epoch: 2,
+        batches: vec![SnapshotBatch {
+            first_sequence: 40,
+            last_sequence: 49,
+            first_offset: 1990,
+            max_timestamp: 1990,
+        }],
+    }];
     for n in 0..3 {
-        let uploaded = log.upload(segment(n), 32 << 10, 3).await.unwrap().unwrap();
+        // Segment 1 keeps the producer state; 0 and 2 as uploaded before it was kept.
+        let kept = (n == 1).then(|| producers.clone());
+        let uploaded = log
+            .upload(segment(n), 32 << 10, 3, kept)
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!(
             (uploaded.base_offset, uploaded.next_offset),
             (n * 1000, n * 1000 + 1000)
@@ -79,7 +96,12 @@ async fn segments_round_trip_through_s3() {
         );
     }
     // The same segment again (a retry after a crash) changes nothing.
-    assert!(log.upload(segment(2), 32 << 10, 3).await.unwrap().is_none());
+    assert!(
+        log.upload(segment(2), 32 << 10, 3, None)
+            .await
+            .unwrap()
+            .is_none()
+    );
 
     // A fresh reader (another broker, an empty disk) sees the same log: every offset reads
     // back in order, in whole batches.
@@ -88,6 +110,18 @@ async fn segments_round_trip_through_s3() {
         (reader.start_offset(), reader.end_offset()),
         (Some(0), Some(3000))
     );
+    // A log starting at an offset learns the producer state of the segment below it.
+    assert_eq!(reader.producers_before(0).await.unwrap(), None);
+    assert_eq!(
+        reader.producers_before(1500).await.unwrap(),
+        Some((2000, producers.clone()))
+    );
+    assert_eq!(
+        reader.producers_before(2000).await.unwrap(),
+        Some((2000, producers))
+    );
+    assert_eq!(reader.producers_before(1000).await.unwrap(), None);
+    assert_eq!(reader.producers_before(9000).await.unwrap(), None);
     let mut offset = 0;
     while offset < 3000 {
         let read = reader.read(offset, 50_000, true).await.unwrap().unwrap();
@@ -155,16 +189,16 @@ async fn an_unavailable_store_fails_uploads_without_damage() {
         partition: 0,
     };
     let log = remote_log(&server, &tmp.path().join("cache"), &key).await;
-    log.upload(segment(0), 32 << 10, 3).await.unwrap();
+    log.upload(segment(0), 32 << 10, 3, None).await.unwrap();
     server.unavailable.store(true, Ordering::SeqCst);
     assert!(
-        log.upload(segment(1), 32 << 10, 3).await.is_err(),
+        log.upload(segment(1), 32 << 10, 3, None).await.is_err(),
         "503 fails the upload"
     );
     server.unavailable.store(false, Ordering::SeqCst);
     server.refusing.store(true, Ordering::SeqCst);
     assert!(
-        log.upload(segment(1), 32 << 10, 3).await.is_err(),
+        log.upload(segment(1), 32 << 10, 3, None).await.is_err(),
         "no connection"
     );
     server.refusing.store(false, Ordering::SeqCst);
@@ -173,7 +207,10 @@ async fn an_unavailable_store_fails_uploads_without_damage() {
         Some(1000),
         "failed uploads are not in the manifest"
     );
-    log.upload(segment(1), 32 << 10, 3).await.unwrap().unwrap();
+    log.upload(segment(1), 32 << 10, 3, None)
+        .await
+        .unwrap()
+        .unwrap();
     let reader = remote_log(&server, &tmp.path().join("cache2"), &key).await;
     assert_eq!(reader.end_offset(), Some(2000));
     // The failed attempts left no object the manifest names, and nothing readable is broken.
