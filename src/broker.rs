@@ -43,6 +43,8 @@ pub struct StrataBroker {
     admin: Arc<ClusterAdmin>,
     /// What `/v1/health` and `/v1/ready` report.
     health: crate::health::NodeHealth,
+    /// The cluster links' mirror tasks on this broker.
+    links: crate::cluster_link::LinkManager,
 }
 
 impl StrataBroker {
@@ -109,7 +111,13 @@ impl StrataBroker {
             groups,
             admin,
             health: crate::health::NodeHealth::default(),
+            links: crate::cluster_link::LinkManager::default(),
         })
+    }
+
+    /// The cluster links' mirror tasks on this broker.
+    pub fn links(&self) -> &crate::cluster_link::LinkManager {
+        &self.links
     }
 
     /// The node's health state.

@@ -7,6 +7,7 @@
 pub mod broker;
 pub mod cli;
 pub mod cluster;
+pub mod cluster_link;
 pub mod config;
 pub mod dir_lock;
 pub mod group;

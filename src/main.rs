@@ -49,6 +49,22 @@ enum Command {
         #[command(subcommand)]
         command: TieringCommand,
     },
+    /// Cluster links: mirror another Kafka-compatible cluster's topics here, at their offsets.
+    Link {
+        /// A node's admin API, host:port.
+        #[arg(long, default_value = "127.0.0.1:9644", global = true)]
+        admin: String,
+        #[command(subcommand)]
+        command: strata::cli::link::LinkCommand,
+    },
+    /// Mirror topics of a link: fail over (source lost) or promote (planned).
+    Mirror {
+        /// A node's admin API, host:port.
+        #[arg(long, default_value = "127.0.0.1:9644", global = true)]
+        admin: String,
+        #[command(subcommand)]
+        command: strata::cli::link::MirrorCommand,
+    },
     /// Partitions of a running cluster (any Kafka-compatible one) and their replicas.
     Partitions {
         /// A broker to ask, host:port.
@@ -370,6 +386,26 @@ fn run(command: Command) -> anyhow::Result<()> {
             print!(
                 "{}",
                 runtime.block_on(strata::cli::tiering::status(&admin))?
+            );
+            Ok(())
+        }
+        Command::Link { admin, command } => {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            print!(
+                "{}",
+                runtime.block_on(strata::cli::link::link(&admin, command))?
+            );
+            Ok(())
+        }
+        Command::Mirror { admin, command } => {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            print!(
+                "{}",
+                runtime.block_on(strata::cli::link::mirror(&admin, command))?
             );
             Ok(())
         }

@@ -19,6 +19,7 @@ use strata_api::broker::FetchWaker;
 use tokio::sync::watch;
 
 use crate::log::cleaner::{self, CleanerStats};
+use crate::log::follower::ReplicaAppend;
 use crate::log::{AppendInfo, FileSlice, LogConfig, LogError, UnifiedLog};
 use crate::replica_manager::replica_set::ReplicaSet;
 
@@ -35,6 +36,13 @@ pub struct Partition {
     leader: AtomicBool,
     /// The leader epoch per the metadata image.
     leader_epoch: AtomicI32,
+    /// A mirror topic's partition, following a source cluster: its leader appends the source's
+    /// batches (with the source's epochs) and takes no producer's.
+    mirror: AtomicBool,
+    /// A mirror made writable: the newest source epoch its log holds (-1: none). It takes
+    /// writes only while leading in a higher epoch, so that its own batches never share an
+    /// epoch with the source's (failback finds the divergence by epoch).
+    epoch_floor: AtomicI32,
     log: Mutex<UnifiedLog>,
     /// Offsets below this value are fsync'd.
     durable: watch::Sender<u64>,
@@ -110,6 +118,8 @@ impl Partition {
             durable,
             flushing: tokio::sync::Mutex::new(()),
             remote_opened: AtomicBool::new(false),
+            mirror: AtomicBool::new(false),
+            epoch_floor: AtomicI32::new(-1),
             waiters: Mutex::default(),
             follower_waiters: Mutex::default(),
             replica_set: Mutex::default(),
@@ -219,6 +229,56 @@ impl Partition {
             self.data_changed();
         }
         true
+    }
+
+    /// Marks the partition as a mirror's (or not); applied before its leadership. A mirror
+    /// that stops (`stopped_mirror`: failover or promote, seen now or, after a restart, in the
+    /// image) keeps the newest source epoch in its log as its epoch floor.
+    pub fn set_mirror(&self, mirror: bool, stopped_mirror: bool) {
+        let was = self.mirror.swap(mirror, Ordering::AcqRel);
+        if mirror || !stopped_mirror {
+            return;
+        }
+        let latest = self.log().latest_epoch().unwrap_or(-1);
+        // Seen stopping: the whole log is the source's. After a restart only an epoch above
+        // the leader's can be known to be the source's.
+        if was || latest > self.leader_epoch() {
+            self.epoch_floor.fetch_max(latest, Ordering::AcqRel);
+        }
+    }
+
+    /// Whether it is a mirror topic's partition that still follows its source.
+    pub fn is_mirror(&self) -> bool {
+        self.mirror.load(Ordering::Acquire)
+    }
+
+    /// The epoch floor of a mirror made writable while it is at or above the epoch this
+    /// broker leads in (the source's epochs were higher): it takes writes once the controller
+    /// raised its epoch above it.
+    pub fn epoch_behind_log(&self) -> Option<i32> {
+        let floor = self.epoch_floor.load(Ordering::Acquire);
+        (floor >= 0 && floor >= self.leader_epoch()).then_some(floor)
+    }
+
+    /// Appends a source cluster's batches at their offsets (this broker leads a mirror
+    /// partition); followers are woken and the high watermark moves as after a produce.
+    pub fn append_mirrored(&self, records: &[u8]) -> Result<ReplicaAppend, LogError> {
+        let (appended, must_flush) = {
+            let mut log = self.log();
+            let appended = log.append_as_follower(records, now_ms())?;
+            (appended, log.config().fsync_before_ack())
+        };
+        if appended.batches > 0 {
+            if self.is_replicated() {
+                self.wake_followers();
+            } else if !must_flush {
+                self.data_changed();
+            }
+            if !must_flush {
+                self.leader_progressed();
+            }
+        }
+        Ok(appended)
     }
 
     /// Appends a fetch response's batches from the leader (this broker follows).
@@ -341,7 +401,9 @@ impl Partition {
     pub fn set_leadership(&self, leader: bool, epoch: i32) -> Result<(), LogError> {
         let result = {
             let mut log = self.log();
-            let result = log.set_leader_epoch(epoch, leader);
+            // A mirror's epochs are the source's, carried by its batches: its own leaderships
+            // start none (they would split the source's history for its followers).
+            let result = log.set_leader_epoch(epoch, leader && !self.is_mirror());
             self.leader_epoch.store(epoch, Ordering::Release);
             self.leader
                 .store(leader && result.is_ok(), Ordering::Release);

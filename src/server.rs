@@ -245,6 +245,7 @@ async fn run_broker(
     let mut background = JoinSet::new();
     background.spawn(cluster::heartbeat_loop(Arc::clone(&broker)));
     background.spawn(cluster::follow_loop(Arc::clone(&broker)));
+    background.spawn(crate::cluster_link::run(Arc::clone(&broker)));
     spawn_every(
         &mut background,
         Duration::from_millis(broker.config().flush_check_interval_ms),

@@ -8,6 +8,7 @@
 //! - `GET /v1/ready`: 200 while the broker serves Kafka clients (joined, unfenced, not
 //!   shutting down), 503 otherwise: for load balancers.
 //! - `GET /v1/tiering`: each tiered partition's two tiers and upload backlog.
+//! - `/v1/links`: cluster links and their mirrors (see [`crate::links`]).
 
 use std::future::Future;
 use std::sync::Arc;
@@ -132,7 +133,7 @@ async fn ready<S: AdminState>(State(state): State<Arc<S>>) -> (StatusCode, Json<
 }
 
 /// Serves the admin API on `listener` until `shutdown` turns true.
-pub async fn serve_admin<S: AdminState>(
+pub async fn serve_admin<S: AdminState + crate::links::LinkAdmin>(
     listener: TcpListener,
     state: Arc<S>,
     mut shutdown: watch::Receiver<bool>,
@@ -141,6 +142,7 @@ pub async fn serve_admin<S: AdminState>(
         .route("/v1/health", get(health::<S>))
         .route("/v1/ready", get(ready::<S>))
         .route("/v1/tiering", get(tiering::<S>))
+        .merge(crate::links::routes::<S>())
         .with_state(state);
     let stop = async move {
         let _ = shutdown.wait_for(|stop| *stop).await;

@@ -12,6 +12,7 @@ pub mod frame;
 pub mod group;
 mod handlers;
 pub mod limits;
+pub mod links;
 pub mod memory;
 pub mod request;
 pub mod response;

@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use crate::link::{ClusterLink, MirrorOf};
 use crate::record::{ConfigResource, Endpoint, MetadataRecord};
 
 /// A registered broker.
@@ -84,6 +85,16 @@ pub struct TopicImage {
     pub configs: BTreeMap<String, String>,
     /// Partitions by index.
     pub partitions: BTreeMap<i32, PartitionRegistration>,
+    /// The source topic it mirrors, if it is a mirror topic.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mirror: Option<MirrorOf>,
+}
+
+impl TopicImage {
+    /// Whether it follows a source topic (and refuses producers).
+    pub fn is_mirroring(&self) -> bool {
+        self.mirror.as_ref().is_some_and(MirrorOf::is_mirroring)
+    }
 }
 
 /// What one applied record changed, for brokers to act on.
@@ -131,6 +142,13 @@ pub enum Change {
     ClusterInitialized,
     /// Producer ids were handed out.
     ProducerIdsAllocated,
+    /// A cluster link was created, changed or deleted.
+    LinkChanged(String),
+    /// A topic's mirror state changed.
+    MirrorChanged {
+        /// Topic id.
+        topic_id: Uuid,
+    },
     /// A config was set or removed.
     ConfigChanged {
         /// What it applies to.
@@ -161,6 +179,9 @@ pub enum ApplyError {
     /// Replicas, ISR or leader that do not fit together.
     #[error("{0}")]
     InvalidAssignment(String),
+    /// No such cluster link.
+    #[error("unknown cluster link {0}")]
+    UnknownLink(String),
     /// The cluster id is set once.
     #[error("the cluster id is {0} already")]
     ClusterIdSet(String),
@@ -187,6 +208,13 @@ pub struct MetadataImage {
     /// Producer ids below this were handed to brokers.
     #[serde(default)]
     pub next_producer_id: i64,
+    /// Cluster links by name.
+    #[serde(default)]
+    pub links: BTreeMap<String, ClusterLink>,
+    /// Producer ids below this may be in use by mirrored producers (a source cluster's): a
+    /// broker hands out none of them, even from a block it already holds.
+    #[serde(default)]
+    pub producer_id_floor: i64,
 }
 
 impl MetadataImage {
@@ -244,6 +272,7 @@ impl MetadataImage {
                         id: *topic_id,
                         configs: configs.clone(),
                         partitions: BTreeMap::new(),
+                        mirror: None,
                     },
                 );
                 Ok(Change::TopicCreated {
@@ -350,10 +379,62 @@ impl MetadataImage {
                 Ok(Change::ClusterInitialized)
             }
             MetadataRecord::AllocateProducerIds {
-                next_producer_id, ..
+                broker_id,
+                next_producer_id,
             } => {
                 self.next_producer_id = self.next_producer_id.max(*next_producer_id);
+                if *broker_id < 0 {
+                    self.producer_id_floor = self.producer_id_floor.max(*next_producer_id);
+                }
                 Ok(Change::ProducerIdsAllocated)
+            }
+            MetadataRecord::CreateLink { link } => {
+                self.links.insert(link.name.clone(), link.clone());
+                Ok(Change::LinkChanged(link.name.clone()))
+            }
+            MetadataRecord::DeleteLink { name } => {
+                self.links
+                    .remove(name)
+                    .ok_or_else(|| ApplyError::UnknownLink(name.clone()))?;
+                Ok(Change::LinkChanged(name.clone()))
+            }
+            MetadataRecord::PauseLink { name, paused } => {
+                self.links
+                    .get_mut(name)
+                    .ok_or_else(|| ApplyError::UnknownLink(name.clone()))?
+                    .paused = *paused;
+                Ok(Change::LinkChanged(name.clone()))
+            }
+            MetadataRecord::SetMirror { topic_id, mirror } => {
+                self.topics
+                    .get_mut(topic_id)
+                    .ok_or(ApplyError::UnknownTopic(*topic_id))?
+                    .mirror = mirror.clone();
+                Ok(Change::MirrorChanged {
+                    topic_id: *topic_id,
+                })
+            }
+            MetadataRecord::RaiseLeaderEpoch {
+                topic_id,
+                partition,
+                leader_epoch,
+            } => {
+                let registration = self
+                    .topics
+                    .get_mut(topic_id)
+                    .ok_or(ApplyError::UnknownTopic(*topic_id))?
+                    .partitions
+                    .get_mut(partition)
+                    .ok_or(ApplyError::UnknownPartition(*topic_id, *partition))?;
+                if *leader_epoch > registration.leader_epoch {
+                    registration.leader_epoch = *leader_epoch;
+                    registration.partition_epoch += 1;
+                }
+                Ok(Change::PartitionChanged {
+                    topic_id: *topic_id,
+                    partition: *partition,
+                    leader_changed: false,
+                })
             }
             MetadataRecord::SetConfig {
                 resource,

@@ -7,6 +7,7 @@
 //! and new voters start hot. It never depends on the data plane (`src/`, `api/`, `tiering/`).
 
 pub mod image;
+pub mod link;
 pub mod placement;
 pub mod raft;
 pub mod reassignment;
@@ -16,6 +17,7 @@ pub use image::{
     ApplyError, BrokerRegistration, Change, MetadataImage, PartitionRegistration, TopicImage,
     new_cluster_id, uuid_base64,
 };
+pub use link::{ClusterLink, LinkConfig, LinkStart, MirrorOf, MirrorState, StopReason};
 pub use record::{ConfigResource, Endpoint, MetadataRecord};
 
 #[cfg(test)]

@@ -6,6 +6,7 @@
 
 use std::collections::BTreeMap;
 
+use crate::link::{ClusterLink, MirrorOf};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -115,10 +116,46 @@ pub enum MetadataRecord {
     },
     /// A block of producer ids was handed to a broker: ids below `next_producer_id` are taken.
     AllocateProducerIds {
-        /// The broker that received the block.
+        /// The broker that received the block; -1 for ids reserved for mirrored producers
+        /// (no broker may hand out any id below `next_producer_id` from then on).
         broker_id: i32,
         /// The first id not handed out yet.
         next_producer_id: i64,
+    },
+    /// A cluster link was created (or replaced: same name, new id).
+    CreateLink {
+        /// The link.
+        link: ClusterLink,
+    },
+    /// A cluster link went (its mirror topics stay, as they are).
+    DeleteLink {
+        /// Its name.
+        name: String,
+    },
+    /// A link is paused or resumed.
+    PauseLink {
+        /// Its name.
+        name: String,
+        /// Paused when true.
+        paused: bool,
+    },
+    /// A topic becomes a mirror, changes mirror state, or (`None`) forgets its link.
+    SetMirror {
+        /// Topic id.
+        topic_id: Uuid,
+        /// What it mirrors.
+        mirror: Option<MirrorOf>,
+    },
+    /// A partition's leader epoch is raised to `leader_epoch` (bumping the partition epoch),
+    /// its leader unchanged: a mirror made writable stamps its batches with an epoch above
+    /// every epoch of the source's batches it holds.
+    RaiseLeaderEpoch {
+        /// Topic id.
+        topic_id: Uuid,
+        /// Partition index.
+        partition: i32,
+        /// The new leader epoch (ignored unless above the current one).
+        leader_epoch: i32,
     },
     /// A config is set (`Some`) or removed (`None`).
     SetConfig {

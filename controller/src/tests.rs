@@ -356,3 +356,117 @@ fn records_and_images_round_trip_as_bytes() {
     let restored = MetadataImage::from_snapshot(&image.to_snapshot()).unwrap();
     assert_eq!(restored, image);
 }
+
+#[test]
+fn links_mirrors_epoch_raises_and_reserved_producer_ids_apply() {
+    use crate::{ClusterLink, LinkConfig, LinkStart, MirrorOf, MirrorState, StopReason};
+    let mut image = MetadataImage::default();
+    register(&mut image, 1, None);
+    let topic_id = Uuid::new_v4();
+    let link = ClusterLink {
+        name: "east".into(),
+        id: Uuid::new_v4(),
+        config: LinkConfig {
+            source: "127.0.0.1:9092".into(),
+            topics: Some("ord.*".into()),
+            exclude_topics: None,
+            groups: None,
+            start: LinkStart::Earliest,
+            prefix: String::new(),
+        },
+        paused: false,
+    };
+    let mirror = MirrorOf {
+        link: "east".into(),
+        source_topic: "orders".into(),
+        state: MirrorState::Mirroring,
+    };
+    let changes = apply_all(
+        &mut image,
+        &[
+            MetadataRecord::CreateLink { link: link.clone() },
+            MetadataRecord::PauseLink {
+                name: "east".into(),
+                paused: true,
+            },
+            MetadataRecord::CreateTopic {
+                name: "orders".into(),
+                topic_id,
+                configs: BTreeMap::new(),
+            },
+            MetadataRecord::SetMirror {
+                topic_id,
+                mirror: Some(mirror.clone()),
+            },
+            MetadataRecord::CreatePartition {
+                topic_id,
+                partition: 0,
+                replicas: vec![1],
+                isr: vec![1],
+                leader: 1,
+            },
+        ],
+    );
+    assert_eq!(changes[0], Change::LinkChanged("east".into()));
+    assert!(image.links["east"].paused);
+    assert!(image.topics[&topic_id].is_mirroring());
+    // Stopping: the mirror remembers its link; the epoch is raised only upwards.
+    apply_all(
+        &mut image,
+        &[
+            MetadataRecord::SetMirror {
+                topic_id,
+                mirror: Some(MirrorOf {
+                    state: MirrorState::Stopped(StopReason::Failover),
+                    ..mirror
+                }),
+            },
+            MetadataRecord::RaiseLeaderEpoch {
+                topic_id,
+                partition: 0,
+                leader_epoch: 7,
+            },
+            MetadataRecord::RaiseLeaderEpoch {
+                topic_id,
+                partition: 0,
+                leader_epoch: 3,
+            },
+        ],
+    );
+    let topic = &image.topics[&topic_id];
+    assert!(!topic.is_mirroring() && topic.mirror.is_some());
+    assert_eq!(topic.partitions[&0].leader_epoch, 7);
+    assert_eq!(topic.partitions[&0].partition_epoch, 1);
+    // A broker's block moves only the next id; a reservation moves the floor too.
+    apply_all(
+        &mut image,
+        &[
+            MetadataRecord::AllocateProducerIds {
+                broker_id: 1,
+                next_producer_id: 1000,
+            },
+            MetadataRecord::AllocateProducerIds {
+                broker_id: -1,
+                next_producer_id: 5000,
+            },
+        ],
+    );
+    assert_eq!(
+        (image.next_producer_id, image.producer_id_floor),
+        (5000, 5000)
+    );
+    let refused = image.apply(
+        image.offset + 1,
+        &MetadataRecord::DeleteLink {
+            name: "west".into(),
+        },
+    );
+    assert_eq!(refused, Err(ApplyError::UnknownLink("west".into())));
+    apply_all(
+        &mut image,
+        &[MetadataRecord::DeleteLink {
+            name: "east".into(),
+        }],
+    );
+    assert!(image.links.is_empty());
+}

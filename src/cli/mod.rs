@@ -3,6 +3,8 @@
 pub mod cluster;
 pub mod config;
 pub mod groups;
+pub mod http;
+pub mod link;
 pub mod partitions;
 pub mod reassign;
 pub mod tiering;

@@ -78,6 +78,11 @@ impl ClusterAdmin {
         Ok(reply.answer)
     }
 
+    /// Sends `request` to the active controller (cluster links, epoch raises).
+    pub(crate) async fn request(&self, request: AdminRequest) -> Result<AdminAnswer, BrokerError> {
+        self.admin(request).await
+    }
+
     /// CreateTopics (and auto-creation): validated here, placed by the controller.
     pub(crate) async fn create_topic(
         &self,
@@ -219,7 +224,8 @@ impl ClusterAdmin {
             return Ok((id, epoch + 1));
         }
         let mut block = self.producer_ids.lock().await;
-        if block.0 >= block.1 {
+        // Ids reserved since the block was handed out belong to mirrored producers.
+        if block.0 >= block.1 || block.0 < self.metadata.image().producer_id_floor {
             let answer = self
                 .admin(AdminRequest::AllocateProducerIds {
                     broker_id: self.config.node_id,

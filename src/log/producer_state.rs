@@ -228,6 +228,11 @@ impl ProducerStateManager {
         self.producers.clear();
     }
 
+    /// The largest producer id tracked.
+    pub fn max_producer_id(&self) -> Option<i64> {
+        self.producers.keys().max().copied()
+    }
+
     /// Number of producers tracked.
     pub fn len(&self) -> usize {
         self.producers.len()

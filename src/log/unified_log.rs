@@ -399,6 +399,11 @@ impl UnifiedLog {
         std::fs::rename(&tmp, &path).map_err(|e| LogError::io(&path, e))
     }
 
+    /// The largest idempotent producer id in the log's producer state.
+    pub fn max_producer_id(&self) -> Option<i64> {
+        self.producer_state.max_producer_id()
+    }
+
     /// Whether the producer state covers the whole log (see [`Self::merge_producer_history`]).
     pub fn producer_history_complete(&self) -> bool {
         self.producer_history_complete

@@ -21,6 +21,10 @@ struct Assignment {
     replicas: Vec<i32>,
     isr: Vec<i32>,
     partition_epoch: i32,
+    /// The topic follows a source cluster through a link.
+    mirror: bool,
+    /// The topic was a mirror and was failed over or promoted.
+    stopped_mirror: bool,
 }
 
 fn assignment(image: &MetadataImage, me: i32, topic_id: Uuid, index: i32) -> Option<Assignment> {
@@ -37,6 +41,8 @@ fn assignment(image: &MetadataImage, me: i32, topic_id: Uuid, index: i32) -> Opt
         replicas: partition.replicas.clone(),
         isr: partition.isr.clone(),
         partition_epoch: partition.partition_epoch,
+        mirror: topic.is_mirroring(),
+        stopped_mirror: topic.mirror.is_some() && !topic.is_mirroring(),
     })
 }
 
@@ -106,6 +112,22 @@ impl ReplicaManager {
                     } else if self.get(&a.topic, a.index).is_some() {
                         tracing::info!(topic = %a.topic, partition = a.index, "no longer a replica: removing");
                         self.remove_partition(&a.topic, a.index)?;
+                    }
+                }
+                Change::MirrorChanged { topic_id } => {
+                    let image = self.metadata.image();
+                    let Some(topic) = image.topics.get(topic_id) else {
+                        continue;
+                    };
+                    let wanted: Vec<Assignment> = topic
+                        .partitions
+                        .keys()
+                        .filter_map(|i| assignment(&image, me, *topic_id, *i))
+                        .filter(|a| a.hosted_here)
+                        .collect();
+                    drop(image);
+                    for a in &wanted {
+                        self.host(a)?;
                     }
                 }
                 Change::TopicDeleted { name, id } => {
@@ -181,6 +203,7 @@ impl ReplicaManager {
                 self.open_partition(&a.topic, a.topic_id, a.index, &config)?
             }
         };
+        partition.set_mirror(a.mirror, a.stopped_mirror);
         if partition.is_leader() != a.leader || partition.leader_epoch() != a.leader_epoch {
             tracing::info!(
                 topic = %a.topic,

@@ -18,6 +18,18 @@ fn now_ms() -> i64 {
 }
 
 impl ReplicaManager {
+    /// Why a mirror topic refuses a producer, naming its link.
+    fn mirror_refusal(&self, topic: &str) -> String {
+        let image = self.metadata.image();
+        match image.topic(topic).and_then(|t| t.mirror.as_ref()) {
+            Some(m) => format!(
+                "topic '{topic}' is a read-only mirror of '{}' through cluster link '{}'; it takes writes after `strata mirror failover` or `strata mirror promote`",
+                m.source_topic, m.link
+            ),
+            None => format!("topic '{topic}' is a read-only mirror topic"),
+        }
+    }
+
     /// Produce: appends a batch to a partition this broker leads. `acks=all` is refused while
     /// the ISR is smaller than `min.insync.replicas` (Kafka's NOT_ENOUGH_REPLICAS).
     pub fn append(
@@ -28,8 +40,13 @@ impl ReplicaManager {
         acks: i16,
     ) -> Result<Appended, BrokerError> {
         let partition = self.leader_ref(topic, partition)?;
-        if !partition.takes_writes(self.remote.is_some()) {
-            // Retriable: the client refreshes its metadata and tries again.
+        if partition.is_mirror() {
+            return Err(BrokerError::InvalidRequest(self.mirror_refusal(topic)));
+        }
+        if !partition.takes_writes(self.remote.is_some()) || partition.epoch_behind_log().is_some()
+        {
+            // Retriable: the client refreshes its metadata and tries again. (A mirror just
+            // made writable waits for a leader epoch above its source's.)
             return Err(BrokerError::LeaderNotAvailable);
         }
         let replicated = partition.is_replicated();

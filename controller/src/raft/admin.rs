@@ -104,6 +104,62 @@ pub enum AdminRequest {
     },
     /// Start or cancel partition reassignments (AlterPartitionReassignments).
     ReassignPartitions(Vec<PartitionMove>),
+    /// Reserve producer ids up to `above` (the largest a mirror holds): this cluster never
+    /// hands them to its own producers.
+    ReserveProducerIds {
+        /// The largest id to reserve.
+        above: i64,
+    },
+    /// Create a cluster link.
+    CreateLink {
+        /// Its name.
+        name: String,
+        /// What it mirrors.
+        config: crate::link::LinkConfig,
+    },
+    /// Delete a cluster link; refused while topics still mirror through it.
+    DeleteLink {
+        /// Its name.
+        name: String,
+    },
+    /// Pause (or resume) a cluster link.
+    PauseLink {
+        /// Its name.
+        name: String,
+        /// Paused when true.
+        paused: bool,
+    },
+    /// Create a topic that mirrors a source topic through a link.
+    CreateMirrorTopic {
+        /// The topic.
+        topic: NewTopic,
+        /// What it mirrors.
+        mirror: crate::link::MirrorOf,
+    },
+    /// Stop mirror topics of a link (failover or promote): each becomes writable, its
+    /// partitions' leader epochs raised so that new batches carry a newer epoch.
+    StopMirrors {
+        /// The link.
+        link: String,
+        /// Topics to stop; every mirroring topic of the link when `None`.
+        topics: Option<Vec<String>>,
+        /// Failover or promote.
+        reason: crate::link::StopReason,
+    },
+    /// A leader asks for a leader epoch above `above` (the newest epoch in its log, a
+    /// source's, once a mirror stops), fenced by the epoch it leads in.
+    RaiseLeaderEpoch {
+        /// The leader asking.
+        broker_id: i32,
+        /// Topic id.
+        topic_id: Uuid,
+        /// Partition index.
+        partition: i32,
+        /// The leader epoch it leads in.
+        leader_epoch: i32,
+        /// The epoch the new one must exceed.
+        above: i32,
+    },
     /// Elect leaders (ElectLeaders): the preferred replica, or with `unclean` any alive
     /// replica of a leaderless partition; every partition when `partitions` is `None`.
     ElectLeaders {
@@ -169,6 +225,8 @@ pub enum AdminAnswer {
     IsrResults(Vec<Option<String>>),
     /// Per partition of a reassignment or election: (topic, partition, refusal if any).
     Moves(Vec<(String, i32, Option<MoveError>)>),
+    /// The topics a request acted on.
+    Topics(Vec<String>),
 }
 
 /// An admin answer with the metadata offset that includes its effect.
@@ -215,7 +273,7 @@ impl From<PlacementError> for Invalid {
     }
 }
 
-fn invalid(e: impl Into<Invalid>) -> WriteRefusal {
+pub(super) fn invalid(e: impl Into<Invalid>) -> WriteRefusal {
     WriteRefusal::Invalid(e.into())
 }
 
@@ -244,7 +302,53 @@ async fn serve(
     request: AdminRequest,
 ) -> Result<AdminAnswer, WriteRefusal> {
     match request {
-        AdminRequest::CreateTopic(topic) => create_topic(raft, state, topic).await,
+        AdminRequest::CreateTopic(topic) => create_topic(raft, state, topic, None).await,
+        AdminRequest::CreateMirrorTopic { topic, mirror } => {
+            create_topic(raft, state, topic, Some(mirror)).await
+        }
+        AdminRequest::ReserveProducerIds { above } => {
+            if above >= state.with_image(|i| i.next_producer_id) {
+                commit_all(
+                    raft,
+                    vec![MetadataRecord::AllocateProducerIds {
+                        broker_id: -1,
+                        next_producer_id: above + 1,
+                    }],
+                )
+                .await?;
+                tracing::info!(above, "producer ids reserved for mirrored producers");
+            }
+            Ok(AdminAnswer::Done)
+        }
+        AdminRequest::CreateLink { name, config } => {
+            super::links::create_link(raft, state, name, config).await
+        }
+        AdminRequest::DeleteLink { name } => super::links::delete_link(raft, state, name).await,
+        AdminRequest::PauseLink { name, paused } => {
+            super::links::pause_link(raft, state, name, paused).await
+        }
+        AdminRequest::StopMirrors {
+            link,
+            topics,
+            reason,
+        } => super::links::stop_mirrors(raft, state, link, topics, reason).await,
+        AdminRequest::RaiseLeaderEpoch {
+            broker_id,
+            topic_id,
+            partition,
+            leader_epoch,
+            above,
+        } => {
+            super::links::raise_leader_epoch(
+                raft,
+                state,
+                broker_id,
+                (topic_id, partition),
+                leader_epoch,
+                above,
+            )
+            .await
+        }
         AdminRequest::DeleteTopic { name } => {
             let topic_id = state
                 .with_image(|i| i.topic_ids.get(&name).copied())
@@ -558,6 +662,7 @@ async fn create_topic(
     raft: &Raft<TypeConfig>,
     state: &StateMachine,
     topic: NewTopic,
+    mirror: Option<crate::link::MirrorOf>,
 ) -> Result<AdminAnswer, WriteRefusal> {
     if topic.partitions == 0 {
         return Err(invalid(Invalid::Partitions(
@@ -579,6 +684,19 @@ async fn create_topic(
             topic_id,
             configs: topic.configs.clone(),
         }];
+        if let Some(mirror) = &mirror {
+            if !image.links.contains_key(&mirror.link) {
+                return Err(invalid(Invalid::Request(format!(
+                    "cluster link '{}' does not exist",
+                    mirror.link
+                ))));
+            }
+            // Before the partitions: no broker may ever see them take a producer's batch.
+            records.push(MetadataRecord::SetMirror {
+                topic_id,
+                mirror: Some(mirror.clone()),
+            });
+        }
         records.extend(
             records_for_new_partitions(
                 image,
@@ -604,7 +722,7 @@ async fn create_topic(
 }
 
 /// Commits records that were validated against the image: all of them must apply.
-async fn commit_all(
+pub(super) async fn commit_all(
     raft: &Raft<TypeConfig>,
     records: Vec<MetadataRecord>,
 ) -> Result<u64, WriteRefusal> {

@@ -6,6 +6,7 @@ pub mod active;
 pub mod admin;
 pub mod client;
 pub mod follower;
+mod links;
 mod log_store;
 mod network;
 mod node;

@@ -1,0 +1,246 @@
+//! `strata link …` and `strata mirror …`: cluster links and their mirror topics, through a
+//! node's admin API (`/v1/links`).
+
+use anyhow::Context;
+use clap::Subcommand;
+use strata_api::links::{LinkStatus, LinkSummary, NewLink, StopMirrors, Stopped};
+
+use super::http::call;
+use super::table;
+
+/// `strata link` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum LinkCommand {
+    /// Create a link: mirror topics of a source cluster here, byte for byte at its offsets.
+    Create {
+        /// The link's name.
+        name: String,
+        /// Bootstrap servers of the source cluster, host:port[,host:port…].
+        #[arg(long)]
+        source: String,
+        /// Source topics to mirror: a regular expression over whole names (default: all).
+        #[arg(long)]
+        topics: Option<String>,
+        /// Source topics never to mirror (a regular expression).
+        #[arg(long)]
+        exclude_topics: Option<String>,
+        /// Consumer groups whose committed offsets are copied (a regular expression).
+        #[arg(long)]
+        groups: Option<String>,
+        /// Where new mirrors start: earliest (the source's whole history) or latest.
+        #[arg(long, default_value = "earliest")]
+        start: String,
+        /// Prefix for mirror topic names (two links in opposite directions: `east.`).
+        #[arg(long)]
+        prefix: Option<String>,
+    },
+    /// Every link.
+    List,
+    /// A link's mirror topics and how far each partition is behind the source.
+    Status {
+        /// The link.
+        name: String,
+    },
+    /// Stop fetching (mirrors stay read-only).
+    Pause {
+        /// The link.
+        name: String,
+    },
+    /// Fetch again.
+    Resume {
+        /// The link.
+        name: String,
+    },
+    /// Delete a link whose mirrors were failed over or promoted.
+    Delete {
+        /// The link.
+        name: String,
+    },
+}
+
+/// `strata mirror` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum MirrorCommand {
+    /// The source is lost: stop mirroring and make the mirror topics writable at their end.
+    Failover {
+        /// The link.
+        #[arg(long)]
+        link: String,
+        /// Every mirror topic of the link.
+        #[arg(long, conflicts_with = "topics")]
+        all: bool,
+        /// These mirror topics, comma-separated.
+        #[arg(long, value_delimiter = ',')]
+        topics: Vec<String>,
+    },
+    /// Planned: wait until the mirror topics have caught up with the source, then make them
+    /// writable (stop the source's producers first).
+    Promote {
+        /// The link.
+        #[arg(long)]
+        link: String,
+        /// Every mirror topic of the link.
+        #[arg(long, conflicts_with = "topics")]
+        all: bool,
+        /// These mirror topics, comma-separated.
+        #[arg(long, value_delimiter = ',')]
+        topics: Vec<String>,
+    },
+}
+
+fn path_segment(name: &str) -> String {
+    name.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'.' | b'_' | b'-' => (b as char).to_string(),
+            other => format!("%{other:02X}"),
+        })
+        .collect()
+}
+
+fn summaries(links: &[LinkSummary]) -> String {
+    let rows: Vec<Vec<String>> = links
+        .iter()
+        .map(|l| {
+            vec![
+                l.name.clone(),
+                l.source.clone(),
+                l.state.clone(),
+                l.topics.clone().unwrap_or_else(|| "(all)".into()),
+                l.mirroring_topics.to_string(),
+            ]
+        })
+        .collect();
+    table(&["LINK", "SOURCE", "STATE", "TOPICS", "MIRRORING"], &rows)
+}
+
+fn status_text(status: &LinkStatus) -> String {
+    let mut out = format!(
+        "link {} from {} ({}): {} records behind, {:.1} s, {} bytes mirrored by this node\n",
+        status.link.name,
+        status.link.source,
+        status.link.state,
+        status.lag_records,
+        status.lag_seconds,
+        status.bytes_mirrored
+    );
+    if let Some(error) = &status.last_error {
+        out.push_str(&format!("last error: {error}\n"));
+    }
+    let opt = |v: Option<i64>| v.map_or("-".to_owned(), |v| v.to_string());
+    let rows: Vec<Vec<String>> = status
+        .mirrors
+        .iter()
+        .flat_map(|m| {
+            m.partitions.iter().map(move |p| {
+                vec![
+                    m.topic.clone(),
+                    p.partition.to_string(),
+                    m.state.clone(),
+                    opt(p.mirror_end),
+                    opt(p.source_end),
+                    opt(p.lag_records),
+                    p.lag_seconds.map_or("-".into(), |s| format!("{s:.1}")),
+                ]
+            })
+        })
+        .collect();
+    out.push_str(&table(
+        &[
+            "TOPIC",
+            "PARTITION",
+            "STATE",
+            "MIRROR-END",
+            "SOURCE-END",
+            "LAG",
+            "LAG-SECONDS",
+        ],
+        &rows,
+    ));
+    out
+}
+
+/// Runs a `strata link` command against the admin API at `admin`; what to print.
+pub async fn link(admin: &str, command: LinkCommand) -> anyhow::Result<String> {
+    match command {
+        LinkCommand::Create {
+            name,
+            source,
+            topics,
+            exclude_topics,
+            groups,
+            start,
+            prefix,
+        } => {
+            let body = serde_json::to_vec(&NewLink {
+                name,
+                source,
+                topics,
+                exclude_topics,
+                groups,
+                start: Some(start),
+                prefix,
+            })?;
+            let created: LinkSummary =
+                serde_json::from_slice(&call(admin, "POST", "/v1/links", Some(&body)).await?)
+                    .context("the admin API sent unexpected JSON")?;
+            Ok(format!(
+                "link {} created: mirroring from {}\n",
+                created.name, created.source
+            ))
+        }
+        LinkCommand::List => {
+            let links: Vec<LinkSummary> =
+                serde_json::from_slice(&call(admin, "GET", "/v1/links", None).await?)
+                    .context("the admin API sent unexpected JSON")?;
+            Ok(summaries(&links))
+        }
+        LinkCommand::Status { name } => {
+            let path = format!("/v1/links/{}", path_segment(&name));
+            let status: LinkStatus =
+                serde_json::from_slice(&call(admin, "GET", &path, None).await?)
+                    .context("the admin API sent unexpected JSON")?;
+            Ok(status_text(&status))
+        }
+        LinkCommand::Pause { name } => {
+            let path = format!("/v1/links/{}/pause", path_segment(&name));
+            call(admin, "POST", &path, None).await?;
+            Ok(format!("link {name} paused\n"))
+        }
+        LinkCommand::Resume { name } => {
+            let path = format!("/v1/links/{}/resume", path_segment(&name));
+            call(admin, "POST", &path, None).await?;
+            Ok(format!("link {name} resumed\n"))
+        }
+        LinkCommand::Delete { name } => {
+            let path = format!("/v1/links/{}", path_segment(&name));
+            call(admin, "DELETE", &path, None).await?;
+            Ok(format!("link {name} deleted\n"))
+        }
+    }
+}
+
+/// Runs a `strata mirror` command against the admin API at `admin`; what to print.
+pub async fn mirror(admin: &str, command: MirrorCommand) -> anyhow::Result<String> {
+    let (link, all, topics, action) = match command {
+        MirrorCommand::Failover { link, all, topics } => (link, all, topics, "failover"),
+        MirrorCommand::Promote { link, all, topics } => (link, all, topics, "promote"),
+    };
+    if !all && topics.is_empty() {
+        anyhow::bail!("name the mirror topics with --topics, or pass --all");
+    }
+    let which = StopMirrors {
+        topics: (!all).then_some(topics),
+    };
+    let path = format!("/v1/links/{}/{action}", path_segment(&link));
+    let body = serde_json::to_vec(&which)?;
+    let stopped: Stopped = serde_json::from_slice(&call(admin, "POST", &path, Some(&body)).await?)
+        .context("the admin API sent unexpected JSON")?;
+    if stopped.topics.is_empty() {
+        return Ok(format!("link {link} has no mirroring topics to {action}\n"));
+    }
+    Ok(stopped
+        .topics
+        .iter()
+        .map(|t| format!("{t}: writable ({action})\n"))
+        .collect())
+}

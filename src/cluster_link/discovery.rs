@@ -1,0 +1,144 @@
+//! Discovery: the source topics a link's filters match get mirror topics of the same name
+//! (after the link's prefix) and partition count, and mirrors follow the source's partition
+//! additions.
+
+use regex::Regex;
+use strata_controller::raft::admin::{AdminRequest, NewTopic};
+use strata_controller::{ClusterLink, MirrorOf, MirrorState};
+
+use super::source;
+use crate::broker::StrataBroker;
+
+/// A link's topic filter: a regular expression matching whole names.
+pub fn compile(pattern: &str) -> Result<Regex, regex::Error> {
+    Regex::new(&format!("^(?:{pattern})$"))
+}
+
+/// Whether `link` mirrors the source topic `name`.
+pub fn selects(link: &ClusterLink, name: &str) -> bool {
+    let matches = |pattern: &Option<String>, default: bool| {
+        pattern
+            .as_deref()
+            .map_or(default, |p| compile(p).is_ok_and(|re| re.is_match(name)))
+    };
+    matches(&link.config.topics, true) && !matches(&link.config.exclude_topics, false)
+}
+
+/// One pass over every active link.
+pub(super) async fn discover(broker: &StrataBroker) {
+    let links: Vec<ClusterLink> = broker
+        .image()
+        .links
+        .values()
+        .filter(|l| !l.paused)
+        .cloned()
+        .collect();
+    for link in links {
+        if let Err(e) = discover_link(broker, &link).await {
+            broker
+                .links()
+                .failed(&link.name, format!("discovering source topics: {e:#}"));
+        }
+    }
+}
+
+async fn discover_link(broker: &StrataBroker, link: &ClusterLink) -> anyhow::Result<()> {
+    let metadata = source::metadata(&link.config.source).await?;
+    for (name, topic) in &metadata.topics {
+        if !selects(link, name) {
+            continue;
+        }
+        let partitions = topic.leaders.len();
+        let local = format!("{}{name}", link.config.prefix);
+        let existing = broker.image().topic(&local).map(|t| {
+            (
+                t.partitions.len(),
+                t.mirror.as_ref().map(|m| m.link == link.name),
+            )
+        });
+        match existing {
+            None => {
+                let live = broker
+                    .image()
+                    .brokers
+                    .values()
+                    .filter(|b| !b.fenced)
+                    .count();
+                let replication_factor =
+                    (broker.config().default_replication_factor.max(1) as usize).min(live.max(1));
+                let request = AdminRequest::CreateMirrorTopic {
+                    topic: NewTopic {
+                        name: local.clone(),
+                        partitions,
+                        replication_factor,
+                        assignments: Vec::new(),
+                        configs: Default::default(),
+                        validate_only: false,
+                        topic_id: None,
+                    },
+                    mirror: MirrorOf {
+                        link: link.name.clone(),
+                        source_topic: name.clone(),
+                        state: MirrorState::Mirroring,
+                    },
+                };
+                broker.admin().request(request).await?;
+                tracing::info!(link = %link.name, topic = %local, source = %name, partitions, "mirror topic created");
+            }
+            Some((count, Some(true))) if count < partitions => {
+                broker
+                    .admin()
+                    .request(AdminRequest::CreatePartitions {
+                        name: local.clone(),
+                        count: partitions,
+                        assignments: Vec::new(),
+                        validate_only: false,
+                    })
+                    .await?;
+                tracing::info!(link = %link.name, topic = %local, partitions, "mirror topic follows the source's new partitions");
+            }
+            Some((_, Some(true))) => {}
+            Some(_) => {
+                tracing::debug!(link = %link.name, topic = %local, "a local topic of this name is not this link's mirror: left alone");
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use strata_controller::{LinkConfig, LinkStart};
+
+    fn link(topics: Option<&str>, exclude: Option<&str>) -> ClusterLink {
+        ClusterLink {
+            name: "east".into(),
+            id: uuid::Uuid::new_v4(),
+            config: LinkConfig {
+                source: "127.0.0.1:9092".into(),
+                topics: topics.map(str::to_owned),
+                exclude_topics: exclude.map(str::to_owned),
+                groups: None,
+                start: LinkStart::Earliest,
+                prefix: String::new(),
+            },
+            paused: false,
+        }
+    }
+
+    #[test]
+    fn filters_match_whole_names() {
+        assert!(selects(&link(None, None), "anything"));
+        let orders = link(Some("ord.*|payments"), Some("orders-tmp"));
+        assert!(selects(&orders, "orders"));
+        assert!(selects(&orders, "payments"));
+        assert!(!selects(&orders, "orders-tmp"), "excluded");
+        assert!(
+            !selects(&orders, "old-orders"),
+            "a whole-name match, not a search"
+        );
+        assert!(!selects(&orders, "payments2"));
+        assert!(compile("(").is_err());
+    }
+}

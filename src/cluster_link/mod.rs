@@ -1,0 +1,181 @@
+//! Cluster links (DESIGN.md decision 7): mirror topics that follow the topics of another
+//! Kafka-compatible cluster byte for byte, at the source's offsets.
+//!
+//! A link lives in the metadata log ([`strata_controller::ClusterLink`]). On every broker
+//! [`run`] keeps, per active link, one mirror task fetching for the mirror partitions the
+//! broker leads ([`mirror`]); the live broker with the lowest id also discovers the source's
+//! topics and creates their mirrors ([`discovery`]). Stopped mirrors (failover, promote) whose
+//! log holds a source epoch at or above their leader epoch ask the controller for a higher one
+//! before they take writes.
+
+mod discovery;
+mod mirror;
+pub mod source;
+pub mod status;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use strata_controller::raft::admin::AdminRequest;
+use tokio::task::JoinHandle;
+
+use crate::broker::StrataBroker;
+
+/// How often links are checked for new mirror topics and tasks.
+const TICK: Duration = Duration::from_secs(1);
+/// How often the source's topics are listed for new mirrors.
+const DISCOVERY_INTERVAL: Duration = Duration::from_secs(5);
+
+/// What this broker's mirror tasks did per link, for status.
+#[derive(Debug, Clone, Default)]
+pub struct LinkActivity {
+    /// Bytes appended from the source since the broker started.
+    pub bytes: u64,
+    /// The last error, while the link is failing.
+    pub last_error: Option<String>,
+    /// When mirroring last succeeded.
+    pub last_success: Option<Instant>,
+}
+
+/// This broker's running links.
+#[derive(Debug, Default)]
+pub struct LinkManager {
+    activity: Mutex<HashMap<String, LinkActivity>>,
+    tasks: Mutex<HashMap<String, JoinHandle<()>>>,
+}
+
+impl LinkManager {
+    fn activity(&self) -> std::sync::MutexGuard<'_, HashMap<String, LinkActivity>> {
+        self.activity.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub(crate) fn mirrored(&self, link: &str, bytes: u64) {
+        self.activity().entry(link.to_owned()).or_default().bytes += bytes;
+    }
+
+    pub(crate) fn failed(&self, link: &str, why: String) {
+        let mut activity = self.activity();
+        let entry = activity.entry(link.to_owned()).or_default();
+        if entry.last_error.as_deref() != Some(why.as_str()) {
+            tracing::warn!(link, "cluster link: {why}");
+        }
+        entry.last_error = Some(why);
+    }
+
+    pub(crate) fn succeeded(&self, link: &str) {
+        let mut activity = self.activity();
+        let entry = activity.entry(link.to_owned()).or_default();
+        if entry.last_error.take().is_some() {
+            tracing::info!(link, "cluster link mirroring again");
+        }
+        entry.last_success = Some(Instant::now());
+    }
+
+    /// This broker's activity for `link`.
+    pub fn activity_of(&self, link: &str) -> LinkActivity {
+        self.activity().get(link).cloned().unwrap_or_default()
+    }
+
+    fn tasks(&self) -> std::sync::MutexGuard<'_, HashMap<String, JoinHandle<()>>> {
+        self.tasks.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+impl Drop for LinkManager {
+    fn drop(&mut self) {
+        for (_, task) in self.tasks().drain() {
+            task.abort();
+        }
+    }
+}
+
+/// Runs the links until the task is stopped.
+pub async fn run(broker: Arc<StrataBroker>) {
+    let mut discovered_at: Option<Instant> = None;
+    let mut discovered_for: Vec<String> = Vec::new();
+    let mut ticks = tokio::time::interval(TICK);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        let active: Vec<String> = {
+            let image = broker.image();
+            image
+                .links
+                .values()
+                .filter(|l| !l.paused)
+                .map(|l| l.name.clone())
+                .collect()
+        };
+        {
+            let mut tasks = broker.links().tasks();
+            tasks.retain(|name, task| {
+                let keep = active.contains(name) && !task.is_finished();
+                if !keep {
+                    task.abort();
+                }
+                keep
+            });
+            for name in &active {
+                if !tasks.contains_key(name) {
+                    let task = tokio::spawn(mirror::mirror_loop(Arc::clone(&broker), name.clone()));
+                    tasks.insert(name.clone(), task);
+                }
+            }
+        }
+        // A new or resumed link is discovered at once, the others every interval.
+        if discovered_for != active
+            || discovered_at.is_none_or(|at| at.elapsed() >= DISCOVERY_INTERVAL)
+        {
+            discovered_at = Some(Instant::now());
+            discovered_for = active.clone();
+            if is_coordinator(&broker) {
+                discovery::discover(&broker).await;
+            }
+        }
+        raise_epochs(&broker).await;
+    }
+}
+
+/// The live broker with the lowest id discovers for every link (a new one takes over within a
+/// discovery interval when it goes).
+fn is_coordinator(broker: &StrataBroker) -> bool {
+    let image = broker.image();
+    let me = broker.config().node_id;
+    image
+        .brokers
+        .values()
+        .filter(|b| !b.fenced)
+        .map(|b| b.id)
+        .min()
+        == Some(me)
+}
+
+/// Stopped mirrors this broker leads whose log holds an epoch at or above their leader epoch
+/// (the source's) ask for a higher one; they refuse writes until it is applied.
+async fn raise_epochs(broker: &StrataBroker) {
+    let me = broker.config().node_id;
+    for p in broker.replicas().all() {
+        if !p.is_leader() || p.is_mirror() {
+            continue;
+        }
+        let Some(above) = p.epoch_behind_log() else {
+            continue;
+        };
+        let request = AdminRequest::RaiseLeaderEpoch {
+            broker_id: me,
+            topic_id: p.topic_id,
+            partition: p.index,
+            leader_epoch: p.leader_epoch(),
+            above,
+        };
+        match broker.admin().request(request).await {
+            Ok(_) => {
+                tracing::info!(topic = %p.topic, partition = p.index, above, "leader epoch raised above the mirrored source's")
+            }
+            Err(e) => {
+                tracing::warn!(topic = %p.topic, partition = p.index, "raising the leader epoch failed: {e}")
+            }
+        }
+    }
+}

@@ -1,0 +1,125 @@
+//! A link's view of its source cluster, over the Kafka protocol only (the source may be
+//! another Strata or Apache Kafka): its topics and partition leaders from Metadata, and
+//! offsets from ListOffsets.
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
+use kafka_protocol::messages::{ListOffsetsRequest, MetadataRequest, TopicName};
+use kafka_protocol::protocol::StrBytes;
+
+use crate::kafka_client::Client;
+
+/// How long connecting to a source broker or one request may take.
+pub const SOURCE_TIMEOUT: Duration = Duration::from_secs(10);
+/// The client id a link's connections announce (source operators see it in their logs).
+pub const CLIENT_ID: &str = "strata-cluster-link";
+
+/// ListOffsets timestamps.
+pub const EARLIEST: i64 = -2;
+/// The high watermark (read_uncommitted).
+pub const LATEST: i64 = -1;
+/// The record with the largest timestamp (KIP-734).
+pub const MAX_TIMESTAMP: i64 = -3;
+
+/// A source topic: its partitions' leaders (broker ids, -1 for none).
+#[derive(Debug, Clone, Default)]
+pub struct SourceTopic {
+    /// Leader per partition index.
+    pub leaders: BTreeMap<i32, i32>,
+}
+
+/// The source cluster's topics and brokers, as one Metadata answer gave them.
+#[derive(Debug, Clone, Default)]
+pub struct SourceMetadata {
+    /// Broker id → `host:port`.
+    pub brokers: HashMap<i32, String>,
+    /// Topics by name (internal ones left out).
+    pub topics: BTreeMap<String, SourceTopic>,
+}
+
+impl SourceMetadata {
+    /// The address of the leader of `topic`'s `partition`, if it has one.
+    pub fn leader_of(&self, topic: &str, partition: i32) -> Option<&str> {
+        let leader = *self.topics.get(topic)?.leaders.get(&partition)?;
+        self.brokers.get(&leader).map(String::as_str)
+    }
+}
+
+/// Connects to the first bootstrap server of `source` (a comma-separated list) that answers.
+pub async fn connect_any(source: &str) -> anyhow::Result<Client> {
+    let mut last = None;
+    for addr in source.split(',').map(str::trim).filter(|a| !a.is_empty()) {
+        match Client::connect_as(addr, CLIENT_ID, SOURCE_TIMEOUT).await {
+            Ok(client) => return Ok(client),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| anyhow::anyhow!("no source address in '{source}'")))
+}
+
+/// Every topic of the source cluster with its partition leaders.
+pub async fn metadata(source: &str) -> anyhow::Result<SourceMetadata> {
+    let mut client = connect_any(source).await?;
+    let response = client
+        .call(12, &MetadataRequest::default().with_topics(None))
+        .await
+        .context("Metadata from the source cluster")?;
+    let mut out = SourceMetadata::default();
+    for broker in &response.brokers {
+        out.brokers
+            .insert(broker.node_id.0, format!("{}:{}", broker.host, broker.port));
+    }
+    for topic in &response.topics {
+        let Some(name) = topic.name.as_ref().map(|n| n.0.to_string()) else {
+            continue;
+        };
+        if topic.error_code != 0 || topic.is_internal || name.starts_with("__") {
+            continue;
+        }
+        let leaders = topic
+            .partitions
+            .iter()
+            .map(|p| (p.partition_index, p.leader_id.0))
+            .collect();
+        out.topics.insert(name, SourceTopic { leaders });
+    }
+    Ok(out)
+}
+
+/// The offset ListOffsets answers for `timestamp` on `topic`'s `partition`, asked of its
+/// leader over `client`: with the record's timestamp for [`MAX_TIMESTAMP`].
+pub async fn list_offset(
+    client: &mut Client,
+    topic: &str,
+    partition: i32,
+    timestamp: i64,
+) -> anyhow::Result<(i64, i64)> {
+    let request = ListOffsetsRequest::default()
+        .with_replica_id(kafka_protocol::messages::BrokerId(-1))
+        .with_topics(vec![
+            ListOffsetsTopic::default()
+                .with_name(TopicName(StrBytes::from_string(topic.to_owned())))
+                .with_partitions(vec![
+                    ListOffsetsPartition::default()
+                        .with_partition_index(partition)
+                        .with_current_leader_epoch(-1)
+                        .with_timestamp(timestamp),
+                ]),
+        ]);
+    let response = client.call(7, &request).await?;
+    let data = response
+        .topics
+        .first()
+        .and_then(|t| t.partitions.first())
+        .context("ListOffsets answered no partition")?;
+    if data.error_code != 0 {
+        bail!(
+            "ListOffsets for {topic}-{partition} answered error code {}",
+            data.error_code
+        );
+    }
+    Ok((data.offset, data.timestamp))
+}

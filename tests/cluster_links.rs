@@ -1,0 +1,272 @@
+//! Cluster links between two clusters on this machine: mirror topics follow a source topic
+//! byte for byte at its offsets while it takes acks=all writes, refuse producers, report
+//! their lag, and take writes after a failover with the source killed.
+
+mod common;
+
+use std::time::Duration;
+
+use common::BrokerProcess;
+use common::cluster::wait_until;
+use common::wire::Conn;
+use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+use kafka_protocol::messages::{BrokerId, FetchRequest, ProduceRequest, TopicName};
+use kafka_protocol::protocol::StrBytes;
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+
+const TOPIC: &str = "orders";
+const PARTITIONS: i32 = 2;
+
+fn name(topic: &str) -> TopicName {
+    TopicName(StrBytes::from_string(topic.to_owned()))
+}
+
+/// Produces `values` (key and value the number) with an idempotent acks=all producer, each
+/// to partition `value % PARTITIONS`; panics unless every one is acknowledged.
+async fn produce(bootstrap: &str, values: std::ops::Range<u32>) {
+    let producer: FutureProducer = common::client(bootstrap)
+        .set("enable.idempotence", "true")
+        .set("acks", "all")
+        .set("linger.ms", "2")
+        .create()
+        .unwrap();
+    let sends: Vec<_> = values
+        .map(|v| {
+            let producer = producer.clone();
+            tokio::spawn(async move {
+                let text = v.to_string();
+                producer
+                    .send(
+                        FutureRecord::to(TOPIC)
+                            .key(&text)
+                            .payload(&text)
+                            .partition((v % PARTITIONS as u32) as i32)
+                            .headers(rdkafka::message::OwnedHeaders::new().insert(
+                                rdkafka::message::Header {
+                                    key: "origin",
+                                    value: Some("source"),
+                                },
+                            )),
+                        Duration::from_secs(30),
+                    )
+                    .await
+                    .unwrap_or_else(|(e, _)| panic!("record {v} not acknowledged: {e}"))
+            })
+        })
+        .collect();
+    for send in sends {
+        send.await.unwrap();
+    }
+}
+
+/// Every batch of `topic`'s `partition` below its high watermark, as a consumer's Fetch
+/// returns the bytes.
+async fn fetched_bytes(addr: &str, topic: &str, partition: i32) -> (Vec<u8>, i64) {
+    let mut conn = Conn::open(addr).await;
+    let mut out = Vec::new();
+    let mut offset = 0i64;
+    loop {
+        let request = FetchRequest::default()
+            .with_replica_id(BrokerId(-1))
+            .with_max_wait_ms(0)
+            .with_min_bytes(0)
+            .with_max_bytes(8 << 20)
+            .with_session_epoch(-1)
+            .with_topics(vec![
+                FetchTopic::default()
+                    .with_topic(name(topic))
+                    .with_partitions(vec![
+                        FetchPartition::default()
+                            .with_partition(partition)
+                            .with_fetch_offset(offset)
+                            .with_partition_max_bytes(4 << 20),
+                    ]),
+            ]);
+        let response = conn.call(12, &request).await.expect("Fetch answered");
+        let data = &response.responses[0].partitions[0];
+        assert_eq!(data.error_code, 0, "fetch {topic}-{partition} at {offset}");
+        let records = data.records.clone().unwrap_or_default();
+        let mut whole = 0;
+        let mut next = offset;
+        while records.len() >= whole + 12 {
+            let base = i64::from_be_bytes(records[whole..whole + 8].try_into().unwrap());
+            let len = i32::from_be_bytes(records[whole + 8..whole + 12].try_into().unwrap());
+            let end = whole + 12 + len as usize;
+            if end > records.len() {
+                break;
+            }
+            let delta = i32::from_be_bytes(records[whole + 23..whole + 27].try_into().unwrap());
+            next = base + i64::from(delta) + 1;
+            whole = end;
+        }
+        out.extend_from_slice(&records[..whole]);
+        if whole == 0 || next >= data.high_watermark {
+            return (out, data.high_watermark);
+        }
+        offset = next;
+    }
+}
+
+fn strata(args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_strata"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn high_watermarks(addr: &str, topic: &str) -> Option<Vec<i64>> {
+    let consumer: BaseConsumer = common::client(addr).create().unwrap();
+    (0..PARTITIONS)
+        .map(|p| {
+            consumer
+                .fetch_watermarks(topic, p, Duration::from_secs(5))
+                .ok()
+                .map(|w| w.1)
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mirror_follows_its_source_byte_for_byte_and_takes_writes_after_failover() {
+    let root = tempfile::tempdir().unwrap();
+    let mut source = BrokerProcess::start(&root.path().join("source"), &[]);
+    let dest = BrokerProcess::start(&root.path().join("dest"), &[]);
+    let admin: AdminClient<DefaultClientContext> = common::client(&source.addr).create().unwrap();
+    admin
+        .create_topics(
+            &[NewTopic::new(TOPIC, PARTITIONS, TopicReplication::Fixed(1))],
+            &AdminOptions::new(),
+        )
+        .await
+        .unwrap()[0]
+        .as_ref()
+        .expect("created");
+    produce(&source.addr, 0..2000).await;
+
+    // A link that names a source nobody listens on is refused at once, with the reason.
+    let refused = strata(&[
+        "link",
+        "create",
+        "nowhere",
+        "--source",
+        "127.0.0.1:1",
+        "--admin",
+        &dest.admin_addr,
+    ]);
+    assert!(!refused.status.success());
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("does not answer"),
+        "{refused:?}"
+    );
+    let created = strata(&[
+        "link",
+        "create",
+        "east",
+        "--source",
+        &source.addr,
+        "--topics",
+        "ord.*",
+        "--admin",
+        &dest.admin_addr,
+    ]);
+    assert!(created.status.success(), "{created:?}");
+
+    // Mirroring goes on while the source takes more writes.
+    produce(&source.addr, 2000..4000).await;
+    let source_ends = high_watermarks(&source.addr, TOPIC).unwrap();
+    assert_eq!(source_ends.iter().sum::<i64>(), 4000);
+    wait_until("the mirror caught up", Duration::from_secs(60), || {
+        (high_watermarks(&dest.addr, TOPIC)? == source_ends).then_some(())
+    });
+    for partition in 0..PARTITIONS {
+        let (mirrored, _) = fetched_bytes(&dest.addr, TOPIC, partition).await;
+        let (original, _) = fetched_bytes(&source.addr, TOPIC, partition).await;
+        assert!(!original.is_empty());
+        assert!(
+            mirrored == original,
+            "partition {partition}: the mirror's batches differ from the source's ({} and {} bytes)",
+            mirrored.len(),
+            original.len()
+        );
+    }
+    let status = strata(&["link", "status", "east", "--admin", &dest.admin_addr]);
+    let text = String::from_utf8_lossy(&status.stdout);
+    assert!(status.status.success(), "{status:?}");
+    assert!(text.contains("0 records behind"), "{text}");
+    assert!(
+        text.contains("orders") && text.contains("mirroring"),
+        "{text}"
+    );
+
+    // A mirror refuses producers, naming its link.
+    let mut conn = Conn::open(&dest.addr).await;
+    let batch = common::wire::encode_batch(
+        &[bytes::Bytes::from_static(b"refused")],
+        (-1, -1),
+        -1,
+        1_000,
+    );
+    let request = ProduceRequest::default()
+        .with_acks(-1)
+        .with_timeout_ms(5_000)
+        .with_topic_data(vec![
+            TopicProduceData::default()
+                .with_name(name(TOPIC))
+                .with_partition_data(vec![
+                    PartitionProduceData::default()
+                        .with_index(0)
+                        .with_records(Some(batch)),
+                ]),
+        ]);
+    let response = conn.call(9, &request).await.unwrap();
+    let answer = &response.responses[0].partition_responses[0];
+    assert_eq!(answer.error_code, 42, "INVALID_REQUEST");
+    let message = answer.error_message.as_ref().map(|m| m.to_string());
+    assert!(
+        message.as_deref().is_some_and(|m| m.contains("east")),
+        "{message:?}"
+    );
+
+    // The source region is lost; the mirror fails over and takes the writes.
+    source.kill();
+    let failover = strata(&[
+        "mirror",
+        "failover",
+        "--all",
+        "--link",
+        "east",
+        "--admin",
+        &dest.admin_addr,
+    ]);
+    assert!(failover.status.success(), "{failover:?}");
+    assert!(
+        String::from_utf8_lossy(&failover.stdout).contains("orders: writable"),
+        "{failover:?}"
+    );
+    produce(&dest.addr, 4000..4100).await;
+    let consumed = tokio::task::spawn_blocking({
+        let addr = dest.addr.clone();
+        move || common::consume_all(&addr, TOPIC, PARTITIONS, 4100, Duration::from_secs(60))
+    })
+    .await
+    .unwrap();
+    let mut values: Vec<u32> = consumed
+        .iter()
+        .map(|c| {
+            String::from_utf8_lossy(c.value.as_deref().unwrap())
+                .parse()
+                .unwrap()
+        })
+        .collect();
+    values.sort_unstable();
+    assert_eq!(values, (0..4100).collect::<Vec<u32>>(), "every record once");
+    // The writes after the failover continue the source's offsets.
+    let ends = high_watermarks(&dest.addr, TOPIC).unwrap();
+    assert_eq!(ends.iter().sum::<i64>(), 4100);
+    let deleted = strata(&["link", "delete", "east", "--admin", &dest.admin_addr]);
+    assert!(deleted.status.success(), "{deleted:?}");
+}
