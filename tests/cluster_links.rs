@@ -130,6 +130,56 @@ fn high_watermarks(addr: &str, topic: &str) -> Option<Vec<i64>> {
         .collect()
 }
 
+/// Joins `group`, reads `count` records and commits; the committed offsets per partition.
+fn consume_and_commit(addr: &str, group: &str, count: usize) -> Vec<i64> {
+    use rdkafka::consumer::CommitMode;
+    let consumer: BaseConsumer = common::client(addr)
+        .set("group.id", group)
+        .set("enable.auto.commit", "false")
+        .set("auto.offset.reset", "earliest")
+        .create()
+        .unwrap();
+    consumer.subscribe(&[TOPIC]).unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let mut read = 0;
+    while read < count {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "read {read} of {count}"
+        );
+        match consumer.poll(Duration::from_millis(200)) {
+            Some(Ok(_)) => read += 1,
+            Some(Err(e)) => panic!("consume error: {e}"),
+            None => {}
+        }
+    }
+    consumer.commit_consumer_state(CommitMode::Sync).unwrap();
+    committed_offsets(addr, group)
+}
+
+/// `group`'s committed offset per partition (0 where none).
+fn committed_offsets(addr: &str, group: &str) -> Vec<i64> {
+    let consumer: BaseConsumer = common::client(addr)
+        .set("group.id", group)
+        .create()
+        .unwrap();
+    let mut list = rdkafka::TopicPartitionList::new();
+    for p in 0..PARTITIONS {
+        list.add_partition(TOPIC, p);
+    }
+    let Ok(committed) = consumer.committed_offsets(list, Duration::from_secs(5)) else {
+        return vec![-1; PARTITIONS as usize];
+    };
+    (0..PARTITIONS)
+        .map(|p| {
+            committed
+                .find_partition(TOPIC, p)
+                .and_then(|e| e.offset().to_raw())
+                .map_or(0, |o| o.max(0))
+        })
+        .collect()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_mirror_follows_its_source_byte_for_byte_and_takes_writes_after_failover() {
     let root = tempfile::tempdir().unwrap();
@@ -146,6 +196,14 @@ async fn a_mirror_follows_its_source_byte_for_byte_and_takes_writes_after_failov
         .as_ref()
         .expect("created");
     produce(&source.addr, 0..2000).await;
+    // A consumer group on the source reads 1,000 records and commits.
+    let committed = tokio::task::spawn_blocking({
+        let addr = source.addr.clone();
+        move || consume_and_commit(&addr, "billing", 1000)
+    })
+    .await
+    .unwrap();
+    assert_eq!(committed.iter().sum::<i64>(), 1000);
 
     // A link that names a source nobody listens on is refused at once, with the reason.
     let refused = strata(&[
@@ -170,6 +228,10 @@ async fn a_mirror_follows_its_source_byte_for_byte_and_takes_writes_after_failov
         &source.addr,
         "--topics",
         "ord.*",
+        "--groups",
+        "bill.*",
+        "--offset-sync-ms",
+        "500",
         "--admin",
         &dest.admin_addr,
     ]);
@@ -200,6 +262,13 @@ async fn a_mirror_follows_its_source_byte_for_byte_and_takes_writes_after_failov
     assert!(
         text.contains("orders") && text.contains("mirroring"),
         "{text}"
+    );
+
+    // The group's offsets are copied unchanged (the offsets are the same on both sides).
+    wait_until(
+        "the group's offsets synced",
+        Duration::from_secs(30),
+        || (committed_offsets(&dest.addr, "billing") == committed).then_some(()),
     );
 
     // A mirror refuses producers, naming its link.
@@ -267,6 +336,14 @@ async fn a_mirror_follows_its_source_byte_for_byte_and_takes_writes_after_failov
     // The writes after the failover continue the source's offsets.
     let ends = high_watermarks(&dest.addr, TOPIC).unwrap();
     assert_eq!(ends.iter().sum::<i64>(), 4100);
+    // The group resumes on the destination where it was on the source.
+    let resumed = tokio::task::spawn_blocking({
+        let addr = dest.addr.clone();
+        move || consume_and_commit(&addr, "billing", 3100)
+    })
+    .await
+    .unwrap();
+    assert_eq!(resumed, ends, "read from the synced offsets to the end");
     let deleted = strata(&["link", "delete", "east", "--admin", &dest.admin_addr]);
     assert!(deleted.status.success(), "{deleted:?}");
 }

@@ -41,6 +41,9 @@ pub struct NewLink {
     /// Prepended to mirror topic names.
     #[serde(default)]
     pub prefix: Option<String>,
+    /// How often group offsets are copied, ms (default 5000).
+    #[serde(default)]
+    pub offset_sync_ms: Option<u64>,
 }
 
 /// A link as listed.
@@ -62,6 +65,8 @@ pub struct LinkSummary {
     pub start: String,
     /// Name prefix of its mirrors.
     pub prefix: String,
+    /// How often group offsets are copied, ms.
+    pub offset_sync_ms: u64,
     /// Its mirror topics that still follow the source.
     pub mirroring_topics: usize,
 }

@@ -37,6 +37,16 @@ pub struct LinkConfig {
     /// Prepended to mirror topic names (active-active: `east.`).
     #[serde(default)]
     pub prefix: String,
+    /// How often matching groups' committed offsets are copied (`consumer.offset.sync.ms`).
+    #[serde(default = "default_offset_sync_ms")]
+    pub offset_sync_ms: u64,
+}
+
+/// Kafka cluster linking's default `consumer.offset.sync.ms`.
+pub const DEFAULT_OFFSET_SYNC_MS: u64 = 5_000;
+
+fn default_offset_sync_ms() -> u64 {
+    DEFAULT_OFFSET_SYNC_MS
 }
 
 /// A cluster link.

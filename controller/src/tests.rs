@@ -373,6 +373,7 @@ fn links_mirrors_epoch_raises_and_reserved_producer_ids_apply() {
             groups: None,
             start: LinkStart::Earliest,
             prefix: String::new(),
+            offset_sync_ms: 5_000,
         },
         paused: false,
     };

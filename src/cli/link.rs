@@ -33,6 +33,9 @@ pub enum LinkCommand {
         /// Prefix for mirror topic names (two links in opposite directions: `east.`).
         #[arg(long)]
         prefix: Option<String>,
+        /// How often the groups' committed offsets are copied, ms.
+        #[arg(long, default_value_t = 5000)]
+        offset_sync_ms: u64,
     },
     /// Every link.
     List,
@@ -170,6 +173,7 @@ pub async fn link(admin: &str, command: LinkCommand) -> anyhow::Result<String> {
             groups,
             start,
             prefix,
+            offset_sync_ms,
         } => {
             let body = serde_json::to_vec(&NewLink {
                 name,
@@ -179,6 +183,7 @@ pub async fn link(admin: &str, command: LinkCommand) -> anyhow::Result<String> {
                 groups,
                 start: Some(start),
                 prefix,
+                offset_sync_ms: Some(offset_sync_ms),
             })?;
             let created: LinkSummary =
                 serde_json::from_slice(&call(admin, "POST", "/v1/links", Some(&body)).await?)

@@ -122,6 +122,7 @@ mod tests {
                 groups: None,
                 start: LinkStart::Earliest,
                 prefix: String::new(),
+                offset_sync_ms: 5_000,
             },
             paused: false,
         }

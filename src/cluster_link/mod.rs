@@ -10,6 +10,7 @@
 
 mod discovery;
 mod mirror;
+mod offsets;
 pub mod source;
 pub mod status;
 
@@ -26,6 +27,8 @@ use crate::broker::StrataBroker;
 const TICK: Duration = Duration::from_secs(1);
 /// How often the source's topics are listed for new mirrors.
 const DISCOVERY_INTERVAL: Duration = Duration::from_secs(5);
+/// Longest one pass of a link's offset sync may take.
+const OFFSET_SYNC_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// What this broker's mirror tasks did per link, for status.
 #[derive(Debug, Clone, Default)]
@@ -94,6 +97,7 @@ impl Drop for LinkManager {
 pub async fn run(broker: Arc<StrataBroker>) {
     let mut discovered_at: Option<Instant> = None;
     let mut discovered_for: Vec<String> = Vec::new();
+    let mut synced_at: HashMap<String, Instant> = HashMap::new();
     let mut ticks = tokio::time::interval(TICK);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -133,7 +137,41 @@ pub async fn run(broker: Arc<StrataBroker>) {
                 discovery::discover(&broker).await;
             }
         }
+        if is_coordinator(&broker) {
+            sync_offsets(&broker, &mut synced_at).await;
+        }
         raise_epochs(&broker).await;
+    }
+}
+
+/// Copies the group offsets of every active link whose interval passed.
+async fn sync_offsets(broker: &StrataBroker, synced_at: &mut HashMap<String, Instant>) {
+    let links: Vec<strata_controller::ClusterLink> = broker
+        .image()
+        .links
+        .values()
+        .filter(|l| !l.paused && l.config.groups.is_some())
+        .cloned()
+        .collect();
+    synced_at.retain(|name, _| links.iter().any(|l| &l.name == name));
+    for link in links {
+        let interval = Duration::from_millis(link.config.offset_sync_ms);
+        if synced_at
+            .get(&link.name)
+            .is_some_and(|at| at.elapsed() < interval)
+        {
+            continue;
+        }
+        synced_at.insert(link.name.clone(), Instant::now());
+        match tokio::time::timeout(OFFSET_SYNC_TIMEOUT, offsets::sync(broker, &link)).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => broker
+                .links()
+                .failed(&link.name, format!("syncing group offsets: {e:#}")),
+            Err(_) => broker
+                .links()
+                .failed(&link.name, "syncing group offsets timed out".into()),
+        }
     }
 }
 

@@ -36,6 +36,7 @@ fn summary(link: &ClusterLink, mirroring: usize) -> LinkSummary {
         }
         .to_owned(),
         prefix: link.config.prefix.clone(),
+        offset_sync_ms: link.config.offset_sync_ms,
         mirroring_topics: mirroring,
     }
 }
@@ -71,7 +72,7 @@ impl StrataBroker {
     }
 
     /// The mirror's high watermark and newest timestamp for each partition of `topic`.
-    async fn mirror_ends(
+    pub(super) async fn mirror_ends(
         &self,
         topic: &str,
         partitions: &[(i32, i32)],
@@ -263,6 +264,10 @@ impl LinkAdmin for StrataBroker {
             groups: link.groups,
             start,
             prefix: link.prefix.unwrap_or_default(),
+            offset_sync_ms: link
+                .offset_sync_ms
+                .unwrap_or(strata_controller::link::DEFAULT_OFFSET_SYNC_MS)
+                .max(100),
         };
         // The source must answer now: a typo is reported here, not as a silent idle link.
         source::metadata(&config.source).await.map_err(|e| {
