@@ -347,3 +347,208 @@ async fn a_mirror_follows_its_source_byte_for_byte_and_takes_writes_after_failov
     let deleted = strata(&["link", "delete", "east", "--admin", &dest.admin_addr]);
     assert!(deleted.status.success(), "{deleted:?}");
 }
+
+/// `count` records to partition 0 of `topic`, keys `k0`..`k{keys-1}` in turn, values padded
+/// to `pad` bytes; acks=all, idempotent.
+async fn produce_keyed(bootstrap: &str, topic: &str, count: u32, keys: u32, pad: usize) {
+    let producer: FutureProducer = common::client(bootstrap)
+        .set("enable.idempotence", "true")
+        .set("acks", "all")
+        .set("linger.ms", "5")
+        .set("batch.size", "2048")
+        .create()
+        .unwrap();
+    let sends: Vec<_> = (0..count)
+        .map(|n| {
+            let producer = producer.clone();
+            let topic = topic.to_owned();
+            tokio::spawn(async move {
+                let key = format!("k{}", n % keys);
+                let value = format!("{n:0>pad$}");
+                producer
+                    .send(
+                        FutureRecord::to(&topic)
+                            .key(&key)
+                            .payload(&value)
+                            .partition(0),
+                        Duration::from_secs(30),
+                    )
+                    .await
+                    .unwrap_or_else(|(e, _)| panic!("record {n} not acknowledged: {e}"))
+            })
+        })
+        .collect();
+    for send in sends {
+        send.await.unwrap();
+    }
+}
+
+async fn topic_configs(addr: &str, topic: &str) -> std::collections::BTreeMap<String, String> {
+    use rdkafka::admin::{ConfigSource, ResourceSpecifier};
+    let admin: AdminClient<DefaultClientContext> = common::client(addr).create().unwrap();
+    let described = admin
+        .describe_configs(&[ResourceSpecifier::Topic(topic)], &AdminOptions::new())
+        .await
+        .unwrap();
+    let resource = described[0].as_ref().expect("described");
+    resource
+        .entries
+        .iter()
+        .filter(|e| e.source == ConfigSource::DynamicTopic)
+        .filter_map(|e| Some((e.name.clone(), e.value.clone()?)))
+        .collect()
+}
+
+fn topic_exists(addr: &str, topic: &str) -> bool {
+    let consumer: BaseConsumer = common::client(addr).create().unwrap();
+    consumer
+        .fetch_metadata(None, Duration::from_secs(5))
+        .is_ok_and(|m| m.topics().iter().any(|t| t.name() == topic))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn compacted_gaps_tiered_history_and_configs_mirror_and_links_never_loop() {
+    let root = tempfile::tempdir().unwrap();
+    let source = BrokerProcess::start(
+        &root.path().join("source"),
+        &[
+            "log.cleaner.backoff.ms=100",
+            "remote.log.manager.task.interval.ms=200",
+            "log.retention.check.interval.ms=200",
+        ],
+    );
+    // The destination compacts nothing while the bytes are compared.
+    let dest = BrokerProcess::start(&root.path().join("dest"), &["log.cleaner.enable=false"]);
+    let admin: AdminClient<DefaultClientContext> = common::client(&source.addr).create().unwrap();
+    let compacted = NewTopic::new("compacted", 1, TopicReplication::Fixed(1))
+        .set("cleanup.policy", "compact")
+        .set("segment.bytes", "4096")
+        .set("min.cleanable.dirty.ratio", "0.01")
+        .set("max.message.bytes", "500000")
+        .set("min.insync.replicas", "1");
+    let history = NewTopic::new("history", 1, TopicReplication::Fixed(1))
+        .set("remote.storage.enable", "true")
+        .set("segment.bytes", "16384")
+        .set("local.retention.bytes", "0")
+        .set("retention.ms", "-1");
+    for created in admin
+        .create_topics(&[compacted, history], &AdminOptions::new())
+        .await
+        .unwrap()
+    {
+        created.expect("created");
+    }
+    produce_keyed(&source.addr, "compacted", 2000, 50, 20).await;
+    produce_keyed(&source.addr, "history", 2000, 2000, 200).await;
+    // The source compacts (offsets with gaps) and tiers (the early history only in its bucket).
+    wait_until("compaction on the source", Duration::from_secs(60), || {
+        let read = common::consume_all(&source.addr, "compacted", 1, 2000, Duration::from_secs(3));
+        (read.len() < 1000).then_some(())
+    });
+    wait_until(
+        "the early history only in the bucket",
+        Duration::from_secs(60),
+        || {
+            (!source
+                .data_dir
+                .join("history-0/00000000000000000000.log")
+                .exists())
+            .then_some(())
+        },
+    );
+
+    let created = strata(&[
+        "link",
+        "create",
+        "west",
+        "--source",
+        &source.addr,
+        "--topics",
+        "compacted|history",
+        "--admin",
+        &dest.admin_addr,
+    ]);
+    assert!(created.status.success(), "{created:?}");
+    let ends = |addr: &str, topic: &str| {
+        let consumer: BaseConsumer = common::client(addr).create().unwrap();
+        consumer
+            .fetch_watermarks(topic, 0, Duration::from_secs(5))
+            .ok()
+    };
+    for topic in ["compacted", "history"] {
+        let wanted = ends(&source.addr, topic).unwrap();
+        wait_until("the mirror caught up", Duration::from_secs(60), || {
+            (ends(&dest.addr, topic)?.1 == wanted.1).then_some(())
+        });
+        let (mirrored, _) = fetched_bytes(&dest.addr, topic, 0).await;
+        let (original, _) = fetched_bytes(&source.addr, topic, 0).await;
+        assert!(!original.is_empty());
+        assert!(
+            mirrored == original,
+            "{topic}: the mirror's batches differ from the source's ({} and {} bytes)",
+            mirrored.len(),
+            original.len()
+        );
+    }
+    let consumed = common::consume_all(&dest.addr, "compacted", 1, 2000, Duration::from_secs(5));
+    // Compaction left a gap between the log start and the first record; the mirror has it.
+    let (low, _) = ends(&dest.addr, "compacted").unwrap();
+    let first = consumed.first().expect("records").offset;
+    assert!(
+        first > low + 1,
+        "the compacted source's offset gap is kept (log start {low}, first record {first})"
+    );
+    // Configs follow the source's, except those the destination decides.
+    let configs = topic_configs(&dest.addr, "compacted").await;
+    assert_eq!(
+        configs.get("cleanup.policy").map(String::as_str),
+        Some("compact")
+    );
+    assert_eq!(
+        configs.get("max.message.bytes").map(String::as_str),
+        Some("500000")
+    );
+    assert_eq!(configs.get("min.insync.replicas"), None, "{configs:?}");
+    assert_eq!(
+        configs.get("strata.mirror.of").map(String::as_str),
+        Some("west/compacted")
+    );
+
+    // A link back (active-active, with a prefix) mirrors the destination's own topics but
+    // never its mirrors.
+    let local = NewTopic::new("local-only", 1, TopicReplication::Fixed(1));
+    let dest_admin: AdminClient<DefaultClientContext> =
+        common::client(&dest.addr).create().unwrap();
+    dest_admin
+        .create_topics(&[local], &AdminOptions::new())
+        .await
+        .unwrap()[0]
+        .as_ref()
+        .expect("created");
+    let back = strata(&[
+        "link",
+        "create",
+        "back",
+        "--source",
+        &dest.addr,
+        "--prefix",
+        "west.",
+        "--admin",
+        &source.admin_addr,
+    ]);
+    assert!(back.status.success(), "{back:?}");
+    wait_until(
+        "the destination's own topic mirrored back",
+        Duration::from_secs(30),
+        || topic_exists(&source.addr, "west.local-only").then_some(()),
+    );
+    std::thread::sleep(Duration::from_secs(1));
+    assert!(
+        !topic_exists(&source.addr, "west.compacted"),
+        "a mirror was mirrored back"
+    );
+    assert!(
+        !topic_exists(&source.addr, "west.history"),
+        "a mirror was mirrored back"
+    );
+}

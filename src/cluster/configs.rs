@@ -13,6 +13,28 @@ use crate::config::BrokerConfig;
 use crate::log::LogConfig;
 use crate::log::config::{ConfigType, TOPIC_CONFIGS};
 
+/// The read-only topic config a mirror topic carries: `<link>/<source topic>`.
+pub const MIRROR_CONFIG: &str = "strata.mirror.of";
+
+/// Topic configs a mirror keeps its own rather than the source's: durability, tiering and
+/// replication throttles are decisions of the destination cluster.
+pub const LOCAL_CONFIGS: &[&str] = &[
+    "min.insync.replicas",
+    "unclean.leader.election.enable",
+    "remote.storage.enable",
+    "local.retention.ms",
+    "local.retention.bytes",
+    "leader.replication.throttled.replicas",
+    "follower.replication.throttled.replicas",
+    "flush.messages",
+    "flush.ms",
+];
+
+/// Whether a source topic's config is copied to its mirror: one Strata knows, not local.
+pub fn synced_config(name: &str) -> bool {
+    !LOCAL_CONFIGS.contains(&name) && TOPIC_CONFIGS.iter().any(|k| k.name == name)
+}
+
 /// Broker topic defaults overlaid with a topic's overrides, validated.
 pub(crate) fn effective_config(
     config: &BrokerConfig,
@@ -81,7 +103,7 @@ impl ClusterAdmin {
         let record = image
             .topic(name)
             .ok_or(BrokerError::UnknownTopicOrPartition)?;
-        Ok(TOPIC_CONFIGS
+        let mut entries: Vec<ConfigEntry> = TOPIC_CONFIGS
             .iter()
             .map(|key| {
                 let (value, source) = if let Some(value) = record.configs.get(key.name) {
@@ -100,7 +122,23 @@ impl ClusterAdmin {
                     documentation: Some(key.doc.to_owned()),
                 }
             })
-            .collect())
+            .collect();
+        // A mirror says so, read-only: a cluster link on the other side never mirrors it
+        // back (active-active links would loop).
+        if let Some(m) = record.mirror.as_ref().filter(|m| m.is_mirroring()) {
+            entries.push(ConfigEntry {
+                name: MIRROR_CONFIG.to_owned(),
+                value: Some(format!("{}/{}", m.link, m.source_topic)),
+                source: ConfigSource::DynamicTopic,
+                read_only: true,
+                config_type: ConfigType::String as i8,
+                documentation: Some(
+                    "The cluster link and source topic this mirror topic follows (read-only)."
+                        .to_owned(),
+                ),
+            });
+        }
+        Ok(entries)
     }
 
     /// The broker's static configs.

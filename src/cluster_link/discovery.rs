@@ -6,8 +6,11 @@ use regex::Regex;
 use strata_controller::raft::admin::{AdminRequest, NewTopic};
 use strata_controller::{ClusterLink, MirrorOf, MirrorState};
 
+use std::collections::BTreeMap;
+
 use super::source;
 use crate::broker::StrataBroker;
+use crate::cluster::configs::{LOCAL_CONFIGS, effective_config, synced_config};
 
 /// A link's topic filter: a regular expression matching whole names.
 pub fn compile(pattern: &str) -> Result<Regex, regex::Error> {
@@ -42,10 +45,48 @@ pub(super) async fn discover(broker: &StrataBroker) {
     }
 }
 
+/// The mirror's overrides: its own for [`LOCAL_CONFIGS`], the source's for the others that
+/// this broker accepts.
+fn mirror_configs(
+    broker: &StrataBroker,
+    current: &BTreeMap<String, String>,
+    source: &BTreeMap<String, String>,
+) -> BTreeMap<String, String> {
+    let mut out: BTreeMap<String, String> = current
+        .iter()
+        .filter(|(k, _)| LOCAL_CONFIGS.contains(&k.as_str()))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    for (key, value) in source {
+        if !synced_config(key) {
+            continue;
+        }
+        let one = BTreeMap::from([(key.clone(), value.clone())]);
+        if effective_config(broker.config(), &one).is_ok() {
+            out.insert(key.clone(), value.clone());
+        }
+    }
+    out
+}
+
 async fn discover_link(broker: &StrataBroker, link: &ClusterLink) -> anyhow::Result<()> {
     let metadata = source::metadata(&link.config.source).await?;
-    for (name, topic) in &metadata.topics {
-        if !selects(link, name) {
+    let selected: Vec<String> = metadata
+        .topics
+        .keys()
+        .filter(|name| selects(link, name))
+        .cloned()
+        .collect();
+    let mut client = source::connect_any(&link.config.source).await?;
+    let configs = source::topic_configs(&mut client, &selected).await?;
+    for name in &selected {
+        let topic = &metadata.topics[name];
+        let Some(found) = configs.get(name) else {
+            continue;
+        };
+        if let Some(of) = &found.mirror_of {
+            // A mirror on the source (the other link of an active-active pair): never back.
+            tracing::debug!(link = %link.name, topic = %name, mirror_of = %of, "a mirror topic on the source: not mirrored");
             continue;
         }
         let partitions = topic.leaders.len();
@@ -53,7 +94,10 @@ async fn discover_link(broker: &StrataBroker, link: &ClusterLink) -> anyhow::Res
         let existing = broker.image().topic(&local).map(|t| {
             (
                 t.partitions.len(),
-                t.mirror.as_ref().map(|m| m.link == link.name),
+                t.mirror
+                    .as_ref()
+                    .map(|m| m.link == link.name && m.is_mirroring()),
+                t.configs.clone(),
             )
         });
         match existing {
@@ -72,7 +116,7 @@ async fn discover_link(broker: &StrataBroker, link: &ClusterLink) -> anyhow::Res
                         partitions,
                         replication_factor,
                         assignments: Vec::new(),
-                        configs: Default::default(),
+                        configs: mirror_configs(broker, &BTreeMap::new(), &found.overrides),
                         validate_only: false,
                         topic_id: None,
                     },
@@ -85,19 +129,31 @@ async fn discover_link(broker: &StrataBroker, link: &ClusterLink) -> anyhow::Res
                 broker.admin().request(request).await?;
                 tracing::info!(link = %link.name, topic = %local, source = %name, partitions, "mirror topic created");
             }
-            Some((count, Some(true))) if count < partitions => {
-                broker
-                    .admin()
-                    .request(AdminRequest::CreatePartitions {
-                        name: local.clone(),
-                        count: partitions,
-                        assignments: Vec::new(),
-                        validate_only: false,
-                    })
-                    .await?;
-                tracing::info!(link = %link.name, topic = %local, partitions, "mirror topic follows the source's new partitions");
+            Some((count, Some(true), current)) => {
+                if count < partitions {
+                    broker
+                        .admin()
+                        .request(AdminRequest::CreatePartitions {
+                            name: local.clone(),
+                            count: partitions,
+                            assignments: Vec::new(),
+                            validate_only: false,
+                        })
+                        .await?;
+                    tracing::info!(link = %link.name, topic = %local, partitions, "mirror topic follows the source's new partitions");
+                }
+                let wanted = mirror_configs(broker, &current, &found.overrides);
+                if wanted != current {
+                    broker
+                        .admin()
+                        .request(AdminRequest::SetTopicConfigs {
+                            name: local.clone(),
+                            configs: wanted,
+                        })
+                        .await?;
+                    tracing::info!(link = %link.name, topic = %local, "mirror topic configs follow the source's");
+                }
             }
-            Some((_, Some(true))) => {}
             Some(_) => {
                 tracing::debug!(link = %link.name, topic = %local, "a local topic of this name is not this link's mirror: left alone");
             }

@@ -89,6 +89,61 @@ pub async fn metadata(source: &str) -> anyhow::Result<SourceMetadata> {
     Ok(out)
 }
 
+/// What DescribeConfigs says of a source topic.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SourceConfigs {
+    /// Its overrides (configs set on the topic, not defaults).
+    pub overrides: BTreeMap<String, String>,
+    /// The link and source topic it follows, when the source is a Strata mirror.
+    pub mirror_of: Option<String>,
+}
+
+/// The configs of `topics` on the source, one DescribeConfigs for all.
+pub async fn topic_configs(
+    client: &mut Client,
+    topics: &[String],
+) -> anyhow::Result<BTreeMap<String, SourceConfigs>> {
+    use kafka_protocol::messages::DescribeConfigsRequest;
+    use kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
+    /// DescribeConfigs' resource type of a topic, and the config source of a topic override.
+    const TOPIC: i8 = 2;
+    const DYNAMIC_TOPIC_CONFIG: i8 = 1;
+    if topics.is_empty() {
+        return Ok(BTreeMap::new());
+    }
+    let request = DescribeConfigsRequest::default().with_resources(
+        topics
+            .iter()
+            .map(|t| {
+                DescribeConfigsResource::default()
+                    .with_resource_type(TOPIC)
+                    .with_resource_name(StrBytes::from_string(t.clone()))
+                    .with_configuration_keys(None)
+            })
+            .collect(),
+    );
+    let response = client.call(4, &request).await?;
+    let mut out = BTreeMap::new();
+    for result in response.results {
+        if result.error_code != 0 {
+            continue;
+        }
+        let mut found = SourceConfigs::default();
+        for entry in result.configs {
+            let Some(value) = entry.value.map(|v| v.to_string()) else {
+                continue;
+            };
+            if entry.name.as_str() == crate::cluster::configs::MIRROR_CONFIG {
+                found.mirror_of = Some(value);
+            } else if entry.config_source == DYNAMIC_TOPIC_CONFIG && !entry.is_sensitive {
+                found.overrides.insert(entry.name.to_string(), value);
+            }
+        }
+        out.insert(result.resource_name.to_string(), found);
+    }
+    Ok(out)
+}
+
 /// The offset ListOffsets answers for `timestamp` on `topic`'s `partition`, asked of its
 /// leader over `client`: with the record's timestamp for [`MAX_TIMESTAMP`].
 pub async fn list_offset(
