@@ -63,6 +63,12 @@ pub struct Partition {
     committed: watch::Sender<u64>,
 }
 
+/// How far above the newest mirrored source epoch a mirror made writable leads. The old
+/// primary's epochs after the cut (its restarts and elections while lost) stay below it, so
+/// that when it fails back its batches never share an epoch number with the new primary's and
+/// the divergence point is found exactly, by epochs, as a follower finds it.
+pub const MIRROR_EPOCH_GAP: i32 = 1_000;
+
 /// The fetches registered with a partition. Fetches that ended (answered at their deadline)
 /// are dropped once the list doubles since its last purge: Kafka's purgatory purges the same
 /// way, so a partition that never changes does not collect every fetch that ever polled it.
@@ -252,12 +258,13 @@ impl Partition {
         self.mirror.load(Ordering::Acquire)
     }
 
-    /// The epoch floor of a mirror made writable while it is at or above the epoch this
-    /// broker leads in (the source's epochs were higher): it takes writes once the controller
-    /// raised its epoch above it.
+    /// For a mirror made writable whose leader epoch is not yet [`MIRROR_EPOCH_GAP`] above
+    /// the newest source epoch it holds: the epoch the new one must exceed. It takes writes
+    /// once the controller raised it.
     pub fn epoch_behind_log(&self) -> Option<i32> {
         let floor = self.epoch_floor.load(Ordering::Acquire);
-        (floor >= 0 && floor >= self.leader_epoch()).then_some(floor)
+        let wanted = floor.saturating_add(MIRROR_EPOCH_GAP);
+        (floor >= 0 && self.leader_epoch() < wanted).then_some(wanted - 1)
     }
 
     /// Appends a source cluster's batches at their offsets (this broker leads a mirror
@@ -307,7 +314,14 @@ impl Partition {
     /// under `epoch` ends (`leader_end`), or where this log's ends if earlier, as Kafka's
     /// fetcher decides (KIP-320). Returns the new log end.
     pub fn truncate_after_divergence(&self, epoch: i32, leader_end: i64) -> Result<u64, LogError> {
-        let to = {
+        let to = self.divergence_point(epoch, leader_end);
+        self.truncate_to(to)?;
+        Ok(to)
+    }
+
+    /// Where [`Self::truncate_after_divergence`] truncates to.
+    pub fn divergence_point(&self, epoch: i32, leader_end: i64) -> u64 {
+        {
             let log = self.log();
             let replica_end = log.log_end_offset();
             if leader_end < 0 {
@@ -323,9 +337,7 @@ impl Partition {
                     Some((_, own_end)) => (leader_end as u64).min(own_end).min(replica_end),
                 }
             }
-        };
-        self.truncate_to(to)?;
-        Ok(to)
+        }
     }
 
     /// Removes every record at or above `offset`; durability and the high watermark follow.

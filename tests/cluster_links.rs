@@ -552,3 +552,137 @@ async fn compacted_gaps_tiered_history_and_configs_mirror_and_links_never_loop()
         "a mirror was mirrored back"
     );
 }
+
+/// Values of every record in `topic` (one partition) on `addr`.
+fn values_in(addr: &str, topic: &str, expected: usize) -> Vec<u32> {
+    common::consume_all(addr, topic, 1, expected, Duration::from_secs(30))
+        .iter()
+        .map(|c| {
+            String::from_utf8_lossy(c.value.as_deref().unwrap())
+                .parse()
+                .unwrap()
+        })
+        .collect()
+}
+
+async fn produce_values(bootstrap: &str, topic: &str, values: std::ops::Range<u32>) {
+    let producer: FutureProducer = common::client(bootstrap)
+        .set("enable.idempotence", "true")
+        .set("acks", "all")
+        .create()
+        .unwrap();
+    for v in values {
+        let text = v.to_string();
+        producer
+            .send(
+                FutureRecord::to(topic)
+                    .key(&text)
+                    .payload(&text)
+                    .partition(0),
+                Duration::from_secs(30),
+            )
+            .await
+            .unwrap_or_else(|(e, _)| panic!("record {v} not acknowledged: {e}"));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failback_truncates_the_old_primary_and_keeps_what_it_cut_off() {
+    const T: &str = "ledger";
+    let root = tempfile::tempdir().unwrap();
+    let mut east = BrokerProcess::start(&root.path().join("east"), &[]);
+    let west = BrokerProcess::start(&root.path().join("west"), &[]);
+    let admin: AdminClient<DefaultClientContext> = common::client(&east.addr).create().unwrap();
+    admin
+        .create_topics(
+            &[NewTopic::new(T, 1, TopicReplication::Fixed(1))],
+            &AdminOptions::new(),
+        )
+        .await
+        .unwrap()[0]
+        .as_ref()
+        .expect("created");
+    produce_values(&east.addr, T, 0..1000).await;
+    let link = |name: &str, source: &str, admin: &str| {
+        strata(&[
+            "link", "create", name, "--source", source, "--topics", T, "--admin", admin,
+        ])
+    };
+    assert!(
+        link("from-east", &east.addr, &west.admin_addr)
+            .status
+            .success()
+    );
+    let end = |addr: &str| {
+        let consumer: BaseConsumer = common::client(addr).create().unwrap();
+        consumer
+            .fetch_watermarks(T, 0, Duration::from_secs(5))
+            .ok()
+            .map(|w| w.1)
+    };
+    wait_until("west mirrored east", Duration::from_secs(30), || {
+        (end(&west.addr)? == 1000).then_some(())
+    });
+    // The link is cut; east accepts 100 more records west never sees, then east is lost.
+    let paused = strata(&["link", "pause", "from-east", "--admin", &west.admin_addr]);
+    assert!(paused.status.success(), "{paused:?}");
+    std::thread::sleep(Duration::from_millis(1500));
+    produce_values(&east.addr, T, 1000..1100).await;
+    east.kill();
+    assert_eq!(
+        end(&west.addr),
+        Some(1000),
+        "the cut link brought nothing more"
+    );
+    let failover = strata(&[
+        "mirror",
+        "failover",
+        "--all",
+        "--link",
+        "from-east",
+        "--admin",
+        &west.admin_addr,
+    ]);
+    assert!(failover.status.success(), "{failover:?}");
+    produce_values(&west.addr, T, 2000..2200).await;
+
+    // East returns with its 1,100 records and fails back: it mirrors west from where the
+    // histories part (offset 1000), and keeps the 100 records west never had aside.
+    east.restart("127.0.0.1:0");
+    assert!(
+        link("from-west", &west.addr, &east.admin_addr)
+            .status
+            .success()
+    );
+    let restored = strata(&[
+        "mirror",
+        "truncate-and-restore",
+        "--all",
+        "--link",
+        "from-west",
+        "--admin",
+        &east.admin_addr,
+    ]);
+    assert!(restored.status.success(), "{restored:?}");
+    assert!(
+        String::from_utf8_lossy(&restored.stdout).contains("ledger: mirrors"),
+        "{restored:?}"
+    );
+    wait_until("east converged to west", Duration::from_secs(30), || {
+        (end(&east.addr)? == 1200).then_some(())
+    });
+    let (mirrored, _) = fetched_bytes(&east.addr, T, 0).await;
+    let (primary, _) = fetched_bytes(&west.addr, T, 0).await;
+    assert!(mirrored == primary, "east's log is west's, byte for byte");
+    let mut values = values_in(&east.addr, T, 1200);
+    values.sort_unstable();
+    let expected: Vec<u32> = (0..1000).chain(2000..2200).collect();
+    assert_eq!(values, expected);
+    let mut cut = values_in(&east.addr, "ledger.strata-truncated", 100);
+    cut.sort_unstable();
+    assert_eq!(
+        cut,
+        (1000..1100).collect::<Vec<u32>>(),
+        "exactly what east accepted after the cut"
+    );
+}

@@ -211,6 +211,10 @@ pub enum Reader {
     /// A consumer that named its rack (KIP-392): a follower may serve it too, up to the high
     /// watermark it learned.
     ConsumerWithRack,
+    /// A consumer that sent the epoch of the last batch it holds (a cluster link's mirror):
+    /// the leader checks it against its history as for a follower (KIP-320) and answers a
+    /// diverging epoch when the consumer's log went another way.
+    ConsumerAtEpoch(i32),
     /// A follower replica: the leader serves it up to the log end.
     Follower(ReplicaFetch),
 }

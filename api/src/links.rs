@@ -6,6 +6,8 @@
 //! - `POST /v1/links/{name}/pause`, `/resume`: stop or restart fetching.
 //! - `POST /v1/links/{name}/failover`, `/promote` (a [`StopMirrors`]): make its mirror topics
 //!   writable, at once (source lost) or once caught up (source reachable).
+//! - `POST /v1/links/{name}/restore` (a [`StopMirrors`]): failback: this cluster's topics
+//!   become mirrors of the link's source again, what they have beyond it kept aside.
 //!
 //! Errors are a status (400 bad input, 404 unknown link, 409 not possible now, 503 the
 //! controller or source unavailable) with `{"error": "…"}` naming the problem.
@@ -211,6 +213,13 @@ pub trait LinkAdmin: Send + Sync + 'static {
         name: String,
         paused: bool,
     ) -> impl Future<Output = Result<(), AdminError>> + Send;
+    /// Turns this cluster's topics into mirrors of the link's source (failback), cutting off
+    /// into side topics what their histories have that the source's lacks.
+    fn restore_mirrors(
+        &self,
+        link: String,
+        which: StopMirrors,
+    ) -> impl Future<Output = Result<Stopped, AdminError>> + Send;
     /// Stops mirror topics: at once (`promote == false`), or once caught up with the source.
     fn stop_mirrors(
         &self,
@@ -290,6 +299,14 @@ async fn promote<S: LinkAdmin>(
     answer(state.stop_mirrors(name, which, true).await)
 }
 
+async fn restore<S: LinkAdmin>(
+    State(state): State<Arc<S>>,
+    Path(name): Path<String>,
+    Json(which): Json<StopMirrors>,
+) -> Answer<Stopped> {
+    answer(state.restore_mirrors(name, which).await)
+}
+
 /// The link routes.
 pub fn routes<S: LinkAdmin>() -> Router<Arc<S>> {
     Router::new()
@@ -299,4 +316,5 @@ pub fn routes<S: LinkAdmin>() -> Router<Arc<S>> {
         .route("/v1/links/{name}/resume", post(resume::<S>))
         .route("/v1/links/{name}/failover", post(failover::<S>))
         .route("/v1/links/{name}/promote", post(promote::<S>))
+        .route("/v1/links/{name}/restore", post(restore::<S>))
 }

@@ -76,6 +76,20 @@ pub enum MirrorCommand {
         #[arg(long, value_delimiter = ',')]
         topics: Vec<String>,
     },
+    /// Failback, on the old primary once it is back: its topics become mirrors of the new
+    /// primary (the link's source); what they accepted after the cut is cut off and kept in
+    /// `<topic>.strata-truncated`.
+    TruncateAndRestore {
+        /// The link (its source is the new primary).
+        #[arg(long)]
+        link: String,
+        /// Every topic the link's source has.
+        #[arg(long, conflicts_with = "topics")]
+        all: bool,
+        /// These topics, comma-separated.
+        #[arg(long, value_delimiter = ',')]
+        topics: Vec<String>,
+    },
     /// Planned: wait until the mirror topics have caught up with the source, then make them
     /// writable (stop the source's producers first).
     Promote {
@@ -229,6 +243,7 @@ pub async fn mirror(admin: &str, command: MirrorCommand) -> anyhow::Result<Strin
     let (link, all, topics, action) = match command {
         MirrorCommand::Failover { link, all, topics } => (link, all, topics, "failover"),
         MirrorCommand::Promote { link, all, topics } => (link, all, topics, "promote"),
+        MirrorCommand::TruncateAndRestore { link, all, topics } => (link, all, topics, "restore"),
     };
     if !all && topics.is_empty() {
         anyhow::bail!("name the mirror topics with --topics, or pass --all");
@@ -241,11 +256,16 @@ pub async fn mirror(admin: &str, command: MirrorCommand) -> anyhow::Result<Strin
     let stopped: Stopped = serde_json::from_slice(&call(admin, "POST", &path, Some(&body)).await?)
         .context("the admin API sent unexpected JSON")?;
     if stopped.topics.is_empty() {
-        return Ok(format!("link {link} has no mirroring topics to {action}\n"));
+        return Ok(format!("link {link} has no topics to {action}\n"));
     }
     Ok(stopped
         .topics
         .iter()
-        .map(|t| format!("{t}: writable ({action})\n"))
+        .map(|t| match action {
+            "restore" => format!(
+                "{t}: mirrors {link}'s source again; records it had beyond the source go to {t}.strata-truncated\n"
+            ),
+            _ => format!("{t}: writable ({action})\n"),
+        })
         .collect())
 }

@@ -46,7 +46,14 @@ struct Mirrored {
 
 /// What one fetch round did to a partition.
 enum Outcome {
-    Appended { bytes: u64 },
+    Appended {
+        bytes: u64,
+    },
+    /// The source's history under the mirror's last epoch ends at `end` (epoch `epoch`).
+    Diverged {
+        epoch: i32,
+        end: i64,
+    },
     Idle,
     OutOfRange,
     StaleMetadata,
@@ -125,9 +132,17 @@ pub(super) async fn mirror_loop(broker: Arc<StrataBroker>, link: String) {
                 .iter()
                 .map(|m| !placed.contains(&(m.partition.topic.clone(), m.partition.index)))
                 .collect();
+            let broker = Arc::clone(&broker);
             round.spawn(async move {
-                let result =
-                    fetch_round(&addr, client, &partitions, &unplaced, start, &skips).await;
+                let result = fetch_round(
+                    &broker,
+                    (&addr, client),
+                    &partitions,
+                    &unplaced,
+                    start,
+                    &skips,
+                )
+                .await;
                 (addr, partitions, result)
             });
         }
@@ -154,7 +169,7 @@ pub(super) async fn mirror_loop(broker: Arc<StrataBroker>, link: String) {
                                 broker.links().mirrored(&link, bytes);
                                 appended.push(Arc::clone(&m.partition));
                             }
-                            Outcome::Idle => {}
+                            Outcome::Idle | Outcome::Diverged { .. } => {}
                             Outcome::OutOfRange => {
                                 failed = Some(format!(
                                     "{}-{}: offset out of range at the source",
@@ -265,8 +280,8 @@ type RoundResult = (
 /// One fetch from the source leader at `addr` for `partitions`: places partitions whose log
 /// is still empty (at the source's start or end, per the link), fetches, appends.
 async fn fetch_round(
-    addr: &str,
-    client: Option<Client>,
+    broker: &StrataBroker,
+    (addr, client): (&str, Option<Client>),
     partitions: &[Mirrored],
     unplaced: &[bool],
     start: LinkStart,
@@ -318,7 +333,15 @@ async fn fetch_round(
             outcomes.push(Outcome::StaleMetadata);
             continue;
         };
-        let outcome = handle(m, data);
+        let mut outcome = handle(m, data);
+        if let Outcome::Diverged { epoch, end } = outcome {
+            // The source's history went another way (a failback, an unclean election there):
+            // what the mirror holds past the divergence is kept aside, then cut off.
+            outcome = match cut_off(broker, &m.partition, epoch, end).await {
+                Ok(()) => Outcome::Idle,
+                Err(e) => Outcome::Failed(format!("{e:#}")),
+            };
+        }
         if matches!(outcome, Outcome::OutOfRange) {
             // Below the source's log start (its retention went past what was mirrored):
             // continue at its start, leaving a gap, as a consumer would.
@@ -339,6 +362,23 @@ async fn fetch_round(
         outcomes.push(outcome);
     }
     Ok((client, outcomes, placed, new_skips))
+}
+
+/// Truncates `p` where its history and the source's part, after copying what it cuts off
+/// into the side topic.
+async fn cut_off(
+    broker: &StrataBroker,
+    p: &PartitionRef,
+    epoch: i32,
+    end: i64,
+) -> anyhow::Result<()> {
+    let to = p.divergence_point(epoch, end);
+    let saved = super::truncated::save(broker, p, to).await?;
+    p.truncate_to(to)?;
+    p.log().forget_epochs_from(to)?;
+    broker.links().cut_off(&p.topic, saved);
+    tracing::warn!(topic = %p.topic, partition = p.index, epoch, source_end = end, truncated_to = to, saved, "the mirror's log diverged from the source's: truncated");
+    Ok(())
 }
 
 fn fetch_request(partitions: &[Mirrored], skips: &HashMap<(String, i32), u64>) -> FetchRequest {
@@ -390,14 +430,9 @@ fn handle(m: &Mirrored, data: &kafka_protocol::messages::fetch_response::Partiti
         code => return Outcome::Failed(format!("the source answered error code {code}")),
     }
     if data.diverging_epoch.end_offset >= 0 || data.diverging_epoch.epoch >= 0 {
-        // The source's history changed under the mirror (an unclean election there).
-        let (epoch, end) = (data.diverging_epoch.epoch, data.diverging_epoch.end_offset);
-        return match p.truncate_after_divergence(epoch, end) {
-            Ok(to) => {
-                tracing::warn!(topic = %p.topic, partition = p.index, epoch, source_end = end, truncated_to = to, "the source's log diverged from the mirror's: truncated");
-                Outcome::Idle
-            }
-            Err(e) => Outcome::Failed(format!("truncation failed: {e}")),
+        return Outcome::Diverged {
+            epoch: data.diverging_epoch.epoch,
+            end: data.diverging_epoch.end_offset,
         };
     }
     let Some(records) = data.records.as_ref().filter(|r| !r.is_empty()) else {

@@ -13,6 +13,7 @@ mod mirror;
 mod offsets;
 pub mod source;
 pub mod status;
+mod truncated;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -41,10 +42,14 @@ pub struct LinkActivity {
     pub last_success: Option<Instant>,
 }
 
+/// Records cut off by this broker's mirrors and kept in side topics, per mirror topic.
+pub type CutOff = HashMap<String, u64>;
+
 /// This broker's running links.
 #[derive(Debug, Default)]
 pub struct LinkManager {
     activity: Mutex<HashMap<String, LinkActivity>>,
+    cut_off: Mutex<CutOff>,
     tasks: Mutex<HashMap<String, JoinHandle<()>>>,
 }
 
@@ -73,6 +78,23 @@ impl LinkManager {
             tracing::info!(link, "cluster link mirroring again");
         }
         entry.last_success = Some(Instant::now());
+    }
+
+    pub(crate) fn cut_off(&self, topic: &str, records: u64) {
+        *self
+            .cut_off
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(topic.to_owned())
+            .or_default() += records;
+    }
+
+    /// Records this broker's mirrors cut off and kept in side topics, per mirror topic.
+    pub fn cut_off_counts(&self) -> CutOff {
+        self.cut_off
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     /// This broker's activity for `link`.

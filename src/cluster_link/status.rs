@@ -308,6 +308,61 @@ impl LinkAdmin for StrataBroker {
         Ok(())
     }
 
+    async fn restore_mirrors(
+        &self,
+        link: String,
+        which: StopMirrors,
+    ) -> Result<Stopped, AdminError> {
+        self.known_link(&link)?;
+        let (source, prefix, filter) = {
+            let image = self.image();
+            let l = &image.links[&link];
+            (l.config.source.clone(), l.config.prefix.clone(), l.clone())
+        };
+        let metadata = source::metadata(&source).await.map_err(|e| {
+            AdminError::unavailable(format!(
+                "the source cluster at {source} does not answer: {e:#}"
+            ))
+        })?;
+        let topics: Vec<String> = match which.topics {
+            Some(topics) => {
+                for t in &topics {
+                    let there = t.strip_prefix(&prefix).unwrap_or(t);
+                    if !metadata.topics.contains_key(there) {
+                        return Err(AdminError::bad_request(format!(
+                            "the source cluster has no topic '{there}' for '{t}' to follow"
+                        )));
+                    }
+                }
+                topics
+            }
+            None => {
+                let image = self.image();
+                image
+                    .topics
+                    .values()
+                    .filter(|t| !t.is_mirroring() && !t.name.starts_with("__"))
+                    .filter(|t| !t.name.ends_with(super::truncated::SUFFIX))
+                    .filter_map(|t| {
+                        let there = t.name.strip_prefix(&prefix)?;
+                        (metadata.topics.contains_key(there)
+                            && super::discovery::selects(&filter, there))
+                        .then(|| t.name.clone())
+                    })
+                    .collect()
+            }
+        };
+        let answer = self
+            .admin()
+            .request(AdminRequest::RestoreMirrors { link, topics })
+            .await
+            .map_err(from_broker)?;
+        match answer {
+            AdminAnswer::Topics(topics) => Ok(Stopped { topics }),
+            _ => Ok(Stopped { topics: Vec::new() }),
+        }
+    }
+
     async fn stop_mirrors(
         &self,
         link: String,

@@ -60,6 +60,12 @@ impl UnifiedLog {
         self.rebuild_producer_state()
     }
 
+    /// Forgets the leader epochs that start at or above `offset` (a mirror's own epoch from
+    /// before it followed a source, with no batch of it left after the cut).
+    pub fn forget_epochs_from(&mut self, offset: u64) -> Result<()> {
+        self.epochs.truncate_from_end(offset)
+    }
+
     /// Empties the log and starts it at `offset` (Kafka's `truncateFullyAndStartAt`).
     pub fn truncate_fully_and_start_at(&mut self, offset: u64) -> Result<()> {
         let config = self.config.clone();

@@ -81,7 +81,9 @@ impl ReplicaManager {
         // with stale metadata is sent back to the leader, not served a follower's shorter log.
         let partition = match reader {
             Reader::ConsumerWithRack => self.replica_ref(topic, partition)?,
-            Reader::Consumer | Reader::Follower(_) => self.leader_ref(topic, partition)?,
+            Reader::Consumer | Reader::ConsumerAtEpoch(_) | Reader::Follower(_) => {
+                self.leader_ref(topic, partition)?
+            }
         };
         strata_api::broker::check_epoch(current_leader_epoch, partition.leader_epoch())?;
         if let Some(waker) = waker {
@@ -92,6 +94,11 @@ impl ReplicaManager {
         }
         if !partition.is_leader() {
             return read_on_follower(&partition, offset, (max_bytes, min_one));
+        }
+        if let Reader::ConsumerAtEpoch(epoch) = reader
+            && let Some(diverged) = divergence(&partition, epoch, offset.max(0) as u64)
+        {
+            return Ok(diverged);
         }
         let (
             log_start_offset,
@@ -296,6 +303,34 @@ fn read_on_follower(
     })
 }
 
+/// The answer to a fetch at `fetch_offset` whose last batch has `last_fetched_epoch`, when
+/// this log's history under that epoch ends before the offset or the epoch is unknown here:
+/// where the fetcher must truncate to (KIP-320). `None` when the histories agree.
+fn divergence(
+    partition: &PartitionRef,
+    last_fetched_epoch: i32,
+    fetch_offset: u64,
+) -> Option<PartitionRead> {
+    let end = partition.log().end_offset_for_epoch(last_fetched_epoch);
+    let diverged = match end {
+        Some((epoch, end)) => epoch < last_fetched_epoch || end < fetch_offset,
+        None => true,
+    };
+    if !diverged {
+        return None;
+    }
+    let (epoch, end) = end.map_or((-1, -1), |(e, o)| (e, o as i64));
+    let log_start_offset = partition.log().log_start_offset() as i64;
+    let high_watermark = partition.high_watermark() as i64;
+    Some(PartitionRead {
+        high_watermark,
+        last_stable_offset: high_watermark,
+        log_start_offset,
+        records: None,
+        diverging_epoch: Some((epoch, end)),
+    })
+}
+
 /// A follower's fetch (Kafka's `readFromLog` for a replica): the divergence check against the
 /// follower's last fetched epoch (KIP-320), its progress recorded (which may advance the high
 /// watermark), and records up to the log end.
@@ -309,26 +344,10 @@ fn read_for_follower(
         return Err(BrokerError::NotLeaderOrFollower);
     }
     let fetch_offset = offset.max(0) as u64;
-    if replica.last_fetched_epoch >= 0 {
-        let end = partition
-            .log()
-            .end_offset_for_epoch(replica.last_fetched_epoch);
-        let diverged = match end {
-            Some((epoch, end)) => epoch < replica.last_fetched_epoch || end < fetch_offset,
-            None => true,
-        };
-        if diverged {
-            let (epoch, end) = end.map_or((-1, -1), |(e, o)| (e, o as i64));
-            let log_start_offset = partition.log().log_start_offset() as i64;
-            let high_watermark = partition.high_watermark() as i64;
-            return Ok(PartitionRead {
-                high_watermark,
-                last_stable_offset: high_watermark,
-                log_start_offset,
-                records: None,
-                diverging_epoch: Some((epoch, end)),
-            });
-        }
+    if replica.last_fetched_epoch >= 0
+        && let Some(diverged) = divergence(partition, replica.last_fetched_epoch, fetch_offset)
+    {
+        return Ok(diverged);
     }
     partition.follower_fetched(replica.replica_id, fetch_offset);
     let read = partition

@@ -248,6 +248,8 @@ fn read_all<B: Broker>(
                             })
                         } else if rack.is_some() {
                             Reader::ConsumerWithRack
+                        } else if p.last_fetched_epoch >= 0 {
+                            Reader::ConsumerAtEpoch(p.last_fetched_epoch)
                         } else {
                             Reader::Consumer
                         },

@@ -146,6 +146,15 @@ pub enum AdminRequest {
         /// Failover or promote.
         reason: crate::link::StopReason,
     },
+    /// Turn topics of this cluster into mirrors of the link's source (failback, reverse):
+    /// each follows the source topic named after it (the link's prefix taken off), and its
+    /// leader cuts off, into a side topic, whatever its history has that the source's lacks.
+    RestoreMirrors {
+        /// The link.
+        link: String,
+        /// Local topic names.
+        topics: Vec<String>,
+    },
     /// A leader asks for a leader epoch above `above` (the newest epoch in its log, a
     /// source's, once a mirror stops), fenced by the epoch it leads in.
     RaiseLeaderEpoch {
@@ -332,6 +341,9 @@ async fn serve(
             topics,
             reason,
         } => super::links::stop_mirrors(raft, state, link, topics, reason).await,
+        AdminRequest::RestoreMirrors { link, topics } => {
+            super::links::restore_mirrors(raft, state, link, topics).await
+        }
         AdminRequest::RaiseLeaderEpoch {
             broker_id,
             topic_id,

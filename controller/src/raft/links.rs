@@ -7,7 +7,7 @@ use uuid::Uuid;
 use super::admin::{AdminAnswer, Invalid, commit_all, invalid};
 use super::network::WriteRefusal;
 use super::{StateMachine, TypeConfig};
-use crate::link::{ClusterLink, LinkConfig, MirrorState, StopReason};
+use crate::link::{ClusterLink, LinkConfig, MirrorOf, MirrorState, StopReason};
 use crate::record::MetadataRecord;
 
 /// Link names: what Kafka allows in topic names, so they can be part of one (prefixes).
@@ -172,6 +172,48 @@ pub(super) async fn stop_mirrors(
         tracing::info!(link = %link, ?reason, topics = ?stopped, "mirror topics stopped");
     }
     Ok(AdminAnswer::Topics(stopped))
+}
+
+pub(super) async fn restore_mirrors(
+    raft: &Raft<TypeConfig>,
+    state: &StateMachine,
+    link: String,
+    topics: Vec<String>,
+) -> Result<AdminAnswer, WriteRefusal> {
+    known(state, &link)?;
+    let records = state.with_image(|image| {
+        let prefix = image.links[&link].config.prefix.clone();
+        let mut records = Vec::new();
+        for name in &topics {
+            let topic = image
+                .topic(name)
+                .ok_or_else(|| invalid(Invalid::UnknownTopic(name.clone())))?;
+            if topic.is_mirroring() {
+                return Err(invalid(Invalid::Request(format!(
+                    "topic '{name}' already mirrors a source"
+                ))));
+            }
+            let source_topic = name.strip_prefix(&prefix).ok_or_else(|| {
+                invalid(Invalid::Request(format!(
+                    "topic '{name}' lacks the link's prefix '{prefix}'"
+                )))
+            })?;
+            records.push(MetadataRecord::SetMirror {
+                topic_id: topic.id,
+                mirror: Some(MirrorOf {
+                    link: link.clone(),
+                    source_topic: source_topic.to_owned(),
+                    state: MirrorState::Mirroring,
+                }),
+            });
+        }
+        Ok(records)
+    })?;
+    if !records.is_empty() {
+        commit_all(raft, records).await?;
+        tracing::info!(link = %link, ?topics, "topics restored as mirrors");
+    }
+    Ok(AdminAnswer::Topics(topics))
 }
 
 pub(super) async fn raise_leader_epoch(
