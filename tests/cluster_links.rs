@@ -686,3 +686,77 @@ async fn failback_truncates_the_old_primary_and_keeps_what_it_cut_off() {
         "exactly what east accepted after the cut"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_planned_reverse_swaps_primary_and_mirror_without_loss() {
+    const T: &str = "payments";
+    let root = tempfile::tempdir().unwrap();
+    let east = BrokerProcess::start(&root.path().join("east"), &[]);
+    let west = BrokerProcess::start(&root.path().join("west"), &[]);
+    let admin: AdminClient<DefaultClientContext> = common::client(&east.addr).create().unwrap();
+    admin
+        .create_topics(
+            &[NewTopic::new(T, 1, TopicReplication::Fixed(1))],
+            &AdminOptions::new(),
+        )
+        .await
+        .unwrap()[0]
+        .as_ref()
+        .expect("created");
+    let link = |name: &str, source: &str, admin: &str| {
+        strata(&[
+            "link", "create", name, "--source", source, "--topics", T, "--admin", admin,
+        ])
+    };
+    assert!(
+        link("from-east", &east.addr, &west.admin_addr)
+            .status
+            .success()
+    );
+    // The way back exists from the start: east never mirrors west's mirror (no loop).
+    assert!(
+        link("from-west", &west.addr, &east.admin_addr)
+            .status
+            .success()
+    );
+    produce_values(&east.addr, T, 0..1000).await;
+    let reversed = strata(&[
+        "mirror",
+        "reverse",
+        "--link",
+        "from-east",
+        "--admin",
+        &west.admin_addr,
+        "--peer-admin",
+        &east.admin_addr,
+        "--peer-link",
+        "from-west",
+    ]);
+    assert!(reversed.status.success(), "{reversed:?}");
+    // West is the primary now; east follows it.
+    produce_values(&west.addr, T, 1000..1500).await;
+    let end = |addr: &str| {
+        let consumer: BaseConsumer = common::client(addr).create().unwrap();
+        consumer
+            .fetch_watermarks(T, 0, Duration::from_secs(5))
+            .ok()
+            .map(|w| w.1)
+    };
+    wait_until("east follows west", Duration::from_secs(30), || {
+        (end(&east.addr)? == 1500).then_some(())
+    });
+    let (on_east, _) = fetched_bytes(&east.addr, T, 0).await;
+    let (on_west, _) = fetched_bytes(&west.addr, T, 0).await;
+    assert!(on_east == on_west, "byte-identical after the swap");
+    let mut values = values_in(&east.addr, T, 1500);
+    values.sort_unstable();
+    assert_eq!(
+        values,
+        (0..1500).collect::<Vec<u32>>(),
+        "nothing lost or repeated"
+    );
+    assert!(
+        !topic_exists(&east.addr, "payments.strata-truncated"),
+        "a planned reverse cuts nothing off"
+    );
+}

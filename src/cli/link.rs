@@ -90,6 +90,21 @@ pub enum MirrorCommand {
         #[arg(long, value_delimiter = ',')]
         topics: Vec<String>,
     },
+    /// Planned, no loss: swap the roles of the link's two clusters. The source (reached at
+    /// `--peer-admin`) stops taking writes, the mirrors here catch up and become writable,
+    /// and the source's topics then mirror them through `--peer-link` (a link there whose
+    /// source is this cluster).
+    Reverse {
+        /// The link here (its source is the current primary).
+        #[arg(long)]
+        link: String,
+        /// The current primary's admin API, host:port.
+        #[arg(long)]
+        peer_admin: String,
+        /// The link on the current primary whose source is this cluster.
+        #[arg(long)]
+        peer_link: String,
+    },
     /// Planned: wait until the mirror topics have caught up with the source, then make them
     /// writable (stop the source's producers first).
     Promote {
@@ -238,9 +253,95 @@ pub async fn link(admin: &str, command: LinkCommand) -> anyhow::Result<String> {
     }
 }
 
+/// `strata mirror reverse`: freeze the primary (its topics become mirrors, its link paused),
+/// promote here once caught up, then let the old primary follow.
+async fn reverse(
+    admin: &str,
+    link: &str,
+    peer_admin: &str,
+    peer_link: &str,
+) -> anyhow::Result<String> {
+    let status: LinkStatus = serde_json::from_slice(
+        &call(
+            admin,
+            "GET",
+            &format!("/v1/links/{}", path_segment(link)),
+            None,
+        )
+        .await?,
+    )
+    .context("the admin API sent unexpected JSON")?;
+    let mirrors: Vec<&strata_api::links::MirrorStatus> = status
+        .mirrors
+        .iter()
+        .filter(|m| m.state == "mirroring")
+        .collect();
+    if mirrors.is_empty() {
+        anyhow::bail!("link {link} has no mirroring topics to reverse");
+    }
+    let here: Vec<String> = mirrors.iter().map(|m| m.topic.clone()).collect();
+    let there: Vec<String> = mirrors.iter().map(|m| m.source_topic.clone()).collect();
+    let peer = path_segment(peer_link);
+    let mut out = String::new();
+    // The peer's link must not fetch before this side is promoted: a mirror ahead of its
+    // source would be cut back to it.
+    call(peer_admin, "POST", &format!("/v1/links/{peer}/pause"), None).await?;
+    let body = serde_json::to_vec(&StopMirrors {
+        topics: Some(there.clone()),
+    })?;
+    call(
+        peer_admin,
+        "POST",
+        &format!("/v1/links/{peer}/restore"),
+        Some(&body),
+    )
+    .await
+    .context("freezing the current primary")?;
+    out.push_str(&format!(
+        "{}: read-only on the current primary
+",
+        there.join(", ")
+    ));
+    let body = serde_json::to_vec(&StopMirrors {
+        topics: Some(here.clone()),
+    })?;
+    call(
+        admin,
+        "POST",
+        &format!("/v1/links/{}/promote", path_segment(link)),
+        Some(&body),
+    )
+    .await
+    .context(
+        "promoting here (the current primary is read-only; run reverse again or resume it by hand)",
+    )?;
+    out.push_str(&format!(
+        "{}: caught up and writable here
+",
+        here.join(", ")
+    ));
+    call(
+        peer_admin,
+        "POST",
+        &format!("/v1/links/{peer}/resume"),
+        None,
+    )
+    .await?;
+    out.push_str(&format!(
+        "the former primary now mirrors them through link {peer_link}
+"
+    ));
+    Ok(out)
+}
+
 /// Runs a `strata mirror` command against the admin API at `admin`; what to print.
 pub async fn mirror(admin: &str, command: MirrorCommand) -> anyhow::Result<String> {
     let (link, all, topics, action) = match command {
+        MirrorCommand::Reverse {
+            link,
+            peer_admin,
+            peer_link,
+        } => return reverse(admin, &link, &peer_admin, &peer_link).await,
         MirrorCommand::Failover { link, all, topics } => (link, all, topics, "failover"),
         MirrorCommand::Promote { link, all, topics } => (link, all, topics, "promote"),
         MirrorCommand::TruncateAndRestore { link, all, topics } => (link, all, topics, "restore"),
