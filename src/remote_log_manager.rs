@@ -52,6 +52,9 @@ pub struct RemoteSettings {
     pub concurrency: usize,
     /// Upload rate limit in bytes per second (`None`: unlimited).
     pub bytes_per_second: Option<u64>,
+    /// `remote.log.max.lag.ms`: the acknowledged tail of the active segment is uploaded at
+    /// least this often (`None`: closed segments only).
+    pub max_lag: Option<Duration>,
 }
 
 /// Upload state of one partition, for status and metrics.
@@ -84,6 +87,8 @@ pub struct RemotePartition {
     /// Reads in flight, by (offset, max bytes, min one): a client asking again while its read
     /// runs waits for the same one instead of starting another.
     reads: Mutex<HashMap<ReadKey, watch::Receiver<Option<ReadOutcome>>>>,
+    /// When the active segment's tail was last uploaded (`remote.log.max.lag.ms`).
+    partial_at: Mutex<Option<Instant>>,
 }
 
 /// A remote read's parameters: (offset, max bytes, at least one batch).
@@ -279,6 +284,7 @@ impl RemoteLogManager {
             busy: tokio::sync::Mutex::new(()),
             read_failure: Mutex::default(),
             reads: Mutex::default(),
+            partial_at: Mutex::default(),
         });
         partitions.insert(name, Arc::clone(&opened));
         Ok(opened)
@@ -404,6 +410,11 @@ impl RemoteLogManager {
             remote.failed(&e);
             return;
         }
+        if let Err(e) = self.upload_tail(partition, &remote).await {
+            tracing::warn!(topic = %partition.topic, partition = partition.index, "uploading the active segment's tail failed, will retry: {e}");
+            remote.failed(&e);
+            return;
+        }
         if let Err(e) = self.apply_retention(partition, &remote).await {
             tracing::warn!(topic = %partition.topic, partition = partition.index, "remote retention failed: {e}");
             remote.failed(&e);
@@ -429,7 +440,12 @@ impl RemoteLogManager {
                 .map(|state| snapshot_of(&state));
             let file = Arc::clone(&segment.file);
             let size = segment.size as usize;
-            let remote_end = remote.log.end_offset().unwrap_or(0);
+            // The segment's tail may be in the bucket as partial uploads: the whole segment
+            // from their start replaces them.
+            let remote_end = match remote.log.partial_start() {
+                Some(start) if (segment.base_offset..segment.next_offset).contains(&start) => start,
+                _ => remote.log.end_offset().unwrap_or(0),
+            };
             let bytes = tokio::task::spawn_blocking(move || {
                 let mut buf = vec![0u8; size];
                 file.read_exact_at(&mut buf, 0)?;
@@ -470,6 +486,78 @@ impl RemoteLogManager {
                     "segment uploaded"
                 );
             }
+        }
+        Ok(())
+    }
+
+    /// With `remote.log.max.lag.ms`, uploads what the active segment holds below the high
+    /// watermark that the bucket lacks, at least every half of that lag.
+    async fn upload_tail(
+        &self,
+        partition: &PartitionRef,
+        remote: &RemotePartition,
+    ) -> Result<(), TieringError> {
+        let Some(max_lag) = self.settings.max_lag else {
+            return Ok(());
+        };
+        let due = remote
+            .partial_at
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_none_or(|at| at.elapsed() >= max_lag / 2);
+        let high_watermark = partition.high_watermark();
+        let remote_end = remote.log.end_offset().unwrap_or(0);
+        if !due || high_watermark <= remote_end {
+            return Ok(());
+        }
+        let tail = {
+            let log = partition.log();
+            let mut bytes = Vec::new();
+            let mut at = remote_end.max(log.local_log_start_offset());
+            while at < high_watermark && bytes.len() < MAX_PARTIAL_BYTES {
+                let Some(slice) = log
+                    .read(at as i64, 8 << 20, high_watermark, true)
+                    .map_err(|e| TieringError::Io(e.to_string()))?
+                else {
+                    break;
+                };
+                let mut chunk = vec![0; slice.len as usize];
+                slice
+                    .file
+                    .read_exact_at(&mut chunk, slice.position)
+                    .map_err(|e| TieringError::Io(e.to_string()))?;
+                let Some(next) = strata_record::batches(&chunk)
+                    .last()
+                    .map(|(_, h)| h.next_offset())
+                else {
+                    break;
+                };
+                bytes.extend_from_slice(&chunk);
+                at = next;
+            }
+            bytes
+        };
+        let producers = partition
+            .log()
+            .producer_state_below(high_watermark)
+            .map(|state| snapshot_of(&state));
+        let uploaded = remote
+            .log
+            .upload_partial(
+                tail,
+                self.settings.chunk_bytes,
+                self.settings.compression_level,
+                producers,
+            )
+            .await?;
+        *remote.partial_at.lock().unwrap_or_else(|p| p.into_inner()) = Some(Instant::now());
+        partition.log().set_remote_tier(
+            remote.log.start_offset(),
+            remote.log.end_offset().unwrap_or(0),
+            remote.log.bytes().0,
+        );
+        if let Some(uploaded) = uploaded {
+            tracing::debug!(topic = %partition.topic, partition = partition.index, base = uploaded.base_offset, next = uploaded.next_offset, "active segment's tail uploaded");
         }
         Ok(())
     }
@@ -716,6 +804,9 @@ fn snapshot_of(state: &ProducerStateManager) -> Vec<ProducerSnapshot> {
         })
         .collect()
 }
+
+/// Most bytes of the active segment's tail one partial upload takes.
+const MAX_PARTIAL_BYTES: usize = 64 << 20;
 
 fn position_of(segment: &[u8], offset: u64) -> usize {
     strata_record::batches(segment)

@@ -299,9 +299,13 @@ async fn run_broker(
         );
     }
     if let Some(settings) = &broker.config().remote {
+        // A bounded bucket lag needs passes at least twice as often as it.
+        let interval = settings
+            .max_lag
+            .map_or(settings.interval, |lag| settings.interval.min(lag / 2));
         spawn_every(
             &mut background,
-            settings.interval,
+            interval,
             Arc::clone(&broker),
             |broker| async move { broker.replicas().tiering_pass().await },
         );
@@ -489,6 +493,7 @@ async fn open_remote(
             compression_level: settings.compression_level,
             concurrency: settings.concurrency,
             bytes_per_second: settings.bytes_per_second,
+            max_lag: settings.max_lag,
         },
     )))
 }

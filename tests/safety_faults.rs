@@ -469,3 +469,109 @@ async fn a_restored_partition_never_reuses_acknowledged_offsets() {
     }
     assert_eq!(records.last().unwrap().offset, offset);
 }
+
+/// With `remote.log.max.lag.ms`, the bucket alone is a copy of the acknowledged records at
+/// most that far behind, though the active segment never rolls: a region lost with its disk
+/// and restored from the bucket loses at most that window and reuses no offset.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_bucket_alone_is_at_most_remote_log_max_lag_behind() {
+    const LAG_MS: u64 = 5_000;
+    let dir = tempfile::tempdir().unwrap();
+    let bucket = dir.path().join("bucket");
+    let settings = |restore: bool| {
+        vec![
+            format!("remote.log.storage.url={}", bucket.display()),
+            "cluster.id=LagClusterAAAAAAAAAAAAA".to_owned(),
+            format!("remote.log.max.lag.ms={LAG_MS}"),
+            format!("remote.log.restore.enable={restore}"),
+        ]
+    };
+    let first = settings(false);
+    let first: Vec<&str> = first.iter().map(String::as_str).collect();
+    let mut lost = BrokerProcess::start(&dir.path().join("lost"), &first);
+    // One segment (1 GiB) that never rolls: without the lag bound nothing is uploaded.
+    create_topic(&lost.addr, "tail", 1, &[("remote.storage.enable", "true")]).await;
+    let producer: FutureProducer = client(&lost.addr).set("acks", "all").create().unwrap();
+    let mut acked: Vec<(i64, std::time::Instant)> = Vec::new();
+    let started = std::time::Instant::now();
+    let mut n = 0;
+    while started.elapsed() < Duration::from_secs(8) {
+        let mut pending = Vec::new();
+        for _ in 0..20 {
+            let payload = format!("record-{n}");
+            n += 1;
+            pending.push(
+                producer
+                    .send_result(FutureRecord::<(), _>::to("tail").payload(&payload))
+                    .expect("queued"),
+            );
+        }
+        for delivery in pending {
+            let delivered = delivery.await.unwrap().expect("acknowledged");
+            acked.push((delivered.offset, std::time::Instant::now()));
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    lost.kill();
+    let killed_at = std::time::Instant::now();
+    let second = settings(true);
+    let second: Vec<&str> = second.iter().map(String::as_str).collect();
+    let restored = BrokerProcess::start(&dir.path().join("restored"), &second);
+    let remote_end = manifest(&bucket, "tail").unwrap()["segments"]
+        .as_array()
+        .unwrap()
+        .last()
+        .map_or(0, |s| s["next_offset"].as_u64().unwrap()) as i64;
+    assert!(
+        remote_end > 0,
+        "the active segment's tail reached the bucket"
+    );
+    let records = consume_all(
+        &restored.addr,
+        "tail",
+        1,
+        remote_end as usize,
+        Duration::from_secs(30),
+    );
+    assert_eq!(records.len() as i64, remote_end);
+    for (i, record) in records.iter().enumerate() {
+        assert_eq!(record.offset, i as i64);
+        assert_eq!(
+            record.value.as_deref(),
+            Some(format!("record-{i}").as_bytes())
+        );
+    }
+    // What the restore lacks was all acknowledged within the lag before the loss.
+    let window = acked
+        .iter()
+        .filter(|(offset, _)| *offset >= remote_end)
+        .map(|(_, at)| killed_at.saturating_duration_since(*at))
+        .max()
+        .unwrap_or_default();
+    println!(
+        "bucket RPO with remote.log.max.lag.ms={LAG_MS}: {} of {} acknowledged records lost, the oldest acknowledged {} ms before the loss",
+        acked.iter().filter(|(o, _)| *o >= remote_end).count(),
+        acked.len(),
+        window.as_millis()
+    );
+    assert!(
+        window <= Duration::from_millis(LAG_MS),
+        "lost records acknowledged {window:?} before the loss"
+    );
+    let offset = client(&restored.addr)
+        .set("acks", "all")
+        .create::<FutureProducer>()
+        .unwrap()
+        .send(
+            FutureRecord::<(), _>::to("tail").payload("after the restore"),
+            Duration::from_secs(10),
+        )
+        .await
+        .expect("acknowledged")
+        .offset;
+    let last_acked = acked.iter().map(|(o, _)| *o).max().unwrap();
+    assert!(
+        offset > last_acked,
+        "offset {offset} was acknowledged before the loss"
+    );
+}

@@ -93,6 +93,11 @@ pub const BROKER_KEYS: &[(&str, &str, &str)] = &[
         "how often closed segments are looked for and uploaded",
     ),
     (
+        "remote.log.max.lag.ms",
+        "-1",
+        "upload the acknowledged tail of each active segment at least this often, so the bucket alone is a copy at most this far behind; -1 = only closed segments",
+    ),
+    (
         "remote.log.manager.copier.thread.pool.size",
         "2",
         "partitions uploading at once",

@@ -137,6 +137,8 @@ pub struct RemoteConfig {
     pub interval: Duration,
     /// `remote.log.manager.copier.thread.pool.size`.
     pub concurrency: usize,
+    /// `remote.log.max.lag.ms` (`None`: only closed segments are uploaded).
+    pub max_lag: Option<Duration>,
     /// `remote.log.manager.copy.max.bytes.per.second` (`None`: unlimited).
     pub bytes_per_second: Option<u64>,
     /// `remote.log.chunk.bytes`.
@@ -356,6 +358,10 @@ impl BrokerConfig {
                     .max(Duration::from_millis(10)),
                 concurrency: settings.parse("remote.log.manager.copier.thread.pool.size", 1..=64)?
                     as usize,
+                max_lag: {
+                    let ms = settings.parse("remote.log.max.lag.ms", -1..=i64::MAX)?;
+                    (ms >= 0).then(|| Duration::from_millis(ms.max(100) as u64))
+                },
                 bytes_per_second: (rate > 0).then_some(rate as u64),
                 chunk_bytes: settings.parse("remote.log.chunk.bytes", 4096..=(256 << 20))? as usize,
                 compression_level: settings.parse("remote.log.chunk.compression.level", 1..=19)?

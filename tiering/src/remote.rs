@@ -48,6 +48,10 @@ pub struct RemoteSegment {
     pub index: String,
     /// When it was uploaded (ms since the epoch).
     pub uploaded_ms: i64,
+    /// The acknowledged tail of a segment still being written (`remote.log.max.lag.ms`):
+    /// the segment's upload once it is closed replaces it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub partial: bool,
 }
 
 /// A segment's chunk index object.
@@ -296,11 +300,50 @@ impl RemoteLog {
         level: i32,
         producers: Option<Vec<ProducerSnapshot>>,
     ) -> Result<Option<RemoteSegment>, TieringError> {
+        self.put(segment, (chunk_bytes, level), producers, false)
+            .await
+    }
+
+    /// Uploads the acknowledged tail of the active segment (batches the bucket lacks) as a
+    /// partial segment, which the segment's own upload replaces once it is closed.
+    pub async fn upload_partial(
+        &self,
+        batches: Vec<u8>,
+        chunk_bytes: usize,
+        level: i32,
+        producers: Option<Vec<ProducerSnapshot>>,
+    ) -> Result<Option<RemoteSegment>, TieringError> {
+        self.put(batches, (chunk_bytes, level), producers, true)
+            .await
+    }
+
+    /// The first offset of the partial segments at the end of the manifest, if any.
+    pub fn partial_start(&self) -> Option<u64> {
+        let manifest = self.manifest();
+        let first_partial = manifest
+            .segments
+            .iter()
+            .rposition(|s| !s.partial)
+            .map_or(0, |i| i + 1);
+        manifest.segments.get(first_partial).map(|s| s.base_offset)
+    }
+
+    async fn put(
+        &self,
+        segment: Vec<u8>,
+        (chunk_bytes, level): (usize, i32),
+        producers: Option<Vec<ProducerSnapshot>>,
+        partial: bool,
+    ) -> Result<Option<RemoteSegment>, TieringError> {
         let Some(first) = chunk::batch_at(&segment) else {
             return Ok(None);
         };
+        // A whole segment replaces the partial uploads of its tail; anything else goes after
+        // what the bucket has.
+        let replaces = !partial && self.partial_start() == Some(first.base_offset);
         if let Some(end) = self.end_offset()
             && first.base_offset < end
+            && !replaces
         {
             return Ok(None);
         }
@@ -328,6 +371,7 @@ impl RemoteLog {
             data: data.clone(),
             index: index.clone(),
             uploaded_ms: now_ms(),
+            partial,
         };
         let mut segment_index = SegmentIndex {
             chunks: chunked.chunks,
@@ -345,11 +389,30 @@ impl RemoteLog {
             .put(&self.root.clone().join(index.as_str()), index_bytes.into())
             .await?;
         let mut next = self.manifest().clone();
+        let mut replaced = Vec::new();
+        if replaces {
+            let keep = next
+                .segments
+                .iter()
+                .position(|s| s.partial && s.base_offset >= entry.base_offset)
+                .unwrap_or(next.segments.len());
+            replaced = next.segments.split_off(keep);
+        }
         next.segments.push(entry.clone());
         self.save_manifest(&next).await?;
         *self.manifest() = next;
         segment_index.producers = None;
         self.reader.remember(&entry, segment_index);
+        // Objects no manifest names any more; an orphan sweep finds them if this fails.
+        for old in &replaced {
+            self.reader.forget(old);
+            for name in [&old.data, &old.index] {
+                let _ = self
+                    .store
+                    .delete(&self.root.clone().join(name.as_str()))
+                    .await;
+            }
+        }
         Ok(Some(entry))
     }
 

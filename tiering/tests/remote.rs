@@ -234,3 +234,56 @@ async fn bad_buckets_and_credentials_are_named_at_startup() {
     assert!(store::open("ftp://x", &StoreOptions::default()).is_err());
     assert!(store::open("s3://", &StoreOptions::default()).is_err());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn partial_uploads_of_a_tail_are_replaced_by_the_whole_segment() {
+    let tmp = tempfile::tempdir().unwrap();
+    let server = testing::start(&tmp.path().join("s3"), "tiered").await;
+    let key = PartitionKey {
+        cluster_id: "c1".into(),
+        topic: "tail".into(),
+        topic_id: Uuid::new_v4(),
+        partition: 0,
+    };
+    let log = remote_log(&server, &tmp.path().join("cache"), &key).await;
+    let whole = segment(0);
+    // Batches are 10 offsets of about 1 KiB each: the first 50 and the next 30 batches.
+    let cut = |from: u64, to: u64| -> Vec<u8> {
+        batches(&whole)
+            .filter(|(_, b)| b.base_offset >= from && b.next_offset() <= to)
+            .flat_map(|(p, b)| whole[p..p + b.size() as usize].to_vec())
+            .collect()
+    };
+    let first = log
+        .upload_partial(cut(0, 500), 32 << 10, 3, None)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(first.partial);
+    let second = log
+        .upload_partial(cut(500, 800), 32 << 10, 3, None)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((second.base_offset, second.next_offset), (500, 800));
+    assert_eq!(log.partial_start(), Some(0));
+    assert_eq!(log.end_offset(), Some(800));
+    // The closed segment replaces both; their objects go.
+    let full = log.upload(whole, 32 << 10, 3, None).await.unwrap().unwrap();
+    assert!(!full.partial);
+    assert_eq!(log.segments().len(), 1);
+    assert_eq!(
+        (log.start_offset(), log.end_offset()),
+        (Some(0), Some(1000))
+    );
+    assert_eq!(log.partial_start(), None);
+    assert_eq!(
+        log.sweep_orphans(-1_000).await.unwrap(),
+        0,
+        "no object left behind"
+    );
+    let reader = remote_log(&server, &tmp.path().join("cache2"), &key).await;
+    let read = reader.read(640, 50_000, true).await.unwrap().unwrap();
+    let bytes = read.records.concat();
+    assert_eq!(batches(&bytes).next().unwrap().1.base_offset, 640);
+}
