@@ -19,6 +19,8 @@ pub struct Broker {
     child: Child,
     /// Its Kafka listener.
     pub addr: String,
+    /// Its admin HTTP API.
+    pub admin: String,
 }
 
 impl Broker {
@@ -120,14 +122,19 @@ impl Broker {
         let stdout = child.stdout.take().context("broker stdout")?;
         let (tx, rx) = mpsc::channel();
         std::thread::spawn(move || {
+            let mut admin = String::new();
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                // The admin line comes first.
+                if let Some(addr) = line.strip_prefix("strata admin listening on ") {
+                    admin = addr.to_owned();
+                }
                 if let Some(addr) = line.strip_prefix("strata listening on ") {
-                    let _ = tx.send(addr.to_owned());
+                    let _ = tx.send((addr.to_owned(), admin.clone()));
                 }
             }
         });
         match rx.recv_timeout(START_TIMEOUT) {
-            Ok(addr) => Ok(Self { child, addr }),
+            Ok((addr, admin)) => Ok(Self { child, addr, admin }),
             Err(_) => {
                 let _ = child.kill();
                 let _ = child.wait();

@@ -39,13 +39,25 @@ pub struct Latencies {
 
 /// Produces at the run's rate with acks=all and measures scheduled-send → consumed latency.
 pub fn run(bootstrap: &str, run: LatencyRun) -> anyhow::Result<Latencies> {
+    let topic = format!("latency-{}", std::process::id());
+    run_between(bootstrap, bootstrap, &topic, run)
+}
+
+/// [`run`] producing to `topic` at `produce_to` and consuming it at `consume_from` (a mirror of
+/// it on another cluster: the latency is then the mirror's lag, end to end).
+pub fn run_between(
+    produce_to: &str,
+    consume_from: &str,
+    topic: &str,
+    run: LatencyRun,
+) -> anyhow::Result<Latencies> {
     let record_bytes = run.record_bytes.max(8);
     let count =
         (run.rate as f64 * run.duration.as_secs_f64() / record_bytes as f64).max(1.0) as u64;
     let interval_ns = 1e9 * record_bytes as f64 / run.rate as f64;
-    let topic = format!("latency-{}", std::process::id());
+    let topic = topic.to_owned();
     let producer: BaseProducer = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
+        .set("bootstrap.servers", produce_to)
         .set("acks", "all")
         .set("linger.ms", "0")
         .create()
@@ -55,7 +67,7 @@ pub fn run(bootstrap: &str, run: LatencyRun) -> anyhow::Result<Latencies> {
         .client()
         .fetch_metadata(Some(&topic), Duration::from_secs(10))?;
     let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
+        .set("bootstrap.servers", consume_from)
         .set("group.id", "strata-bench-latency")
         .set("enable.auto.commit", "false")
         .set("fetch.wait.max.ms", "100")
@@ -150,11 +162,15 @@ impl Latencies {
 
     /// Report rows: p50, p99, p99.9 and max.
     pub fn rows(&self) -> Vec<Row> {
-        let label = format!(
+        self.rows_named(&format!(
             "end-to-end latency at {} MB/s, {} B records, acks=all",
             self.run.rate / 1_000_000,
             self.run.record_bytes
-        );
+        ))
+    }
+
+    /// Report rows under `label`.
+    pub fn rows_named(&self, label: &str) -> Vec<Row> {
         let ms = |us: u64| format!("{:.2} ms", us as f64 / 1_000.0);
         vec![
             Row::plain(

@@ -11,6 +11,7 @@ mod chart;
 mod latency;
 mod limits;
 mod many;
+mod mirror;
 mod parked;
 mod report;
 mod workload;
@@ -88,6 +89,13 @@ pub struct Options {
     /// writes).
     #[arg(long)]
     skip_parked: bool,
+    /// Also measure a cluster link between two nodes the bench starts: mirror throughput
+    /// beside a plain consumer, and mirror lag at `--mirror-rate-mb`.
+    #[arg(long, conflicts_with = "bootstrap")]
+    mirror: bool,
+    /// The steady rate of the mirror lag run, MB/s.
+    #[arg(long, default_value_t = 50)]
+    mirror_rate_mb: u64,
 }
 
 /// The fixed rate of the latency run: well below saturation on a small machine, as the
@@ -258,6 +266,23 @@ fn main() -> anyhow::Result<()> {
     }
     for broker in &mut own_brokers {
         broker.stop()?;
+    }
+    if options.mirror {
+        eprintln!(
+            "cluster link: mirroring {} MiB, then lag at {} MB/s for {} s…",
+            scale.workload_bytes >> 20,
+            options.mirror_rate_mb,
+            scale.latency_secs
+        );
+        rows.extend(mirror::run(
+            options.strata.clone(),
+            scratch.path(),
+            mirror::MirrorRun {
+                bytes: scale.workload_bytes,
+                rate: options.mirror_rate_mb * 1_000_000,
+                duration: std::time::Duration::from_secs(scale.latency_secs),
+            },
+        )?);
     }
     let table = report::markdown(&rows, &options, scale);
     println!("{table}");
