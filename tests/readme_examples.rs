@@ -347,3 +347,108 @@ fn every_setting_is_documented() {
         "settings the README does not document: {missing:?}"
     );
 }
+
+/// The lines of the runbook's step `n` (those after `# n.` up to the next step).
+fn runbook_step(block: &Block, n: u32) -> Vec<String> {
+    block
+        .lines
+        .iter()
+        .skip_while(|l| !l.starts_with(&format!("# {n}.")))
+        .skip(1)
+        .take_while(|l| !l.starts_with('#'))
+        .cloned()
+        .collect()
+}
+
+fn watermark(addr: &str, topic: &str) -> Option<i64> {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    let consumer: BaseConsumer = common::client(addr).create().ok()?;
+    consumer
+        .fetch_watermarks(topic, 0, Duration::from_secs(5))
+        .ok()
+        .map(|w| w.1)
+}
+
+async fn produce_to(addr: &str, topic: &str, values: std::ops::Range<u32>) {
+    use rdkafka::producer::{FutureProducer, FutureRecord};
+    let producer: FutureProducer = common::client(addr)
+        .set("enable.idempotence", "true")
+        .create()
+        .unwrap();
+    for v in values {
+        let text = v.to_string();
+        producer
+            .send(
+                FutureRecord::to(topic).key(&text).payload(&text),
+                Duration::from_secs(30),
+            )
+            .await
+            .unwrap_or_else(|(e, _)| panic!("record {v} not acknowledged: {e}"));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_disaster_recovery_runbook_runs_as_written() {
+    let root = tempfile::tempdir().unwrap();
+    let mut east = BrokerProcess::start(&root.path().join("east"), &[]);
+    let west = BrokerProcess::start(&root.path().join("west"), &[]);
+    let runbook = block_with("strata link create dr");
+    let run_step = |n: u32, east: &BrokerProcess| -> String {
+        let mut out = String::new();
+        for line in runbook_step(&runbook, n) {
+            let output = Command::new("sh")
+                .args(["-c", &line])
+                .env("EAST", &east.addr)
+                .env("WEST", &west.addr)
+                .env("EAST_ADMIN", &east.admin_addr)
+                .env("WEST_ADMIN", &west.admin_addr)
+                .env(
+                    "PATH",
+                    format!(
+                        "{}:{}",
+                        Path::new(env!("CARGO_BIN_EXE_strata"))
+                            .parent()
+                            .unwrap()
+                            .display(),
+                        std::env::var("PATH").unwrap_or_default()
+                    ),
+                )
+                .output()
+                .unwrap();
+            assert!(
+                output.status.success(),
+                "step {n}: `{line}` failed:\n{}",
+                String::from_utf8_lossy(&output.stderr)
+            );
+            out.push_str(&stdout(&output));
+        }
+        out
+    };
+    common::create_topic(&east.addr, "orders", 1, &[]).await;
+    produce_to(&east.addr, "orders", 0..500).await;
+
+    run_step(1, &east);
+    wait_until("west caught up", Duration::from_secs(30), || {
+        (watermark(&west.addr, "orders")? == 500).then_some(())
+    });
+    let status = run_step(2, &east);
+    assert!(status.contains("0 records behind"), "{status}");
+
+    east.kill();
+    let failed_over = run_step(3, &east);
+    assert!(failed_over.contains("orders: writable"), "{failed_over}");
+    produce_to(&west.addr, "orders", 500..600).await;
+
+    east.restart("127.0.0.1:0");
+    run_step(4, &east);
+    wait_until("east follows west", Duration::from_secs(30), || {
+        (watermark(&east.addr, "orders")? == 600).then_some(())
+    });
+
+    let reversed = run_step(5, &east);
+    assert!(reversed.contains("writable here"), "{reversed}");
+    produce_to(&east.addr, "orders", 600..700).await;
+    wait_until("west follows east again", Duration::from_secs(30), || {
+        (watermark(&west.addr, "orders")? == 700).then_some(())
+    });
+}

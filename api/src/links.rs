@@ -4,6 +4,7 @@
 //! - `GET /v1/links`, `POST /v1/links` (a [`NewLink`]): the links; create one.
 //! - `GET /v1/links/{name}`, `DELETE /v1/links/{name}`: one link's status; delete it.
 //! - `POST /v1/links/{name}/pause`, `/resume`: stop or restart fetching.
+//! - `POST /v1/links/{name}/source` (a [`LinkSource`]): the source's new bootstrap servers.
 //! - `POST /v1/links/{name}/failover`, `/promote` (a [`StopMirrors`]): make its mirror topics
 //!   writable, at once (source lost) or once caught up (source reachable).
 //! - `POST /v1/links/{name}/restore` (a [`StopMirrors`]): failback: this cluster's topics
@@ -207,6 +208,12 @@ pub trait LinkAdmin: Send + Sync + 'static {
     ) -> impl Future<Output = Result<LinkSummary, AdminError>> + Send;
     /// Deletes a link.
     fn delete_link(&self, name: String) -> impl Future<Output = Result<(), AdminError>> + Send;
+    /// Points a link at new bootstrap servers of its source.
+    fn set_link_source(
+        &self,
+        name: String,
+        source: String,
+    ) -> impl Future<Output = Result<LinkSummary, AdminError>> + Send;
     /// Pauses or resumes a link.
     fn pause_link(
         &self,
@@ -257,6 +264,21 @@ async fn delete<S: LinkAdmin>(
             .await
             .map(|()| Stopped { topics: Vec::new() }),
     )
+}
+
+/// A link's new source (`POST /v1/links/{name}/source`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LinkSource {
+    /// Bootstrap servers of the source cluster.
+    pub source: String,
+}
+
+async fn set_source<S: LinkAdmin>(
+    State(state): State<Arc<S>>,
+    Path(name): Path<String>,
+    Json(body): Json<LinkSource>,
+) -> Answer<LinkSummary> {
+    answer(state.set_link_source(name, body.source).await)
 }
 
 async fn pause<S: LinkAdmin>(
@@ -313,6 +335,7 @@ pub fn routes<S: LinkAdmin>() -> Router<Arc<S>> {
         .route("/v1/links", get(list::<S>).post(create::<S>))
         .route("/v1/links/{name}", get(status::<S>).delete(delete::<S>))
         .route("/v1/links/{name}/pause", post(pause::<S>))
+        .route("/v1/links/{name}/source", post(set_source::<S>))
         .route("/v1/links/{name}/resume", post(resume::<S>))
         .route("/v1/links/{name}/failover", post(failover::<S>))
         .route("/v1/links/{name}/promote", post(promote::<S>))

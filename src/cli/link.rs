@@ -44,6 +44,14 @@ pub enum LinkCommand {
         /// The link.
         name: String,
     },
+    /// Point a link at its source's new bootstrap servers (the source moved or was rebuilt).
+    SetSource {
+        /// The link.
+        name: String,
+        /// Bootstrap servers of the source cluster, host:port[,host:port…].
+        #[arg(long)]
+        source: String,
+    },
     /// Stop fetching (mirrors stay read-only).
     Pause {
         /// The link.
@@ -234,6 +242,17 @@ pub async fn link(admin: &str, command: LinkCommand) -> anyhow::Result<String> {
                 serde_json::from_slice(&call(admin, "GET", &path, None).await?)
                     .context("the admin API sent unexpected JSON")?;
             Ok(status_text(&status))
+        }
+        LinkCommand::SetSource { name, source } => {
+            let path = format!("/v1/links/{}/source", path_segment(&name));
+            let body = serde_json::to_vec(&strata_api::links::LinkSource { source })?;
+            let changed: LinkSummary =
+                serde_json::from_slice(&call(admin, "POST", &path, Some(&body)).await?)
+                    .context("the admin API sent unexpected JSON")?;
+            Ok(format!(
+                "link {} now mirrors from {}\n",
+                changed.name, changed.source
+            ))
         }
         LinkCommand::Pause { name } => {
             let path = format!("/v1/links/{}/pause", path_segment(&name));

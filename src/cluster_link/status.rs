@@ -299,6 +299,28 @@ impl LinkAdmin for StrataBroker {
         Ok(())
     }
 
+    async fn set_link_source(
+        &self,
+        name: String,
+        source: String,
+    ) -> Result<LinkSummary, AdminError> {
+        self.known_link(&name)?;
+        source::metadata(&source).await.map_err(|e| {
+            AdminError::bad_request(format!(
+                "the source cluster at '{source}' does not answer: {e:#}"
+            ))
+        })?;
+        self.admin()
+            .request(AdminRequest::SetLinkSource {
+                name: name.clone(),
+                source,
+            })
+            .await
+            .map_err(from_broker)?;
+        self.link_summary(&name)
+            .ok_or_else(|| AdminError::unavailable("the link is not in the metadata yet"))
+    }
+
     async fn pause_link(&self, name: String, paused: bool) -> Result<(), AdminError> {
         self.known_link(&name)?;
         self.admin()

@@ -117,6 +117,14 @@ pub enum AdminRequest {
         /// What it mirrors.
         config: crate::link::LinkConfig,
     },
+    /// Point a cluster link at new bootstrap servers of its source (the source cluster moved
+    /// or was rebuilt).
+    SetLinkSource {
+        /// Its name.
+        name: String,
+        /// Bootstrap servers of the source cluster.
+        source: String,
+    },
     /// Delete a cluster link; refused while topics still mirror through it.
     DeleteLink {
         /// Its name.
@@ -333,6 +341,9 @@ async fn serve(
             super::links::create_link(raft, state, name, config).await
         }
         AdminRequest::DeleteLink { name } => super::links::delete_link(raft, state, name).await,
+        AdminRequest::SetLinkSource { name, source } => {
+            super::links::set_link_source(raft, state, name, source).await
+        }
         AdminRequest::PauseLink { name, paused } => {
             super::links::pause_link(raft, state, name, paused).await
         }

@@ -92,6 +92,25 @@ pub(super) async fn delete_link(
     Ok(AdminAnswer::Done)
 }
 
+pub(super) async fn set_link_source(
+    raft: &Raft<TypeConfig>,
+    state: &StateMachine,
+    name: String,
+    source: String,
+) -> Result<AdminAnswer, WriteRefusal> {
+    known(state, &name)?;
+    if source.trim().is_empty() {
+        return Err(invalid(Invalid::Request(format!(
+            "link '{name}' needs a source (host:port of the source cluster)"
+        ))));
+    }
+    let mut link = state.with_image(|i| i.links[&name].clone());
+    link.config.source = source;
+    commit_all(raft, vec![MetadataRecord::CreateLink { link }]).await?;
+    tracing::info!(link = %name, "cluster link source changed");
+    Ok(AdminAnswer::Done)
+}
+
 pub(super) async fn pause_link(
     raft: &Raft<TypeConfig>,
     state: &StateMachine,
