@@ -514,6 +514,34 @@ async fn compacted_gaps_tiered_history_and_configs_mirror_and_links_never_loop()
         Some("west/compacted")
     );
 
+    // A link that starts at the latest offsets copies no history, only what comes after.
+    let late = strata(&[
+        "link",
+        "create",
+        "late",
+        "--source",
+        &source.addr,
+        "--topics",
+        "history",
+        "--start",
+        "latest",
+        "--prefix",
+        "late.",
+        "--admin",
+        &dest.admin_addr,
+    ]);
+    assert!(late.status.success(), "{late:?}");
+    wait_until("the latest-start mirror placed", Duration::from_secs(30), || {
+        (ends(&dest.addr, "late.history")? == (2000, 2000)).then_some(())
+    });
+    produce_keyed(&source.addr, "history", 10, 10, 20).await;
+    wait_until("the new records mirrored", Duration::from_secs(30), || {
+        (ends(&dest.addr, "late.history")?.1 == 2010).then_some(())
+    });
+    let fresh = common::consume_all(&dest.addr, "late.history", 1, 10, Duration::from_secs(10));
+    assert_eq!(fresh.len(), 10, "only the records after the link was made");
+    assert_eq!(fresh[0].offset, 2000, "at the source's offsets");
+
     // A link back (active-active, with a prefix) mirrors the destination's own topics but
     // never its mirrors.
     let local = NewTopic::new("local-only", 1, TopicReplication::Fixed(1));
