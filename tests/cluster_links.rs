@@ -271,6 +271,39 @@ async fn a_mirror_follows_its_source_byte_for_byte_and_takes_writes_after_failov
         || (committed_offsets(&dest.addr, "billing") == committed).then_some(()),
     );
 
+    // While the group is active here, its offsets here are its own: the sync waits.
+    let member: BaseConsumer = common::client(&dest.addr)
+        .set("group.id", "billing")
+        .set("enable.auto.commit", "false")
+        .create()
+        .unwrap();
+    member.subscribe(&[TOPIC]).unwrap();
+    wait_until("the member joined", Duration::from_secs(30), || {
+        member.poll(Duration::from_millis(100));
+        (!member.assignment().ok()?.elements().is_empty()).then_some(())
+    });
+    let moved = tokio::task::spawn_blocking({
+        let addr = source.addr.clone();
+        move || consume_and_commit(&addr, "billing", 500)
+    })
+    .await
+    .unwrap();
+    assert_ne!(moved, committed);
+    for _ in 0..20 {
+        member.poll(Duration::from_millis(100));
+    }
+    assert_eq!(
+        committed_offsets(&dest.addr, "billing"),
+        committed,
+        "offsets of a group active here are left alone"
+    );
+    drop(member);
+    wait_until(
+        "the sync resumed once the group left",
+        Duration::from_secs(30),
+        || (committed_offsets(&dest.addr, "billing") == moved).then_some(()),
+    );
+
     // A mirror refuses producers, naming its link.
     let mut conn = Conn::open(&dest.addr).await;
     let batch = common::wire::encode_batch(
@@ -337,9 +370,10 @@ async fn a_mirror_follows_its_source_byte_for_byte_and_takes_writes_after_failov
     let ends = high_watermarks(&dest.addr, TOPIC).unwrap();
     assert_eq!(ends.iter().sum::<i64>(), 4100);
     // The group resumes on the destination where it was on the source.
+    let remaining = 4100 - moved.iter().sum::<i64>() as usize;
     let resumed = tokio::task::spawn_blocking({
         let addr = dest.addr.clone();
-        move || consume_and_commit(&addr, "billing", 3100)
+        move || consume_and_commit(&addr, "billing", remaining)
     })
     .await
     .unwrap();
@@ -531,9 +565,11 @@ async fn compacted_gaps_tiered_history_and_configs_mirror_and_links_never_loop()
         &dest.admin_addr,
     ]);
     assert!(late.status.success(), "{late:?}");
-    wait_until("the latest-start mirror placed", Duration::from_secs(30), || {
-        (ends(&dest.addr, "late.history")? == (2000, 2000)).then_some(())
-    });
+    wait_until(
+        "the latest-start mirror placed",
+        Duration::from_secs(30),
+        || (ends(&dest.addr, "late.history")? == (2000, 2000)).then_some(()),
+    );
     produce_keyed(&source.addr, "history", 10, 10, 20).await;
     wait_until("the new records mirrored", Duration::from_secs(30), || {
         (ends(&dest.addr, "late.history")?.1 == 2010).then_some(())
