@@ -510,17 +510,18 @@ impl RemoteLogManager {
         if !due || high_watermark <= remote_end {
             return Ok(());
         }
-        let tail = {
-            let log = partition.log();
+        // Off the async workers, and the log locked only to find each piece: produces to the
+        // partition go on while its tail is read.
+        let reading = Arc::clone(partition);
+        let tail = tokio::task::spawn_blocking(move || {
             let mut bytes = Vec::new();
-            let mut at = remote_end.max(log.local_log_start_offset());
+            let mut at = remote_end.max(reading.log().local_log_start_offset());
             while at < high_watermark && bytes.len() < MAX_PARTIAL_BYTES {
-                let Some(slice) = log
+                let slice = reading
+                    .log()
                     .read(at as i64, 8 << 20, high_watermark, true)
-                    .map_err(|e| TieringError::Io(e.to_string()))?
-                else {
-                    break;
-                };
+                    .map_err(|e| TieringError::Io(e.to_string()))?;
+                let Some(slice) = slice else { break };
                 let mut chunk = vec![0; slice.len as usize];
                 slice
                     .file
@@ -535,8 +536,10 @@ impl RemoteLogManager {
                 bytes.extend_from_slice(&chunk);
                 at = next;
             }
-            bytes
-        };
+            Ok::<_, TieringError>(bytes)
+        })
+        .await
+        .map_err(|e| TieringError::Io(e.to_string()))??;
         let producers = partition
             .log()
             .producer_state_below(high_watermark)
