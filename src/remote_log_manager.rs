@@ -304,11 +304,7 @@ impl RemoteLogManager {
             partition: partition.index,
         };
         let log = RemoteLog::open(Arc::clone(&self.store), Arc::clone(&self.cache), key).await?;
-        partition.log().set_remote_tier(
-            log.start_offset(),
-            log.end_offset().unwrap_or(0),
-            log.bytes().0,
-        );
+        tell_local(partition, &log);
         // A replica that started at the leader's local log start learns the producers below
         // it before it may be elected.
         load_producer_history(partition, &log).await;
@@ -468,11 +464,7 @@ impl RemoteLogManager {
                     producers,
                 )
                 .await?;
-            partition.log().set_remote_tier(
-                remote.log.start_offset(),
-                remote.log.end_offset().unwrap_or(0),
-                remote.log.bytes().0,
-            );
+            tell_local(partition, &remote.log);
             remote.succeeded();
             if let Some(uploaded) = uploaded {
                 tracing::info!(
@@ -554,11 +546,7 @@ impl RemoteLogManager {
             )
             .await?;
         *remote.partial_at.lock().unwrap_or_else(|p| p.into_inner()) = Some(Instant::now());
-        partition.log().set_remote_tier(
-            remote.log.start_offset(),
-            remote.log.end_offset().unwrap_or(0),
-            remote.log.bytes().0,
-        );
+        tell_local(partition, &remote.log);
         if let Some(uploaded) = uploaded {
             tracing::debug!(topic = %partition.topic, partition = partition.index, base = uploaded.base_offset, next = uploaded.next_offset, "active segment's tail uploaded");
         }
@@ -609,11 +597,7 @@ impl RemoteLogManager {
             .await?;
         if deleted > 0 {
             tracing::info!(topic = %partition.topic, partition = partition.index, segments = deleted, "remote retention deleted segments");
-            partition.log().set_remote_tier(
-                remote.log.start_offset(),
-                remote.log.end_offset().unwrap_or(0),
-                remote.log.bytes().0,
-            );
+            tell_local(partition, &remote.log);
         }
         Ok(())
     }
@@ -806,6 +790,15 @@ fn snapshot_of(state: &ProducerStateManager) -> Vec<ProducerSnapshot> {
                 .collect(),
         })
         .collect()
+}
+
+/// Tells the partition's local log what the remote tier holds now.
+fn tell_local(partition: &PartitionRef, log: &RemoteLog) {
+    partition.log().set_remote_tier(
+        log.start_offset(),
+        log.end_offset().unwrap_or(0),
+        log.bytes().0,
+    );
 }
 
 /// Most bytes of the active segment's tail one partial upload takes.

@@ -8,10 +8,10 @@ use std::time::Duration;
 
 use common::BrokerProcess;
 use common::cluster::wait_until;
+use common::link::{fetched_batches, produce_numbers, strata};
 use common::wire::Conn;
-use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
-use kafka_protocol::messages::{BrokerId, FetchRequest, ProduceRequest, TopicName};
+use kafka_protocol::messages::{ProduceRequest, TopicName};
 use kafka_protocol::protocol::StrBytes;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
@@ -63,61 +63,6 @@ async fn produce(bootstrap: &str, values: std::ops::Range<u32>) {
     }
 }
 
-/// Every batch of `topic`'s `partition` below its high watermark, as a consumer's Fetch
-/// returns the bytes.
-async fn fetched_bytes(addr: &str, topic: &str, partition: i32) -> (Vec<u8>, i64) {
-    let mut conn = Conn::open(addr).await;
-    let mut out = Vec::new();
-    let mut offset = 0i64;
-    loop {
-        let request = FetchRequest::default()
-            .with_replica_id(BrokerId(-1))
-            .with_max_wait_ms(0)
-            .with_min_bytes(0)
-            .with_max_bytes(8 << 20)
-            .with_session_epoch(-1)
-            .with_topics(vec![
-                FetchTopic::default()
-                    .with_topic(name(topic))
-                    .with_partitions(vec![
-                        FetchPartition::default()
-                            .with_partition(partition)
-                            .with_fetch_offset(offset)
-                            .with_partition_max_bytes(4 << 20),
-                    ]),
-            ]);
-        let response = conn.call(12, &request).await.expect("Fetch answered");
-        let data = &response.responses[0].partitions[0];
-        assert_eq!(data.error_code, 0, "fetch {topic}-{partition} at {offset}");
-        let records = data.records.clone().unwrap_or_default();
-        let mut whole = 0;
-        let mut next = offset;
-        while records.len() >= whole + 12 {
-            let base = i64::from_be_bytes(records[whole..whole + 8].try_into().unwrap());
-            let len = i32::from_be_bytes(records[whole + 8..whole + 12].try_into().unwrap());
-            let end = whole + 12 + len as usize;
-            if end > records.len() {
-                break;
-            }
-            let delta = i32::from_be_bytes(records[whole + 23..whole + 27].try_into().unwrap());
-            next = base + i64::from(delta) + 1;
-            whole = end;
-        }
-        out.extend_from_slice(&records[..whole]);
-        if whole == 0 || next >= data.high_watermark {
-            return (out, data.high_watermark);
-        }
-        offset = next;
-    }
-}
-
-fn strata(args: &[&str]) -> std::process::Output {
-    std::process::Command::new(env!("CARGO_BIN_EXE_strata"))
-        .args(args)
-        .output()
-        .unwrap()
-}
-
 fn high_watermarks(addr: &str, topic: &str) -> Option<Vec<i64>> {
     let consumer: BaseConsumer = common::client(addr).create().unwrap();
     (0..PARTITIONS)
@@ -157,27 +102,9 @@ fn consume_and_commit(addr: &str, group: &str, count: usize) -> Vec<i64> {
     committed_offsets(addr, group)
 }
 
-/// `group`'s committed offset per partition (0 where none).
+/// `group`'s committed offset per partition of `TOPIC` (-1 where none).
 fn committed_offsets(addr: &str, group: &str) -> Vec<i64> {
-    let consumer: BaseConsumer = common::client(addr)
-        .set("group.id", group)
-        .create()
-        .unwrap();
-    let mut list = rdkafka::TopicPartitionList::new();
-    for p in 0..PARTITIONS {
-        list.add_partition(TOPIC, p);
-    }
-    let Ok(committed) = consumer.committed_offsets(list, Duration::from_secs(5)) else {
-        return vec![-1; PARTITIONS as usize];
-    };
-    (0..PARTITIONS)
-        .map(|p| {
-            committed
-                .find_partition(TOPIC, p)
-                .and_then(|e| e.offset().to_raw())
-                .map_or(0, |o| o.max(0))
-        })
-        .collect()
+    common::link::committed_offsets(addr, group, TOPIC, PARTITIONS)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -203,7 +130,7 @@ async fn a_mirror_follows_its_source_byte_for_byte_and_takes_writes_after_failov
     })
     .await
     .unwrap();
-    assert_eq!(committed.iter().sum::<i64>(), 1000);
+    assert_eq!(committed.iter().map(|o| o.max(&0)).sum::<i64>(), 1000);
 
     // A link that names a source nobody listens on is refused at once, with the reason.
     let refused = strata(&[
@@ -245,8 +172,8 @@ async fn a_mirror_follows_its_source_byte_for_byte_and_takes_writes_after_failov
         (high_watermarks(&dest.addr, TOPIC)? == source_ends).then_some(())
     });
     for partition in 0..PARTITIONS {
-        let (mirrored, _) = fetched_bytes(&dest.addr, TOPIC, partition).await;
-        let (original, _) = fetched_bytes(&source.addr, TOPIC, partition).await;
+        let mirrored = fetched_batches(&dest.addr, TOPIC, partition).await;
+        let original = fetched_batches(&source.addr, TOPIC, partition).await;
         assert!(!original.is_empty());
         assert!(
             mirrored == original,
@@ -370,7 +297,7 @@ async fn a_mirror_follows_its_source_byte_for_byte_and_takes_writes_after_failov
     let ends = high_watermarks(&dest.addr, TOPIC).unwrap();
     assert_eq!(ends.iter().sum::<i64>(), 4100);
     // The group resumes on the destination where it was on the source.
-    let remaining = 4100 - moved.iter().sum::<i64>() as usize;
+    let remaining = 4100 - moved.iter().map(|o| o.max(&0)).sum::<i64>() as usize;
     let resumed = tokio::task::spawn_blocking({
         let addr = dest.addr.clone();
         move || consume_and_commit(&addr, "billing", remaining)
@@ -514,8 +441,8 @@ async fn compacted_gaps_tiered_history_and_configs_mirror_and_links_never_loop()
         wait_until("the mirror caught up", Duration::from_secs(60), || {
             (ends(&dest.addr, topic)?.1 == wanted.1).then_some(())
         });
-        let (mirrored, _) = fetched_bytes(&dest.addr, topic, 0).await;
-        let (original, _) = fetched_bytes(&source.addr, topic, 0).await;
+        let mirrored = fetched_batches(&dest.addr, topic, 0).await;
+        let original = fetched_batches(&source.addr, topic, 0).await;
         assert!(!original.is_empty());
         assert!(
             mirrored == original,
@@ -629,27 +556,6 @@ fn values_in(addr: &str, topic: &str, expected: usize) -> Vec<u32> {
         .collect()
 }
 
-async fn produce_values(bootstrap: &str, topic: &str, values: std::ops::Range<u32>) {
-    let producer: FutureProducer = common::client(bootstrap)
-        .set("enable.idempotence", "true")
-        .set("acks", "all")
-        .create()
-        .unwrap();
-    for v in values {
-        let text = v.to_string();
-        producer
-            .send(
-                FutureRecord::to(topic)
-                    .key(&text)
-                    .payload(&text)
-                    .partition(0),
-                Duration::from_secs(30),
-            )
-            .await
-            .unwrap_or_else(|(e, _)| panic!("record {v} not acknowledged: {e}"));
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn failback_truncates_the_old_primary_and_keeps_what_it_cut_off() {
     const T: &str = "ledger";
@@ -666,7 +572,7 @@ async fn failback_truncates_the_old_primary_and_keeps_what_it_cut_off() {
         .unwrap()[0]
         .as_ref()
         .expect("created");
-    produce_values(&east.addr, T, 0..1000).await;
+    produce_numbers(&east.addr, T, 0..1000, Some(0)).await;
     let link = |name: &str, source: &str, admin: &str| {
         strata(&[
             "link", "create", name, "--source", source, "--topics", T, "--admin", admin,
@@ -691,7 +597,7 @@ async fn failback_truncates_the_old_primary_and_keeps_what_it_cut_off() {
     let paused = strata(&["link", "pause", "from-east", "--admin", &west.admin_addr]);
     assert!(paused.status.success(), "{paused:?}");
     std::thread::sleep(Duration::from_millis(1500));
-    produce_values(&east.addr, T, 1000..1100).await;
+    produce_numbers(&east.addr, T, 1000..1100, Some(0)).await;
     east.kill();
     assert_eq!(
         end(&west.addr),
@@ -708,7 +614,7 @@ async fn failback_truncates_the_old_primary_and_keeps_what_it_cut_off() {
         &west.admin_addr,
     ]);
     assert!(failover.status.success(), "{failover:?}");
-    produce_values(&west.addr, T, 2000..2200).await;
+    produce_numbers(&west.addr, T, 2000..2200, Some(0)).await;
 
     // East returns with its 1,100 records and fails back: it mirrors west from where the
     // histories part (offset 1000), and keeps the 100 records west never had aside.
@@ -735,8 +641,8 @@ async fn failback_truncates_the_old_primary_and_keeps_what_it_cut_off() {
     wait_until("east converged to west", Duration::from_secs(30), || {
         (end(&east.addr)? == 1200).then_some(())
     });
-    let (mirrored, _) = fetched_bytes(&east.addr, T, 0).await;
-    let (primary, _) = fetched_bytes(&west.addr, T, 0).await;
+    let mirrored = fetched_batches(&east.addr, T, 0).await;
+    let primary = fetched_batches(&west.addr, T, 0).await;
     assert!(mirrored == primary, "east's log is west's, byte for byte");
     let mut values = values_in(&east.addr, T, 1200);
     values.sort_unstable();
@@ -783,7 +689,7 @@ async fn a_planned_reverse_swaps_primary_and_mirror_without_loss() {
             .status
             .success()
     );
-    produce_values(&east.addr, T, 0..1000).await;
+    produce_numbers(&east.addr, T, 0..1000, Some(0)).await;
     let reversed = strata(&[
         "mirror",
         "reverse",
@@ -798,7 +704,7 @@ async fn a_planned_reverse_swaps_primary_and_mirror_without_loss() {
     ]);
     assert!(reversed.status.success(), "{reversed:?}");
     // West is the primary now; east follows it.
-    produce_values(&west.addr, T, 1000..1500).await;
+    produce_numbers(&west.addr, T, 1000..1500, Some(0)).await;
     let end = |addr: &str| {
         let consumer: BaseConsumer = common::client(addr).create().unwrap();
         consumer
@@ -809,8 +715,8 @@ async fn a_planned_reverse_swaps_primary_and_mirror_without_loss() {
     wait_until("east follows west", Duration::from_secs(30), || {
         (end(&east.addr)? == 1500).then_some(())
     });
-    let (on_east, _) = fetched_bytes(&east.addr, T, 0).await;
-    let (on_west, _) = fetched_bytes(&west.addr, T, 0).await;
+    let on_east = fetched_batches(&east.addr, T, 0).await;
+    let on_west = fetched_batches(&west.addr, T, 0).await;
     assert!(on_east == on_west, "byte-identical after the swap");
     let mut values = values_in(&east.addr, T, 1500);
     values.sort_unstable();

@@ -12,10 +12,7 @@ use std::time::Duration;
 
 use common::BrokerProcess;
 use common::cluster::{free_addr, wait_until};
-use common::wire::Conn;
-use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
-use kafka_protocol::messages::{BrokerId, FetchRequest, TopicName};
-use kafka_protocol::protocol::StrBytes;
+use common::link::{fetched_batches, strata};
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
@@ -113,60 +110,6 @@ impl Drop for KafkaNode {
     }
 }
 
-fn strata(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_strata"))
-        .args(args)
-        .output()
-        .unwrap()
-}
-
-/// Every whole batch of `partition` below the high watermark, as a consumer's Fetch returns
-/// the bytes.
-async fn fetched_bytes(addr: &str, partition: i32) -> Vec<u8> {
-    let mut conn = Conn::open(addr).await;
-    let mut out = Vec::new();
-    let mut offset = 0i64;
-    loop {
-        let request = FetchRequest::default()
-            .with_replica_id(BrokerId(-1))
-            .with_max_wait_ms(0)
-            .with_max_bytes(8 << 20)
-            .with_session_epoch(-1)
-            .with_topics(vec![
-                FetchTopic::default()
-                    .with_topic(TopicName(StrBytes::from_static_str(TOPIC)))
-                    .with_partitions(vec![
-                        FetchPartition::default()
-                            .with_partition(partition)
-                            .with_fetch_offset(offset)
-                            .with_partition_max_bytes(4 << 20),
-                    ]),
-            ]);
-        let response = conn.call(12, &request).await.expect("Fetch answered");
-        let data = &response.responses[0].partitions[0];
-        assert_eq!(data.error_code, 0);
-        let records = data.records.clone().unwrap_or_default();
-        let mut whole = 0;
-        let mut next = offset;
-        while records.len() >= whole + 61 {
-            let len = i32::from_be_bytes(records[whole + 8..whole + 12].try_into().unwrap());
-            let end = whole + 12 + len as usize;
-            if end > records.len() {
-                break;
-            }
-            let base = i64::from_be_bytes(records[whole..whole + 8].try_into().unwrap());
-            let delta = i32::from_be_bytes(records[whole + 23..whole + 27].try_into().unwrap());
-            next = base + i64::from(delta) + 1;
-            whole = end;
-        }
-        out.extend_from_slice(&records[..whole]);
-        if whole == 0 || next >= data.high_watermark {
-            return out;
-        }
-        offset = next;
-    }
-}
-
 fn watermarks(addr: &str) -> Option<Vec<i64>> {
     let consumer: BaseConsumer = common::client(addr).create().unwrap();
     (0..PARTITIONS)
@@ -214,26 +157,7 @@ fn read_and_commit(addr: &str, count: usize) -> Vec<i64> {
 
 /// The group's committed offset per partition, -1 where it committed none.
 fn committed_offsets(addr: &str) -> Vec<i64> {
-    let consumer: BaseConsumer = common::client(addr)
-        .set("group.id", GROUP)
-        .create()
-        .unwrap();
-    let mut list = rdkafka::TopicPartitionList::new();
-    for p in 0..PARTITIONS {
-        list.add_partition(TOPIC, p);
-    }
-    let Ok(found) = consumer.committed_offsets(list, Duration::from_secs(5)) else {
-        return Vec::new();
-    };
-    (0..PARTITIONS)
-        .map(|p| {
-            found
-                .find_partition(TOPIC, p)
-                .and_then(|e| e.offset().to_raw())
-                .filter(|o| *o >= 0)
-                .unwrap_or(-1)
-        })
-        .collect()
+    common::link::committed_offsets(addr, GROUP, TOPIC, PARTITIONS)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -305,8 +229,8 @@ async fn a_kafka_cluster_migrates_to_strata_with_every_offset() {
         || (watermarks(&strata_node.addr)? == ends).then_some(()),
     );
     for partition in 0..PARTITIONS {
-        let mirrored = fetched_bytes(&strata_node.addr, partition).await;
-        let original = fetched_bytes(&kafka.addr, partition).await;
+        let mirrored = fetched_batches(&strata_node.addr, TOPIC, partition).await;
+        let original = fetched_batches(&kafka.addr, TOPIC, partition).await;
         assert!(!original.is_empty());
         assert!(
             mirrored == original,

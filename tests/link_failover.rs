@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 
 use common::BrokerProcess;
 use common::cluster::{three_nodes, wait_until};
+use common::link::strata;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -23,13 +24,6 @@ use rdkafka::producer::{FutureProducer, FutureRecord};
 const TOPIC: &str = "events";
 const PARTITIONS: i32 = 3;
 const GROUP: &str = "app";
-
-fn strata(args: &[&str]) -> std::process::Output {
-    std::process::Command::new(env!("CARGO_BIN_EXE_strata"))
-        .args(args)
-        .output()
-        .unwrap()
-}
 
 /// Sends records `0..` to `addr` until `stop`, about 1,000 a second, acks=all and idempotent;
 /// each acknowledged value with when its acknowledgement came.

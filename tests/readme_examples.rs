@@ -12,6 +12,7 @@ use std::process::{Command, Output};
 use std::time::Duration;
 
 use common::cluster::{free_addr, wait_until};
+use common::link::{end_offset, produce_numbers};
 use common::{BrokerProcess, RunningNode};
 
 /// A fenced code block of the README.
@@ -360,33 +361,6 @@ fn runbook_step(block: &Block, n: u32) -> Vec<String> {
         .collect()
 }
 
-fn watermark(addr: &str, topic: &str) -> Option<i64> {
-    use rdkafka::consumer::{BaseConsumer, Consumer};
-    let consumer: BaseConsumer = common::client(addr).create().ok()?;
-    consumer
-        .fetch_watermarks(topic, 0, Duration::from_secs(5))
-        .ok()
-        .map(|w| w.1)
-}
-
-async fn produce_to(addr: &str, topic: &str, values: std::ops::Range<u32>) {
-    use rdkafka::producer::{FutureProducer, FutureRecord};
-    let producer: FutureProducer = common::client(addr)
-        .set("enable.idempotence", "true")
-        .create()
-        .unwrap();
-    for v in values {
-        let text = v.to_string();
-        producer
-            .send(
-                FutureRecord::to(topic).key(&text).payload(&text),
-                Duration::from_secs(30),
-            )
-            .await
-            .unwrap_or_else(|(e, _)| panic!("record {v} not acknowledged: {e}"));
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_disaster_recovery_runbook_runs_as_written() {
     let root = tempfile::tempdir().unwrap();
@@ -425,11 +399,11 @@ async fn the_disaster_recovery_runbook_runs_as_written() {
         out
     };
     common::create_topic(&east.addr, "orders", 1, &[]).await;
-    produce_to(&east.addr, "orders", 0..500).await;
+    produce_numbers(&east.addr, "orders", 0..500, None).await;
 
     run_step(1, &east);
     wait_until("west caught up", Duration::from_secs(30), || {
-        (watermark(&west.addr, "orders")? == 500).then_some(())
+        (end_offset(&west.addr, "orders", 0)? == 500).then_some(())
     });
     let status = run_step(2, &east);
     assert!(status.contains("0 records behind"), "{status}");
@@ -437,18 +411,18 @@ async fn the_disaster_recovery_runbook_runs_as_written() {
     east.kill();
     let failed_over = run_step(3, &east);
     assert!(failed_over.contains("orders: writable"), "{failed_over}");
-    produce_to(&west.addr, "orders", 500..600).await;
+    produce_numbers(&west.addr, "orders", 500..600, None).await;
 
     east.restart("127.0.0.1:0");
     run_step(4, &east);
     wait_until("east follows west", Duration::from_secs(30), || {
-        (watermark(&east.addr, "orders")? == 600).then_some(())
+        (end_offset(&east.addr, "orders", 0)? == 600).then_some(())
     });
 
     let reversed = run_step(5, &east);
     assert!(reversed.contains("writable here"), "{reversed}");
-    produce_to(&east.addr, "orders", 600..700).await;
+    produce_numbers(&east.addr, "orders", 600..700, None).await;
     wait_until("west follows east again", Duration::from_secs(30), || {
-        (watermark(&west.addr, "orders")? == 700).then_some(())
+        (end_offset(&west.addr, "orders", 0)? == 700).then_some(())
     });
 }

@@ -69,35 +69,29 @@ pub enum LinkCommand {
     },
 }
 
+/// The topics a mirror command acts on.
+#[derive(Debug, clap::Args)]
+pub struct Chosen {
+    /// The link.
+    #[arg(long)]
+    link: String,
+    /// Every topic of the link.
+    #[arg(long, conflicts_with = "topics")]
+    all: bool,
+    /// These topics, comma-separated.
+    #[arg(long, value_delimiter = ',')]
+    topics: Vec<String>,
+}
+
 /// `strata mirror` subcommands.
 #[derive(Debug, Subcommand)]
 pub enum MirrorCommand {
     /// The source is lost: stop mirroring and make the mirror topics writable at their end.
-    Failover {
-        /// The link.
-        #[arg(long)]
-        link: String,
-        /// Every mirror topic of the link.
-        #[arg(long, conflicts_with = "topics")]
-        all: bool,
-        /// These mirror topics, comma-separated.
-        #[arg(long, value_delimiter = ',')]
-        topics: Vec<String>,
-    },
+    Failover(Chosen),
     /// Failback, on the old primary once it is back: its topics become mirrors of the new
     /// primary (the link's source); what they accepted after the cut is cut off and kept in
     /// `<topic>.strata-truncated`.
-    TruncateAndRestore {
-        /// The link (its source is the new primary).
-        #[arg(long)]
-        link: String,
-        /// Every topic the link's source has.
-        #[arg(long, conflicts_with = "topics")]
-        all: bool,
-        /// These topics, comma-separated.
-        #[arg(long, value_delimiter = ',')]
-        topics: Vec<String>,
-    },
+    TruncateAndRestore(Chosen),
     /// Planned, no loss: swap the roles of the link's two clusters. The source (reached at
     /// `--peer-admin`) stops taking writes, the mirrors here catch up and become writable,
     /// and the source's topics then mirror them through `--peer-link` (a link there whose
@@ -115,17 +109,7 @@ pub enum MirrorCommand {
     },
     /// Planned: wait until the mirror topics have caught up with the source, then make them
     /// writable (stop the source's producers first).
-    Promote {
-        /// The link.
-        #[arg(long)]
-        link: String,
-        /// Every mirror topic of the link.
-        #[arg(long, conflicts_with = "topics")]
-        all: bool,
-        /// These mirror topics, comma-separated.
-        #[arg(long, value_delimiter = ',')]
-        topics: Vec<String>,
-    },
+    Promote(Chosen),
 }
 
 fn path_segment(name: &str) -> String {
@@ -355,15 +339,15 @@ async fn reverse(
 
 /// Runs a `strata mirror` command against the admin API at `admin`; what to print.
 pub async fn mirror(admin: &str, command: MirrorCommand) -> anyhow::Result<String> {
-    let (link, all, topics, action) = match command {
+    let (Chosen { link, all, topics }, action) = match command {
         MirrorCommand::Reverse {
             link,
             peer_admin,
             peer_link,
         } => return reverse(admin, &link, &peer_admin, &peer_link).await,
-        MirrorCommand::Failover { link, all, topics } => (link, all, topics, "failover"),
-        MirrorCommand::Promote { link, all, topics } => (link, all, topics, "promote"),
-        MirrorCommand::TruncateAndRestore { link, all, topics } => (link, all, topics, "restore"),
+        MirrorCommand::Failover(chosen) => (chosen, "failover"),
+        MirrorCommand::Promote(chosen) => (chosen, "promote"),
+        MirrorCommand::TruncateAndRestore(chosen) => (chosen, "restore"),
     };
     if !all && topics.is_empty() {
         anyhow::bail!("name the mirror topics with --topics, or pass --all");

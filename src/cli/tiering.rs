@@ -1,36 +1,12 @@
 //! `strata tiering status`: each tiered partition's two tiers and its upload backlog, read
 //! from a broker's admin API (`GET /v1/tiering`).
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use strata_api::admin::TieringStatus;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 
-/// Largest admin response accepted.
-const MAX_RESPONSE: u64 = 64 << 20;
-
-/// `GET path` on the admin API at `addr`; the body of a 200 answer.
+/// `GET path` on the admin API at `addr`; the body of a 2xx answer.
 pub async fn get(addr: &str, path: &str) -> anyhow::Result<Vec<u8>> {
-    let mut stream = TcpStream::connect(addr)
-        .await
-        .with_context(|| format!("cannot connect to the admin API at {addr}"))?;
-    let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
-    stream.write_all(request.as_bytes()).await?;
-    let mut response = Vec::new();
-    stream.take(MAX_RESPONSE).read_to_end(&mut response).await?;
-    let split = response
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .context("the admin API sent no HTTP header")?;
-    let head = String::from_utf8_lossy(&response[..split]);
-    let status = head.split_whitespace().nth(1).unwrap_or_default();
-    if status != "200" {
-        bail!(
-            "the admin API answered {}",
-            head.lines().next().unwrap_or_default()
-        );
-    }
-    Ok(response[split + 4..].to_vec())
+    super::http::call(addr, "GET", path, None).await
 }
 
 /// The status rows of the broker at `addr`.

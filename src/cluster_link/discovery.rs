@@ -102,14 +102,7 @@ async fn discover_link(broker: &StrataBroker, link: &ClusterLink) -> anyhow::Res
         });
         match existing {
             None => {
-                let live = broker
-                    .image()
-                    .brokers
-                    .values()
-                    .filter(|b| !b.fenced)
-                    .count();
-                let replication_factor =
-                    (broker.config().default_replication_factor.max(1) as usize).min(live.max(1));
+                let replication_factor = super::replication_factor(broker);
                 let request = AdminRequest::CreateMirrorTopic {
                     topic: NewTopic {
                         name: local.clone(),

@@ -197,6 +197,18 @@ async fn sync_offsets(broker: &StrataBroker, synced_at: &mut HashMap<String, Ins
     }
 }
 
+/// Replicas of a topic a link creates (a mirror, a side topic): the cluster's
+/// `default.replication.factor`, at most the live brokers.
+fn replication_factor(broker: &StrataBroker) -> usize {
+    let live = broker
+        .image()
+        .brokers
+        .values()
+        .filter(|b| !b.fenced)
+        .count();
+    (broker.config().default_replication_factor.max(1) as usize).min(live.max(1))
+}
+
 /// The live broker with the lowest id discovers for every link (a new one takes over within a
 /// discovery interval when it goes).
 fn is_coordinator(broker: &StrataBroker) -> bool {

@@ -74,14 +74,7 @@ pub(super) async fn save(
             .map_or(1, |t| t.partitions.len())
     };
     if broker.image().topic(&side).is_none() {
-        let live = broker
-            .image()
-            .brokers
-            .values()
-            .filter(|b| !b.fenced)
-            .count();
-        let replication_factor =
-            (broker.config().default_replication_factor.max(1) as usize).min(live.max(1));
+        let replication_factor = super::replication_factor(broker);
         let created = broker
             .admin()
             .request(AdminRequest::CreateTopic(NewTopic {

@@ -4,6 +4,7 @@
 
 pub mod cluster;
 pub mod controller;
+pub mod link;
 pub mod proxy;
 pub mod wire;
 
