@@ -556,28 +556,28 @@ fn values_in(addr: &str, topic: &str, expected: usize) -> Vec<u32> {
         .collect()
 }
 
+/// Two single-node regions under `root`, `east` with a one-partition `topic`.
+async fn two_regions(root: &std::path::Path, topic: &str) -> (BrokerProcess, BrokerProcess) {
+    let east = BrokerProcess::start(&root.join("east"), &[]);
+    let west = BrokerProcess::start(&root.join("west"), &[]);
+    common::create_topic(&east.addr, topic, 1, &[]).await;
+    (east, west)
+}
+
+/// `strata link create <name>` of `topic` from `source`, on the node at `admin`.
+fn link_create(name: &str, source: &str, topic: &str, admin: &str) -> std::process::Output {
+    strata(&[
+        "link", "create", name, "--source", source, "--topics", topic, "--admin", admin,
+    ])
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn failback_truncates_the_old_primary_and_keeps_what_it_cut_off() {
     const T: &str = "ledger";
     let root = tempfile::tempdir().unwrap();
-    let mut east = BrokerProcess::start(&root.path().join("east"), &[]);
-    let west = BrokerProcess::start(&root.path().join("west"), &[]);
-    let admin: AdminClient<DefaultClientContext> = common::client(&east.addr).create().unwrap();
-    admin
-        .create_topics(
-            &[NewTopic::new(T, 1, TopicReplication::Fixed(1))],
-            &AdminOptions::new(),
-        )
-        .await
-        .unwrap()[0]
-        .as_ref()
-        .expect("created");
+    let (mut east, west) = two_regions(root.path(), T).await;
     produce_numbers(&east.addr, T, 0..1000, Some(0)).await;
-    let link = |name: &str, source: &str, admin: &str| {
-        strata(&[
-            "link", "create", name, "--source", source, "--topics", T, "--admin", admin,
-        ])
-    };
+    let link = |name: &str, source: &str, admin: &str| link_create(name, source, T, admin);
     assert!(
         link("from-east", &east.addr, &west.admin_addr)
             .status
@@ -661,23 +661,8 @@ async fn failback_truncates_the_old_primary_and_keeps_what_it_cut_off() {
 async fn a_planned_reverse_swaps_primary_and_mirror_without_loss() {
     const T: &str = "payments";
     let root = tempfile::tempdir().unwrap();
-    let east = BrokerProcess::start(&root.path().join("east"), &[]);
-    let west = BrokerProcess::start(&root.path().join("west"), &[]);
-    let admin: AdminClient<DefaultClientContext> = common::client(&east.addr).create().unwrap();
-    admin
-        .create_topics(
-            &[NewTopic::new(T, 1, TopicReplication::Fixed(1))],
-            &AdminOptions::new(),
-        )
-        .await
-        .unwrap()[0]
-        .as_ref()
-        .expect("created");
-    let link = |name: &str, source: &str, admin: &str| {
-        strata(&[
-            "link", "create", name, "--source", source, "--topics", T, "--admin", admin,
-        ])
-    };
+    let (east, west) = two_regions(root.path(), T).await;
+    let link = |name: &str, source: &str, admin: &str| link_create(name, source, T, admin);
     assert!(
         link("from-east", &east.addr, &west.admin_addr)
             .status
