@@ -283,14 +283,7 @@ async fn a_mirror_follows_its_source_byte_for_byte_and_takes_writes_after_failov
     })
     .await
     .unwrap();
-    let mut values: Vec<u32> = consumed
-        .iter()
-        .map(|c| {
-            String::from_utf8_lossy(c.value.as_deref().unwrap())
-                .parse()
-                .unwrap()
-        })
-        .collect();
+    let mut values: Vec<u32> = common::numbers(&consumed);
     values.sort_unstable();
     assert_eq!(values, (0..4100).collect::<Vec<u32>>(), "every record once");
     // The writes after the failover continue the source's offsets.
@@ -546,14 +539,13 @@ async fn compacted_gaps_tiered_history_and_configs_mirror_and_links_never_loop()
 
 /// Values of every record in `topic` (one partition) on `addr`.
 fn values_in(addr: &str, topic: &str, expected: usize) -> Vec<u32> {
-    common::consume_all(addr, topic, 1, expected, Duration::from_secs(30))
-        .iter()
-        .map(|c| {
-            String::from_utf8_lossy(c.value.as_deref().unwrap())
-                .parse()
-                .unwrap()
-        })
-        .collect()
+    common::numbers(&common::consume_all(
+        addr,
+        topic,
+        1,
+        expected,
+        Duration::from_secs(30),
+    ))
 }
 
 /// Two single-node regions under `root`, `east` with a one-partition `topic`.

@@ -366,14 +366,7 @@ async fn three_replicas_stay_identical_through_a_leader_kill() {
     })
     .await
     .unwrap();
-    let values: Vec<u32> = consumed
-        .iter()
-        .map(|c| {
-            String::from_utf8_lossy(c.value.as_deref().unwrap())
-                .parse()
-                .unwrap()
-        })
-        .collect();
+    let values: Vec<u32> = common::numbers(&consumed);
     let mut sorted = values.clone();
     sorted.sort_unstable();
     sorted.dedup();
@@ -677,14 +670,7 @@ async fn a_returning_leader_truncates_what_was_never_committed() {
     })
     .await
     .unwrap();
-    let mut values: Vec<u32> = consumed
-        .iter()
-        .map(|c| {
-            String::from_utf8_lossy(c.value.as_deref().unwrap())
-                .parse()
-                .unwrap()
-        })
-        .collect();
+    let mut values: Vec<u32> = common::numbers(&consumed);
     assert!(
         consumed.windows(2).all(|w| w[0].offset < w[1].offset),
         "offsets in order"
@@ -866,14 +852,7 @@ async fn tiered_replicas_share_one_bucket_across_leaders() {
     })
     .await
     .unwrap();
-    let mut values: Vec<u32> = consumed
-        .iter()
-        .map(|c| {
-            String::from_utf8_lossy(c.value.as_deref().unwrap())
-                .parse()
-                .unwrap()
-        })
-        .collect();
+    let mut values: Vec<u32> = common::numbers(&consumed);
     assert!(
         consumed.windows(2).all(|w| w[0].offset < w[1].offset),
         "offsets in order"
@@ -938,14 +917,7 @@ async fn a_paused_leader_is_replaced_and_rejoins_as_a_follower() {
     })
     .await
     .unwrap();
-    let mut values: Vec<u32> = consumed
-        .iter()
-        .map(|c| {
-            String::from_utf8_lossy(c.value.as_deref().unwrap())
-                .parse()
-                .unwrap()
-        })
-        .collect();
+    let mut values: Vec<u32> = common::numbers(&consumed);
     values.sort_unstable();
     assert_eq!(values, (0..400).collect::<Vec<u32>>(), "every record once");
     for node in &mut nodes {

@@ -368,6 +368,18 @@ pub struct Consumed {
     pub timestamp: Option<i64>,
 }
 
+/// The records' values read as numbers, in the order read (tests write numbers).
+pub fn numbers(consumed: &[Consumed]) -> Vec<u32> {
+    consumed
+        .iter()
+        .map(|c| {
+            String::from_utf8_lossy(c.value.as_deref().unwrap())
+                .parse()
+                .unwrap()
+        })
+        .collect()
+}
+
 /// Reads every partition of `topic` from the beginning until `expected` records arrived or
 /// `timeout` passed; returns what was read.
 pub fn consume_all(
@@ -427,14 +439,7 @@ pub fn check_acked_once(bootstrap: &str, topic: &str, acked: &[u32]) {
         consumed.windows(2).all(|w| w[0].offset < w[1].offset),
         "offsets in order"
     );
-    let mut values: Vec<u32> = consumed
-        .iter()
-        .map(|c| {
-            String::from_utf8_lossy(c.value.as_deref().unwrap())
-                .parse()
-                .unwrap()
-        })
-        .collect();
+    let mut values: Vec<u32> = numbers(&consumed);
     values.sort_unstable();
     let read = values.len();
     values.dedup();
