@@ -385,6 +385,11 @@ impl UnifiedLog {
     /// Writes the producer state below the local log start to its file, if it is whole; the
     /// file names the offset, so a stale one is never taken for this log's.
     pub(super) fn save_producer_base(&self) -> Result<()> {
+        // Only a tiered log keeps what local retention deleted; elsewhere those producers go
+        // with their records, as in Kafka, and a restart need not know them.
+        if !self.config.tiered() {
+            return Ok(());
+        }
         let dir = self.local.dir();
         let path = dir.join(PRODUCER_SNAPSHOT);
         if !self.producer_history_complete {
