@@ -12,11 +12,18 @@ command -v perl >/dev/null || need+=(perl)
 command -v kcat >/dev/null || need+=(kcat)
 command -v javac >/dev/null || need+=(default-jdk-headless)
 command -v mvn >/dev/null || need+=(maven)
+python3 -m pip --version >/dev/null 2>&1 || need+=(python3-pip)
 if [ ${#need[@]} -gt 0 ] && command -v apt-get >/dev/null; then
   echo "installing: ${need[*]}"
   if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi
   $SUDO apt-get update -qq >/dev/null
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+
+# The Prometheus project's own parsers (Python's prometheus_client) check /metrics in the tests.
+if ! python3 -c 'import prometheus_client' 2>/dev/null; then
+  python3 -m pip install --quiet --user prometheus-client 2>/dev/null ||
+    python3 -m pip install --quiet --user --break-system-packages prometheus-client
 fi
 
 # Reuse a cargo target directory outside the clone when one exists, so CI does not rebuild

@@ -191,16 +191,26 @@ impl StrataBroker {
                     partition_epoch,
                     isr,
                 };
-                proposed.push((partition, change));
+                proposed.push((partition, (current.len(), change)));
             }
         }
         if proposed.is_empty() {
             return;
         }
         let (partitions, changes): (Vec<_>, Vec<_>) = proposed.into_iter().unzip();
+        let sizes: Vec<(usize, usize)> = changes
+            .iter()
+            .map(|(before, change)| (*before, change.isr.len()))
+            .collect();
+        let changes = changes.into_iter().map(|(_, change)| change).collect();
         match self.admin.alter_partitions(changes).await {
             Ok(results) => {
-                for (partition, refused) in partitions.iter().zip(results) {
+                for ((partition, refused), (before, after)) in
+                    partitions.iter().zip(results).zip(sizes)
+                {
+                    if refused.is_none() {
+                        crate::metrics::BROKER.isr_changed(before, after);
+                    }
                     if let Some(why) = refused {
                         tracing::warn!(topic = %partition.topic, partition = partition.index, "ISR change refused: {why}");
                         partition.isr_refused();

@@ -84,6 +84,11 @@ fn check(name: &str, result: Result<String, String>) -> Check {
 }
 
 impl NodeHealth {
+    /// The node's controller, if it has that role.
+    pub fn controller(&self) -> Option<&ControllerProbe> {
+        self.controller.get()
+    }
+
     /// The controller of this node, for nodes with that role.
     pub fn set_controller(&self, probe: ControllerProbe) {
         let _ = self.controller.set(probe);

@@ -17,6 +17,7 @@ pub mod log;
 pub mod logging;
 pub mod meta_properties;
 pub mod metadata_cache;
+pub mod metrics;
 pub mod partition;
 pub mod remote_log_manager;
 pub mod replica_manager;

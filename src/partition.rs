@@ -591,6 +591,8 @@ impl Partition {
             }
             return Ok(());
         };
+        let before = *self.durable.borrow();
+        let started = std::time::Instant::now();
         let (synced, target) = tokio::task::spawn_blocking(move || (target.sync(), target))
             .await
             .map_err(|e| LogError::io(self.log().dir(), std::io::Error::other(e)))?;
@@ -599,6 +601,7 @@ impl Partition {
             self.durable.send_modify(|_| {});
             return Err(e);
         }
+        crate::metrics::BROKER.flushed(started.elapsed(), target.offset.saturating_sub(before));
         self.log().mark_flushed(&target, SystemTime::now());
         if self.durable.send_if_modified(|d| bump(d, target.offset)) {
             self.data_changed();

@@ -851,6 +851,10 @@ impl crate::replica_manager::ReplicaManager {
 }
 
 impl strata_api::admin::AdminState for crate::broker::StrataBroker {
+    async fn metrics(&self, openmetrics: bool) -> String {
+        crate::metrics::render(self, openmetrics).await
+    }
+
     fn health(&self) -> strata_api::admin::Health {
         let config = self.config();
         self.health().report(

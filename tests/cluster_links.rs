@@ -9,6 +9,7 @@ use std::time::Duration;
 use common::BrokerProcess;
 use common::cluster::wait_until;
 use common::link::{fetched_batches, produce_numbers, strata};
+use common::metrics::scrape;
 use common::wire::Conn;
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::{ProduceRequest, TopicName};
@@ -190,6 +191,19 @@ async fn a_mirror_follows_its_source_byte_for_byte_and_takes_writes_after_failov
         text.contains("orders") && text.contains("mirroring"),
         "{text}"
     );
+    // The mirror's lag, as Prometheus scrapes it: every partition caught up.
+    let m = wait_until("mirror lag metrics", Duration::from_secs(30), || {
+        let m = scrape(&dest.admin_addr, false);
+        let lag = [("link", "east"), ("topic", TOPIC)];
+        let partitions = m.matching("strata_link_mirror_lag_records", &lag).count();
+        (partitions == PARTITIONS as usize && m.sum("strata_link_mirror_lag_records", &lag) == 0.0)
+            .then_some(m)
+    });
+    assert_eq!(
+        m.sum("strata_link_mirror_lag_seconds", &[("link", "east")]),
+        0.0
+    );
+    assert!(m.sum("strata_link_mirrored_bytes_total", &[("link", "east")]) > 0.0);
 
     // The group's offsets are copied unchanged (the offsets are the same on both sides).
     wait_until(

@@ -1,7 +1,9 @@
 //! Faults Kafka users fear, on three brokers behind per-broker TCP proxies, with an idempotent
 //! acks=all producer running throughout (RF 3, `min.insync.replicas=2`):
 //! - the links from the leader to its followers cut and healed: the followers leave the ISR,
-//!   nothing is acknowledged while only the leader has it, and all resumes once healed;
+//!   nothing is acknowledged while only the leader has it, and all resumes once healed (the
+//!   leader's `/metrics` show the ISR shrink, the under-replicated and under-min-ISR
+//!   partitions, then the expansion);
 //! - a follower's log directory wiped (kill -9, data gone, restart): it leaves the ISR at
 //!   once, rebuilds from the leader and rejoins.
 //!
@@ -16,6 +18,7 @@ use std::time::Duration;
 
 use common::BrokerProcess;
 use common::cluster::{log_bytes, node_settings, voters, wait_until};
+use common::metrics::scrape;
 use common::proxy::LinkProxy;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
@@ -148,6 +151,12 @@ async fn cut_links_and_a_wiped_follower_lose_nothing() {
         Duration::from_secs(30),
         || (state(&bootstrap) == Some((1, vec![1]))).then_some(()),
     );
+    // The leader's metrics show it (scraped as Prometheus would).
+    let m = scrape(&nodes[0].admin_addr, false);
+    assert!(m.sum("strata_isr_shrinks_total", &[]) >= 1.0);
+    assert!(m.sum("strata_under_replicated_partitions", &[]) >= 1.0);
+    assert!(m.sum("strata_under_min_isr_partitions", &[]) >= 1.0);
+    assert_eq!(m.sum("strata_offline_partitions", &[]), 0.0);
     // Give writes acknowledged before the shrink a moment to land, then none may be.
     tokio::time::sleep(Duration::from_millis(500)).await;
     let during = acked_count(&acked);
@@ -166,6 +175,9 @@ async fn cut_links_and_a_wiped_follower_lose_nothing() {
     wait_until("writes resume", Duration::from_secs(60), || {
         (acked_count(&acked) >= during + 200).then_some(())
     });
+    let m = scrape(&nodes[0].admin_addr, false);
+    assert!(m.sum("strata_isr_expands_total", &[]) >= 1.0);
+    assert_eq!(m.sum("strata_under_min_isr_partitions", &[]), 0.0);
 
     // Wipe follower 3's log directory (its metadata log stays): it leaves the ISR as soon
     // as it registers again, rebuilds its replica from the leader and rejoins.

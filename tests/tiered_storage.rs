@@ -10,6 +10,7 @@ use std::path::Path;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
+use common::metrics::scrape;
 use common::{BrokerProcess, client, consume_all, create_topic, s3_env};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
@@ -268,6 +269,28 @@ fn history_is_served_from_the_bucket_across_restarts_crashes_and_outages() {
         || local_segments(&dir) <= 2 && remote_objects(&s3_root) >= 50,
     );
     assert_full_history(&broker.addr, 1500);
+    // The tier's metrics, as Prometheus scrapes them.
+    let m = scrape(&broker.admin_addr, false);
+    assert!(m.sum("strata_tiering_uploaded_bytes_total", &[]) > 100_000.0);
+    // Every stored chunk was read back once (the cache misses), compressed.
+    let stored = m.sum("strata_tiering_stored_bytes", &[("topic", TOPIC)]);
+    assert!(m.sum("strata_tiering_downloaded_bytes_total", &[]) >= stored);
+    assert!(
+        m.sum(
+            "strata_object_store_request_duration_seconds_count",
+            &[("op", "put")]
+        ) >= 50.0
+    );
+    assert!(
+        m.sum(
+            "strata_log_size_bytes",
+            &[("topic", TOPIC), ("tier", "remote")]
+        ) > 100_000.0
+    );
+    assert!(stored > 0.0);
+    assert!(m.sum("strata_tiering_cache_reads_total", &[("result", "miss")]) >= 1.0);
+    assert!(m.has("strata_tiering_upload_lag_bytes"));
+    assert_eq!(m.sum("strata_object_store_request_errors_total", &[]), 0.0);
     runtime.block_on(assert_fetch_is_capped(&broker.addr, 262_144));
     assert_eq!(earliest(&broker.addr), 0, "the log starts in the bucket");
     assert_eq!(offset_for_time(&broker.addr, BASE_TS + 777), 777);
@@ -284,6 +307,8 @@ fn history_is_served_from_the_bucket_across_restarts_crashes_and_outages() {
     // (UNKNOWN_SERVER_ERROR, as Kafka answers a RemoteStorageException), then it recovers.
     server.unavailable.store(true, Ordering::SeqCst);
     assert_remote_read_fails(&broker.addr);
+    let m = scrape(&broker.admin_addr, false);
+    assert!(m.sum("strata_object_store_request_errors_total", &[("op", "get")]) >= 1.0);
     server.unavailable.store(false, Ordering::SeqCst);
     assert_full_history(&broker.addr, 1500);
 

@@ -8,13 +8,17 @@
 //! - `GET /v1/ready`: 200 while the broker serves Kafka clients (joined, unfenced, not
 //!   shutting down), 503 otherwise: for load balancers.
 //! - `GET /v1/tiering`: each tiered partition's two tiers and upload backlog.
+//! - `GET /metrics`: every metric, as Prometheus text or (when the `Accept` header asks for
+//!   it, as Prometheus does) OpenMetrics.
 //! - `/v1/links`: cluster links and their mirrors (see [`crate::links`]).
 
 use std::future::Future;
 use std::sync::Arc;
 
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::header::{ACCEPT, CONTENT_TYPE};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
@@ -108,6 +112,24 @@ pub trait AdminState: Send + Sync + 'static {
     fn health(&self) -> Health;
     /// Whether the broker serves Kafka clients.
     fn ready(&self) -> Readiness;
+    /// Every metric of the node, encoded as OpenMetrics or Prometheus text.
+    fn metrics(&self, openmetrics: bool) -> impl Future<Output = String> + Send;
+}
+
+async fn metrics<S: AdminState>(
+    State(state): State<Arc<S>>,
+    headers: HeaderMap,
+) -> impl IntoResponse {
+    let accept = headers.get(ACCEPT).and_then(|a| a.to_str().ok());
+    let openmetrics = crate::metrics::wants_openmetrics(accept);
+    let content_type = match openmetrics {
+        true => crate::metrics::OPENMETRICS_CONTENT_TYPE,
+        false => crate::metrics::PROMETHEUS_CONTENT_TYPE,
+    };
+    (
+        [(CONTENT_TYPE, content_type)],
+        state.metrics(openmetrics).await,
+    )
 }
 
 async fn tiering<S: AdminState>(State(state): State<Arc<S>>) -> Json<Vec<TieringStatus>> {
@@ -142,6 +164,7 @@ pub async fn serve_admin<S: AdminState + crate::links::LinkAdmin>(
         .route("/v1/health", get(health::<S>))
         .route("/v1/ready", get(ready::<S>))
         .route("/v1/tiering", get(tiering::<S>))
+        .route("/metrics", get(metrics::<S>))
         .merge(crate::links::routes::<S>())
         .with_state(state);
     let stop = async move {

@@ -257,6 +257,9 @@ pub struct PartitionRead {
     pub log_start_offset: i64,
     /// Record bytes, if any.
     pub records: Option<Records>,
+    /// Records in `records` from the fetch offset on, for metrics (counted by offsets, to
+    /// within one index interval; 0 for a remote read, counted once its bytes are in).
+    pub record_count: u64,
     /// For a follower whose log diverged from the leader's: the epoch and end offset to
     /// truncate to (Fetch v12+ `DivergingEpoch`), with no records.
     pub diverging_epoch: Option<(i32, i64)>,

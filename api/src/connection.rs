@@ -14,6 +14,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use kafka_protocol::messages::ApiKey;
 use tokio::net::TcpStream;
 use tokio::sync::{Notify, mpsc, watch};
 use tokio::time::Instant;
@@ -22,6 +23,7 @@ use crate::broker::Broker;
 use crate::frame::{FrameLimits, read_frame};
 use crate::handlers::{self, HandleError};
 use crate::limits::MAX_IN_FLIGHT_PER_CONNECTION;
+use crate::metrics::KAFKA;
 use crate::response::ResponseFrame;
 use crate::server::ServerConfig;
 
@@ -121,7 +123,8 @@ pub async fn serve<B: Broker>(
 ) {
     let _ = stream.set_nodelay(true);
     let (mut reader, mut writer) = stream.into_split();
-    let (tx, mut rx) = mpsc::channel::<Reply>(MAX_IN_FLIGHT_PER_CONNECTION);
+    let (tx, mut rx) =
+        mpsc::channel::<(Reply, Option<ApiKey>, std::time::Instant)>(MAX_IN_FLIGHT_PER_CONNECTION);
     let activity = Arc::new(Activity {
         in_flight: AtomicUsize::new(0),
         last: Mutex::new(Instant::now()),
@@ -132,7 +135,7 @@ pub async fn serve<B: Broker>(
     let write_timeout = config.connections_max_idle;
     let write_task = tokio::spawn(async move {
         let outcome = async {
-            while let Some(reply) = rx.recv().await {
+            while let Some((reply, api, started)) = rx.recv().await {
                 let frame = match reply {
                     Reply::None => None,
                     Reply::Ready(frame) => Some(frame),
@@ -156,6 +159,9 @@ pub async fn serve<B: Broker>(
                             return;
                         }
                     }
+                }
+                if let Some(api) = api {
+                    KAFKA.request_done(api, started);
                 }
                 written.in_flight.fetch_sub(1, Ordering::AcqRel);
                 written.touch();
@@ -192,12 +198,17 @@ pub async fn serve<B: Broker>(
             }
         };
         activity.touch();
+        let started = std::time::Instant::now();
+        let api = frame
+            .body
+            .get(..2)
+            .and_then(|key| ApiKey::try_from(i16::from_be_bytes([key[0], key[1]])).ok());
         let handled = handlers::handle(&broker, &config, peer, frame.body);
         drop(frame.reservation);
         match handled {
             Ok(reply) => {
                 activity.in_flight.fetch_add(1, Ordering::AcqRel);
-                if tx.send(reply).await.is_err() {
+                if tx.send((reply, api, started)).await.is_err() {
                     break;
                 }
             }

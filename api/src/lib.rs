@@ -14,6 +14,7 @@ mod handlers;
 pub mod limits;
 pub mod links;
 pub mod memory;
+pub mod metrics;
 pub mod request;
 pub mod response;
 pub mod server;

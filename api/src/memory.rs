@@ -20,6 +20,7 @@ use std::sync::Arc;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::limits::{MEMORY_UNIT_BYTES, SMALL_REQUEST_BYTES};
+use crate::metrics::KAFKA;
 
 /// The shared budget.
 #[derive(Debug, Clone)]
@@ -43,6 +44,14 @@ impl Reservation {
     /// Bytes reserved.
     pub fn bytes(&self) -> usize {
         self.bytes
+    }
+}
+
+impl Drop for Reservation {
+    fn drop(&mut self) {
+        if self._all.is_some() {
+            KAFKA.request_memory(-(self.bytes as i64));
+        }
     }
 }
 
@@ -105,6 +114,7 @@ impl RequestMemory {
             None
         };
         let all = Arc::clone(&self.all).acquire_many_owned(want).await.ok()?;
+        KAFKA.request_memory(bytes as i64);
         Some(Reservation {
             _all: Some(all),
             _large: large,

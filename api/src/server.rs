@@ -16,6 +16,7 @@ use crate::connection;
 use crate::frame::FrameLimits;
 use crate::limits::ACCEPT_RETRY;
 use crate::memory::RequestMemory;
+use crate::metrics::KAFKA;
 
 /// Settings of the protocol server, by their Kafka names.
 #[derive(Debug, Clone)]
@@ -106,6 +107,7 @@ pub async fn serve<B: Broker>(
         memory: RequestMemory::new(config.queued_max_request_bytes),
         receive_timeout: config.request_receive_timeout,
     };
+    KAFKA.set_request_memory_limit(limits.memory.total_bytes());
     let slots = Arc::new(Semaphore::new(
         config.max_connections.clamp(1, Semaphore::MAX_PERMITS),
     ));
@@ -128,6 +130,7 @@ pub async fn serve<B: Broker>(
                 Ok((stream, peer)) => {
                     let Some(ip_slot) = per_ip.admit(peer.ip(), config.max_connections_per_ip) else {
                         tracing::info!(%peer, max = config.max_connections_per_ip, "refusing a connection over max.connections.per.ip");
+                        KAFKA.connection_refused();
                         drop(stream);
                         continue;
                     };
@@ -140,8 +143,10 @@ pub async fn serve<B: Broker>(
                         limits.clone(),
                         shutdown.clone(),
                     );
+                    KAFKA.connection_opened();
                     connections.spawn(async move {
                         serving.await;
+                        KAFKA.connection_closed();
                         drop((slot, ip_slot));
                     });
                 }

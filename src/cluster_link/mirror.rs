@@ -42,6 +42,7 @@ const OFFSET_OUT_OF_RANGE: i16 = 1;
 struct Mirrored {
     partition: PartitionRef,
     source_topic: String,
+    link: String,
 }
 
 /// What one fetch round did to a partition.
@@ -265,6 +266,7 @@ fn led_mirrors(broker: &StrataBroker, link: &str) -> Vec<Mirrored> {
             Some(Mirrored {
                 partition: p,
                 source_topic,
+                link: link.to_owned(),
             })
         })
         .collect()
@@ -334,6 +336,15 @@ async fn fetch_round(
             continue;
         };
         let mut outcome = handle(m, data);
+        if data.error_code == 0 && data.high_watermark >= 0 {
+            let end = m.partition.log().log_end_offset();
+            broker.links().observe_lag(
+                &m.link,
+                (&m.partition.topic, m.partition.index),
+                data.high_watermark as u64,
+                end,
+            );
+        }
         if let Outcome::Diverged { epoch, end } = outcome {
             // The source's history went another way (a failback, an unclean election there):
             // what the mirror holds past the divergence is kept aside, then cut off.

@@ -45,10 +45,55 @@ pub struct LinkActivity {
 /// Records cut off by this broker's mirrors and kept in side topics, per mirror topic.
 pub type CutOff = HashMap<String, u64>;
 
+/// How far one mirror partition trails its source, from the mirror's fetches.
+#[derive(Debug, Clone, Default)]
+pub struct MirrorLag {
+    /// The link.
+    pub link: String,
+    /// Source high watermark minus the mirror's log end, at the last fetch.
+    pub records: u64,
+    /// When the source first held records the mirror still lacks (observations of the source
+    /// high watermark above the mirror's end, oldest first; bounded).
+    behind_since: std::collections::VecDeque<(Instant, u64)>,
+}
+
+/// Observations kept per mirror partition while it trails: more only lose precision.
+const LAG_OBSERVATIONS: usize = 256;
+
+impl MirrorLag {
+    /// Seconds since the source held the oldest record the mirror lacks (to within one fetch
+    /// round); 0 when caught up.
+    pub fn seconds(&self) -> f64 {
+        self.behind_since
+            .front()
+            .map_or(0.0, |(since, _)| since.elapsed().as_secs_f64())
+    }
+
+    fn observe(&mut self, source_end: u64, mirror_end: u64) {
+        self.records = source_end.saturating_sub(mirror_end);
+        while self
+            .behind_since
+            .front()
+            .is_some_and(|(_, end)| *end <= mirror_end)
+        {
+            self.behind_since.pop_front();
+        }
+        let newer = self
+            .behind_since
+            .back()
+            .is_none_or(|(_, end)| *end < source_end);
+        if source_end > mirror_end && newer && self.behind_since.len() < LAG_OBSERVATIONS {
+            self.behind_since.push_back((Instant::now(), source_end));
+        }
+    }
+}
+
 /// This broker's running links.
 #[derive(Debug, Default)]
 pub struct LinkManager {
     activity: Mutex<HashMap<String, LinkActivity>>,
+    /// Per mirror partition (topic, partition) this broker leads.
+    lags: Mutex<HashMap<(String, i32), MirrorLag>>,
     cut_off: Mutex<CutOff>,
     tasks: Mutex<HashMap<String, JoinHandle<()>>>,
 }
@@ -95,6 +140,31 @@ impl LinkManager {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .clone()
+    }
+
+    /// A fetch from the source found its high watermark at `source_end` with the mirror's
+    /// log ending at `mirror_end`.
+    pub(crate) fn observe_lag(
+        &self,
+        link: &str,
+        (topic, partition): (&str, i32),
+        source_end: u64,
+        mirror_end: u64,
+    ) {
+        let mut lags = self.lags.lock().unwrap_or_else(|p| p.into_inner());
+        let lag = lags.entry((topic.to_owned(), partition)).or_default();
+        if lag.link != link {
+            lag.link = link.to_owned();
+        }
+        lag.observe(source_end, mirror_end);
+    }
+
+    /// The lag of each mirror partition this broker has fetched for, keyed by (topic,
+    /// partition). Partitions it no longer leads are dropped.
+    pub fn lags(&self, led: impl Fn(&str, i32) -> bool) -> Vec<((String, i32), MirrorLag)> {
+        let mut lags = self.lags.lock().unwrap_or_else(|p| p.into_inner());
+        lags.retain(|(topic, partition), _| led(topic, *partition));
+        lags.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
     }
 
     /// This broker's activity for `link`.
@@ -249,5 +319,36 @@ async fn raise_epochs(broker: &StrataBroker) {
                 tracing::warn!(topic = %p.topic, partition = p.index, "raising the leader epoch failed: {e}")
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lag_seconds_date_from_the_oldest_record_still_missing() {
+        let mut lag = MirrorLag::default();
+        lag.observe(100, 100);
+        assert_eq!((lag.records, lag.seconds()), (0, 0.0), "caught up");
+        lag.observe(150, 100);
+        let first = lag.behind_since.front().map(|(at, _)| *at);
+        lag.observe(200, 120);
+        assert_eq!(lag.records, 80);
+        assert_eq!(
+            lag.behind_since.front().map(|(at, _)| *at),
+            first,
+            "records from 120 on were on the source since the first observation"
+        );
+        lag.observe(210, 160);
+        assert_eq!(
+            lag.behind_since.len(),
+            2,
+            "past 150: the second observation is the oldest"
+        );
+        assert!(lag.behind_since.front().is_some_and(|(_, end)| *end == 200));
+        lag.observe(210, 210);
+        assert_eq!((lag.records, lag.seconds()), (0, 0.0));
+        assert!(lag.behind_since.is_empty());
     }
 }

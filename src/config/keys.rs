@@ -153,6 +153,11 @@ pub const BROKER_KEYS: &[(&str, &str, &str)] = &[
         "create topics on Metadata requests for unknown names",
     ),
     (
+        "metrics.per.partition",
+        "true",
+        "/metrics has series per partition (log sizes, offsets, group and mirror lag); false keeps per-topic sums only, for clusters with many partitions",
+    ),
+    (
         "num.partitions",
         "1",
         "partitions of auto-created topics and of CreateTopics without a count",

@@ -199,6 +199,8 @@ pub struct BrokerConfig {
     pub cluster_id: Option<String>,
     /// `auto.create.topics.enable`.
     pub auto_create_topics: bool,
+    /// `metrics.per.partition`: `/metrics` has series per partition, not only per topic.
+    pub metrics_per_partition: bool,
     /// `num.partitions`.
     pub num_partitions: i32,
     /// `default.replication.factor`.
@@ -429,6 +431,7 @@ impl BrokerConfig {
             advertised,
             cluster_id,
             auto_create_topics: settings.bool("auto.create.topics.enable")?,
+            metrics_per_partition: settings.bool("metrics.per.partition")?,
             num_partitions: settings.parse("num.partitions", 1..=1_000_000)? as i32,
             default_replication_factor: settings
                 .parse("default.replication.factor", 1..=i16::MAX as i64)?

@@ -291,6 +291,18 @@ impl Groups {
         }
     }
 
+    /// Every live group's id, state and member count, sorted by id: for metrics.
+    pub fn summaries(&self) -> Vec<(String, GroupState, usize)> {
+        let mut out: Vec<(String, GroupState, usize)> = self
+            .lock()
+            .iter()
+            .filter(|(_, e)| e.group.state != GroupState::Dead)
+            .map(|(id, e)| (id.clone(), e.group.state, e.group.members().count()))
+            .collect();
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        out
+    }
+
     /// Committed offsets of every group, for lag reports: group → (topic, partition) → offset.
     pub fn committed(&self) -> BTreeMap<String, BTreeMap<(String, i32), i64>> {
         self.lock()

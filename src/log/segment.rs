@@ -37,6 +37,17 @@ pub struct FileSlice {
     pub position: u64,
     /// Length of the range.
     pub len: u64,
+    /// Offsets from the read's offset to this one are in the range: exact when the range ends
+    /// at the segment's end or the read's limit, otherwise short by about two index intervals
+    /// at most (the offset index tells, without reading the file). For metrics.
+    pub end_offset: u64,
+}
+
+impl FileSlice {
+    /// Records (offsets) the range holds from `offset` on, as [`Self::end_offset`] counts.
+    pub fn records_from(&self, offset: u64) -> u64 {
+        self.end_offset.saturating_sub(offset)
+    }
 }
 
 /// One segment of a partition's log.
@@ -256,10 +267,21 @@ impl LogSegment {
         } else {
             available.min(max_bytes)
         };
+        let end_offset = if len == 0 {
+            offset
+        } else if position + len >= self.size {
+            self.next_offset
+        } else if len == available {
+            max_offset
+        } else {
+            let end = u32::try_from(position + len).unwrap_or(u32::MAX);
+            self.offset_index.offset_before_position(end).max(offset)
+        };
         Ok(Some(FileSlice {
             file: Arc::clone(&self.file),
             position,
             len,
+            end_offset,
         }))
     }
 
@@ -479,6 +501,19 @@ mod tests {
         );
         let capped = segment.read(10, 10_000, 100, true).unwrap().unwrap();
         assert_eq!(capped.len, 30 * header.size());
+        assert_eq!(capped.records_from(10), 90, "up to the read's limit");
+        let all = segment.read(10, u64::MAX, u64::MAX, true).unwrap().unwrap();
+        assert_eq!(all.records_from(10), 150, "to the segment's end");
+        // Cut by size: counted to an indexed batch inside the range, never beyond it.
+        let cut = segment
+            .read(10, 10 * header.size() + 5, u64::MAX, true)
+            .unwrap()
+            .unwrap();
+        assert!(
+            (24..=30).contains(&cut.records_from(10)),
+            "{}",
+            cut.records_from(10)
+        );
     }
 
     #[test]

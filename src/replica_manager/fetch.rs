@@ -125,6 +125,7 @@ impl ReplicaManager {
                 last_stable_offset: high_watermark,
                 log_start_offset: log_start_offset as i64,
                 records: Some(Records::Remote),
+                record_count: 0,
                 diverging_epoch: None,
             });
         }
@@ -152,6 +153,7 @@ impl ReplicaManager {
             high_watermark: read.high_watermark as i64,
             last_stable_offset: read.high_watermark as i64,
             log_start_offset: log_start_offset.min(read.log_start_offset) as i64,
+            record_count: record_count(&read, offset),
             records: read.records.map(file_region),
             diverging_epoch: None,
         })
@@ -260,6 +262,12 @@ impl ReplicaManager {
     }
 }
 
+fn record_count(read: &crate::partition::ReadResult, offset: i64) -> u64 {
+    read.records
+        .as_ref()
+        .map_or(0, |slice| slice.records_from(offset.max(0) as u64))
+}
+
 fn file_region(slice: crate::log::FileSlice) -> Records {
     Records::File(strata_api::broker::FileRegion {
         file: slice.file,
@@ -298,6 +306,7 @@ fn read_on_follower(
         high_watermark: read.high_watermark as i64,
         last_stable_offset: read.high_watermark as i64,
         log_start_offset: log_start as i64,
+        record_count: record_count(&read, offset),
         records: read.records.map(file_region),
         diverging_epoch: None,
     })
@@ -327,6 +336,7 @@ fn divergence(
         last_stable_offset: high_watermark,
         log_start_offset,
         records: None,
+        record_count: 0,
         diverging_epoch: Some((epoch, end)),
     })
 }
@@ -357,6 +367,7 @@ fn read_for_follower(
         high_watermark: read.high_watermark as i64,
         last_stable_offset: read.high_watermark as i64,
         log_start_offset: read.log_start_offset as i64,
+        record_count: record_count(&read, offset),
         records: read.records.map(file_region),
         diverging_epoch: None,
     })

@@ -336,6 +336,7 @@ impl ReplicaManager {
             let mut partitions = self.partitions.write().unwrap_or_else(|p| p.into_inner());
             partitions.remove(topic).unwrap_or_default()
         };
+        strata_api::metrics::KAFKA.forget_topic(topic);
         for partition in removed.values() {
             self.fetchers.unfollow(topic, partition.index);
             let id = strata_controller::uuid_base64(partition.topic_id);

@@ -8,6 +8,7 @@
 
 pub mod cache;
 pub mod chunk;
+pub mod metrics;
 mod reader;
 pub mod remote;
 pub mod store;

@@ -10,8 +10,9 @@ use std::fmt;
 use std::future::Future;
 use std::ops::Range;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
+use crate::metrics::STORE;
 use bytes::Bytes;
 use futures::stream::{self, BoxStream, StreamExt};
 use object_store::path::Path;
@@ -54,15 +55,30 @@ fn timed_out(what: String, limit: Duration) -> object_store::Error {
     }
 }
 
+/// Whether an error is a failure of the store, rather than an answer about the object.
+fn failure(e: &object_store::Error) -> bool {
+    !matches!(
+        e,
+        object_store::Error::NotFound { .. }
+            | object_store::Error::AlreadyExists { .. }
+            | object_store::Error::Precondition { .. }
+            | object_store::Error::NotModified { .. }
+    )
+}
+
 async fn bounded<T>(
+    name: &'static str,
     limit: Duration,
     what: impl FnOnce() -> String,
     op: impl Future<Output = Result<T>>,
 ) -> Result<T> {
-    match tokio::time::timeout(limit, op).await {
+    let started = Instant::now();
+    let result = match tokio::time::timeout(limit, op).await {
         Ok(result) => result,
         Err(_) => Err(timed_out(what(), limit)),
-    }
+    };
+    STORE.request(name, started, result.as_ref().is_err_and(failure));
+    result
 }
 
 #[async_trait::async_trait]
@@ -75,12 +91,15 @@ impl ObjectStore for TimedStore {
     ) -> Result<PutResult> {
         let bytes = payload.content_length() as u64;
         let limit = self.timeout + Duration::from_secs(bytes / MIN_UPLOAD_BYTES_PER_SECOND);
-        bounded(
+        let put = bounded(
+            "put",
             limit,
             || format!("PUT {location} ({bytes} bytes)"),
             self.inner.put_opts(location, payload, opts),
         )
-        .await
+        .await?;
+        STORE.uploaded(bytes);
+        Ok(put)
     }
 
     async fn put_multipart_opts(
@@ -89,6 +108,7 @@ impl ObjectStore for TimedStore {
         opts: PutMultipartOptions,
     ) -> Result<Box<dyn MultipartUpload>> {
         bounded(
+            "put_multipart",
             self.timeout,
             || format!("starting an upload of {location}"),
             self.inner.put_multipart_opts(location, opts),
@@ -98,7 +118,8 @@ impl ObjectStore for TimedStore {
 
     async fn get_opts(&self, location: &Path, options: GetOptions) -> Result<GetResult> {
         let head = options.head;
-        bounded(self.timeout, || format!("GET {location}"), async {
+        let name = if head { "head" } else { "get" };
+        bounded(name, self.timeout, || format!("GET {location}"), async {
             let result = self.inner.get_opts(location, options).await?;
             if head {
                 return Ok(result);
@@ -109,6 +130,7 @@ impl ObjectStore for TimedStore {
             let attributes = result.attributes.clone();
             let extensions = result.extensions.clone();
             let body = result.bytes().await?;
+            STORE.downloaded(body.len() as u64);
             Ok(GetResult {
                 payload: GetResultPayload::Stream(stream::once(async move { Ok(body) }).boxed()),
                 meta,
@@ -121,12 +143,15 @@ impl ObjectStore for TimedStore {
     }
 
     async fn get_ranges(&self, location: &Path, ranges: &[Range<u64>]) -> Result<Vec<Bytes>> {
-        bounded(
+        let got = bounded(
+            "get_ranges",
             self.timeout,
             || format!("GET {location} ({} ranges)", ranges.len()),
             self.inner.get_ranges(location, ranges),
         )
-        .await
+        .await?;
+        STORE.downloaded(got.iter().map(|b| b.len() as u64).sum());
+        Ok(got)
     }
 
     fn delete_stream(
@@ -134,6 +159,7 @@ impl ObjectStore for TimedStore {
         locations: BoxStream<'static, Result<Path>>,
     ) -> BoxStream<'static, Result<Path>> {
         bounded_stream(
+            "delete",
             self.inner.delete_stream(locations),
             self.timeout,
             "DELETE".to_owned(),
@@ -142,7 +168,7 @@ impl ObjectStore for TimedStore {
 
     fn list(&self, prefix: Option<&Path>) -> BoxStream<'static, Result<ObjectMeta>> {
         let what = format!("LIST {}", prefix.map_or(String::new(), ToString::to_string));
-        bounded_stream(self.inner.list(prefix), self.timeout, what)
+        bounded_stream("list", self.inner.list(prefix), self.timeout, what)
     }
 
     fn list_with_offset(
@@ -152,6 +178,7 @@ impl ObjectStore for TimedStore {
     ) -> BoxStream<'static, Result<ObjectMeta>> {
         let what = format!("LIST {}", prefix.map_or(String::new(), ToString::to_string));
         bounded_stream(
+            "list",
             self.inner.list_with_offset(prefix, offset),
             self.timeout,
             what,
@@ -160,6 +187,7 @@ impl ObjectStore for TimedStore {
 
     async fn list_with_delimiter(&self, prefix: Option<&Path>) -> Result<ListResult> {
         bounded(
+            "list",
             self.timeout,
             || format!("LIST {}", prefix.map_or(String::new(), ToString::to_string)),
             self.inner.list_with_delimiter(prefix),
@@ -169,6 +197,7 @@ impl ObjectStore for TimedStore {
 
     async fn copy_opts(&self, from: &Path, to: &Path, options: CopyOptions) -> Result<()> {
         bounded(
+            "copy",
             self.timeout,
             || format!("COPY {from} to {to}"),
             self.inner.copy_opts(from, to, options),
@@ -178,6 +207,7 @@ impl ObjectStore for TimedStore {
 
     async fn rename_opts(&self, from: &Path, to: &Path, options: RenameOptions) -> Result<()> {
         bounded(
+            "rename",
             self.timeout,
             || format!("RENAME {from} to {to}"),
             self.inner.rename_opts(from, to, options),
@@ -188,6 +218,7 @@ impl ObjectStore for TimedStore {
 
 /// `inner` with each item bounded by `limit`: a stalled page ends the stream with an error.
 fn bounded_stream<T: Send + 'static>(
+    name: &'static str,
     inner: BoxStream<'static, Result<T>>,
     limit: Duration,
     what: String,
@@ -196,11 +227,17 @@ fn bounded_stream<T: Send + 'static>(
         let what = what.clone();
         async move {
             let mut inner = state?;
-            match tokio::time::timeout(limit, inner.next()).await {
+            let item = match tokio::time::timeout(limit, inner.next()).await {
                 Ok(Some(item)) => Some((item, Some(inner))),
                 Ok(None) => None,
                 Err(_) => Some((Err(timed_out(what, limit)), None)),
+            };
+            if let Some((Err(e), _)) = &item
+                && failure(e)
+            {
+                STORE.stream_error(name);
             }
+            item
         }
     })
     .boxed()

@@ -36,6 +36,7 @@ pub(super) fn unsupported(correlation_id: i32) -> Result<Reply, HandleError> {
     let response = ApiVersionsResponse::default()
         .with_error_code(ResponseError::UnsupportedVersion.code())
         .with_api_keys(api_keys());
+    crate::metrics::KAFKA.count_errors(ApiKey::ApiVersions, &response);
     let bytes: Bytes = encode_response(ApiKey::ApiVersions, 0, correlation_id, &response)?.freeze();
     Ok(Reply::Ready(ResponseFrame::bytes(bytes)))
 }

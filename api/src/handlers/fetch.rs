@@ -23,6 +23,7 @@ use super::fetch_encode::{self, EncodeCtx};
 use super::{Ctx, HandleError};
 use crate::broker::{Broker, BrokerError, DataChanges, FetchWaker, Reader, Records, ReplicaFetch};
 use crate::connection::Reply;
+use crate::metrics::{KAFKA, Purgatory};
 
 /// Longest a fetch may park, whatever the client asks: bounds how long shutdown can wait.
 const MAX_FETCH_WAIT: Duration = Duration::from_secs(30);
@@ -110,7 +111,7 @@ pub(super) fn handle<B: Broker>(
             // changes of its own partitions do.
             let waker = Arc::new(FetchWaker::default());
             let changes = DataChanges::new(Arc::clone(&waker));
-            let (mut response, mut regions, bytes, errors) = read_all(
+            let (mut response, mut regions, counts, bytes, errors) = read_all(
                 broker.as_ref(),
                 &plan,
                 (max_bytes, version, replica_id),
@@ -128,13 +129,20 @@ pub(super) fn handle<B: Broker>(
                 .await;
             }
             if remote || bytes >= min_bytes || errors || Instant::now() >= deadline {
+                if replica_id < 0 {
+                    count_fetched(&plan, &regions, &counts);
+                }
                 return fetch_encode::encode(&encode_ctx, response, regions);
             }
+            let _waiting = KAFKA.waiting(Purgatory::Fetch);
             tokio::select! {
                 _ = changes.changed() => {}
                 // Nothing changed in these partitions since the read: it is the answer, as
                 // Kafka completes an expired delayed fetch.
                 _ = tokio::time::sleep_until(deadline) => {
+                    if replica_id < 0 {
+                        count_fetched(&plan, &regions, &counts);
+                    }
                     return fetch_encode::encode(&encode_ctx, response, regions);
                 }
             }
@@ -207,11 +215,12 @@ fn read_all<B: Broker>(
     plan: &[PlannedTopic],
     (max_bytes, version, replica_id): (u64, i16, i32),
     (waker, rack): (&Arc<FetchWaker>, Option<&str>),
-) -> (FetchResponse, Vec<Option<Records>>, u64, bool) {
+) -> (FetchResponse, Vec<Option<Records>>, Vec<u64>, u64, bool) {
     let by_id = version >= FIRST_TOPIC_ID_VERSION;
     let mut total = 0u64;
     let mut errors = false;
     let mut regions = Vec::new();
+    let mut counts = Vec::new();
     let mut topics = Vec::with_capacity(plan.len());
     for topic in plan {
         let mut partitions = Vec::with_capacity(topic.partitions.len());
@@ -281,6 +290,7 @@ fn read_all<B: Broker>(
                             .with_aborted_transactions(Some(Vec::new())),
                     );
                     regions.push(read.records);
+                    counts.push(read.record_count);
                 }
                 Err(e) => {
                     errors = true;
@@ -291,6 +301,7 @@ fn read_all<B: Broker>(
                             .with_log_start_offset(-1),
                     );
                     regions.push(None);
+                    counts.push(0);
                 }
             }
         }
@@ -304,7 +315,35 @@ fn read_all<B: Broker>(
     (
         FetchResponse::default().with_responses(topics),
         regions,
+        counts,
         total,
         errors,
     )
+}
+
+/// Counts a consumer fetch's bytes and records per topic, once its answer is final.
+/// `counts` holds the broker's record count of each local read; remote reads are counted
+/// from their batch headers.
+fn count_fetched(plan: &[PlannedTopic], regions: &[Option<Records>], counts: &[u64]) {
+    let mut index = 0;
+    for topic in plan {
+        let (mut bytes, mut records) = (0, 0);
+        for p in &topic.partitions {
+            match regions.get(index).and_then(Option::as_ref) {
+                Some(Records::Memory(pieces)) => {
+                    bytes += pieces.iter().map(|b| b.len() as u64).sum::<u64>();
+                    records += crate::metrics::records_in(pieces, p.fetch_offset);
+                }
+                Some(r) => {
+                    bytes += r.len();
+                    records += counts.get(index).copied().unwrap_or(0);
+                }
+                None => {}
+            }
+            index += 1;
+        }
+        if let Some(name) = topic.name.as_deref().filter(|_| bytes > 0) {
+            KAFKA.fetched(name, bytes, records);
+        }
+    }
 }

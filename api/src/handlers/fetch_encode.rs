@@ -22,6 +22,7 @@ pub(super) fn encode(
     mut response: FetchResponse,
     records: Vec<Option<Records>>,
 ) -> Result<ResponseFrame, HandleError> {
+    crate::metrics::KAFKA.count_errors(ctx.key, &response);
     // File regions and records in memory (from the remote tier) are both spliced in, so that
     // neither is copied into the encoded head.
     let mut regions = Vec::with_capacity(records.len());

@@ -43,6 +43,7 @@ use kafka_protocol::protocol::{Encodable, HeaderVersion, StrBytes};
 
 use crate::broker::Broker;
 use crate::connection::Reply;
+use crate::metrics::{ErrorCodes, KAFKA};
 pub(crate) use crate::request::HandleError;
 use crate::request::{self, Decoded};
 use crate::response::ResponseFrame;
@@ -71,10 +72,11 @@ impl<B> Ctx<'_, B> {
     }
 
     /// A ready reply.
-    pub fn respond<R: Encodable + HeaderVersion>(
+    pub fn respond<R: Encodable + HeaderVersion + ErrorCodes>(
         &self,
         response: &R,
     ) -> Result<Reply, HandleError> {
+        KAFKA.count_errors(self.key, response);
         Ok(Reply::Ready(ResponseFrame::bytes(
             self.encode(response)?.freeze(),
         )))
@@ -197,12 +199,13 @@ pub(crate) fn error_parts<T>(
 /// A reply computed by a future: the future's response, encoded for this request.
 pub(crate) fn later<B, R, F>(ctx: &Ctx<'_, B>, future: F) -> Reply
 where
-    R: kafka_protocol::protocol::Encodable + HeaderVersion,
+    R: kafka_protocol::protocol::Encodable + HeaderVersion + ErrorCodes,
     F: std::future::Future<Output = R> + Send + 'static,
 {
     let (key, version, correlation_id) = (ctx.key, ctx.version, ctx.correlation_id);
     Reply::Later(Box::pin(async move {
         let response = future.await;
+        KAFKA.count_errors(key, &response);
         let bytes = encode_response(key, version, correlation_id, &response)?;
         Ok(ResponseFrame::bytes(bytes.freeze()))
     }))

@@ -17,6 +17,8 @@ use crate::response::ResponseFrame;
 
 /// Longest a produce waits for its fsync when the client's `timeout_ms` asks for more: a disk
 /// that cannot fsync in this time is failing, and the client should hear about it.
+use crate::metrics::{KAFKA, Purgatory};
+
 const MAX_DURABLE_WAIT: Duration = Duration::from_secs(60);
 
 /// A partition index and what appending its batch gave.
@@ -43,7 +45,15 @@ pub(super) fn handle<B: Broker>(
                 ))
             } else {
                 match partition.records {
-                    Some(records) => ctx.broker.append(&name, partition.index, records, acks),
+                    Some(records) => {
+                        let bytes = records.len() as u64;
+                        let appended = ctx.broker.append(&name, partition.index, records, acks);
+                        if let Ok(a) = &appended {
+                            let count = (a.next_offset - a.base_offset).max(0) as u64;
+                            KAFKA.produced(&name, bytes, count);
+                        }
+                        appended
+                    }
                     None => Err(BrokerError::CorruptMessage(
                         "produce request without records".into(),
                     )),
@@ -88,6 +98,7 @@ pub(super) fn handle<B: Broker>(
                     async move {
                         let result = match result {
                             Ok(appended) if appended.must_wait => {
+                                let _waiting = KAFKA.waiting(Purgatory::Produce);
                                 match tokio::time::timeout(
                                     timeout,
                                     broker.wait_acked(name, index, appended.next_offset, acks),
@@ -115,6 +126,7 @@ pub(super) fn handle<B: Broker>(
         });
         let responses = futures::future::join_all(waits).await;
         let response = ProduceResponse::default().with_responses(responses);
+        KAFKA.count_errors(key, &response);
         let bytes = super::encode_response(key, version, correlation_id, &response)?;
         Ok(ResponseFrame::bytes(bytes.freeze()))
     })))

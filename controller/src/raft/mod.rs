@@ -20,8 +20,8 @@ use serde::{Deserialize, Serialize};
 pub use log_store::LogStore;
 pub use network::{BrokerStatus, QuorumStatus, VoterStatus, WriteRefusal};
 pub use node::{Controller, QuorumConfig, StartError, WriteError};
-pub use probe::{ControllerProbe, LEADER_SILENCE_MS};
-pub use state_machine::{MetadataUpdate, StateMachine};
+pub use probe::{ControllerProbe, ControllerStats, LEADER_SILENCE_MS};
+pub use state_machine::{MetadataUpdate, SNAPSHOT_FILE, StateMachine};
 
 use crate::record::MetadataRecord;
 

@@ -60,6 +60,51 @@ impl ControllerProbe {
     }
 }
 
+/// A controller's numbers, for metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ControllerStats {
+    /// This controller is the active controller (the raft leader).
+    pub active: bool,
+    /// Its role: a leader, follower, candidate or learner.
+    pub role: &'static str,
+    /// Its raft term.
+    pub term: u64,
+    /// The last entry of its metadata log.
+    pub last_log_index: u64,
+    /// The last entry applied to its metadata image.
+    pub last_applied: u64,
+    /// The last entry of its latest snapshot.
+    pub snapshot_index: u64,
+    /// On the active controller: the entries the slowest voter or learner lacks.
+    pub max_follower_lag: Option<u64>,
+}
+
+impl ControllerProbe {
+    /// Its numbers now.
+    pub fn stats(&self) -> ControllerStats {
+        let metrics = self.metrics.borrow();
+        let last_log_index = metrics.last_log_index.unwrap_or(0);
+        let max_follower_lag = metrics.replication.as_ref().map(|followers| {
+            followers
+                .iter()
+                .filter(|(id, _)| **id != metrics.id)
+                .map(|(_, matched)| last_log_index.saturating_sub(matched.map_or(0, |m| m.index)))
+                .max()
+                .unwrap_or(0)
+        });
+        ControllerStats {
+            active: metrics.current_leader == Some(metrics.id)
+                && metrics.state == ServerState::Leader,
+            role: role(metrics.state),
+            term: metrics.current_term,
+            last_log_index,
+            last_applied: metrics.last_applied.map_or(0, |l| l.index),
+            snapshot_index: metrics.snapshot.map_or(0, |l| l.index),
+            max_follower_lag,
+        }
+    }
+}
+
 fn role(state: ServerState) -> &'static str {
     match state {
         ServerState::Leader => "leader",

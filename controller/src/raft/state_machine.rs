@@ -23,7 +23,8 @@ use super::{ApplyResult, NodeId, TypeConfig};
 use crate::image::MetadataImage;
 use crate::record::MetadataRecord;
 
-const SNAPSHOT_FILE: &str = "snapshot.json";
+/// The snapshot file in the controller's directory.
+pub const SNAPSHOT_FILE: &str = "snapshot.json";
 
 /// A snapshot as stored and sent to other voters.
 #[derive(Debug, Clone, Serialize, Deserialize)]

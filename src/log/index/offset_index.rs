@@ -86,6 +86,28 @@ impl OffsetIndex {
         }
     }
 
+    /// An offset every record below which lies before `position`: one past the last offset
+    /// of an indexed batch that ends at or before it (entries name a batch's last offset and
+    /// where it starts, so the batch of the last entry below `position` may cross it: the one
+    /// before that does not). Short by at most about two index intervals; the segment start
+    /// if none.
+    pub fn offset_before_position(&self, position: u32) -> u64 {
+        let (mut low, mut high) = (0, self.len());
+        while low < high {
+            let mid = (low + high) / 2;
+            if self.entry(mid).1 <= position {
+                low = mid + 1;
+            } else {
+                high = mid;
+            }
+        }
+        if low < 2 {
+            self.base_offset
+        } else {
+            self.entry(low - 2).0 + 1
+        }
+    }
+
     /// Drops every entry at or above `offset`.
     pub fn truncate_to(&mut self, offset: u64) {
         let keep = (0..self.len())
