@@ -5,7 +5,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # A C toolchain for rdkafka's bundled librdkafka, kcat (librdkafka 2.0) for the old-client
-# test and the README example, a JDK and Maven for the Java client test.
+# test and the README example, a JDK and Maven for the Java client test, pip for the Python
+# checkers below, Chromium for the console test.
 need=()
 command -v cc >/dev/null || need+=(build-essential)
 command -v perl >/dev/null || need+=(perl)
@@ -13,6 +14,8 @@ command -v kcat >/dev/null || need+=(kcat)
 command -v javac >/dev/null || need+=(default-jdk-headless)
 command -v mvn >/dev/null || need+=(maven)
 python3 -m pip --version >/dev/null 2>&1 || need+=(python3-pip)
+# Debian's Chromium, headless, checks the web console's pages.
+[ -x /usr/bin/chromium ] || need+=(chromium)
 if [ ${#need[@]} -gt 0 ] && command -v apt-get >/dev/null; then
   echo "installing: ${need[*]}"
   if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi
@@ -20,10 +23,11 @@ if [ ${#need[@]} -gt 0 ] && command -v apt-get >/dev/null; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need[@]}" >/dev/null
 fi
 
-# The Prometheus project's own parsers (Python's prometheus_client) check /metrics in the tests.
-if ! python3 -c 'import prometheus_client' 2>/dev/null; then
-  python3 -m pip install --quiet --user prometheus-client 2>/dev/null ||
-    python3 -m pip install --quiet --user --break-system-packages prometheus-client
+# Python checkers of the tests: the Prometheus project's own parsers of /metrics
+# (prometheus_client) and an OpenAPI validator (openapi-spec-validator, with jsonschema).
+if ! python3 -c 'import prometheus_client, openapi_spec_validator, jsonschema' 2>/dev/null; then
+  python3 -m pip install --quiet --user prometheus-client openapi-spec-validator 2>/dev/null ||
+    python3 -m pip install --quiet --user --break-system-packages prometheus-client openapi-spec-validator
 fi
 
 # Reuse a cargo target directory outside the clone when one exists, so CI does not rebuild

@@ -49,12 +49,8 @@ impl Client {
         })
     }
 
-    /// Sends `request` at `version` and decodes the response.
-    pub async fn call<R: Request>(
-        &mut self,
-        version: i16,
-        request: &R,
-    ) -> anyhow::Result<R::Response> {
+    /// The length-prefixed frame of `request` at `version`, with the next correlation id.
+    fn frame<R: Request>(&mut self, version: i16, request: &R) -> anyhow::Result<Vec<u8>> {
         self.correlation_id += 1;
         let mut body = BytesMut::new();
         RequestHeader::default()
@@ -67,6 +63,25 @@ impl Client {
         let mut frame = Vec::with_capacity(4 + body.len());
         frame.extend_from_slice(&(body.len() as i32).to_be_bytes());
         frame.extend_from_slice(&body);
+        Ok(frame)
+    }
+
+    /// Sends a request that gets no response (Produce with acks=0).
+    pub async fn send<R: Request>(&mut self, version: i16, request: &R) -> anyhow::Result<()> {
+        let frame = self.frame(version, request)?;
+        tokio::time::timeout(self.timeout, self.stream.write_all(&frame))
+            .await
+            .context("the broker did not take the request in time")??;
+        Ok(())
+    }
+
+    /// Sends `request` at `version` and decodes the response.
+    pub async fn call<R: Request>(
+        &mut self,
+        version: i16,
+        request: &R,
+    ) -> anyhow::Result<R::Response> {
+        let frame = self.frame(version, request)?;
         tokio::time::timeout(self.timeout, async {
             self.stream.write_all(&frame).await?;
             let size = self.stream.read_i32().await?;

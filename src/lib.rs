@@ -4,6 +4,8 @@
 //! (`partition`, `replica_manager`), the cluster membership and metadata image (`cluster`, `meta_properties`), the [`strata_api::Broker`]
 //! implementation (`broker`), configuration and the process lifecycle (`config`, `server`).
 
+pub mod admin_api;
+pub mod admin_client;
 pub mod broker;
 pub mod cli;
 pub mod cluster;

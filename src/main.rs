@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
+use strata::cli::Output;
 use strata::config::{BrokerConfig, Override};
 use strata::logging::LogFormat;
 use tokio::sync::watch;
@@ -19,6 +20,9 @@ struct Cli {
     /// How log lines are written to stderr.
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
+    /// How admin commands print their answer: text for people, json for scripts.
+    #[arg(long, global = true, value_enum, default_value_t = Output::Text)]
+    output: Output,
     #[command(subcommand)]
     command: Command,
 }
@@ -73,13 +77,47 @@ enum Command {
         #[command(subcommand)]
         command: PartitionsCommand,
     },
-    /// Consumer groups of a running broker (any Kafka-compatible one) and their lag.
+    /// Consumer groups of a running cluster (any Kafka-compatible one): lag, offsets, deletion.
     Groups {
         /// A broker to ask, host:port.
-        #[arg(long, default_value = "127.0.0.1:9092", global = true)]
+        #[arg(
+            long,
+            env = "STRATA_BOOTSTRAP",
+            default_value = "127.0.0.1:9092",
+            global = true
+        )]
         bootstrap: String,
         #[command(subcommand)]
-        command: GroupsCommand,
+        command: strata::cli::groups::GroupsCommand,
+    },
+    /// Topics of a running cluster (any Kafka-compatible one): create, list, describe, alter.
+    Topic {
+        /// A broker to ask, host:port.
+        #[arg(
+            long,
+            env = "STRATA_BOOTSTRAP",
+            default_value = "127.0.0.1:9092",
+            global = true
+        )]
+        bootstrap: String,
+        #[command(subcommand)]
+        command: strata::cli::topic::TopicCommand,
+    },
+    /// Produce the lines of stdin to a topic, one record each.
+    Produce {
+        /// A broker to ask, host:port.
+        #[arg(long, env = "STRATA_BOOTSTRAP", default_value = "127.0.0.1:9092")]
+        bootstrap: String,
+        #[command(flatten)]
+        args: strata::cli::produce::ProduceArgs,
+    },
+    /// Print a topic's records.
+    Consume {
+        /// A broker to ask, host:port.
+        #[arg(long, env = "STRATA_BOOTSTRAP", default_value = "127.0.0.1:9092")]
+        bootstrap: String,
+        #[command(flatten)]
+        args: strata::cli::consume::ConsumeArgs,
     },
 }
 
@@ -227,17 +265,6 @@ enum PartitionsCommand {
     },
 }
 
-#[derive(Subcommand)]
-enum GroupsCommand {
-    /// Every group with its state.
-    List,
-    /// One group's committed offsets, log end offsets, lag and owners, per partition.
-    Describe {
-        /// The group id.
-        group: String,
-    },
-}
-
 #[derive(clap::Args)]
 struct DevArgs {
     /// TOML file of Kafka-named settings (e.g. `log.retention.ms = 60000`).
@@ -260,7 +287,7 @@ struct DevArgs {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     strata::logging::init(&cli.log_level, cli.log_format);
-    match run(cli.command) {
+    match run(cli.command, cli.output) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {}", one_line(&e));
@@ -286,7 +313,7 @@ fn one_line(error: &anyhow::Error) -> String {
     line
 }
 
-fn run(command: Command) -> anyhow::Result<()> {
+fn run(command: Command, output: Output) -> anyhow::Result<()> {
     match command {
         Command::Dev(args) | Command::Run(args) => dev(args),
         Command::Controller(args) => {
@@ -476,21 +503,30 @@ fn run(command: Command) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Groups { bootstrap, command } => {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()?;
-            let out = runtime.block_on(async {
-                match command {
-                    GroupsCommand::List => strata::cli::groups::list(&bootstrap).await,
-                    GroupsCommand::Describe { group } => {
-                        strata::cli::groups::describe(&bootstrap, &group).await
-                    }
-                }
-            })?;
-            print!("{out}");
-            Ok(())
+            admin_command(|| strata::cli::groups::run(&bootstrap, command, output))
+        }
+        Command::Topic { bootstrap, command } => {
+            admin_command(|| strata::cli::topic::run(&bootstrap, command, output))
+        }
+        Command::Produce { bootstrap, args } => {
+            admin_command(|| strata::cli::produce::run(&bootstrap, args, output))
+        }
+        Command::Consume { bootstrap, args } => {
+            admin_command(|| strata::cli::consume::run(&bootstrap, args, output))
         }
     }
+}
+
+/// Runs an admin command on a small runtime and prints its answer.
+fn admin_command<F: std::future::Future<Output = anyhow::Result<String>>>(
+    command: impl FnOnce() -> F,
+) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let out = runtime.block_on(command())?;
+    print!("{out}");
+    Ok(())
 }
 
 /// The settings `args` give on the command line, flags first, `--set` last.

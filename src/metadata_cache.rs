@@ -98,6 +98,16 @@ pub(crate) fn topic_metadata(image: &MetadataImage, topic: &TopicImage) -> Topic
 }
 
 /// Broker `id` as clients reach it, if registered and unfenced.
+/// The name brokers register their admin HTTP API under, beside their Kafka listener.
+pub const ADMIN_LISTENER: &str = "ADMIN";
+
+/// The admin API (`host:port`) broker `id` registered, if any.
+pub(crate) fn admin_endpoint(image: &MetadataImage, id: i32) -> Option<String> {
+    let broker = image.brokers.get(&id)?;
+    let endpoint = broker.listeners.iter().find(|e| e.name == ADMIN_LISTENER)?;
+    Some(format!("{}:{}", endpoint.host, endpoint.port))
+}
+
 pub(crate) fn live_node(image: &MetadataImage, id: i32) -> Option<BrokerNode> {
     let broker = image.brokers.get(&id).filter(|b| !b.fenced)?;
     let endpoint = broker.listeners.first()?;

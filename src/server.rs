@@ -199,6 +199,8 @@ async fn run_broker(
     if config.advertised.1 == 0 {
         config.advertised.1 = bound.port();
     }
+    // Registered beside the Kafka listener, so that nodes can ask each other's admin API.
+    config.admin_listener = admin.local_addr()?;
     let server_config = ServerConfig {
         max_request_bytes: config.max_request_bytes,
         queued_max_request_bytes: config.queued_max_request_bytes,

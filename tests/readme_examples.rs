@@ -1,9 +1,9 @@
 //! Proves that README.md cannot rot: every TOML example passes `strata config check`, the
 //! three-node cluster runs from the README's own node configs (addresses moved to free ports,
 //! directories to temporary ones) and `strata cluster status` answers in the shape shown, the
-//! kcat walk-through and the metrics example run against `strata dev` with the output shown,
-//! every setting `strata config list` knows is documented, and every link points into the
-//! repository.
+//! kcat walk-through, the metrics example and the command-line tools run against `strata dev`
+//! with the output shown, every setting `strata config list` knows is documented, and every
+//! link points into the repository.
 
 mod common;
 
@@ -298,7 +298,8 @@ fn the_kcat_walkthrough_prints_what_it_shows() {
     let walkthrough = block_with("cargo run --release -- dev &");
     let groups = block_with("kcat -b 127.0.0.1:9092 -G readers");
     let metrics = block_with("curl -s 127.0.0.1:9644/metrics |");
-    for block in [&walkthrough, &groups, &metrics] {
+    let tools = block_with("strata topic create payments");
+    for block in [&walkthrough, &groups, &metrics, &tools] {
         for line in block.lines.iter().filter(|l| !l.starts_with('#')) {
             if line.starts_with("cargo run") {
                 continue; // the broker the test started
@@ -306,8 +307,8 @@ fn the_kcat_walkthrough_prints_what_it_shows() {
             let command = line
                 .replace("127.0.0.1:9092", &broker.addr)
                 .replace("127.0.0.1:9644", &broker.admin_addr);
-            let command =
-                command.replacen("strata ", &format!("{} ", env!("CARGO_BIN_EXE_strata")), 1);
+            let command = format!("export STRATA_BOOTSTRAP={}; {command}", broker.addr)
+                .replace("strata ", &format!("{} ", env!("CARGO_BIN_EXE_strata")));
             let output = sh(&command);
             assert!(
                 output.status.success(),

@@ -11,6 +11,9 @@
 //! - `GET /metrics`: every metric, as Prometheus text or (when the `Accept` header asks for
 //!   it, as Prometheus does) OpenMetrics.
 //! - `/v1/links`: cluster links and their mirrors (see [`crate::links`]).
+//! - `/v1/cluster`, `/v1/topics`, `/v1/groups`: the cluster (see [`crate::cluster_api`]).
+//! - `GET /v1/openapi.json`: the OpenAPI 3 document of all of it ([`crate::openapi`]).
+//! - `GET /`: the web console ([`crate::console`]).
 
 use std::future::Future;
 use std::sync::Arc;
@@ -26,7 +29,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 /// One partition's two tiers, as `GET /v1/tiering` reports it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct TieringStatus {
     /// Topic.
     pub topic: String,
@@ -57,7 +60,7 @@ pub struct TieringStatus {
 }
 
 /// One check of `/v1/health`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Check {
     /// What is checked: `controller`, `metadata_quorum`, `broker`, `log_dir`, `object_store`.
     pub name: String,
@@ -68,7 +71,7 @@ pub struct Check {
 }
 
 /// The answer of `/v1/health`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Health {
     /// `ok`, or `failing` when a check fails.
     pub status: String,
@@ -96,7 +99,7 @@ impl Health {
 }
 
 /// The answer of `/v1/ready`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Readiness {
     /// Whether the broker serves Kafka clients.
     pub ready: bool,
@@ -116,7 +119,10 @@ pub trait AdminState: Send + Sync + 'static {
     fn metrics(&self, openmetrics: bool) -> impl Future<Output = String> + Send;
 }
 
-async fn metrics<S: AdminState>(
+/// Every metric of the node, as Prometheus text, or OpenMetrics when `Accept` asks for it.
+#[utoipa::path(get, path = "/metrics", tag = "node",
+    responses((status = 200, description = "Prometheus text or OpenMetrics", content_type = "text/plain")))]
+pub async fn metrics<S: AdminState>(
     State(state): State<Arc<S>>,
     headers: HeaderMap,
 ) -> impl IntoResponse {
@@ -132,7 +138,10 @@ async fn metrics<S: AdminState>(
     )
 }
 
-async fn tiering<S: AdminState>(State(state): State<Arc<S>>) -> Json<Vec<TieringStatus>> {
+/// Each tiered partition this node leads: its two tiers and upload backlog.
+#[utoipa::path(get, path = "/v1/tiering", tag = "node",
+    responses((status = 200, description = "Done", body = [TieringStatus])))]
+pub async fn tiering<S: AdminState>(State(state): State<Arc<S>>) -> Json<Vec<TieringStatus>> {
     Json(state.tiering().await)
 }
 
@@ -144,18 +153,26 @@ fn status_of(ok: bool) -> StatusCode {
     }
 }
 
-async fn health<S: AdminState>(State(state): State<Arc<S>>) -> (StatusCode, Json<Health>) {
+/// The node's checks: 200 when all pass, 503 with the failing ones.
+#[utoipa::path(get, path = "/v1/health", tag = "node",
+    responses((status = 200, description = "Every check passes", body = Health), (status = 503, description = "A check fails", body = Health)))]
+pub async fn health<S: AdminState>(State(state): State<Arc<S>>) -> (StatusCode, Json<Health>) {
     let health = state.health();
     (status_of(health.ok()), Json(health))
 }
 
-async fn ready<S: AdminState>(State(state): State<Arc<S>>) -> (StatusCode, Json<Readiness>) {
+/// Whether the node serves Kafka clients (for load balancers).
+#[utoipa::path(get, path = "/v1/ready", tag = "node",
+    responses((status = 200, description = "Serving Kafka clients", body = Readiness), (status = 503, description = "Not serving Kafka clients", body = Readiness)))]
+pub async fn ready<S: AdminState>(State(state): State<Arc<S>>) -> (StatusCode, Json<Readiness>) {
     let ready = state.ready();
     (status_of(ready.ready), Json(ready))
 }
 
 /// Serves the admin API on `listener` until `shutdown` turns true.
-pub async fn serve_admin<S: AdminState + crate::links::LinkAdmin>(
+pub async fn serve_admin<
+    S: AdminState + crate::links::LinkAdmin + crate::cluster_api::ClusterApi,
+>(
     listener: TcpListener,
     state: Arc<S>,
     mut shutdown: watch::Receiver<bool>,
@@ -165,7 +182,12 @@ pub async fn serve_admin<S: AdminState + crate::links::LinkAdmin>(
         .route("/v1/ready", get(ready::<S>))
         .route("/v1/tiering", get(tiering::<S>))
         .route("/metrics", get(metrics::<S>))
+        .route("/v1/openapi.json", get(crate::openapi::document))
         .merge(crate::links::routes::<S>())
+        .merge(crate::cluster_api::routes::<S>())
+        .merge(crate::console::routes())
+        .fallback(crate::rest::no_route)
+        .method_not_allowed_fallback(crate::rest::wrong_method)
         .with_state(state);
     let stop = async move {
         let _ = shutdown.wait_for(|stop| *stop).await;

@@ -7,7 +7,9 @@
 
 pub mod admin;
 pub mod broker;
+pub mod cluster_api;
 pub mod connection;
+pub mod console;
 pub mod frame;
 pub mod group;
 mod handlers;
@@ -15,8 +17,11 @@ pub mod limits;
 pub mod links;
 pub mod memory;
 pub mod metrics;
+pub mod model;
+pub mod openapi;
 pub mod request;
 pub mod response;
+pub mod rest;
 pub mod server;
 pub mod versions;
 

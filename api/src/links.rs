@@ -17,13 +17,12 @@ use std::future::Future;
 use std::sync::Arc;
 
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 
 /// A link to create.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct NewLink {
     /// Its name.
     pub name: String,
@@ -50,7 +49,7 @@ pub struct NewLink {
 }
 
 /// A link as listed.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct LinkSummary {
     /// Its name.
     pub name: String,
@@ -75,7 +74,7 @@ pub struct LinkSummary {
 }
 
 /// One mirror partition's lag.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct MirrorPartition {
     /// Partition index.
     pub partition: i32,
@@ -90,7 +89,7 @@ pub struct MirrorPartition {
 }
 
 /// One mirror topic.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct MirrorStatus {
     /// Its name here.
     pub topic: String,
@@ -103,7 +102,7 @@ pub struct MirrorStatus {
 }
 
 /// A link's status.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct LinkStatus {
     /// The link.
     pub link: LinkSummary,
@@ -120,7 +119,7 @@ pub struct LinkStatus {
 }
 
 /// Which mirror topics to stop (`None`: all of the link's).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct StopMirrors {
     /// Topic names.
     #[serde(default)]
@@ -128,69 +127,14 @@ pub struct StopMirrors {
 }
 
 /// What stopping mirrors did.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Stopped {
     /// The topics now writable.
     pub topics: Vec<String>,
 }
 
-/// A refused request: its HTTP status and why.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AdminError {
-    /// HTTP status.
-    pub status: u16,
-    /// The problem, in words.
-    pub message: String,
-}
-
-impl AdminError {
-    /// 400.
-    pub fn bad_request(message: impl Into<String>) -> Self {
-        Self {
-            status: 400,
-            message: message.into(),
-        }
-    }
-    /// 404.
-    pub fn not_found(message: impl Into<String>) -> Self {
-        Self {
-            status: 404,
-            message: message.into(),
-        }
-    }
-    /// 409.
-    pub fn conflict(message: impl Into<String>) -> Self {
-        Self {
-            status: 409,
-            message: message.into(),
-        }
-    }
-    /// 503.
-    pub fn unavailable(message: impl Into<String>) -> Self {
-        Self {
-            status: 503,
-            message: message.into(),
-        }
-    }
-}
-
-/// The error body.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ErrorBody {
-    /// Why.
-    pub error: String,
-}
-
-type Answer<T> = Result<Json<T>, (StatusCode, Json<ErrorBody>)>;
-
-fn answer<T>(result: Result<T, AdminError>) -> Answer<T> {
-    result.map(Json).map_err(|e| {
-        (
-            StatusCode::from_u16(e.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
-            Json(ErrorBody { error: e.message }),
-        )
-    })
-}
+pub use crate::rest::{AdminError, ErrorBody};
+use crate::rest::{Answer, ApiJson, answer};
 
 /// What the link endpoints ask of the broker.
 pub trait LinkAdmin: Send + Sync + 'static {
@@ -236,25 +180,36 @@ pub trait LinkAdmin: Send + Sync + 'static {
     ) -> impl Future<Output = Result<Stopped, AdminError>> + Send;
 }
 
-async fn list<S: LinkAdmin>(State(state): State<Arc<S>>) -> Json<Vec<LinkSummary>> {
+/// Every cluster link.
+#[utoipa::path(get, path = "/v1/links", tag = "links", responses((status = 200, description = "Done", body = [LinkSummary])))]
+pub async fn list<S: LinkAdmin>(State(state): State<Arc<S>>) -> Json<Vec<LinkSummary>> {
     Json(state.links().await)
 }
 
-async fn create<S: LinkAdmin>(
+/// Creates a cluster link.
+#[utoipa::path(post, path = "/v1/links", tag = "links", request_body = NewLink,
+    responses((status = 200, description = "Done", body = LinkSummary), (status = 400, description = "The request is wrong: the error names the problem", body = ErrorBody), (status = 409, description = "Not possible in the current state", body = ErrorBody), (status = 503, description = "A part of the cluster does not answer", body = ErrorBody)))]
+pub async fn create<S: LinkAdmin>(
     State(state): State<Arc<S>>,
-    Json(link): Json<NewLink>,
+    ApiJson(link): ApiJson<NewLink>,
 ) -> Answer<LinkSummary> {
     answer(state.create_link(link).await)
 }
 
-async fn status<S: LinkAdmin>(
+/// A link's status and its mirrors' lag.
+#[utoipa::path(get, path = "/v1/links/{name}", tag = "links", params(("name" = String, Path, description = "The link")),
+    responses((status = 200, description = "Done", body = LinkStatus), (status = 404, description = "What it names does not exist", body = ErrorBody)))]
+pub async fn status<S: LinkAdmin>(
     State(state): State<Arc<S>>,
     Path(name): Path<String>,
 ) -> Answer<LinkStatus> {
     answer(state.link_status(name).await)
 }
 
-async fn delete<S: LinkAdmin>(
+/// Deletes a link (its mirrors stay, stopped).
+#[utoipa::path(delete, path = "/v1/links/{name}", tag = "links", params(("name" = String, Path, description = "The link")),
+    responses((status = 200, description = "Done", body = Stopped), (status = 404, description = "What it names does not exist", body = ErrorBody)))]
+pub async fn delete<S: LinkAdmin>(
     State(state): State<Arc<S>>,
     Path(name): Path<String>,
 ) -> Answer<Stopped> {
@@ -267,21 +222,27 @@ async fn delete<S: LinkAdmin>(
 }
 
 /// A link's new source (`POST /v1/links/{name}/source`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct LinkSource {
     /// Bootstrap servers of the source cluster.
     pub source: String,
 }
 
-async fn set_source<S: LinkAdmin>(
+/// Points a link at new bootstrap servers of its source.
+#[utoipa::path(post, path = "/v1/links/{name}/source", tag = "links", params(("name" = String, Path, description = "The link")), request_body = LinkSource,
+    responses((status = 200, description = "Done", body = LinkSummary), (status = 404, description = "What it names does not exist", body = ErrorBody)))]
+pub async fn set_source<S: LinkAdmin>(
     State(state): State<Arc<S>>,
     Path(name): Path<String>,
-    Json(body): Json<LinkSource>,
+    ApiJson(body): ApiJson<LinkSource>,
 ) -> Answer<LinkSummary> {
     answer(state.set_link_source(name, body.source).await)
 }
 
-async fn pause<S: LinkAdmin>(
+/// Stops a link's fetching.
+#[utoipa::path(post, path = "/v1/links/{name}/pause", tag = "links", params(("name" = String, Path, description = "The link")),
+    responses((status = 200, description = "Done", body = Stopped), (status = 404, description = "What it names does not exist", body = ErrorBody)))]
+pub async fn pause<S: LinkAdmin>(
     State(state): State<Arc<S>>,
     Path(name): Path<String>,
 ) -> Answer<Stopped> {
@@ -293,7 +254,10 @@ async fn pause<S: LinkAdmin>(
     )
 }
 
-async fn resume<S: LinkAdmin>(
+/// Restarts a paused link.
+#[utoipa::path(post, path = "/v1/links/{name}/resume", tag = "links", params(("name" = String, Path, description = "The link")),
+    responses((status = 200, description = "Done", body = Stopped), (status = 404, description = "What it names does not exist", body = ErrorBody)))]
+pub async fn resume<S: LinkAdmin>(
     State(state): State<Arc<S>>,
     Path(name): Path<String>,
 ) -> Answer<Stopped> {
@@ -305,26 +269,35 @@ async fn resume<S: LinkAdmin>(
     )
 }
 
-async fn failover<S: LinkAdmin>(
+/// Makes the link's mirror topics writable at once (the source is lost).
+#[utoipa::path(post, path = "/v1/links/{name}/failover", tag = "links", params(("name" = String, Path, description = "The link")), request_body = StopMirrors,
+    responses((status = 200, description = "Done", body = Stopped), (status = 404, description = "What it names does not exist", body = ErrorBody), (status = 409, description = "Not possible in the current state", body = ErrorBody)))]
+pub async fn failover<S: LinkAdmin>(
     State(state): State<Arc<S>>,
     Path(name): Path<String>,
-    Json(which): Json<StopMirrors>,
+    ApiJson(which): ApiJson<StopMirrors>,
 ) -> Answer<Stopped> {
     answer(state.stop_mirrors(name, which, false).await)
 }
 
-async fn promote<S: LinkAdmin>(
+/// Makes the link's mirror topics writable once caught up (planned switch).
+#[utoipa::path(post, path = "/v1/links/{name}/promote", tag = "links", params(("name" = String, Path, description = "The link")), request_body = StopMirrors,
+    responses((status = 200, description = "Done", body = Stopped), (status = 404, description = "What it names does not exist", body = ErrorBody), (status = 409, description = "Not possible in the current state", body = ErrorBody), (status = 503, description = "A part of the cluster does not answer", body = ErrorBody)))]
+pub async fn promote<S: LinkAdmin>(
     State(state): State<Arc<S>>,
     Path(name): Path<String>,
-    Json(which): Json<StopMirrors>,
+    ApiJson(which): ApiJson<StopMirrors>,
 ) -> Answer<Stopped> {
     answer(state.stop_mirrors(name, which, true).await)
 }
 
-async fn restore<S: LinkAdmin>(
+/// Failback: this cluster's topics follow the link's source again.
+#[utoipa::path(post, path = "/v1/links/{name}/restore", tag = "links", params(("name" = String, Path, description = "The link")), request_body = StopMirrors,
+    responses((status = 200, description = "Done", body = Stopped), (status = 404, description = "What it names does not exist", body = ErrorBody), (status = 409, description = "Not possible in the current state", body = ErrorBody)))]
+pub async fn restore<S: LinkAdmin>(
     State(state): State<Arc<S>>,
     Path(name): Path<String>,
-    Json(which): Json<StopMirrors>,
+    ApiJson(which): ApiJson<StopMirrors>,
 ) -> Answer<Stopped> {
     answer(state.restore_mirrors(name, which).await)
 }

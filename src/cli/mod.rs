@@ -2,12 +2,32 @@
 
 pub mod cluster;
 pub mod config;
+pub mod consume;
 pub mod groups;
 pub mod http;
 pub mod link;
 pub mod partitions;
+pub mod produce;
 pub mod reassign;
 pub mod tiering;
+pub mod topic;
+
+/// How a command prints its answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum Output {
+    /// Tables and sentences for people.
+    #[default]
+    Text,
+    /// JSON for scripts (one document; `consume`: one object per record per line).
+    Json,
+}
+
+impl Output {
+    /// `value` as pretty JSON and a newline.
+    pub fn json(self, value: &impl serde::Serialize) -> anyhow::Result<String> {
+        Ok(serde_json::to_string_pretty(value)? + "\n")
+    }
+}
 
 /// Columns padded to their widest cell.
 pub(crate) fn table(header: &[&str], rows: &[Vec<String>]) -> String {

@@ -36,11 +36,19 @@ impl StrataBroker {
             broker_id: config.node_id,
             incarnation: self.incarnation,
             rack: config.rack.clone(),
-            listeners: vec![Endpoint {
-                name: "PLAINTEXT".into(),
-                host: config.advertised.0.clone(),
-                port: config.advertised.1,
-            }],
+            // The Kafka listener first: clients are given the first one.
+            listeners: vec![
+                Endpoint {
+                    name: "PLAINTEXT".into(),
+                    host: config.advertised.0.clone(),
+                    port: config.advertised.1,
+                },
+                Endpoint {
+                    name: crate::metadata_cache::ADMIN_LISTENER.into(),
+                    host: config.advertised.0.clone(),
+                    port: config.admin_listener.port(),
+                },
+            ],
             cluster_id: self.meta_properties.as_ref().map(|m| m.cluster_id.clone()),
             want_fence,
             want_shutdown,

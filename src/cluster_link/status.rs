@@ -235,6 +235,12 @@ impl LinkAdmin for StrataBroker {
     }
 
     async fn create_link(&self, link: NewLink) -> Result<LinkSummary, AdminError> {
+        if self.image().links.contains_key(&link.name) {
+            return Err(AdminError::conflict(format!(
+                "cluster link '{}' already exists",
+                link.name
+            )));
+        }
         for (what, pattern) in [
             ("topics", &link.topics),
             ("exclude_topics", &link.exclude_topics),
