@@ -68,6 +68,11 @@ pub async fn run(
         )),
         false => None,
     };
+    // A controller-only node serves its health and metrics on the admin listener too.
+    let controller_admin = match config.broker_role {
+        false => Some(bind("admin", config.admin_listener).await?),
+        true => None,
+    };
     let controller = if let Some(listener) = controller_listener {
         let bound = listener.local_addr()?;
         let quorum = QuorumConfig {
@@ -100,6 +105,19 @@ pub async fn run(
         stop_on_failure(shutdown, controller.as_ref().map(|(c, _)| c.failure()));
     let result = match controller {
         Some((controller, bound)) if !config.broker_role => {
+            if let Some(admin) = controller_admin {
+                println!("strata admin listening on {}", admin.local_addr()?);
+                let state = Arc::new(ControllerAdmin {
+                    probe: controller.probe(),
+                    node_id: config.node_id,
+                    data_dir: config.data_dir.clone(),
+                });
+                tokio::spawn(strata_api::admin::serve_controller_admin(
+                    admin,
+                    state,
+                    shutdown.clone(),
+                ));
+            }
             println!("strata controller listening on {bound}");
             watch_leader(&controller, shutdown).await;
             controller.shutdown().await;
@@ -127,6 +145,34 @@ pub async fn run(
             "the metadata log failed ({cause}); exiting so that a supervisor restarts this node"
         )),
         _ => result,
+    }
+}
+
+/// What a controller-only node's admin listener reads.
+struct ControllerAdmin {
+    probe: ControllerProbe,
+    node_id: i32,
+    data_dir: std::path::PathBuf,
+}
+
+impl strata_api::admin::ControllerAdminState for ControllerAdmin {
+    fn health(&self) -> strata_api::admin::Health {
+        let check = |name: &str, result: Result<String, String>| strata_api::admin::Check {
+            name: name.to_owned(),
+            ok: result.is_ok(),
+            detail: result.unwrap_or_else(|e| e),
+        };
+        strata_api::admin::Health::of(
+            self.node_id,
+            vec![
+                check("controller", self.probe.core()),
+                check("metadata_quorum", self.probe.quorum()),
+            ],
+        )
+    }
+
+    fn metrics(&self, openmetrics: bool) -> String {
+        crate::metrics::render_controller(&self.probe, &self.data_dir, openmetrics)
     }
 }
 

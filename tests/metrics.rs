@@ -2,7 +2,8 @@
 //! (Prometheus text, and OpenMetrics when asked), that both parse with the Prometheus
 //! project's own parsers, and that the values count what real clients did: records and bytes
 //! per topic in and out, requests and error codes per API, log sizes and offsets, consumer
-//! group lag, the controller, fsyncs; and that per-partition series can be switched off.
+//! group lag, the controller, fsyncs; that per-partition series can be switched off; and
+//! that a controller-only node serves its own health and metrics.
 
 mod common;
 
@@ -211,6 +212,36 @@ fn readme_metrics() -> BTreeSet<String> {
         .collect();
     assert!(names.len() > 40, "the README's metrics table: {names:?}");
     names
+}
+
+#[test]
+fn a_controller_only_node_serves_its_health_and_metrics() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("controller");
+    let node = common::RunningNode::start(
+        &[
+            "run",
+            "--data-dir",
+            data.to_str().unwrap(),
+            "--set",
+            "process.roles=controller",
+            "--set",
+            "listeners=PLAINTEXT://127.0.0.1:0,CONTROLLER://127.0.0.1:0,ADMIN://127.0.0.1:0",
+        ],
+        &dir.path().join("controller.log"),
+    );
+    let m = common::cluster::wait_until("an active controller", Duration::from_secs(30), || {
+        let m = scrape(&node.admin, true);
+        (m.sum("strata_controller_active", &[]) == 1.0).then_some(m)
+    });
+    assert!(m.sum("strata_controller_term", &[]) >= 1.0);
+    assert!(m.sum("strata_controller_last_applied_index", &[]) >= 1.0);
+    assert_eq!(m.sum("strata_controller_apply_lag", &[]), 0.0);
+    let (status, body) = common::http_get(&node.admin, "/v1/health");
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("metadata_quorum"), "{body}");
+    let (status, body) = common::http_get(&node.admin, "/v1/topics");
+    assert_eq!(status, 404, "a controller serves no topics: {body}");
 }
 
 #[test]

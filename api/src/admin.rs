@@ -169,6 +169,56 @@ pub async fn ready<S: AdminState>(State(state): State<Arc<S>>) -> (StatusCode, J
     (status_of(ready.ready), Json(ready))
 }
 
+/// What the admin listener of a controller-only node reads.
+pub trait ControllerAdminState: Send + Sync + 'static {
+    /// The controller's checks.
+    fn health(&self) -> Health;
+    /// Its metrics, encoded as OpenMetrics or Prometheus text.
+    fn metrics(&self, openmetrics: bool) -> String;
+}
+
+/// Serves a controller-only node's admin listener until `shutdown` turns true: `/v1/health`
+/// and `/metrics` (a controller has no topics, groups or links to show).
+pub async fn serve_controller_admin<S: ControllerAdminState>(
+    listener: TcpListener,
+    state: Arc<S>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    async fn health<S: ControllerAdminState>(
+        State(state): State<Arc<S>>,
+    ) -> (StatusCode, Json<Health>) {
+        let health = state.health();
+        (status_of(health.ok()), Json(health))
+    }
+    async fn metrics<S: ControllerAdminState>(
+        State(state): State<Arc<S>>,
+        headers: HeaderMap,
+    ) -> impl IntoResponse {
+        let accept = headers.get(ACCEPT).and_then(|a| a.to_str().ok());
+        let openmetrics = crate::metrics::wants_openmetrics(accept);
+        let content_type = match openmetrics {
+            true => crate::metrics::OPENMETRICS_CONTENT_TYPE,
+            false => crate::metrics::PROMETHEUS_CONTENT_TYPE,
+        };
+        ([(CONTENT_TYPE, content_type)], state.metrics(openmetrics))
+    }
+    let app = Router::new()
+        .route("/v1/health", get(health::<S>))
+        .route("/metrics", get(metrics::<S>))
+        .fallback(crate::rest::no_route)
+        .method_not_allowed_fallback(crate::rest::wrong_method)
+        .with_state(state);
+    let stop = async move {
+        let _ = shutdown.wait_for(|stop| *stop).await;
+    };
+    if let Err(e) = axum::serve(listener, app)
+        .with_graceful_shutdown(stop)
+        .await
+    {
+        tracing::error!("admin API stopped: {e}");
+    }
+}
+
 /// Serves the admin API on `listener` until `shutdown` turns true.
 pub async fn serve_admin<
     S: AdminState + crate::links::LinkAdmin + crate::cluster_api::ClusterApi,

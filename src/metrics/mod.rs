@@ -21,7 +21,7 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
-pub use scrape::render;
+pub use scrape::{render, render_controller};
 
 /// The broker's event metrics.
 pub static BROKER: LazyLock<BrokerMetrics> = LazyLock::new(BrokerMetrics::default);

@@ -208,9 +208,30 @@ fn cluster(broker: &StrataBroker, scrape: &mut Scrape) {
 
 /// The controller of this node, if it has that role.
 fn controller(broker: &StrataBroker, scrape: &mut Scrape) {
-    let Some(probe) = broker.health().controller() else {
-        return;
+    if let Some(probe) = broker.health().controller() {
+        controller_of(probe, &broker.config().data_dir, scrape);
+    }
+}
+
+/// The metrics of a controller-only node: its controller's, and the object store's (none).
+pub fn render_controller(
+    probe: &strata_controller::raft::ControllerProbe,
+    data_dir: &std::path::Path,
+    openmetrics: bool,
+) -> String {
+    let mut scrape = Scrape {
+        registry: Registry::with_prefix("strata"),
+        per_partition: false,
     };
+    controller_of(probe, data_dir, &mut scrape);
+    strata_api::metrics::encode(&scrape.registry, openmetrics)
+}
+
+fn controller_of(
+    probe: &strata_controller::raft::ControllerProbe,
+    data_dir: &std::path::Path,
+    scrape: &mut Scrape,
+) {
     let stats = probe.stats();
     scrape.one(
         "controller_active",
@@ -249,9 +270,7 @@ fn controller(broker: &StrataBroker, scrape: &mut Scrape) {
         "The last entry of this controller's latest snapshot",
         stats.snapshot_index as f64,
     );
-    let snapshot = broker
-        .config()
-        .data_dir
+    let snapshot = data_dir
         .join(crate::server::CONTROLLER_DIR)
         .join(strata_controller::raft::SNAPSHOT_FILE);
     if let Ok(age) = std::fs::metadata(snapshot)

@@ -369,7 +369,11 @@ fn listening(child: &mut Child) -> mpsc::Receiver<(String, String)> {
             if let Some(addr) = line.strip_prefix("strata admin listening on ") {
                 admin = addr.to_owned();
             }
-            if let Some(addr) = line.strip_prefix("strata listening on ") {
+            // A controller-only node serves no Kafka clients: its controller listener stands in.
+            let served = line
+                .strip_prefix("strata listening on ")
+                .or_else(|| line.strip_prefix("strata controller listening on "));
+            if let Some(addr) = served {
                 let _ = tx.send((addr.to_owned(), admin.clone()));
             }
         }
