@@ -350,10 +350,14 @@ fn run(command: Command, output: Output) -> anyhow::Result<()> {
                 match command {
                     ClusterCommand::Status { controllers } => {
                         let status = strata::cli::cluster::status(&controllers).await;
+                        let shown = match output {
+                            Output::Json => output.json(&status.json)?,
+                            Output::Text => status.text,
+                        };
                         if status.has_leader {
-                            Ok(status.text)
+                            Ok(shown)
                         } else {
-                            print!("{}", status.text);
+                            print!("{shown}");
                             Err(anyhow::anyhow!("{}", status.problem))
                         }
                     }
@@ -361,46 +365,65 @@ fn run(command: Command, output: Output) -> anyhow::Result<()> {
                         controllers,
                         id,
                         addr,
-                    } => {
+                    } => message(
+                        output,
                         strata::cli::cluster::change_voters(
                             &controllers,
                             AdminRequest::AddVoter { id, addr },
                         )
-                        .await
-                    }
+                        .await,
+                    ),
                     ClusterCommand::Decommission {
                         bootstrap,
                         broker,
                         throttle,
                         timeout,
-                    } => {
+                    } => message(
+                        output,
                         strata::cli::reassign::decommission(
                             &bootstrap,
                             broker,
                             throttle,
                             std::time::Duration::from_secs(timeout),
                         )
-                        .await
-                    }
-                    ClusterCommand::RemoveVoter { controllers, id } => {
+                        .await,
+                    ),
+                    ClusterCommand::RemoveVoter { controllers, id } => message(
+                        output,
                         strata::cli::cluster::change_voters(
                             &controllers,
                             AdminRequest::RemoveVoter { id },
                         )
-                        .await
-                    }
+                        .await,
+                    ),
                 }
             })?;
             print!("{out}");
             Ok(())
         }
         Command::Config { command } => {
-            let (args, show): (DevArgs, fn(&BrokerConfig) -> String) = match command {
-                ConfigCommand::Check(args) => (args, strata::cli::config::summary),
-                ConfigCommand::List(args) => (args, strata::cli::config::list),
+            type Show = (
+                fn(&BrokerConfig) -> String,
+                fn(&BrokerConfig) -> serde_json::Value,
+            );
+            let (args, (text, json)): (DevArgs, Show) = match command {
+                ConfigCommand::Check(args) => (
+                    args,
+                    (
+                        strata::cli::config::summary,
+                        strata::cli::config::summary_json,
+                    ),
+                ),
+                ConfigCommand::List(args) => (
+                    args,
+                    (strata::cli::config::list, strata::cli::config::list_json),
+                ),
             };
             let config = BrokerConfig::load(args.config.as_deref(), &overrides(&args)?)?;
-            print!("{}", show(&config));
+            match output {
+                Output::Json => print!("{}", output.json(&json(&config))?),
+                Output::Text => print!("{}", text(&config)),
+            }
             Ok(())
         }
         Command::Tiering {
@@ -410,10 +433,13 @@ fn run(command: Command, output: Output) -> anyhow::Result<()> {
             let runtime = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()?;
-            print!(
-                "{}",
-                runtime.block_on(strata::cli::tiering::status(&admin))?
-            );
+            let out = match output {
+                Output::Json => {
+                    output.json(&runtime.block_on(strata::cli::tiering::status_rows(&admin))?)?
+                }
+                Output::Text => runtime.block_on(strata::cli::tiering::status(&admin))?,
+            };
+            print!("{out}");
             Ok(())
         }
         Command::Link { admin, command } => {
@@ -422,7 +448,7 @@ fn run(command: Command, output: Output) -> anyhow::Result<()> {
                 .build()?;
             print!(
                 "{}",
-                runtime.block_on(strata::cli::link::link(&admin, command))?
+                runtime.block_on(strata::cli::link::link(&admin, command, output))?
             );
             Ok(())
         }
@@ -432,7 +458,7 @@ fn run(command: Command, output: Output) -> anyhow::Result<()> {
                 .build()?;
             print!(
                 "{}",
-                runtime.block_on(strata::cli::link::mirror(&admin, command))?
+                runtime.block_on(strata::cli::link::mirror(&admin, command, output))?
             );
             Ok(())
         }
@@ -442,9 +468,15 @@ fn run(command: Command, output: Output) -> anyhow::Result<()> {
                 .build()?;
             let out = runtime.block_on(async {
                 match command {
-                    PartitionsCommand::UnderReplicated => {
-                        strata::cli::partitions::under_replicated(&bootstrap).await
-                    }
+                    PartitionsCommand::UnderReplicated => match output {
+                        Output::Json => {
+                            let all = strata::cli::partitions::all(&bootstrap).await?;
+                            let under: Vec<_> =
+                                all.into_iter().filter(|p| p.under_replicated()).collect();
+                            output.json(&under)
+                        }
+                        Output::Text => strata::cli::partitions::under_replicated(&bootstrap).await,
+                    },
                     PartitionsCommand::Reassign {
                         topics,
                         brokers,
@@ -473,9 +505,12 @@ fn run(command: Command, output: Output) -> anyhow::Result<()> {
                             };
                             let plan = strata::cli::reassign::read_plan(&path)?;
                             strata::cli::reassign::wait(&bootstrap, &plan, args.timeout).await?;
-                            Ok("done\n".to_owned())
+                            message(output, Ok("done\n".to_owned()))
                         } else {
-                            strata::cli::reassign::reassign(&bootstrap, args).await
+                            message(
+                                output,
+                                strata::cli::reassign::reassign(&bootstrap, args).await,
+                            )
                         }
                     }
                     PartitionsCommand::ElectLeaders {
@@ -495,7 +530,11 @@ fn run(command: Command, output: Output) -> anyhow::Result<()> {
                             ),
                             _ => None,
                         };
-                        strata::cli::reassign::elect_leaders(&bootstrap, unclean, partitions).await
+                        message(
+                            output,
+                            strata::cli::reassign::elect_leaders(&bootstrap, unclean, partitions)
+                                .await,
+                        )
                     }
                 }
             })?;
@@ -514,6 +553,15 @@ fn run(command: Command, output: Output) -> anyhow::Result<()> {
         Command::Consume { bootstrap, args } => {
             admin_command(|| strata::cli::consume::run(&bootstrap, args, output))
         }
+    }
+}
+
+/// An action's message as printed: the text, or for scripts `{"message": …}`.
+fn message(output: Output, result: anyhow::Result<String>) -> anyhow::Result<String> {
+    let text = result?;
+    match output {
+        Output::Json => output.json(&serde_json::json!({ "message": text.trim_end() })),
+        Output::Text => Ok(text),
     }
 }
 

@@ -50,6 +50,20 @@ fn json(bootstrap: &str, args: &[&str]) -> Value {
     serde_json::from_str(&ok(bootstrap, &all, None)).expect("JSON output")
 }
 
+/// The JSON a `strata` command without `--bootstrap` prints.
+fn json_of(args: &[&str]) -> Value {
+    let out = Command::new(env!("CARGO_BIN_EXE_strata"))
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "strata {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("JSON output")
+}
+
 /// Fails with a message containing `message`.
 fn fails(bootstrap: &str, args: &[&str], message: &str) {
     let out = strata(bootstrap, args, Some(""));
@@ -333,6 +347,48 @@ async fn topics_records_and_groups_from_the_command_line() {
     ok(b, &["groups", "delete", "cli"], None);
     fails(b, &["groups", "describe", "cli"], "does not exist");
 
+    // --output json everywhere: settings, tiering, links, partitions.
+    let settings = json_of(&["--output", "json", "config", "list"]);
+    assert!(
+        settings
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|s| s["name"] == "node.id"),
+        "{settings}"
+    );
+    let tiering = json_of(&[
+        "--output",
+        "json",
+        "tiering",
+        "status",
+        "--admin",
+        &broker.admin_addr,
+    ]);
+    assert!(
+        tiering
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|t| t["topic"] == "events"),
+        "{tiering}"
+    );
+    assert_eq!(
+        json_of(&[
+            "--output",
+            "json",
+            "link",
+            "list",
+            "--admin",
+            &broker.admin_addr
+        ]),
+        Value::Array(Vec::new())
+    );
+    assert_eq!(
+        json(b, &["partitions", "under-replicated"]),
+        Value::Array(Vec::new())
+    );
+
     ok(b, &["topic", "delete", "events", "codecs"], None);
     assert_eq!(json(b, &["topic", "list"]), Value::Array(Vec::new()));
 }
@@ -340,7 +396,7 @@ async fn topics_records_and_groups_from_the_command_line() {
 #[tokio::test(flavor = "multi_thread")]
 async fn the_tools_and_the_admin_api_see_a_three_node_cluster_whole() {
     let root = tempfile::tempdir().unwrap();
-    let (nodes, _) = three_nodes(root.path(), &[]);
+    let (nodes, voters) = three_nodes(root.path(), &[]);
     let bootstrap = nodes[0].addr.as_str();
     wait_until("three brokers", Duration::from_secs(30), || {
         (common::cluster::broker_count(bootstrap) == 3).then_some(())
@@ -387,6 +443,21 @@ async fn the_tools_and_the_admin_api_see_a_three_node_cluster_whole() {
             .lines()
             .count(),
         30
+    );
+    let controller = voters.split(',').next().unwrap().split_once('@').unwrap().1;
+    let quorum = json_of(&[
+        "--output",
+        "json",
+        "cluster",
+        "status",
+        "--controllers",
+        controller,
+    ]);
+    assert!(quorum["active_controller"].is_number(), "{quorum}");
+    assert_eq!(
+        quorum["controllers"].as_array().unwrap().len(),
+        3,
+        "{quorum}"
     );
 
     // Any node's admin API answers for the whole cluster.

@@ -183,6 +183,8 @@ pub struct Status {
     pub text: String,
     /// Whether a controller is active.
     pub has_leader: bool,
+    /// For scripts: the active controller and each controller's answer.
+    pub json: serde_json::Value,
     /// When none is: why, as far as the answers tell.
     pub problem: String,
 }
@@ -358,10 +360,23 @@ pub async fn status(controllers: &[String]) -> Status {
             voters.len().max(reachable)
         )
     };
+    let json = serde_json::json!({
+        "active_controller": leader.map(|l| l.id),
+        "term": leader.map(|l| l.term),
+        "problem": (leader.is_none()).then(|| problem.clone()),
+        "controllers": asked
+            .iter()
+            .map(|(addr, answer)| match answer {
+                Ok(status) => serde_json::json!({ "address": addr, "status": status }),
+                Err(e) => serde_json::json!({ "address": addr, "error": e }),
+            })
+            .collect::<Vec<_>>(),
+    });
     Status {
         text: out,
         has_leader: leader.is_some(),
         problem,
+        json,
     }
 }
 

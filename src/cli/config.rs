@@ -48,6 +48,38 @@ pub fn summary(config: &BrokerConfig) -> String {
     out
 }
 
+/// `summary` for scripts: the node's roles, listeners, voters, directory and object store.
+pub fn summary_json(config: &BrokerConfig) -> serde_json::Value {
+    serde_json::json!({
+        "node_id": config.node_id,
+        "broker": config.broker_role,
+        "controller": config.controller_role,
+        "kafka_listener": config.listener.to_string(),
+        "advertised": format!("{}:{}", config.advertised.0, config.advertised.1),
+        "admin_listener": config.admin_listener.to_string(),
+        "controller_listener": config.controller_listener.to_string(),
+        "voters": config.voters.iter().map(|(id, addr)| format!("{id}@{addr}")).collect::<Vec<_>>(),
+        "data_dir": config.data_dir.display().to_string(),
+        "tiered_storage": config.remote.as_ref().map(|r| r.url.clone()),
+    })
+}
+
+/// `list` for scripts: every setting with its value, source and meaning.
+pub fn list_json(config: &BrokerConfig) -> serde_json::Value {
+    config
+        .describe()
+        .into_iter()
+        .map(|(name, value, explicit, doc)| {
+            serde_json::json!({
+                "name": name,
+                "value": value,
+                "source": if explicit { "set" } else { "default" },
+                "meaning": doc,
+            })
+        })
+        .collect()
+}
+
 /// Every broker-level setting: name, value, whether it was set, and what it means.
 pub fn list(config: &BrokerConfig) -> String {
     let rows: Vec<Vec<String>> = config

@@ -2,6 +2,8 @@
 //! node's admin API (`/v1/links`).
 
 use anyhow::Context;
+
+use super::Output;
 use clap::Subcommand;
 use strata_api::links::{LinkStatus, LinkSummary, NewLink, StopMirrors, Stopped};
 
@@ -184,7 +186,7 @@ fn status_text(status: &LinkStatus) -> String {
 }
 
 /// Runs a `strata link` command against the admin API at `admin`; what to print.
-pub async fn link(admin: &str, command: LinkCommand) -> anyhow::Result<String> {
+pub async fn link(admin: &str, command: LinkCommand, output: Output) -> anyhow::Result<String> {
     match command {
         LinkCommand::Create {
             name,
@@ -209,6 +211,9 @@ pub async fn link(admin: &str, command: LinkCommand) -> anyhow::Result<String> {
             let created: LinkSummary =
                 serde_json::from_slice(&call(admin, "POST", "/v1/links", Some(&body)).await?)
                     .context("the admin API sent unexpected JSON")?;
+            if output == Output::Json {
+                return output.json(&created);
+            }
             Ok(format!(
                 "link {} created: mirroring from {}\n",
                 created.name, created.source
@@ -218,6 +223,9 @@ pub async fn link(admin: &str, command: LinkCommand) -> anyhow::Result<String> {
             let links: Vec<LinkSummary> =
                 serde_json::from_slice(&call(admin, "GET", "/v1/links", None).await?)
                     .context("the admin API sent unexpected JSON")?;
+            if output == Output::Json {
+                return output.json(&links);
+            }
             Ok(summaries(&links))
         }
         LinkCommand::Status { name } => {
@@ -225,6 +233,9 @@ pub async fn link(admin: &str, command: LinkCommand) -> anyhow::Result<String> {
             let status: LinkStatus =
                 serde_json::from_slice(&call(admin, "GET", &path, None).await?)
                     .context("the admin API sent unexpected JSON")?;
+            if output == Output::Json {
+                return output.json(&status);
+            }
             Ok(status_text(&status))
         }
         LinkCommand::SetSource { name, source } => {
@@ -233,6 +244,9 @@ pub async fn link(admin: &str, command: LinkCommand) -> anyhow::Result<String> {
             let changed: LinkSummary =
                 serde_json::from_slice(&call(admin, "POST", &path, Some(&body)).await?)
                     .context("the admin API sent unexpected JSON")?;
+            if output == Output::Json {
+                return output.json(&changed);
+            }
             Ok(format!(
                 "link {} now mirrors from {}\n",
                 changed.name, changed.source
@@ -241,18 +255,26 @@ pub async fn link(admin: &str, command: LinkCommand) -> anyhow::Result<String> {
         LinkCommand::Pause { name } => {
             let path = format!("/v1/links/{}/pause", path_segment(&name));
             call(admin, "POST", &path, None).await?;
-            Ok(format!("link {name} paused\n"))
+            done(output, &name, "paused")
         }
         LinkCommand::Resume { name } => {
             let path = format!("/v1/links/{}/resume", path_segment(&name));
             call(admin, "POST", &path, None).await?;
-            Ok(format!("link {name} resumed\n"))
+            done(output, &name, "resumed")
         }
         LinkCommand::Delete { name } => {
             let path = format!("/v1/links/{}", path_segment(&name));
             call(admin, "DELETE", &path, None).await?;
-            Ok(format!("link {name} deleted\n"))
+            done(output, &name, "deleted")
         }
+    }
+}
+
+/// What a link command without an answer of its own prints.
+fn done(output: Output, link: &str, what: &str) -> anyhow::Result<String> {
+    match output {
+        Output::Json => output.json(&serde_json::json!({ "link": link, "done": what })),
+        Output::Text => Ok(format!("link {link} {what}\n")),
     }
 }
 
@@ -338,13 +360,20 @@ async fn reverse(
 }
 
 /// Runs a `strata mirror` command against the admin API at `admin`; what to print.
-pub async fn mirror(admin: &str, command: MirrorCommand) -> anyhow::Result<String> {
+pub async fn mirror(admin: &str, command: MirrorCommand, output: Output) -> anyhow::Result<String> {
     let (Chosen { link, all, topics }, action) = match command {
         MirrorCommand::Reverse {
             link,
             peer_admin,
             peer_link,
-        } => return reverse(admin, &link, &peer_admin, &peer_link).await,
+        } => {
+            let text = reverse(admin, &link, &peer_admin, &peer_link).await?;
+            return match output {
+                Output::Json => output
+                    .json(&serde_json::json!({ "reversed": text.lines().collect::<Vec<_>>() })),
+                Output::Text => Ok(text),
+            };
+        }
         MirrorCommand::Failover(chosen) => (chosen, "failover"),
         MirrorCommand::Promote(chosen) => (chosen, "promote"),
         MirrorCommand::TruncateAndRestore(chosen) => (chosen, "restore"),
@@ -359,6 +388,9 @@ pub async fn mirror(admin: &str, command: MirrorCommand) -> anyhow::Result<Strin
     let body = serde_json::to_vec(&which)?;
     let stopped: Stopped = serde_json::from_slice(&call(admin, "POST", &path, Some(&body)).await?)
         .context("the admin API sent unexpected JSON")?;
+    if output == Output::Json {
+        return output.json(&stopped);
+    }
     if stopped.topics.is_empty() {
         return Ok(format!("link {link} has no topics to {action}\n"));
     }

@@ -7,7 +7,7 @@ use kafka_protocol::messages::MetadataRequest;
 use crate::kafka_client::Client;
 
 /// One partition's replication state.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct PartitionState {
     /// Topic name.
     pub topic: String,
