@@ -1,6 +1,7 @@
 //! Proves that the `strata` CLI's Kafka tools work as `kafka-topics.sh`, `kafka-console-*`
 //! and `kafka-consumer-groups.sh` users expect, over the Kafka protocol, against `strata dev`
-//! and a three-node cluster: `topic create|list|describe|alter-config|add-partitions|delete`,
+//! and a three-node cluster (whose admin API and console, on any node, show it whole):
+//! `topic create|list|describe|alter-config|add-partitions|delete`,
 //! `produce` (keys, headers, acks, every codec), `consume` (from the beginning, the end, an
 //! offset or a time; `-n`; `--group`; `--format`), `groups reset-offsets|delete`; `--output
 //! json` for scripts; a non-zero exit and a message naming the problem on errors. Records
@@ -491,6 +492,17 @@ async fn the_tools_and_the_admin_api_see_a_three_node_cluster_whole() {
         led.len() > 1,
         "partitions are led by several brokers: {topic}"
     );
+
+    // The console of any node shows the whole cluster.
+    let profile = root.path().join("chromium");
+    let url = format!("http://{}/#/", nodes[2].admin_addr);
+    let (dom, log) = common::browser::chromium(&profile, &url, &["--dump-dom"]);
+    assert!(
+        dom.contains("3 / 3"),
+        "three active brokers on the overview:\n{dom}"
+    );
+    let errors = common::browser::console_errors(&log);
+    assert!(errors.is_empty(), "console errors: {errors:#?}");
     assert!(
         topic["partitions"]
             .as_array()

@@ -2,6 +2,7 @@
 //! and stops it (by its own pid) when the test ends.
 #![allow(dead_code)]
 
+pub mod browser;
 pub mod cluster;
 pub mod controller;
 pub mod link;
