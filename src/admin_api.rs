@@ -200,7 +200,8 @@ impl ClusterApi for StrataBroker {
                 offline,
             )
         };
-        for b in &mut brokers {
+        // Fenced brokers are not asked: a dead one would hold the answer up.
+        for b in brokers.iter_mut().filter(|b| b.state == "active") {
             if let Some(traffic) = self.traffic(b.id, b.admin.as_deref()).await {
                 [b.bytes_in, b.bytes_out, b.records_in, b.records_out] = traffic.map(Some);
             }

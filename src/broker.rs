@@ -208,13 +208,12 @@ impl StrataBroker {
                 for ((partition, refused), (before, after)) in
                     partitions.iter().zip(results).zip(sizes)
                 {
-                    if refused.is_none() {
+                    let Some(why) = refused else {
                         crate::metrics::BROKER.isr_changed(before, after);
-                    }
-                    if let Some(why) = refused {
-                        tracing::warn!(topic = %partition.topic, partition = partition.index, "ISR change refused: {why}");
-                        partition.isr_refused();
-                    }
+                        continue;
+                    };
+                    tracing::warn!(topic = %partition.topic, partition = partition.index, "ISR change refused: {why}");
+                    partition.isr_refused();
                 }
             }
             Err(e) => {
