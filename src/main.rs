@@ -79,46 +79,45 @@ enum Command {
     },
     /// Consumer groups of a running cluster (any Kafka-compatible one): lag, offsets, deletion.
     Groups {
-        /// A broker to ask, host:port.
-        #[arg(
-            long,
-            env = "STRATA_BOOTSTRAP",
-            default_value = "127.0.0.1:9092",
-            global = true
-        )]
-        bootstrap: String,
+        #[command(flatten)]
+        at: Bootstrap,
         #[command(subcommand)]
         command: strata::cli::groups::GroupsCommand,
     },
     /// Topics of a running cluster (any Kafka-compatible one): create, list, describe, alter.
     Topic {
-        /// A broker to ask, host:port.
-        #[arg(
-            long,
-            env = "STRATA_BOOTSTRAP",
-            default_value = "127.0.0.1:9092",
-            global = true
-        )]
-        bootstrap: String,
+        #[command(flatten)]
+        at: Bootstrap,
         #[command(subcommand)]
         command: strata::cli::topic::TopicCommand,
     },
     /// Produce the lines of stdin to a topic, one record each.
     Produce {
-        /// A broker to ask, host:port.
-        #[arg(long, env = "STRATA_BOOTSTRAP", default_value = "127.0.0.1:9092")]
-        bootstrap: String,
+        #[command(flatten)]
+        at: Bootstrap,
         #[command(flatten)]
         args: strata::cli::produce::ProduceArgs,
     },
     /// Print a topic's records.
     Consume {
-        /// A broker to ask, host:port.
-        #[arg(long, env = "STRATA_BOOTSTRAP", default_value = "127.0.0.1:9092")]
-        bootstrap: String,
+        #[command(flatten)]
+        at: Bootstrap,
         #[command(flatten)]
         args: strata::cli::consume::ConsumeArgs,
     },
+}
+
+/// Where the Kafka-protocol tools find the cluster.
+#[derive(clap::Args)]
+struct Bootstrap {
+    /// A broker to ask, host:port.
+    #[arg(
+        long,
+        env = "STRATA_BOOTSTRAP",
+        default_value = "127.0.0.1:9092",
+        global = true
+    )]
+    bootstrap: String,
 }
 
 #[derive(clap::Args)]
@@ -541,17 +540,17 @@ fn run(command: Command, output: Output) -> anyhow::Result<()> {
             print!("{out}");
             Ok(())
         }
-        Command::Groups { bootstrap, command } => {
-            admin_command(|| strata::cli::groups::run(&bootstrap, command, output))
+        Command::Groups { at, command } => {
+            admin_command(|| strata::cli::groups::run(&at.bootstrap, command, output))
         }
-        Command::Topic { bootstrap, command } => {
-            admin_command(|| strata::cli::topic::run(&bootstrap, command, output))
+        Command::Topic { at, command } => {
+            admin_command(|| strata::cli::topic::run(&at.bootstrap, command, output))
         }
-        Command::Produce { bootstrap, args } => {
-            admin_command(|| strata::cli::produce::run(&bootstrap, args, output))
+        Command::Produce { at, args } => {
+            admin_command(|| strata::cli::produce::run(&at.bootstrap, args, output))
         }
-        Command::Consume { bootstrap, args } => {
-            admin_command(|| strata::cli::consume::run(&bootstrap, args, output))
+        Command::Consume { at, args } => {
+            admin_command(|| strata::cli::consume::run(&at.bootstrap, args, output))
         }
     }
 }

@@ -126,12 +126,7 @@ pub async fn metrics<S: AdminState>(
     State(state): State<Arc<S>>,
     headers: HeaderMap,
 ) -> impl IntoResponse {
-    let accept = headers.get(ACCEPT).and_then(|a| a.to_str().ok());
-    let openmetrics = crate::metrics::wants_openmetrics(accept);
-    let content_type = match openmetrics {
-        true => crate::metrics::OPENMETRICS_CONTENT_TYPE,
-        false => crate::metrics::PROMETHEUS_CONTENT_TYPE,
-    };
+    let (openmetrics, content_type) = negotiate(&headers);
     (
         [(CONTENT_TYPE, content_type)],
         state.metrics(openmetrics).await,
@@ -182,7 +177,7 @@ pub trait ControllerAdminState: Send + Sync + 'static {
 pub async fn serve_controller_admin<S: ControllerAdminState>(
     listener: TcpListener,
     state: Arc<S>,
-    mut shutdown: watch::Receiver<bool>,
+    shutdown: watch::Receiver<bool>,
 ) {
     async fn health<S: ControllerAdminState>(
         State(state): State<Arc<S>>,
@@ -194,12 +189,7 @@ pub async fn serve_controller_admin<S: ControllerAdminState>(
         State(state): State<Arc<S>>,
         headers: HeaderMap,
     ) -> impl IntoResponse {
-        let accept = headers.get(ACCEPT).and_then(|a| a.to_str().ok());
-        let openmetrics = crate::metrics::wants_openmetrics(accept);
-        let content_type = match openmetrics {
-            true => crate::metrics::OPENMETRICS_CONTENT_TYPE,
-            false => crate::metrics::PROMETHEUS_CONTENT_TYPE,
-        };
+        let (openmetrics, content_type) = negotiate(&headers);
         ([(CONTENT_TYPE, content_type)], state.metrics(openmetrics))
     }
     let app = Router::new()
@@ -208,6 +198,11 @@ pub async fn serve_controller_admin<S: ControllerAdminState>(
         .fallback(crate::rest::no_route)
         .method_not_allowed_fallback(crate::rest::wrong_method)
         .with_state(state);
+    serve_app(listener, app, shutdown).await;
+}
+
+/// Serves `app` on `listener` until `shutdown` turns true.
+async fn serve_app(listener: TcpListener, app: Router, mut shutdown: watch::Receiver<bool>) {
     let stop = async move {
         let _ = shutdown.wait_for(|stop| *stop).await;
     };
@@ -219,13 +214,22 @@ pub async fn serve_controller_admin<S: ControllerAdminState>(
     }
 }
 
+/// Whether a scraper asks for OpenMetrics, and the content type of the answer.
+fn negotiate(headers: &HeaderMap) -> (bool, &'static str) {
+    let accept = headers.get(ACCEPT).and_then(|a| a.to_str().ok());
+    match crate::metrics::wants_openmetrics(accept) {
+        true => (true, crate::metrics::OPENMETRICS_CONTENT_TYPE),
+        false => (false, crate::metrics::PROMETHEUS_CONTENT_TYPE),
+    }
+}
+
 /// Serves the admin API on `listener` until `shutdown` turns true.
 pub async fn serve_admin<
     S: AdminState + crate::links::LinkAdmin + crate::cluster_api::ClusterApi,
 >(
     listener: TcpListener,
     state: Arc<S>,
-    mut shutdown: watch::Receiver<bool>,
+    shutdown: watch::Receiver<bool>,
 ) {
     let app = Router::new()
         .route("/v1/health", get(health::<S>))
@@ -239,13 +243,5 @@ pub async fn serve_admin<
         .fallback(crate::rest::no_route)
         .method_not_allowed_fallback(crate::rest::wrong_method)
         .with_state(state);
-    let stop = async move {
-        let _ = shutdown.wait_for(|stop| *stop).await;
-    };
-    if let Err(e) = axum::serve(listener, app)
-        .with_graceful_shutdown(stop)
-        .await
-    {
-        tracing::error!("admin API stopped: {e}");
-    }
+    serve_app(listener, app, shutdown).await;
 }
