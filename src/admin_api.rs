@@ -36,6 +36,23 @@ fn from_client(e: anyhow::Error) -> AdminError {
     }
 }
 
+/// The offset ListOffsets gives one partition at `spec` (-1 latest, -2 earliest, or a time).
+async fn offset_at(
+    client: &mut AdminClient,
+    metadata: &crate::admin_client::ClusterMetadata,
+    key: &[(String, i32)],
+    spec: i64,
+) -> Result<i64, AdminError> {
+    client
+        .list_offsets(metadata, key, spec)
+        .await
+        .map_err(from_client)?
+        .values()
+        .next()
+        .copied()
+        .ok_or_else(|| AdminError::unavailable("the partition's leader did not answer"))
+}
+
 fn text(bytes: &Option<bytes::Bytes>) -> Option<String> {
     bytes
         .as_ref()
@@ -89,7 +106,10 @@ impl StrataBroker {
     /// over topics from its `/metrics` (this broker's read directly).
     async fn traffic(&self, id: i32, admin: Option<&str>) -> Option<[u64; 4]> {
         let text = if id == self.config().node_id {
-            crate::metrics::render(self, false).await
+            // Only the traffic counters: this node's partitions need not be walked.
+            let mut registry = prometheus_client::registry::Registry::with_prefix("strata");
+            strata_api::metrics::KAFKA.register_traffic(&mut registry);
+            strata_api::metrics::encode(&registry, false)
         } else {
             let asked = tokio::time::timeout(
                 QUORUM_TIMEOUT,
@@ -325,28 +345,14 @@ impl ClusterApi for StrataBroker {
             )));
         }
         let key = [(name.clone(), partition)];
-        let offsets = |spec| {
-            let metadata = &metadata;
-            let key = &key;
-            async move {
-                let mut c = self.cluster_client();
-                c.list_offsets(metadata, key, spec)
-                    .await
-                    .map_err(from_client)?
-                    .values()
-                    .next()
-                    .copied()
-                    .ok_or_else(|| AdminError::unavailable("the partition's leader did not answer"))
-            }
-        };
-        let start = offsets(-2).await?;
-        let end = offsets(-1).await?;
+        let start = offset_at(&mut client, &metadata, &key, -2).await?;
+        let end = offset_at(&mut client, &metadata, &key, -1).await?;
         let from = match (query.offset, query.timestamp) {
             (Some(o), _) => o.clamp(start, end),
-            (None, Some(ts)) => {
-                let at = offsets(ts).await?;
-                if at < 0 { end } else { at }
-            }
+            (None, Some(ts)) => match offset_at(&mut client, &metadata, &key, ts).await? {
+                at if at < 0 => end,
+                at => at,
+            },
             (None, None) => start,
         };
         let mut records = Vec::new();

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use common::BrokerProcess;
 use common::cluster::wait_until;
-use common::link::{fetched_batches, produce_numbers, strata};
+use common::link::{end_offset, fetched_batches, produce_numbers, strata};
 use common::metrics::scrape;
 use common::wire::Conn;
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
@@ -589,13 +589,7 @@ async fn failback_truncates_the_old_primary_and_keeps_what_it_cut_off() {
             .status
             .success()
     );
-    let end = |addr: &str| {
-        let consumer: BaseConsumer = common::client(addr).create().unwrap();
-        consumer
-            .fetch_watermarks(T, 0, Duration::from_secs(5))
-            .ok()
-            .map(|w| w.1)
-    };
+    let end = |addr: &str| end_offset(addr, T, 0);
     wait_until("west mirrored east", Duration::from_secs(30), || {
         (end(&west.addr)? == 1000).then_some(())
     });
@@ -696,13 +690,7 @@ async fn a_planned_reverse_swaps_primary_and_mirror_without_loss() {
     assert!(reversed.status.success(), "{reversed:?}");
     // West is the primary now; east follows it.
     produce_numbers(&west.addr, T, 1000..1500, Some(0)).await;
-    let end = |addr: &str| {
-        let consumer: BaseConsumer = common::client(addr).create().unwrap();
-        consumer
-            .fetch_watermarks(T, 0, Duration::from_secs(5))
-            .ok()
-            .map(|w| w.1)
-    };
+    let end = |addr: &str| end_offset(addr, T, 0);
     wait_until("east follows west", Duration::from_secs(30), || {
         (end(&east.addr)? == 1500).then_some(())
     });

@@ -387,7 +387,7 @@ impl AdminClient {
 }
 
 /// A consumer member's assignment (Kafka's ConsumerProtocolAssignment, its version first).
-pub fn decode_assignment(bytes: &bytes::Bytes) -> Vec<TopicPartitions> {
+fn decode_assignment(bytes: &bytes::Bytes) -> Vec<TopicPartitions> {
     let mut bytes = bytes.clone();
     if bytes.len() < 2 {
         return Vec::new();

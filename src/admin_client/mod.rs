@@ -23,8 +23,8 @@ use kafka_protocol::protocol::StrBytes;
 
 use crate::kafka_client::Client;
 
-pub use groups::{OffsetReset, decode_assignment};
-pub use records::{Fetched, FetchedRecord, NewRecord, ProduceOptions, partition_for_key};
+pub use groups::OffsetReset;
+pub use records::{Fetched, FetchedRecord, NewRecord, ProduceOptions};
 pub use topics::NewTopicSpec;
 
 /// How long connecting and one request may take.

@@ -12,7 +12,6 @@ use kafka_protocol::messages::{BrokerId, FetchRequest, ProduceRequest, TopicName
 use kafka_protocol::records::{
     Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
 };
-use serde::Serialize;
 
 use super::{AdminClient, ClusterMetadata, check, text};
 
@@ -39,7 +38,7 @@ pub struct ProduceOptions {
 }
 
 /// A record read back.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FetchedRecord {
     /// Its partition.
     pub partition: i32,
@@ -48,13 +47,10 @@ pub struct FetchedRecord {
     /// Its timestamp (ms).
     pub timestamp: i64,
     /// Its key.
-    #[serde(skip)]
     pub key: Option<Bytes>,
     /// Its value.
-    #[serde(skip)]
     pub value: Option<Bytes>,
     /// Its headers.
-    #[serde(skip)]
     pub headers: Vec<(String, Option<Bytes>)>,
 }
 
@@ -91,7 +87,7 @@ pub fn murmur2(data: &[u8]) -> i32 {
 }
 
 /// The partition the Java client picks for `key` among `count`.
-pub fn partition_for_key(key: &[u8], count: i32) -> i32 {
+fn partition_for_key(key: &[u8], count: i32) -> i32 {
     (murmur2(key) & 0x7fff_ffff) % count.max(1)
 }
 

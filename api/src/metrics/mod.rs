@@ -111,20 +111,32 @@ impl Drop for Waiting {
 }
 
 /// Records in the record batches `pieces` holds (split anywhere), from `fetch_offset` on.
+/// Only the batch headers are read, where they lie; nothing is copied.
 pub fn records_in(pieces: &[bytes::Bytes], fetch_offset: i64) -> u64 {
     // A batch header begins: base offset (8), length (4), partition leader epoch (4),
     // magic (1), crc (4), attributes (2), last offset delta (4).
     const HEADER: usize = 27;
-    let joined: Vec<u8>;
-    let data: &[u8] = match pieces {
-        [one] => one,
-        _ => {
-            joined = pieces.concat();
-            &joined
+    let total: usize = pieces.iter().map(|p| p.len()).sum();
+    let header_at = |at: usize| -> Option<[u8; HEADER]> {
+        if at + HEADER > total {
+            return None;
         }
+        let mut head = [0u8; HEADER];
+        let (mut filled, mut start) = (0, 0);
+        for piece in pieces {
+            let end = start + piece.len();
+            if end > at + filled && filled < HEADER {
+                let from = at + filled - start;
+                let n = (piece.len() - from).min(HEADER - filled);
+                head[filled..filled + n].copy_from_slice(&piece[from..from + n]);
+                filled += n;
+            }
+            start = end;
+        }
+        Some(head)
     };
     let (mut at, mut end) = (0usize, None);
-    while let Some(head) = data.get(at..at + HEADER) {
+    while let Some(head) = header_at(at) {
         let base = i64::from_be_bytes(head[..8].try_into().unwrap_or_default());
         let len = u32::from_be_bytes(head[8..12].try_into().unwrap_or_default()) as usize;
         let delta = i32::from_be_bytes(head[23..27].try_into().unwrap_or_default());
@@ -285,6 +297,12 @@ impl KafkaMetrics {
 
     /// Registers these metrics in `registry` (whose prefix is `strata`).
     pub fn register(&self, registry: &mut Registry) {
+        self.register_traffic(registry);
+        self.register_server(registry);
+    }
+
+    /// Registers the per-topic traffic counters only.
+    pub fn register_traffic(&self, registry: &mut Registry) {
         registry.register(
             "topic_bytes_in",
             "Bytes of record batches appended by producers, per topic",
@@ -305,6 +323,9 @@ impl KafkaMetrics {
             "Records sent to consumers, per topic, counted by offsets (to within one index interval)",
             self.records_out.clone(),
         );
+    }
+
+    fn register_server(&self, registry: &mut Registry) {
         registry.register(
             "purgatory_size",
             "Requests waiting in a purgatory: produces for their acknowledgement, fetches for data",
@@ -393,6 +414,8 @@ mod tests {
             bytes::Bytes::copy_from_slice(&all[70..]),
         ];
         assert_eq!(records_in(&pieces, 12), 8, "offsets 12 to 19");
+        let bytes: Vec<bytes::Bytes> = all.chunks(5).map(bytes::Bytes::copy_from_slice).collect();
+        assert_eq!(records_in(&bytes, 12), 8, "headers across many pieces");
         assert_eq!(
             records_in(&pieces[..1], 10),
             5,
