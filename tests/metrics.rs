@@ -230,9 +230,11 @@ fn a_controller_only_node_serves_its_health_and_metrics() {
         ],
         &dir.path().join("controller.log"),
     );
+    // Elected first, then its first entry applied: wait for both.
     let m = common::cluster::wait_until("an active controller", Duration::from_secs(30), || {
         let m = scrape(&node.admin, true);
-        (m.sum("strata_controller_active", &[]) == 1.0).then_some(m)
+        let applied = m.sum("strata_controller_last_applied_index", &[]) >= 1.0;
+        (m.sum("strata_controller_active", &[]) == 1.0 && applied).then_some(m)
     });
     assert!(m.sum("strata_controller_term", &[]) >= 1.0);
     assert!(m.sum("strata_controller_last_applied_index", &[]) >= 1.0);
