@@ -155,6 +155,12 @@ async fn failover_after_the_source_region_is_killed_loses_little_and_resumes_fas
     // forever for a coordinator that died, which hung this test once.
     stop_reading.store(true, Ordering::Release);
     let read_on_source = consuming.await.unwrap();
+    // Its last commits reach the destination (offset sync every 500 ms) before the loss.
+    wait_until(
+        "the group's offsets synced",
+        Duration::from_secs(30),
+        || (!committed(&dest_bootstrap).is_empty()).then_some(()),
+    );
     // The region is lost: the source process dies mid-load.
     source.kill();
     let killed_at = Instant::now();
