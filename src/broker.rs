@@ -25,7 +25,7 @@ use crate::config::BrokerConfig;
 use crate::group::{GroupCoordinatorService, Groups};
 use crate::log::LogError;
 use crate::meta_properties::MetaProperties;
-use crate::metadata_cache::{MetadataCache, live_node, topic_metadata};
+use crate::metadata_cache::{MetadataCache, live_node_on, topic_metadata};
 use crate::remote_log_manager::RemoteLogManager;
 use crate::replica_manager::ReplicaManager;
 
@@ -238,18 +238,24 @@ impl Broker for StrataBroker {
         &self.groups
     }
 
-    fn cluster(&self) -> ClusterInfo {
+    fn cluster(&self, listener: &str) -> ClusterInfo {
         let image = self.image();
         let brokers = image
             .brokers
             .keys()
-            .filter_map(|id| live_node(&image, *id))
+            .filter_map(|id| live_node_on(&image, *id, listener))
             .collect();
+        let (host, port) = self
+            .config
+            .kafka_listeners
+            .iter()
+            .find(|l| l.name == listener)
+            .map_or(&self.config.advertised, |l| &l.advertised);
         ClusterInfo {
             cluster_id: image.cluster_id.clone().unwrap_or_default(),
             node_id: self.config.node_id,
-            host: self.config.advertised.0.clone(),
-            port: self.config.advertised.1 as i32,
+            host: host.clone(),
+            port: *port as i32,
             // As in KRaft: clients send controller-bound requests to any live broker, which
             // forwards them to the quorum.
             controller_id: self.config.node_id,

@@ -286,6 +286,8 @@ struct DevArgs {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     strata::logging::init(&cli.log_level, cli.log_format);
+    // Before anything builds a TLS config (the object store client builds its own).
+    strata_api::security::tls::install_default_provider();
     match run(cli.command, cli.output) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -97,7 +97,6 @@ pub(crate) fn topic_metadata(image: &MetadataImage, topic: &TopicImage) -> Topic
     }
 }
 
-/// Broker `id` as clients reach it, if registered and unfenced.
 /// The name brokers register their admin HTTP API under, beside their Kafka listener.
 pub const ADMIN_LISTENER: &str = "ADMIN";
 
@@ -108,9 +107,27 @@ pub(crate) fn admin_endpoint(image: &MetadataImage, id: i32) -> Option<String> {
     Some(format!("{}:{}", endpoint.host, endpoint.port))
 }
 
+/// Broker `id` as other brokers reach it (its inter-broker listener, registered first), if
+/// registered and unfenced.
 pub(crate) fn live_node(image: &MetadataImage, id: i32) -> Option<BrokerNode> {
     let broker = image.brokers.get(&id).filter(|b| !b.fenced)?;
-    let endpoint = broker.listeners.first()?;
+    node(broker, broker.listeners.first()?)
+}
+
+/// Broker `id` as clients of listener `listener` reach it, if registered and unfenced; a
+/// broker without that listener is not reachable there (Kafka leaves it out too).
+pub(crate) fn live_node_on(image: &MetadataImage, id: i32, listener: &str) -> Option<BrokerNode> {
+    let broker = image.brokers.get(&id).filter(|b| !b.fenced)?;
+    node(
+        broker,
+        broker.listeners.iter().find(|e| e.name == listener)?,
+    )
+}
+
+fn node(
+    broker: &strata_controller::image::BrokerRegistration,
+    endpoint: &strata_controller::record::Endpoint,
+) -> Option<BrokerNode> {
     Some(BrokerNode {
         node_id: broker.id,
         host: endpoint.host.clone(),

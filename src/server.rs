@@ -62,10 +62,13 @@ pub async fn run(
         false => None,
     };
     let broker_listeners = match config.broker_role {
-        true => Some((
-            bind("Kafka", config.listener).await?,
-            bind("admin", config.admin_listener).await?,
-        )),
+        true => {
+            let mut kafka = Vec::with_capacity(config.kafka_listeners.len());
+            for listener in &config.kafka_listeners {
+                kafka.push(bind(&listener.name, listener.bind).await?);
+            }
+            Some((kafka, bind("admin", config.admin_listener).await?))
+        }
         false => None,
     };
     // A controller-only node serves its health and metrics on the admin listener too.
@@ -236,15 +239,36 @@ async fn bind(name: &str, addr: std::net::SocketAddr) -> anyhow::Result<TcpListe
 
 async fn run_broker(
     config: &mut BrokerConfig,
-    (listener, admin): (TcpListener, TcpListener),
+    (listeners, admin): (Vec<TcpListener>, TcpListener),
     (controllers, controller): (Vec<String>, Option<ControllerProbe>),
     shutdown: watch::Receiver<bool>,
     on_listening: impl FnOnce(std::net::SocketAddr),
 ) -> anyhow::Result<()> {
-    let bound = listener.local_addr()?;
-    if config.advertised.1 == 0 {
-        config.advertised.1 = bound.port();
+    // Each listener with the security the protocol server applies to its connections.
+    let mut served = Vec::with_capacity(listeners.len());
+    for (socket, listener) in listeners.into_iter().zip(config.kafka_listeners.iter_mut()) {
+        let bound = socket.local_addr()?;
+        if listener.advertised.1 == 0 {
+            listener.advertised.1 = bound.port();
+        }
+        let tls = match &listener.tls {
+            Some(settings) => Some(Arc::new(
+                strata_api::security::TlsContext::load(&listener.name, settings.clone())
+                    .map_err(|e| anyhow::anyhow!("listener {}: {e}", listener.name))?,
+            )),
+            None => None,
+        };
+        served.push((
+            socket,
+            Arc::new(strata_api::security::ListenerInfo {
+                name: listener.name.clone(),
+                protocol: listener.protocol,
+                tls,
+            }),
+        ));
     }
+    let bound = served[0].0.local_addr()?;
+    config.advertised = config.kafka_listeners[0].advertised.clone();
     // Registered beside the Kafka listener, so that nodes can ask each other's admin API.
     config.admin_listener = admin.local_addr()?;
     let server_config = ServerConfig {
@@ -258,6 +282,7 @@ async fn run_broker(
         max_connections_per_ip: config.max_connections_per_ip,
         remote_fetch_max_wait: config.remote_fetch_max_wait,
         auto_create_topics: config.auto_create_topics,
+        tls_handshake_timeout: config.tls_handshake_timeout,
     };
     tracing::info!(
         max_connections = server_config.max_connections,
@@ -286,8 +311,22 @@ async fn run_broker(
         shutdown.clone(),
     ));
     cluster::join(&broker, &mut shutdown.clone()).await?;
-    let (host, port) = &broker.config().advertised;
-    tracing::info!(%bound, advertised = %format!("{host}:{port}"), data_dir = %data_dir.display(), "Kafka listener ready");
+    for (socket, info) in &served {
+        let listener = broker
+            .config()
+            .kafka_listeners
+            .iter()
+            .find(|l| l.name == info.name)
+            .context("every served listener is configured")?;
+        let (host, port) = &listener.advertised;
+        let bound = socket.local_addr()?;
+        tracing::info!(listener = %info.name, protocol = %info.protocol, %bound, advertised = %format!("{host}:{port}"), data_dir = %data_dir.display(), "Kafka listener ready");
+        // A machine-readable line per listener, for scripts and tests (on port 0).
+        println!(
+            "strata listener {} ({}) on {bound}",
+            info.name, info.protocol
+        );
+    }
     on_listening(bound);
 
     let mut background = JoinSet::new();
@@ -392,7 +431,7 @@ async fn run_broker(
         }
     });
 
-    strata_api::serve(listener, Arc::clone(&broker), server_config, shutdown).await;
+    strata_api::serve(served, Arc::clone(&broker), server_config, shutdown).await;
     tracing::info!("listener closed, flushing logs");
     let _ = leaving.await;
     background.shutdown().await;

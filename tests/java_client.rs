@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use common::BrokerProcess;
+use common::certs::{Ca, Request};
 
 fn run(command: &mut Command) -> String {
     let output = command.output().unwrap_or_else(|e| panic!("{command:?} could not start (java, javac and mvn are installed by scripts/test.sh): {e}"));
@@ -55,6 +56,57 @@ fn check_client(version: &str) {
         .arg("StrataClientCheck")
         .arg(&broker.addr)
         .arg("java-check"));
+    assert!(
+        output.contains("OK 3000 records"),
+        "{output}\nbroker log:\n{}",
+        broker.log()
+    );
+}
+
+/// The whole check over SSL with a client certificate, from PEM files as Kafka reads them
+/// (`ssl.keystore.type=PEM`, KIP-651), verifying the broker's name (127.0.0.1).
+#[test]
+fn java_client_over_ssl() {
+    let classpath = client_classpath("4.1.0");
+    let dir = tempfile::tempdir().unwrap();
+    let ca = Ca::new(dir.path(), "ca");
+    let issue = |name: &str, server: bool| {
+        ca.issue(&Request {
+            name,
+            subject: &[("O", "Acme"), ("CN", name)],
+            server,
+            days: 30,
+            serial: if server { 1 } else { 2 },
+        })
+    };
+    let (server, client) = (issue("server", true), issue("java", false));
+    let broker = BrokerProcess::start(
+        &dir.path().join("data"),
+        &[
+            "listeners=PLAINTEXT://127.0.0.1:0,SSL://127.0.0.1:0",
+            &format!("ssl.keystore.location={}", server.keystore.display()),
+            &format!("ssl.truststore.location={}", ca.pem.display()),
+            "ssl.client.auth=required",
+        ],
+    );
+    let properties = dir.path().join("client.properties");
+    std::fs::write(
+        &properties,
+        format!(
+            "security.protocol=SSL\nssl.truststore.type=PEM\nssl.truststore.location={}\n\
+             ssl.keystore.type=PEM\nssl.keystore.location={}\n",
+            ca.pem.display(),
+            client.keystore.display()
+        ),
+    )
+    .unwrap();
+    let output = run(Command::new("java")
+        .arg("-cp")
+        .arg(&classpath)
+        .arg("StrataClientCheck")
+        .arg(&broker.listeners["SSL"])
+        .arg("java-ssl-check")
+        .arg(&properties));
     assert!(
         output.contains("OK 3000 records"),
         "{output}\nbroker log:\n{}",

@@ -33,7 +33,7 @@ pub struct ClusterInfo {
     pub cluster_id: String,
     /// This broker's node id.
     pub node_id: i32,
-    /// Host clients are told to connect to (`advertised.listeners`).
+    /// Host clients of the listener are told to connect to (`advertised.listeners`).
     pub host: String,
     /// Port clients are told to connect to.
     pub port: i32,
@@ -590,8 +590,8 @@ pub trait Broker: Send + Sync + 'static {
     /// The consumer group coordinator.
     type Groups: crate::group::GroupCoordinator;
 
-    /// This broker's identity.
-    fn cluster(&self) -> ClusterInfo;
+    /// This broker's identity and the live brokers, as clients of `listener` reach them.
+    fn cluster(&self, listener: &str) -> ClusterInfo;
 
     /// Most bytes of records one Fetch response returns (`fetch.max.bytes`): remote records
     /// are held in memory until sent, so this bounds what one request can pin.

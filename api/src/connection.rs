@@ -15,6 +15,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use kafka_protocol::messages::ApiKey;
+use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::net::TcpStream;
 use tokio::sync::{Notify, mpsc, watch};
 use tokio::time::Instant;
@@ -25,7 +26,12 @@ use crate::handlers::{self, HandleError};
 use crate::limits::MAX_IN_FLIGHT_PER_CONNECTION;
 use crate::metrics::KAFKA;
 use crate::response::ResponseFrame;
+use crate::security::{ListenerInfo, Session};
 use crate::server::ServerConfig;
+use crate::transport::{ReadHalf, Stream};
+
+/// Bytes read from a connection ahead of the parser: one read takes whole small requests.
+const READ_BUFFER_BYTES: usize = 16 * 1024;
 
 /// The second phase of a request.
 pub type Later = Pin<Box<dyn Future<Output = Result<ResponseFrame, HandleError>> + Send>>;
@@ -71,17 +77,16 @@ enum Next {
 }
 
 /// Waits until the next request starts arriving, the connection has been idle for `idle`
-/// (nothing received, nothing in flight), or shutdown. Peeking consumes nothing, so stopping
-/// this wait never loses a byte. While requests are in flight there is no idle timer: the wait
-/// is woken when their responses are written.
+/// (nothing received, nothing in flight), or shutdown. Bytes read while waiting stay in the
+/// buffer, so stopping this wait never loses one. While requests are in flight there is no
+/// idle timer: the wait is woken when their responses are written.
 async fn next_request(
-    reader: &mut tokio::net::tcp::OwnedReadHalf,
+    reader: &mut BufReader<ReadHalf>,
     activity: &Activity,
     idle: Duration,
     peer: SocketAddr,
     shutdown: &mut watch::Receiver<bool>,
 ) -> Next {
-    let mut probe = [0u8; 1];
     loop {
         if activity.writer_gone.load(Ordering::Acquire) {
             return Next::Close;
@@ -90,8 +95,8 @@ async fn next_request(
         let busy = activity.in_flight.load(Ordering::Acquire) > 0;
         let deadline = activity.last() + idle;
         tokio::select! {
-            peeked = reader.peek(&mut probe) => return match peeked {
-                Ok(0) | Err(_) => Next::Close,
+            filled = reader.fill_buf() => return match filled {
+                Ok([]) | Err(_) => Next::Close,
                 Ok(_) => Next::Request,
             },
             _ = written, if busy => {}
@@ -116,13 +121,18 @@ async fn next_request(
 pub async fn serve<B: Broker>(
     stream: TcpStream,
     peer: SocketAddr,
+    listener: Arc<ListenerInfo>,
     broker: Arc<B>,
     config: ServerConfig,
     limits: FrameLimits,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let _ = stream.set_nodelay(true);
-    let (mut reader, mut writer) = stream.into_split();
+    let Some((stream, session)) = secure(stream, peer, listener, &config).await else {
+        return;
+    };
+    let (reader, mut writer) = stream.split();
+    let mut reader = BufReader::with_capacity(READ_BUFFER_BYTES, reader);
     let (tx, mut rx) =
         mpsc::channel::<(Reply, Option<ApiKey>, std::time::Instant)>(MAX_IN_FLIGHT_PER_CONNECTION);
     let activity = Arc::new(Activity {
@@ -172,6 +182,7 @@ pub async fn serve<B: Broker>(
         written.writer_gone.store(true, Ordering::Release);
         written.written.notify_waiters();
     });
+    let mut first = true;
     loop {
         match next_request(
             &mut reader,
@@ -184,6 +195,10 @@ pub async fn serve<B: Broker>(
         {
             Next::Request => {}
             Next::Close => break,
+        }
+        if std::mem::take(&mut first) && looks_like_tls(reader.buffer(), &limits) {
+            tracing::info!(%peer, listener = %session.listener.name, "closing connection: TLS ClientHello on a PLAINTEXT listener (a client with security.protocol=SSL?)");
+            break;
         }
         let frame = tokio::select! {
             frame = read_frame(&mut reader, &limits) => frame,
@@ -203,7 +218,7 @@ pub async fn serve<B: Broker>(
             .body
             .get(..2)
             .and_then(|key| ApiKey::try_from(i16::from_be_bytes([key[0], key[1]])).ok());
-        let handled = handlers::handle(&broker, &config, peer, frame.body);
+        let handled = handlers::handle(&broker, &config, &session, frame.body);
         drop(frame.reservation);
         match handled {
             Ok(reply) => {
@@ -220,4 +235,73 @@ pub async fn serve<B: Broker>(
     }
     drop(tx);
     let _ = write_task.await;
+}
+
+/// Whether the first bytes of a connection are a TLS record (a ClientHello: content type 22,
+/// version 3.x) rather than a Kafka request, whose size they would make too large anyway.
+fn looks_like_tls(first: &[u8], limits: &FrameLimits) -> bool {
+    match first {
+        [0x16, 0x03, minor, ..] if *minor <= 4 => {
+            let size = i32::from_be_bytes([0x16, 0x03, *minor, first.get(3).copied().unwrap_or(0)]);
+            size as usize > limits.max_bytes
+        }
+        _ => false,
+    }
+}
+
+/// Runs the TLS handshake on listeners that use TLS, and returns the stream with who the peer
+/// is. `None`: the peer failed the handshake (a reason was logged).
+async fn secure(
+    stream: TcpStream,
+    peer: SocketAddr,
+    listener: Arc<ListenerInfo>,
+    config: &ServerConfig,
+) -> Option<(Stream, Session)> {
+    let Some(tls) = listener.tls.clone() else {
+        return Some((Stream::Plain(stream), Session::anonymous(listener, peer)));
+    };
+    let name = listener.name.as_str();
+    let handshake = async {
+        // A TLS client speaks first, with a handshake record: anything else is a plaintext
+        // client on the wrong port, which deserves a clearer log line than a TLS error.
+        let mut first = [0u8; 1];
+        match stream.peek(&mut first).await {
+            Ok(0) => return Err("closed before the TLS handshake".to_owned()),
+            Ok(_) if first[0] != 0x16 => {
+                return Err("not TLS (a PLAINTEXT client on a TLS listener?)".to_owned());
+            }
+            Ok(_) => {}
+            Err(e) => return Err(e.to_string()),
+        }
+        tls.acceptor()
+            .accept(stream)
+            .await
+            .map_err(|e| format!("TLS handshake failed: {e}"))
+    };
+    let stream = match tokio::time::timeout(config.tls_handshake_timeout, handshake).await {
+        Ok(Ok(stream)) => stream,
+        Ok(Err(e)) => {
+            KAFKA.tls_handshake(name, "failed");
+            tracing::info!(%peer, listener = %name, "closing connection: {e}");
+            return None;
+        }
+        Err(_) => {
+            KAFKA.tls_handshake(name, "timeout");
+            tracing::info!(%peer, listener = %name, "closing connection: no TLS handshake within {:?}", config.tls_handshake_timeout);
+            return None;
+        }
+    };
+    let principal = match tls.principal(stream.get_ref().1) {
+        Ok(principal) => principal,
+        Err(e) => {
+            KAFKA.tls_handshake(name, "failed");
+            tracing::info!(%peer, listener = %name, "closing connection: {e}");
+            return None;
+        }
+    };
+    KAFKA.tls_handshake(name, "ok");
+    tracing::debug!(%peer, listener = %name, %principal, "TLS connection");
+    let mut session = Session::anonymous(listener, peer);
+    session.principal = principal;
+    Some((Stream::Tls(Box::new(stream)), session))
 }

@@ -22,7 +22,9 @@ pub mod openapi;
 pub mod request;
 pub mod response;
 pub mod rest;
+pub mod security;
 pub mod server;
+pub mod transport;
 pub mod versions;
 
 pub use broker::{Broker, BrokerError};

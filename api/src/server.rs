@@ -1,6 +1,6 @@
-//! The Kafka listener: accepts connections and serves each on its own task, within the
+//! The Kafka listeners: accept connections and serve each on its own task, within the
 //! broker's connection limits (`max.connections`, `max.connections.per.ip`) and request
-//! memory budget (`queued.max.request.bytes`).
+//! memory budget (`queued.max.request.bytes`), which all listeners share.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -17,6 +17,7 @@ use crate::frame::FrameLimits;
 use crate::limits::ACCEPT_RETRY;
 use crate::memory::RequestMemory;
 use crate::metrics::KAFKA;
+use crate::security::ListenerInfo;
 
 /// Settings of the protocol server, by their Kafka names.
 #[derive(Debug, Clone)]
@@ -40,6 +41,8 @@ pub struct ServerConfig {
     pub remote_fetch_max_wait: Duration,
     /// Whether Metadata may create missing topics (`auto.create.topics.enable`).
     pub auto_create_topics: bool,
+    /// Longest a TLS handshake may take (`ssl.handshake.timeout.ms`).
+    pub tls_handshake_timeout: Duration,
 }
 
 impl Default for ServerConfig {
@@ -53,6 +56,7 @@ impl Default for ServerConfig {
             max_connections_per_ip: i32::MAX as usize,
             remote_fetch_max_wait: Duration::from_millis(500),
             auto_create_topics: true,
+            tls_handshake_timeout: Duration::from_secs(10),
         }
     }
 }
@@ -94,10 +98,18 @@ impl Drop for IpSlot {
     }
 }
 
-/// Accepts connections until `shutdown` turns true, then waits for every connection to finish
-/// its in-flight requests.
+/// What every listener's connections share: the limits and the request memory budget.
+struct Shared {
+    config: ServerConfig,
+    limits: FrameLimits,
+    slots: Arc<Semaphore>,
+    per_ip: Arc<PerIp>,
+}
+
+/// Accepts connections on every listener until `shutdown` turns true, then waits for every
+/// connection to finish its in-flight requests.
 pub async fn serve<B: Broker>(
-    listener: TcpListener,
+    listeners: Vec<(TcpListener, Arc<ListenerInfo>)>,
     broker: Arc<B>,
     config: ServerConfig,
     shutdown: watch::Receiver<bool>,
@@ -108,22 +120,56 @@ pub async fn serve<B: Broker>(
         receive_timeout: config.request_receive_timeout,
     };
     KAFKA.set_request_memory_limit(limits.memory.total_bytes());
-    let slots = Arc::new(Semaphore::new(
-        config.max_connections.clamp(1, Semaphore::MAX_PERMITS),
-    ));
-    let per_ip = Arc::new(PerIp::default());
+    let shared = Arc::new(Shared {
+        slots: Arc::new(Semaphore::new(
+            config.max_connections.clamp(1, Semaphore::MAX_PERMITS),
+        )),
+        per_ip: Arc::new(PerIp::default()),
+        config,
+        limits,
+    });
+    let mut loops = JoinSet::new();
+    for (listener, info) in listeners {
+        if let Some(tls) = &info.tls {
+            tokio::spawn(Arc::clone(tls).watch(shutdown.clone()));
+        }
+        loops.spawn(accept_loop(
+            listener,
+            info,
+            Arc::clone(&broker),
+            Arc::clone(&shared),
+            shutdown.clone(),
+        ));
+    }
+    while loops.join_next().await.is_some() {}
+}
+
+/// One listener's accept loop.
+async fn accept_loop<B: Broker>(
+    listener: TcpListener,
+    info: Arc<ListenerInfo>,
+    broker: Arc<B>,
+    shared: Arc<Shared>,
+    shutdown: watch::Receiver<bool>,
+) {
+    let Shared {
+        config,
+        limits,
+        slots,
+        per_ip,
+    } = &*shared;
     let mut connections = JoinSet::new();
     let mut stop = shutdown.clone();
     loop {
         // At max.connections the listener stops accepting: new peers wait in the kernel's
         // accept queue until a connection closes, as in Kafka.
         let slot = tokio::select! {
-            slot = Arc::clone(&slots).acquire_owned() => match slot {
+            slot = Arc::clone(slots).acquire_owned() => match slot {
                 Ok(slot) => slot,
                 Err(_) => break,
             },
             Some(_) = connections.join_next(), if !connections.is_empty() => continue,
-            _ = stop.wait_for(|stop| *stop) => break,
+            _ = stopped(&mut stop) => break,
         };
         tokio::select! {
             accepted = listener.accept() => match accepted {
@@ -134,10 +180,11 @@ pub async fn serve<B: Broker>(
                         drop(stream);
                         continue;
                     };
-                    tracing::debug!(%peer, "connection accepted");
+                    tracing::debug!(%peer, listener = %info.name, "connection accepted");
                     let serving = connection::serve(
                         stream,
                         peer,
+                        Arc::clone(&info),
                         Arc::clone(&broker),
                         config.clone(),
                         limits.clone(),
@@ -157,9 +204,14 @@ pub async fn serve<B: Broker>(
                 }
             },
             Some(_) = connections.join_next(), if !connections.is_empty() => {}
-            _ = stop.wait_for(|stop| *stop) => break,
+            _ = stopped(&mut stop) => break,
         }
     }
     drop(listener);
     while connections.join_next().await.is_some() {}
+}
+
+/// Resolves once shutdown has begun (the `watch::Ref` of `wait_for` is not `Send`).
+async fn stopped(stop: &mut watch::Receiver<bool>) {
+    let _ = stop.wait_for(|stop| *stop).await;
 }

@@ -12,10 +12,27 @@ pub fn summary(config: &BrokerConfig) -> String {
     };
     let mut out = format!("config ok: node {} ({roles})\n", config.node_id);
     if config.broker_role {
-        out.push_str(&format!(
-            "  Kafka listener    {} (advertised as {}:{})\n  admin listener    {}\n",
-            config.listener, config.advertised.0, config.advertised.1, config.admin_listener
-        ));
+        for listener in &config.kafka_listeners {
+            out.push_str(&format!(
+                "  Kafka listener    {} {} {} (advertised as {}:{})\n",
+                listener.name,
+                listener.protocol,
+                listener.bind,
+                listener.advertised.0,
+                listener.advertised.1
+            ));
+            if let Some(tls) = &listener.tls
+                && let Ok(context) =
+                    strata_api::security::TlsContext::load(&listener.name, tls.clone())
+            {
+                let certificate = context.certificate();
+                out.push_str(&format!(
+                    "    certificate     {}, expires {}\n",
+                    certificate.subject, certificate.expires
+                ));
+            }
+        }
+        out.push_str(&format!("  admin listener    {}\n", config.admin_listener));
     }
     if config.controller_role {
         out.push_str(&format!(
@@ -54,7 +71,12 @@ pub fn summary_json(config: &BrokerConfig) -> serde_json::Value {
         "node_id": config.node_id,
         "broker": config.broker_role,
         "controller": config.controller_role,
-        "kafka_listener": config.listener.to_string(),
+        "kafka_listeners": config.kafka_listeners.iter().map(|l| serde_json::json!({
+            "name": l.name,
+            "protocol": l.protocol.name(),
+            "bind": l.bind.to_string(),
+            "advertised": format!("{}:{}", l.advertised.0, l.advertised.1),
+        })).collect::<Vec<_>>(),
         "advertised": format!("{}:{}", config.advertised.0, config.advertised.1),
         "admin_listener": config.admin_listener.to_string(),
         "controller_listener": config.controller_listener.to_string(),

@@ -36,19 +36,21 @@ impl StrataBroker {
             broker_id: config.node_id,
             incarnation: self.incarnation,
             rack: config.rack.clone(),
-            // The Kafka listener first: clients are given the first one.
-            listeners: vec![
-                Endpoint {
-                    name: "PLAINTEXT".into(),
-                    host: config.advertised.0.clone(),
-                    port: config.advertised.1,
-                },
-                Endpoint {
+            // The inter-broker listener first: brokers reach each other on the first one.
+            listeners: config
+                .kafka_listeners
+                .iter()
+                .map(|l| Endpoint {
+                    name: l.name.clone(),
+                    host: l.advertised.0.clone(),
+                    port: l.advertised.1,
+                })
+                .chain([Endpoint {
                     name: crate::metadata_cache::ADMIN_LISTENER.into(),
                     host: config.advertised.0.clone(),
                     port: config.admin_listener.port(),
-                },
-            ],
+                }])
+                .collect(),
             cluster_id: self.meta_properties.as_ref().map(|m| m.cluster_id.clone()),
             want_fence,
             want_shutdown,

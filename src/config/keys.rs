@@ -18,9 +18,98 @@ pub const BROKER_KEYS: &[(&str, &str, &str)] = &[
     (
         "listeners",
         "PLAINTEXT://127.0.0.1:9092",
-        "Kafka listener (PLAINTEXT://host:port), controller listener (CONTROLLER://host:port) and \
-         admin HTTP API (ADMIN://host:port); the last two default to the Kafka listener's host \
-         and its port + 1 and + 552 (9093 and 9644 for 9092), or port 0 if that one is 0",
+        "Kafka listeners (NAME://host:port, a bare host:port is PLAINTEXT), the controller \
+         listener (CONTROLLER://host:port) and the admin HTTP API (ADMIN://host:port); the last \
+         two default to the first Kafka listener's host and its port + 1 and + 552 (9093 and \
+         9644 for 9092), or port 0 if that one is 0",
+    ),
+    (
+        "listener.security.protocol.map",
+        "",
+        "NAME:PROTOCOL pairs giving each Kafka listener its security protocol (PLAINTEXT, SSL); \
+         a listener named after a protocol uses it",
+    ),
+    (
+        "inter.broker.listener.name",
+        "",
+        "the listener brokers reach each other on; empty: the first Kafka listener",
+    ),
+    (
+        "security.inter.broker.protocol",
+        "",
+        "accepted for Kafka compatibility when it agrees with inter.broker.listener.name",
+    ),
+    (
+        "ssl.keystore.type",
+        "PEM",
+        "format of the key and certificates (PEM only; convert JKS and PKCS12)",
+    ),
+    (
+        "ssl.keystore.location",
+        "",
+        "PEM file with the listener's private key and certificate chain (leaf first); \
+         reloaded when it changes",
+    ),
+    (
+        "ssl.keystore.certificate.chain",
+        "",
+        "the certificate chain as inline PEM, instead of ssl.keystore.location",
+    ),
+    (
+        "ssl.keystore.key",
+        "",
+        "the private key as inline PEM (unencrypted), with ssl.keystore.certificate.chain",
+    ),
+    (
+        "ssl.key.password",
+        "",
+        "refused: encrypted private keys are not read",
+    ),
+    (
+        "ssl.truststore.type",
+        "PEM",
+        "format of the trusted CAs (PEM only)",
+    ),
+    (
+        "ssl.truststore.location",
+        "",
+        "PEM file of the CAs client certificates must chain to",
+    ),
+    (
+        "ssl.truststore.certificates",
+        "",
+        "the trusted CAs as inline PEM, instead of ssl.truststore.location",
+    ),
+    (
+        "ssl.client.auth",
+        "none",
+        "client certificates: none, requested (clients without one are User:ANONYMOUS) or required",
+    ),
+    (
+        "ssl.enabled.protocols",
+        "TLSv1.2,TLSv1.3",
+        "TLS versions accepted",
+    ),
+    (
+        "ssl.cipher.suites",
+        "",
+        "cipher suites accepted, by IANA name; empty: rustls's defaults",
+    ),
+    (
+        "ssl.principal.mapping.rules",
+        "DEFAULT",
+        "how a client certificate's subject becomes a user name: RULE:pattern/replacement/[LU] \
+         rules, then DEFAULT (the subject as RFC 2253 writes it)",
+    ),
+    (
+        "ssl.certificate.reload.interval.ms",
+        "60000",
+        "how often certificate and key files are checked for changes and reloaded; 0: never",
+    ),
+    (
+        "ssl.handshake.timeout.ms",
+        "10000",
+        "a TLS handshake not finished in this time closes the connection",
     ),
     (
         "controller.quorum.voters",
@@ -140,7 +229,8 @@ pub const BROKER_KEYS: &[(&str, &str, &str)] = &[
     (
         "advertised.listeners",
         "",
-        "address sent to clients in Metadata; defaults to listeners",
+        "NAME://host:port per Kafka listener, sent to its clients in Metadata (a bare host:port \
+         is the first listener's); defaults to where each listener binds",
     ),
     (
         "cluster.id",

@@ -7,6 +7,7 @@
 
 mod keys;
 mod listeners;
+mod security;
 pub mod source;
 
 use std::collections::BTreeMap;
@@ -18,7 +19,8 @@ use crate::group::{CoordinatorConfig, GroupConfig};
 use crate::log::config::TOPIC_CONFIGS;
 pub use keys::BROKER_KEYS;
 pub use listeners::parse_voters;
-use listeners::{parse_listeners, parse_roles, strip_scheme};
+use listeners::{parse_listeners, parse_roles};
+pub use security::{KafkaListener, is_sensitive};
 pub use source::{Origin, Override, Setting};
 
 /// A configuration problem, with the key or file it concerns and where it was given.
@@ -166,8 +168,9 @@ pub struct BrokerConfig {
     pub broker_role: bool,
     /// `process.roles`: whether this process is a controller (a voter of the metadata quorum).
     pub controller_role: bool,
-    /// `listeners`: where the Kafka listener binds.
-    pub listener: SocketAddr,
+    /// `listeners`: the Kafka listeners with their security, the inter-broker listener
+    /// (`inter.broker.listener.name`, by default the first) first.
+    pub kafka_listeners: Vec<KafkaListener>,
     /// `listeners` (`CONTROLLER://`): where the controller listener binds.
     pub controller_listener: SocketAddr,
     /// `listeners` (`ADMIN://`): where the admin HTTP API binds.
@@ -193,8 +196,11 @@ pub struct BrokerConfig {
     pub remote: Option<RemoteConfig>,
     /// `metadata.log.max.record.bytes.between.snapshots`.
     pub snapshot_bytes: u64,
-    /// `advertised.listeners`: host and port given to clients.
+    /// `advertised.listeners` of the inter-broker listener: where other nodes, and this node's
+    /// own clients, reach this broker.
     pub advertised: (String, u16),
+    /// `ssl.handshake.timeout.ms`.
+    pub tls_handshake_timeout: Duration,
     /// `cluster.id`, if fixed by configuration.
     pub cluster_id: Option<String>,
     /// `auto.create.topics.enable`.
@@ -282,7 +288,9 @@ impl BrokerConfig {
         let settings = Settings { entries: &entries };
         let mut topic_defaults = BTreeMap::new();
         for (key, setting) in &entries {
-            if BROKER_KEYS.iter().any(|(k, _, _)| k == key) {
+            if BROKER_KEYS.iter().any(|(k, _, _)| k == key)
+                || security::per_listener_key(key).is_some()
+            {
                 continue;
             }
             let Some(topic_key) = broker_to_topic_key(key) else {
@@ -307,8 +315,11 @@ impl BrokerConfig {
         crate::log::LogConfig::from_map(&topic_defaults)
             .map_err(|e| settings.invalid("log.*", e.0))?;
         let get = |key: &str| settings.get(key);
-        let (listener, controller_listener, admin_listener) =
+        let listeners =
             parse_listeners(&get("listeners")).map_err(|e| settings.invalid("listeners", e))?;
+        let (controller_listener, admin_listener) = (listeners.controller, listeners.admin);
+        let kafka_listeners = security::kafka_listeners(&settings, &listeners.kafka)?;
+        let advertised = kafka_listeners[0].advertised.clone();
         let (broker_role, controller_role) =
             parse_roles(&get("process.roles")).map_err(|e| settings.invalid("process.roles", e))?;
         let voters = parse_voters(&get("controller.quorum.voters"))
@@ -319,20 +330,6 @@ impl BrokerConfig {
                 "a broker without the controller role needs the voters to reach",
             ));
         }
-        let advertised_text = get("advertised.listeners");
-        let advertised = if advertised_text.is_empty() {
-            (listener.ip().to_string(), listener.port())
-        } else {
-            let invalid = |message: String| settings.invalid("advertised.listeners", message);
-            let raw = strip_scheme(&advertised_text).map_err(invalid)?;
-            let (host, port) = raw
-                .rsplit_once(':')
-                .ok_or_else(|| invalid(format!("'{advertised_text}' is not host:port")))?;
-            let port = port
-                .parse()
-                .map_err(|_| invalid(format!("'{port}' is not a port")))?;
-            (host.trim_matches(['[', ']']).to_owned(), port)
-        };
         let cluster_id = Some(get("cluster.id")).filter(|id| !id.is_empty());
         let node_id = settings.parse("node.id", 0..=i32::MAX as i64)? as i32;
         if controller_role && !voters.is_empty() && !voters.contains_key(&(node_id as u64)) {
@@ -399,7 +396,7 @@ impl BrokerConfig {
             remote,
             broker_role,
             controller_role,
-            listener,
+            kafka_listeners,
             controller_listener,
             admin_listener,
             voters,
@@ -429,6 +426,9 @@ impl BrokerConfig {
                 1024..=i64::MAX,
             )? as u64,
             advertised,
+            tls_handshake_timeout: settings
+                .millis("ssl.handshake.timeout.ms")?
+                .max(Duration::from_millis(100)),
             cluster_id,
             auto_create_topics: settings.bool("auto.create.topics.enable")?,
             metrics_per_partition: settings.bool("metrics.per.partition")?,
@@ -556,7 +556,7 @@ mod tests {
         .unwrap();
         let config =
             BrokerConfig::load(Some(&path), &[Override::set("num.partitions", "3")]).unwrap();
-        assert_eq!(config.listener.port(), 19092);
+        assert_eq!(config.kafka_listeners[0].bind.port(), 19092);
         assert_eq!(config.advertised, ("broker.example".to_owned(), 9092));
         assert_eq!(config.num_partitions, 3);
         assert_eq!(config.topic_defaults.get("retention.ms").unwrap(), "1000");
@@ -585,13 +585,35 @@ mod tests {
         let message = error(&[Override::flag(
             "--listen",
             "listeners",
-            "SSL://1.2.3.4:9093",
+            "PLAINTEXT://1.2.3.4",
         )]);
         assert!(
-            message.starts_with("invalid listeners (--listen SSL://1.2.3.4:9093): ")
-                && message.contains("SSL"),
+            message.starts_with("invalid listeners (--listen PLAINTEXT://1.2.3.4): ")
+                && message.contains("host:port"),
             "{message}"
         );
+        let message = error(&[
+            Override::set("listeners", "PLAINTEXT://127.0.0.1:0,SSL://127.0.0.1:0"),
+            Override::set(
+                "listener.name.ssl.ssl.keystore.location",
+                "/nonexistent.pem",
+            ),
+        ]);
+        assert!(
+            message.starts_with("invalid listener.name.ssl.ssl.keystore.location (--set ")
+                && message.contains("cannot read /nonexistent.pem"),
+            "{message}"
+        );
+        let message = error(&[
+            Override::set("listeners", "PLAINTEXT://127.0.0.1:0"),
+            Override::set("listener.name.other.ssl.client.auth", "required"),
+        ]);
+        assert!(
+            message.contains("OTHER is not a Kafka listener"),
+            "{message}"
+        );
+        let message = error(&[Override::set("listeners", "SSL://127.0.0.1:0")]);
+        assert!(message.contains("needs a certificate"), "{message}");
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("node.toml");
         std::fs::write(&path, "node.id = 1\n\n[log]\nretention.ms = \"soon\"\n").unwrap();

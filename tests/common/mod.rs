@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod browser;
+pub mod certs;
 pub mod cluster;
 pub mod controller;
 pub mod link;
@@ -37,6 +38,8 @@ pub struct BrokerProcess {
     pub admin_addr: String,
     /// Its file descriptor limit (`RLIMIT_NOFILE`, soft and hard), when not inherited.
     pub files_limit: Option<u64>,
+    /// `host:port` of each Kafka listener, by name.
+    pub listeners: std::collections::BTreeMap<String, String>,
 }
 
 impl BrokerProcess {
@@ -69,6 +72,7 @@ impl BrokerProcess {
             env: Vec::new(),
             admin_addr: String::new(),
             files_limit: None,
+            listeners: Default::default(),
         };
         broker.spawn(listen);
         broker
@@ -101,6 +105,7 @@ impl BrokerProcess {
             env,
             admin_addr: String::new(),
             files_limit,
+            listeners: Default::default(),
         };
         broker.spawn("127.0.0.1:0");
         broker
@@ -143,9 +148,10 @@ impl BrokerProcess {
         let rx = listening(&mut child);
         self.child = Some(child);
         match rx.recv_timeout(START_TIMEOUT) {
-            Ok((addr, admin)) => {
+            Ok((addr, admin, listeners)) => {
                 self.addr = addr;
                 self.admin_addr = admin;
+                self.listeners = listeners;
             }
             Err(_) => {
                 let log = std::fs::read_to_string(self.data_dir.with_extension("log"))
@@ -244,7 +250,7 @@ impl RunningNode {
             .expect("strata starts");
         let rx = listening(&mut child);
         match rx.recv_timeout(START_TIMEOUT) {
-            Ok((addr, admin)) => Self { child, addr, admin },
+            Ok((addr, admin, _)) => Self { child, addr, admin },
             Err(_) => {
                 let _ = child.kill();
                 let _ = child.wait();
@@ -359,23 +365,36 @@ fn dechunk(mut body: &[u8]) -> Vec<u8> {
     out
 }
 
-/// The (Kafka, admin) addresses a `strata` process prints once it serves clients, read from its
-/// piped stdout on a thread of their own.
-fn listening(child: &mut Child) -> mpsc::Receiver<(String, String)> {
+/// What a `strata` process serves on.
+type Listening = (String, String, std::collections::BTreeMap<String, String>);
+
+/// The (Kafka, admin, named Kafka listeners) addresses a `strata` process prints once it serves
+/// clients, read from its piped stdout on a thread of their own.
+fn listening(child: &mut Child) -> mpsc::Receiver<Listening> {
     let stdout = child.stdout.take().expect("piped stdout");
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
         let mut admin = String::new();
+        let mut listeners = std::collections::BTreeMap::new();
         for line in BufReader::new(stdout).lines().map_while(Result::ok) {
             if let Some(addr) = line.strip_prefix("strata admin listening on ") {
                 admin = addr.to_owned();
+            }
+            // `strata listener NAME (PROTOCOL) on host:port`
+            if let Some(rest) = line.strip_prefix("strata listener ")
+                && let Some((name, addr)) = rest.split_once(" (").and_then(|(name, rest)| {
+                    rest.split_once(") on ")
+                        .map(|(_, addr)| (name.to_owned(), addr.to_owned()))
+                })
+            {
+                listeners.insert(name, addr);
             }
             // A controller-only node serves no Kafka clients: its controller listener stands in.
             let served = line
                 .strip_prefix("strata listening on ")
                 .or_else(|| line.strip_prefix("strata controller listening on "));
             if let Some(addr) = served {
-                let _ = tx.send((addr.to_owned(), admin.clone()));
+                let _ = tx.send((addr.to_owned(), admin.clone(), listeners.clone()));
             }
         }
     });

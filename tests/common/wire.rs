@@ -8,22 +8,32 @@ use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, Request, Str
 use kafka_protocol::records::{
     Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
 };
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 /// How long a response may take before the test calls it a hang.
 const IO_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// One TCP connection speaking raw Kafka frames.
-pub struct Conn(TcpStream);
+/// A byte stream: TCP, or TLS over it.
+pub trait Stream: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Stream for T {}
+
+/// One connection speaking raw Kafka frames.
+pub struct Conn(Box<dyn Stream>);
 
 impl Conn {
     pub async fn open(addr: &str) -> Self {
-        Conn(TcpStream::connect(addr).await.expect("connect"))
+        Conn(Box::new(TcpStream::connect(addr).await.expect("connect")))
+    }
+
+    /// A connection over `stream` (a TLS one, say).
+    pub fn over(stream: impl Stream + 'static) -> Self {
+        Conn(Box::new(stream))
     }
 
     pub async fn send_raw(&mut self, bytes: &[u8]) {
         let _ = self.0.write_all(bytes).await;
+        let _ = self.0.flush().await;
     }
 
     pub async fn send<R: Request>(&mut self, version: i16, request: &R) {

@@ -79,6 +79,12 @@ public class StrataClientCheck {
         String topic = args[1];
         Properties common = new Properties();
         common.put("bootstrap.servers", bootstrap);
+        // Security settings (security.protocol, ssl.*, sasl.*) for every client, when given.
+        if (args.length > 2) {
+            try (java.io.FileReader reader = new java.io.FileReader(args[2])) {
+                common.load(reader);
+            }
+        }
 
         try (Admin admin = Admin.create(common)) {
             admin.createTopics(List.of(new NewTopic(topic, PARTITIONS, (short) 1)

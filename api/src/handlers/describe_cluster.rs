@@ -14,7 +14,7 @@ pub(super) fn handle<B: Broker>(
     ctx: &Ctx<'_, B>,
     request: DescribeClusterRequest,
 ) -> Result<Reply, HandleError> {
-    let cluster = ctx.broker.cluster();
+    let cluster = ctx.broker.cluster(&ctx.session.listener.name);
     let mut response = DescribeClusterResponse::default()
         .with_cluster_id(str_bytes(cluster.cluster_id))
         .with_controller_id(BrokerId(cluster.controller_id))

@@ -32,7 +32,7 @@ pub(super) fn handle<B: Broker>(
     ctx: &Ctx<'_, B>,
     request: DescribeConfigsRequest,
 ) -> Result<Reply, HandleError> {
-    let cluster = ctx.broker.cluster();
+    let cluster = ctx.broker.cluster(&ctx.session.listener.name);
     let results = request
         .resources
         .into_iter()

@@ -19,13 +19,23 @@ pub(super) fn handle<B: Broker>(
     request: FindCoordinatorRequest,
 ) -> Result<Reply, HandleError> {
     let (broker, version) = (Arc::clone(ctx.broker), ctx.version);
+    let listener = ctx.session.listener.name.clone();
     Ok(later(ctx, async move {
         let find = async |key: String| -> Result<BrokerNode, BrokerError> {
             match request.key_type {
-                GROUP_KEY => broker.groups().find_coordinator(key).await,
+                GROUP_KEY => {
+                    let node = broker.groups().find_coordinator(key).await?;
+                    // The coordinator as this listener's clients reach it.
+                    broker
+                        .cluster(&listener)
+                        .brokers
+                        .into_iter()
+                        .find(|b| b.node_id == node.node_id)
+                        .ok_or(BrokerError::CoordinatorNotAvailable)
+                }
                 // Transactions are not implemented: the receiving broker answers for now.
                 TRANSACTION_KEY if !key.is_empty() => {
-                    let cluster = broker.cluster();
+                    let cluster = broker.cluster(&listener);
                     Ok(BrokerNode {
                         node_id: cluster.node_id,
                         host: cluster.host,

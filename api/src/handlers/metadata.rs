@@ -43,6 +43,7 @@ pub(super) fn handle<B: Broker>(
         }
     }
     let broker = Arc::clone(ctx.broker);
+    let listener = ctx.session.listener.name.clone();
     Ok(later(ctx, async move {
         let found = broker.topics((!all).then_some(names), auto_create).await;
         topics.extend(
@@ -50,7 +51,7 @@ pub(super) fn handle<B: Broker>(
                 .into_iter()
                 .map(|(name, result)| topic_entry(name, result, version)),
         );
-        let cluster = broker.cluster();
+        let cluster = broker.cluster(&listener);
         let brokers = cluster
             .brokers
             .into_iter()

@@ -34,7 +34,6 @@ mod offset_for_leader_epoch;
 mod produce;
 mod sync_group;
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
@@ -47,6 +46,7 @@ use crate::metrics::{ErrorCodes, KAFKA};
 pub(crate) use crate::request::HandleError;
 use crate::request::{self, Decoded};
 use crate::response::ResponseFrame;
+use crate::security::Session;
 use crate::server::ServerConfig;
 
 /// The request being handled, for the handlers.
@@ -60,6 +60,8 @@ pub(crate) struct Ctx<'a, B> {
     pub client_id: String,
     /// The client's address, as Kafka reports it (`/127.0.0.1`).
     pub client_host: String,
+    /// The connection's listener and principal.
+    pub session: &'a Session,
 }
 
 impl<B> Ctx<'_, B> {
@@ -107,7 +109,7 @@ pub(crate) fn encode_response<R: Encodable + HeaderVersion>(
 pub(crate) fn handle<B: Broker>(
     broker: &Arc<B>,
     config: &ServerConfig,
-    peer: SocketAddr,
+    session: &Session,
     frame: Bytes,
 ) -> Result<Reply, HandleError> {
     let request = match request::decode(frame)? {
@@ -127,7 +129,8 @@ pub(crate) fn handle<B: Broker>(
             .client_id
             .as_ref()
             .map_or(String::new(), |c| c.to_string()),
-        client_host: format!("/{}", peer.ip()),
+        client_host: format!("/{}", session.peer.ip()),
+        session,
     };
     match request.body {
         RequestKind::Produce(r) => produce::handle(&ctx, r),

@@ -100,6 +100,22 @@ pub struct PurgatoryLabels {
     pub purgatory: Purgatory,
 }
 
+/// Labels of per-listener series.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+pub struct ListenerLabels {
+    /// The listener's name.
+    pub listener: String,
+}
+
+/// Labels of TLS handshake outcomes.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+pub struct HandshakeLabels {
+    /// The listener's name.
+    pub listener: String,
+    /// `ok`, `failed` (bad certificate, not TLS, …) or `timeout`.
+    pub result: &'static str,
+}
+
 /// One waiting operation, counted while it lives.
 #[derive(Debug)]
 pub struct Waiting(Gauge);
@@ -177,6 +193,9 @@ pub struct KafkaMetrics {
     bytes_out: Family<TopicLabels, Counter>,
     records_out: Family<TopicLabels, Counter>,
     purgatory: Family<PurgatoryLabels, Gauge>,
+    tls_handshakes: Family<HandshakeLabels, Counter>,
+    tls_reload_failures: Family<ListenerLabels, Counter>,
+    tls_expiry: Family<ListenerLabels, Gauge>,
 }
 
 impl Default for KafkaMetrics {
@@ -194,6 +213,9 @@ impl Default for KafkaMetrics {
             bytes_out: Family::default(),
             records_out: Family::default(),
             purgatory: Family::default(),
+            tls_handshakes: Family::default(),
+            tls_reload_failures: Family::default(),
+            tls_expiry: Family::default(),
         }
     }
 }
@@ -295,6 +317,34 @@ impl KafkaMetrics {
         Waiting(gauge)
     }
 
+    /// A TLS handshake on `listener` ended with `result` (`ok`, `failed`, `timeout`).
+    pub fn tls_handshake(&self, listener: &str, result: &'static str) {
+        self.tls_handshakes
+            .get_or_create(&HandshakeLabels {
+                listener: listener.to_owned(),
+                result,
+            })
+            .inc();
+    }
+
+    /// The certificates of `listener` changed on disk but could not be loaded.
+    pub fn tls_reload_failed(&self, listener: &str) {
+        self.tls_reload_failures
+            .get_or_create(&ListenerLabels {
+                listener: listener.to_owned(),
+            })
+            .inc();
+    }
+
+    /// `listener` now serves a certificate that expires at `not_after` (Unix seconds).
+    pub fn tls_certificate(&self, listener: &str, not_after: i64) {
+        self.tls_expiry
+            .get_or_create(&ListenerLabels {
+                listener: listener.to_owned(),
+            })
+            .set(not_after);
+    }
+
     /// Registers these metrics in `registry` (whose prefix is `strata`).
     pub fn register(&self, registry: &mut Registry) {
         self.register_traffic(registry);
@@ -326,6 +376,21 @@ impl KafkaMetrics {
     }
 
     fn register_server(&self, registry: &mut Registry) {
+        registry.register(
+            "tls_handshakes",
+            "TLS handshakes on Kafka listeners, per listener and result (ok, failed, timeout)",
+            self.tls_handshakes.clone(),
+        );
+        registry.register(
+            "tls_reload_failures",
+            "Changed TLS certificate files that could not be loaded (the previous ones stay in use)",
+            self.tls_reload_failures.clone(),
+        );
+        registry.register(
+            "tls_certificate_expiry_timestamp_seconds",
+            "When the certificate a listener serves expires, in Unix seconds",
+            self.tls_expiry.clone(),
+        );
         registry.register(
             "purgatory_size",
             "Requests waiting in a purgatory: produces for their acknowledgement, fetches for data",

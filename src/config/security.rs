@@ -1,0 +1,279 @@
+//! The Kafka listeners with their security: protocols, advertised addresses and TLS settings
+//! (`ssl.*`, each overridable per listener as `listener.name.<name>.ssl.*`, as in Kafka).
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use strata_api::security::tls::{ClientAuth, PemSource};
+use strata_api::security::{PrincipalMapper, SecurityProtocol, TlsSettings};
+
+use super::listeners::{ListenerSpec, parse_advertised, parse_protocol_map};
+use super::{ConfigError, Settings};
+
+/// The `ssl.*` keys a listener can override with `listener.name.<name>.` before them.
+pub const PER_LISTENER_KEYS: &[&str] = &[
+    "ssl.keystore.type",
+    "ssl.keystore.location",
+    "ssl.keystore.certificate.chain",
+    "ssl.keystore.key",
+    "ssl.key.password",
+    "ssl.truststore.type",
+    "ssl.truststore.location",
+    "ssl.truststore.certificates",
+    "ssl.client.auth",
+    "ssl.enabled.protocols",
+    "ssl.cipher.suites",
+    "ssl.principal.mapping.rules",
+    "ssl.certificate.reload.interval.ms",
+];
+
+/// Whether a key holds a secret, whose value DescribeConfigs and `strata config` never show.
+pub fn is_sensitive(key: &str) -> bool {
+    key.ends_with(".password") || key.ends_with("ssl.keystore.key") || key.ends_with("jaas.config")
+}
+
+/// The listener a `listener.name.<name>.<key>` setting is for, and the key, when the key is
+/// one a listener can override.
+pub fn per_listener_key(key: &str) -> Option<(String, &str)> {
+    let rest = key.strip_prefix("listener.name.")?;
+    let (name, key) = rest.split_once('.')?;
+    PER_LISTENER_KEYS
+        .contains(&key)
+        .then(|| (name.to_ascii_uppercase(), key))
+}
+
+/// A Kafka listener with its security.
+#[derive(Debug, Clone)]
+pub struct KafkaListener {
+    /// Its name (`EXTERNAL`).
+    pub name: String,
+    /// Its security protocol.
+    pub protocol: SecurityProtocol,
+    /// Where it binds.
+    pub bind: std::net::SocketAddr,
+    /// The host and port other nodes and clients are given for it (port 0: the bound port).
+    pub advertised: (String, u16),
+    /// Its TLS settings, when its protocol uses TLS.
+    pub tls: Option<TlsSettings>,
+}
+
+/// Builds the Kafka listeners, the inter-broker listener first.
+pub(super) fn kafka_listeners(
+    settings: &Settings<'_>,
+    specs: &[ListenerSpec],
+) -> Result<Vec<KafkaListener>, ConfigError> {
+    let map_key = "listener.security.protocol.map";
+    let map =
+        parse_protocol_map(&settings.get(map_key)).map_err(|e| settings.invalid(map_key, e))?;
+    let advertised = parse_advertised(&settings.get("advertised.listeners"), specs)
+        .map_err(|e| settings.invalid("advertised.listeners", e))?;
+    for (key, _) in settings.entries.iter() {
+        if let Some((name, _)) = per_listener_key(key)
+            && !specs.iter().any(|l| l.name == name)
+        {
+            return Err(
+                settings.invalid(key, format!("{name} is not a Kafka listener in listeners"))
+            );
+        }
+    }
+    let mut out = Vec::with_capacity(specs.len());
+    for spec in specs {
+        let protocol = *map.get(&spec.name).ok_or_else(|| {
+            settings.invalid(
+                map_key,
+                format!(
+                    "listener {0} has no security protocol: add {0}:PLAINTEXT (or SSL, SASL_PLAINTEXT, SASL_SSL)",
+                    spec.name
+                ),
+            )
+        })?;
+        if protocol.uses_sasl() {
+            return Err(settings.invalid(
+                map_key,
+                format!(
+                    "listener {} uses {protocol}, and SASL is not built yet: use PLAINTEXT or SSL",
+                    spec.name
+                ),
+            ));
+        }
+        let tls = match protocol.uses_tls() {
+            true => Some(tls_settings(settings, &spec.name)?),
+            false => None,
+        };
+        out.push(KafkaListener {
+            name: spec.name.clone(),
+            protocol,
+            bind: spec.addr,
+            advertised: advertised
+                .get(&spec.name)
+                .cloned()
+                .unwrap_or_else(|| (spec.addr.ip().to_string(), spec.addr.port())),
+            tls,
+        });
+    }
+    let key = "inter.broker.listener.name";
+    let inter = settings.get(key).trim().to_ascii_uppercase();
+    if !inter.is_empty() {
+        let at = out.iter().position(|l| l.name == inter).ok_or_else(|| {
+            settings.invalid(key, format!("{inter} is not a Kafka listener in listeners"))
+        })?;
+        let listener = out.remove(at);
+        out.insert(0, listener);
+    }
+    let key = "security.inter.broker.protocol";
+    let wanted = settings.get(key);
+    if !wanted.trim().is_empty() && wanted.trim() != out[0].protocol.name() {
+        return Err(settings.invalid(
+            key,
+            format!(
+                "the inter-broker listener {} uses {}; set inter.broker.listener.name instead",
+                out[0].name, out[0].protocol
+            ),
+        ));
+    }
+    if out[0].protocol != SecurityProtocol::Plaintext {
+        return Err(settings.invalid(
+            "inter.broker.listener.name",
+            format!(
+                "the inter-broker listener {} uses {}, and brokers do not yet speak TLS to each other: name a PLAINTEXT listener",
+                out[0].name, out[0].protocol
+            ),
+        ));
+    }
+    Ok(out)
+}
+
+/// The value of `key` for `listener`: its `listener.name.` override, else the broker-wide one;
+/// with the key as written, for errors.
+fn value(settings: &Settings<'_>, listener: &str, key: &str) -> (String, String) {
+    let found = settings
+        .entries
+        .iter()
+        .find(|(k, _)| per_listener_key(k).is_some_and(|(n, k)| n == listener && k == key));
+    match found {
+        Some((k, setting)) => (setting.value.clone(), k.clone()),
+        None => (settings.get(key), key.to_owned()),
+    }
+}
+
+fn tls_settings(settings: &Settings<'_>, listener: &str) -> Result<TlsSettings, ConfigError> {
+    let get = |key: &str| value(settings, listener, key);
+    let invalid = |key: &str, message: String| settings.invalid(key, message);
+    for store in ["ssl.keystore.type", "ssl.truststore.type"] {
+        let (kind, key) = get(store);
+        if !kind.trim().eq_ignore_ascii_case("PEM") {
+            return Err(invalid(
+                &key,
+                format!(
+                    "'{kind}' stores are not read; convert it to PEM (keytool -importkeystore to PKCS12, then openssl pkcs12 -nodes)"
+                ),
+            ));
+        }
+    }
+    let (password, key) = get("ssl.key.password");
+    if !password.is_empty() {
+        return Err(invalid(
+            &key,
+            "encrypted private keys are not supported; decrypt the key (openssl pkcs8 -topk8 -nocrypt) and unset this".into(),
+        ));
+    }
+    let (location, location_key) = get("ssl.keystore.location");
+    let (chain, chain_key) = get("ssl.keystore.certificate.chain");
+    let (key_pem, key_key) = get("ssl.keystore.key");
+    let (certificate_chain, private_key) = match (
+        location.trim().is_empty(),
+        chain.trim().is_empty(),
+        key_pem.trim().is_empty(),
+    ) {
+        (false, true, true) => {
+            let file = PemSource::File(PathBuf::from(location.trim()));
+            (file.clone(), file)
+        }
+        (true, false, false) => (PemSource::Inline(chain), PemSource::Inline(key_pem)),
+        (true, true, true) => {
+            return Err(invalid(
+                &location_key,
+                format!(
+                    "listener {listener} uses TLS and needs a certificate: a PEM file with the key and the chain"
+                ),
+            ));
+        }
+        (false, _, _) => {
+            return Err(invalid(
+                &chain_key,
+                "give ssl.keystore.location or ssl.keystore.certificate.chain with ssl.keystore.key, not both".into(),
+            ));
+        }
+        (true, false, true) | (true, true, false) => {
+            return Err(invalid(
+                &key_key,
+                "ssl.keystore.certificate.chain and ssl.keystore.key go together".into(),
+            ));
+        }
+    };
+    let (trust_file, trust_key) = get("ssl.truststore.location");
+    let (trust_pem, _) = get("ssl.truststore.certificates");
+    let truststore = match (trust_file.trim().is_empty(), trust_pem.trim().is_empty()) {
+        (true, true) => None,
+        (false, true) => Some(PemSource::File(PathBuf::from(trust_file.trim()))),
+        (true, false) => Some(PemSource::Inline(trust_pem)),
+        (false, false) => {
+            return Err(invalid(
+                &trust_key,
+                "give ssl.truststore.location or ssl.truststore.certificates, not both".into(),
+            ));
+        }
+    };
+    let (auth, auth_key) = get("ssl.client.auth");
+    let client_auth = ClientAuth::parse(&auth).map_err(|e| invalid(&auth_key, e))?;
+    if client_auth != ClientAuth::None && truststore.is_none() {
+        return Err(invalid(
+            &trust_key,
+            format!("ssl.client.auth={auth} needs the CAs that sign client certificates"),
+        ));
+    }
+    let list = |key: &str| {
+        get(key)
+            .0
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+            .collect::<Vec<_>>()
+    };
+    let (protocols, protocols_key) = get("ssl.enabled.protocols");
+    for protocol in protocols
+        .split(',')
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+    {
+        if protocol != "TLSv1.2" && protocol != "TLSv1.3" {
+            return Err(invalid(
+                &protocols_key,
+                format!("'{protocol}' is not supported; use TLSv1.2 and/or TLSv1.3"),
+            ));
+        }
+    }
+    let (rules, rules_key) = get("ssl.principal.mapping.rules");
+    let principal_mapper = PrincipalMapper::parse(&rules).map_err(|e| invalid(&rules_key, e))?;
+    let (interval, interval_key) = get("ssl.certificate.reload.interval.ms");
+    let reload_ms: u64 = interval
+        .trim()
+        .parse()
+        .map_err(|_| invalid(&interval_key, format!("'{interval}' is not a number")))?;
+    let tls = TlsSettings {
+        certificate_chain,
+        private_key,
+        truststore,
+        client_auth,
+        protocols: list("ssl.enabled.protocols"),
+        cipher_suites: list("ssl.cipher.suites"),
+        principal_mapper,
+        reload_interval: Duration::from_millis(reload_ms),
+    };
+    // Load once now, so that a missing file or a key that does not match its certificate is
+    // reported by `strata config check` and at startup, naming the setting.
+    strata_api::security::TlsContext::load(listener, tls.clone())
+        .map_err(|e| invalid(&location_key, e))?;
+    Ok(tls)
+}
