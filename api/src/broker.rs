@@ -125,6 +125,8 @@ pub struct ConfigEntry {
     pub config_type: i8,
     /// One line of documentation.
     pub documentation: Option<String>,
+    /// A secret: its value is never sent.
+    pub sensitive: bool,
 }
 
 /// Kafka's `ConfigSource` values.

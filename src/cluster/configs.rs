@@ -120,6 +120,7 @@ impl ClusterAdmin {
                     read_only: false,
                     config_type: key.kind as i8,
                     documentation: Some(key.doc.to_owned()),
+                    sensitive: false,
                 }
             })
             .collect();
@@ -136,6 +137,7 @@ impl ClusterAdmin {
                     "The cluster link and source topic this mirror topic follows (read-only)."
                         .to_owned(),
                 ),
+                sensitive: false,
             });
         }
         Ok(entries)
@@ -147,8 +149,9 @@ impl ClusterAdmin {
             .describe()
             .into_iter()
             .map(|(name, value, explicit, doc)| ConfigEntry {
+                sensitive: crate::config::is_sensitive(&name),
+                value: (!crate::config::is_sensitive(&name)).then_some(value),
                 name,
-                value: Some(value),
                 source: if explicit {
                     ConfigSource::StaticBroker
                 } else {

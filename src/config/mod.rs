@@ -504,11 +504,11 @@ impl BrokerConfig {
     pub fn describe(&self) -> Vec<(String, String, bool, &'static str)> {
         let mut out = Vec::new();
         for (key, default, doc) in BROKER_KEYS {
-            let value = self
-                .explicit
-                .get(*key)
-                .cloned()
-                .unwrap_or_else(|| (*default).to_owned());
+            let value = match self.explicit.get(*key) {
+                Some(value) if is_sensitive(key) && !value.is_empty() => "(hidden)".to_owned(),
+                Some(value) => value.clone(),
+                None => (*default).to_owned(),
+            };
             out.push((
                 (*key).to_owned(),
                 value,
@@ -561,6 +561,20 @@ mod tests {
         assert_eq!(config.num_partitions, 3);
         assert_eq!(config.topic_defaults.get("retention.ms").unwrap(), "1000");
         assert_eq!(config.topic_defaults.get("segment.bytes").unwrap(), "4096");
+    }
+
+    #[test]
+    fn secrets_are_never_shown() {
+        let config =
+            BrokerConfig::load(None, &[Override::set("ssl.keystore.key", "secret")]).unwrap();
+        let described = config.describe();
+        let (_, value, _, _) = described
+            .iter()
+            .find(|(k, _, _, _)| k == "ssl.keystore.key")
+            .unwrap();
+        assert_eq!(value, "(hidden)");
+        assert!(is_sensitive("listener.name.external.ssl.key.password"));
+        assert!(!is_sensitive("ssl.keystore.location"));
     }
 
     fn error(overrides: &[Override]) -> String {

@@ -85,6 +85,7 @@ fn entry(
         .with_name(str_bytes(config.name))
         .with_value(config.value.map(str_bytes))
         .with_read_only(config.read_only)
+        .with_is_sensitive(config.sensitive)
         .with_config_source(config.source as i8);
     if version < 3 {
         return entry;
