@@ -28,6 +28,7 @@ use crate::meta_properties::MetaProperties;
 use crate::metadata_cache::{MetadataCache, live_node_on, topic_metadata};
 use crate::remote_log_manager::RemoteLogManager;
 use crate::replica_manager::ReplicaManager;
+use strata_api::security::scram::{ScramCredential, ScramMechanism};
 
 /// The broker.
 #[derive(Debug)]
@@ -236,6 +237,21 @@ impl Broker for StrataBroker {
 
     fn groups(&self) -> &GroupCoordinatorService {
         &self.groups
+    }
+
+    fn scram_credential(&self, user: &str, mechanism: ScramMechanism) -> Option<ScramCredential> {
+        crate::cluster::scram::credential(&self.image(), user, mechanism)
+    }
+
+    fn scram_users(&self) -> BTreeMap<String, Vec<(ScramMechanism, i32)>> {
+        crate::cluster::scram::users(&self.image())
+    }
+
+    fn alter_scram(
+        &self,
+        updates: Vec<strata_api::broker::ScramUpdate>,
+    ) -> impl Future<Output = Result<Vec<Option<String>>, BrokerError>> + Send {
+        self.admin.alter_scram(updates)
     }
 
     fn cluster(&self, listener: &str) -> ClusterInfo {

@@ -91,6 +91,13 @@ enum Command {
         #[command(subcommand)]
         command: strata::cli::topic::TopicCommand,
     },
+    /// SCRAM users of a running cluster (any Kafka-compatible one): create, delete, list.
+    User {
+        #[command(flatten)]
+        at: Bootstrap,
+        #[command(subcommand)]
+        command: strata::cli::user::UserCommand,
+    },
     /// Produce the lines of stdin to a topic, one record each.
     Produce {
         #[command(flatten)]
@@ -547,6 +554,9 @@ fn run(command: Command, output: Output) -> anyhow::Result<()> {
         }
         Command::Topic { at, command } => {
             admin_command(|| strata::cli::topic::run(&at.bootstrap, command, output))
+        }
+        Command::User { at, command } => {
+            admin_command(|| strata::cli::user::run(&at.bootstrap, command, output))
         }
         Command::Produce { at, args } => {
             admin_command(|| strata::cli::produce::run(&at.bootstrap, args, output))

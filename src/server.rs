@@ -264,6 +264,7 @@ async fn run_broker(
                 name: listener.name.clone(),
                 protocol: listener.protocol,
                 tls,
+                sasl: listener.sasl.clone().map(Arc::new),
             }),
         ));
     }

@@ -123,3 +123,71 @@ fn java_client_4_1() {
 fn java_client_3_9() {
     check_client("3.9.1");
 }
+
+/// The whole check over SASL_SSL with SCRAM-SHA-512, the user made with `strata user`.
+#[test]
+fn java_client_over_sasl_ssl_with_scram() {
+    let classpath = client_classpath("4.1.0");
+    let dir = tempfile::tempdir().unwrap();
+    let ca = Ca::new(dir.path(), "ca");
+    let server = ca.issue(&Request {
+        name: "server",
+        subject: &[("CN", "localhost")],
+        server: true,
+        days: 30,
+        serial: 1,
+    });
+    let broker = BrokerProcess::start(
+        &dir.path().join("data"),
+        &[
+            "listeners=PLAINTEXT://127.0.0.1:0,SASL_SSL://127.0.0.1:0",
+            "sasl.enabled.mechanisms=SCRAM-SHA-512",
+            &format!("ssl.keystore.location={}", server.keystore.display()),
+        ],
+    );
+    let mut create = Command::new(env!("CARGO_BIN_EXE_strata"))
+        .args([
+            "user",
+            "create",
+            "java",
+            "--mechanism",
+            "SCRAM-SHA-512",
+            "--bootstrap",
+        ])
+        .arg(&broker.addr)
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    create
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"java-secret\n")
+        .unwrap();
+    assert!(create.wait().unwrap().success());
+    let properties = dir.path().join("client.properties");
+    std::fs::write(
+        &properties,
+        format!(
+            "security.protocol=SASL_SSL\nsasl.mechanism=SCRAM-SHA-512\n\
+             sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required \
+             username=\"java\" password=\"java-secret\";\n\
+             ssl.truststore.type=PEM\nssl.truststore.location={}\n",
+            ca.pem.display()
+        ),
+    )
+    .unwrap();
+    let output = run(Command::new("java")
+        .arg("-cp")
+        .arg(&classpath)
+        .arg("StrataClientCheck")
+        .arg(&broker.listeners["SASL_SSL"])
+        .arg("java-scram-check")
+        .arg(&properties));
+    assert!(
+        output.contains("OK 3000 records"),
+        "{output}\nbroker log:\n{}",
+        broker.log()
+    );
+}

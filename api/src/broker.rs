@@ -110,6 +110,17 @@ pub struct NewTopic {
     pub configs: BTreeMap<String, String>,
 }
 
+/// A change to one user's SCRAM credential: set (`Some`) or removed (`None`).
+#[derive(Debug, Clone)]
+pub struct ScramUpdate {
+    /// The user.
+    pub user: String,
+    /// The mechanism.
+    pub mechanism: crate::security::scram::ScramMechanism,
+    /// The new credential.
+    pub credential: Option<crate::security::scram::ScramCredential>,
+}
+
 /// A config entry as DescribeConfigs reports it.
 #[derive(Debug, Clone)]
 pub struct ConfigEntry {
@@ -591,6 +602,23 @@ impl Drop for DataChanges {
 pub trait Broker: Send + Sync + 'static {
     /// The consumer group coordinator.
     type Groups: crate::group::GroupCoordinator;
+
+    /// A user's SCRAM credential for `mechanism`, from the metadata log.
+    fn scram_credential(
+        &self,
+        user: &str,
+        mechanism: crate::security::scram::ScramMechanism,
+    ) -> Option<crate::security::scram::ScramCredential>;
+
+    /// Every user with SCRAM credentials, with their mechanisms and iterations.
+    fn scram_users(&self) -> BTreeMap<String, Vec<(crate::security::scram::ScramMechanism, i32)>>;
+
+    /// Sets or removes SCRAM credentials through the controller; per update, in order, why it
+    /// was refused (the credential to remove does not exist), if it was.
+    fn alter_scram(
+        &self,
+        updates: Vec<ScramUpdate>,
+    ) -> impl Future<Output = Result<Vec<Option<String>>, BrokerError>> + Send;
 
     /// This broker's identity and the live brokers, as clients of `listener` reach them.
     fn cluster(&self, listener: &str) -> ClusterInfo;

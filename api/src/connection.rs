@@ -26,6 +26,7 @@ use crate::handlers::{self, HandleError};
 use crate::limits::MAX_IN_FLIGHT_PER_CONNECTION;
 use crate::metrics::KAFKA;
 use crate::response::ResponseFrame;
+use crate::security::gate::{Gate, Verdict};
 use crate::security::{ListenerInfo, Session};
 use crate::server::ServerConfig;
 use crate::transport::{ReadHalf, Stream};
@@ -131,6 +132,18 @@ pub async fn serve<B: Broker>(
     let Some((stream, session)) = secure(stream, peer, listener, &config).await else {
         return;
     };
+    let mut gate = Gate::new(session.listener.sasl.clone());
+    let pre_auth = FrameLimits {
+        max_bytes: session
+            .listener
+            .sasl
+            .as_ref()
+            .map_or(limits.max_bytes, |s| {
+                s.max_receive_size.min(limits.max_bytes)
+            }),
+        ..limits.clone()
+    };
+    let mut session = session;
     let (reader, mut writer) = stream.split();
     let mut reader = BufReader::with_capacity(READ_BUFFER_BYTES, reader);
     let (tx, mut rx) =
@@ -200,8 +213,14 @@ pub async fn serve<B: Broker>(
             tracing::info!(%peer, listener = %session.listener.name, "closing connection: TLS ClientHello on a PLAINTEXT listener (a client with security.protocol=SSL?)");
             break;
         }
+        // Before authentication a frame is bounded by sasl.server.max.receive.size.
+        let bounds = if gate.unauthenticated() {
+            &pre_auth
+        } else {
+            &limits
+        };
         let frame = tokio::select! {
-            frame = read_frame(&mut reader, &limits) => frame,
+            frame = read_frame(&mut reader, bounds) => frame,
             _ = shutdown.wait_for(|stop| *stop) => break,
         };
         let frame = match frame {
@@ -218,17 +237,26 @@ pub async fn serve<B: Broker>(
             .body
             .get(..2)
             .and_then(|key| ApiKey::try_from(i16::from_be_bytes([key[0], key[1]])).ok());
-        let handled = handlers::handle(&broker, &config, &session, frame.body);
+        let (handled, close) = match gate.admit(&frame.body, &mut session, &broker) {
+            Ok(Verdict::Serve) => (
+                handlers::handle(&broker, &config, &session, frame.body),
+                false,
+            ),
+            Ok(Verdict::Reply(reply)) => (Ok(reply), false),
+            Ok(Verdict::ReplyAndClose(reply)) => (Ok(reply), true),
+            Ok(Verdict::Close(reason)) => (Err(HandleError::Closed(reason)), true),
+            Err(e) => (Err(e), true),
+        };
         drop(frame.reservation);
         match handled {
             Ok(reply) => {
                 activity.in_flight.fetch_add(1, Ordering::AcqRel);
-                if tx.send((reply, api, started)).await.is_err() {
+                if tx.send((reply, api, started)).await.is_err() || close {
                     break;
                 }
             }
             Err(e) => {
-                tracing::info!(%peer, "closing connection: {e}");
+                tracing::info!(%peer, listener = %session.listener.name, "closing connection: {e}");
                 break;
             }
         }

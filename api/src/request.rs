@@ -36,6 +36,9 @@ pub enum HandleError {
         /// The decoder's complaint.
         reason: String,
     },
+    /// The connection is closed on purpose, for this reason.
+    #[error("{0}")]
+    Closed(String),
     /// A response could not be encoded (a bug, not the client's fault).
     #[error("cannot encode {key:?} v{version} response: {reason}")]
     Encode {

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::link::{ClusterLink, MirrorOf};
-use crate::record::{ConfigResource, Endpoint, MetadataRecord};
+use crate::record::{ConfigResource, Endpoint, MetadataRecord, ScramCredential};
 
 /// A registered broker.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -102,6 +102,8 @@ impl TopicImage {
 pub enum Change {
     /// A broker registered (again).
     BrokerRegistered(i32),
+    /// A user's SCRAM credentials changed.
+    ScramChanged(String),
     /// A broker left.
     BrokerUnregistered(i32),
     /// A broker was fenced.
@@ -215,6 +217,9 @@ pub struct MetadataImage {
     /// broker hands out none of them, even from a block it already holds.
     #[serde(default)]
     pub producer_id_floor: i64,
+    /// SCRAM credentials: user → mechanism → credential.
+    #[serde(default)]
+    pub scram: BTreeMap<String, BTreeMap<String, ScramCredential>>,
 }
 
 impl MetadataImage {
@@ -461,6 +466,29 @@ impl MetadataImage {
                     resource: resource.clone(),
                     name: name.clone(),
                 })
+            }
+            MetadataRecord::SetScramCredential {
+                user,
+                mechanism,
+                credential,
+            } => {
+                match credential {
+                    Some(credential) => {
+                        self.scram
+                            .entry(user.clone())
+                            .or_default()
+                            .insert(mechanism.clone(), credential.clone());
+                    }
+                    None => {
+                        if let Some(mechanisms) = self.scram.get_mut(user) {
+                            mechanisms.remove(mechanism);
+                            if mechanisms.is_empty() {
+                                self.scram.remove(user);
+                            }
+                        }
+                    }
+                }
+                Ok(Change::ScramChanged(user.clone()))
             }
         }
     }

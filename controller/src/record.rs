@@ -21,6 +21,27 @@ pub struct Endpoint {
     pub port: u16,
 }
 
+/// What the cluster keeps of a SCRAM password (RFC 5802): never the password itself.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ScramCredential {
+    /// The salt.
+    pub salt: Vec<u8>,
+    /// H(ClientKey).
+    pub stored_key: Vec<u8>,
+    /// HMAC(SaltedPassword, "Server Key").
+    pub server_key: Vec<u8>,
+    /// PBKDF2 iterations.
+    pub iterations: i32,
+}
+
+impl std::fmt::Debug for ScramCredential {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ScramCredential")
+            .field("iterations", &self.iterations)
+            .finish_non_exhaustive()
+    }
+}
+
 /// What a config record changes.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum ConfigResource {
@@ -156,6 +177,15 @@ pub enum MetadataRecord {
         partition: i32,
         /// The new leader epoch (ignored unless above the current one).
         leader_epoch: i32,
+    },
+    /// A user's SCRAM credential for one mechanism is set (`Some`) or removed (`None`).
+    SetScramCredential {
+        /// The user name.
+        user: String,
+        /// `SCRAM-SHA-256` or `SCRAM-SHA-512`.
+        mechanism: String,
+        /// The credential.
+        credential: Option<ScramCredential>,
     },
     /// A config is set (`Some`) or removed (`None`).
     SetConfig {

@@ -471,3 +471,49 @@ fn links_mirrors_epoch_raises_and_reserved_producer_ids_apply() {
     );
     assert!(image.links.is_empty());
 }
+
+#[test]
+fn scram_credentials_are_kept_per_user_and_mechanism_and_survive_a_snapshot() {
+    use crate::record::ScramCredential;
+    let credential = |n: u8| ScramCredential {
+        salt: vec![n; 16],
+        stored_key: vec![n; 32],
+        server_key: vec![n + 1; 32],
+        iterations: 4096,
+    };
+    let set = |mechanism: &str, c: Option<ScramCredential>| MetadataRecord::SetScramCredential {
+        user: "alice".into(),
+        mechanism: mechanism.into(),
+        credential: c,
+    };
+    let mut image = MetadataImage::default();
+    let changes = apply_all(
+        &mut image,
+        &[
+            set("SCRAM-SHA-256", Some(credential(1))),
+            set("SCRAM-SHA-512", Some(credential(2))),
+            set("SCRAM-SHA-256", Some(credential(3))),
+        ],
+    );
+    assert_eq!(changes[0], Change::ScramChanged("alice".into()));
+    assert_eq!(image.scram["alice"]["SCRAM-SHA-256"], credential(3));
+    assert_eq!(image.scram["alice"].len(), 2);
+    // A snapshot is the image serialized: credentials come back from it, and an image of an
+    // older snapshot without them reads as having none.
+    let restored: MetadataImage =
+        serde_json::from_slice(&serde_json::to_vec(&image).unwrap()).unwrap();
+    assert_eq!(restored.scram, image.scram);
+    let mut old = serde_json::to_value(&image).unwrap();
+    old.as_object_mut().unwrap().remove("scram");
+    assert!(
+        serde_json::from_value::<MetadataImage>(old)
+            .unwrap()
+            .scram
+            .is_empty()
+    );
+    apply_all(
+        &mut image,
+        &[set("SCRAM-SHA-256", None), set("SCRAM-SHA-512", None)],
+    );
+    assert!(image.scram.is_empty(), "a user without credentials is gone");
+}

@@ -10,6 +10,7 @@
 mod groups;
 mod records;
 mod topics;
+mod users;
 
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
@@ -26,6 +27,7 @@ use crate::kafka_client::Client;
 pub use groups::OffsetReset;
 pub use records::{Fetched, FetchedRecord, NewRecord, ProduceOptions};
 pub use topics::NewTopicSpec;
+pub use users::ScramUser;
 
 /// How long connecting and one request may take.
 const TIMEOUT: Duration = Duration::from_secs(30);

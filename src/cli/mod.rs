@@ -11,6 +11,7 @@ pub mod produce;
 pub mod reassign;
 pub mod tiering;
 pub mod topic;
+pub mod user;
 
 /// How a command prints its answer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]

@@ -8,6 +8,7 @@
 pub mod admin;
 pub mod configs;
 pub mod moves;
+pub(crate) mod scram;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};

@@ -107,6 +107,32 @@ pub const BROKER_KEYS: &[(&str, &str, &str)] = &[
         "how often certificate and key files are checked for changes and reloaded; 0: never",
     ),
     (
+        "sasl.enabled.mechanisms",
+        "SCRAM-SHA-512,SCRAM-SHA-256",
+        "SASL mechanisms of SASL_PLAINTEXT and SASL_SSL listeners: PLAIN, SCRAM-SHA-256, SCRAM-SHA-512",
+    ),
+    (
+        "sasl.plain.users.file",
+        "",
+        "PLAIN's users, one name:password (or name:sha256:<hex of the password's SHA-256>) per line",
+    ),
+    (
+        "connections.max.reauth.ms",
+        "0",
+        "a SASL session lasts this long, then the client must authenticate again on its \
+         connection (KIP-368) or is disconnected; 0: for the connection's life",
+    ),
+    (
+        "connection.failed.authentication.delay.ms",
+        "100",
+        "a failed authentication is answered, and the connection closed, after this delay",
+    ),
+    (
+        "sasl.server.max.receive.size",
+        "524288",
+        "largest request accepted before a SASL client has authenticated",
+    ),
+    (
         "ssl.handshake.timeout.ms",
         "10000",
         "a TLS handshake not finished in this time closes the connection",

@@ -4,13 +4,15 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use strata_api::security::sasl::{Mechanism, PlainUsers, SaslConfig};
 use strata_api::security::tls::{ClientAuth, PemSource};
 use strata_api::security::{PrincipalMapper, SecurityProtocol, TlsSettings};
 
 use super::listeners::{ListenerSpec, parse_advertised, parse_protocol_map};
 use super::{ConfigError, Settings};
 
-/// The `ssl.*` keys a listener can override with `listener.name.<name>.` before them.
+/// The `ssl.*` and `sasl.*` keys a listener can override with `listener.name.<name>.` before
+/// them.
 pub const PER_LISTENER_KEYS: &[&str] = &[
     "ssl.keystore.type",
     "ssl.keystore.location",
@@ -25,6 +27,9 @@ pub const PER_LISTENER_KEYS: &[&str] = &[
     "ssl.cipher.suites",
     "ssl.principal.mapping.rules",
     "ssl.certificate.reload.interval.ms",
+    "sasl.enabled.mechanisms",
+    "sasl.plain.users.file",
+    "connections.max.reauth.ms",
 ];
 
 /// Whether a key holds a secret, whose value DescribeConfigs and `strata config` never show.
@@ -55,6 +60,8 @@ pub struct KafkaListener {
     pub advertised: (String, u16),
     /// Its TLS settings, when its protocol uses TLS.
     pub tls: Option<TlsSettings>,
+    /// Its SASL settings, when its protocol uses SASL.
+    pub sasl: Option<SaslConfig>,
 }
 
 /// Builds the Kafka listeners, the inter-broker listener first.
@@ -87,17 +94,12 @@ pub(super) fn kafka_listeners(
                 ),
             )
         })?;
-        if protocol.uses_sasl() {
-            return Err(settings.invalid(
-                map_key,
-                format!(
-                    "listener {} uses {protocol}, and SASL is not built yet: use PLAINTEXT or SSL",
-                    spec.name
-                ),
-            ));
-        }
         let tls = match protocol.uses_tls() {
             true => Some(tls_settings(settings, &spec.name)?),
+            false => None,
+        };
+        let sasl = match protocol.uses_sasl() {
+            true => Some(sasl_config(settings, &spec.name)?),
             false => None,
         };
         out.push(KafkaListener {
@@ -109,6 +111,7 @@ pub(super) fn kafka_listeners(
                 .cloned()
                 .unwrap_or_else(|| (spec.addr.ip().to_string(), spec.addr.port())),
             tls,
+            sasl,
         });
     }
     let key = "inter.broker.listener.name";
@@ -276,4 +279,52 @@ fn tls_settings(settings: &Settings<'_>, listener: &str) -> Result<TlsSettings, 
     strata_api::security::TlsContext::load(listener, tls.clone())
         .map_err(|e| invalid(&location_key, e))?;
     Ok(tls)
+}
+
+fn sasl_config(settings: &Settings<'_>, listener: &str) -> Result<SaslConfig, ConfigError> {
+    let get = |key: &str| value(settings, listener, key);
+    let (names, names_key) = get("sasl.enabled.mechanisms");
+    let mut mechanisms = Vec::new();
+    for name in names.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+        let mechanism = Mechanism::from_name(&name.to_ascii_uppercase()).ok_or_else(|| {
+            settings.invalid(
+                &names_key,
+                format!("'{name}' is not served; use PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512"),
+            )
+        })?;
+        if !mechanisms.contains(&mechanism) {
+            mechanisms.push(mechanism);
+        }
+    }
+    if mechanisms.is_empty() {
+        return Err(settings.invalid(
+            &names_key,
+            format!("listener {listener} uses SASL and enables no mechanism"),
+        ));
+    }
+    let (file, file_key) = get("sasl.plain.users.file");
+    let plain_users = match (mechanisms.contains(&Mechanism::Plain), file.trim()) {
+        (true, "") => {
+            return Err(settings.invalid(
+                &file_key,
+                format!("PLAIN on listener {listener} needs its users: name:password lines (or name:sha256:<hex>)"),
+            ));
+        }
+        (_, "") => PlainUsers::default(),
+        (_, path) => PlainUsers::load(std::path::Path::new(path))
+            .map_err(|e| settings.invalid(&file_key, e))?,
+    };
+    let (reauth, reauth_key) = get("connections.max.reauth.ms");
+    let reauth_ms: u64 = reauth
+        .trim()
+        .parse()
+        .map_err(|_| settings.invalid(&reauth_key, format!("'{reauth}' is not a number")))?;
+    Ok(SaslConfig {
+        mechanisms,
+        plain_users,
+        reauth: (reauth_ms > 0).then(|| Duration::from_millis(reauth_ms)),
+        failure_delay: settings.millis("connection.failed.authentication.delay.ms")?,
+        max_receive_size: settings.parse("sasl.server.max.receive.size", 1024..=i32::MAX as i64)?
+            as usize,
+    })
 }

@@ -32,6 +32,8 @@ mod offset_delete;
 mod offset_fetch;
 mod offset_for_leader_epoch;
 mod produce;
+mod sasl;
+mod scram_credentials;
 mod sync_group;
 
 use std::sync::Arc;
@@ -164,6 +166,10 @@ pub(crate) fn handle<B: Broker>(
             alter_partition_reassignments::handle(&ctx, r)
         }
         RequestKind::ListPartitionReassignments(r) => list_partition_reassignments::handle(&ctx, r),
+        RequestKind::SaslHandshake(r) => sasl::handshake(&ctx, r),
+        RequestKind::SaslAuthenticate(r) => sasl::authenticate(&ctx, r),
+        RequestKind::DescribeUserScramCredentials(r) => scram_credentials::describe(&ctx, r),
+        RequestKind::AlterUserScramCredentials(r) => scram_credentials::alter(&ctx, r),
         _ => Err(HandleError::UnsupportedVersion {
             key: request.key,
             version: request.version,

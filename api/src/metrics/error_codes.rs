@@ -103,3 +103,7 @@ mod tests {
         assert_eq!(codes(&response), vec![0, 16, 3]);
     }
 }
+error_codes!(SaslHandshakeResponse { error_code });
+error_codes!(SaslAuthenticateResponse { error_code });
+error_codes!(DescribeUserScramCredentialsResponse { error_code }; results => ({ error_code }));
+error_codes!(AlterUserScramCredentialsResponse {}; results => ({ error_code }));

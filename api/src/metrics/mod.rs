@@ -116,6 +116,17 @@ pub struct HandshakeLabels {
     pub result: &'static str,
 }
 
+/// Labels of SASL authentication outcomes.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+pub struct SaslLabels {
+    /// The listener's name.
+    pub listener: String,
+    /// The SASL mechanism.
+    pub mechanism: &'static str,
+    /// `ok` or `failed`.
+    pub result: &'static str,
+}
+
 /// One waiting operation, counted while it lives.
 #[derive(Debug)]
 pub struct Waiting(Gauge);
@@ -196,6 +207,7 @@ pub struct KafkaMetrics {
     tls_handshakes: Family<HandshakeLabels, Counter>,
     tls_reload_failures: Family<ListenerLabels, Counter>,
     tls_expiry: Family<ListenerLabels, Gauge>,
+    sasl: Family<SaslLabels, Counter>,
 }
 
 impl Default for KafkaMetrics {
@@ -216,6 +228,7 @@ impl Default for KafkaMetrics {
             tls_handshakes: Family::default(),
             tls_reload_failures: Family::default(),
             tls_expiry: Family::default(),
+            sasl: Family::default(),
         }
     }
 }
@@ -327,6 +340,22 @@ impl KafkaMetrics {
             .inc();
     }
 
+    /// A SASL authentication on `listener` with `mechanism` ended with `result`.
+    pub fn sasl_authentication(
+        &self,
+        listener: &str,
+        mechanism: &'static str,
+        result: &'static str,
+    ) {
+        self.sasl
+            .get_or_create(&SaslLabels {
+                listener: listener.to_owned(),
+                mechanism,
+                result,
+            })
+            .inc();
+    }
+
     /// The certificates of `listener` changed on disk but could not be loaded.
     pub fn tls_reload_failed(&self, listener: &str) {
         self.tls_reload_failures
@@ -380,6 +409,11 @@ impl KafkaMetrics {
             "tls_handshakes",
             "TLS handshakes on Kafka listeners, per listener and result (ok, failed, timeout)",
             self.tls_handshakes.clone(),
+        );
+        registry.register(
+            "sasl_authentications",
+            "SASL authentications, per listener, mechanism and result (ok, failed); re-authentications count too",
+            self.sasl.clone(),
         );
         registry.register(
             "tls_reload_failures",

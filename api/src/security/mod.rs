@@ -1,7 +1,10 @@
 //! Who is on the other end of a connection: the listener's security protocol, TLS, and the
 //! principal a request is made as.
 
+pub mod gate;
 pub mod principal;
+pub mod sasl;
+pub mod scram;
 pub mod tls;
 
 use std::fmt;
@@ -72,6 +75,8 @@ pub struct ListenerInfo {
     pub protocol: SecurityProtocol,
     /// Its TLS certificates and settings, when the protocol uses TLS.
     pub tls: Option<Arc<TlsContext>>,
+    /// Its SASL settings, when the protocol uses SASL.
+    pub sasl: Option<Arc<sasl::SaslConfig>>,
 }
 
 impl ListenerInfo {
@@ -81,6 +86,7 @@ impl ListenerInfo {
             name: name.into(),
             protocol: SecurityProtocol::Plaintext,
             tls: None,
+            sasl: None,
         }
     }
 }

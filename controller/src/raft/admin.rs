@@ -177,6 +177,8 @@ pub enum AdminRequest {
         /// The epoch the new one must exceed.
         above: i32,
     },
+    /// Set or remove users' SCRAM credentials (AlterUserScramCredentials).
+    AlterScram(Vec<ScramChange>),
     /// Elect leaders (ElectLeaders): the preferred replica, or with `unclean` any alive
     /// replica of a leaderless partition; every partition when `partitions` is `None`.
     ElectLeaders {
@@ -185,6 +187,17 @@ pub enum AdminRequest {
         /// (topic, partition) pairs.
         partitions: Option<Vec<(String, i32)>>,
     },
+}
+
+/// One user's SCRAM credential set (`Some`) or removed (`None`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ScramChange {
+    /// The user name.
+    pub user: String,
+    /// `SCRAM-SHA-256` or `SCRAM-SHA-512`.
+    pub mechanism: String,
+    /// The new credential.
+    pub credential: Option<crate::record::ScramCredential>,
 }
 
 /// One partition's ISR change, as its leader asks for it.
@@ -244,6 +257,8 @@ pub enum AdminAnswer {
     Moves(Vec<(String, i32, Option<MoveError>)>),
     /// The topics a request acted on.
     Topics(Vec<String>),
+    /// Per SCRAM change, in order: why it was refused, if it was.
+    ScramResults(Vec<Option<String>>),
 }
 
 /// An admin answer with the metadata offset that includes its effect.
@@ -472,6 +487,37 @@ async fn serve(
             Ok(AdminAnswer::Done)
         }
         AdminRequest::ReassignPartitions(moves) => reassign(raft, state, moves).await,
+        AdminRequest::AlterScram(changes) => {
+            let mut records = Vec::new();
+            let results = state.with_image(|image| {
+                changes
+                    .into_iter()
+                    .map(|change| {
+                        let exists = image
+                            .scram
+                            .get(&change.user)
+                            .is_some_and(|m| m.contains_key(&change.mechanism));
+                        if change.credential.is_none() && !exists {
+                            return Some(format!(
+                                "user '{}' has no {} credential",
+                                change.user, change.mechanism
+                            ));
+                        }
+                        records.push(MetadataRecord::SetScramCredential {
+                            user: change.user,
+                            mechanism: change.mechanism,
+                            credential: change.credential,
+                        });
+                        None
+                    })
+                    .collect()
+            });
+            if !records.is_empty() {
+                commit_all(raft, records).await?;
+                tracing::info!("SCRAM credentials changed");
+            }
+            Ok(AdminAnswer::ScramResults(results))
+        }
         AdminRequest::ElectLeaders {
             unclean,
             partitions,

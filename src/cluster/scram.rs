@@ -1,0 +1,71 @@
+//! SCRAM credentials in the metadata log: AlterUserScramCredentials through the controller,
+//! and the credentials as the SASL exchange reads them.
+
+use std::collections::BTreeMap;
+
+use strata_api::BrokerError;
+use strata_api::broker::ScramUpdate;
+use strata_api::security::scram::{ScramCredential, ScramMechanism};
+use strata_controller::MetadataImage;
+use strata_controller::raft::admin::{AdminAnswer, AdminRequest, ScramChange};
+use strata_controller::record;
+
+use super::admin::ClusterAdmin;
+
+impl ClusterAdmin {
+    /// Applies credential changes; per change, why it was refused, if it was.
+    pub(crate) async fn alter_scram(
+        &self,
+        updates: Vec<ScramUpdate>,
+    ) -> Result<Vec<Option<String>>, BrokerError> {
+        let changes = updates
+            .into_iter()
+            .map(|u| ScramChange {
+                user: u.user,
+                mechanism: u.mechanism.name().to_owned(),
+                credential: u.credential.map(|c| record::ScramCredential {
+                    salt: c.salt,
+                    stored_key: c.stored_key,
+                    server_key: c.server_key,
+                    iterations: c.iterations,
+                }),
+            })
+            .collect();
+        match self.request(AdminRequest::AlterScram(changes)).await? {
+            AdminAnswer::ScramResults(results) => Ok(results),
+            other => Err(BrokerError::InvalidRequest(format!(
+                "unexpected controller answer {other:?}"
+            ))),
+        }
+    }
+}
+
+/// A user's credential for `mechanism`.
+pub(crate) fn credential(
+    image: &MetadataImage,
+    user: &str,
+    mechanism: ScramMechanism,
+) -> Option<ScramCredential> {
+    let c = image.scram.get(user)?.get(mechanism.name())?;
+    Some(ScramCredential {
+        salt: c.salt.clone(),
+        stored_key: c.stored_key.clone(),
+        server_key: c.server_key.clone(),
+        iterations: c.iterations,
+    })
+}
+
+/// Every user with credentials: their mechanisms and iterations.
+pub(crate) fn users(image: &MetadataImage) -> BTreeMap<String, Vec<(ScramMechanism, i32)>> {
+    image
+        .scram
+        .iter()
+        .map(|(user, mechanisms)| {
+            let list = mechanisms
+                .iter()
+                .filter_map(|(name, c)| Some((ScramMechanism::from_name(name)?, c.iterations)))
+                .collect();
+            (user.clone(), list)
+        })
+        .collect()
+}
