@@ -39,6 +39,9 @@ if [ -z "${CARGO_TARGET_DIR:-}" ]; then
   export CARGO_TARGET_DIR="${STRATA_TARGET_DIR:-$HOME/.cache/strata-target}"
 fi
 mkdir -p "$CARGO_TARGET_DIR"
+# No incremental caches: CI builds each change once, and they would add gigabytes per build of
+# the ~40 test binaries to a target directory that is kept between runs.
+export CARGO_INCREMENTAL=0
 echo "cargo target dir: $CARGO_TARGET_DIR"
 
 cargo fmt --all -- --check

@@ -28,6 +28,8 @@ use crate::meta_properties::MetaProperties;
 use crate::metadata_cache::{MetadataCache, live_node_on, topic_metadata};
 use crate::remote_log_manager::RemoteLogManager;
 use crate::replica_manager::ReplicaManager;
+use strata_api::security::Session;
+use strata_api::security::acl::{Acl, Operation, ResourceType};
 use strata_api::security::scram::{ScramCredential, ScramMechanism};
 
 /// The broker.
@@ -46,6 +48,8 @@ pub struct StrataBroker {
     health: crate::health::NodeHealth,
     /// The cluster links' mirror tasks on this broker.
     links: crate::cluster_link::LinkManager,
+    /// `authorizer.class.name`: the ACLs' judge, when one is configured.
+    authorizer: Option<crate::authorizer::Authorizer>,
 }
 
 impl StrataBroker {
@@ -103,7 +107,12 @@ impl StrataBroker {
             Arc::clone(&metadata),
             Arc::clone(&admin),
         );
+        let authorizer = config
+            .authorizer
+            .as_ref()
+            .map(|c| crate::authorizer::Authorizer::new(c.clone()));
         Ok(Self {
+            authorizer,
             config,
             incarnation: Uuid::new_v4(),
             meta_properties,
@@ -237,6 +246,61 @@ impl Broker for StrataBroker {
 
     fn groups(&self) -> &GroupCoordinatorService {
         &self.groups
+    }
+
+    fn authorizer_enabled(&self) -> bool {
+        self.authorizer.is_some()
+    }
+
+    fn authorize(
+        &self,
+        session: &Session,
+        operation: Operation,
+        resource_type: ResourceType,
+        name: &str,
+    ) -> bool {
+        match &self.authorizer {
+            Some(authorizer) => {
+                authorizer.authorize(&self.image(), session, operation, resource_type, name)
+            }
+            None => true,
+        }
+    }
+
+    fn may_write_some_topic(&self, session: &Session) -> bool {
+        match &self.authorizer {
+            Some(authorizer) => authorizer.may_write_some_topic(&self.image(), session),
+            None => true,
+        }
+    }
+
+    fn acls(&self) -> Vec<(Uuid, Acl)> {
+        crate::authorizer::acls(&self.image())
+    }
+
+    fn create_acls(&self, acls: Vec<Acl>) -> impl Future<Output = Result<(), BrokerError>> + Send {
+        let records = acls.iter().map(crate::authorizer::to_record).collect();
+        let admin = Arc::clone(&self.admin);
+        async move {
+            admin
+                .request(strata_controller::raft::admin::AdminRequest::CreateAcls(
+                    records,
+                ))
+                .await
+                .map(|_| ())
+        }
+    }
+
+    fn delete_acls(&self, ids: Vec<Uuid>) -> impl Future<Output = Result<(), BrokerError>> + Send {
+        let admin = Arc::clone(&self.admin);
+        async move {
+            admin
+                .request(strata_controller::raft::admin::AdminRequest::DeleteAcls(
+                    ids,
+                ))
+                .await
+                .map(|_| ())
+        }
     }
 
     fn scram_credential(&self, user: &str, mechanism: ScramMechanism) -> Option<ScramCredential> {

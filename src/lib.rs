@@ -6,6 +6,7 @@
 
 pub mod admin_api;
 pub mod admin_client;
+pub mod authorizer;
 pub mod broker;
 pub mod cli;
 pub mod cluster;

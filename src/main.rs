@@ -91,6 +91,13 @@ enum Command {
         #[command(subcommand)]
         command: strata::cli::topic::TopicCommand,
     },
+    /// ACLs of a running cluster (any Kafka-compatible one with an authorizer).
+    Acl {
+        #[command(flatten)]
+        at: Bootstrap,
+        #[command(subcommand)]
+        command: strata::cli::acl::AclCommand,
+    },
     /// SCRAM users of a running cluster (any Kafka-compatible one): create, delete, list.
     User {
         #[command(flatten)]
@@ -554,6 +561,9 @@ fn run(command: Command, output: Output) -> anyhow::Result<()> {
         }
         Command::Topic { at, command } => {
             admin_command(|| strata::cli::topic::run(&at.bootstrap, command, output))
+        }
+        Command::Acl { at, command } => {
+            admin_command(|| strata::cli::acl::run(&at.bootstrap, command, output))
         }
         Command::User { at, command } => {
             admin_command(|| strata::cli::user::run(&at.bootstrap, command, output))

@@ -270,6 +270,17 @@ async fn run_broker(
     }
     let bound = served[0].0.local_addr()?;
     config.advertised = config.kafka_listeners[0].advertised.clone();
+    if let Some(authorizer) = &config.authorizer
+        && config.kafka_listeners[0].protocol == strata_api::security::SecurityProtocol::Plaintext
+        && !authorizer.super_users.contains("User:ANONYMOUS")
+    {
+        tracing::warn!(
+            listener = %config.kafka_listeners[0].name,
+            "brokers reach each other on a PLAINTEXT listener as User:ANONYMOUS, which the authorizer \
+             refuses replica fetches (CLUSTER_ACTION): other brokers cannot replicate from this one \
+             unless User:ANONYMOUS is in super.users"
+        );
+    }
     // Registered beside the Kafka listener, so that nodes can ask each other's admin API.
     config.admin_listener = admin.local_addr()?;
     let server_config = ServerConfig {

@@ -185,6 +185,7 @@ async fn scrapes_parse_in_both_formats_and_count_what_clients_did() {
         "strata_object_store_request_errors_total",
         // Only with TLS and SASL listeners; tests/tls.rs and tests/sasl.rs read them.
         "strata_sasl_authentications_total",
+        "strata_authorization_denied_total",
         "strata_tls_certificate_expiry_timestamp_seconds",
         "strata_tls_handshakes_total",
         "strata_tls_reload_failures_total",

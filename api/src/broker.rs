@@ -451,6 +451,21 @@ pub enum BrokerError {
     /// No replica can be elected.
     #[error("{0}")]
     EligibleLeadersNotAvailable(String),
+    /// The principal may not do this to the topic (or the topic is hidden from it).
+    #[error("not authorized to access the topic")]
+    TopicAuthorizationFailed,
+    /// The principal may not do this to the group.
+    #[error("not authorized to access the group")]
+    GroupAuthorizationFailed,
+    /// The principal may not do this to the cluster.
+    #[error("not authorized to do this on the cluster")]
+    ClusterAuthorizationFailed,
+    /// The principal may not use the transactional id.
+    #[error("not authorized to use the transactional id")]
+    TransactionalIdAuthorizationFailed,
+    /// No authorizer is configured, so there are no ACLs to manage.
+    #[error("{0}")]
+    SecurityDisabled(String),
 }
 
 impl BrokerError {
@@ -507,6 +522,13 @@ impl BrokerError {
             Self::ElectionNotNeeded => ResponseError::ElectionNotNeeded,
             Self::PreferredLeaderNotAvailable(_) => ResponseError::PreferredLeaderNotAvailable,
             Self::EligibleLeadersNotAvailable(_) => ResponseError::EligibleLeadersNotAvailable,
+            Self::TopicAuthorizationFailed => ResponseError::TopicAuthorizationFailed,
+            Self::GroupAuthorizationFailed => ResponseError::GroupAuthorizationFailed,
+            Self::ClusterAuthorizationFailed => ResponseError::ClusterAuthorizationFailed,
+            Self::TransactionalIdAuthorizationFailed => {
+                ResponseError::TransactionalIdAuthorizationFailed
+            }
+            Self::SecurityDisabled(_) => ResponseError::SecurityDisabled,
         };
         error.code()
     }
@@ -609,6 +631,36 @@ pub trait Broker: Send + Sync + 'static {
         user: &str,
         mechanism: crate::security::scram::ScramMechanism,
     ) -> Option<crate::security::scram::ScramCredential>;
+
+    /// Whether an authorizer is configured (`authorizer.class.name`).
+    fn authorizer_enabled(&self) -> bool;
+
+    /// Whether `session` may do `operation` on the resource; always without an authorizer.
+    fn authorize(
+        &self,
+        session: &crate::security::Session,
+        operation: crate::security::acl::Operation,
+        resource_type: crate::security::acl::ResourceType,
+        name: &str,
+    ) -> bool;
+
+    /// Whether `session` may write to some topic (KIP-679); always without an authorizer.
+    fn may_write_some_topic(&self, session: &crate::security::Session) -> bool;
+
+    /// Every ACL with its id.
+    fn acls(&self) -> Vec<(uuid::Uuid, crate::security::acl::Acl)>;
+
+    /// Adds ACLs through the controller.
+    fn create_acls(
+        &self,
+        acls: Vec<crate::security::acl::Acl>,
+    ) -> impl Future<Output = Result<(), BrokerError>> + Send;
+
+    /// Removes ACLs by id through the controller.
+    fn delete_acls(
+        &self,
+        ids: Vec<uuid::Uuid>,
+    ) -> impl Future<Output = Result<(), BrokerError>> + Send;
 
     /// Every user with SCRAM credentials, with their mechanisms and iterations.
     fn scram_users(&self) -> BTreeMap<String, Vec<(crate::security::scram::ScramMechanism, i32)>>;

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::link::{ClusterLink, MirrorOf};
-use crate::record::{ConfigResource, Endpoint, MetadataRecord, ScramCredential};
+use crate::record::{AclRecord, ConfigResource, Endpoint, MetadataRecord, ScramCredential};
 
 /// A registered broker.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -104,6 +104,8 @@ pub enum Change {
     BrokerRegistered(i32),
     /// A user's SCRAM credentials changed.
     ScramChanged(String),
+    /// ACLs were added or removed.
+    AclsChanged,
     /// A broker left.
     BrokerUnregistered(i32),
     /// A broker was fenced.
@@ -220,6 +222,12 @@ pub struct MetadataImage {
     /// SCRAM credentials: user → mechanism → credential.
     #[serde(default)]
     pub scram: BTreeMap<String, BTreeMap<String, ScramCredential>>,
+    /// ACLs by id.
+    #[serde(default)]
+    pub acls: BTreeMap<Uuid, AclRecord>,
+    /// Bumped by every ACL change, so that brokers know when to index them again.
+    #[serde(default)]
+    pub acl_version: u64,
 }
 
 impl MetadataImage {
@@ -489,6 +497,17 @@ impl MetadataImage {
                     }
                 }
                 Ok(Change::ScramChanged(user.clone()))
+            }
+            MetadataRecord::CreateAcl { id, acl } => {
+                self.acls.insert(*id, acl.clone());
+                self.acl_version += 1;
+                Ok(Change::AclsChanged)
+            }
+            MetadataRecord::RemoveAcl { id } => {
+                if self.acls.remove(id).is_some() {
+                    self.acl_version += 1;
+                }
+                Ok(Change::AclsChanged)
             }
         }
     }

@@ -42,6 +42,25 @@ impl std::fmt::Debug for ScramCredential {
     }
 }
 
+/// One ACL as Kafka's protocol codes it (`kafka-acls.sh` semantics; brokers interpret it).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct AclRecord {
+    /// Resource type code (2 topic, 3 group, 4 cluster, 5 transactional id).
+    pub resource_type: i8,
+    /// Resource name, or `*`.
+    pub name: String,
+    /// Pattern type code (3 literal, 4 prefixed).
+    pub pattern: i8,
+    /// `User:alice` or `User:*`.
+    pub principal: String,
+    /// An IP address, or `*`.
+    pub host: String,
+    /// Operation code (2 all … 12 idempotent write).
+    pub operation: i8,
+    /// Permission code (2 deny, 3 allow).
+    pub permission: i8,
+}
+
 /// What a config record changes.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum ConfigResource {
@@ -186,6 +205,18 @@ pub enum MetadataRecord {
         mechanism: String,
         /// The credential.
         credential: Option<ScramCredential>,
+    },
+    /// An ACL is added.
+    CreateAcl {
+        /// Its id.
+        id: Uuid,
+        /// The ACL.
+        acl: AclRecord,
+    },
+    /// An ACL goes.
+    RemoveAcl {
+        /// Its id.
+        id: Uuid,
     },
     /// A config is set (`Some`) or removed (`None`).
     SetConfig {

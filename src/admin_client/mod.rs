@@ -7,6 +7,7 @@
 //! Errors the cluster answers are [`KafkaError`]s (a Kafka error code and what was asked),
 //! so that callers can map them: the HTTP API to a status, the CLI to a message.
 
+mod acls;
 mod groups;
 mod records;
 mod topics;

@@ -1,5 +1,6 @@
 //! Admin commands of the `strata` binary that talk to a running broker.
 
+pub mod acl;
 pub mod cluster;
 pub mod config;
 pub mod consume;

@@ -107,6 +107,22 @@ pub const BROKER_KEYS: &[(&str, &str, &str)] = &[
         "how often certificate and key files are checked for changes and reloaded; 0: never",
     ),
     (
+        "authorizer.class.name",
+        "",
+        "org.apache.kafka.metadata.authorizer.StandardAuthorizer (or standard) checks every \
+         request against the ACLs; empty: everyone may do everything",
+    ),
+    (
+        "super.users",
+        "",
+        "principals allowed everything, semicolon-separated: User:admin;User:broker",
+    ),
+    (
+        "allow.everyone.if.no.acl.found",
+        "false",
+        "with an authorizer: whether a resource no ACL names is open to everyone",
+    ),
+    (
         "sasl.enabled.mechanisms",
         "SCRAM-SHA-512,SCRAM-SHA-256",
         "SASL mechanisms of SASL_PLAINTEXT and SASL_SSL listeners: PLAIN, SCRAM-SHA-256, SCRAM-SHA-512",

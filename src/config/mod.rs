@@ -201,6 +201,9 @@ pub struct BrokerConfig {
     pub advertised: (String, u16),
     /// `ssl.handshake.timeout.ms`.
     pub tls_handshake_timeout: Duration,
+    /// `authorizer.class.name`, `super.users` and `allow.everyone.if.no.acl.found`: `None`
+    /// when no authorizer is configured (everything is allowed).
+    pub authorizer: Option<strata_api::security::acl::AuthorizerConfig>,
     /// `cluster.id`, if fixed by configuration.
     pub cluster_id: Option<String>,
     /// `auto.create.topics.enable`.
@@ -426,6 +429,7 @@ impl BrokerConfig {
                 1024..=i64::MAX,
             )? as u64,
             advertised,
+            authorizer: security::authorizer(&settings)?,
             tls_handshake_timeout: settings
                 .millis("ssl.handshake.timeout.ms")?
                 .max(Duration::from_millis(100)),

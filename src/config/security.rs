@@ -328,3 +328,37 @@ fn sasl_config(settings: &Settings<'_>, listener: &str) -> Result<SaslConfig, Co
             as usize,
     })
 }
+
+/// `authorizer.class.name` with `super.users` and `allow.everyone.if.no.acl.found`.
+pub(super) fn authorizer(
+    settings: &Settings<'_>,
+) -> Result<Option<strata_api::security::acl::AuthorizerConfig>, ConfigError> {
+    let key = "authorizer.class.name";
+    match settings.get(key).trim() {
+        "" => return Ok(None),
+        "standard" | "org.apache.kafka.metadata.authorizer.StandardAuthorizer" => {}
+        other => {
+            return Err(settings.invalid(
+                key,
+                format!(
+                    "'{other}' is not served; use org.apache.kafka.metadata.authorizer.StandardAuthorizer (or standard)"
+                ),
+            ));
+        }
+    }
+    let mut super_users = std::collections::HashSet::new();
+    for principal in settings
+        .get("super.users")
+        .split(';')
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+    {
+        strata_api::security::KafkaPrincipal::parse(principal)
+            .map_err(|e| settings.invalid("super.users", e))?;
+        super_users.insert(principal.to_owned());
+    }
+    Ok(Some(strata_api::security::acl::AuthorizerConfig {
+        super_users,
+        allow_if_no_acl: settings.bool("allow.everyone.if.no.acl.found")?,
+    }))
+}

@@ -171,3 +171,41 @@ pub async fn produce_to_leader(addrs: &[String], topic: &str, records: Bytes) ->
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
+
+/// A connection to a SASL listener, logged in as `user` with SCRAM-SHA-512.
+pub async fn scram_login(addr: &str, user: &str, password: &str) -> Conn {
+    use kafka_protocol::messages::{SaslAuthenticateRequest, SaslHandshakeRequest};
+    use strata_api::security::scram::{ScramClient, ScramMechanism};
+    let mut conn = Conn::open(addr).await;
+    let handshake = conn
+        .call(
+            1,
+            &SaslHandshakeRequest::default()
+                .with_mechanism(StrBytes::from_static_str("SCRAM-SHA-512")),
+        )
+        .await
+        .expect("SaslHandshake answered");
+    assert_eq!(handshake.error_code, 0, "SCRAM-SHA-512 is enabled");
+    let client = ScramClient::new(ScramMechanism::Sha512, user, password);
+    let first = conn
+        .call(
+            2,
+            &SaslAuthenticateRequest::default().with_auth_bytes(client.first().into()),
+        )
+        .await
+        .expect("server-first");
+    let (last, _) = client.last(&first.auth_bytes).expect("server-first parses");
+    let done = conn
+        .call(
+            2,
+            &SaslAuthenticateRequest::default().with_auth_bytes(last.into()),
+        )
+        .await
+        .expect("server-final");
+    assert_eq!(
+        done.error_code, 0,
+        "{user} logs in: {:?}",
+        done.error_message
+    );
+    conn
+}

@@ -6,10 +6,11 @@ use std::sync::Arc;
 use kafka_protocol::messages::alter_configs_response::AlterConfigsResourceResponse;
 use kafka_protocol::messages::{AlterConfigsRequest, AlterConfigsResponse};
 
-use super::describe_configs::topic_resource;
+use super::describe_configs::{config_access, topic_resource};
 use super::{Ctx, HandleError, error_parts, later};
 use crate::broker::{Broker, BrokerError};
 use crate::connection::Reply;
+use crate::security::acl::Operation;
 
 pub(super) fn handle<B: Broker>(
     ctx: &Ctx<'_, B>,
@@ -19,19 +20,27 @@ pub(super) fn handle<B: Broker>(
         .resources
         .into_iter()
         .map(|resource| {
-            let configs = topic_resource(resource.resource_type).and_then(|()| {
-                resource
-                    .configs
-                    .into_iter()
-                    .map(|c| match c.value {
-                        Some(value) => Ok((c.name.to_string(), value.to_string())),
-                        None => Err(BrokerError::InvalidConfig(format!(
-                            "config '{}' has a null value",
-                            c.name.as_str()
-                        ))),
-                    })
-                    .collect::<Result<BTreeMap<_, _>, _>>()
-            });
+            let access = config_access(
+                ctx,
+                resource.resource_type,
+                &resource.resource_name,
+                Operation::AlterConfigs,
+            );
+            let configs = access
+                .and_then(|()| topic_resource(resource.resource_type))
+                .and_then(|()| {
+                    resource
+                        .configs
+                        .into_iter()
+                        .map(|c| match c.value {
+                            Some(value) => Ok((c.name.to_string(), value.to_string())),
+                            None => Err(BrokerError::InvalidConfig(format!(
+                                "config '{}' has a null value",
+                                c.name.as_str()
+                            ))),
+                        })
+                        .collect::<Result<BTreeMap<_, _>, _>>()
+                });
             (resource.resource_type, resource.resource_name, configs)
         })
         .collect();

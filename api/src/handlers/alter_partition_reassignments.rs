@@ -13,6 +13,7 @@ use kafka_protocol::messages::{
 use super::{Ctx, HandleError, error_parts, later, str_bytes};
 use crate::broker::Broker;
 use crate::connection::Reply;
+use crate::security::acl::{CLUSTER_NAME, Operation, ResourceType};
 
 pub(super) fn handle<B: Broker>(
     ctx: &Ctx<'_, B>,
@@ -33,11 +34,16 @@ pub(super) fn handle<B: Broker>(
         .collect();
     // Before v1 the replication factor may change (KIP-860 added the choice).
     let allow_rf_change = ctx.version < 1 || request.allow_replication_factor_change;
+    let allowed = ctx.check(Operation::Alter, ResourceType::Cluster, CLUSTER_NAME);
     let broker = Arc::clone(ctx.broker);
     Ok(later(ctx, async move {
         let response = AlterPartitionReassignmentsResponse::default()
             .with_allow_replication_factor_change(allow_rf_change);
-        let results = match broker.reassign_partitions(moves, allow_rf_change).await {
+        let reassigned = match allowed {
+            Ok(()) => broker.reassign_partitions(moves, allow_rf_change).await,
+            Err(e) => Err(e),
+        };
+        let results = match reassigned {
             Ok(results) => results,
             Err(e) => {
                 return response

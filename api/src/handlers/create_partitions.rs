@@ -8,6 +8,7 @@ use kafka_protocol::messages::{CreatePartitionsRequest, CreatePartitionsResponse
 use super::{Ctx, HandleError, error_parts, later};
 use crate::broker::{Broker, BrokerError};
 use crate::connection::Reply;
+use crate::security::acl::{Operation, ResourceType};
 
 pub(super) fn handle<B: Broker>(
     ctx: &Ctx<'_, B>,
@@ -23,14 +24,17 @@ pub(super) fn handle<B: Broker>(
                 .into_iter()
                 .map(|a| a.broker_ids.into_iter().map(|b| b.0).collect())
                 .collect();
-            (topic.name, topic.count, assignments)
+            let allowed = ctx.check(Operation::Alter, ResourceType::Topic, &topic.name);
+            (topic.name, topic.count, assignments, allowed)
         })
         .collect();
     let (broker, validate_only) = (Arc::clone(ctx.broker), request.validate_only);
     Ok(later(ctx, async move {
         let mut results = Vec::with_capacity(planned.len());
-        for (name, count, assignments) in planned {
-            let result = if assignments.len() as i64 > count as i64 {
+        for (name, count, assignments, allowed) in planned {
+            let result = if let Err(e) = allowed {
+                Err(e)
+            } else if assignments.len() as i64 > count as i64 {
                 Err(BrokerError::InvalidReplicaAssignment(
                     "more assignments than new partitions".into(),
                 ))

@@ -11,12 +11,15 @@ use kafka_protocol::messages::{CreateTopicsRequest, CreateTopicsResponse};
 use super::{Ctx, HandleError, error_parts, later, str_bytes};
 use crate::broker::{Broker, BrokerError, NewTopic};
 use crate::connection::Reply;
+use crate::security::acl::{CLUSTER_NAME, Operation, ResourceType};
 
 pub(super) fn handle<B: Broker>(
     ctx: &Ctx<'_, B>,
     request: CreateTopicsRequest,
 ) -> Result<Reply, HandleError> {
     let mut seen = std::collections::HashSet::new();
+    // CREATE on the cluster allows any topic; otherwise CREATE on each topic.
+    let any_topic = ctx.visible(Operation::Create, ResourceType::Cluster, CLUSTER_NAME);
     let planned: Vec<_> = request
         .topics
         .into_iter()
@@ -26,6 +29,8 @@ pub(super) fn handle<B: Broker>(
                 Err(BrokerError::InvalidRequest(format!(
                     "topic '{name}' appears twice in the request"
                 )))
+            } else if !any_topic && !ctx.allowed(Operation::Create, ResourceType::Topic, &name) {
+                Err(BrokerError::TopicAuthorizationFailed)
             } else {
                 new_topic(
                     &name,

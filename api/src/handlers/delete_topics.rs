@@ -9,6 +9,7 @@ use uuid::Uuid;
 use super::{Ctx, HandleError, error_parts, later, str_bytes};
 use crate::broker::{Broker, BrokerError};
 use crate::connection::Reply;
+use crate::security::acl::{Operation, ResourceType};
 
 pub(super) fn handle<B: Broker>(
     ctx: &Ctx<'_, B>,
@@ -28,7 +29,8 @@ pub(super) fn handle<B: Broker>(
             .map(|t| (t.name.map(|n| n.0.to_string()), t.topic_id))
             .collect()
     };
-    let names: Vec<(Uuid, Result<String, BrokerError>)> = targets
+    type Target = (Uuid, Result<String, BrokerError>, Result<(), BrokerError>);
+    let names: Vec<Target> = targets
         .into_iter()
         .map(|(name, topic_id)| {
             let name = match name {
@@ -38,16 +40,20 @@ pub(super) fn handle<B: Broker>(
                     .topic_name(topic_id)
                     .ok_or(BrokerError::UnknownTopicId),
             };
-            (topic_id, name)
+            let allowed = match &name {
+                Ok(name) => ctx.check(Operation::Delete, ResourceType::Topic, name),
+                Err(_) => Ok(()),
+            };
+            (topic_id, name, allowed)
         })
         .collect();
     let (broker, version) = (Arc::clone(ctx.broker), ctx.version);
     Ok(later(ctx, async move {
         let mut responses = Vec::with_capacity(names.len());
-        for (topic_id, name) in names {
-            let result = match name.clone() {
-                Ok(n) => broker.delete_topic(n).await,
-                Err(e) => Err(e),
+        for (topic_id, name, allowed) in names {
+            let result = match (name.clone(), allowed) {
+                (Ok(n), Ok(())) => broker.delete_topic(n).await,
+                (Err(e), _) | (_, Err(e)) => Err(e),
             };
             let (code, message) = error_parts(&result);
             // Topic ids exist from v6, error messages from v5.

@@ -8,6 +8,7 @@ use kafka_protocol::messages::{DescribeConfigsRequest, DescribeConfigsResponse};
 use super::{Ctx, HandleError, str_bytes};
 use crate::broker::{Broker, BrokerError, ConfigEntry};
 use crate::connection::Reply;
+use crate::security::acl::{CLUSTER_NAME, Operation, ResourceType};
 
 /// Kafka's `ConfigResource.Type` codes.
 pub(super) const RESOURCE_TOPIC: i8 = 2;
@@ -28,6 +29,21 @@ pub(super) fn topic_resource(resource_type: i8) -> Result<(), BrokerError> {
     }
 }
 
+/// Whether the principal may do `operation` (DESCRIBE_CONFIGS, ALTER_CONFIGS) on a config
+/// resource: a topic's configs are the topic's, a broker's the cluster's.
+pub(super) fn config_access<B: Broker>(
+    ctx: &Ctx<'_, B>,
+    resource_type: i8,
+    name: &str,
+    operation: Operation,
+) -> Result<(), BrokerError> {
+    match resource_type {
+        RESOURCE_TOPIC => ctx.check(operation, ResourceType::Topic, name),
+        RESOURCE_BROKER => ctx.check(operation, ResourceType::Cluster, CLUSTER_NAME),
+        _ => Ok(()),
+    }
+}
+
 pub(super) fn handle<B: Broker>(
     ctx: &Ctx<'_, B>,
     request: DescribeConfigsRequest,
@@ -38,7 +54,14 @@ pub(super) fn handle<B: Broker>(
         .into_iter()
         .map(|resource| {
             let name = resource.resource_name.to_string();
+            let access = config_access(
+                ctx,
+                resource.resource_type,
+                &name,
+                Operation::DescribeConfigs,
+            );
             let configs = match resource.resource_type {
+                _ if access.is_err() => access.map(|()| Vec::new()),
                 RESOURCE_TOPIC => ctx.broker.topic_configs(&name),
                 RESOURCE_BROKER if name.is_empty() || name == cluster.node_id.to_string() => {
                     Ok(ctx.broker.broker_configs())

@@ -7,20 +7,34 @@ use super::{Ctx, HandleError, opt_str, str_bytes};
 use crate::broker::Broker;
 use crate::connection::Reply;
 use crate::group::GroupCoordinator;
+use crate::security::acl::{Operation, ResourceType};
+
+/// The group operations KIP-430 reports.
+const GROUP_OPERATIONS: &[Operation] = &[Operation::Read, Operation::Describe, Operation::Delete];
 
 pub(super) fn handle<B: Broker>(
     ctx: &Ctx<'_, B>,
     request: DescribeGroupsRequest,
 ) -> Result<Reply, HandleError> {
     let version = ctx.version;
+    let include = request.include_authorized_operations;
     let groups = request
         .groups
         .into_iter()
         .map(|group_id| {
+            // KIP-430: the operations the principal may do on the group, when asked (v3+).
+            let operations = if version >= 3 && include {
+                ctx.authorized_operations(GROUP_OPERATIONS, ResourceType::Group, &group_id)
+            } else {
+                i32::MIN
+            };
             let described = DescribedGroup::default()
                 .with_group_id(group_id.clone())
-                .with_authorized_operations(i32::MIN);
-            match ctx.broker.groups().describe_group(&group_id) {
+                .with_authorized_operations(operations);
+            let result = ctx
+                .check(Operation::Describe, ResourceType::Group, &group_id)
+                .and_then(|()| ctx.broker.groups().describe_group(&group_id));
+            match result {
                 Err(e) => described
                     .with_error_code(e.code())
                     .with_error_message(if version >= 6 {

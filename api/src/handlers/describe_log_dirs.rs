@@ -9,11 +9,22 @@ use kafka_protocol::messages::{DescribeLogDirsRequest, DescribeLogDirsResponse, 
 use super::{Ctx, HandleError, str_bytes};
 use crate::broker::Broker;
 use crate::connection::Reply;
+use crate::security::acl::{CLUSTER_NAME, Operation, ResourceType};
 
 pub(super) fn handle<B: Broker>(
     ctx: &Ctx<'_, B>,
     request: DescribeLogDirsRequest,
 ) -> Result<Reply, HandleError> {
+    if let Err(e) = ctx.check(Operation::Describe, ResourceType::Cluster, CLUSTER_NAME) {
+        // The top-level error exists from v3; before, Kafka answers with no directories.
+        return ctx.respond(
+            &DescribeLogDirsResponse::default().with_error_code(if ctx.version >= 3 {
+                e.code()
+            } else {
+                0
+            }),
+        );
+    }
     // Null topics: every partition here; otherwise only those named.
     let wanted: Option<Vec<(String, Vec<i32>)>> = request.topics.map(|topics| {
         topics

@@ -10,6 +10,7 @@ use kafka_protocol::messages::{ElectLeadersRequest, ElectLeadersResponse, TopicN
 use super::{Ctx, HandleError, error_parts, later, str_bytes};
 use crate::broker::{Broker, BrokerError};
 use crate::connection::Reply;
+use crate::security::acl::{CLUSTER_NAME, Operation, ResourceType};
 
 /// Kafka's election types.
 const PREFERRED: i8 = 0;
@@ -34,10 +35,12 @@ pub(super) fn handle<B: Broker>(
             })
             .collect()
     });
+    let allowed = ctx.check(Operation::Alter, ResourceType::Cluster, CLUSTER_NAME);
     let broker = Arc::clone(ctx.broker);
     Ok(later(ctx, async move {
         let response = ElectLeadersResponse::default();
         let outcome = match election {
+            _ if allowed.is_err() => allowed.map(|()| Vec::new()),
             PREFERRED | UNCLEAN => broker.elect_leaders(election == UNCLEAN, partitions).await,
             other => Err(BrokerError::InvalidRequest(format!(
                 "unknown election type {other}"

@@ -24,6 +24,7 @@ use super::{Ctx, HandleError};
 use crate::broker::{Broker, BrokerError, DataChanges, FetchWaker, Reader, Records, ReplicaFetch};
 use crate::connection::Reply;
 use crate::metrics::{KAFKA, Purgatory};
+use crate::security::acl::{CLUSTER_NAME, Operation, ResourceType};
 
 /// Longest a fetch may park, whatever the client asks: bounds how long shutdown can wait.
 const MAX_FETCH_WAIT: Duration = Duration::from_secs(30);
@@ -33,6 +34,8 @@ const FIRST_TOPIC_ID_VERSION: i16 = 13;
 
 struct PlannedTopic {
     name: Option<String>,
+    /// Refused by the authorizer.
+    denied: bool,
     request_name: TopicName,
     topic_id: Uuid,
     partitions: Vec<PlannedPartition>,
@@ -59,15 +62,39 @@ pub(super) fn handle<B: Broker>(
         return ctx.respond(&response);
     }
     let by_id = ctx.version >= FIRST_TOPIC_ID_VERSION;
+    // Followers name themselves in `replica_id` up to v14 and in `replica_state` from v15.
+    let replica_id = if version >= 15 {
+        request.replica_state.replica_id.0
+    } else {
+        request.replica_id.0
+    };
+    // Replica fetches need CLUSTER_ACTION: a client can never pose as a replica, which
+    // would move the high watermark and the ISR (CVE-2018-1288).
+    let replica_allowed = replica_id < 0
+        || ctx.allowed(
+            Operation::ClusterAction,
+            ResourceType::Cluster,
+            CLUSTER_NAME,
+        );
     let plan: Vec<PlannedTopic> = request
         .topics
         .into_iter()
-        .map(|topic| PlannedTopic {
-            name: if by_id {
+        .map(|topic| {
+            let name = if by_id {
                 ctx.broker.topic_name(topic.topic_id)
             } else {
                 Some(topic.topic.0.to_string())
-            },
+            };
+            let denied = match (&name, replica_id < 0) {
+                (_, false) => !replica_allowed,
+                (Some(name), true) => !ctx.allowed(Operation::Read, ResourceType::Topic, name),
+                (None, true) => false,
+            };
+            (topic, name, denied)
+        })
+        .map(|(topic, name, denied)| PlannedTopic {
+            name,
+            denied,
             request_name: topic.topic,
             topic_id: topic.topic_id,
             partitions: topic
@@ -83,12 +110,6 @@ pub(super) fn handle<B: Broker>(
                 .collect(),
         })
         .collect();
-    // Followers name themselves in `replica_id` up to v14 and in `replica_state` from v15.
-    let replica_id = if version >= 15 {
-        request.replica_state.replica_id.0
-    } else {
-        request.replica_id.0
-    };
     // KIP-392: a consumer's rack, from v11.
     let rack = (version >= 11 && replica_id < 0)
         .then(|| request.rack_id.to_string())
@@ -229,7 +250,9 @@ fn read_all<B: Broker>(
             // A consumer in another rack than this leader is sent to a replica in its own
             // (KIP-392): no records, the replica to fetch from, and an answer at once.
             let preferred = match (&topic.name, rack) {
-                (Some(name), Some(rack)) => broker.preferred_read_replica(name, p.index, rack),
+                (Some(name), Some(rack)) if !topic.denied => {
+                    broker.preferred_read_replica(name, p.index, rack)
+                }
                 _ => None,
             };
             if let Some(replica) = preferred {
@@ -237,6 +260,7 @@ fn read_all<B: Broker>(
                 errors = true;
             }
             let read = match &topic.name {
+                _ if topic.denied => Err(BrokerError::TopicAuthorizationFailed),
                 None => Err(BrokerError::UnknownTopicId),
                 Some(name) => {
                     let budget = if preferred.is_some() {

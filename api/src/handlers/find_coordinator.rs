@@ -1,6 +1,7 @@
 //! FindCoordinator (key 10): the leader of a group's `__consumer_offsets` partition
 //! coordinates it; one key before v4, a batch of keys from v4.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use kafka_protocol::messages::find_coordinator_response::Coordinator;
@@ -10,6 +11,7 @@ use super::{Ctx, HandleError, error_parts, later, str_bytes};
 use crate::broker::{Broker, BrokerError, BrokerNode};
 use crate::connection::Reply;
 use crate::group::GroupCoordinator;
+use crate::security::acl::{Operation, ResourceType};
 
 const GROUP_KEY: i8 = 0;
 const TRANSACTION_KEY: i8 = 1;
@@ -20,8 +22,32 @@ pub(super) fn handle<B: Broker>(
 ) -> Result<Reply, HandleError> {
     let (broker, version) = (Arc::clone(ctx.broker), ctx.version);
     let listener = ctx.session.listener.name.clone();
+    // DESCRIBE on the group, or on the transactional id, for each key asked about.
+    let resource_type = match request.key_type {
+        TRANSACTION_KEY => ResourceType::TransactionalId,
+        _ => ResourceType::Group,
+    };
+    let keys: Vec<String> = if version < 4 {
+        vec![request.key.to_string()]
+    } else {
+        request
+            .coordinator_keys
+            .iter()
+            .map(|k| k.to_string())
+            .collect()
+    };
+    let allowed: HashMap<String, Result<(), BrokerError>> = keys
+        .into_iter()
+        .map(|key| {
+            let allowed = ctx.check(Operation::Describe, resource_type, &key);
+            (key, allowed)
+        })
+        .collect();
     Ok(later(ctx, async move {
         let find = async |key: String| -> Result<BrokerNode, BrokerError> {
+            if let Some(Err(e)) = allowed.get(&key) {
+                return Err(e.clone());
+            }
             match request.key_type {
                 GROUP_KEY => {
                     let node = broker.groups().find_coordinator(key).await?;

@@ -7,10 +7,11 @@ use std::sync::Arc;
 use kafka_protocol::messages::incremental_alter_configs_response::AlterConfigsResourceResponse;
 use kafka_protocol::messages::{IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse};
 
-use super::describe_configs::{RESOURCE_BROKER, topic_resource};
+use super::describe_configs::{RESOURCE_BROKER, config_access, topic_resource};
 use super::{Ctx, HandleError, error_parts, later};
 use crate::broker::{Broker, BrokerError, ConfigOp};
 use crate::connection::Reply;
+use crate::security::acl::Operation;
 
 pub(super) fn handle<B: Broker>(
     ctx: &Ctx<'_, B>,
@@ -20,11 +21,19 @@ pub(super) fn handle<B: Broker>(
         .resources
         .into_iter()
         .map(|resource| {
-            let checked = if resource.resource_type == RESOURCE_BROKER {
-                Ok(())
-            } else {
-                topic_resource(resource.resource_type)
-            };
+            let access = config_access(
+                ctx,
+                resource.resource_type,
+                &resource.resource_name,
+                Operation::AlterConfigs,
+            );
+            let checked = access.and_then(|()| {
+                if resource.resource_type == RESOURCE_BROKER {
+                    Ok(())
+                } else {
+                    topic_resource(resource.resource_type)
+                }
+            });
             let ops = checked.and_then(|()| {
                 resource
                     .configs

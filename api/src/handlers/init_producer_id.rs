@@ -7,14 +7,35 @@ use kafka_protocol::messages::{InitProducerIdRequest, InitProducerIdResponse, Pr
 use super::{Ctx, HandleError, later};
 use crate::broker::{Broker, BrokerError};
 use crate::connection::Reply;
+use crate::security::acl::{CLUSTER_NAME, Operation, ResourceType};
 
 pub(super) fn handle<B: Broker>(
     ctx: &Ctx<'_, B>,
     request: InitProducerIdRequest,
 ) -> Result<Reply, HandleError> {
+    // A transactional producer needs WRITE on its id; an idempotent one IDEMPOTENT_WRITE on
+    // the cluster, or (KIP-679) WRITE on some topic.
+    let allowed = match &request.transactional_id {
+        Some(id) => ctx.check(Operation::Write, ResourceType::TransactionalId, id),
+        None if ctx.visible(
+            Operation::IdempotentWrite,
+            ResourceType::Cluster,
+            CLUSTER_NAME,
+        ) || ctx.broker.may_write_some_topic(ctx.session) =>
+        {
+            Ok(())
+        }
+        None => ctx.check(
+            Operation::IdempotentWrite,
+            ResourceType::Cluster,
+            CLUSTER_NAME,
+        ),
+    };
     let broker = Arc::clone(ctx.broker);
     Ok(later(ctx, async move {
-        let result = if request.transactional_id.is_some() {
+        let result = if let Err(e) = allowed {
+            Err(e)
+        } else if request.transactional_id.is_some() {
             Err(BrokerError::Unsupported(
                 "transactional producers are not supported yet".into(),
             ))

@@ -12,6 +12,7 @@ use super::{Ctx, HandleError, later, opt_str, str_bytes};
 use crate::broker::{Broker, BrokerError};
 use crate::connection::Reply;
 use crate::group::{GroupCoordinator, JoinGroup};
+use crate::security::acl::{Operation, ResourceType};
 
 pub(super) fn handle<B: Broker>(
     ctx: &Ctx<'_, B>,
@@ -40,6 +41,9 @@ pub(super) fn handle<B: Broker>(
             .collect(),
         require_known_member_id: version >= 4,
     };
+    if let Err(e) = ctx.check(Operation::Read, ResourceType::Group, &join.group_id) {
+        return ctx.respond(&response(Err(e), version));
+    }
     let broker = Arc::clone(ctx.broker);
     Ok(later(ctx, async move {
         let result = broker.groups().join_group(join).await;

@@ -8,6 +8,7 @@ use super::{Ctx, HandleError, opt_str, str_bytes};
 use crate::broker::Broker;
 use crate::connection::Reply;
 use crate::group::{GroupCoordinator, LeavingMember};
+use crate::security::acl::{Operation, ResourceType};
 
 pub(super) fn handle<B: Broker>(
     ctx: &Ctx<'_, B>,
@@ -28,7 +29,10 @@ pub(super) fn handle<B: Broker>(
             })
             .collect()
     };
-    let response = match ctx.broker.groups().leave_group(&request.group_id, &members) {
+    let left = ctx
+        .check(Operation::Read, ResourceType::Group, &request.group_id)
+        .and_then(|()| ctx.broker.groups().leave_group(&request.group_id, &members));
+    let response = match left {
         Err(e) => LeaveGroupResponse::default().with_error_code(e.code()),
         Ok(results) if ctx.version < 3 => LeaveGroupResponse::default().with_error_code(
             results

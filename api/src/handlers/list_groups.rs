@@ -7,12 +7,14 @@ use super::{Ctx, HandleError, str_bytes};
 use crate::broker::Broker;
 use crate::connection::Reply;
 use crate::group::GroupCoordinator;
+use crate::security::acl::{CLUSTER_NAME, Operation, ResourceType};
 
 pub(super) fn handle<B: Broker>(
     ctx: &Ctx<'_, B>,
     request: ListGroupsRequest,
 ) -> Result<Reply, HandleError> {
     let version = ctx.version;
+    let all = ctx.visible(Operation::Describe, ResourceType::Cluster, CLUSTER_NAME);
     let groups = ctx
         .broker
         .groups()
@@ -25,6 +27,7 @@ pub(super) fn handle<B: Broker>(
                     .iter()
                     .any(|s| s.eq_ignore_ascii_case(g.state.name()))
         })
+        .filter(|g| all || ctx.visible(Operation::Describe, ResourceType::Group, &g.group_id))
         // Every group here is a classic one.
         .filter(|_| {
             request.types_filter.is_empty()

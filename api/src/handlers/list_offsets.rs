@@ -10,6 +10,7 @@ use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
 use super::{Ctx, HandleError, check_leader_epoch, later};
 use crate::broker::{Broker, BrokerError, OffsetSpec};
 use crate::connection::Reply;
+use crate::security::acl::{Operation, ResourceType};
 
 /// Maps Kafka's special timestamps to a lookup, refusing those newer than the request version.
 fn spec(timestamp: i64, version: i16) -> Result<OffsetSpec, BrokerError> {
@@ -32,23 +33,35 @@ pub(super) fn handle<B: Broker>(
     request: ListOffsetsRequest,
 ) -> Result<Reply, HandleError> {
     let (broker, version) = (Arc::clone(ctx.broker), ctx.version);
+    let allowed: Vec<bool> = request
+        .topics
+        .iter()
+        .map(|t| ctx.allowed(Operation::Describe, ResourceType::Topic, &t.name))
+        .collect();
     Ok(later(ctx, async move {
         let mut topics = Vec::with_capacity(request.topics.len());
-        for topic in request.topics {
+        for (topic, allowed) in request.topics.into_iter().zip(allowed) {
             let name = topic.name.0.to_string();
             let mut partitions = Vec::with_capacity(topic.partitions.len());
             for p in topic.partitions {
                 let response =
                     ListOffsetsPartitionResponse::default().with_partition_index(p.partition_index);
-                let checked = spec(p.timestamp, version).and_then(|spec| {
-                    check_leader_epoch(
-                        broker.as_ref(),
-                        &name,
-                        p.partition_index,
-                        p.current_leader_epoch,
-                    )
-                    .map(|_| spec)
-                });
+                let checked = if allowed {
+                    Ok(())
+                } else {
+                    Err(BrokerError::TopicAuthorizationFailed)
+                };
+                let checked = checked
+                    .and_then(|()| spec(p.timestamp, version))
+                    .and_then(|spec| {
+                        check_leader_epoch(
+                            broker.as_ref(),
+                            &name,
+                            p.partition_index,
+                            p.current_leader_epoch,
+                        )
+                        .map(|_| spec)
+                    });
                 let result = match checked {
                     Ok(spec) => broker.list_offset(&name, p.partition_index, spec).await,
                     Err(e) => Err(e),

@@ -11,6 +11,7 @@ use kafka_protocol::messages::{
 use super::{Ctx, HandleError, str_bytes};
 use crate::broker::Broker;
 use crate::connection::Reply;
+use crate::security::acl::{CLUSTER_NAME, Operation, ResourceType};
 
 fn ids(ids: &[i32]) -> Vec<BrokerId> {
     ids.iter().map(|b| BrokerId(*b)).collect()
@@ -20,6 +21,13 @@ pub(super) fn handle<B: Broker>(
     ctx: &Ctx<'_, B>,
     request: ListPartitionReassignmentsRequest,
 ) -> Result<Reply, HandleError> {
+    if let Err(e) = ctx.check(Operation::Describe, ResourceType::Cluster, CLUSTER_NAME) {
+        return ctx.respond(
+            &ListPartitionReassignmentsResponse::default()
+                .with_error_code(e.code())
+                .with_error_message(e.message().map(str_bytes)),
+        );
+    }
     // Null topics: every reassignment; otherwise only the partitions named.
     let wanted: Option<Vec<(String, Vec<i32>)>> = request.topics.map(|topics| {
         topics

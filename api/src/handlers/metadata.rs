@@ -8,9 +8,13 @@ use kafka_protocol::messages::metadata_response::{
 use kafka_protocol::messages::{BrokerId, MetadataRequest, MetadataResponse, TopicName};
 use uuid::Uuid;
 
-use super::{Ctx, HandleError, later, opt_str, str_bytes};
+use super::{
+    CLUSTER_OPERATIONS, Ctx, HandleError, TOPIC_OPERATIONS, authorized_operations, later, opt_str,
+    str_bytes,
+};
 use crate::broker::{Broker, BrokerError, TopicMetadata};
 use crate::connection::Reply;
+use crate::security::acl::{CLUSTER_NAME, Operation, ResourceType};
 
 pub(super) fn handle<B: Broker>(
     ctx: &Ctx<'_, B>,
@@ -42,15 +46,70 @@ pub(super) fn handle<B: Broker>(
             }
         }
     }
+    // A named topic the principal may not describe is refused whether it exists or not, so
+    // that refusals say nothing about which topics exist; auto-creation needs CREATE too.
+    let may_create_any = ctx.visible(Operation::Create, ResourceType::Cluster, CLUSTER_NAME);
+    let mut creatable = Vec::new();
+    let mut existing_only = Vec::new();
+    for name in names {
+        if !ctx.allowed(Operation::Describe, ResourceType::Topic, &name) {
+            topics.push(topic_entry(
+                name,
+                Err(BrokerError::TopicAuthorizationFailed),
+                version,
+            ));
+        } else if auto_create
+            && (may_create_any || ctx.visible(Operation::Create, ResourceType::Topic, &name))
+        {
+            creatable.push(name);
+        } else {
+            existing_only.push(name);
+        }
+    }
+    let include_topic_operations = version >= 8 && request.include_topic_authorized_operations;
+    let cluster_operations =
+        if (8..=10).contains(&version) && request.include_cluster_authorized_operations {
+            ctx.authorized_operations(CLUSTER_OPERATIONS, ResourceType::Cluster, CLUSTER_NAME)
+        } else {
+            i32::MIN
+        };
+    let session = ctx.session.clone();
     let broker = Arc::clone(ctx.broker);
-    let listener = ctx.session.listener.name.clone();
+    let listener = session.listener.name.clone();
     Ok(later(ctx, async move {
-        let found = broker.topics((!all).then_some(names), auto_create).await;
-        topics.extend(
-            found
+        let found = if all {
+            // Every topic the principal may describe.
+            broker
+                .topics(None, false)
+                .await
                 .into_iter()
-                .map(|(name, result)| topic_entry(name, result, version)),
-        );
+                .filter(|(name, _)| {
+                    broker.authorize(&session, Operation::Describe, ResourceType::Topic, name)
+                })
+                .collect()
+        } else {
+            let mut found = Vec::new();
+            if !creatable.is_empty() {
+                found.extend(broker.topics(Some(creatable), true).await);
+            }
+            if !existing_only.is_empty() {
+                found.extend(broker.topics(Some(existing_only), false).await);
+            }
+            found
+        };
+        topics.extend(found.into_iter().map(|(name, result)| {
+            let operations = match (&result, include_topic_operations) {
+                (Ok(_), true) => authorized_operations(
+                    broker.as_ref(),
+                    &session,
+                    TOPIC_OPERATIONS,
+                    ResourceType::Topic,
+                    &name,
+                ),
+                _ => i32::MIN,
+            };
+            topic_entry(name, result, version).with_topic_authorized_operations(operations)
+        }));
         let cluster = broker.cluster(&listener);
         let brokers = cluster
             .brokers
@@ -72,6 +131,7 @@ pub(super) fn handle<B: Broker>(
                 -1
             }))
             .with_topics(topics)
+            .with_cluster_authorized_operations(cluster_operations)
     }))
 }
 

@@ -3,6 +3,7 @@
 //! Decoding lives in `request.rs`; here each decoded request goes to its API's handler, which
 //! answers with per-item error codes.
 
+mod acls;
 mod alter_configs;
 mod alter_partition_reassignments;
 mod api_versions;
@@ -49,6 +50,7 @@ pub(crate) use crate::request::HandleError;
 use crate::request::{self, Decoded};
 use crate::response::ResponseFrame;
 use crate::security::Session;
+use crate::security::acl::{Operation, ResourceType};
 use crate::server::ServerConfig;
 
 /// The request being handled, for the handlers.
@@ -65,6 +67,107 @@ pub(crate) struct Ctx<'a, B> {
     /// The connection's listener and principal.
     pub session: &'a Session,
 }
+
+impl<B: Broker> Ctx<'_, B> {
+    /// Whether the connection's principal may do `operation` on the resource; a denial is
+    /// logged (as Kafka's authorizer logger does) and counted.
+    pub fn allowed(&self, operation: Operation, resource_type: ResourceType, name: &str) -> bool {
+        let allowed = self
+            .broker
+            .authorize(self.session, operation, resource_type, name);
+        if !allowed {
+            KAFKA.authorization_denied(self.key);
+            tracing::info!(
+                target: "strata::authorizer",
+                principal = %self.session.principal,
+                host = %self.session.peer.ip(),
+                api = ?self.key,
+                "denied {} on {} '{name}'",
+                operation.name(),
+                resource_type.name()
+            );
+        }
+        allowed
+    }
+
+    /// [`Self::allowed`] for lists the principal sees only part of: not logged.
+    pub fn visible(&self, operation: Operation, resource_type: ResourceType, name: &str) -> bool {
+        self.broker
+            .authorize(self.session, operation, resource_type, name)
+    }
+
+    /// `Ok` if allowed, else the authorization error of the resource type.
+    pub fn check(
+        &self,
+        operation: Operation,
+        resource_type: ResourceType,
+        name: &str,
+    ) -> Result<(), crate::broker::BrokerError> {
+        use crate::broker::BrokerError;
+        if self.allowed(operation, resource_type, name) {
+            return Ok(());
+        }
+        Err(match resource_type {
+            ResourceType::Topic => BrokerError::TopicAuthorizationFailed,
+            ResourceType::Group => BrokerError::GroupAuthorizationFailed,
+            ResourceType::Cluster => BrokerError::ClusterAuthorizationFailed,
+            ResourceType::TransactionalId => BrokerError::TransactionalIdAuthorizationFailed,
+        })
+    }
+
+    /// The KIP-430 bit field of `operations` the principal may do on the resource.
+    pub fn authorized_operations(
+        &self,
+        operations: &[Operation],
+        resource_type: ResourceType,
+        name: &str,
+    ) -> i32 {
+        authorized_operations(
+            self.broker.as_ref(),
+            self.session,
+            operations,
+            resource_type,
+            name,
+        )
+    }
+}
+
+/// The KIP-430 bit field of `operations` `session` may do on the resource.
+pub(crate) fn authorized_operations<B: Broker>(
+    broker: &B,
+    session: &Session,
+    operations: &[Operation],
+    resource_type: ResourceType,
+    name: &str,
+) -> i32 {
+    operations
+        .iter()
+        .filter(|o| broker.authorize(session, **o, resource_type, name))
+        .fold(0, |bits, o| bits | (1 << o.code()))
+}
+
+/// The topic operations KIP-430 reports.
+pub(crate) const TOPIC_OPERATIONS: &[Operation] = &[
+    Operation::Read,
+    Operation::Write,
+    Operation::Create,
+    Operation::Delete,
+    Operation::Alter,
+    Operation::Describe,
+    Operation::DescribeConfigs,
+    Operation::AlterConfigs,
+];
+
+/// The cluster operations KIP-430 reports.
+pub(crate) const CLUSTER_OPERATIONS: &[Operation] = &[
+    Operation::Create,
+    Operation::ClusterAction,
+    Operation::DescribeConfigs,
+    Operation::AlterConfigs,
+    Operation::IdempotentWrite,
+    Operation::Alter,
+    Operation::Describe,
+];
 
 impl<B> Ctx<'_, B> {
     /// Encodes `response` with its header for this request's version.
@@ -166,6 +269,9 @@ pub(crate) fn handle<B: Broker>(
             alter_partition_reassignments::handle(&ctx, r)
         }
         RequestKind::ListPartitionReassignments(r) => list_partition_reassignments::handle(&ctx, r),
+        RequestKind::CreateAcls(r) => acls::create(&ctx, r),
+        RequestKind::DescribeAcls(r) => acls::describe(&ctx, r),
+        RequestKind::DeleteAcls(r) => acls::delete(&ctx, r),
         RequestKind::SaslHandshake(r) => sasl::handshake(&ctx, r),
         RequestKind::SaslAuthenticate(r) => sasl::authenticate(&ctx, r),
         RequestKind::DescribeUserScramCredentials(r) => scram_credentials::describe(&ctx, r),

@@ -11,6 +11,7 @@ use super::{Ctx, HandleError, later, str_bytes};
 use crate::broker::{Broker, BrokerError};
 use crate::connection::Reply;
 use crate::group::{Committer, GroupCoordinator, OffsetToCommit};
+use crate::security::acl::{Operation, ResourceType};
 
 pub(super) fn handle<B: Broker>(
     ctx: &Ctx<'_, B>,
@@ -44,16 +45,48 @@ pub(super) fn handle<B: Broker>(
         .iter()
         .map(|o| (o.topic.clone(), o.partition))
         .collect();
+    if let Err(e) = ctx.check(Operation::Read, ResourceType::Group, &group_id) {
+        let results = vec![Err(e); shape.len()];
+        return ctx.respond(&response(shape, results));
+    }
+    // Offsets of topics the principal may not read are refused, the others committed.
+    let mut readable = std::collections::HashMap::new();
+    let allowed: Vec<bool> = offsets
+        .iter()
+        .map(|o| {
+            *readable
+                .entry(o.topic.clone())
+                .or_insert_with(|| ctx.allowed(Operation::Read, ResourceType::Topic, &o.topic))
+        })
+        .collect();
+    let offsets: Vec<OffsetToCommit> = offsets
+        .into_iter()
+        .zip(&allowed)
+        .filter_map(|(o, ok)| ok.then_some(o))
+        .collect();
     let broker = Arc::clone(ctx.broker);
     Ok(later(ctx, async move {
-        let results = match broker
-            .groups()
-            .commit_offsets(&group_id, committer, offsets)
-            .await
-        {
-            Ok(results) => results,
-            Err(e) => vec![Err(e); shape.len()],
+        let committed = if offsets.is_empty() {
+            Ok(Vec::new())
+        } else {
+            let count = offsets.len();
+            broker
+                .groups()
+                .commit_offsets(&group_id, committer, offsets)
+                .await
+                .map_err(|e| (e, count))
         };
+        let mut committed = match committed {
+            Ok(results) => results.into_iter(),
+            Err((e, count)) => vec![Err(e); count].into_iter(),
+        };
+        let results = allowed
+            .into_iter()
+            .map(|ok| match ok {
+                true => committed.next().unwrap_or(Ok(())),
+                false => Err(BrokerError::TopicAuthorizationFailed),
+            })
+            .collect();
         response(shape, results)
     }))
 }

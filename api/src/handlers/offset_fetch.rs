@@ -11,6 +11,7 @@ use super::{Ctx, HandleError, str_bytes};
 use crate::broker::{Broker, BrokerError};
 use crate::connection::Reply;
 use crate::group::{CommittedOffset, GroupCoordinator, PartitionResults};
+use crate::security::acl::{Operation, ResourceType};
 
 type Fetched = Result<PartitionResults<CommittedOffset>, BrokerError>;
 
@@ -27,7 +28,9 @@ pub(super) fn handle<B: Broker>(
                 .flat_map(|t| t.partition_indexes.iter().map(|p| (t.name.to_string(), *p)))
                 .collect()
         });
-        let fetched = groups.fetch_offsets(&request.group_id, wanted.as_deref());
+        let fetched = authorized(ctx, &request.group_id, wanted.is_some(), || {
+            groups.fetch_offsets(&request.group_id, wanted.as_deref())
+        });
         let mut response = OffsetFetchResponse::default();
         match fetched {
             Ok(results) => {
@@ -61,11 +64,45 @@ pub(super) fn handle<B: Broker>(
                     .flat_map(|t| t.partition_indexes.iter().map(|p| (t.name.to_string(), *p)))
                     .collect()
             });
-            let fetched: Fetched = groups.fetch_offsets(&group.group_id, wanted.as_deref());
+            let fetched: Fetched = authorized(ctx, &group.group_id, wanted.is_some(), || {
+                groups.fetch_offsets(&group.group_id, wanted.as_deref())
+            });
             new_group(group.group_id.clone(), fetched)
         })
         .collect();
     ctx.respond(&OffsetFetchResponse::default().with_groups(results))
+}
+
+/// The offsets `fetch` finds, if the principal may describe the group: partitions of topics
+/// it may not describe are refused when named (`explicit`) and left out otherwise, as Kafka does.
+fn authorized<B: Broker>(
+    ctx: &Ctx<'_, B>,
+    group: &str,
+    explicit: bool,
+    fetch: impl FnOnce() -> Fetched,
+) -> Fetched {
+    ctx.check(Operation::Describe, ResourceType::Group, group)?;
+    let mut visible = std::collections::HashMap::new();
+    let results = fetch()?
+        .into_iter()
+        .filter_map(|(topic, partition, result)| {
+            let ok = *visible.entry(topic.clone()).or_insert_with(|| {
+                if explicit {
+                    ctx.allowed(Operation::Describe, ResourceType::Topic, &topic)
+                } else {
+                    ctx.visible(Operation::Describe, ResourceType::Topic, &topic)
+                }
+            });
+            match (ok, explicit) {
+                (true, _) => Some((topic, partition, result)),
+                (false, true) => {
+                    Some((topic, partition, Err(BrokerError::TopicAuthorizationFailed)))
+                }
+                (false, false) => None,
+            }
+        })
+        .collect();
+    Ok(results)
 }
 
 fn old_partition(

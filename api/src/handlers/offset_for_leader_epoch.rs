@@ -8,28 +8,40 @@ use kafka_protocol::messages::{OffsetForLeaderEpochRequest, OffsetForLeaderEpoch
 use super::{Ctx, HandleError, check_leader_epoch};
 use crate::broker::Broker;
 use crate::connection::Reply;
+use crate::security::acl::{CLUSTER_NAME, Operation, ResourceType};
 
 pub(super) fn handle<B: Broker>(
     ctx: &Ctx<'_, B>,
     request: OffsetForLeaderEpochRequest,
 ) -> Result<Reply, HandleError> {
+    // Followers ask with CLUSTER_ACTION; consumers (KIP-320) need DESCRIBE on the topic.
+    let replica = ctx.visible(
+        Operation::ClusterAction,
+        ResourceType::Cluster,
+        CLUSTER_NAME,
+    );
     let topics = request
         .topics
         .into_iter()
         .map(|topic| {
             let name = topic.topic.0.to_string();
+            let allowed = replica || ctx.allowed(Operation::Describe, ResourceType::Topic, &name);
             let partitions = topic
                 .partitions
                 .into_iter()
                 .map(|p| {
                     let response = EpochEndOffset::default().with_partition(p.partition);
-                    let result = check_leader_epoch(
-                        ctx.broker.as_ref(),
-                        &name,
-                        p.partition,
-                        p.current_leader_epoch,
-                    )
-                    .and_then(|_| {
+                    let result = if allowed {
+                        check_leader_epoch(
+                            ctx.broker.as_ref(),
+                            &name,
+                            p.partition,
+                            p.current_leader_epoch,
+                        )
+                    } else {
+                        Err(crate::broker::BrokerError::TopicAuthorizationFailed)
+                    };
+                    let result = result.and_then(|_| {
                         ctx.broker
                             .end_offset_for_epoch(&name, p.partition, p.leader_epoch)
                     });

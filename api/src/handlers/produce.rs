@@ -14,6 +14,7 @@ use super::{Ctx, HandleError, str_bytes};
 use crate::broker::{Appended, Broker, BrokerError};
 use crate::connection::Reply;
 use crate::response::ResponseFrame;
+use crate::security::acl::{Operation, ResourceType};
 
 /// Longest a produce waits for its fsync when the client's `timeout_ms` asks for more: a disk
 /// that cannot fsync in this time is failing, and the client should hear about it.
@@ -33,9 +34,12 @@ pub(super) fn handle<B: Broker>(
     let mut results: Vec<(String, Vec<PartitionOutcome>)> = Vec::new();
     for topic in request.topic_data {
         let name = topic.name.0.to_string();
+        let writable = ctx.allowed(Operation::Write, ResourceType::Topic, &name);
         let mut partitions = Vec::new();
         for partition in topic.partition_data {
-            let result = if invalid_acks {
+            let result = if !writable {
+                Err(BrokerError::TopicAuthorizationFailed)
+            } else if invalid_acks {
                 Err(BrokerError::InvalidRequest(format!(
                     "acks={acks} is not one of -1, 0, 1"
                 )))

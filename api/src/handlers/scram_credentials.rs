@@ -18,6 +18,7 @@ use kafka_protocol::protocol::StrBytes;
 use super::{Ctx, HandleError, later, str_bytes};
 use crate::broker::{Broker, ScramUpdate};
 use crate::connection::Reply;
+use crate::security::acl::{CLUSTER_NAME, Operation, ResourceType};
 use crate::security::scram::{MAX_ITERATIONS, MIN_ITERATIONS, ScramMechanism};
 
 const RESOURCE_NOT_FOUND: i16 = 91;
@@ -29,6 +30,13 @@ pub(super) fn describe<B: Broker>(
     ctx: &Ctx<'_, B>,
     request: DescribeUserScramCredentialsRequest,
 ) -> Result<Reply, HandleError> {
+    if let Err(e) = ctx.check(Operation::Describe, ResourceType::Cluster, CLUSTER_NAME) {
+        return ctx.respond(
+            &DescribeUserScramCredentialsResponse::default()
+                .with_error_code(e.code())
+                .with_error_message(e.message().map(str_bytes)),
+        );
+    }
     let users = ctx.broker.scram_users();
     let info = |list: &[(ScramMechanism, i32)]| {
         list.iter()
@@ -117,6 +125,26 @@ pub(super) fn alter<B: Broker>(
     ctx: &Ctx<'_, B>,
     request: AlterUserScramCredentialsRequest,
 ) -> Result<Reply, HandleError> {
+    if let Err(e) = ctx.check(Operation::Alter, ResourceType::Cluster, CLUSTER_NAME) {
+        let mut users: Vec<String> = request
+            .deletions
+            .iter()
+            .map(|d| d.name.to_string())
+            .chain(request.upsertions.iter().map(|u| u.name.to_string()))
+            .collect();
+        users.sort();
+        users.dedup();
+        let results = users
+            .into_iter()
+            .map(|user| {
+                AlterUserScramCredentialsResult::default()
+                    .with_user(str_bytes(user))
+                    .with_error_code(e.code())
+                    .with_error_message(e.message().map(str_bytes))
+            })
+            .collect();
+        return ctx.respond(&AlterUserScramCredentialsResponse::default().with_results(results));
+    }
     // A user named more than once, in deletions or upsertions, is refused whole (Kafka).
     let mut count: BTreeMap<String, usize> = BTreeMap::new();
     for name in request

@@ -9,6 +9,7 @@ use super::{Ctx, HandleError, later, str_bytes};
 use crate::broker::Broker;
 use crate::connection::Reply;
 use crate::group::{GroupCoordinator, SyncGroup};
+use crate::security::acl::{Operation, ResourceType};
 
 pub(super) fn handle<B: Broker>(
     ctx: &Ctx<'_, B>,
@@ -29,9 +30,13 @@ pub(super) fn handle<B: Broker>(
             .collect(),
     };
     let (protocol_type, protocol_name) = (sync.protocol_type.clone(), sync.protocol_name.clone());
+    let allowed = ctx.check(Operation::Read, ResourceType::Group, &sync.group_id);
     let broker = Arc::clone(ctx.broker);
     Ok(later(ctx, async move {
-        let result = broker.groups().sync_group(sync).await;
+        let result = match allowed {
+            Ok(()) => broker.groups().sync_group(sync).await,
+            Err(e) => Err(e),
+        };
         let response = SyncGroupResponse::default();
         let response = if version >= 5 {
             response

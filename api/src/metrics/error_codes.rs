@@ -107,3 +107,6 @@ error_codes!(SaslHandshakeResponse { error_code });
 error_codes!(SaslAuthenticateResponse { error_code });
 error_codes!(DescribeUserScramCredentialsResponse { error_code }; results => ({ error_code }));
 error_codes!(AlterUserScramCredentialsResponse {}; results => ({ error_code }));
+error_codes!(CreateAclsResponse {}; results => ({ error_code }));
+error_codes!(DescribeAclsResponse { error_code });
+error_codes!(DeleteAclsResponse {}; filter_results => ({ error_code }));

@@ -208,6 +208,7 @@ pub struct KafkaMetrics {
     tls_reload_failures: Family<ListenerLabels, Counter>,
     tls_expiry: Family<ListenerLabels, Gauge>,
     sasl: Family<SaslLabels, Counter>,
+    denied: Family<ApiLabels, Counter>,
 }
 
 impl Default for KafkaMetrics {
@@ -229,6 +230,7 @@ impl Default for KafkaMetrics {
             tls_reload_failures: Family::default(),
             tls_expiry: Family::default(),
             sasl: Family::default(),
+            denied: Family::default(),
         }
     }
 }
@@ -340,6 +342,13 @@ impl KafkaMetrics {
             .inc();
     }
 
+    /// A request of `api` was refused something by the authorizer.
+    pub fn authorization_denied(&self, api: ApiKey) {
+        self.denied
+            .get_or_create(&ApiLabels { api: Api(api) })
+            .inc();
+    }
+
     /// A SASL authentication on `listener` with `mechanism` ended with `result`.
     pub fn sasl_authentication(
         &self,
@@ -409,6 +418,11 @@ impl KafkaMetrics {
             "tls_handshakes",
             "TLS handshakes on Kafka listeners, per listener and result (ok, failed, timeout)",
             self.tls_handshakes.clone(),
+        );
+        registry.register(
+            "authorization_denied",
+            "Authorizer denials, per API (each denied resource of a request counts)",
+            self.denied.clone(),
         );
         registry.register(
             "sasl_authentications",

@@ -1,6 +1,7 @@
 //! Who is on the other end of a connection: the listener's security protocol, TLS, and the
 //! principal a request is made as.
 
+pub mod acl;
 pub mod gate;
 pub mod principal;
 pub mod sasl;

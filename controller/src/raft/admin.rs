@@ -179,6 +179,10 @@ pub enum AdminRequest {
     },
     /// Set or remove users' SCRAM credentials (AlterUserScramCredentials).
     AlterScram(Vec<ScramChange>),
+    /// Add ACLs (CreateAcls); one that exists already is not added twice.
+    CreateAcls(Vec<crate::record::AclRecord>),
+    /// Remove ACLs by id (DeleteAcls); ids already gone are skipped.
+    DeleteAcls(Vec<Uuid>),
     /// Elect leaders (ElectLeaders): the preferred replica, or with `unclean` any alive
     /// replica of a leaderless partition; every partition when `partitions` is `None`.
     ElectLeaders {
@@ -487,6 +491,37 @@ async fn serve(
             Ok(AdminAnswer::Done)
         }
         AdminRequest::ReassignPartitions(moves) => reassign(raft, state, moves).await,
+        AdminRequest::CreateAcls(acls) => {
+            let records: Vec<MetadataRecord> = state.with_image(|image| {
+                let mut seen: std::collections::BTreeSet<&crate::record::AclRecord> =
+                    image.acls.values().collect();
+                acls.iter()
+                    .filter(|acl| seen.insert(acl))
+                    .map(|acl| MetadataRecord::CreateAcl {
+                        id: Uuid::new_v4(),
+                        acl: acl.clone(),
+                    })
+                    .collect()
+            });
+            if !records.is_empty() {
+                commit_all(raft, records).await?;
+                tracing::info!(count = acls.len(), "ACLs created");
+            }
+            Ok(AdminAnswer::Done)
+        }
+        AdminRequest::DeleteAcls(ids) => {
+            let records: Vec<MetadataRecord> = state.with_image(|image| {
+                ids.iter()
+                    .filter(|id| image.acls.contains_key(id))
+                    .map(|id| MetadataRecord::RemoveAcl { id: *id })
+                    .collect()
+            });
+            if !records.is_empty() {
+                commit_all(raft, records).await?;
+                tracing::info!(count = ids.len(), "ACLs deleted");
+            }
+            Ok(AdminAnswer::Done)
+        }
         AdminRequest::AlterScram(changes) => {
             let mut records = Vec::new();
             let results = state.with_image(|image| {

@@ -55,7 +55,7 @@ pub fn apply_update(image: &mut MetadataImage, update: MetadataUpdate) -> Follow
             if new.offset <= image.offset {
                 return FollowerUpdate::Changes(Vec::new());
             }
-            *image = new;
+            *image = *new;
             FollowerUpdate::Replaced
         }
         MetadataUpdate::Records(entries) => {

@@ -60,7 +60,7 @@ pub enum MetadataUpdate {
     /// The entries after the broker's offset: (index, records), in order.
     Records(Vec<(u64, Vec<MetadataRecord>)>),
     /// The whole image: the broker was too far behind.
-    Image(MetadataImage),
+    Image(Box<MetadataImage>),
 }
 
 /// The metadata state machine of one controller (shared with readers of the image).
@@ -151,7 +151,7 @@ impl StateMachine {
                     .cloned()
                     .collect(),
             ),
-            _ => MetadataUpdate::Image(inner.image.clone()),
+            _ => MetadataUpdate::Image(Box::new(inner.image.clone())),
         }
     }
 }
