@@ -42,7 +42,8 @@ fn client_classpath(version: &str) -> String {
         .arg(&classes)
         .arg("-cp")
         .arg(&jars)
-        .arg(sources.join("StrataClientCheck.java")));
+        .arg(sources.join("StrataClientCheck.java"))
+        .arg(sources.join("StrataAclCheck.java")));
     format!("{}:{jars}", classes.display())
 }
 
@@ -187,6 +188,54 @@ fn java_client_over_sasl_ssl_with_scram() {
         .arg(&properties));
     assert!(
         output.contains("OK 3000 records"),
+        "{output}\nbroker log:\n{}",
+        broker.log()
+    );
+}
+
+/// The Java AdminClient manages ACLs (CreateAcls, DescribeAcls with a MATCH filter,
+/// DeleteAcls) and a SCRAM consumer is refused, allowed, then refused again by them.
+#[test]
+fn java_admin_client_manages_acls() {
+    let classpath = client_classpath("4.1.0");
+    let dir = tempfile::tempdir().unwrap();
+    let broker = BrokerProcess::start(
+        &dir.path().join("data"),
+        &[
+            "listeners=PLAINTEXT://127.0.0.1:0,SASL_PLAINTEXT://127.0.0.1:0",
+            "sasl.enabled.mechanisms=SCRAM-SHA-512",
+            "authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+            "super.users=User:ANONYMOUS",
+        ],
+    );
+    let strata = |args: &[&str], stdin: &[u8]| {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_strata"))
+            .args(args)
+            .arg("--bootstrap")
+            .arg(&broker.addr)
+            .stdin(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        use std::io::Write;
+        child.stdin.take().unwrap().write_all(stdin).unwrap();
+        assert!(child.wait().unwrap().success(), "strata {args:?}");
+    };
+    strata(
+        &["user", "create", "auditor", "--mechanism", "SCRAM-SHA-512"],
+        b"auditor-secret\n",
+    );
+    strata(&["topic", "create", "audit", "--partitions", "1"], b"");
+    strata(&["produce", "audit"], b"entry\n");
+    let output = run(Command::new("java")
+        .arg("-cp")
+        .arg(&classpath)
+        .arg("StrataAclCheck")
+        .arg(&broker.addr)
+        .arg(&broker.listeners["SASL_PLAINTEXT"])
+        .arg("auditor")
+        .arg("auditor-secret"));
+    assert!(
+        output.contains("OK ACLs"),
         "{output}\nbroker log:\n{}",
         broker.log()
     );

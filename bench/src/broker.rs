@@ -21,6 +21,8 @@ pub struct Broker {
     pub addr: String,
     /// Its admin HTTP API.
     pub admin: String,
+    /// Each Kafka listener's address, by name.
+    pub listeners: std::collections::BTreeMap<String, String>,
 }
 
 impl Broker {
@@ -94,12 +96,8 @@ impl Broker {
             .collect()
     }
 
-    /// Starts `strata dev` on `data_dir` with an ephemeral port and `settings` (`key=value`).
-    fn start_with(
-        binary: Option<PathBuf>,
-        data_dir: &Path,
-        settings: &[String],
-    ) -> anyhow::Result<Self> {
+    /// The `strata` binary: `binary`, or the one beside this program.
+    pub fn binary(binary: Option<PathBuf>) -> anyhow::Result<PathBuf> {
         let binary = match binary {
             Some(path) => path,
             None => std::env::current_exe()?.with_file_name("strata"),
@@ -110,6 +108,16 @@ impl Broker {
                 binary.display()
             );
         }
+        Ok(binary)
+    }
+
+    /// Starts `strata dev` on `data_dir` with an ephemeral port and `settings` (`key=value`).
+    pub fn start_with(
+        binary: Option<PathBuf>,
+        data_dir: &Path,
+        settings: &[String],
+    ) -> anyhow::Result<Self> {
+        let binary = Self::binary(binary)?;
         let mut child = Command::new(&binary)
             .args(["dev", "--listen", "127.0.0.1:0", "--data-dir"])
             .arg(data_dir)
@@ -123,18 +131,32 @@ impl Broker {
         let (tx, rx) = mpsc::channel();
         std::thread::spawn(move || {
             let mut admin = String::new();
+            let mut listeners = std::collections::BTreeMap::new();
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                // The admin line comes first.
+                // The admin line comes first, then one per listener.
                 if let Some(addr) = line.strip_prefix("strata admin listening on ") {
                     admin = addr.to_owned();
                 }
+                // `strata listener NAME (PROTOCOL) on host:port`
+                if let Some((name, addr)) = line
+                    .strip_prefix("strata listener ")
+                    .and_then(|rest| rest.split_once(" ("))
+                    .and_then(|(name, rest)| Some((name, rest.split_once(") on ")?.1)))
+                {
+                    listeners.insert(name.to_owned(), addr.to_owned());
+                }
                 if let Some(addr) = line.strip_prefix("strata listening on ") {
-                    let _ = tx.send((addr.to_owned(), admin.clone()));
+                    let _ = tx.send((addr.to_owned(), admin.clone(), listeners.clone()));
                 }
             }
         });
         match rx.recv_timeout(START_TIMEOUT) {
-            Ok((addr, admin)) => Ok(Self { child, addr, admin }),
+            Ok((addr, admin, listeners)) => Ok(Self {
+                child,
+                addr,
+                admin,
+                listeners,
+            }),
             Err(_) => {
                 let _ = child.kill();
                 let _ = child.wait();

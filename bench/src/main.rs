@@ -14,10 +14,12 @@ mod many;
 mod mirror;
 mod parked;
 mod report;
+mod security;
 mod workload;
 
 use std::path::PathBuf;
 
+use anyhow::Context;
 use clap::Parser;
 
 use crate::workload::{Acks, Workload};
@@ -96,6 +98,11 @@ pub struct Options {
     /// The steady rate of the mirror lag run, MB/s.
     #[arg(long, default_value_t = 50)]
     mirror_rate_mb: u64,
+    /// Security protocols of the throughput workloads' clients: `plaintext`, and `sasl_ssl`
+    /// (SCRAM-SHA-512 over TLS, on a second listener of the broker the bench starts).
+    #[arg(long, value_delimiter = ',', default_values = ["plaintext"],
+          value_parser = ["plaintext", "sasl_ssl"])]
+    security: Vec<String>,
 }
 
 /// The fixed rate of the latency run: well below saturation on a small machine, as the
@@ -148,6 +155,20 @@ fn main() -> anyhow::Result<()> {
         Some(limits::measure(scale.workload_bytes, scratch.path())?)
     };
 
+    let sasl_ssl = options.security.iter().any(|s| s == "sasl_ssl");
+    anyhow::ensure!(
+        !sasl_ssl
+            || (options.bootstrap.is_none()
+                && options.brokers == 1
+                && options.replication_factor == 1),
+        "--security sasl_ssl measures a broker the bench starts alone (no --bootstrap, --brokers or --replication-factor)"
+    );
+    let (tls_settings, tls) = if sasl_ssl {
+        let (settings, ca) = security::broker_settings(&scratch.path().join("tls"))?;
+        (settings, Some(ca))
+    } else {
+        (Vec::new(), None)
+    };
     let mut own_brokers = Vec::new();
     let bootstrap = match &options.bootstrap {
         Some(addr) => addr.clone(),
@@ -178,12 +199,27 @@ fn main() -> anyhow::Result<()> {
                 .join(",")
         }
         None => {
-            let started =
-                broker::Broker::start(options.strata.clone(), &scratch.path().join("strata-data"))?;
+            let started = broker::Broker::start_with(
+                options.strata.clone(),
+                &scratch.path().join("strata-data"),
+                &tls_settings,
+            )?;
             let addr = started.addr.clone();
             own_brokers.push(started);
             addr
         }
+    };
+    let secured = match &tls {
+        Some(ca) => {
+            let broker = own_brokers.first().context("a broker of the bench's own")?;
+            security::create_user(&broker::Broker::binary(options.strata.clone())?, &bootstrap)?;
+            let listener = broker
+                .listeners
+                .get("SASL_SSL")
+                .context("the broker's SASL_SSL listener")?;
+            Some(security::client(listener, ca))
+        }
+        None => None,
     };
     eprintln!("broker: {bootstrap}");
     let sizes = if options.skip_throughput {
@@ -191,15 +227,19 @@ fn main() -> anyhow::Result<()> {
     } else {
         &options.sizes[..]
     };
-    let workloads: Vec<Workload> = sizes
-        .iter()
-        .flat_map(|&record_bytes| options.acks.iter().map(move |&acks| (record_bytes, acks)))
-        .map(|(record_bytes, acks)| Workload {
-            record_bytes,
-            acks,
-            knobs: options.knobs.clone(),
-        })
-        .collect();
+    let mut workloads: Vec<Workload> = Vec::new();
+    for protocol in &options.security {
+        for &record_bytes in sizes {
+            for &acks in &options.acks {
+                workloads.push(Workload {
+                    record_bytes,
+                    acks,
+                    knobs: options.knobs.clone(),
+                    security: (protocol == "sasl_ssl").then(|| secured.clone()).flatten(),
+                });
+            }
+        }
+    }
     let mut rows = limits.as_ref().map_or(Vec::new(), |l| l.rows());
     let cpu = broker::CpuMeter::new(&own_brokers);
     let mut measured = Vec::new();

@@ -90,6 +90,18 @@ fn with_props(mut config: ClientConfig, props: &[(String, String)]) -> ClientCon
     config
 }
 
+/// How the clients of a workload reach the broker when not in plaintext: the listener and the
+/// librdkafka settings (`security.protocol`, SASL and TLS) for it.
+#[derive(Debug, Clone)]
+pub struct ClientSecurity {
+    /// The security protocol, as rows name it (`SASL_SSL`).
+    pub label: &'static str,
+    /// The listener's address.
+    pub bootstrap: String,
+    /// librdkafka settings.
+    pub settings: Vec<(String, String)>,
+}
+
 /// One throughput workload.
 #[derive(Debug, Clone)]
 pub struct Workload {
@@ -99,6 +111,8 @@ pub struct Workload {
     pub acks: Acks,
     /// Producer batching.
     pub knobs: Knobs,
+    /// Clients over TLS and SASL instead of plaintext.
+    pub security: Option<ClientSecurity>,
 }
 
 impl fmt::Display for Workload {
@@ -111,6 +125,9 @@ impl fmt::Display for Workload {
         )?;
         if self.knobs.compression != "none" {
             write!(f, ", {}", self.knobs.compression)?;
+        }
+        if let Some(security) = &self.security {
+            write!(f, ", {}", security.label)?;
         }
         Ok(())
     }
@@ -175,6 +192,10 @@ pub fn run(
     cpu: &CpuMeter,
 ) -> anyhow::Result<Measured> {
     static RUNS: AtomicU64 = AtomicU64::new(0);
+    let (bootstrap, secured): (&str, &[(String, String)]) = match &workload.security {
+        Some(security) => (&security.bootstrap, &security.settings),
+        None => (bootstrap, &[]),
+    };
     let records = (bytes / workload.record_bytes as u64).max(1);
     let topic = format!(
         "bench-{}-{}-{}-{}",
@@ -196,9 +217,10 @@ pub fn run(
         // A delivery report per record cost the client more CPU than the broker spends on the
         // record; failures are still reported, and the in-flight count says when all are in.
         .set("delivery.report.only.error", "true");
-    let producer: BaseProducer<Counting> = with_props(config, &workload.knobs.producer_props)
-        .create_with_context(Counting(Arc::clone(&failures)))
-        .with_context(|| format!("librdkafka refused the producer settings of {workload}"))?;
+    let producer: BaseProducer<Counting> =
+        with_props(with_props(config, secured), &workload.knobs.producer_props)
+            .create_with_context(Counting(Arc::clone(&failures)))
+            .with_context(|| format!("librdkafka refused the producer settings of {workload}"))?;
     let cpu_before = cpu.sample()?;
     let started = Instant::now();
     for _ in 0..records {
@@ -233,9 +255,10 @@ pub fn run(
         // passes queued.min.messages; one 10 MB fetch of 100 B records does, and the consumer
         // then sat idle ~90% of the time. Resume as soon as the application drains the queue.
         .set("fetch.queue.backoff.ms", "1");
-    let consumer: BaseConsumer = with_props(config, &workload.knobs.consumer_props)
-        .create()
-        .context("librdkafka refused the consumer settings")?;
+    let consumer: BaseConsumer =
+        with_props(with_props(config, secured), &workload.knobs.consumer_props)
+            .create()
+            .context("librdkafka refused the consumer settings")?;
     let cpu_before = cpu.sample()?;
     let mut assignment = TopicPartitionList::new();
     assignment.add_partition_offset(&topic, 0, Offset::Beginning)?;
@@ -256,7 +279,7 @@ pub fn run(
     }
     let consume = cpu.phase(started.unwrap_or_else(Instant::now), cpu_before)?;
     drop(consumer);
-    delete_topic(bootstrap, &topic)?;
+    delete_topic(bootstrap, secured, &topic)?;
     Ok(Measured {
         bytes: records * workload.record_bytes as u64,
         produce,
@@ -266,9 +289,10 @@ pub fn run(
 
 /// Deletes a workload's topic, so that a run leaves the broker (and its page cache) as it
 /// found it, as a broker under retention would be, and one run's data cannot slow the next.
-fn delete_topic(bootstrap: &str, topic: &str) -> anyhow::Result<()> {
-    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
+fn delete_topic(bootstrap: &str, secured: &[(String, String)], topic: &str) -> anyhow::Result<()> {
+    let mut config = ClientConfig::new();
+    config.set("bootstrap.servers", bootstrap);
+    let admin: AdminClient<DefaultClientContext> = with_props(config, secured)
         .create()
         .context("admin client")?;
     let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
