@@ -23,6 +23,10 @@ struct Cli {
     /// How admin commands print their answer: text for people, json for scripts.
     #[arg(long, global = true, value_enum, default_value_t = Output::Text)]
     output: Output,
+    /// Kafka client properties for the tools' connections (`security.protocol`, `ssl.*`,
+    /// `sasl.*`), as `kafka-topics.sh --command-config` reads them.
+    #[arg(long, global = true, env = "STRATA_COMMAND_CONFIG")]
+    command_config: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -302,6 +306,19 @@ fn main() -> ExitCode {
     strata::logging::init(&cli.log_level, cli.log_format);
     // Before anything builds a TLS config (the object store client builds its own).
     strata_api::security::tls::install_default_provider();
+    if let Some(path) = &cli.command_config {
+        match strata::kafka_client::ClientSecurity::from_file(path) {
+            Ok(security) => strata::kafka_client::security::set_default(security),
+            Err(e) => {
+                eprintln!(
+                    "error: --command-config {}: {}",
+                    path.display(),
+                    one_line(&e)
+                );
+                return ExitCode::FAILURE;
+            }
+        }
+    }
     match run(cli.command, cli.output) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

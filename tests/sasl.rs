@@ -607,3 +607,56 @@ async fn credentials_are_validated_and_survive_a_restart() {
         "carol-secret"
     )));
 }
+
+#[test]
+fn the_tools_log_in_with_a_command_config() {
+    let setup = setup();
+    let broker = start(&setup, &[]);
+    create_user(&broker, "bob", "bob-secret");
+    let tls = broker.listeners["SASL_SSL"].clone();
+    let properties = |password: &str| {
+        let path = setup
+            .dir
+            .path()
+            .join(format!("client-{password}.properties"));
+        std::fs::write(
+            &path,
+            format!(
+                "# as kafka-topics.sh --command-config reads it\n\
+                 security.protocol=SASL_SSL\nsasl.mechanism=SCRAM-SHA-512\n\
+                 sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required \
+                 username=\"bob\" password=\"{password}\";\n\
+                 ssl.truststore.type=PEM\nssl.truststore.location={}\n",
+                setup.ca.pem.display()
+            ),
+        )
+        .unwrap();
+        path
+    };
+    let good = properties("bob-secret");
+    let run = |config: &std::path::Path, args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_strata"))
+            .args(args)
+            .args(["--bootstrap", &tls, "--command-config"])
+            .arg(config)
+            .output()
+            .unwrap()
+    };
+    let created = run(&good, &["topic", "create", "secured", "--partitions", "2"]);
+    assert!(
+        created.status.success(),
+        "{}",
+        String::from_utf8_lossy(&created.stderr)
+    );
+    let listed = run(&good, &["topic", "list"]);
+    assert!(String::from_utf8_lossy(&listed.stdout).contains("secured"));
+    let users = run(&good, &["user", "list"]);
+    assert!(String::from_utf8_lossy(&users.stdout).contains("bob"));
+    let refused = run(&properties("wrong"), &["topic", "list"]);
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert!(!refused.status.success());
+    assert!(
+        err.contains("SASL authentication as 'bob' failed") && err.contains("invalid credentials"),
+        "{err}"
+    );
+}

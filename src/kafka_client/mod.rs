@@ -1,6 +1,8 @@
 //! A minimal Kafka protocol client: one connection, one request at a time, versions fixed by
 //! the caller. The CLI's admin commands and the follower fetcher use it; it works against any
-//! Kafka-compatible broker.
+//! Kafka-compatible broker, over plain TCP or TLS, with SASL where the listener asks for it.
+
+pub mod security;
 
 use std::time::Duration;
 
@@ -8,8 +10,14 @@ use anyhow::{Context, bail};
 use bytes::BytesMut;
 use kafka_protocol::messages::{RequestHeader, ResponseHeader};
 use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, Request, StrBytes};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
+
+pub use security::ClientSecurity;
+
+/// A connection's byte stream: TCP, or TLS over it.
+trait Stream: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Stream for T {}
 
 /// How long connecting or one request may take, unless set otherwise.
 const TIMEOUT: Duration = Duration::from_secs(30);
@@ -18,7 +26,7 @@ const MAX_RESPONSE_BYTES: usize = 256 << 20;
 
 /// One connection to a broker.
 pub struct Client {
-    stream: TcpStream,
+    stream: Box<dyn Stream>,
     correlation_id: i32,
     client_id: &'static str,
     timeout: Duration,
@@ -30,23 +38,57 @@ impl Client {
         Self::connect_as(addr, "strata-cli", TIMEOUT).await
     }
 
-    /// Connects to `addr` as `client_id`, with `timeout` for connecting and each request.
+    /// Connects to `addr` as `client_id`, with `timeout` for connecting and each request,
+    /// secured as this process's clients are ([`security::set_default`]).
     pub async fn connect_as(
         addr: &str,
         client_id: &'static str,
         timeout: Duration,
     ) -> anyhow::Result<Self> {
-        let stream = tokio::time::timeout(timeout, TcpStream::connect(addr))
+        Self::connect_with(addr, client_id, timeout, &security::default_security()).await
+    }
+
+    /// Connects to `addr` with `security`: TLS, then SASL, as the listener's protocol needs.
+    pub async fn connect_with(
+        addr: &str,
+        client_id: &'static str,
+        timeout: Duration,
+        security: &ClientSecurity,
+    ) -> anyhow::Result<Self> {
+        let tcp = tokio::time::timeout(timeout, TcpStream::connect(addr))
             .await
             .with_context(|| format!("connecting to {addr} timed out"))?
             .with_context(|| format!("cannot connect to {addr}"))?;
-        stream.set_nodelay(true)?;
-        Ok(Self {
+        tcp.set_nodelay(true)?;
+        let stream: Box<dyn Stream> = match &security.tls {
+            None => Box::new(tcp),
+            Some(config) => {
+                let host = addr
+                    .rsplit_once(':')
+                    .map_or(addr, |(host, _)| host)
+                    .trim_matches(['[', ']']);
+                let name = rustls_pki_types::ServerName::try_from(host.to_owned())
+                    .with_context(|| format!("'{host}' is not a host name for TLS"))?;
+                let connector = tokio_rustls::TlsConnector::from(std::sync::Arc::clone(config));
+                let tls = tokio::time::timeout(timeout, connector.connect(name, tcp))
+                    .await
+                    .with_context(|| format!("TLS handshake with {addr} timed out"))?
+                    .with_context(|| format!("TLS handshake with {addr} failed"))?;
+                Box::new(tls)
+            }
+        };
+        let mut client = Self {
             stream,
             correlation_id: 0,
             client_id,
             timeout,
-        })
+        };
+        if let Some(login) = &security.sasl {
+            security::authenticate(&mut client, login)
+                .await
+                .with_context(|| format!("authenticating to {addr}"))?;
+        }
+        Ok(client)
     }
 
     /// The length-prefixed frame of `request` at `version`, with the next correlation id.
@@ -69,9 +111,12 @@ impl Client {
     /// Sends a request that gets no response (Produce with acks=0).
     pub async fn send<R: Request>(&mut self, version: i16, request: &R) -> anyhow::Result<()> {
         let frame = self.frame(version, request)?;
-        tokio::time::timeout(self.timeout, self.stream.write_all(&frame))
-            .await
-            .context("the broker did not take the request in time")??;
+        tokio::time::timeout(self.timeout, async {
+            self.stream.write_all(&frame).await?;
+            self.stream.flush().await
+        })
+        .await
+        .context("the broker did not take the request in time")??;
         Ok(())
     }
 
@@ -84,6 +129,7 @@ impl Client {
         let frame = self.frame(version, request)?;
         tokio::time::timeout(self.timeout, async {
             self.stream.write_all(&frame).await?;
+            self.stream.flush().await?;
             let size = self.stream.read_i32().await?;
             if size < 0 || size as usize > MAX_RESPONSE_BYTES {
                 bail!("response of {size} bytes");
