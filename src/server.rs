@@ -53,6 +53,14 @@ pub async fn run(
     shutdown: watch::Receiver<bool>,
     on_listening: impl FnOnce(std::net::SocketAddr),
 ) -> anyhow::Result<()> {
+    // Every connection this process makes to a broker of its cluster (replica fetches, the
+    // admin API's fan-out) goes through the inter-broker listener, secured as it is.
+    if config.broker_role {
+        let security =
+            crate::kafka_client::ClientSecurity::from_properties(&config.inter_broker_client.0)
+                .context("the inter-broker listener's client settings")?;
+        crate::kafka_client::security::set_default(security);
+    }
     // Before anything reads or writes the directory (the controller's log lives inside it).
     let _lock = DirLock::acquire(&config.data_dir)?;
     // Every listener is bound before the node joins the quorum: a port in use stops the node

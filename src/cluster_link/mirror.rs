@@ -16,7 +16,7 @@ use kafka_protocol::protocol::StrBytes;
 use strata_controller::LinkStart;
 use tokio::task::JoinSet;
 
-use super::source::{self, CLIENT_ID, EARLIEST, LATEST, SOURCE_TIMEOUT, SourceMetadata};
+use super::source::{self, EARLIEST, LATEST, SourceMetadata};
 use crate::broker::StrataBroker;
 use crate::kafka_client::Client;
 use crate::partition::PartitionRef;
@@ -291,7 +291,7 @@ async fn fetch_round(
 ) -> anyhow::Result<RoundResult> {
     let mut client = match client {
         Some(client) => client,
-        None => Client::connect_as(addr, CLIENT_ID, SOURCE_TIMEOUT).await?,
+        None => super::source::connect(addr).await?,
     };
     let mut placed = Vec::new();
     for (m, unplaced) in partitions.iter().zip(unplaced) {

@@ -29,12 +29,20 @@ fn text(s: &str) -> StrBytes {
     StrBytes::from_string(s.to_owned())
 }
 
+/// A connection to a broker of this cluster (with this broker's client security).
 async fn connect(addr: &str) -> anyhow::Result<Client> {
     Client::connect_as(addr, CLIENT_ID, SOURCE_TIMEOUT).await
 }
 
+/// Which cluster a connection goes to.
+#[derive(Clone, Copy)]
+enum Side {
+    Source,
+    Here,
+}
+
 /// The coordinator of `group` in the cluster `client` talks to.
-async fn coordinator(client: &mut Client, group: &str) -> anyhow::Result<Client> {
+async fn coordinator(client: &mut Client, group: &str, side: Side) -> anyhow::Result<Client> {
     let found = client
         .call(3, &FindCoordinatorRequest::default().with_key(text(group)))
         .await?;
@@ -44,7 +52,11 @@ async fn coordinator(client: &mut Client, group: &str) -> anyhow::Result<Client>
             found.error_code
         );
     }
-    connect(&format!("{}:{}", found.host, found.port)).await
+    let addr = format!("{}:{}", found.host, found.port);
+    match side {
+        Side::Source => source::connect(&addr).await,
+        Side::Here => connect(&addr).await,
+    }
 }
 
 /// Copies the offsets of the link's groups once; returns how many groups were synced.
@@ -73,7 +85,7 @@ pub(super) async fn sync(broker: &StrataBroker, link: &ClusterLink) -> anyhow::R
     let metadata = source::metadata(&link.config.source).await?;
     let mut groups = Vec::new();
     for addr in metadata.brokers.values() {
-        let mut client = connect(addr).await?;
+        let mut client = source::connect(addr).await?;
         let listed = client.call(4, &ListGroupsRequest::default()).await?;
         groups.extend(
             listed
@@ -90,7 +102,7 @@ pub(super) async fn sync(broker: &StrataBroker, link: &ClusterLink) -> anyhow::R
     let mut ends: HashMap<String, HashMap<i32, i64>> = HashMap::new();
     let mut synced = 0;
     for group in groups {
-        let mut coordinator_there = coordinator(&mut source_client, &group).await?;
+        let mut coordinator_there = coordinator(&mut source_client, &group, Side::Source).await?;
         let fetched = coordinator_there
             .call(
                 7,
@@ -130,7 +142,7 @@ pub(super) async fn sync(broker: &StrataBroker, link: &ClusterLink) -> anyhow::R
         if offsets.is_empty() {
             continue;
         }
-        let mut coordinator_here = coordinator(&mut own, &group).await?;
+        let mut coordinator_here = coordinator(&mut own, &group, Side::Here).await?;
         let described = coordinator_here
             .call(
                 5,

@@ -48,11 +48,24 @@ impl SourceMetadata {
     }
 }
 
+/// Connects to a broker of a link's source cluster. Links reach their source in plaintext:
+/// security settings for links are not built yet, and this process's own client security
+/// (its inter-broker credentials) is for its own cluster.
+pub async fn connect(addr: &str) -> anyhow::Result<Client> {
+    Client::connect_with(
+        addr,
+        CLIENT_ID,
+        SOURCE_TIMEOUT,
+        &crate::kafka_client::ClientSecurity::default(),
+    )
+    .await
+}
+
 /// Connects to the first bootstrap server of `source` (a comma-separated list) that answers.
 pub async fn connect_any(source: &str) -> anyhow::Result<Client> {
     let mut last = None;
     for addr in source.split(',').map(str::trim).filter(|a| !a.is_empty()) {
-        match Client::connect_as(addr, CLIENT_ID, SOURCE_TIMEOUT).await {
+        match connect(addr).await {
             Ok(client) => return Ok(client),
             Err(e) => last = Some(e),
         }

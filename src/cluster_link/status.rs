@@ -118,7 +118,7 @@ impl StrataBroker {
                 continue;
             };
             if !clients.contains_key(addr) {
-                match Client::connect_as(addr, CLIENT_ID, SOURCE_TIMEOUT).await {
+                match source::connect(addr).await {
                     Ok(c) => {
                         clients.insert(addr.to_owned(), c);
                     }

@@ -123,6 +123,12 @@ pub const BROKER_KEYS: &[(&str, &str, &str)] = &[
         "with an authorizer: whether a resource no ACL names is open to everyone",
     ),
     (
+        "sasl.mechanism.inter.broker.protocol",
+        "",
+        "the SASL mechanism brokers log in to each other with on a SASL inter-broker listener; \
+         empty: its first enabled one. The credentials: listener.name.<l>.<mechanism>.sasl.jaas.config",
+    ),
+    (
         "sasl.enabled.mechanisms",
         "SCRAM-SHA-512,SCRAM-SHA-256",
         "SASL mechanisms of SASL_PLAINTEXT and SASL_SSL listeners: PLAIN, SCRAM-SHA-256, SCRAM-SHA-512",

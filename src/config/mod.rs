@@ -20,7 +20,7 @@ use crate::log::config::TOPIC_CONFIGS;
 pub use keys::BROKER_KEYS;
 pub use listeners::parse_voters;
 use listeners::{parse_listeners, parse_roles};
-pub use security::{KafkaListener, is_sensitive};
+pub use security::{InterBrokerClient, KafkaListener, is_sensitive};
 pub use source::{Origin, Override, Setting};
 
 /// A configuration problem, with the key or file it concerns and where it was given.
@@ -201,6 +201,9 @@ pub struct BrokerConfig {
     pub advertised: (String, u16),
     /// `ssl.handshake.timeout.ms`.
     pub tls_handshake_timeout: Duration,
+    /// How this broker connects to the others: the inter-broker listener's client properties
+    /// (`sasl.mechanism.inter.broker.protocol`, `listener.name.<l>.<mechanism>.sasl.jaas.config`).
+    pub inter_broker_client: InterBrokerClient,
     /// `authorizer.class.name`, `super.users` and `allow.everyone.if.no.acl.found`: `None`
     /// when no authorizer is configured (everything is allowed).
     pub authorizer: Option<strata_api::security::acl::AuthorizerConfig>,
@@ -323,6 +326,7 @@ impl BrokerConfig {
         let (controller_listener, admin_listener) = (listeners.controller, listeners.admin);
         let kafka_listeners = security::kafka_listeners(&settings, &listeners.kafka)?;
         let advertised = kafka_listeners[0].advertised.clone();
+        let inter_broker_client = security::inter_broker_client(&settings, &kafka_listeners[0])?;
         let (broker_role, controller_role) =
             parse_roles(&get("process.roles")).map_err(|e| settings.invalid("process.roles", e))?;
         let voters = parse_voters(&get("controller.quorum.voters"))
@@ -430,6 +434,7 @@ impl BrokerConfig {
             )? as u64,
             advertised,
             authorizer: security::authorizer(&settings)?,
+            inter_broker_client,
             tls_handshake_timeout: settings
                 .millis("ssl.handshake.timeout.ms")?
                 .max(Duration::from_millis(100)),
@@ -565,6 +570,39 @@ mod tests {
         assert_eq!(config.num_partitions, 3);
         assert_eq!(config.topic_defaults.get("retention.ms").unwrap(), "1000");
         assert_eq!(config.topic_defaults.get("segment.bytes").unwrap(), "4096");
+    }
+
+    #[test]
+    fn brokers_log_in_to_each_other_as_the_listener_says() {
+        let dir = tempfile::tempdir().unwrap();
+        let users = dir.path().join("users");
+        std::fs::write(&users, "broker:pw\n").unwrap();
+        let users = format!("sasl.plain.users.file={}", users.display());
+        let jaas = "listener.name.internal.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required username=\"broker\" password=\"pw\";";
+        let settings = |extra: &[&str]| {
+            let mut o = vec![
+                Override::set("listeners", "INTERNAL://127.0.0.1:0"),
+                Override::set("listener.security.protocol.map", "INTERNAL:SASL_PLAINTEXT"),
+                Override::set("sasl.enabled.mechanisms", "PLAIN"),
+            ];
+            let (k, v) = users.split_once('=').unwrap();
+            o.push(Override::set(k, v));
+            for e in extra {
+                let (k, v) = e.split_once('=').unwrap();
+                o.push(Override::set(k, v));
+            }
+            BrokerConfig::load(None, &o)
+        };
+        let config = settings(&[jaas]).unwrap();
+        let props = &config.inter_broker_client.0;
+        assert_eq!(props["security.protocol"], "SASL_PLAINTEXT");
+        assert_eq!(props["sasl.mechanism"], "PLAIN");
+        assert!(!format!("{:?}", config.inter_broker_client).contains("pw"));
+        let missing = settings(&[]).unwrap_err().to_string();
+        assert!(
+            missing.contains("listener.name.internal.plain.sasl.jaas.config"),
+            "{missing}"
+        );
     }
 
     #[test]

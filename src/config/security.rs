@@ -1,6 +1,7 @@
 //! The Kafka listeners with their security: protocols, advertised addresses and TLS settings
 //! (`ssl.*`, each overridable per listener as `listener.name.<name>.ssl.*`, as in Kafka).
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -42,9 +43,89 @@ pub fn is_sensitive(key: &str) -> bool {
 pub fn per_listener_key(key: &str) -> Option<(String, &str)> {
     let rest = key.strip_prefix("listener.name.")?;
     let (name, key) = rest.split_once('.')?;
-    PER_LISTENER_KEYS
-        .contains(&key)
-        .then(|| (name.to_ascii_uppercase(), key))
+    // `<mechanism>.sasl.jaas.config`: the credentials a broker logs in with (Kafka's form).
+    let jaas = key
+        .strip_suffix(".sasl.jaas.config")
+        .is_some_and(|m| Mechanism::from_name(&m.to_ascii_uppercase()).is_some());
+    (PER_LISTENER_KEYS.contains(&key) || jaas).then(|| (name.to_ascii_uppercase(), key))
+}
+
+/// The Kafka client properties brokers connect to each other with: the inter-broker
+/// listener's protocol, its CAs (to verify the other brokers), its certificate (for listeners
+/// that require one) and its SASL mechanism and credentials. Secrets: never printed.
+#[derive(Clone, Default)]
+pub struct InterBrokerClient(pub BTreeMap<String, String>);
+
+impl std::fmt::Debug for InterBrokerClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("InterBrokerClient")
+            .field("security.protocol", &self.0.get("security.protocol"))
+            .finish_non_exhaustive()
+    }
+}
+
+/// The client properties of the inter-broker listener (the first of `listeners`).
+pub(super) fn inter_broker_client(
+    settings: &Settings<'_>,
+    listener: &KafkaListener,
+) -> Result<InterBrokerClient, ConfigError> {
+    let mut props = BTreeMap::from([(
+        "security.protocol".to_owned(),
+        listener.protocol.name().to_owned(),
+    )]);
+    let name = &listener.name;
+    if let Some(tls) = &listener.tls {
+        let (trust, trust_key) = value(settings, name, "ssl.truststore.location");
+        if trust.trim().is_empty() {
+            return Err(settings.invalid(
+                &trust_key,
+                format!(
+                    "brokers verify each other on the inter-broker listener {name} ({}): set the CAs of their certificates in ssl.truststore.location",
+                    listener.protocol
+                ),
+            ));
+        }
+        props.insert("ssl.truststore.location".into(), trust.trim().to_owned());
+        if tls.client_auth != ClientAuth::None
+            && let PemSource::File(path) = &tls.certificate_chain
+        {
+            props.insert("ssl.keystore.location".into(), path.display().to_string());
+        }
+    }
+    if let Some(sasl) = &listener.sasl {
+        let key = "sasl.mechanism.inter.broker.protocol";
+        let given = settings.get(key);
+        let mechanism = match given.trim() {
+            "" => sasl.mechanisms[0],
+            name => sasl.mechanism(&name.to_ascii_uppercase()).ok_or_else(|| {
+                settings.invalid(
+                    key,
+                    format!(
+                        "'{name}' is not enabled on the inter-broker listener {}",
+                        listener.name
+                    ),
+                )
+            })?,
+        };
+        let jaas_key = format!("{}.sasl.jaas.config", mechanism.name().to_ascii_lowercase());
+        let (jaas, _) = value(settings, name, &jaas_key);
+        if jaas.trim().is_empty() {
+            return Err(settings.invalid(
+                &format!("listener.name.{}.{jaas_key}", name.to_ascii_lowercase()),
+                format!(
+                    "brokers log in to each other on {name} with {}: give this broker's user as {} required username=\"…\" password=\"…\";",
+                    mechanism.name(),
+                    match mechanism {
+                        Mechanism::Plain => "org.apache.kafka.common.security.plain.PlainLoginModule",
+                        Mechanism::Scram(_) => "org.apache.kafka.common.security.scram.ScramLoginModule",
+                    }
+                ),
+            ));
+        }
+        props.insert("sasl.mechanism".into(), mechanism.name().to_owned());
+        props.insert("sasl.jaas.config".into(), jaas);
+    }
+    Ok(InterBrokerClient(props))
 }
 
 /// A Kafka listener with its security.
@@ -130,15 +211,6 @@ pub(super) fn kafka_listeners(
             key,
             format!(
                 "the inter-broker listener {} uses {}; set inter.broker.listener.name instead",
-                out[0].name, out[0].protocol
-            ),
-        ));
-    }
-    if out[0].protocol != SecurityProtocol::Plaintext {
-        return Err(settings.invalid(
-            "inter.broker.listener.name",
-            format!(
-                "the inter-broker listener {} uses {}, and brokers do not yet speak TLS to each other: name a PLAINTEXT listener",
                 out[0].name, out[0].protocol
             ),
         ));
