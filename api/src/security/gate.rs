@@ -14,7 +14,7 @@ use bytes::Bytes;
 use kafka_protocol::messages::{
     ApiKey, RequestKind, SaslAuthenticateResponse, SaslHandshakeResponse,
 };
-use kafka_protocol::protocol::StrBytes;
+use kafka_protocol::protocol::{Encodable, HeaderVersion, StrBytes};
 use tokio::time::Instant;
 
 use super::sasl::{Exchange, Mechanism, SaslConfig};
@@ -23,7 +23,7 @@ use super::{KafkaPrincipal, Session};
 use crate::broker::Broker;
 use crate::connection::Reply;
 use crate::handlers::encode_response;
-use crate::metrics::KAFKA;
+use crate::metrics::{ErrorCodes, KAFKA};
 use crate::request::{self, Decoded, HandleError};
 use crate::response::ResponseFrame;
 
@@ -169,8 +169,10 @@ impl Gate {
         };
         let (key, version, correlation_id) =
             (request.key, request.version, request.header.correlation_id);
-        let encode = |response: &dyn Fn() -> Result<bytes::BytesMut, HandleError>| {
-            response().map(|bytes| Reply::Ready(ResponseFrame::bytes(bytes.freeze())))
+        let answer = Answer {
+            key,
+            version,
+            correlation_id,
         };
         match request.body {
             RequestKind::SaslHandshake(handshake) => {
@@ -186,8 +188,7 @@ impl Gate {
                         let response = SaslHandshakeResponse::default()
                             .with_error_code(34)
                             .with_mechanisms(names);
-                        let reply =
-                            encode(&|| encode_response(key, version, correlation_id, &response))?;
+                        let reply = Reply::Ready(answer.frame(&response)?);
                         return Ok(Verdict::ReplyAndClose(reply));
                     }
                 };
@@ -201,8 +202,7 @@ impl Gate {
                     let response = SaslHandshakeResponse::default()
                         .with_error_code(33)
                         .with_mechanisms(names);
-                    let reply =
-                        encode(&|| encode_response(key, version, correlation_id, &response))?;
+                    let reply = Reply::Ready(answer.frame(&response)?);
                     return Ok(Verdict::ReplyAndClose(reply));
                 };
                 self.state = State::Token {
@@ -212,9 +212,7 @@ impl Gate {
                     previous,
                 };
                 let response = SaslHandshakeResponse::default().with_mechanisms(names);
-                Ok(Verdict::Reply(encode(&|| {
-                    encode_response(key, version, correlation_id, &response)
-                })?))
+                Ok(Verdict::Reply(Reply::Ready(answer.frame(&response)?)))
             }
             RequestKind::SaslAuthenticate(authenticate) => {
                 let State::Token { raw: false, .. } = self.state else {
@@ -223,8 +221,7 @@ impl Gate {
                         .with_error_message(Some(StrBytes::from_static_str(
                             "SaslAuthenticate is not expected in this state of the SASL exchange",
                         )));
-                    let reply =
-                        encode(&|| encode_response(key, version, correlation_id, &response))?;
+                    let reply = Reply::Ready(answer.frame(&response)?);
                     return Ok(Verdict::ReplyAndClose(reply));
                 };
                 let (step, mechanism) =
@@ -233,31 +230,28 @@ impl Gate {
                 match step {
                     Outcome::Continue(bytes) => {
                         let response = response.with_auth_bytes(Bytes::from(bytes));
-                        Ok(Verdict::Reply(encode(&|| {
-                            encode_response(key, version, correlation_id, &response)
-                        })?))
+                        Ok(Verdict::Reply(Reply::Ready(answer.frame(&response)?)))
                     }
                     Outcome::Done(bytes, lifetime) => {
                         let response = response
                             .with_auth_bytes(Bytes::from(bytes))
                             .with_session_lifetime_ms(lifetime.map_or(0, |l| l.as_millis() as i64));
-                        Ok(Verdict::Reply(encode(&|| {
-                            encode_response(key, version, correlation_id, &response)
-                        })?))
+                        Ok(Verdict::Reply(Reply::Ready(answer.frame(&response)?)))
                     }
                     Outcome::Failed => {
                         let response = response.with_error_code(58).with_error_message(Some(
                             StrBytes::from_string(failure_message(mechanism)),
                         ));
-                        let frame = encode_response(key, version, correlation_id, &response)?;
                         Ok(Verdict::ReplyAndClose(delayed(
-                            ResponseFrame::bytes(frame.freeze()),
+                            answer.frame(&response)?,
                             config.failure_delay,
                         )))
                     }
                 }
             }
-            _ => unreachable!("only SASL requests come here"),
+            _ => Ok(Verdict::Close(
+                "a request other than SASL's where one was expected".into(),
+            )),
         }
     }
 
@@ -340,6 +334,25 @@ fn fail(session: &Session, mechanism: Mechanism, reason: &str) -> Outcome {
     tracing::info!(peer = %session.peer, listener = %session.listener.name, mechanism = mechanism.name(), "SASL authentication failed: {reason}");
     KAFKA.sasl_authentication(&session.listener.name, mechanism.name(), "failed");
     Outcome::Failed
+}
+
+/// Where a SASL response goes: its request's API, version and correlation id.
+struct Answer {
+    key: ApiKey,
+    version: i16,
+    correlation_id: i32,
+}
+
+impl Answer {
+    /// The encoded response frame, its error codes counted as the handlers' are.
+    fn frame<R: Encodable + HeaderVersion + ErrorCodes>(
+        &self,
+        response: &R,
+    ) -> Result<ResponseFrame, HandleError> {
+        KAFKA.count_errors(self.key, response);
+        let bytes = encode_response(self.key, self.version, self.correlation_id, response)?;
+        Ok(ResponseFrame::bytes(bytes.freeze()))
+    }
 }
 
 /// A response sent only after `delay`, so that guessing passwords is slow.
