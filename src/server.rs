@@ -53,6 +53,31 @@ pub async fn run(
     shutdown: watch::Receiver<bool>,
     on_listening: impl FnOnce(std::net::SocketAddr),
 ) -> anyhow::Result<()> {
+    // Controller connections, served and made, are mutual TLS when CONTROLLER is SSL.
+    if let Some((tls, keystore, truststore)) = &config.controller_tls {
+        let server = strata_api::security::TlsContext::load("CONTROLLER", tls.clone())
+            .map_err(|e| anyhow::anyhow!("the CONTROLLER listener: {e}"))?
+            .server_config();
+        let props = std::collections::BTreeMap::from([
+            ("security.protocol".to_owned(), "SSL".to_owned()),
+            (
+                "ssl.truststore.location".to_owned(),
+                truststore.display().to_string(),
+            ),
+            (
+                "ssl.keystore.location".to_owned(),
+                keystore.display().to_string(),
+            ),
+        ]);
+        let client = crate::kafka_client::ClientSecurity::from_properties(&props)
+            .context("the CONTROLLER listener's client side")?
+            .tls
+            .context("TLS client settings")?;
+        strata_controller::raft::tls::set(strata_controller::raft::tls::ControllerTls {
+            server,
+            client,
+        });
+    }
     // Every connection this process makes to a broker of its cluster (replica fetches, the
     // admin API's fan-out) goes through the inter-broker listener, secured as it is.
     if config.broker_role {

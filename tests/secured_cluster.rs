@@ -31,7 +31,8 @@ async fn brokers_replicate_over_sasl_ssl_and_clients_cannot_pose_as_replicas() {
     let users = dir.path().join("plain-users");
     std::fs::write(&users, "broker:broker-secret\nalice:alice-secret\n").unwrap();
     let extra: Vec<String> = vec![
-        "listener.security.protocol.map=INTERNAL:SASL_SSL".into(),
+        // Controllers and brokers speak to the controllers over mutual TLS.
+        "listener.security.protocol.map=INTERNAL:SASL_SSL,CONTROLLER:SSL".into(),
         "inter.broker.listener.name=INTERNAL".into(),
         "sasl.enabled.mechanisms=PLAIN".into(),
         "sasl.mechanism.inter.broker.protocol=PLAIN".into(),
@@ -162,7 +163,47 @@ async fn brokers_replicate_over_sasl_ssl_and_clients_cannot_pose_as_replicas() {
         "the high watermark did not move"
     );
     assert_eq!(end_before, 200);
+    // The controller listener reads nothing from a plaintext peer, nor from one whose
+    // certificate another CA signed.
+    for controller in &controllers {
+        let mut plain = tokio::net::TcpStream::connect(controller).await.unwrap();
+        let status = br#""Status""#;
+        let mut frame = (status.len() as u32).to_be_bytes().to_vec();
+        frame.extend_from_slice(status);
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let _ = plain.write_all(&frame).await;
+        let mut answer = [0u8; 4];
+        let read = tokio::time::timeout(Duration::from_secs(15), plain.read(&mut answer)).await;
+        // Closed, or a TLS alert record (content type 21): never an answer.
+        assert!(
+            matches!(read, Ok(Ok(0)) | Ok(Err(_))) || answer[0] == 21,
+            "a plaintext peer got {read:?} {answer:?} from the controller listener"
+        );
+    }
+    let stranger_ca = Ca::new(dir.path(), "stranger-ca");
+    let stranger = stranger_ca.issue(&Request {
+        name: "stranger",
+        subject: &[("CN", "stranger")],
+        server: true,
+        days: 30,
+        serial: 9,
+    });
+    let refused = match certs::connect(&controllers[0], &ca.pem, Some(&stranger)).await {
+        Err(_) => true,
+        Ok(mut tls) => {
+            use tokio::io::{AsyncReadExt, AsyncWriteExt};
+            let _ = tls.write_all(&[0, 0, 0, 8]).await;
+            let _ = tls.write_all(br#""Status""#).await;
+            let mut answer = [0u8; 4];
+            matches!(
+                tokio::time::timeout(Duration::from_secs(15), tls.read(&mut answer)).await,
+                Ok(Ok(0)) | Ok(Err(_))
+            )
+        }
+    };
+    assert!(refused, "a certificate of another CA is refused");
     let log = nodes.iter().map(|n| n.log()).collect::<String>();
+    assert!(log.contains("controller connection refused"), "{log}");
     assert!(
         log.contains("denied ClusterAction on Cluster 'kafka-cluster'"),
         "{log}"

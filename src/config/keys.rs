@@ -26,8 +26,9 @@ pub const BROKER_KEYS: &[(&str, &str, &str)] = &[
     (
         "listener.security.protocol.map",
         "",
-        "NAME:PROTOCOL pairs giving each Kafka listener its security protocol (PLAINTEXT, SSL); \
-         a listener named after a protocol uses it",
+        "NAME:PROTOCOL pairs giving each Kafka listener its security protocol (PLAINTEXT, SSL, \
+         SASL_PLAINTEXT, SASL_SSL); a listener named after a protocol uses it; CONTROLLER:SSL \
+         makes the controller listener mutual TLS",
     ),
     (
         "inter.broker.listener.name",

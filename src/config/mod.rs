@@ -201,6 +201,9 @@ pub struct BrokerConfig {
     pub advertised: (String, u16),
     /// `ssl.handshake.timeout.ms`.
     pub tls_handshake_timeout: Duration,
+    /// The controller listener's mutual TLS (CONTROLLER:SSL): its settings, and the node's
+    /// keystore and truststore files, which it also connects to controllers with.
+    pub controller_tls: Option<(strata_api::security::TlsSettings, PathBuf, PathBuf)>,
     /// How this broker connects to the others: the inter-broker listener's client properties
     /// (`sasl.mechanism.inter.broker.protocol`, `listener.name.<l>.<mechanism>.sasl.jaas.config`).
     pub inter_broker_client: InterBrokerClient,
@@ -435,6 +438,7 @@ impl BrokerConfig {
             advertised,
             authorizer: security::authorizer(&settings)?,
             inter_broker_client,
+            controller_tls: security::controller_tls(&settings)?,
             tls_handshake_timeout: settings
                 .millis("ssl.handshake.timeout.ms")?
                 .max(Duration::from_millis(100)),

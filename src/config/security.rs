@@ -157,6 +157,7 @@ pub(super) fn kafka_listeners(
         .map_err(|e| settings.invalid("advertised.listeners", e))?;
     for (key, _) in settings.entries.iter() {
         if let Some((name, _)) = per_listener_key(key)
+            && name != super::listeners::CONTROLLER_NAME
             && !specs.iter().any(|l| l.name == name)
         {
             return Err(
@@ -433,4 +434,37 @@ pub(super) fn authorizer(
         super_users,
         allow_if_no_acl: settings.bool("allow.everyone.if.no.acl.found")?,
     }))
+}
+
+/// The controller listener's TLS, when `listener.security.protocol.map` makes CONTROLLER SSL:
+/// mutual TLS, every node presenting `listener.name.controller.ssl.keystore.location` and
+/// trusting `ssl.truststore.location`. Returns (settings, keystore file, truststore file).
+pub(super) fn controller_tls(
+    settings: &Settings<'_>,
+) -> Result<Option<(TlsSettings, PathBuf, PathBuf)>, ConfigError> {
+    let map_key = "listener.security.protocol.map";
+    let map =
+        parse_protocol_map(&settings.get(map_key)).map_err(|e| settings.invalid(map_key, e))?;
+    match map.get("CONTROLLER") {
+        None | Some(SecurityProtocol::Plaintext) => Ok(None),
+        Some(SecurityProtocol::Ssl) => {
+            let mut tls = tls_settings(settings, "CONTROLLER")?;
+            let (PemSource::File(keystore), Some(PemSource::File(truststore))) =
+                (&tls.certificate_chain, &tls.truststore)
+            else {
+                let (_, key) = value(settings, "CONTROLLER", "ssl.truststore.location");
+                return Err(settings.invalid(
+                    &key,
+                    "the CONTROLLER listener is mutual TLS: give ssl.keystore.location and ssl.truststore.location as files",
+                ));
+            };
+            let (keystore, truststore) = (keystore.clone(), truststore.clone());
+            tls.client_auth = ClientAuth::Required;
+            Ok(Some((tls, keystore, truststore)))
+        }
+        Some(other) => Err(settings.invalid(
+            map_key,
+            format!("the CONTROLLER listener is PLAINTEXT or SSL (mutual TLS), not {other}"),
+        )),
+    }
 }

@@ -100,7 +100,11 @@ impl Ca {
                 SanType::IpAddress(IpAddr::V4(Ipv4Addr::LOCALHOST)),
                 SanType::DnsName("localhost".try_into().unwrap()),
             ];
-            params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+            // A node's certificate: it serves, and (on mutual TLS listeners) connects to peers.
+            params.extended_key_usages = vec![
+                ExtendedKeyUsagePurpose::ServerAuth,
+                ExtendedKeyUsagePurpose::ClientAuth,
+            ];
         } else {
             params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
         }

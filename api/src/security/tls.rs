@@ -171,6 +171,11 @@ impl TlsContext {
         })
     }
 
+    /// The current server configuration.
+    pub fn server_config(&self) -> Arc<ServerConfig> {
+        Arc::clone(&self.current.load().config)
+    }
+
     /// An acceptor with the current certificates.
     pub fn acceptor(&self) -> TlsAcceptor {
         TlsAcceptor::from(Arc::clone(&self.current.load().config))

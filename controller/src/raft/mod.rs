@@ -12,6 +12,7 @@ mod network;
 mod node;
 mod probe;
 mod state_machine;
+pub mod tls;
 
 use std::io::Cursor;
 

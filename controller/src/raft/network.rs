@@ -23,6 +23,7 @@ use tokio::net::{TcpListener, TcpStream};
 
 use super::active::{self, ActiveState, Heartbeat, HeartbeatAnswer};
 use super::admin::{self, AdminReply, AdminRequest, Invalid};
+use super::tls::Stream;
 use super::{ApplyResult, MetadataUpdate, NodeId, RecordBatch, StateMachine, TypeConfig};
 
 /// Largest frame accepted: a snapshot chunk or a batch of entries, never more.
@@ -164,15 +165,16 @@ pub struct BrokerStatus {
     pub out_of_sync: usize,
 }
 
-async fn write_frame<T: Serialize>(stream: &mut TcpStream, value: &T) -> io::Result<()> {
+async fn write_frame<T: Serialize>(stream: &mut Box<dyn Stream>, value: &T) -> io::Result<()> {
     let body = serde_json::to_vec(value)?;
     let mut frame = Vec::with_capacity(4 + body.len());
     frame.extend_from_slice(&(body.len() as u32).to_be_bytes());
     frame.extend_from_slice(&body);
-    stream.write_all(&frame).await
+    stream.write_all(&frame).await?;
+    stream.flush().await
 }
 
-async fn read_frame<T: DeserializeOwned>(stream: &mut TcpStream) -> io::Result<T> {
+async fn read_frame<T: DeserializeOwned>(stream: &mut Box<dyn Stream>) -> io::Result<T> {
     let len = stream.read_u32().await? as usize;
     if len > MAX_FRAME {
         return Err(io::Error::new(
@@ -324,7 +326,7 @@ pub async fn serve(
     retired: std::sync::Arc<tokio::sync::watch::Sender<bool>>,
 ) {
     loop {
-        let (mut stream, peer) = match listener.accept().await {
+        let (tcp, peer) = match listener.accept().await {
             Ok(accepted) => accepted,
             Err(e) => {
                 // Out of file descriptors and the like: back off instead of spinning.
@@ -333,12 +335,20 @@ pub async fn serve(
                 continue;
             }
         };
-        let _ = stream.set_nodelay(true);
+        let _ = tcp.set_nodelay(true);
         let raft = raft.clone();
         let state = state.clone();
         let active = active.clone();
         let retired = std::sync::Arc::clone(&retired);
         tokio::spawn(async move {
+            // With TLS on, nothing is read before the peer proved its certificate.
+            let mut stream = match super::tls::accept(tcp).await {
+                Ok(stream) => stream,
+                Err(e) => {
+                    tracing::info!(%peer, "controller connection refused: {e}");
+                    return;
+                }
+            };
             loop {
                 let rpc: Rpc = match read_frame(&mut stream).await {
                     Ok(rpc) => rpc,
@@ -404,11 +414,20 @@ pub async fn serve(
 pub struct Network;
 
 /// A connection to one peer.
-#[derive(Debug)]
 pub struct PeerClient {
     target: NodeId,
     addr: String,
-    stream: Option<TcpStream>,
+    stream: Option<Box<dyn Stream>>,
+}
+
+impl std::fmt::Debug for PeerClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PeerClient")
+            .field("target", &self.target)
+            .field("addr", &self.addr)
+            .field("connected", &self.stream.is_some())
+            .finish()
+    }
 }
 
 impl RaftNetworkFactory<TypeConfig> for Network {
@@ -442,10 +461,13 @@ impl PeerClient {
                     format!("{}: {e}", self.addr),
                 ))
             })?;
-            let stream = TcpStream::connect(addr)
+            let tcp = TcpStream::connect(addr)
                 .await
                 .map_err(CallError::Unreachable)?;
-            let _ = stream.set_nodelay(true);
+            let _ = tcp.set_nodelay(true);
+            let stream = super::tls::connect(tcp, &self.addr)
+                .await
+                .map_err(CallError::Unreachable)?;
             self.stream = Some(stream);
         }
         let Some(stream) = self.stream.as_mut() else {
@@ -558,8 +580,9 @@ pub(crate) async fn client_call_within(
     timeout: Duration,
 ) -> io::Result<Reply> {
     let call = async {
-        let mut stream = TcpStream::connect(addr).await?;
-        let _ = stream.set_nodelay(true);
+        let tcp = TcpStream::connect(addr).await?;
+        let _ = tcp.set_nodelay(true);
+        let mut stream = super::tls::connect(tcp, addr).await?;
         write_frame(&mut stream, rpc).await?;
         read_frame(&mut stream).await
     };
