@@ -34,22 +34,7 @@ fn s(text: &str) -> StrBytes {
 }
 
 fn strata(bootstrap: &str, args: &[&str], stdin: &str) -> Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_strata"))
-        .args(args)
-        .arg("--bootstrap")
-        .arg(bootstrap)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("strata runs");
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(stdin.as_bytes())
-        .unwrap();
-    child.wait_with_output().unwrap()
+    common::strata_tool(bootstrap, args, stdin)
 }
 
 fn ok(out: Output) -> String {

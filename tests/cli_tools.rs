@@ -9,8 +9,7 @@
 
 mod common;
 
-use std::io::Write;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 use std::time::Duration;
 
 use common::cluster::{three_nodes, wait_until};
@@ -18,21 +17,7 @@ use common::{BrokerProcess, consume_all};
 use serde_json::Value;
 
 fn strata(bootstrap: &str, args: &[&str], stdin: Option<&str>) -> Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_strata"))
-        .args(args)
-        .arg("--bootstrap")
-        .arg(bootstrap)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("strata runs");
-    let mut input = child.stdin.take().unwrap();
-    if let Some(text) = stdin {
-        input.write_all(text.as_bytes()).unwrap();
-    }
-    drop(input);
-    child.wait_with_output().unwrap()
+    common::strata_tool(bootstrap, args, stdin.unwrap_or_default())
 }
 
 fn ok(bootstrap: &str, args: &[&str], stdin: Option<&str>) -> String {

@@ -5,13 +5,12 @@
 
 mod common;
 
-use std::io::Write;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 use common::BrokerProcess;
 use common::certs::{Ca, Issued, Request};
-use common::wire::Conn;
+use common::wire::{Conn, scram_exchange};
 use kafka_protocol::messages::alter_user_scram_credentials_request::{
     ScramCredentialDeletion, ScramCredentialUpsertion,
 };
@@ -70,22 +69,7 @@ fn start(setup: &Setup, extra: &[&str]) -> BrokerProcess {
 }
 
 fn strata(bootstrap: &str, args: &[&str], stdin: &str) -> Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_strata"))
-        .args(args)
-        .arg("--bootstrap")
-        .arg(bootstrap)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("strata runs");
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(stdin.as_bytes())
-        .unwrap();
-    child.wait_with_output().unwrap()
+    common::strata_tool(bootstrap, args, stdin)
 }
 
 fn create_user(broker: &BrokerProcess, name: &str, password: &str) {
@@ -349,29 +333,8 @@ async fn wrong_password_and_unknown_user_look_alike() {
         );
     }
     // The right password works on the same listener, through the same path.
-    let mut conn = Conn::open(&addr).await;
-    conn.call(
-        1,
-        &SaslHandshakeRequest::default().with_mechanism(StrBytes::from_static_str("SCRAM-SHA-256")),
-    )
-    .await
-    .unwrap();
-    let client = ScramClient::new(ScramMechanism::Sha256, "bob", "bob-secret");
-    let first = conn
-        .call(
-            2,
-            &SaslAuthenticateRequest::default().with_auth_bytes(client.first().into()),
-        )
-        .await
-        .unwrap();
-    let (last, expected) = client.last(&first.auth_bytes).unwrap();
-    let done = conn
-        .call(
-            2,
-            &SaslAuthenticateRequest::default().with_auth_bytes(last.into()),
-        )
-        .await
-        .unwrap();
+    let (mut conn, done, expected) =
+        scram_exchange(&addr, ScramMechanism::Sha256, "bob", "bob-secret").await;
     assert_eq!(done.error_code, 0);
     assert_eq!(
         done.auth_bytes.to_vec(),
@@ -415,29 +378,8 @@ async fn sessions_expire_and_clients_reauthenticate() {
     let addr = broker.listeners["SASL_PLAINTEXT"].clone();
 
     // The session lifetime is announced, and an expired session serves nothing more.
-    let mut conn = Conn::open(&addr).await;
-    conn.call(
-        1,
-        &SaslHandshakeRequest::default().with_mechanism(StrBytes::from_static_str("SCRAM-SHA-512")),
-    )
-    .await
-    .unwrap();
-    let client = ScramClient::new(ScramMechanism::Sha512, "bob", "bob-secret");
-    let first = conn
-        .call(
-            2,
-            &SaslAuthenticateRequest::default().with_auth_bytes(client.first().into()),
-        )
-        .await
-        .unwrap();
-    let (last, _) = client.last(&first.auth_bytes).unwrap();
-    let done = conn
-        .call(
-            2,
-            &SaslAuthenticateRequest::default().with_auth_bytes(last.into()),
-        )
-        .await
-        .unwrap();
+    let (mut conn, done, _) =
+        scram_exchange(&addr, ScramMechanism::Sha512, "bob", "bob-secret").await;
     assert_eq!(done.error_code, 0);
     assert_eq!(done.session_lifetime_ms, 2000);
     assert!(conn.call(12, &MetadataRequest::default()).await.is_some());

@@ -401,6 +401,24 @@ fn listening(child: &mut Child) -> mpsc::Receiver<Listening> {
     rx
 }
 
+/// Runs a `strata` Kafka-protocol tool against `bootstrap`, `stdin` as its input.
+pub fn strata_tool(bootstrap: &str, args: &[&str], stdin: &str) -> std::process::Output {
+    use std::io::Write;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_strata"))
+        .args(args)
+        .arg("--bootstrap")
+        .arg(bootstrap)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("strata runs");
+    let mut input = child.stdin.take().expect("piped stdin");
+    input.write_all(stdin.as_bytes()).expect("stdin written");
+    drop(input);
+    child.wait_with_output().expect("strata ends")
+}
+
 /// A client config pointing at `addr`.
 pub fn client(addr: &str) -> ClientConfig {
     let mut config = ClientConfig::new();

@@ -172,21 +172,31 @@ pub async fn produce_to_leader(addrs: &[String], topic: &str, records: Bytes) ->
     }
 }
 
-/// A connection to a SASL listener, logged in as `user` with SCRAM-SHA-512.
-pub async fn scram_login(addr: &str, user: &str, password: &str) -> Conn {
+/// A SCRAM exchange as `user` on a new connection to `addr`: the connection, the broker's last
+/// SaslAuthenticate answer, and the server-final message a correct broker sends.
+pub async fn scram_exchange(
+    addr: &str,
+    mechanism: strata_api::security::scram::ScramMechanism,
+    user: &str,
+    password: &str,
+) -> (
+    Conn,
+    kafka_protocol::messages::SaslAuthenticateResponse,
+    Vec<u8>,
+) {
     use kafka_protocol::messages::{SaslAuthenticateRequest, SaslHandshakeRequest};
-    use strata_api::security::scram::{ScramClient, ScramMechanism};
+    use strata_api::security::scram::ScramClient;
     let mut conn = Conn::open(addr).await;
     let handshake = conn
         .call(
             1,
             &SaslHandshakeRequest::default()
-                .with_mechanism(StrBytes::from_static_str("SCRAM-SHA-512")),
+                .with_mechanism(StrBytes::from_static_str(mechanism.name())),
         )
         .await
         .expect("SaslHandshake answered");
-    assert_eq!(handshake.error_code, 0, "SCRAM-SHA-512 is enabled");
-    let client = ScramClient::new(ScramMechanism::Sha512, user, password);
+    assert_eq!(handshake.error_code, 0, "{} is enabled", mechanism.name());
+    let client = ScramClient::new(mechanism, user, password);
     let first = conn
         .call(
             2,
@@ -194,7 +204,7 @@ pub async fn scram_login(addr: &str, user: &str, password: &str) -> Conn {
         )
         .await
         .expect("server-first");
-    let (last, _) = client.last(&first.auth_bytes).expect("server-first parses");
+    let (last, expected) = client.last(&first.auth_bytes).expect("server-first parses");
     let done = conn
         .call(
             2,
@@ -202,6 +212,13 @@ pub async fn scram_login(addr: &str, user: &str, password: &str) -> Conn {
         )
         .await
         .expect("server-final");
+    (conn, done, expected)
+}
+
+/// A connection to a SASL listener, logged in as `user` with SCRAM-SHA-512.
+pub async fn scram_login(addr: &str, user: &str, password: &str) -> Conn {
+    use strata_api::security::scram::ScramMechanism;
+    let (conn, done, _) = scram_exchange(addr, ScramMechanism::Sha512, user, password).await;
     assert_eq!(
         done.error_code, 0,
         "{user} logs in: {:?}",
