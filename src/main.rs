@@ -27,6 +27,21 @@ struct Cli {
     /// `sasl.*`), as `kafka-topics.sh --command-config` reads them.
     #[arg(long, global = true, env = "STRATA_COMMAND_CONFIG")]
     command_config: Option<PathBuf>,
+    /// The CA of the admin API's certificate (PEM), for `--admin https://…` (ADMIN:SSL).
+    #[arg(long, global = true, env = "STRATA_ADMIN_CA")]
+    admin_ca: Option<PathBuf>,
+    /// A bearer token for the admin API (`admin.api.authentication=token`).
+    #[arg(
+        long,
+        global = true,
+        env = "STRATA_ADMIN_TOKEN",
+        hide_env_values = true
+    )]
+    admin_token: Option<String>,
+    /// A user for the admin API (`admin.api.authentication=basic`); the password is read from
+    /// STRATA_ADMIN_PASSWORD.
+    #[arg(long, global = true, env = "STRATA_ADMIN_USER")]
+    admin_user: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -122,6 +137,16 @@ enum Command {
         at: Bootstrap,
         #[command(flatten)]
         args: strata::cli::consume::ConsumeArgs,
+    },
+    /// Make a bearer token for the admin API: prints the token, for its holder, and the line
+    /// that lets it in, for `admin.api.tokens.file` (which keeps only its SHA-256).
+    AdminToken {
+        /// Who holds it: the principal is User:<name>.
+        #[arg(long)]
+        name: String,
+        /// admin, or viewer (only reads).
+        #[arg(long, default_value = "viewer")]
+        role: String,
     },
 }
 
@@ -306,6 +331,23 @@ fn main() -> ExitCode {
     strata::logging::init(&cli.log_level, cli.log_format);
     // Before anything builds a TLS config (the object store client builds its own).
     strata_api::security::tls::install_default_provider();
+    let password = std::env::var("STRATA_ADMIN_PASSWORD").ok();
+    if cli.admin_user.is_some() && password.is_none() {
+        eprintln!("error: --admin-user needs the password in STRATA_ADMIN_PASSWORD");
+        return ExitCode::FAILURE;
+    }
+    let login = cli.admin_user.as_deref().zip(password.as_deref());
+    match strata::cli::http::AdminHttp::new(
+        cli.admin_ca.as_deref(),
+        cli.admin_token.as_deref(),
+        login,
+    ) {
+        Ok(http) => strata::cli::http::set_default(http),
+        Err(e) => {
+            eprintln!("error: --admin-ca: {}", one_line(&e));
+            return ExitCode::FAILURE;
+        }
+    }
     if let Some(path) = &cli.command_config {
         match strata::kafka_client::ClientSecurity::from_file(path) {
             Ok(security) => strata::kafka_client::security::set_default(security),
@@ -591,7 +633,30 @@ fn run(command: Command, output: Output) -> anyhow::Result<()> {
         Command::Consume { at, args } => {
             admin_command(|| strata::cli::consume::run(&at.bootstrap, args, output))
         }
+        Command::AdminToken { name, role } => admin_token(&name, &role, output),
     }
+}
+
+/// Prints a new admin API token and its tokens-file line.
+fn admin_token(name: &str, role: &str, output: Output) -> anyhow::Result<()> {
+    use strata_api::security::admin_auth::{Role, new_token, token_line};
+    let role = Role::parse(role)
+        .ok_or_else(|| anyhow::anyhow!("--role is admin or viewer, not {role}"))?;
+    if name.is_empty() || name.chars().any(char::is_whitespace) {
+        anyhow::bail!("--name is one word: the token's holder");
+    }
+    let token = new_token();
+    let line = token_line(&token, role, name);
+    match output {
+        Output::Json => print!(
+            "{}",
+            output.json(&serde_json::json!({ "token": token, "line": line }))?
+        ),
+        Output::Text => println!(
+            "token (give it to {name}; it is not kept): {token}\nline for admin.api.tokens.file:\n{line}"
+        ),
+    }
+    Ok(())
 }
 
 /// An action's message as printed: the text, or for scripts `{"message": …}`.

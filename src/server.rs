@@ -86,6 +86,15 @@ pub async fn run(
                 .context("the inter-broker listener's client settings")?;
         crate::kafka_client::security::set_default(security);
     }
+    // The admin API fan-out (remote tier sizes, peers' traffic) asks the other nodes' admin
+    // APIs: over https when ADMIN is SSL, as the inter-broker user.
+    let login = (config.admin_api.peer_login.as_ref())
+        .filter(|_| config.admin_api.auth.basic)
+        .map(|(u, p)| (u.as_str(), p.as_str()));
+    crate::cli::http::set_default(
+        crate::cli::http::AdminHttp::new(config.admin_api.peer_ca.as_deref(), None, login)
+            .context("the admin listener's CAs")?,
+    );
     // Before anything reads or writes the directory (the controller's log lives inside it).
     let _lock = DirLock::acquire(&config.data_dir)?;
     // Every listener is bound before the node joins the quorum: a port in use stops the node
@@ -148,9 +157,13 @@ pub async fn run(
                     node_id: config.node_id,
                     data_dir: config.data_dir.clone(),
                 });
+                // SCRAM credentials live in brokers' metadata images: on a controller-only
+                // node, Basic checks PLAIN users (and tokens work as anywhere).
+                let security = admin_security(&config, Arc::new(|_, _| None), &shutdown)?;
                 tokio::spawn(strata_api::admin::serve_controller_admin(
                     admin,
                     state,
+                    security,
                     shutdown.clone(),
                 ));
             }
@@ -182,6 +195,43 @@ pub async fn run(
         )),
         _ => result,
     }
+}
+
+/// The admin listener's https (ADMIN:SSL) and authentication, with SCRAM credentials from
+/// `credentials` and the PLAIN users of the Kafka listeners.
+fn admin_security(
+    config: &BrokerConfig,
+    credentials: strata_api::security::admin_auth::CredentialLookup,
+    shutdown: &watch::Receiver<bool>,
+) -> anyhow::Result<strata_api::admin::AdminSecurity> {
+    let api = &config.admin_api;
+    let tls = match &api.tls {
+        Some(settings) => {
+            let tls = Arc::new(
+                strata_api::security::TlsContext::load("ADMIN", settings.clone())
+                    .map_err(|e| anyhow::anyhow!("listener ADMIN: {e}"))?,
+            );
+            tokio::spawn(Arc::clone(&tls).watch(shutdown.clone()));
+            Some(tls)
+        }
+        None => None,
+    };
+    if api.auth.enabled() && tls.is_none() && !config.admin_listener.ip().is_loopback() {
+        tracing::warn!(
+            "the admin API asks for passwords and tokens over plain http: set ADMIN:SSL in \
+             listener.security.protocol.map so that they do not cross the network in clear"
+        );
+    }
+    let plain = (config.kafka_listeners.iter())
+        .filter_map(|l| l.sasl.as_ref())
+        .map(|sasl| sasl.plain_users.clone())
+        .collect();
+    let auth =
+        strata_api::security::admin_auth::AdminAuth::new(api.auth.clone(), credentials, plain);
+    Ok(strata_api::admin::AdminSecurity {
+        tls,
+        auth: Arc::new(auth),
+    })
 }
 
 /// What a controller-only node's admin listener reads.
@@ -350,9 +400,17 @@ async fn run_broker(
     // The admin API answers from the start (its health and readiness say "joining" meanwhile).
     // A machine-readable line for scripts and tests, before the Kafka one.
     println!("strata admin listening on {}", admin.local_addr()?);
+    let credentials: strata_api::security::admin_auth::CredentialLookup = {
+        let broker = Arc::clone(&broker);
+        Arc::new(move |user, mechanism| {
+            strata_api::broker::Broker::scram_credential(&*broker, user, mechanism)
+        })
+    };
+    let security = admin_security(config, credentials, &shutdown)?;
     tokio::spawn(strata_api::admin::serve_admin(
         admin,
         Arc::clone(&broker),
+        security,
         shutdown.clone(),
     ));
     cluster::join(&broker, &mut shutdown.clone()).await?;

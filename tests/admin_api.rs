@@ -71,6 +71,10 @@ async fn every_documented_path_answers_as_documented() {
     api.expect(200, "GET", "/v1/ready", "/v1/ready", None);
     api.expect(200, "GET", "/v1/tiering", "/v1/tiering", None);
     api.expect(200, "GET", "/metrics", "/metrics", None);
+    // Without admin.api.authentication everyone is an admin.
+    let me = api.expect(200, "GET", "/v1/whoami", "/v1/whoami", None);
+    assert_eq!(me["role"], "admin", "{me}");
+    assert_eq!(me["methods"], json!([]), "{me}");
     let doc = api.expect(200, "GET", "/v1/openapi.json", "/v1/openapi.json", None);
     let cluster = api.expect(200, "GET", "/v1/cluster", "/v1/cluster", None);
     assert_eq!(cluster["active_controller"], 1, "{cluster}");

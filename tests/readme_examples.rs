@@ -111,7 +111,18 @@ fn every_toml_example_is_a_valid_config() {
                 days: 30,
                 serial: 1,
             });
+            let tokens = dir.path().join("admin-tokens");
+            std::fs::write(
+                &tokens,
+                strata_api::security::admin_auth::token_line(
+                    "t",
+                    strata_api::security::admin_auth::Role::Viewer,
+                    "grafana",
+                ),
+            )
+            .unwrap();
             text = text
+                .replace("/etc/strata/admin-tokens", tokens.to_str().unwrap())
                 .replace("/etc/strata/broker.pem", broker.keystore.to_str().unwrap())
                 .replace("/etc/strata/clients-ca.pem", ca.pem.to_str().unwrap());
         }

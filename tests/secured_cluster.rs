@@ -4,6 +4,8 @@
 
 mod common;
 
+use base64::Engine as _;
+
 use std::process::Command;
 use std::time::Duration;
 
@@ -32,7 +34,10 @@ async fn brokers_replicate_over_sasl_ssl_and_clients_cannot_pose_as_replicas() {
     std::fs::write(&users, "broker:broker-secret\nalice:alice-secret\n").unwrap();
     let extra: Vec<String> = vec![
         // Controllers and brokers speak to the controllers over mutual TLS.
-        "listener.security.protocol.map=INTERNAL:SASL_SSL,CONTROLLER:SSL".into(),
+        // The admin API is https too, and asks for a password: brokers ask each other's (for
+        // the cluster view's traffic) as the inter-broker user.
+        "listener.security.protocol.map=INTERNAL:SASL_SSL,CONTROLLER:SSL,ADMIN:SSL".into(),
+        "admin.api.authentication=basic".into(),
         "inter.broker.listener.name=INTERNAL".into(),
         "sasl.enabled.mechanisms=PLAIN".into(),
         "sasl.mechanism.inter.broker.protocol=PLAIN".into(),
@@ -202,6 +207,29 @@ async fn brokers_replicate_over_sasl_ssl_and_clients_cannot_pose_as_replicas() {
         }
     };
     assert!(refused, "a certificate of another CA is refused");
+
+    // Every node's admin API answers for the cluster, each broker's traffic read from the
+    // others' over https with the inter-broker user's password. alice only reads.
+    let auth = format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode("broker:broker-secret")
+    );
+    for node in &nodes {
+        let cluster = admin_get(&node.admin_addr, &ca.pem, "/v1/cluster", &auth).await;
+        let brokers = cluster["brokers"].as_array().unwrap();
+        assert_eq!(brokers.len(), 3, "{cluster}");
+        assert!(
+            brokers.iter().all(|b| b["bytes_in"].is_u64()),
+            "every broker's traffic: {cluster}"
+        );
+    }
+    let alice = format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode("alice:alice-secret")
+    );
+    let me = admin_get(&nodes[1].admin_addr, &ca.pem, "/v1/whoami", &alice).await;
+    assert_eq!(me["role"], "viewer", "{me}");
+
     let log = nodes.iter().map(|n| n.log()).collect::<String>();
     assert!(log.contains("controller connection refused"), "{log}");
     assert!(
@@ -211,6 +239,27 @@ async fn brokers_replicate_over_sasl_ssl_and_clients_cannot_pose_as_replicas() {
 }
 
 /// A TLS connection logged in with SASL PLAIN.
+/// `GET path` on the admin API at `admin` over https, as `authorization`: the JSON answer.
+async fn admin_get(
+    admin: &str,
+    ca: &std::path::Path,
+    path: &str,
+    authorization: &str,
+) -> serde_json::Value {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut tls = certs::connect(admin, ca, None).await.unwrap();
+    let request = format!(
+        "GET {path} HTTP/1.1\r\nHost: {admin}\r\nConnection: close\r\nAuthorization: {authorization}\r\n\r\n"
+    );
+    tls.write_all(request.as_bytes()).await.unwrap();
+    let mut response = Vec::new();
+    let _ = tls.read_to_end(&mut response).await;
+    let text = String::from_utf8_lossy(&response).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap();
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}\n{body}");
+    serde_json::from_str(body).unwrap()
+}
+
 async fn login(addr: &str, ca: &std::path::Path, user: &str, password: &str) -> Conn {
     let tls = certs::connect(addr, ca, None).await.unwrap();
     let mut conn = Conn::over(tls);

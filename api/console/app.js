@@ -33,11 +33,25 @@ function h(tag, attrs = {}, ...children) {
   return el;
 }
 
+// Credentials live in this tab only (sessionStorage): an Authorization header value.
+const AUTH_KEY = "strata.authorization";
+class Unauthenticated extends Error {}
+
+// The console's own requests say so (X-Requested-With): a 401 then carries no Basic challenge,
+// so the browser shows no password prompt of its own over the console's form.
+function request(path, options = {}) {
+  const headers = { "X-Requested-With": "XMLHttpRequest", ...(options.headers || {}) };
+  const authorization = sessionStorage.getItem(AUTH_KEY);
+  if (authorization) headers.Authorization = authorization;
+  return fetch(path, { ...options, headers });
+}
+
 async function api(path, options) {
-  const response = await fetch(path, options);
+  const response = await request(path, options);
   const text = await response.text();
   let body = null;
   try { body = text ? JSON.parse(text) : null; } catch { body = text; }
+  if (response.status === 401) throw new Unauthenticated(body && body.error ? body.error : "sign in");
   if (!response.ok) {
     const message = body && body.error ? body.error : `${response.status} ${response.statusText}`;
     throw new Error(message);
@@ -202,7 +216,7 @@ const pages = {
   },
 
   async tiering() {
-    const [rows, metrics] = await Promise.all([api("/v1/tiering"), fetch("/metrics").then((r) => r.text())]);
+    const [rows, metrics] = await Promise.all([api("/v1/tiering"), request("/metrics").then((r) => r.text())]);
     const metric = (name, label) => metrics.split("\n").filter((l) => l.startsWith(name) && (!label || l.includes(label)))
       .reduce((s, l) => s + Number(l.split(" ").pop()), 0);
     const hits = metric("strata_tiering_cache_reads_total", 'result="hit"');
@@ -300,9 +314,61 @@ function route() {
   return [name, pages[name]];
 }
 
+const who = document.getElementById("who");
+
+// Who is signed in, in the header, with a way out.
+function showIdentity(me) {
+  if (!me.methods.length) return setChildren(who, []);
+  const out = me.methods.length
+    ? h("button", { class: "link", onclick: () => { sessionStorage.removeItem(AUTH_KEY); show(); } }, "Sign out")
+    : null;
+  setChildren(who, [h("span", {}, `${me.principal} · ${me.role}`), out]);
+}
+
+// The sign-in form, for the methods the admin API accepts; `why` says what went wrong before.
+function loginForm(me, why) {
+  clearTimeout(timer);
+  setChildren(who, []);
+  for (const a of document.querySelectorAll("nav a")) a.classList.remove("active");
+  const user = h("input", { id: "user", name: "username", autocomplete: "username", placeholder: "user" });
+  const password = h("input", { id: "password", name: "password", type: "password", autocomplete: "current-password", placeholder: "password" });
+  const token = h("input", { id: "token", name: "token", type: "password", autocomplete: "off", placeholder: "token" });
+  const basic = me.methods.includes("basic");
+  const tokens = me.methods.includes("token");
+  const submit = async (e) => {
+    e.preventDefault();
+    const value = token.value
+      ? `Bearer ${token.value.trim()}`
+      : `Basic ${btoa(String.fromCodePoint(...new TextEncoder().encode(`${user.value}:${password.value}`)))}`;
+    sessionStorage.setItem(AUTH_KEY, value);
+    await show();
+  };
+  setChildren(main, [h("form", { class: "login", onsubmit: submit },
+    h("h1", {}, "Sign in to Strata"),
+    why ? h("div", { class: "error" }, why) : null,
+    basic ? [h("label", { for: "user" }, "User"), user, h("label", { for: "password" }, "Password"), password] : null,
+    basic && tokens ? h("p", { class: "muted" }, "or") : null,
+    tokens ? [h("label", { for: "token" }, "Token"), token] : null,
+    h("button", { type: "submit" }, "Sign in"),
+    h("p", { class: "muted" }, "Viewers read; admins also change the cluster."))]);
+  live.textContent = "";
+}
+
 async function show() {
   const mine = ++generation;
   clearTimeout(timer);
+  let me;
+  try {
+    me = await api("/v1/whoami");
+  } catch (e) {
+    sessionStorage.removeItem(AUTH_KEY);
+    me = await api("/v1/whoami").catch(() => null);
+    if (mine === generation) loginForm(me || { methods: ["basic", "token"] }, e.message);
+    return;
+  }
+  if (mine !== generation) return;
+  if (!me.authenticated) return loginForm(me, null);
+  showIdentity(me);
   const [nav, page] = route();
   for (const a of document.querySelectorAll("nav a")) a.classList.toggle("active", a.dataset.nav === nav);
   const refresh = async () => {
@@ -314,6 +380,10 @@ async function show() {
       live.classList.remove("stale");
     } catch (e) {
       if (mine !== generation) return;
+      if (e instanceof Unauthenticated) {
+        sessionStorage.removeItem(AUTH_KEY);
+        return loginForm(me, e.message);
+      }
       live.textContent = "not updating";
       live.classList.add("stale");
       if (!main.querySelector(".error")) main.prepend(h("div", { class: "error" }, `Cannot load this page: ${e.message}`));

@@ -13,7 +13,11 @@
 //! - `/v1/links`: cluster links and their mirrors (see [`crate::links`]).
 //! - `/v1/cluster`, `/v1/topics`, `/v1/groups`: the cluster (see [`crate::cluster_api`]).
 //! - `GET /v1/openapi.json`: the OpenAPI 3 document of all of it ([`crate::openapi`]).
+//! - `GET /v1/whoami`: the caller and its role ([`crate::security::admin_auth`]).
 //! - `GET /`: the web console ([`crate::console`]).
+//!
+//! It serves http or, with ADMIN:SSL, https; with `admin.api.authentication` it asks every
+//! caller but the probes for a password or a token ([`crate::security::admin_auth`]).
 
 use std::future::Future;
 use std::sync::Arc;
@@ -177,6 +181,7 @@ pub trait ControllerAdminState: Send + Sync + 'static {
 pub async fn serve_controller_admin<S: ControllerAdminState>(
     listener: TcpListener,
     state: Arc<S>,
+    security: AdminSecurity,
     shutdown: watch::Receiver<bool>,
 ) {
     async fn health<S: ControllerAdminState>(
@@ -198,18 +203,63 @@ pub async fn serve_controller_admin<S: ControllerAdminState>(
         .fallback(crate::rest::no_route)
         .method_not_allowed_fallback(crate::rest::wrong_method)
         .with_state(state);
-    serve_app(listener, app, shutdown).await;
+    serve_app(listener, app, security, shutdown).await;
 }
 
-/// Serves `app` on `listener` until `shutdown` turns true.
-async fn serve_app(listener: TcpListener, app: Router, mut shutdown: watch::Receiver<bool>) {
+/// How the admin listener is secured: TLS (ADMIN:SSL) and who may call it.
+#[derive(Debug, Clone)]
+pub struct AdminSecurity {
+    /// The listener's certificates, when it serves https.
+    pub tls: Option<Arc<crate::security::TlsContext>>,
+    /// Its authentication.
+    pub auth: Arc<crate::security::admin_auth::AdminAuth>,
+}
+
+impl AdminSecurity {
+    /// Plain HTTP, open to everyone.
+    pub fn open() -> Self {
+        Self {
+            tls: None,
+            auth: Arc::new(crate::security::admin_auth::AdminAuth::open()),
+        }
+    }
+}
+
+/// Serves `app` on `listener`, secured as `security` says, until `shutdown` turns true.
+async fn serve_app(
+    listener: TcpListener,
+    app: Router,
+    security: AdminSecurity,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let app = app
+        .route(
+            crate::security::admin_auth::WHOAMI,
+            get(crate::security::admin_auth::whoami),
+        )
+        .layer(axum::middleware::from_fn_with_state(
+            security.auth,
+            crate::security::admin_auth::authenticate,
+        ));
     let stop = async move {
         let _ = shutdown.wait_for(|stop| *stop).await;
     };
-    if let Err(e) = axum::serve(listener, app)
-        .with_graceful_shutdown(stop)
-        .await
-    {
+    let served = match security.tls {
+        Some(tls) => match crate::security::https::TlsListener::new(listener, tls) {
+            Ok(listener) => {
+                axum::serve(listener, app)
+                    .with_graceful_shutdown(stop)
+                    .await
+            }
+            Err(e) => Err(e),
+        },
+        None => {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(stop)
+                .await
+        }
+    };
+    if let Err(e) = served {
         tracing::error!("admin API stopped: {e}");
     }
 }
@@ -223,12 +273,14 @@ fn negotiate(headers: &HeaderMap) -> (bool, &'static str) {
     }
 }
 
-/// Serves the admin API on `listener` until `shutdown` turns true.
+/// Serves the admin API on `listener`, secured as `security` says, until `shutdown` turns
+/// true.
 pub async fn serve_admin<
     S: AdminState + crate::links::LinkAdmin + crate::cluster_api::ClusterApi,
 >(
     listener: TcpListener,
     state: Arc<S>,
+    security: AdminSecurity,
     shutdown: watch::Receiver<bool>,
 ) {
     let app = Router::new()
@@ -243,5 +295,5 @@ pub async fn serve_admin<
         .fallback(crate::rest::no_route)
         .method_not_allowed_fallback(crate::rest::wrong_method)
         .with_state(state);
-    serve_app(listener, app, shutdown).await;
+    serve_app(listener, app, security, shutdown).await;
 }

@@ -148,7 +148,27 @@ pub const BROKER_KEYS: &[(&str, &str, &str)] = &[
     (
         "connection.failed.authentication.delay.ms",
         "100",
-        "a failed authentication is answered, and the connection closed, after this delay",
+        "a failed authentication is answered, and the connection closed, after this delay (the \
+         admin API's too)",
+    ),
+    (
+        "admin.api.authentication",
+        "none",
+        "who may call the admin HTTP API and console: none, basic (a user's SCRAM password, or a \
+         PLAIN user's), token (admin.api.tokens.file), or basic,token; /v1/health and /v1/ready \
+         stay open. ADMIN:SSL in listener.security.protocol.map serves it over https",
+    ),
+    (
+        "admin.api.tokens.file",
+        "",
+        "the admin API's bearer tokens, one `<sha256-hex of the token> <admin|viewer> <name>` \
+         per line (strata admin-token makes them); read at startup",
+    ),
+    (
+        "admin.api.admin.principals",
+        "",
+        "principals with the admin API's admin role, semicolon-separated; empty: super.users. \
+         Every other authenticated user is a viewer, who only reads",
     ),
     (
         "sasl.server.max.receive.size",

@@ -20,7 +20,7 @@ use crate::log::config::TOPIC_CONFIGS;
 pub use keys::BROKER_KEYS;
 pub use listeners::parse_voters;
 use listeners::{parse_listeners, parse_roles};
-pub use security::{InterBrokerClient, KafkaListener, is_sensitive};
+pub use security::{AdminApi, InterBrokerClient, KafkaListener, is_sensitive};
 pub use source::{Origin, Override, Setting};
 
 /// A configuration problem, with the key or file it concerns and where it was given.
@@ -207,6 +207,8 @@ pub struct BrokerConfig {
     /// How this broker connects to the others: the inter-broker listener's client properties
     /// (`sasl.mechanism.inter.broker.protocol`, `listener.name.<l>.<mechanism>.sasl.jaas.config`).
     pub inter_broker_client: InterBrokerClient,
+    /// The admin HTTP API's https, authentication and roles.
+    pub admin_api: security::AdminApi,
     /// `authorizer.class.name`, `super.users` and `allow.everyone.if.no.acl.found`: `None`
     /// when no authorizer is configured (everything is allowed).
     pub authorizer: Option<strata_api::security::acl::AuthorizerConfig>,
@@ -437,6 +439,7 @@ impl BrokerConfig {
             )? as u64,
             advertised,
             authorizer: security::authorizer(&settings)?,
+            admin_api: security::admin_api(&settings, Some(&inter_broker_client))?,
             inter_broker_client,
             controller_tls: security::controller_tls(&settings)?,
             tls_handshake_timeout: settings
@@ -607,6 +610,62 @@ mod tests {
             missing.contains("listener.name.internal.plain.sasl.jaas.config"),
             "{missing}"
         );
+    }
+
+    #[test]
+    fn the_admin_api_is_secured_as_its_keys_say() {
+        let load = |pairs: &[(&str, &str)]| {
+            let o: Vec<Override> = pairs.iter().map(|(k, v)| Override::set(k, v)).collect();
+            BrokerConfig::load(None, &o)
+        };
+        let open = load(&[]).unwrap();
+        assert!(!open.admin_api.auth.enabled() && open.admin_api.tls.is_none());
+        let basic = load(&[
+            ("admin.api.authentication", "basic"),
+            ("super.users", "User:root;User:ops"),
+        ])
+        .unwrap();
+        assert!(basic.admin_api.auth.basic && basic.admin_api.auth.tokens.is_none());
+        assert!(basic.admin_api.auth.admin_principals.contains("User:ops"));
+        let named = load(&[
+            ("admin.api.authentication", "basic"),
+            ("super.users", "User:root"),
+            ("admin.api.admin.principals", "User:alice"),
+        ])
+        .unwrap();
+        let admins = &named.admin_api.auth.admin_principals;
+        assert!(admins.contains("User:alice") && !admins.contains("User:root"));
+        for (pairs, wanted) in [
+            (
+                &[("admin.api.authentication", "digest")][..],
+                "'digest' is not a method",
+            ),
+            (
+                &[("admin.api.authentication", "basic,token")][..],
+                "invalid admin.api.tokens.file",
+            ),
+            (
+                &[
+                    ("admin.api.tokens.file", "/nonexistent"),
+                    ("admin.api.authentication", "token"),
+                ][..],
+                "cannot read /nonexistent",
+            ),
+            (
+                &[(
+                    "listener.security.protocol.map",
+                    "PLAINTEXT:PLAINTEXT,ADMIN:SASL_SSL",
+                )][..],
+                "the ADMIN listener is PLAINTEXT (http) or SSL (https)",
+            ),
+            (
+                &[("admin.api.admin.principals", "alice")][..],
+                "invalid admin.api.admin.principals",
+            ),
+        ] {
+            let e = load(pairs).unwrap_err().to_string();
+            assert!(e.contains(wanted), "{pairs:?}: {e}");
+        }
     }
 
     #[test]

@@ -158,6 +158,7 @@ pub(super) fn kafka_listeners(
     for (key, _) in settings.entries.iter() {
         if let Some((name, _)) = per_listener_key(key)
             && name != super::listeners::CONTROLLER_NAME
+            && name != super::listeners::ADMIN_NAME
             && !specs.iter().any(|l| l.name == name)
         {
             return Err(
@@ -467,4 +468,121 @@ pub(super) fn controller_tls(
             format!("the CONTROLLER listener is PLAINTEXT or SSL (mutual TLS), not {other}"),
         )),
     }
+}
+
+/// The admin HTTP API's security: https (ADMIN:SSL), who may call it, and how this node calls
+/// the other nodes' admin APIs.
+#[derive(Debug, Clone, Default)]
+pub struct AdminApi {
+    /// The listener's TLS, when ADMIN is SSL.
+    pub tls: Option<TlsSettings>,
+    /// `admin.api.authentication`, `admin.api.tokens.file`, `admin.api.admin.principals`.
+    pub auth: strata_api::security::admin_auth::AdminAuthSettings,
+    /// The CAs this node verifies the other nodes' admin certificates with (ADMIN:SSL).
+    pub peer_ca: Option<PathBuf>,
+    /// The user and password this node calls the other nodes' admin APIs as (Basic), from
+    /// the inter-broker listener's SASL credentials.
+    pub peer_login: Option<(String, String)>,
+}
+
+/// `admin.api.*` and the ADMIN listener's protocol.
+pub(super) fn admin_api(
+    settings: &Settings<'_>,
+    inter_broker: Option<&InterBrokerClient>,
+) -> Result<AdminApi, ConfigError> {
+    use strata_api::security::admin_auth::{AdminAuthSettings, Tokens};
+    let map_key = "listener.security.protocol.map";
+    let map =
+        parse_protocol_map(&settings.get(map_key)).map_err(|e| settings.invalid(map_key, e))?;
+    let tls = match map.get(super::listeners::ADMIN_NAME) {
+        None | Some(SecurityProtocol::Plaintext) => None,
+        Some(SecurityProtocol::Ssl) => Some(tls_settings(settings, super::listeners::ADMIN_NAME)?),
+        Some(other) => {
+            return Err(settings.invalid(
+                map_key,
+                format!("the ADMIN listener is PLAINTEXT (http) or SSL (https), not {other}; its users log in with admin.api.authentication"),
+            ));
+        }
+    };
+    let peer_ca = match &tls {
+        Some(tls) => match &tls.truststore {
+            Some(PemSource::File(path)) => Some(path.clone()),
+            _ => {
+                let (_, key) = value(
+                    settings,
+                    super::listeners::ADMIN_NAME,
+                    "ssl.truststore.location",
+                );
+                return Err(settings.invalid(
+                    &key,
+                    "nodes ask each other's admin API over https: give the CAs of their certificates as a file",
+                ));
+            }
+        },
+        None => None,
+    };
+    let key = "admin.api.authentication";
+    let mut auth = AdminAuthSettings {
+        failure_delay: settings.millis("connection.failed.authentication.delay.ms")?,
+        ..AdminAuthSettings::default()
+    };
+    let mut token = false;
+    for method in settings
+        .get(key)
+        .split(',')
+        .map(str::trim)
+        .filter(|m| !m.is_empty())
+    {
+        match method.to_ascii_lowercase().as_str() {
+            "none" => {}
+            "basic" => auth.basic = true,
+            "token" => token = true,
+            other => {
+                return Err(settings.invalid(
+                    key,
+                    format!("'{other}' is not a method; use none, basic, token or basic,token"),
+                ));
+            }
+        }
+    }
+    let tokens_key = "admin.api.tokens.file";
+    let file = settings.get(tokens_key);
+    match (token, file.trim()) {
+        (true, "") => {
+            return Err(settings.invalid(
+                tokens_key,
+                "token authentication needs the tokens: lines `<sha256-hex> <admin|viewer> <name>` (strata admin-token makes them)",
+            ));
+        }
+        (true, path) => {
+            auth.tokens = Some(
+                Tokens::load(std::path::Path::new(path))
+                    .map_err(|e| settings.invalid(tokens_key, e))?,
+            );
+        }
+        (false, _) => {}
+    }
+    let principals_key = "admin.api.admin.principals";
+    let given = settings.get(principals_key);
+    let (list, list_key) = match given.trim() {
+        "" => (settings.get("super.users"), "super.users"),
+        _ => (given, principals_key),
+    };
+    for principal in list.split(';').map(str::trim).filter(|p| !p.is_empty()) {
+        strata_api::security::KafkaPrincipal::parse(principal)
+            .map_err(|e| settings.invalid(list_key, e))?;
+        auth.admin_principals.insert(principal.to_owned());
+    }
+    let peer_login = inter_broker
+        .and_then(|c| c.0.get("sasl.jaas.config"))
+        .and_then(|jaas| {
+            let get = |k| crate::kafka_client::security::jaas_value(jaas, k);
+            Some((get("username")?, get("password")?))
+        });
+    Ok(AdminApi {
+        tls,
+        auth,
+        peer_ca,
+        peer_login,
+    })
 }

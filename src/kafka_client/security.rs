@@ -90,7 +90,7 @@ pub fn read_properties(path: &Path) -> anyhow::Result<BTreeMap<String, String>> 
 }
 
 /// A quoted `key="value"` of a JAAS line.
-fn jaas_value(jaas: &str, key: &str) -> Option<String> {
+pub fn jaas_value(jaas: &str, key: &str) -> Option<String> {
     let start = jaas.find(&format!("{key}=\""))? + key.len() + 2;
     let end = jaas[start..].find('"')? + start;
     Some(jaas[start..end].to_owned())

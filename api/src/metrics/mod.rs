@@ -209,6 +209,7 @@ pub struct KafkaMetrics {
     tls_expiry: Family<ListenerLabels, Gauge>,
     sasl: Family<SaslLabels, Counter>,
     denied: Family<ApiLabels, Counter>,
+    admin_auth_failures: Counter,
 }
 
 impl Default for KafkaMetrics {
@@ -231,6 +232,7 @@ impl Default for KafkaMetrics {
             tls_expiry: Family::default(),
             sasl: Family::default(),
             denied: Family::default(),
+            admin_auth_failures: Counter::default(),
         }
     }
 }
@@ -349,6 +351,11 @@ impl KafkaMetrics {
             .inc();
     }
 
+    /// A request to the admin API carried wrong credentials.
+    pub fn admin_auth_failed(&self) {
+        self.admin_auth_failures.inc();
+    }
+
     /// A SASL authentication on `listener` with `mechanism` ended with `result`.
     pub fn sasl_authentication(
         &self,
@@ -416,13 +423,18 @@ impl KafkaMetrics {
     fn register_server(&self, registry: &mut Registry) {
         registry.register(
             "tls_handshakes",
-            "TLS handshakes on Kafka listeners, per listener and result (ok, failed, timeout)",
+            "TLS handshakes on Kafka listeners and the admin API (ADMIN), per listener and result (ok, failed, timeout)",
             self.tls_handshakes.clone(),
         );
         registry.register(
             "authorization_denied",
             "Authorizer denials, per API (each denied resource of a request counts)",
             self.denied.clone(),
+        );
+        registry.register(
+            "admin_authentication_failures",
+            "Admin API requests refused for wrong credentials (missing ones are not counted)",
+            self.admin_auth_failures.clone(),
         );
         registry.register(
             "sasl_authentications",

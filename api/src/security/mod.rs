@@ -2,7 +2,9 @@
 //! principal a request is made as.
 
 pub mod acl;
+pub mod admin_auth;
 pub mod gate;
+pub mod https;
 pub mod principal;
 pub mod sasl;
 pub mod scram;

@@ -137,6 +137,32 @@ impl std::fmt::Debug for ScramCredential {
     }
 }
 
+/// Whether `password` is the one `credential` was made from, as HTTP Basic authentication
+/// checks it: PBKDF2 (slow on purpose; run it off the async threads), then H(ClientKey) against
+/// StoredKey in constant time. With no credential the same work runs against a made-up one,
+/// so that an unknown user costs as long as a wrong password.
+pub fn verify_password(
+    mechanism: ScramMechanism,
+    user: &str,
+    credential: Option<&ScramCredential>,
+    password: &[u8],
+) -> bool {
+    let mock = mock_credential(mechanism, user);
+    let (known, credential) = match credential {
+        Some(c) => (true, c),
+        None => (false, &mock),
+    };
+    let iterations = u32::try_from(credential.iterations).unwrap_or(MIN_ITERATIONS as u32);
+    let salted = mechanism.salted_password(password, &credential.salt, iterations);
+    let client_key = mechanism.hmac_of(&salted, b"Client Key");
+    let matches = constant_time::verify_slices_are_equal(
+        &mechanism.hash(&client_key),
+        &credential.stored_key,
+    )
+    .is_ok();
+    matches && known
+}
+
 /// Random bytes from the system's generator.
 pub fn random_bytes(n: usize) -> Vec<u8> {
     let mut out = vec![0; n];
@@ -482,6 +508,24 @@ mod tests {
             )
             .unwrap();
         assert_eq!(reply, "v=6rriTRBi23WpRR/wtup+mMhUZUn/dB5nLTJRsjl95G4=");
+    }
+
+    #[test]
+    fn a_password_verifies_against_its_credential_only() {
+        let m = ScramMechanism::Sha256;
+        let salt = BASE64.decode("W22ZaJ0SNY7soEsUEjb6gQ==").unwrap();
+        let credential = m.credential(salt, &m.salted_password(b"pencil", &[], 1), 4096);
+        // Made from another salt: "pencil" must not verify against it.
+        assert!(!verify_password(m, "user", Some(&credential), b"pencil"));
+        let salt = random_bytes(16);
+        let credential = m.credential(
+            salt.clone(),
+            &m.salted_password(b"pencil", &salt, 4096),
+            4096,
+        );
+        assert!(verify_password(m, "user", Some(&credential), b"pencil"));
+        assert!(!verify_password(m, "user", Some(&credential), b"pencil2"));
+        assert!(!verify_password(m, "user", None, b"pencil"));
     }
 
     fn exchange(
