@@ -2,7 +2,8 @@
 //! loads every page against a running broker with topics, records, a lagging consumer group,
 //! tiered storage and a cluster link, each page shows what the cluster holds, no page logs a
 //! console error or fails a request, and a screenshot of each page is taken (written to
-//! `docs/console/` for the README when `STRATA_UPDATE_SCREENSHOTS=1`).
+//! `docs/console/` for the README when `STRATA_UPDATE_SCREENSHOTS=1`); and that with
+//! authentication on, the console signs in with a password or a token.
 
 mod common;
 
@@ -171,5 +172,68 @@ async fn every_page_shows_the_cluster_in_chromium_without_errors() {
             let entry = entry.unwrap();
             std::fs::copy(entry.path(), docs.join(entry.file_name())).unwrap();
         }
+    }
+}
+
+/// With `admin.api.authentication=basic,token` the console shows its sign-in form (and no
+/// data) until a user signs in: a wrong password is refused on the form, the right one shows
+/// the pages with the user and role in the header, signing out brings the form back, and a
+/// viewer's token signs in as a viewer. Driven in Chromium over the DevTools protocol.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_console_signs_in_with_a_password_or_a_token() {
+    use common::browser::Devtools;
+    use strata_api::security::admin_auth::{Role, token_line};
+    let dir = tempfile::tempdir().unwrap();
+    let tokens = dir.path().join("admin-tokens");
+    std::fs::write(&tokens, token_line("viewer-token", Role::Viewer, "grafana")).unwrap();
+    let broker = BrokerProcess::start(
+        &dir.path().join("data"),
+        &[
+            "admin.api.authentication=basic,token",
+            &format!("admin.api.tokens.file={}", tokens.display()),
+            "super.users=User:root",
+        ],
+    );
+    let made = common::strata_tool(&broker.addr, &["user", "create", "root"], "root-secret");
+    assert!(made.status.success(), "{made:?}");
+    create_topic(&broker.addr, "orders", 1, &[]).await;
+    let url = format!("http://{}/#/topics", broker.admin_addr);
+    let mut page = Devtools::open(&dir.path().join("chromium"), &url);
+    page.wait_for("the sign-in form", "document.querySelector('form.login')");
+    let shown = page.eval("document.body.innerText").to_string();
+    assert!(
+        !shown.contains("orders"),
+        "no data before signing in: {shown}"
+    );
+    let login = page.screenshot();
+    assert!(login.starts_with(b"\x89PNG"), "a screenshot of the form");
+    let sign_in = |user: &str, password: &str, token: &str| {
+        format!(
+            "document.getElementById('user').value = {user:?};
+             document.getElementById('password').value = {password:?};
+             document.getElementById('token').value = {token:?};
+             document.querySelector('form.login').requestSubmit();"
+        )
+    };
+    page.eval(&sign_in("root", "wrong", ""));
+    page.wait_for(
+        "the refusal on the form",
+        "document.querySelector('form.login .error')?.innerText.includes('invalid username or password')",
+    );
+    page.eval(&sign_in("root", "root-secret", ""));
+    page.wait_for(
+        "the topics page, signed in",
+        "document.body.innerText.includes('orders') && document.getElementById('who').innerText.includes('User:root · admin')",
+    );
+    page.eval("document.querySelector('#who button').click()");
+    page.wait_for("the form again", "document.querySelector('form.login')");
+    page.eval(&sign_in("", "", "viewer-token"));
+    page.wait_for(
+        "the topics page, as a viewer",
+        "document.body.innerText.includes('orders') && document.getElementById('who').innerText.includes('User:grafana · viewer')",
+    );
+    if std::env::var_os("STRATA_UPDATE_SCREENSHOTS").is_some() {
+        let docs = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("docs/console");
+        std::fs::write(docs.join("login.png"), login).unwrap();
     }
 }
