@@ -142,6 +142,9 @@ async fn the_admin_api_is_https_with_users_tokens_and_roles() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert_eq!(call("GET", "/v1/health", None, "").await.status, 200);
+    // A probe holding a stale token is still answered.
+    let stale = Some(bearer("revoked"));
+    assert_eq!(call("GET", "/v1/health", stale, "").await.status, 200);
     for (method, path) in [
         ("GET", "/v1/topics"),
         ("GET", "/metrics"),

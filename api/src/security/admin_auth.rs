@@ -27,6 +27,9 @@ use super::scram::{self, ScramCredential, ScramMechanism};
 const BASIC_CACHE_TTL: Duration = Duration::from_secs(60);
 /// Remembered passwords at most; the cache starts over beyond.
 const BASIC_CACHE_MAX: usize = 4096;
+/// Password checks (PBKDF2) run at once at most: a flood of wrong passwords waits its turn
+/// instead of taking every core.
+const CONCURRENT_CHECKS: usize = 2;
 /// Paths anyone may read: probes and the console's files (the console logs in itself).
 const OPEN_PATHS: &[&str] = &[
     "/v1/health",
@@ -201,6 +204,7 @@ pub struct AdminAuth {
     /// SHA-256(user, password) → the StoredKey it verified against, and when. A changed
     /// credential no longer matches, so a new password takes effect at once.
     verified: Mutex<Verified>,
+    checks: tokio::sync::Semaphore,
 }
 
 impl std::fmt::Debug for AdminAuth {
@@ -241,6 +245,7 @@ impl AdminAuth {
             credentials,
             plain,
             verified: Mutex::new(HashMap::new()),
+            checks: tokio::sync::Semaphore::new(CONCURRENT_CHECKS),
         }
     }
 
@@ -338,6 +343,9 @@ impl AdminAuth {
             Some((m, c)) => (m, Some(c)),
             None => (ScramMechanism::Sha512, None),
         };
+        let Ok(_permit) = self.checks.acquire().await else {
+            return false;
+        };
         let (user, password) = (user.to_owned(), password.to_owned());
         let checked = credential.clone();
         let ok = tokio::task::spawn_blocking(move || {
@@ -408,6 +416,8 @@ pub async fn authenticate(
     let identity = match auth.identify(request.headers()).await {
         Ok(identity) => Some(identity),
         Err(Refusal::Missing) if open || whoami => None,
+        // A probe with a stale token still gets its answer: open paths need none.
+        Err(Refusal::Invalid(_)) if open => None,
         Err(refusal) => {
             let message = match refusal {
                 Refusal::Missing => "authentication required",
