@@ -709,3 +709,81 @@ async fn a_planned_reverse_swaps_primary_and_mirror_without_loss() {
         "a planned reverse cuts nothing off"
     );
 }
+
+/// A link reaches a source whose only listener it may use is SASL_SSL: `--source-config`
+/// gives it the SCRAM user and the CA (sent inline, kept in the metadata log), the mirror
+/// follows, the password is never shown, and without the settings, or with a wrong password,
+/// the link is refused at creation.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_link_reaches_a_sasl_ssl_source_with_its_own_credentials() {
+    use common::certs::{Ca, Request};
+    const T: &str = "payments";
+    let root = tempfile::tempdir().unwrap();
+    let ca = Ca::new(root.path(), "ca");
+    let server = ca.issue(&Request {
+        name: "east",
+        subject: &[("CN", "localhost")],
+        server: true,
+        days: 30,
+        serial: 1,
+    });
+    let east = BrokerProcess::start(
+        &root.path().join("east"),
+        &[
+            "listeners=PLAINTEXT://127.0.0.1:0,SASL_SSL://127.0.0.1:0",
+            &format!("ssl.keystore.location={}", server.keystore.display()),
+        ],
+    );
+    let west = BrokerProcess::start(&root.path().join("west"), &[]);
+    let made = common::strata_tool(&east.addr, &["user", "create", "linker"], "linker-secret");
+    assert!(made.status.success(), "{made:?}");
+    common::create_topic(&east.addr, T, 1, &[]).await;
+    produce_numbers(&east.addr, T, 0..50, Some(0)).await;
+    let secured = east.listeners["SASL_SSL"].clone();
+    let config = |password: &str| {
+        let path = root.path().join(format!("source-{password}.properties"));
+        std::fs::write(
+            &path,
+            format!(
+                "security.protocol=SASL_SSL\nsasl.mechanism=SCRAM-SHA-512\n\
+                 sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required username=\"linker\" password=\"{password}\";\n\
+                 ssl.truststore.location={}\n",
+                ca.pem.display()
+            ),
+        )
+        .unwrap();
+        path.display().to_string()
+    };
+    let create = |extra: &[&str]| {
+        let mut args = vec![
+            "link", "create", "east", "--source", &secured, "--topics", T, "--admin",
+        ];
+        args.push(&west.admin_addr);
+        args.extend_from_slice(extra);
+        strata(&args)
+    };
+    for refused in [create(&[]), create(&["--source-config", &config("wrong")])] {
+        let stderr = String::from_utf8_lossy(&refused.stderr);
+        assert!(
+            !refused.status.success() && stderr.contains("does not answer"),
+            "{stderr}"
+        );
+    }
+    let created = create(&["--source-config", &config("linker-secret")]);
+    assert!(created.status.success(), "{created:?}");
+    wait_until("west mirrored east", Duration::from_secs(30), || {
+        (end_offset(&west.addr, T, 0)? == 50).then_some(())
+    });
+    assert_eq!(values_in(&west.addr, T, 50), (0..50).collect::<Vec<_>>());
+    let (status, shown) = common::http_get(&west.admin_addr, "/v1/links/east");
+    assert_eq!(status, 200);
+    assert!(
+        shown.contains(r#""sasl.jaas.config":"(hidden)""#)
+            && shown.contains(r#""security.protocol":"SASL_SSL""#)
+            && shown.contains("BEGIN CERTIFICATE")
+            && !shown.contains("linker-secret"),
+        "{shown}"
+    );
+    let log = std::fs::read_to_string(root.path().join("west.log")).unwrap_or_default();
+    assert!(!log.contains("linker-secret"), "the password in the log");
+}

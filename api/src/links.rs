@@ -46,6 +46,11 @@ pub struct NewLink {
     /// How often group offsets are copied, ms (default 5000).
     #[serde(default)]
     pub offset_sync_ms: Option<u64>,
+    /// Kafka client properties to reach the source with: `security.protocol`,
+    /// `ssl.truststore.certificates` (inline PEM) or `ssl.truststore.location`, `sasl.mechanism`,
+    /// `sasl.jaas.config`, … (none: plaintext). Kept in the metadata log; secrets never shown.
+    #[serde(default)]
+    pub source_config: Option<std::collections::BTreeMap<String, String>>,
 }
 
 /// A link as listed.
@@ -69,6 +74,9 @@ pub struct LinkSummary {
     pub prefix: String,
     /// How often group offsets are copied, ms.
     pub offset_sync_ms: u64,
+    /// The client properties the source is reached with, secrets as `(hidden)`.
+    #[serde(default)]
+    pub source_config: std::collections::BTreeMap<String, String>,
     /// Its mirror topics that still follow the source.
     pub mirroring_topics: usize,
 }
@@ -157,6 +165,7 @@ pub trait LinkAdmin: Send + Sync + 'static {
         &self,
         name: String,
         source: String,
+        security: Option<std::collections::BTreeMap<String, String>>,
     ) -> impl Future<Output = Result<LinkSummary, AdminError>> + Send;
     /// Pauses or resumes a link.
     fn pause_link(
@@ -226,6 +235,9 @@ pub async fn delete<S: LinkAdmin>(
 pub struct LinkSource {
     /// Bootstrap servers of the source cluster.
     pub source: String,
+    /// New client properties to reach it with (as when creating the link); absent: unchanged.
+    #[serde(default)]
+    pub source_config: Option<std::collections::BTreeMap<String, String>>,
 }
 
 /// Points a link at new bootstrap servers of its source.
@@ -236,7 +248,11 @@ pub async fn set_source<S: LinkAdmin>(
     Path(name): Path<String>,
     ApiJson(body): ApiJson<LinkSource>,
 ) -> Answer<LinkSummary> {
-    answer(state.set_link_source(name, body.source).await)
+    answer(
+        state
+            .set_link_source(name, body.source, body.source_config)
+            .await,
+    )
 }
 
 /// Stops a link's fetching.

@@ -3,8 +3,22 @@
 //! broker knows which partitions take the source's batches instead of producers' and a
 //! failover is one committed change.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
+
+/// Kafka client properties a link reaches its source with (`security.protocol`, `ssl.*`,
+/// `sasl.*`). Kept in the metadata log so that every broker can mirror; never printed.
+#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct ClientProperties(pub BTreeMap<String, String>);
+
+impl std::fmt::Debug for ClientProperties {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_set().entries(self.0.keys()).finish()
+    }
+}
 
 /// Where a new mirror partition starts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -40,6 +54,13 @@ pub struct LinkConfig {
     /// How often matching groups' committed offsets are copied (`consumer.offset.sync.ms`).
     #[serde(default = "default_offset_sync_ms")]
     pub offset_sync_ms: u64,
+    /// How to reach the source: TLS and SASL settings (empty: plaintext).
+    #[serde(default, skip_serializing_if = "is_empty")]
+    pub source_security: ClientProperties,
+}
+
+fn is_empty(p: &ClientProperties) -> bool {
+    p.0.is_empty()
 }
 
 /// Kafka cluster linking's default `consumer.offset.sync.ms`.

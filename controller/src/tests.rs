@@ -374,6 +374,7 @@ fn links_mirrors_epoch_raises_and_reserved_producer_ids_apply() {
             start: LinkStart::Earliest,
             prefix: String::new(),
             offset_sync_ms: 5_000,
+            source_security: Default::default(),
         },
         paused: false,
     };

@@ -1,6 +1,8 @@
 //! `strata link …` and `strata mirror …`: cluster links and their mirror topics, through a
 //! node's admin API (`/v1/links`).
 
+use std::collections::BTreeMap;
+
 use anyhow::Context;
 
 use super::Output;
@@ -38,6 +40,10 @@ pub enum LinkCommand {
         /// How often the groups' committed offsets are copied, ms.
         #[arg(long, default_value_t = 5000)]
         offset_sync_ms: u64,
+        /// Kafka client properties to reach the source with (`security.protocol`, `sasl.*`,
+        /// `ssl.*`, as `--command-config` reads them); a CA file is sent inline.
+        #[arg(long)]
+        source_config: Option<std::path::PathBuf>,
     },
     /// Every link.
     List,
@@ -53,6 +59,9 @@ pub enum LinkCommand {
         /// Bootstrap servers of the source cluster, host:port[,host:port…].
         #[arg(long)]
         source: String,
+        /// New client properties to reach the source with (default: unchanged).
+        #[arg(long)]
+        source_config: Option<std::path::PathBuf>,
     },
     /// Stop fetching (mirrors stay read-only).
     Pause {
@@ -185,6 +194,22 @@ fn status_text(status: &LinkStatus) -> String {
     out
 }
 
+/// The client properties of `path` for a link. The CA file it names is sent inline
+/// (`ssl.truststore.certificates`): every broker of this cluster mirrors, not only this host.
+fn source_properties(path: &std::path::Path) -> anyhow::Result<BTreeMap<String, String>> {
+    let mut props = crate::kafka_client::security::read_properties(path)?;
+    for key in ["ssl.truststore.location", "ssl.ca.location"] {
+        if let Some(ca) = props.remove(key) {
+            let pem = std::fs::read_to_string(&ca)
+                .with_context(|| format!("{}: {key}: cannot read {ca}", path.display()))?;
+            props.insert("ssl.truststore.certificates".into(), pem);
+        }
+    }
+    crate::kafka_client::ClientSecurity::from_properties(&props)
+        .with_context(|| format!("--source-config {}", path.display()))?;
+    Ok(props)
+}
+
 /// Runs a `strata link` command against the admin API at `admin`; what to print.
 pub async fn link(admin: &str, command: LinkCommand, output: Output) -> anyhow::Result<String> {
     match command {
@@ -197,7 +222,12 @@ pub async fn link(admin: &str, command: LinkCommand, output: Output) -> anyhow::
             start,
             prefix,
             offset_sync_ms,
+            source_config,
         } => {
+            let source_config = source_config
+                .as_deref()
+                .map(source_properties)
+                .transpose()?;
             let body = serde_json::to_vec(&NewLink {
                 name,
                 source,
@@ -207,6 +237,7 @@ pub async fn link(admin: &str, command: LinkCommand, output: Output) -> anyhow::
                 start: Some(start),
                 prefix,
                 offset_sync_ms: Some(offset_sync_ms),
+                source_config,
             })?;
             let created: LinkSummary =
                 serde_json::from_slice(&call(admin, "POST", "/v1/links", Some(&body)).await?)
@@ -238,9 +269,20 @@ pub async fn link(admin: &str, command: LinkCommand, output: Output) -> anyhow::
             }
             Ok(status_text(&status))
         }
-        LinkCommand::SetSource { name, source } => {
+        LinkCommand::SetSource {
+            name,
+            source,
+            source_config,
+        } => {
             let path = format!("/v1/links/{}/source", path_segment(&name));
-            let body = serde_json::to_vec(&strata_api::links::LinkSource { source })?;
+            let source_config = source_config
+                .as_deref()
+                .map(source_properties)
+                .transpose()?;
+            let body = serde_json::to_vec(&strata_api::links::LinkSource {
+                source,
+                source_config,
+            })?;
             let changed: LinkSummary =
                 serde_json::from_slice(&call(admin, "POST", &path, Some(&body)).await?)
                     .context("the admin API sent unexpected JSON")?;

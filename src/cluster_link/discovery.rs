@@ -70,14 +70,15 @@ fn mirror_configs(
 }
 
 async fn discover_link(broker: &StrataBroker, link: &ClusterLink) -> anyhow::Result<()> {
-    let metadata = source::metadata(&link.config.source).await?;
+    let source = source::Source::of(&link.config)?;
+    let metadata = source.metadata().await?;
     let selected: Vec<String> = metadata
         .topics
         .keys()
         .filter(|name| selects(link, name))
         .cloned()
         .collect();
-    let mut client = source::connect_any(&link.config.source).await?;
+    let mut client = source.connect_any().await?;
     let configs = source::topic_configs(&mut client, &selected).await?;
     for name in &selected {
         let topic = &metadata.topics[name];
@@ -172,6 +173,7 @@ mod tests {
                 start: LinkStart::Earliest,
                 prefix: String::new(),
                 offset_sync_ms: 5_000,
+                source_security: Default::default(),
             },
             paused: false,
         }

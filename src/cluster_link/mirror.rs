@@ -14,6 +14,7 @@ use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse, TopicName};
 use kafka_protocol::protocol::StrBytes;
 use strata_controller::LinkStart;
+use strata_controller::link::ClientProperties;
 use tokio::task::JoinSet;
 
 use super::source::{self, EARLIEST, LATEST, SourceMetadata};
@@ -69,6 +70,8 @@ pub(super) async fn mirror_loop(broker: Arc<StrataBroker>, link: String) {
     // left (its log start moved past what was mirrored).
     let mut skip_to: HashMap<(String, i32), u64> = HashMap::new();
     let mut placed: HashSet<(String, i32)> = HashSet::new();
+    // The source as the link's settings last said; connections are dropped when they change.
+    let mut reached: Option<(String, ClientProperties, Arc<source::Source>)> = None;
     loop {
         let Some(config) = ({
             let image = broker.image();
@@ -80,6 +83,24 @@ pub(super) async fn mirror_loop(broker: Arc<StrataBroker>, link: String) {
         }) else {
             return;
         };
+        if reached.as_ref().is_none_or(|(bootstrap, security, _)| {
+            *bootstrap != config.source || *security != config.source_security
+        }) {
+            match source::Source::of(&config) {
+                Ok(found) => {
+                    clients.clear();
+                    metadata = None;
+                    let key = (config.source.clone(), config.source_security.clone());
+                    reached = Some((key.0, key.1, Arc::new(found)));
+                }
+                Err(e) => {
+                    broker.links().failed(&link, format!("{e:#}"));
+                    tokio::time::sleep(BACKOFF).await;
+                    continue;
+                }
+            }
+        }
+        let source = Arc::clone(&reached.as_ref().expect("set above").2);
         let led = led_mirrors(&broker, &link);
         if led.is_empty() {
             tokio::time::sleep(BACKOFF).await;
@@ -89,7 +110,7 @@ pub(super) async fn mirror_loop(broker: Arc<StrataBroker>, link: String) {
             .as_ref()
             .is_none_or(|(_, at)| at.elapsed() > METADATA_MAX_AGE)
         {
-            match source::metadata(&config.source).await {
+            match source.metadata().await {
                 Ok(found) => metadata = Some((found, Instant::now())),
                 Err(e) => {
                     broker
@@ -134,10 +155,11 @@ pub(super) async fn mirror_loop(broker: Arc<StrataBroker>, link: String) {
                 .map(|m| !placed.contains(&(m.partition.topic.clone(), m.partition.index)))
                 .collect();
             let broker = Arc::clone(&broker);
+            let source = Arc::clone(&source);
             round.spawn(async move {
                 let result = fetch_round(
                     &broker,
-                    (&addr, client),
+                    (&source, &addr, client),
                     &partitions,
                     &unplaced,
                     start,
@@ -283,7 +305,7 @@ type RoundResult = (
 /// is still empty (at the source's start or end, per the link), fetches, appends.
 async fn fetch_round(
     broker: &StrataBroker,
-    (addr, client): (&str, Option<Client>),
+    (source, addr, client): (&source::Source, &str, Option<Client>),
     partitions: &[Mirrored],
     unplaced: &[bool],
     start: LinkStart,
@@ -291,7 +313,7 @@ async fn fetch_round(
 ) -> anyhow::Result<RoundResult> {
     let mut client = match client {
         Some(client) => client,
-        None => super::source::connect(addr).await?,
+        None => source.connect(addr).await?,
     };
     let mut placed = Vec::new();
     for (m, unplaced) in partitions.iter().zip(unplaced) {

@@ -36,13 +36,13 @@ async fn connect(addr: &str) -> anyhow::Result<Client> {
 
 /// Which cluster a connection goes to.
 #[derive(Clone, Copy)]
-enum Side {
-    Source,
+enum Side<'a> {
+    Source(&'a source::Source),
     Here,
 }
 
 /// The coordinator of `group` in the cluster `client` talks to.
-async fn coordinator(client: &mut Client, group: &str, side: Side) -> anyhow::Result<Client> {
+async fn coordinator(client: &mut Client, group: &str, side: Side<'_>) -> anyhow::Result<Client> {
     let found = client
         .call(3, &FindCoordinatorRequest::default().with_key(text(group)))
         .await?;
@@ -54,7 +54,7 @@ async fn coordinator(client: &mut Client, group: &str, side: Side) -> anyhow::Re
     }
     let addr = format!("{}:{}", found.host, found.port);
     match side {
-        Side::Source => source::connect(&addr).await,
+        Side::Source(source) => source.connect(&addr).await,
         Side::Here => connect(&addr).await,
     }
 }
@@ -82,10 +82,11 @@ pub(super) async fn sync(broker: &StrataBroker, link: &ClusterLink) -> anyhow::R
     if mirrors.is_empty() {
         return Ok(0);
     }
-    let metadata = source::metadata(&link.config.source).await?;
+    let source = source::Source::of(&link.config)?;
+    let metadata = source.metadata().await?;
     let mut groups = Vec::new();
     for addr in metadata.brokers.values() {
-        let mut client = source::connect(addr).await?;
+        let mut client = source.connect(addr).await?;
         let listed = client.call(4, &ListGroupsRequest::default()).await?;
         groups.extend(
             listed
@@ -95,14 +96,15 @@ pub(super) async fn sync(broker: &StrataBroker, link: &ClusterLink) -> anyhow::R
                 .filter(|g| groups_filter.is_match(g)),
         );
     }
-    let mut source_client = source::connect_any(&link.config.source).await?;
+    let mut source_client = source.connect_any().await?;
     let (host, port) = &broker.config().advertised;
     let mut own = connect(&format!("{host}:{port}")).await?;
     // Mirror high watermarks, read once per pass.
     let mut ends: HashMap<String, HashMap<i32, i64>> = HashMap::new();
     let mut synced = 0;
     for group in groups {
-        let mut coordinator_there = coordinator(&mut source_client, &group, Side::Source).await?;
+        let mut coordinator_there =
+            coordinator(&mut source_client, &group, Side::Source(&source)).await?;
         let fetched = coordinator_there
             .call(
                 7,

@@ -10,7 +10,9 @@ use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListO
 use kafka_protocol::messages::{ListOffsetsRequest, MetadataRequest, TopicName};
 use kafka_protocol::protocol::StrBytes;
 
-use crate::kafka_client::Client;
+use strata_controller::link::LinkConfig;
+
+use crate::kafka_client::{Client, ClientSecurity};
 
 /// How long connecting to a source broker or one request may take.
 pub const SOURCE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -48,34 +50,59 @@ impl SourceMetadata {
     }
 }
 
-/// Connects to a broker of a link's source cluster. Links reach their source in plaintext:
-/// security settings for links are not built yet, and this process's own client security
-/// (its inter-broker credentials) is for its own cluster.
-pub async fn connect(addr: &str) -> anyhow::Result<Client> {
-    Client::connect_with(
-        addr,
-        CLIENT_ID,
-        SOURCE_TIMEOUT,
-        &crate::kafka_client::ClientSecurity::default(),
-    )
-    .await
+/// A link's source cluster: where it is and how to reach it (the link's `source_security`,
+/// not this process's own client security, which is for its own cluster).
+#[derive(Debug, Clone)]
+pub struct Source {
+    /// Bootstrap servers, comma-separated.
+    pub bootstrap: String,
+    /// TLS and SASL, as the link's settings say.
+    pub security: ClientSecurity,
 }
 
-/// Connects to the first bootstrap server of `source` (a comma-separated list) that answers.
-pub async fn connect_any(source: &str) -> anyhow::Result<Client> {
-    let mut last = None;
-    for addr in source.split(',').map(str::trim).filter(|a| !a.is_empty()) {
-        match connect(addr).await {
-            Ok(client) => return Ok(client),
-            Err(e) => last = Some(e),
-        }
+impl Source {
+    /// The source of a link's settings; the error names the setting that does not work.
+    pub fn of(config: &LinkConfig) -> anyhow::Result<Self> {
+        Self::new(&config.source, &config.source_security.0)
     }
-    Err(last.unwrap_or_else(|| anyhow::anyhow!("no source address in '{source}'")))
+
+    /// The source at `bootstrap`, reached with the client properties `security`.
+    pub fn new(bootstrap: &str, security: &BTreeMap<String, String>) -> anyhow::Result<Self> {
+        Ok(Self {
+            bootstrap: bootstrap.to_owned(),
+            security: ClientSecurity::from_properties(security)
+                .context("the link's source settings")?,
+        })
+    }
+
+    /// Connects to one of its brokers.
+    pub async fn connect(&self, addr: &str) -> anyhow::Result<Client> {
+        Client::connect_with(addr, CLIENT_ID, SOURCE_TIMEOUT, &self.security).await
+    }
+
+    /// Connects to the first bootstrap server that answers.
+    pub async fn connect_any(&self) -> anyhow::Result<Client> {
+        let mut last = None;
+        for addr in (self.bootstrap.split(','))
+            .map(str::trim)
+            .filter(|a| !a.is_empty())
+        {
+            match self.connect(addr).await {
+                Ok(client) => return Ok(client),
+                Err(e) => last = Some(e),
+            }
+        }
+        Err(last.unwrap_or_else(|| anyhow::anyhow!("no source address in '{}'", self.bootstrap)))
+    }
+
+    /// Every topic with its partition leaders.
+    pub async fn metadata(&self) -> anyhow::Result<SourceMetadata> {
+        metadata(self.connect_any().await?).await
+    }
 }
 
-/// Every topic of the source cluster with its partition leaders.
-pub async fn metadata(source: &str) -> anyhow::Result<SourceMetadata> {
-    let mut client = connect_any(source).await?;
+/// Every topic of the source cluster `client` talks to, with its partition leaders.
+async fn metadata(mut client: Client) -> anyhow::Result<SourceMetadata> {
     let response = client
         .call(12, &MetadataRequest::default().with_topics(None))
         .await

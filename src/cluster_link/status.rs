@@ -9,6 +9,7 @@ use strata_api::links::{
     AdminError, LinkAdmin, LinkStatus, LinkSummary, MirrorPartition, MirrorStatus, NewLink,
     StopMirrors, Stopped,
 };
+use strata_controller::link::ClientProperties;
 use strata_controller::raft::admin::{AdminAnswer, AdminRequest};
 use strata_controller::{ClusterLink, LinkConfig, LinkStart, MirrorState, StopReason};
 
@@ -37,6 +38,15 @@ fn summary(link: &ClusterLink, mirroring: usize) -> LinkSummary {
         .to_owned(),
         prefix: link.config.prefix.clone(),
         offset_sync_ms: link.config.offset_sync_ms,
+        source_config: (link.config.source_security.0.iter())
+            .map(|(k, v)| {
+                let shown = match crate::config::is_sensitive(k) {
+                    true => "(hidden)".to_owned(),
+                    false => v.clone(),
+                };
+                (k.clone(), shown)
+            })
+            .collect(),
         mirroring_topics: mirroring,
     }
 }
@@ -107,7 +117,7 @@ impl StrataBroker {
     /// The source's high watermark and newest timestamp for each partition of `topic`.
     async fn source_ends(
         &self,
-        metadata: &source::SourceMetadata,
+        (source, metadata): (&source::Source, &source::SourceMetadata),
         topic: &str,
         partitions: &[i32],
     ) -> HashMap<i32, (i64, i64)> {
@@ -118,7 +128,7 @@ impl StrataBroker {
                 continue;
             };
             if !clients.contains_key(addr) {
-                match source::connect(addr).await {
+                match source.connect(addr).await {
                     Ok(c) => {
                         clients.insert(addr.to_owned(), c);
                     }
@@ -170,10 +180,23 @@ impl LinkAdmin for StrataBroker {
                 })
                 .collect()
         };
-        let metadata = if mirrors.iter().any(|m| m.2 == MirrorState::Mirroring) {
-            source::metadata(&link.source).await.ok()
-        } else {
-            None
+        let reached = {
+            let image = self.image();
+            image
+                .links
+                .get(&name)
+                .map(|l| source::Source::of(&l.config))
+        };
+        let reached = match reached {
+            Some(Ok(source)) => Some(source),
+            _ => None,
+        };
+        let metadata = match (
+            &reached,
+            mirrors.iter().any(|m| m.2 == MirrorState::Mirroring),
+        ) {
+            (Some(source), true) => source.metadata().await.ok().map(|m| (source, m)),
+            _ => None,
         };
         let activity = self.links().activity_of(&name);
         let mut status = LinkStatus {
@@ -187,9 +210,10 @@ impl LinkAdmin for StrataBroker {
         for (topic, source_topic, state, partitions) in mirrors {
             let ends = self.mirror_ends(&topic, &partitions).await;
             let sources = match (&metadata, state) {
-                (Some(md), MirrorState::Mirroring) => {
+                (Some((source, md)), MirrorState::Mirroring) => {
                     let indexes: Vec<i32> = partitions.iter().map(|(i, _)| *i).collect();
-                    self.source_ends(md, &source_topic, &indexes).await
+                    self.source_ends((source, md), &source_topic, &indexes)
+                        .await
                 }
                 _ => HashMap::new(),
             };
@@ -274,9 +298,12 @@ impl LinkAdmin for StrataBroker {
                 .offset_sync_ms
                 .unwrap_or(strata_controller::link::DEFAULT_OFFSET_SYNC_MS)
                 .max(100),
+            source_security: ClientProperties(link.source_config.unwrap_or_default()),
         };
+        let source =
+            source::Source::of(&config).map_err(|e| AdminError::bad_request(format!("{e:#}")))?;
         // The source must answer now: a typo is reported here, not as a silent idle link.
-        source::metadata(&config.source).await.map_err(|e| {
+        source.metadata().await.map_err(|e| {
             AdminError::bad_request(format!(
                 "the source cluster at '{}' does not answer: {e:#}",
                 config.source
@@ -309,9 +336,13 @@ impl LinkAdmin for StrataBroker {
         &self,
         name: String,
         source: String,
+        security: Option<std::collections::BTreeMap<String, String>>,
     ) -> Result<LinkSummary, AdminError> {
         self.known_link(&name)?;
-        source::metadata(&source).await.map_err(|e| {
+        let kept = self.image().links[&name].config.source_security.0.clone();
+        let reached = source::Source::new(&source, security.as_ref().unwrap_or(&kept))
+            .map_err(|e| AdminError::bad_request(format!("{e:#}")))?;
+        reached.metadata().await.map_err(|e| {
             AdminError::bad_request(format!(
                 "the source cluster at '{source}' does not answer: {e:#}"
             ))
@@ -320,6 +351,7 @@ impl LinkAdmin for StrataBroker {
             .request(AdminRequest::SetLinkSource {
                 name: name.clone(),
                 source,
+                security: security.map(ClientProperties),
             })
             .await
             .map_err(from_broker)?;
@@ -342,12 +374,18 @@ impl LinkAdmin for StrataBroker {
         which: StopMirrors,
     ) -> Result<Stopped, AdminError> {
         self.known_link(&link)?;
-        let (source, prefix, filter) = {
+        let (reached, prefix, filter) = {
             let image = self.image();
             let l = &image.links[&link];
-            (l.config.source.clone(), l.config.prefix.clone(), l.clone())
+            (
+                source::Source::of(&l.config),
+                l.config.prefix.clone(),
+                l.clone(),
+            )
         };
-        let metadata = source::metadata(&source).await.map_err(|e| {
+        let reached = reached.map_err(|e| AdminError::bad_request(format!("{e:#}")))?;
+        let source = &reached.bootstrap;
+        let metadata = reached.metadata().await.map_err(|e| {
             AdminError::unavailable(format!(
                 "the source cluster at {source} does not answer: {e:#}"
             ))

@@ -151,8 +151,19 @@ fn tls_config<'a>(get: &impl Fn(&str) -> Option<&'a str>) -> anyhow::Result<rust
     let provider = strata_api::security::tls::provider();
     let mut roots = rustls::RootCertStore::empty();
     let ca = get("ssl.truststore.location").or_else(|| get("ssl.ca.location"));
-    match ca {
-        Some(path) => {
+    let inline = get("ssl.truststore.certificates");
+    match (inline, ca) {
+        (Some(pem), _) => {
+            for cert in CertificateDer::pem_slice_iter(pem.as_bytes()) {
+                roots
+                    .add(cert.context("ssl.truststore.certificates: bad PEM")?)
+                    .context("ssl.truststore.certificates: not a CA certificate")?;
+            }
+            if roots.is_empty() {
+                bail!("ssl.truststore.certificates holds no certificate");
+            }
+        }
+        (None, Some(path)) => {
             for cert in CertificateDer::pem_file_iter(path)
                 .with_context(|| format!("cannot read the CAs in {path} (PEM)"))?
             {
@@ -161,8 +172,8 @@ fn tls_config<'a>(get: &impl Fn(&str) -> Option<&'a str>) -> anyhow::Result<rust
                     .with_context(|| format!("{path}: not a CA certificate"))?;
             }
         }
-        None => bail!(
-            "TLS needs the CAs to trust: set ssl.truststore.location (PEM) or ssl.ca.location"
+        (None, None) => bail!(
+            "TLS needs the CAs to trust: set ssl.truststore.location (PEM), ssl.ca.location or ssl.truststore.certificates"
         ),
     }
     let builder = rustls::ClientConfig::builder_with_provider(provider)

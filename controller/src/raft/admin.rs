@@ -124,6 +124,9 @@ pub enum AdminRequest {
         name: String,
         /// Bootstrap servers of the source cluster.
         source: String,
+        /// New security settings to reach it with, if they change.
+        #[serde(default)]
+        security: Option<crate::link::ClientProperties>,
     },
     /// Delete a cluster link; refused while topics still mirror through it.
     DeleteLink {
@@ -360,9 +363,11 @@ async fn serve(
             super::links::create_link(raft, state, name, config).await
         }
         AdminRequest::DeleteLink { name } => super::links::delete_link(raft, state, name).await,
-        AdminRequest::SetLinkSource { name, source } => {
-            super::links::set_link_source(raft, state, name, source).await
-        }
+        AdminRequest::SetLinkSource {
+            name,
+            source,
+            security,
+        } => super::links::set_link_source(raft, state, name, source, security).await,
         AdminRequest::PauseLink { name, paused } => {
             super::links::pause_link(raft, state, name, paused).await
         }

@@ -97,6 +97,7 @@ pub(super) async fn set_link_source(
     state: &StateMachine,
     name: String,
     source: String,
+    security: Option<crate::link::ClientProperties>,
 ) -> Result<AdminAnswer, WriteRefusal> {
     known(state, &name)?;
     if source.trim().is_empty() {
@@ -106,6 +107,9 @@ pub(super) async fn set_link_source(
     }
     let mut link = state.with_image(|i| i.links[&name].clone());
     link.config.source = source;
+    if let Some(security) = security {
+        link.config.source_security = security;
+    }
     commit_all(raft, vec![MetadataRecord::CreateLink { link }]).await?;
     tracing::info!(link = %name, "cluster link source changed");
     Ok(AdminAnswer::Done)
