@@ -126,6 +126,7 @@ pub async fn run(
             broker_lease: config.session_timeout,
             leader_rebalance: config.leader_rebalance,
             leader_imbalance_percent: config.leader_imbalance_percent,
+            bootstrap_records: crate::cluster::scram::bootstrap_records(&config.bootstrap_users),
             ..QuorumConfig::default()
         };
         let controller = start_controller(

@@ -602,3 +602,66 @@ fn the_tools_log_in_with_a_command_config() {
         "{err}"
     );
 }
+
+/// A new cluster whose only Kafka listener is SASL_SSL with SCRAM: its users come from
+/// `bootstrap.scram.users.file`, written with the cluster's first metadata, so the broker can
+/// log in to itself (its admin API's cluster view) and clients from the start. The file is
+/// read once: a restart with another password in it changes nothing.
+#[test]
+fn a_new_cluster_starts_with_the_scram_users_of_its_bootstrap_file() {
+    let setup = setup();
+    let users = setup.dir.path().join("bootstrap-users");
+    std::fs::write(
+        &users,
+        "# first users\nbroker:broker-secret\nalice:alice-secret\n",
+    )
+    .unwrap();
+    let keystore = format!("ssl.keystore.location={}", setup.server.keystore.display());
+    let file = format!("bootstrap.scram.users.file={}", users.display());
+    let settings = [
+        "listeners=SASL_SSL://127.0.0.1:0",
+        "sasl.mechanism.inter.broker.protocol=SCRAM-SHA-512",
+        "listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required username=\"broker\" password=\"broker-secret\";",
+        &format!("ssl.truststore.location={}", setup.ca.pem.display()),
+        &keystore,
+        &file,
+    ];
+    let mut broker = BrokerProcess::start(&setup.dir.path().join("data"), &settings);
+    let addr = broker.listeners["SASL_SSL"].clone();
+    let alice = |password: &str| {
+        sasl(
+            &addr,
+            &setup,
+            "sasl_ssl",
+            "SCRAM-SHA-256",
+            "alice",
+            password,
+        )
+    };
+    round_trip(&alice("alice-secret"), "bootstrapped", 10);
+    let view = |admin: &str| common::http_get(admin, "/v1/topics");
+    let (status, topics) = view(&broker.admin_addr);
+    assert_eq!(status, 200, "the broker logs in to itself: {topics}");
+    assert!(topics.contains("bootstrapped"), "{topics}");
+
+    std::fs::write(&users, "alice:changed\n").unwrap();
+    broker.stop();
+    broker.restart("127.0.0.1:0");
+    let addr = broker.listeners["SASL_SSL"].clone();
+    let alice = |password: &str| {
+        sasl(
+            &addr,
+            &setup,
+            "sasl_ssl",
+            "SCRAM-SHA-256",
+            "alice",
+            password,
+        )
+    };
+    assert!(
+        reaches(&alice("alice-secret")),
+        "the first password still works"
+    );
+    assert!(!reaches(&alice("changed")), "the file is not read again");
+    assert_eq!(view(&broker.admin_addr).0, 200);
+}

@@ -21,6 +21,7 @@ const QUORUM: QuorumConfig = QuorumConfig {
     broker_lease: Duration::from_secs(9),
     leader_rebalance: None,
     leader_imbalance_percent: 10,
+    bootstrap_records: Vec::new(),
 };
 
 async fn start(id: u64, dir: &Path, addr: &str) -> Controller {

@@ -12,6 +12,31 @@ use strata_controller::record;
 
 use super::admin::ClusterAdmin;
 
+/// The records that give a new cluster the users of `bootstrap.scram.users.file`: both
+/// mechanisms, a random salt each, 4096 iterations (what `strata user create` does).
+pub fn bootstrap_records(users: &crate::config::BootstrapUsers) -> Vec<record::MetadataRecord> {
+    let mut out = Vec::new();
+    for (user, password) in &users.0 {
+        for mechanism in [ScramMechanism::Sha256, ScramMechanism::Sha512] {
+            let salt = strata_api::security::scram::random_bytes(16);
+            let iterations = strata_api::security::scram::MIN_ITERATIONS;
+            let salted = mechanism.salted_password(password.as_bytes(), &salt, iterations as u32);
+            let c = mechanism.credential(salt, &salted, iterations);
+            out.push(record::MetadataRecord::SetScramCredential {
+                user: user.clone(),
+                mechanism: mechanism.name().to_owned(),
+                credential: Some(record::ScramCredential {
+                    salt: c.salt,
+                    stored_key: c.stored_key,
+                    server_key: c.server_key,
+                    iterations: c.iterations,
+                }),
+            });
+        }
+    }
+    out
+}
+
 impl ClusterAdmin {
     /// Applies credential changes; per change, why it was refused, if it was.
     pub(crate) async fn alter_scram(

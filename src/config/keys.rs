@@ -152,6 +152,13 @@ pub const BROKER_KEYS: &[(&str, &str, &str)] = &[
          admin API's too)",
     ),
     (
+        "bootstrap.scram.users.file",
+        "",
+        "SCRAM users a new cluster starts with (SCRAM-SHA-256 and -512, 4096 iterations), one \
+         name:password per line; written with the cluster's first metadata (as kafka-storage \
+         format --add-scram), later changes through strata user",
+    ),
+    (
         "admin.api.authentication",
         "none",
         "who may call the admin HTTP API and console: none, basic (a user's SCRAM password, or a \

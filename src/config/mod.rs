@@ -20,7 +20,7 @@ use crate::log::config::TOPIC_CONFIGS;
 pub use keys::BROKER_KEYS;
 pub use listeners::parse_voters;
 use listeners::{parse_listeners, parse_roles};
-pub use security::{AdminApi, InterBrokerClient, KafkaListener, is_sensitive};
+pub use security::{AdminApi, BootstrapUsers, InterBrokerClient, KafkaListener, is_sensitive};
 pub use source::{Origin, Override, Setting};
 
 /// A configuration problem, with the key or file it concerns and where it was given.
@@ -209,6 +209,8 @@ pub struct BrokerConfig {
     pub inter_broker_client: InterBrokerClient,
     /// The admin HTTP API's https, authentication and roles.
     pub admin_api: security::AdminApi,
+    /// SCRAM users a new cluster starts with (`bootstrap.scram.users.file`).
+    pub bootstrap_users: BootstrapUsers,
     /// `authorizer.class.name`, `super.users` and `allow.everyone.if.no.acl.found`: `None`
     /// when no authorizer is configured (everything is allowed).
     pub authorizer: Option<strata_api::security::acl::AuthorizerConfig>,
@@ -440,6 +442,7 @@ impl BrokerConfig {
             advertised,
             authorizer: security::authorizer(&settings)?,
             admin_api: security::admin_api(&settings, Some(&inter_broker_client))?,
+            bootstrap_users: security::bootstrap_users(&settings)?,
             inter_broker_client,
             controller_tls: security::controller_tls(&settings)?,
             tls_handshake_timeout: settings
@@ -666,6 +669,29 @@ mod tests {
             let e = load(pairs).unwrap_err().to_string();
             assert!(e.contains(wanted), "{pairs:?}: {e}");
         }
+    }
+
+    #[test]
+    fn bootstrap_users_are_read_and_never_printed() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("users");
+        std::fs::write(&file, "# users\nbroker:s3cret:with:colons\n\nalice:pw\n").unwrap();
+        let load = || {
+            BrokerConfig::load(
+                None,
+                &[Override::set(
+                    "bootstrap.scram.users.file",
+                    file.to_str().unwrap(),
+                )],
+            )
+        };
+        let users = load().unwrap().bootstrap_users;
+        assert_eq!(users.0[0], ("broker".into(), "s3cret:with:colons".into()));
+        assert_eq!(users.0.len(), 2);
+        assert!(!format!("{users:?}").contains("s3cret"));
+        std::fs::write(&file, "broker:pw\nnopassword\n").unwrap();
+        let e = load().unwrap_err().to_string();
+        assert!(e.contains("line 2: expected name:password"), "{e}");
     }
 
     #[test]

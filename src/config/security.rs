@@ -470,6 +470,48 @@ pub(super) fn controller_tls(
     }
 }
 
+/// The SCRAM users of `bootstrap.scram.users.file`, written with a new cluster's first
+/// metadata: name and password. Passwords are never printed.
+#[derive(Clone, Default)]
+pub struct BootstrapUsers(pub Vec<(String, String)>);
+
+impl std::fmt::Debug for BootstrapUsers {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list()
+            .entries(self.0.iter().map(|(name, _)| name))
+            .finish()
+    }
+}
+
+/// Reads `bootstrap.scram.users.file`: `name:password` lines, `#` comments.
+pub(super) fn bootstrap_users(settings: &Settings<'_>) -> Result<BootstrapUsers, ConfigError> {
+    let key = "bootstrap.scram.users.file";
+    let path = settings.get(key);
+    if path.trim().is_empty() {
+        return Ok(BootstrapUsers::default());
+    }
+    let text = std::fs::read_to_string(path.trim())
+        .map_err(|e| settings.invalid(key, format!("cannot read {}: {e}", path.trim())))?;
+    let mut users = Vec::new();
+    for (n, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        match line.split_once(':') {
+            Some((name, password)) if !name.trim().is_empty() && !password.is_empty() => {
+                users.push((name.trim().to_owned(), password.to_owned()));
+            }
+            _ => {
+                return Err(
+                    settings.invalid(key, format!("line {}: expected name:password", n + 1))
+                );
+            }
+        }
+    }
+    Ok(BootstrapUsers(users))
+}
+
 /// The admin HTTP API's security: https (ADMIN:SSL), who may call it, and how this node calls
 /// the other nodes' admin APIs.
 #[derive(Debug, Clone, Default)]

@@ -252,7 +252,7 @@ pub async fn active_duties(
     raft: Raft<TypeConfig>,
     state: StateMachine,
     active: ActiveState,
-    rebalance: Option<(Duration, u32)>,
+    (rebalance, bootstrap): (Option<(Duration, u32)>, Vec<MetadataRecord>),
 ) {
     let leases = &active.leases;
     let mut active_since: Option<Instant> = None;
@@ -277,9 +277,11 @@ pub async fn active_duties(
                 .unwrap_or_else(new_cluster_id);
             match commit(
                 &raft,
-                vec![MetadataRecord::InitCluster {
+                std::iter::once(MetadataRecord::InitCluster {
                     cluster_id: cluster_id.clone(),
-                }],
+                })
+                .chain(bootstrap.iter().cloned())
+                .collect(),
             )
             .await
             {

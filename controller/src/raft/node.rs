@@ -18,7 +18,7 @@ use super::{ApplyResult, LogStore, NodeId, RecordBatch, StateMachine, TypeConfig
 use crate::record::MetadataRecord;
 
 /// Raft timing and snapshot settings.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct QuorumConfig {
     /// How often the leader heartbeats.
     pub heartbeat: Duration,
@@ -39,6 +39,9 @@ pub struct QuorumConfig {
     /// A broker's leadership is rebalanced when more than this percentage of the partitions
     /// it prefers are led elsewhere (`leader.imbalance.per.broker.percentage`).
     pub leader_imbalance_percent: u32,
+    /// Records the first active controller of a new cluster writes with its cluster id
+    /// (SCRAM users of `bootstrap.scram.users.file`, as Kafka's `--add-scram` at format).
+    pub bootstrap_records: Vec<crate::record::MetadataRecord>,
 }
 
 impl Default for QuorumConfig {
@@ -52,6 +55,7 @@ impl Default for QuorumConfig {
             broker_lease: Duration::from_secs(9),
             leader_rebalance: Some(Duration::from_secs(300)),
             leader_imbalance_percent: 10,
+            bootstrap_records: Vec::new(),
         }
     }
 }
@@ -154,7 +158,7 @@ impl Controller {
             raft.clone(),
             state.clone(),
             active.clone(),
-            rebalance,
+            (rebalance, quorum.bootstrap_records),
         ));
         Ok(Self {
             id,
