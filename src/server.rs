@@ -55,9 +55,10 @@ pub async fn run(
 ) -> anyhow::Result<()> {
     // Controller connections, served and made, are mutual TLS when CONTROLLER is SSL.
     if let Some((tls, keystore, truststore)) = &config.controller_tls {
-        let server = strata_api::security::TlsContext::load("CONTROLLER", tls.clone())
-            .map_err(|e| anyhow::anyhow!("the CONTROLLER listener: {e}"))?
-            .server_config();
+        let context = Arc::new(
+            strata_api::security::TlsContext::load("CONTROLLER", tls.clone())
+                .map_err(|e| anyhow::anyhow!("the CONTROLLER listener: {e}"))?,
+        );
         let props = std::collections::BTreeMap::from([
             ("security.protocol".to_owned(), "SSL".to_owned()),
             (
@@ -69,14 +70,40 @@ pub async fn run(
                 keystore.display().to_string(),
             ),
         ]);
-        let client = crate::kafka_client::ClientSecurity::from_properties(&props)
-            .context("the CONTROLLER listener's client side")?
-            .tls
-            .context("TLS client settings")?;
-        strata_controller::raft::tls::set(strata_controller::raft::tls::ControllerTls {
-            server,
-            client,
-        });
+        let controller_tls = move |context: &strata_api::security::TlsContext| {
+            let client = crate::kafka_client::ClientSecurity::from_properties(&props)
+                .context("the CONTROLLER listener's client side")?
+                .tls
+                .context("TLS client settings")?;
+            anyhow::Ok(strata_controller::raft::tls::ControllerTls {
+                server: context.server_config(),
+                client,
+            })
+        };
+        strata_controller::raft::tls::set(controller_tls(&context)?);
+        // Renewed certificates are taken up without a restart, as on the Kafka listeners.
+        let (every, mut stop) = (tls.reload_interval, shutdown.clone());
+        if !every.is_zero() {
+            tokio::spawn(async move {
+                loop {
+                    tokio::select! {
+                        _ = tokio::time::sleep(every) => {}
+                        _ = stop.wait_for(|s| *s) => return,
+                    }
+                    let renewed = context
+                        .reload_if_changed()
+                        .map_err(|e| anyhow::anyhow!(e))
+                        .and_then(|changed| changed.then(|| controller_tls(&context)).transpose());
+                    match renewed {
+                        Ok(Some(tls)) => strata_controller::raft::tls::set(tls),
+                        Ok(None) => {}
+                        Err(e) => tracing::error!(
+                            "CONTROLLER TLS certificates not reloaded, keeping the previous ones: {e:#}"
+                        ),
+                    }
+                }
+            });
+        }
     }
     // Every connection this process makes to a broker of its cluster (replica fetches, the
     // admin API's fan-out) goes through the inter-broker listener, secured as it is.

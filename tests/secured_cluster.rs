@@ -50,6 +50,7 @@ async fn brokers_replicate_over_sasl_ssl_and_clients_cannot_pose_as_replicas() {
         "default.replication.factor=3".into(),
         "min.insync.replicas=3".into(),
         "offsets.topic.replication.factor=3".into(),
+        "ssl.certificate.reload.interval.ms=200".into(),
     ];
     // The cluster helper's listeners, with INTERNAL in place of PLAINTEXT.
     let (controllers, voters) = common::cluster::voters(3);
@@ -229,6 +230,57 @@ async fn brokers_replicate_over_sasl_ssl_and_clients_cannot_pose_as_replicas() {
     );
     let me = admin_get(&nodes[1].admin_addr, &ca.pem, "/v1/whoami", &alice).await;
     assert_eq!(me["role"], "viewer", "{me}");
+
+    // A renewed certificate, written over the nodes' keystore, is served on the controller
+    // listener without a restart, and the cluster goes on committing with it.
+    let renewed = ca.issue(&Request {
+        name: "broker",
+        subject: &[("CN", "localhost")],
+        server: true,
+        days: 60,
+        serial: 2,
+    });
+    let wanted = certs::der(&renewed.certificate);
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        let served = certs::connect(&controllers[0], &ca.pem, Some(&renewed))
+            .await
+            .ok()
+            .and_then(|tls| Some(tls.get_ref().1.peer_certificates()?[0].to_vec()));
+        if served.as_ref() == Some(&wanted) {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the renewed controller certificate was not served"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    for n in 200..250 {
+        let value = n.to_string();
+        producer
+            .send(BaseRecord::<(), str>::to("payments").payload(&value))
+            .map_err(|(e, _)| e)
+            .unwrap();
+    }
+    producer.flush(Duration::from_secs(60)).unwrap();
+    let created = Command::new(env!("CARGO_BIN_EXE_strata"))
+        .args([
+            "topic",
+            "create",
+            "after-renewal",
+            "--bootstrap",
+            &bootstrap,
+        ])
+        .arg("--command-config")
+        .arg(&admin_config)
+        .output()
+        .unwrap();
+    assert!(
+        created.status.success(),
+        "the controllers commit after the renewal: {}",
+        String::from_utf8_lossy(&created.stderr)
+    );
 
     let log = nodes.iter().map(|n| n.log()).collect::<String>();
     assert!(log.contains("controller connection refused"), "{log}");

@@ -3,7 +3,7 @@
 //! from a connection before its handshake has proven that.
 
 use std::io;
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -26,16 +26,21 @@ pub struct ControllerTls {
     pub client: Arc<rustls::ClientConfig>,
 }
 
-static TLS: OnceLock<ControllerTls> = OnceLock::new();
+static TLS: RwLock<Option<ControllerTls>> = RwLock::new(None);
 
-/// Makes controller connections TLS, once, at startup (plaintext when never called).
+/// Makes controller connections TLS (plaintext when never called); called again with renewed
+/// certificates, new connections use them and open ones keep theirs.
 pub fn set(tls: ControllerTls) {
-    let _ = TLS.set(tls);
+    *TLS.write().unwrap_or_else(|p| p.into_inner()) = Some(tls);
+}
+
+fn current() -> Option<ControllerTls> {
+    TLS.read().unwrap_or_else(|p| p.into_inner()).clone()
 }
 
 /// The server side of an accepted connection: the TLS handshake, when TLS is on.
 pub(crate) async fn accept(tcp: TcpStream) -> io::Result<Box<dyn Stream>> {
-    let Some(tls) = TLS.get() else {
+    let Some(tls) = current() else {
         return Ok(Box::new(tcp));
     };
     let acceptor = tokio_rustls::TlsAcceptor::from(Arc::clone(&tls.server));
@@ -47,7 +52,7 @@ pub(crate) async fn accept(tcp: TcpStream) -> io::Result<Box<dyn Stream>> {
 
 /// The client side of a connection to `addr`: the TLS handshake, when TLS is on.
 pub(crate) async fn connect(tcp: TcpStream, addr: &str) -> io::Result<Box<dyn Stream>> {
-    let Some(tls) = TLS.get() else {
+    let Some(tls) = current() else {
         return Ok(Box::new(tcp));
     };
     let host = addr
