@@ -240,3 +240,86 @@ fn java_admin_client_manages_acls() {
         broker.log()
     );
 }
+
+/// The whole check over SSL without a client certificate, and over SASL_SSL with PLAIN and
+/// with SCRAM-SHA-256: the Java client's other security settings, on one broker.
+#[test]
+fn java_client_over_ssl_without_client_auth_and_sasl_plain_and_scram_sha_256() {
+    let classpath = client_classpath("4.1.0");
+    let dir = tempfile::tempdir().unwrap();
+    let ca = Ca::new(dir.path(), "ca");
+    let server = ca.issue(&Request {
+        name: "server",
+        subject: &[("CN", "localhost")],
+        server: true,
+        days: 30,
+        serial: 1,
+    });
+    let users = dir.path().join("plain-users");
+    std::fs::write(&users, "plain-java:plain-secret\n").unwrap();
+    let broker = BrokerProcess::start(
+        &dir.path().join("data"),
+        &[
+            "listeners=PLAINTEXT://127.0.0.1:0,SSL://127.0.0.1:0,SASL_SSL://127.0.0.1:0",
+            "sasl.enabled.mechanisms=PLAIN,SCRAM-SHA-256",
+            &format!("sasl.plain.users.file={}", users.display()),
+            &format!("ssl.keystore.location={}", server.keystore.display()),
+        ],
+    );
+    let made = common::strata_tool(
+        &broker.addr,
+        &[
+            "user",
+            "create",
+            "scram-java",
+            "--mechanism",
+            "SCRAM-SHA-256",
+        ],
+        "scram-secret",
+    );
+    assert!(made.status.success(), "{made:?}");
+    let trust = format!(
+        "ssl.truststore.type=PEM\nssl.truststore.location={}\n",
+        ca.pem.display()
+    );
+    let jaas = |module: &str, user: &str, password: &str| {
+        format!(
+            "sasl.jaas.config=org.apache.kafka.common.security.{module} required username=\"{user}\" password=\"{password}\";\n"
+        )
+    };
+    let runs = [
+        (
+            "SSL",
+            "java-ssl-server-auth",
+            "security.protocol=SSL\n".to_owned(),
+        ),
+        (
+            "SASL_SSL",
+            "java-plain-check",
+            "security.protocol=SASL_SSL\nsasl.mechanism=PLAIN\n".to_owned()
+                + &jaas("plain.PlainLoginModule", "plain-java", "plain-secret"),
+        ),
+        (
+            "SASL_SSL",
+            "java-scram256-check",
+            "security.protocol=SASL_SSL\nsasl.mechanism=SCRAM-SHA-256\n".to_owned()
+                + &jaas("scram.ScramLoginModule", "scram-java", "scram-secret"),
+        ),
+    ];
+    for (listener, name, settings) in runs {
+        let properties = dir.path().join(format!("{name}.properties"));
+        std::fs::write(&properties, settings + &trust).unwrap();
+        let output = run(Command::new("java")
+            .arg("-cp")
+            .arg(&classpath)
+            .arg("StrataClientCheck")
+            .arg(&broker.listeners[listener])
+            .arg(name)
+            .arg(&properties));
+        assert!(
+            output.contains("OK 3000 records"),
+            "{name}: {output}\nbroker log:\n{}",
+            broker.log()
+        );
+    }
+}
