@@ -147,13 +147,23 @@ pub async fn run(
     };
     let controller = if let Some(listener) = controller_listener {
         let bound = listener.local_addr()?;
+        // The first users of a new cluster: read only by a controller with no metadata yet,
+        // so that the file of passwords can be removed once the cluster has formed.
+        let metadata = config.data_dir.join(CONTROLLER_DIR);
+        let bootstrap_records = match &config.bootstrap_users_file {
+            Some(path) if !metadata.exists() => crate::cluster::scram::bootstrap_records(
+                &crate::config::BootstrapUsers::load(path)
+                    .map_err(|e| anyhow::anyhow!("bootstrap.scram.users.file: {e}"))?,
+            ),
+            _ => Vec::new(),
+        };
         let quorum = QuorumConfig {
             snapshot_every: config.snapshot_every,
             snapshot_bytes: config.snapshot_bytes,
             broker_lease: config.session_timeout,
             leader_rebalance: config.leader_rebalance,
             leader_imbalance_percent: config.leader_imbalance_percent,
-            bootstrap_records: crate::cluster::scram::bootstrap_records(&config.bootstrap_users),
+            bootstrap_records,
             ..QuorumConfig::default()
         };
         let controller = start_controller(

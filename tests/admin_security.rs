@@ -3,8 +3,9 @@
 //! with a challenge to a caller without credentials or with wrong ones (after the failure
 //! delay, the same for an unknown user as for a wrong password); users log in with their SCRAM
 //! password (a changed password takes effect at once), tokens with their role; viewers read
-//! and get 403 for any change, admins change; plain http on the https port gets no answer; and
-//! the `strata` tools reach it with `--admin-ca` and a token.
+//! and get 403 for any change, admins change; paths that only look open are not; a change sent
+//! from another site's page (Origin, Sec-Fetch-Site) is refused; plain http on the https port
+//! gets no answer; and the `strata` tools reach it with `--admin-ca` and a token.
 
 mod common;
 
@@ -119,6 +120,8 @@ async fn the_admin_api_is_https_with_users_tokens_and_roles() {
             "admin.api.authentication=basic,token",
             &format!("admin.api.tokens.file={}", tokens.display()),
             "super.users=User:root",
+            // The Kafka listeners' client authentication does not reach the admin listener.
+            "ssl.client.auth=required",
         ],
     );
     // No authorizer on the Kafka listener: the tool may make users.
@@ -181,6 +184,17 @@ async fn the_admin_api_is_https_with_users_tokens_and_roles() {
         "{}",
         console.headers
     );
+    // Paths that only look like open ones are not.
+    for path in [
+        "//v1/topics",
+        "/v1/health/../v1/topics",
+        "/v1/health/",
+        "/v1/%68ealth",
+    ] {
+        let answer = https(admin, ca, "GET", path, &[], "").await;
+        assert_eq!(answer.status, 401, "{path}: {}", answer.body);
+    }
+    assert_eq!(call("HEAD", "/v1/topics", None, "").await.status, 401);
     let me = call("GET", "/v1/whoami", None, "").await.json();
     assert_eq!(me["authenticated"], false, "{me}");
     assert_eq!(me["methods"], serde_json::json!(["basic", "token"]));
@@ -233,6 +247,27 @@ async fn the_admin_api_is_https_with_users_tokens_and_roles() {
         call("GET", "/v1/topics/orders", alice(), "").await.status,
         200
     );
+    assert_eq!(call("HEAD", "/v1/topics", alice(), "").await.status, 200);
+
+    // A change sent by another site's page is refused, whoever's password the browser sends.
+    let root_auth = basic("root", "root-secret");
+    let body = r#"{"name":"from-elsewhere","partitions":1}"#;
+    for (name, value) in [
+        ("Origin", "https://evil.example"),
+        ("Sec-Fetch-Site", "cross-site"),
+    ] {
+        let headers = [("Authorization", root_auth.as_str()), (name, value)];
+        let refused = https(admin, ca, "POST", "/v1/topics", &headers, body).await;
+        assert_eq!(refused.status, 403, "{name}: {}", refused.body);
+        assert!(refused.body.contains("another site"), "{}", refused.body);
+    }
+    let own = format!("https://{admin}");
+    let headers = [
+        ("Authorization", root_auth.as_str()),
+        ("Origin", own.as_str()),
+    ];
+    let same = https(admin, ca, "POST", "/v1/topics", &headers, body).await;
+    assert!(same.status == 200 || same.status == 201, "{}", same.body);
 
     // Wrong password and unknown user: the same answer, after the failure delay (100 ms).
     let mut refusals = Vec::new();

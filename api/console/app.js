@@ -361,6 +361,15 @@ async function show() {
   try {
     me = await api("/v1/whoami");
   } catch (e) {
+    if (!(e instanceof Unauthenticated)) {
+      // The node is away, not the credentials wrong: keep them and try again.
+      if (mine !== generation) return;
+      live.textContent = "not updating";
+      live.classList.add("stale");
+      if (!main.querySelector(".error")) main.prepend(h("div", { class: "error" }, `Cannot reach the admin API: ${e.message}`));
+      timer = setTimeout(show, REFRESH_MS);
+      return;
+    }
     sessionStorage.removeItem(AUTH_KEY);
     me = await api("/v1/whoami").catch(() => null);
     if (mine === generation) loginForm(me || { methods: ["basic", "token"] }, e.message);

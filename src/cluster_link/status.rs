@@ -339,7 +339,11 @@ impl LinkAdmin for StrataBroker {
         security: Option<std::collections::BTreeMap<String, String>>,
     ) -> Result<LinkSummary, AdminError> {
         self.known_link(&name)?;
-        let kept = self.image().links[&name].config.source_security.0.clone();
+        let kept = (self.image().links.get(&name))
+            .map(|l| l.config.source_security.0.clone())
+            .ok_or_else(|| {
+                AdminError::not_found(format!("cluster link '{name}' does not exist"))
+            })?;
         let reached = source::Source::new(&source, security.as_ref().unwrap_or(&kept))
             .map_err(|e| AdminError::bad_request(format!("{e:#}")))?;
         reached.metadata().await.map_err(|e| {
@@ -376,7 +380,10 @@ impl LinkAdmin for StrataBroker {
         self.known_link(&link)?;
         let (reached, prefix, filter) = {
             let image = self.image();
-            let l = &image.links[&link];
+            // Deleted since `known_link` looked: as if it had never been.
+            let l = image.links.get(&link).ok_or_else(|| {
+                AdminError::not_found(format!("cluster link '{link}' does not exist"))
+            })?;
             (
                 source::Source::of(&l.config),
                 l.config.prefix.clone(),

@@ -209,8 +209,9 @@ pub struct BrokerConfig {
     pub inter_broker_client: InterBrokerClient,
     /// The admin HTTP API's https, authentication and roles.
     pub admin_api: security::AdminApi,
-    /// SCRAM users a new cluster starts with (`bootstrap.scram.users.file`).
-    pub bootstrap_users: BootstrapUsers,
+    /// SCRAM users a new cluster starts with (`bootstrap.scram.users.file`): read only when
+    /// this node's controller starts with no metadata, so the file may go once it has.
+    pub bootstrap_users_file: Option<PathBuf>,
     /// `authorizer.class.name`, `super.users` and `allow.everyone.if.no.acl.found`: `None`
     /// when no authorizer is configured (everything is allowed).
     pub authorizer: Option<strata_api::security::acl::AuthorizerConfig>,
@@ -442,7 +443,9 @@ impl BrokerConfig {
             advertised,
             authorizer: security::authorizer(&settings)?,
             admin_api: security::admin_api(&settings, Some(&inter_broker_client))?,
-            bootstrap_users: security::bootstrap_users(&settings)?,
+            bootstrap_users_file: Some(get("bootstrap.scram.users.file"))
+                .filter(|p| !p.trim().is_empty())
+                .map(|p| PathBuf::from(p.trim())),
             inter_broker_client,
             controller_tls: security::controller_tls(&settings)?,
             tls_handshake_timeout: settings
@@ -676,22 +679,13 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("users");
         std::fs::write(&file, "# users\nbroker:s3cret:with:colons\n\nalice:pw\n").unwrap();
-        let load = || {
-            BrokerConfig::load(
-                None,
-                &[Override::set(
-                    "bootstrap.scram.users.file",
-                    file.to_str().unwrap(),
-                )],
-            )
-        };
-        let users = load().unwrap().bootstrap_users;
+        let users = BootstrapUsers::load(&file).unwrap();
         assert_eq!(users.0[0], ("broker".into(), "s3cret:with:colons".into()));
         assert_eq!(users.0.len(), 2);
         assert!(!format!("{users:?}").contains("s3cret"));
         std::fs::write(&file, "broker:pw\nnopassword\n").unwrap();
-        let e = load().unwrap_err().to_string();
-        assert!(e.contains("line 2: expected name:password"), "{e}");
+        let e = BootstrapUsers::load(&file).unwrap_err();
+        assert!(e.ends_with("line 2: expected name:password"), "{e}");
     }
 
     #[test]

@@ -483,38 +483,37 @@ impl std::fmt::Debug for BootstrapUsers {
     }
 }
 
-/// Reads `bootstrap.scram.users.file`: `name:password` lines, `#` comments.
-pub(super) fn bootstrap_users(settings: &Settings<'_>) -> Result<BootstrapUsers, ConfigError> {
-    let key = "bootstrap.scram.users.file";
-    let path = settings.get(key);
-    if path.trim().is_empty() {
-        return Ok(BootstrapUsers::default());
-    }
-    let text = std::fs::read_to_string(path.trim())
-        .map_err(|e| settings.invalid(key, format!("cannot read {}: {e}", path.trim())))?;
-    let mut users = Vec::new();
-    for (n, line) in text.lines().enumerate() {
-        let line = line.trim();
-        if line.is_empty() || line.starts_with('#') {
-            continue;
-        }
-        match line.split_once(':') {
-            Some((name, password)) if !name.trim().is_empty() && !password.is_empty() => {
-                users.push((name.trim().to_owned(), password.to_owned()));
+impl BootstrapUsers {
+    /// Reads a users file: `name:password` lines, `#` comments; the error names the line.
+    pub fn load(path: &std::path::Path) -> Result<Self, String> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        let mut users = Vec::new();
+        for (n, line) in text.lines().enumerate() {
+            let line = line.trim();
+            if line.is_empty() || line.starts_with('#') {
+                continue;
             }
-            _ => {
-                return Err(
-                    settings.invalid(key, format!("line {}: expected name:password", n + 1))
-                );
+            match line.split_once(':') {
+                Some((name, password)) if !name.trim().is_empty() && !password.is_empty() => {
+                    users.push((name.trim().to_owned(), password.to_owned()));
+                }
+                _ => {
+                    return Err(format!(
+                        "{}: line {}: expected name:password",
+                        path.display(),
+                        n + 1
+                    ));
+                }
             }
         }
+        Ok(Self(users))
     }
-    Ok(BootstrapUsers(users))
 }
 
 /// The admin HTTP API's security: https (ADMIN:SSL), who may call it, and how this node calls
 /// the other nodes' admin APIs.
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 pub struct AdminApi {
     /// The listener's TLS, when ADMIN is SSL.
     pub tls: Option<TlsSettings>,
@@ -525,6 +524,17 @@ pub struct AdminApi {
     /// The user and password this node calls the other nodes' admin APIs as (Basic), from
     /// the inter-broker listener's SASL credentials.
     pub peer_login: Option<(String, String)>,
+}
+
+impl std::fmt::Debug for AdminApi {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AdminApi")
+            .field("tls", &self.tls)
+            .field("auth", &self.auth)
+            .field("peer_ca", &self.peer_ca)
+            .field("peer_user", &self.peer_login.as_ref().map(|(user, _)| user))
+            .finish()
+    }
 }
 
 /// `admin.api.*` and the ADMIN listener's protocol.
@@ -538,7 +548,16 @@ pub(super) fn admin_api(
         parse_protocol_map(&settings.get(map_key)).map_err(|e| settings.invalid(map_key, e))?;
     let tls = match map.get(super::listeners::ADMIN_NAME) {
         None | Some(SecurityProtocol::Plaintext) => None,
-        Some(SecurityProtocol::Ssl) => Some(tls_settings(settings, super::listeners::ADMIN_NAME)?),
+        Some(SecurityProtocol::Ssl) => {
+            let mut tls = tls_settings(settings, super::listeners::ADMIN_NAME)?;
+            // Browsers and curl present no certificate: the Kafka listeners' ssl.client.auth
+            // applies here only when set for this listener.
+            let (_, key) = value(settings, super::listeners::ADMIN_NAME, "ssl.client.auth");
+            if key == "ssl.client.auth" {
+                tls.client_auth = ClientAuth::None;
+            }
+            Some(tls)
+        }
         Some(other) => {
             return Err(settings.invalid(
                 map_key,

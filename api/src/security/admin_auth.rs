@@ -30,6 +30,8 @@ const BASIC_CACHE_MAX: usize = 4096;
 /// Password checks (PBKDF2) run at once at most: a flood of wrong passwords waits its turn
 /// instead of taking every core.
 const CONCURRENT_CHECKS: usize = 2;
+/// Longest a request waits for a password check; beyond, it is answered 503.
+const CHECK_QUEUE_WAIT: Duration = Duration::from_secs(5);
 /// Paths anyone may read: probes and the console's files (the console logs in itself).
 const OPEN_PATHS: &[&str] = &[
     "/v1/health",
@@ -204,7 +206,7 @@ pub struct AdminAuth {
     /// SHA-256(user, password) → the StoredKey it verified against, and when. A changed
     /// credential no longer matches, so a new password takes effect at once.
     verified: Mutex<Verified>,
-    checks: tokio::sync::Semaphore,
+    checks: Arc<tokio::sync::Semaphore>,
 }
 
 impl std::fmt::Debug for AdminAuth {
@@ -230,6 +232,8 @@ enum Refusal {
     Missing,
     /// They are wrong, or of a method not enabled.
     Invalid(&'static str),
+    /// Too many password checks are waiting.
+    Busy,
 }
 
 impl AdminAuth {
@@ -245,7 +249,7 @@ impl AdminAuth {
             credentials,
             plain,
             verified: Mutex::new(HashMap::new()),
-            checks: tokio::sync::Semaphore::new(CONCURRENT_CHECKS),
+            checks: Arc::new(tokio::sync::Semaphore::new(CONCURRENT_CHECKS)),
         }
     }
 
@@ -299,7 +303,7 @@ impl AdminAuth {
         let (user, password) = decoded
             .split_once(':')
             .ok_or(Refusal::Invalid("the Basic credentials lack a colon"))?;
-        match self.check_password(user, password).await {
+        match self.check_password(user, password).await? {
             true => {
                 let principal = format!("User:{user}");
                 Ok(Identity {
@@ -313,13 +317,9 @@ impl AdminAuth {
 
     /// Whether `password` is `user`'s: a PLAIN user's, else against the SCRAM credential
     /// (SCRAM-SHA-512 first).
-    async fn check_password(&self, user: &str, password: &str) -> bool {
-        if self
-            .plain
-            .iter()
-            .any(|p| p.verify(user, password.as_bytes()))
-        {
-            return true;
+    async fn check_password(&self, user: &str, password: &str) -> Result<bool, Refusal> {
+        if (self.plain.iter()).any(|p| p.verify(user, password.as_bytes())) {
+            return Ok(true);
         }
         let found = [ScramMechanism::Sha512, ScramMechanism::Sha256]
             .into_iter()
@@ -336,19 +336,23 @@ impl AdminAuth {
                 && *stored == credential.stored_key
                 && at.elapsed() < BASIC_CACHE_TTL
             {
-                return true;
+                return Ok(true);
             }
         }
         let (mechanism, credential) = match found {
             Some((m, c)) => (m, Some(c)),
             None => (ScramMechanism::Sha512, None),
         };
-        let Ok(_permit) = self.checks.acquire().await else {
-            return false;
+        // The permit goes with the check: a caller that hangs up does not free it early.
+        let waited =
+            tokio::time::timeout(CHECK_QUEUE_WAIT, Arc::clone(&self.checks).acquire_owned()).await;
+        let Ok(Ok(permit)) = waited else {
+            return Err(Refusal::Busy);
         };
         let (user, password) = (user.to_owned(), password.to_owned());
         let checked = credential.clone();
         let ok = tokio::task::spawn_blocking(move || {
+            let _permit = permit;
             scram::verify_password(mechanism, &user, checked.as_ref(), password.as_bytes())
         })
         .await
@@ -360,7 +364,7 @@ impl AdminAuth {
             }
             cache.insert(key, (credential.stored_key, Instant::now()));
         }
-        ok
+        Ok(ok)
     }
 
     /// The challenges of a 401. Browsers prompt on a Basic challenge, so the console's own
@@ -383,6 +387,31 @@ impl AdminAuth {
     }
 }
 
+/// A 403 for a change a browser makes on behalf of another site (CSRF): its `Origin` names
+/// another host, or `Sec-Fetch-Site` says so. A browser that remembers a Basic password (or an
+/// open API on a private network) would otherwise take a form posted from any page. Tools
+/// send neither header.
+fn cross_site(method: &Method, headers: &HeaderMap) -> Option<Response> {
+    if matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS) {
+        return None;
+    }
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    let from_elsewhere = matches!(header("sec-fetch-site"), Some("cross-site" | "same-site"));
+    let origin_elsewhere = match (header("origin"), header("host")) {
+        (Some(origin), Some(host)) => {
+            origin.split_once("://").map(|(_, authority)| authority) != Some(host)
+        }
+        (Some(_), None) => true,
+        _ => false,
+    };
+    (from_elsewhere || origin_elsewhere).then(|| {
+        error(
+            StatusCode::FORBIDDEN,
+            "a change requested from another site's page is refused (Origin or Sec-Fetch-Site)",
+        )
+    })
+}
+
 fn error(status: StatusCode, message: &str) -> Response {
     (
         status,
@@ -400,6 +429,9 @@ pub async fn authenticate(
     mut request: Request,
     next: Next,
 ) -> Response {
+    if let Some(refused) = cross_site(request.method(), request.headers()) {
+        return refused;
+    }
     let methods = auth.settings.methods();
     if !auth.settings.enabled() {
         request.extensions_mut().insert(Whoami {
@@ -413,14 +445,24 @@ pub async fn authenticate(
     let path = request.uri().path();
     let open = OPEN_PATHS.contains(&path);
     let whoami = path == WHOAMI;
-    let identity = match auth.identify(request.headers()).await {
+    // Open paths need no credentials, so none are checked (a probe with a stale token is
+    // answered, and costs no password check).
+    let identified = match open {
+        true => Err(Refusal::Missing),
+        false => auth.identify(request.headers()).await,
+    };
+    let identity = match identified {
         Ok(identity) => Some(identity),
         Err(Refusal::Missing) if open || whoami => None,
-        // A probe with a stale token still gets its answer: open paths need none.
-        Err(Refusal::Invalid(_)) if open => None,
+        Err(Refusal::Busy) => {
+            return error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "too many password checks are waiting; try again",
+            );
+        }
         Err(refusal) => {
             let message = match refusal {
-                Refusal::Missing => "authentication required",
+                Refusal::Missing | Refusal::Busy => "authentication required",
                 Refusal::Invalid(why) => {
                     crate::metrics::KAFKA.admin_auth_failed();
                     tokio::time::sleep(auth.settings.failure_delay).await;
