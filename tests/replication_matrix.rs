@@ -24,6 +24,8 @@ use rdkafka::{Offset, TopicPartitionList};
 const TOPIC: &str = "matrix";
 /// The first errors the producer saw, for a failure report.
 static ERRORS: Mutex<Vec<String>> = Mutex::new(Vec::new());
+/// The first errors the consumer saw (with the offset it had reached), for a failure report.
+static CONSUMER_ERRORS: Mutex<Vec<String>> = Mutex::new(Vec::new());
 /// Bounces of each (shutdown kind, role) pair.
 const BOUNCES: usize = 5;
 
@@ -165,7 +167,13 @@ fn bounces_of_leaders_followers_and_controllers_lose_and_repeat_nothing() {
                         consumed.lock().unwrap().push((m.offset(), value));
                         idle_after_stop = 0;
                     }
-                    Some(Err(_)) => {}
+                    Some(Err(e)) => {
+                        let reached = consumed.lock().unwrap().last().copied();
+                        let mut errors = CONSUMER_ERRORS.lock().unwrap();
+                        if errors.len() < 20 {
+                            errors.push(format!("after {reached:?}: {e}"));
+                        }
+                    }
                     None if stop.load(Ordering::Relaxed) => {
                         idle_after_stop += 1;
                         if idle_after_stop > 50 {
@@ -228,6 +236,7 @@ fn bounces_of_leaders_followers_and_controllers_lose_and_repeat_nothing() {
                             }
                         }
                         eprintln!("producer errors: {:?}", ERRORS.lock().unwrap());
+                        eprintln!("consumer errors: {:?}", CONSUMER_ERRORS.lock().unwrap());
                         panic!(
                             "no acknowledgements for 60 s after bounce {bounces} ({role:?}, clean: {clean}) of node {}",
                             target + 1
@@ -247,19 +256,40 @@ fn bounces_of_leaders_followers_and_controllers_lose_and_repeat_nothing() {
     consumer.join().unwrap();
     let acked: BTreeSet<u64> = acked.lock().unwrap().iter().copied().collect();
     let consumed = consumed.lock().unwrap().clone();
-    assert!(
-        consumed.windows(2).all(|w| w[0].0 < w[1].0),
-        "offsets read in order"
-    );
+    // What the consumer saw, for a failure: where it stopped and what it was told.
+    let report = || {
+        format!(
+            "read {} records, the last {:?}; consumer errors: {:?}; epochs: {}",
+            consumed.len(),
+            consumed.last(),
+            CONSUMER_ERRORS.lock().unwrap(),
+            std::fs::read_to_string(
+                nodes[0]
+                    .data_dir
+                    .join(format!("{TOPIC}-0/leader-epoch-checkpoint"))
+            )
+            .unwrap_or_default()
+            .replace('\n', " ")
+        )
+    };
+    if let Some(at) = consumed.windows(2).position(|w| w[0].0 >= w[1].0) {
+        panic!(
+            "offsets read out of order: {:?} then {:?}; {}",
+            consumed[at],
+            consumed[at + 1],
+            report()
+        );
+    }
     let values: Vec<u64> = consumed.iter().map(|(_, v)| *v).collect();
     let unique: BTreeSet<u64> = values.iter().copied().collect();
     assert_eq!(unique.len(), values.len(), "no record read twice");
     let missing: Vec<&u64> = acked.difference(&unique).collect();
     assert!(
         missing.is_empty(),
-        "{} acknowledged records missing, e.g. {:?}",
+        "{} acknowledged records missing, e.g. {:?}; {}",
         missing.len(),
-        &missing[..missing.len().min(10)]
+        &missing[..missing.len().min(10)],
+        report()
     );
     wait_until("byte-identical replicas", Duration::from_secs(30), || {
         let logs: Vec<Vec<u8>> = nodes.iter().map(|n| log_bytes(n, TOPIC)).collect();
