@@ -627,18 +627,11 @@ fn a_new_cluster_starts_with_the_scram_users_of_its_bootstrap_file() {
         &file,
     ];
     let mut broker = BrokerProcess::start(&setup.dir.path().join("data"), &settings);
-    let addr = broker.listeners["SASL_SSL"].clone();
-    let alice = |password: &str| {
-        sasl(
-            &addr,
-            &setup,
-            "sasl_ssl",
-            "SCRAM-SHA-256",
-            "alice",
-            password,
-        )
+    let alice = |addr: &str, password: &str| {
+        sasl(addr, &setup, "sasl_ssl", "SCRAM-SHA-256", "alice", password)
     };
-    round_trip(&alice("alice-secret"), "bootstrapped", 10);
+    let addr = broker.listeners["SASL_SSL"].clone();
+    round_trip(&alice(&addr, "alice-secret"), "bootstrapped", 10);
     let view = |admin: &str| common::http_get(admin, "/v1/topics");
     let (status, topics) = view(&broker.admin_addr);
     assert_eq!(status, 200, "the broker logs in to itself: {topics}");
@@ -649,17 +642,7 @@ fn a_new_cluster_starts_with_the_scram_users_of_its_bootstrap_file() {
     broker.stop();
     broker.restart("127.0.0.1:0");
     let addr = broker.listeners["SASL_SSL"].clone();
-    let alice = |password: &str| {
-        sasl(
-            &addr,
-            &setup,
-            "sasl_ssl",
-            "SCRAM-SHA-256",
-            "alice",
-            password,
-        )
-    };
-    assert!(reaches(&alice("alice-secret")), "the users stay");
-    assert!(!reaches(&alice("wrong")));
+    assert!(reaches(&alice(&addr, "alice-secret")), "the users stay");
+    assert!(!reaches(&alice(&addr, "wrong")));
     assert_eq!(view(&broker.admin_addr).0, 200);
 }

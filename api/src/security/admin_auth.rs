@@ -20,7 +20,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use serde::{Deserialize, Serialize};
 
-use super::sasl::PlainUsers;
+use super::sasl::{PlainUsers, decode_hex};
 use super::scram::{self, ScramCredential, ScramMechanism};
 
 /// How long a verified Basic password is remembered (PBKDF2 is slow on purpose).
@@ -147,16 +147,6 @@ pub fn new_token() -> String {
 
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-fn decode_hex(text: &str) -> Option<Vec<u8>> {
-    if !text.len().is_multiple_of(2) {
-        return None;
-    }
-    (0..text.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(text.get(i..i + 2)?, 16).ok())
-        .collect()
 }
 
 /// The settings of `admin.api.*`.

@@ -91,7 +91,8 @@ fn sha256(data: &[u8]) -> Vec<u8> {
     digest::digest(&digest::SHA256, data).as_ref().to_vec()
 }
 
-fn decode_hex(hex: &str) -> Option<Vec<u8>> {
+/// The bytes of a hex string, if it is one.
+pub(crate) fn decode_hex(hex: &str) -> Option<Vec<u8>> {
     if !hex.len().is_multiple_of(2) {
         return None;
     }
