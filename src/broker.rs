@@ -398,6 +398,29 @@ impl Broker for StrataBroker {
         self.image().topics.get(&topic_id).map(|t| t.name.clone())
     }
 
+    fn topic_names(&self) -> Vec<String> {
+        self.image()
+            .topics
+            .values()
+            .map(|t| t.name.clone())
+            .collect()
+    }
+
+    fn quorum(
+        &self,
+    ) -> impl Future<Output = Result<strata_api::broker::QuorumInfo, BrokerError>> + Send {
+        let admin = Arc::clone(&self.admin);
+        async move { crate::cluster::quorum::describe(admin.controllers()).await }
+    }
+
+    fn producers(
+        &self,
+        topic: &str,
+        partition: i32,
+    ) -> Result<Vec<strata_api::broker::ProducerInfo>, BrokerError> {
+        self.replicas.producers(topic, partition)
+    }
+
     fn create_topic(
         &self,
         topic: NewTopic,

@@ -424,6 +424,78 @@ async fn every_api_answers_by_the_acls() {
         .await
         .unwrap();
     assert_eq!(cluster.error_code, CLUSTER_DENIED);
+    let quorum = alice
+        .call(
+            2,
+            &DescribeQuorumRequest::default().with_topics(vec![
+                describe_quorum_request::TopicData::default()
+                    .with_topic_name(TopicName(s("__cluster_metadata")))
+                    .with_partitions(vec![describe_quorum_request::PartitionData::default()]),
+            ]),
+        )
+        .await
+        .unwrap();
+    assert_eq!(quorum.error_code, CLUSTER_DENIED);
+    let resources = alice
+        .call(1, &ListConfigResourcesRequest::default())
+        .await
+        .unwrap();
+    assert_eq!(resources.error_code, CLUSTER_DENIED);
+    // Topic APIs of KIP-664 and KIP-966: READ for producers, DESCRIBE for partitions.
+    let producers = alice
+        .call(
+            0,
+            &DescribeProducersRequest::default().with_topics(
+                ["orders", "secret"]
+                    .map(|t| {
+                        describe_producers_request::TopicRequest::default()
+                            .with_name(TopicName(s(t)))
+                            .with_partition_indexes(vec![0])
+                    })
+                    .to_vec(),
+            ),
+        )
+        .await
+        .unwrap();
+    let codes: Vec<i16> = producers
+        .topics
+        .iter()
+        .map(|t| t.partitions[0].error_code)
+        .collect();
+    assert_eq!(codes, [0, TOPIC_DENIED]);
+    let named = alice
+        .call(
+            0,
+            &DescribeTopicPartitionsRequest::default().with_topics(
+                ["orders", "secret"]
+                    .map(|t| {
+                        describe_topic_partitions_request::TopicRequest::default()
+                            .with_name(TopicName(s(t)))
+                    })
+                    .to_vec(),
+            ),
+        )
+        .await
+        .unwrap();
+    let codes: Vec<(String, i16)> = named
+        .topics
+        .iter()
+        .map(|t| (t.name.as_ref().unwrap().to_string(), t.error_code))
+        .collect();
+    assert_eq!(
+        codes,
+        [("orders".into(), 0), ("secret".into(), TOPIC_DENIED)]
+    );
+    let all = alice
+        .call(0, &DescribeTopicPartitionsRequest::default())
+        .await
+        .unwrap();
+    let names: Vec<String> = all
+        .topics
+        .iter()
+        .map(|t| t.name.as_ref().unwrap().to_string())
+        .collect();
+    assert_eq!(names, ["logs-app", "orders"], "only describable topics");
     let reassignments = alice
         .call(0, &ListPartitionReassignmentsRequest::default())
         .await

@@ -235,6 +235,7 @@ async fn brokers_register_by_heartbeat_and_are_fenced_when_silent() {
                 cluster_id: None,
                 want_fence: false,
                 want_shutdown: false,
+                metadata_offset: None,
             };
             loop {
                 if id == 2 && stop.load(std::sync::atomic::Ordering::SeqCst) {

@@ -43,7 +43,13 @@ fn client_classpath(version: &str) -> String {
         .arg("-cp")
         .arg(&jars)
         .arg(sources.join("StrataClientCheck.java"))
-        .arg(sources.join("StrataAclCheck.java")));
+        .arg(sources.join("StrataAclCheck.java"))
+        // The admin check uses APIs new in 4.1 (listConfigResources).
+        .args(
+            version
+                .starts_with("4.")
+                .then(|| sources.join("StrataAdminCheck.java")),
+        ));
     format!("{}:{jars}", classes.display())
 }
 
@@ -322,4 +328,36 @@ fn java_client_over_ssl_without_client_auth_and_sasl_plain_and_scram_sha_256() {
             broker.log()
         );
     }
+}
+
+/// The admin APIs of KIP-595, KIP-966, KIP-1142 and KIP-664 through the Java AdminClient, on
+/// three combined nodes (the voters) and a broker-only node (an observer of the quorum), asked
+/// through the broker-only node.
+#[test]
+fn java_admin_client_describes_quorum_paged_topics_config_resources_and_producers() {
+    let classpath = client_classpath("4.1.0");
+    let dir = tempfile::tempdir().unwrap();
+    let (nodes, voters) = common::cluster::three_nodes(dir.path(), &[]);
+    let broker_only = BrokerProcess::start(
+        &dir.path().join("node4"),
+        &[
+            "process.roles=broker",
+            "node.id=4",
+            &format!("controller.quorum.voters={voters}"),
+            "broker.heartbeat.interval.ms=300",
+        ],
+    );
+    let output = run(Command::new("java")
+        .arg("-cp")
+        .arg(&classpath)
+        .arg("StrataAdminCheck")
+        .arg(&broker_only.addr)
+        .arg("1,2,3")
+        .arg("4"));
+    assert!(
+        output.contains("OK admin"),
+        "{output}\nbroker log:\n{}",
+        broker_only.log()
+    );
+    drop(nodes);
 }

@@ -375,6 +375,149 @@ async fn every_advertised_version_answers() {
             "DescribeCluster v{v}"
         );
     }
+    for v in versions(ApiKey::DescribeQuorum) {
+        let request = DescribeQuorumRequest::default().with_topics(vec![
+            describe_quorum_request::TopicData::default()
+                .with_topic_name(name("__cluster_metadata"))
+                .with_partitions(vec![describe_quorum_request::PartitionData::default()]),
+        ]);
+        let response = conn
+            .call(v, &request)
+            .await
+            .unwrap_or_else(|| panic!("DescribeQuorum v{v}"));
+        let partition = &response.topics[0].partitions[0];
+        assert_eq!(
+            (
+                response.error_code,
+                partition.error_code,
+                partition.leader_id.0
+            ),
+            (0, 0, 1),
+            "DescribeQuorum v{v}: {partition:?}"
+        );
+        assert_eq!(partition.current_voters.len(), 1, "DescribeQuorum v{v}");
+        assert!(partition.high_watermark > 0, "DescribeQuorum v{v}");
+        assert_eq!(
+            response.nodes.len(),
+            usize::from(v >= 2),
+            "DescribeQuorum v{v}"
+        );
+    }
+    for v in versions(ApiKey::DescribeProducers) {
+        let request = DescribeProducersRequest::default().with_topics(vec![
+            describe_producers_request::TopicRequest::default()
+                .with_name(name(TOPIC))
+                .with_partition_indexes(vec![0, 99]),
+        ]);
+        let response = conn
+            .call(v, &request)
+            .await
+            .unwrap_or_else(|| panic!("DescribeProducers v{v}"));
+        let codes: Vec<i16> = response.topics[0]
+            .partitions
+            .iter()
+            .map(|p| p.error_code)
+            .collect();
+        // Partition 99 does not exist.
+        assert_eq!(codes, vec![0, 3], "DescribeProducers v{v}");
+    }
+    for v in versions(ApiKey::ListConfigResources) {
+        let response = conn
+            .call(v, &ListConfigResourcesRequest::default())
+            .await
+            .unwrap_or_else(|| panic!("ListConfigResources v{v}"));
+        assert_eq!(response.error_code, 0, "ListConfigResources v{v}");
+        let listed: Vec<(i8, String)> = response
+            .config_resources
+            .iter()
+            .map(|r| (r.resource_type, r.resource_name.to_string()))
+            .collect();
+        if v == 0 {
+            assert!(listed.is_empty(), "no client-metrics resources: {listed:?}");
+        } else {
+            assert!(listed.contains(&(2, TOPIC.to_owned())), "{listed:?}");
+            assert!(listed.contains(&(4, "1".to_owned())), "{listed:?}");
+        }
+    }
+    let unsupported = conn
+        .call(
+            1,
+            &ListConfigResourcesRequest::default().with_resource_types(vec![8]),
+        )
+        .await
+        .unwrap();
+    assert_eq!(unsupported.error_code, 35, "broker loggers are not listed");
+    for v in versions(ApiKey::DescribeTopicPartitions) {
+        // The topic's five partitions, two per page, then a page of every topic one partition
+        // at a time.
+        let mut pages = Vec::new();
+        let mut cursor = None;
+        loop {
+            let request = DescribeTopicPartitionsRequest::default()
+                .with_topics(vec![
+                    describe_topic_partitions_request::TopicRequest::default()
+                        .with_name(name(TOPIC)),
+                ])
+                .with_response_partition_limit(2)
+                .with_cursor(cursor.clone());
+            let response = conn
+                .call(v, &request)
+                .await
+                .unwrap_or_else(|| panic!("DescribeTopicPartitions v{v}"));
+            assert_eq!(response.topics.len(), 1, "{response:?}");
+            assert_eq!(response.topics[0].error_code, 0, "{response:?}");
+            pages.push(
+                response.topics[0]
+                    .partitions
+                    .iter()
+                    .map(|p| p.partition_index)
+                    .collect::<Vec<_>>(),
+            );
+            let Some(next) = response.next_cursor else {
+                break;
+            };
+            cursor = Some(
+                describe_topic_partitions_request::Cursor::default()
+                    .with_topic_name(next.topic_name)
+                    .with_partition_index(next.partition_index),
+            );
+            assert!(pages.len() < 5, "paging does not end: {pages:?}");
+        }
+        assert_eq!(
+            pages,
+            vec![vec![0, 1], vec![2, 3], vec![4]],
+            "DescribeTopicPartitions v{v}"
+        );
+        let first = conn
+            .call(
+                v,
+                &DescribeTopicPartitionsRequest::default().with_response_partition_limit(1),
+            )
+            .await
+            .unwrap();
+        let listed: Vec<String> = first
+            .topics
+            .iter()
+            .filter_map(|t| t.name.as_ref().map(|n| n.0.to_string()))
+            .collect();
+        assert_eq!(listed, vec!["created-2".to_owned()], "names come in order");
+        let next = first.next_cursor.expect("more topics follow");
+        assert_eq!(
+            (next.topic_name.0.as_str(), next.partition_index),
+            ("created-3", 0)
+        );
+        let unknown = conn
+            .call(
+                v,
+                &DescribeTopicPartitionsRequest::default().with_topics(vec![
+                    describe_topic_partitions_request::TopicRequest::default()
+                        .with_name(name("no-such-topic")),
+                ]),
+            )
+            .await
+            .unwrap();
+        assert_eq!(unknown.topics[0].error_code, 3, "{unknown:?}");
+    }
     for v in versions(ApiKey::DeleteTopics) {
         let topic = format!("created-{}", v + 1);
         let request = if v >= 6 {

@@ -304,6 +304,53 @@ pub enum OffsetSpec {
     Timestamp(i64),
 }
 
+/// A member of the metadata quorum, as DescribeQuorum reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QuorumReplica {
+    /// Node id.
+    pub id: i32,
+    /// The offset after the last metadata record it holds, -1 if unknown.
+    pub log_end_offset: i64,
+    /// When it last fetched from the leader (ms since the Unix epoch), -1 if unknown.
+    pub last_fetch_ms: i64,
+    /// When it was last known to have caught up with the leader, -1 if unknown.
+    pub last_caught_up_ms: i64,
+}
+
+/// The metadata quorum as its active controller sees it (DescribeQuorum).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QuorumInfo {
+    /// The active controller, -1 if none.
+    pub leader_id: i32,
+    /// The leader's epoch (its raft term).
+    pub leader_epoch: i32,
+    /// The offset after the last committed metadata record.
+    pub high_watermark: i64,
+    /// The controllers that vote.
+    pub voters: Vec<QuorumReplica>,
+    /// The brokers, which only follow the metadata log.
+    pub observers: Vec<QuorumReplica>,
+    /// The voters' addresses: id, host, port.
+    pub endpoints: Vec<(i32, String, u16)>,
+}
+
+/// A producer a partition's leader knows (DescribeProducers).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProducerInfo {
+    /// Producer id.
+    pub producer_id: i64,
+    /// Its epoch.
+    pub epoch: i16,
+    /// Sequence number of its last record.
+    pub last_sequence: i32,
+    /// Largest timestamp of its last batch.
+    pub last_timestamp: i64,
+    /// Epoch of the transaction coordinator that last wrote a marker for it, -1 if none.
+    pub coordinator_epoch: i32,
+    /// First offset of its open transaction, -1 if none.
+    pub current_txn_start_offset: i64,
+}
+
 /// Errors the broker reports to handlers.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum BrokerError {
@@ -694,6 +741,15 @@ pub trait Broker: Send + Sync + 'static {
 
     /// The name of the topic with this id.
     fn topic_name(&self, topic_id: Uuid) -> Option<String>;
+
+    /// The names of every topic, in no particular order.
+    fn topic_names(&self) -> Vec<String>;
+
+    /// The metadata quorum as its active controller sees it (DescribeQuorum).
+    fn quorum(&self) -> impl Future<Output = Result<QuorumInfo, BrokerError>> + Send;
+
+    /// The producers the leader of a partition knows (DescribeProducers).
+    fn producers(&self, topic: &str, partition: i32) -> Result<Vec<ProducerInfo>, BrokerError>;
 
     /// Creates a topic (or only validates the request).
     fn create_topic(

@@ -8,6 +8,7 @@
 pub mod admin;
 pub mod configs;
 pub mod moves;
+pub mod quorum;
 pub(crate) mod scram;
 
 use std::sync::Arc;
@@ -55,6 +56,7 @@ impl StrataBroker {
             cluster_id: self.meta_properties.as_ref().map(|m| m.cluster_id.clone()),
             want_fence,
             want_shutdown,
+            metadata_offset: Some(self.image().offset),
         }
     }
 

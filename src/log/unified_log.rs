@@ -404,6 +404,19 @@ impl UnifiedLog {
         std::fs::rename(&tmp, &path).map_err(|e| LogError::io(&path, e))
     }
 
+    /// Every producer the log's state knows: id, epoch, last sequence and the max timestamp of
+    /// its last batch.
+    pub fn active_producers(&self) -> Vec<(i64, i16, i32, i64)> {
+        self.producer_state
+            .producers()
+            .map(|(id, epoch, batches)| {
+                batches.back().map_or((id, epoch, -1, -1), |last| {
+                    (id, epoch, last.last_sequence, last.max_timestamp)
+                })
+            })
+            .collect()
+    }
+
     /// The largest idempotent producer id in the log's producer state.
     pub fn max_producer_id(&self) -> Option<i64> {
         self.producer_state.max_producer_id()

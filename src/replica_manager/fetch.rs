@@ -6,7 +6,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use strata_api::BrokerError;
 use strata_api::broker::{
-    OffsetAndTimestamp, OffsetSpec, PartitionRead, Reader, Records, ReplicaFetch,
+    OffsetAndTimestamp, OffsetSpec, PartitionRead, ProducerInfo, Reader, Records, ReplicaFetch,
 };
 
 use super::ReplicaManager;
@@ -239,6 +239,28 @@ impl ReplicaManager {
                 .filter(|(o, _)| *o < high_watermark)
                 .map_or(none, |(o, t)| found(o, t)),
         })
+    }
+
+    /// The producers a partition this broker leads knows, by id (DescribeProducers).
+    pub fn producers(&self, topic: &str, partition: i32) -> Result<Vec<ProducerInfo>, BrokerError> {
+        let partition = self.leader_ref(topic, partition)?;
+        let mut producers: Vec<ProducerInfo> = partition
+            .log()
+            .active_producers()
+            .into_iter()
+            .map(
+                |(producer_id, epoch, last_sequence, last_timestamp)| ProducerInfo {
+                    producer_id,
+                    epoch,
+                    last_sequence,
+                    last_timestamp,
+                    coordinator_epoch: -1,
+                    current_txn_start_offset: -1,
+                },
+            )
+            .collect();
+        producers.sort_by_key(|p| p.producer_id);
+        Ok(producers)
     }
 
     /// The leader epoch of a partition this broker leads.

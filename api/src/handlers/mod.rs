@@ -15,6 +15,9 @@ mod describe_cluster;
 mod describe_configs;
 mod describe_groups;
 mod describe_log_dirs;
+mod describe_producers;
+mod describe_quorum;
+mod describe_topic_partitions;
 mod elect_leaders;
 mod fetch;
 mod fetch_encode;
@@ -24,6 +27,7 @@ mod incremental_alter_configs;
 mod init_producer_id;
 mod join_group;
 mod leave_group;
+mod list_config_resources;
 mod list_groups;
 mod list_offsets;
 mod list_partition_reassignments;
@@ -276,6 +280,10 @@ pub(crate) fn handle<B: Broker>(
         RequestKind::SaslAuthenticate(r) => sasl::authenticate(&ctx, r),
         RequestKind::DescribeUserScramCredentials(r) => scram_credentials::describe(&ctx, r),
         RequestKind::AlterUserScramCredentials(r) => scram_credentials::alter(&ctx, r),
+        RequestKind::DescribeQuorum(r) => describe_quorum::handle(&ctx, r),
+        RequestKind::DescribeProducers(r) => describe_producers::handle(&ctx, r),
+        RequestKind::ListConfigResources(r) => list_config_resources::handle(&ctx, r),
+        RequestKind::DescribeTopicPartitions(r) => describe_topic_partitions::handle(&ctx, r),
         _ => Err(HandleError::UnsupportedVersion {
             key: request.key,
             version: request.version,

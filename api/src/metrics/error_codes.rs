@@ -67,6 +67,10 @@ error_codes!(
     responses => ({}; partitions => ({ error_code }))
 );
 error_codes!(ListPartitionReassignmentsResponse { error_code });
+error_codes!(DescribeQuorumResponse { error_code }; topics => ({}; partitions => ({ error_code })));
+error_codes!(DescribeTopicPartitionsResponse {}; topics => ({ error_code }));
+error_codes!(ListConfigResourcesResponse { error_code });
+error_codes!(DescribeProducersResponse {}; topics => ({}; partitions => ({ error_code })));
 
 #[cfg(test)]
 mod tests {

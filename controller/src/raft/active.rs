@@ -41,6 +41,21 @@ pub struct Heartbeat {
     /// The broker is stopping: fence it now and move its leadership away.
     #[serde(default)]
     pub want_shutdown: bool,
+    /// The last metadata offset the broker applied (it observes the quorum, as KRaft brokers
+    /// do); DescribeQuorum reports it.
+    #[serde(default)]
+    pub metadata_offset: Option<u64>,
+}
+
+/// A broker as the active controller last heard from it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Observer {
+    /// Broker id.
+    pub id: i32,
+    /// The metadata offset it had applied, if it said.
+    pub metadata_offset: Option<u64>,
+    /// When its last heartbeat arrived, in milliseconds since the Unix epoch.
+    pub last_heartbeat_ms: i64,
 }
 
 /// What a broker learns from a heartbeat.
@@ -59,6 +74,7 @@ pub struct HeartbeatAnswer {
 #[derive(Debug, Clone)]
 pub struct Leases {
     last: Arc<Mutex<HashMap<i32, Instant>>>,
+    observed: Arc<Mutex<HashMap<i32, Observer>>>,
     /// How long a broker stays unfenced without a heartbeat.
     pub lease: Duration,
 }
@@ -68,8 +84,34 @@ impl Leases {
     pub fn new(lease: Duration) -> Self {
         Self {
             last: Arc::default(),
+            observed: Arc::default(),
             lease,
         }
+    }
+
+    /// The brokers that heartbeat to this controller while it was active, by id.
+    pub fn observers(&self) -> Vec<Observer> {
+        let observed = self.observed.lock().unwrap_or_else(|p| p.into_inner());
+        let mut observers: Vec<Observer> = observed.values().cloned().collect();
+        observers.sort_by_key(|o| o.id);
+        observers
+    }
+
+    fn observe(&self, beat: &Heartbeat) {
+        let at_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as i64);
+        self.observed
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(
+                beat.broker_id,
+                Observer {
+                    id: beat.broker_id,
+                    metadata_offset: beat.metadata_offset,
+                    last_heartbeat_ms: at_ms,
+                },
+            );
     }
 
     /// Whether `broker` heartbeat within the lease (as far as this controller knows).
@@ -80,6 +122,10 @@ impl Leases {
 
     fn forget(&self, broker: i32) {
         self.last
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&broker);
+        self.observed
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .remove(&broker);
@@ -225,6 +271,7 @@ pub async fn heartbeat(
         leases.forget(beat.broker_id);
     } else {
         leases.renew(beat.broker_id);
+        leases.observe(&beat);
     }
     Ok(HeartbeatAnswer {
         fenced,

@@ -142,6 +142,9 @@ pub struct QuorumStatus {
     /// Reassignments in progress.
     #[serde(default)]
     pub reassigning: usize,
+    /// On the active controller: the brokers that heartbeat to it, which observe the quorum.
+    #[serde(default)]
+    pub observers: Vec<super::active::Observer>,
 }
 
 /// Offline partitions a status names (the count covers the rest).
@@ -220,7 +223,11 @@ pub(crate) async fn write(
 }
 
 /// This controller's view of the quorum.
-pub(crate) fn status(raft: &Raft<TypeConfig>, state: &StateMachine) -> QuorumStatus {
+pub(crate) fn status(
+    raft: &Raft<TypeConfig>,
+    state: &StateMachine,
+    active: &ActiveState,
+) -> QuorumStatus {
     let metrics = raft.metrics().borrow().clone();
     let membership = metrics.membership_config.membership();
     let voters = membership
@@ -298,6 +305,11 @@ pub(crate) fn status(raft: &Raft<TypeConfig>, state: &StateMachine) -> QuorumSta
         offline,
         offline_count,
         reassigning,
+        observers: if metrics.current_leader == Some(metrics.id) {
+            active.leases.observers()
+        } else {
+            Vec::new()
+        },
     }
 }
 
@@ -366,7 +378,7 @@ pub async fn serve(
                         Reply::InstallSnapshot(raft.install_snapshot(rpc).await)
                     }
                     Rpc::Write(batch) => Reply::Write(write(&raft, batch).await),
-                    Rpc::Status => Reply::Status(status(&raft, &state)),
+                    Rpc::Status => Reply::Status(status(&raft, &state, &active)),
                     Rpc::BrokerHeartbeat(beat) => Reply::BrokerHeartbeat(
                         active::heartbeat(&raft, &state, &active, beat)
                             .await
