@@ -413,6 +413,17 @@ impl Broker for StrataBroker {
         async move { crate::cluster::quorum::describe(admin.controllers()).await }
     }
 
+    fn delete_records(
+        &self,
+        topic: &str,
+        partition: i32,
+        offset: i64,
+        timeout: std::time::Duration,
+    ) -> impl Future<Output = Result<i64, BrokerError>> + Send {
+        self.replicas
+            .delete_records(topic, partition, offset, timeout)
+    }
+
     fn producers(
         &self,
         topic: &str,

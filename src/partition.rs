@@ -61,6 +61,9 @@ pub struct Partition {
     replica_set: Mutex<ReplicaSet>,
     /// The high watermark of a replicated partition, for produces waiting on `acks=all`.
     committed: watch::Sender<u64>,
+    /// On the leader, Kafka's low watermark: the lowest log start offset of the in-sync
+    /// replicas, for DeleteRecords waiting until every one deleted the records.
+    low_watermark: watch::Sender<u64>,
 }
 
 /// How far above the newest mirrored source epoch a mirror made writable leads. The old
@@ -130,6 +133,7 @@ impl Partition {
             follower_waiters: Mutex::default(),
             replica_set: Mutex::default(),
             committed: watch::Sender::new(0),
+            low_watermark: watch::Sender::new(0),
         }
     }
 
@@ -292,6 +296,45 @@ impl Partition {
     pub fn append_from_leader(&self, records: &[u8]) -> Result<(), LogError> {
         self.log().append_as_follower(records, now_ms())?;
         Ok(())
+    }
+
+    /// DeleteRecords on the leader: the log starts at `offset` from now on (the caller keeps
+    /// it at or below the high watermark); the low watermark follows as the in-sync
+    /// followers move their own log starts.
+    pub fn delete_records(&self, offset: u64) -> Result<watch::Receiver<u64>, LogError> {
+        self.log().advance_log_start(offset)?;
+        self.update_low_watermark();
+        Ok(self.low_watermark.subscribe())
+    }
+
+    /// Records the log start offset a follower reported in its fetch.
+    pub fn follower_log_start(&self, replica_id: i32, log_start_offset: u64) {
+        let changed = self
+            .replica_set()
+            .record_log_start(replica_id, log_start_offset);
+        if changed {
+            self.update_low_watermark();
+        }
+    }
+
+    fn update_low_watermark(&self) {
+        let low = {
+            let log = self.log();
+            self.replica_set().low_watermark(log.log_start_offset())
+        };
+        self.low_watermark.send_if_modified(|current| {
+            let changed = *current != low;
+            *current = low;
+            changed
+        });
+    }
+
+    /// On a follower: moves the log start up to the leader's (Kafka's follower does the
+    /// same from each fetch response), as far as this log reaches.
+    pub fn learn_log_start(&self, leader_log_start: u64) -> Result<(), LogError> {
+        let mut log = self.log();
+        let to = leader_log_start.min(log.log_end_offset());
+        log.advance_log_start(to).map(|_| ())
     }
 
     /// What a follower learns of the leader's high watermark (capped at its own log end).

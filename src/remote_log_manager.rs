@@ -566,13 +566,14 @@ impl RemoteLogManager {
         tokio::time::sleep_until(start.into()).await;
     }
 
-    /// Total retention (`retention.ms`, `retention.bytes` over both tiers) on the remote tier.
+    /// Total retention (`retention.ms`, `retention.bytes` over both tiers) and the log start
+    /// DeleteRecords set, on the remote tier.
     async fn apply_retention(
         &self,
         partition: &PartitionRef,
         remote: &RemotePartition,
     ) -> Result<(), TieringError> {
-        let (config, local_only) = {
+        let (config, local_only, log_start) = {
             let log = partition.log();
             let uploaded_end = log.remote_log_end_offset();
             let local_only: u64 = log
@@ -581,7 +582,7 @@ impl RemoteLogManager {
                 .filter(|s| s.base_offset >= uploaded_end)
                 .map(|s| s.size)
                 .sum();
-            (log.config().clone(), local_only)
+            (log.config().clone(), local_only, log.log_start_offset())
         };
         let now = now_ms();
         let deleted = remote
@@ -592,7 +593,9 @@ impl RemoteLogManager {
                     && now - segment.max_timestamp > config.retention_ms;
                 let by_size = config.retention_bytes >= 0
                     && remaining + local_only > config.retention_bytes as u64;
-                by_time || by_size
+                // Wholly below the log start: deleted by DeleteRecords.
+                let deleted = segment.next_offset <= log_start;
+                by_time || by_size || deleted
             })
             .await?;
         if deleted > 0 {

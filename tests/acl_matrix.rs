@@ -463,6 +463,23 @@ async fn every_api_answers_by_the_acls() {
         .map(|t| t.partitions[0].error_code)
         .collect();
     assert_eq!(codes, [0, TOPIC_DENIED]);
+    let deleted = alice
+        .call(
+            2,
+            &DeleteRecordsRequest::default().with_topics(vec![
+                delete_records_request::DeleteRecordsTopic::default()
+                    .with_name(TopicName(s("orders")))
+                    .with_partitions(vec![
+                        delete_records_request::DeleteRecordsPartition::default().with_offset(0),
+                    ]),
+            ]),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        deleted.topics[0].partitions[0].error_code, TOPIC_DENIED,
+        "DeleteRecords needs DELETE on the topic"
+    );
     let named = alice
         .call(
             0,

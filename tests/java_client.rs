@@ -330,11 +330,12 @@ fn java_client_over_ssl_without_client_auth_and_sasl_plain_and_scram_sha_256() {
     }
 }
 
-/// The admin APIs of KIP-595, KIP-966, KIP-1142 and KIP-664 through the Java AdminClient, on
-/// three combined nodes (the voters) and a broker-only node (an observer of the quorum), asked
-/// through the broker-only node.
+/// The admin APIs of KIP-595, KIP-966, KIP-1142, KIP-664 and KIP-107 through the Java
+/// AdminClient, on three combined nodes (the voters) and a broker-only node (an observer of the
+/// quorum), asked through the broker-only node.
 #[test]
-fn java_admin_client_describes_quorum_paged_topics_config_resources_and_producers() {
+fn java_admin_client_describes_quorum_paged_topics_config_resources_producers_and_deletes_records()
+{
     let classpath = client_classpath("4.1.0");
     let dir = tempfile::tempdir().unwrap();
     let (nodes, voters) = common::cluster::three_nodes(dir.path(), &[]);
@@ -359,5 +360,44 @@ fn java_admin_client_describes_quorum_paged_topics_config_resources_and_producer
         "{output}\nbroker log:\n{}",
         broker_only.log()
     );
-    drop(nodes);
+    // The deleted records stay deleted when the leader is killed: its followers took the
+    // new log start from it, and the one that leads next answers it.
+    let mut nodes = nodes;
+    let earliest = |addr: &str| -> Option<(i64, i64)> {
+        let consumer: rdkafka::consumer::BaseConsumer =
+            common::client(addr).create().expect("consumer");
+        rdkafka::consumer::Consumer::fetch_watermarks(
+            &consumer,
+            "trimmed",
+            0,
+            std::time::Duration::from_secs(5),
+        )
+        .ok()
+    };
+    assert_eq!(earliest(&broker_only.addr), Some((6, 10)));
+    let leader = leader_of(&broker_only.addr, "trimmed");
+    nodes[leader as usize - 1].kill();
+    common::cluster::wait_until("a new leader", std::time::Duration::from_secs(30), || {
+        (leader_of(&broker_only.addr, "trimmed") != leader)
+            .then(|| earliest(&broker_only.addr))
+            .flatten()
+    });
+    assert_eq!(
+        earliest(&broker_only.addr),
+        Some((6, 10)),
+        "kept by the new leader"
+    );
+}
+
+/// The leader of partition 0 of `topic`, as Metadata says.
+fn leader_of(bootstrap: &str, topic: &str) -> i32 {
+    let consumer: rdkafka::consumer::BaseConsumer =
+        common::client(bootstrap).create().expect("consumer");
+    let metadata = rdkafka::consumer::Consumer::fetch_metadata(
+        &consumer,
+        Some(topic),
+        std::time::Duration::from_secs(5),
+    )
+    .expect("metadata");
+    metadata.topics()[0].partitions()[0].leader()
 }

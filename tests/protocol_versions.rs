@@ -375,6 +375,29 @@ async fn every_advertised_version_answers() {
             "DescribeCluster v{v}"
         );
     }
+    for v in versions(ApiKey::DeleteRecords) {
+        let offset = i64::from(v) + 1;
+        let request = DeleteRecordsRequest::default()
+            .with_timeout_ms(5_000)
+            .with_topics(vec![
+                delete_records_request::DeleteRecordsTopic::default()
+                    .with_name(name(TOPIC))
+                    .with_partitions(vec![
+                        delete_records_request::DeleteRecordsPartition::default()
+                            .with_offset(offset),
+                    ]),
+            ]);
+        let response = conn
+            .call(v, &request)
+            .await
+            .unwrap_or_else(|| panic!("DeleteRecords v{v}"));
+        let partition = &response.topics[0].partitions[0];
+        assert_eq!(
+            (partition.error_code, partition.low_watermark),
+            (0, offset),
+            "DeleteRecords v{v}"
+        );
+    }
     for v in versions(ApiKey::DescribeQuorum) {
         let request = DescribeQuorumRequest::default().with_topics(vec![
             describe_quorum_request::TopicData::default()

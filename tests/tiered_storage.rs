@@ -462,6 +462,48 @@ fn total_retention_and_topic_deletion_remove_objects_and_bad_stores_stop_the_bro
     assert_eq!(rest.first().map(|r| r.offset), Some(start));
     assert_eq!(rest.len(), 600 - start as usize);
 
+    // DeleteRecords (librdkafka's) inside the remote tier: the log starts there at once, and
+    // the remote segments wholly below it go at the next pass.
+    let cut = start + 60;
+    let objects = remote_objects(&s3_root);
+    runtime.block_on(async {
+        use rdkafka::admin::{AdminClient, AdminOptions};
+        use rdkafka::{Offset, TopicPartitionList};
+        let admin: AdminClient<_> = client(&broker.addr).create().unwrap();
+        let mut cuts = TopicPartitionList::new();
+        cuts.add_partition_offset(TOPIC, 0, Offset::Offset(cut))
+            .unwrap();
+        let deleted = admin
+            .delete_records(&cuts, &AdminOptions::new())
+            .await
+            .expect("DeleteRecords answered");
+        let element = deleted
+            .find_partition(TOPIC, 0)
+            .expect("the partition answered");
+        assert_eq!(element.error(), Ok(()));
+        assert_eq!(element.offset(), Offset::Offset(cut), "the low watermark");
+    });
+    assert_eq!(earliest(&broker.addr), cut);
+    wait_until(
+        &broker,
+        "the deleted remote segments to go",
+        Duration::from_secs(30),
+        || remote_objects(&s3_root) < objects,
+    );
+    let rest = consume_all(
+        &broker.addr,
+        TOPIC,
+        1,
+        600 - cut as usize,
+        Duration::from_secs(30),
+    );
+    assert_eq!(
+        rest.first().map(|r| r.offset),
+        Some(cut),
+        "read from the bucket"
+    );
+    assert_eq!(rest.len(), 600 - cut as usize);
+
     // Deleting the topic deletes its objects.
     runtime.block_on(delete_topic(&broker.addr));
     wait_until(

@@ -214,6 +214,8 @@ pub struct ReplicaFetch {
     /// The epoch of the last batch in the follower's log (-1: unknown), for the divergence
     /// check (KIP-320).
     pub last_fetched_epoch: i32,
+    /// The follower's log start offset (-1: not sent), for the leader's low watermark.
+    pub log_start_offset: i64,
 }
 
 /// Who reads a partition, which decides what it may see and from which replica.
@@ -435,6 +437,9 @@ pub enum BrokerError {
     /// This broker does not coordinate the group.
     #[error("this broker is not the group's coordinator")]
     NotCoordinator,
+    /// The request goes against a configured policy (DeleteRecords on a compacted topic).
+    #[error("{0}")]
+    PolicyViolation(String),
     /// The metadata quorum could not be reached or did not answer in time.
     #[error("{0}")]
     ControllerUnavailable(String),
@@ -549,6 +554,7 @@ impl BrokerError {
             Self::LeaderNotAvailable => ResponseError::LeaderNotAvailable,
             Self::NotCoordinator => ResponseError::NotCoordinator,
             Self::ControllerUnavailable(_) => ResponseError::RequestTimedOut,
+            Self::PolicyViolation(_) => ResponseError::PolicyViolation,
             Self::InconsistentClusterId(_) => ResponseError::InconsistentClusterId,
             Self::CoordinatorNotAvailable => ResponseError::CoordinatorNotAvailable,
             Self::CoordinatorLoadInProgress => ResponseError::CoordinatorLoadInProgress,
@@ -747,6 +753,16 @@ pub trait Broker: Send + Sync + 'static {
 
     /// The metadata quorum as its active controller sees it (DescribeQuorum).
     fn quorum(&self) -> impl Future<Output = Result<QuorumInfo, BrokerError>> + Send;
+
+    /// Deletes the records of a partition below `offset` (-1: the high watermark); resolves
+    /// with the low watermark once every in-sync replica deleted them, within `timeout`.
+    fn delete_records(
+        &self,
+        topic: &str,
+        partition: i32,
+        offset: i64,
+        timeout: std::time::Duration,
+    ) -> impl Future<Output = Result<i64, BrokerError>> + Send;
 
     /// The producers the leader of a partition knows (DescribeProducers).
     fn producers(&self, topic: &str, partition: i32) -> Result<Vec<ProducerInfo>, BrokerError>;

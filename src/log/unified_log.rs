@@ -61,6 +61,10 @@ struct RemoteTier {
 /// The file in a partition directory holding the cleaner's checkpoint.
 const CLEANER_CHECKPOINT: &str = "cleaner.checkpoint";
 
+/// The file in a partition directory holding the log start offset DeleteRecords set (or a
+/// follower learned from its leader), when it is inside a segment rather than at one's base.
+const LOG_START_CHECKPOINT: &str = "log-start-offset.checkpoint";
+
 /// The file in a partition directory holding the producer state below the local log start
 /// (Kafka's producer snapshot at the log start), so that a restart knows the producers whose
 /// batches local retention deleted without asking the remote tier.
@@ -88,6 +92,9 @@ pub struct UnifiedLog {
     /// When a tombstone kept by the last pass may go (ms since the epoch).
     tombstone_expiry: Option<i64>,
     remote: RemoteTier,
+    /// Records below this offset are deleted (DeleteRecords, KIP-107) though their segments
+    /// may still be on disk: the log starts here at the earliest.
+    deleted_below: u64,
 }
 
 impl UnifiedLog {
@@ -116,6 +123,7 @@ impl UnifiedLog {
             first_dirty: read_checkpoint(&dir.join(CLEANER_CHECKPOINT)),
             tombstone_expiry: None,
             remote: RemoteTier::default(),
+            deleted_below: read_checkpoint(&dir.join(LOG_START_CHECKPOINT)),
         };
         log.rebuild_producer_state()?;
         Ok(log)
@@ -309,6 +317,50 @@ impl UnifiedLog {
         sync_dir(dir)
     }
 
+    /// Moves the log start up to `offset` (DeleteRecords, or a follower following its
+    /// leader's), durably, and deletes the segments wholly below it. Returns whether it moved;
+    /// the caller keeps `offset` at or below the high watermark.
+    pub fn advance_log_start(&mut self, offset: u64) -> Result<bool> {
+        if offset <= self.log_start_offset() {
+            return Ok(false);
+        }
+        self.deleted_below = offset;
+        let dir = self.local.dir();
+        let path = dir.join(LOG_START_CHECKPOINT);
+        let tmp = dir.join(format!("{LOG_START_CHECKPOINT}.tmp"));
+        std::fs::write(&tmp, format!("{offset}\n")).map_err(|e| LogError::io(&tmp, e))?;
+        File::open(&tmp)
+            .and_then(|f| f.sync_all())
+            .map_err(|e| LogError::io(&tmp, e))?;
+        std::fs::rename(&tmp, &path).map_err(|e| LogError::io(&path, e))?;
+        sync_dir(dir)?;
+        self.delete_below_log_start()?;
+        Ok(true)
+    }
+
+    /// Deletes the closed segments wholly below the log start DeleteRecords set; returns how
+    /// many.
+    fn delete_below_log_start(&mut self) -> Result<usize> {
+        let doomed: Vec<u64> = self
+            .local
+            .segments()
+            .closed()
+            .take_while(|s| s.next_offset() <= self.deleted_below)
+            .map(LogSegment::base_offset)
+            .collect();
+        self.delete_segments(&doomed)?;
+        Ok(doomed.len())
+    }
+
+    fn delete_segments(&mut self, doomed: &[u64]) -> Result<()> {
+        self.local.delete_segments(doomed)?;
+        if !doomed.is_empty() {
+            self.producer_base = self.producer_state.below(self.local_log_start_offset());
+            self.save_producer_base()?;
+        }
+        Ok(())
+    }
+
     /// Deletes segments past `retention.ms` or beyond `retention.bytes`; returns how many.
     ///
     /// For a tiered topic, total retention (`retention.ms`, `retention.bytes` over both tiers)
@@ -316,8 +368,11 @@ impl UnifiedLog {
     /// manager removes the remote side. Local retention (`local.retention.*`, usually
     /// shorter) removes only segments already uploaded.
     pub fn apply_retention(&mut self, now_ms: i64) -> Result<usize> {
+        // Below the log start nothing is kept, whatever the policy (as Kafka's
+        // `deleteLogStartOffsetBreachedSegments`).
+        let below_start = self.delete_below_log_start()?;
         if !self.config.cleanup_policy.deletes() {
-            return Ok(0);
+            return Ok(below_start);
         }
         let tiered = self.config.tiered();
         let older_than = |limit: i64, segment: &LogSegment| {
@@ -374,12 +429,8 @@ impl UnifiedLog {
                 total_excess = total_excess.saturating_sub(size);
             }
         }
-        self.local.delete_segments(&doomed)?;
-        if !doomed.is_empty() {
-            self.producer_base = self.producer_state.below(self.local_log_start_offset());
-            self.save_producer_base()?;
-        }
-        Ok(doomed.len())
+        self.delete_segments(&doomed)?;
+        Ok(below_start + doomed.len())
     }
 
     /// Writes the producer state below the local log start to its file, if it is whole; the
@@ -460,7 +511,8 @@ impl UnifiedLog {
             // A segment may straddle the remote end: another leader uploaded its own segments,
             // cut at other offsets. Its batches from the remote end on are uploaded.
             .filter(|s| {
-                s.next_offset() > self.remote.log_end_offset && s.next_offset() <= max_offset
+                s.next_offset() > self.remote.log_end_offset.max(self.deleted_below)
+                    && s.next_offset() <= max_offset
             })
             .filter(|s| s.size() > 0)
             .map(|s| SegmentFile {
@@ -493,11 +545,13 @@ impl UnifiedLog {
     }
 
     /// The first offset a consumer can read: in the remote tier if there is one, else on local
-    /// disk. Offsets between the remote tier's end and the local log's start (a log restored
-    /// above offsets lost with a disk) hold no records: a read there continues locally.
+    /// disk, unless DeleteRecords deleted records above that. Offsets between the remote
+    /// tier's end and the local log's start (a log restored above offsets lost with a disk)
+    /// hold no records: a read there continues locally.
     pub fn log_start_offset(&self) -> u64 {
         let local = self.local_log_start_offset();
-        self.remote.log_start_offset.map_or(local, |r| r.min(local))
+        let stored = self.remote.log_start_offset.map_or(local, |r| r.min(local));
+        stored.max(self.deleted_below)
     }
 
     /// The first offset on local disk.

@@ -290,3 +290,45 @@ fn producers_whose_segments_local_retention_deleted_survive_a_crash() {
     assert!(!log.producer_history_complete());
     assert!(!is_duplicate(&log));
 }
+
+#[test]
+fn deleted_records_move_the_log_start_durably_and_take_whole_segments() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(&[("segment.bytes", "1000")]);
+    let mut log = UnifiedLog::open(dir.path(), cfg.clone(), 0, true).unwrap();
+    for n in 0..100 {
+        append(&mut log, 2, n);
+    }
+    let segments = log.segment_count();
+    // Inside the fourth segment or so: the segments wholly below go, the one holding the new
+    // start stays.
+    assert!(log.advance_log_start(37).unwrap());
+    assert_eq!(log.log_start_offset(), 37);
+    assert!(log.local_log_start_offset() <= 37);
+    assert!(
+        log.local_log_start_offset() > 0,
+        "whole segments below are gone"
+    );
+    assert!(log.segment_count() < segments);
+    assert!(
+        !log.advance_log_start(20).unwrap(),
+        "the start never moves back"
+    );
+    assert!(
+        log.upload_candidates(u64::MAX)
+            .iter()
+            .all(|s| s.next_offset > 37),
+        "deleted records are not uploaded"
+    );
+    drop(log);
+    // A crash keeps it.
+    let mut log = UnifiedLog::open(dir.path(), cfg, 0, false).unwrap();
+    assert_eq!(log.log_start_offset(), 37);
+    // Everything: the active segment stays (empty of readable records), closed ones go.
+    let end = log.log_end_offset();
+    log.roll().unwrap();
+    assert!(log.advance_log_start(end).unwrap());
+    assert_eq!(log.log_start_offset(), end);
+    assert_eq!(log.local_log_start_offset(), end);
+    assert_eq!(log.segment_count(), 1);
+}

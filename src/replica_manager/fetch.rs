@@ -114,6 +114,15 @@ impl ReplicaManager {
                 log.remote_log_end_offset(),
             )
         };
+        // Below the log start (deleted by retention or DeleteRecords), even where a segment
+        // still holds the records.
+        if offset < log_start_offset as i64 {
+            return Err(from_log(LogError::OffsetOutOfRange {
+                offset,
+                log_start_offset,
+                log_end_offset: partition.log().log_end_offset(),
+            }));
+        }
         if offset < local_log_start_offset as i64
             && remote_log_start_offset.is_some_and(|start| offset >= start as i64)
             && offset < remote_log_end_offset as i64
@@ -209,7 +218,7 @@ impl ReplicaManager {
             && offset < partition.log().local_log_start_offset()
         {
             return Ok(OffsetAndTimestamp {
-                offset: offset as i64,
+                offset: offset.max(partition.log().log_start_offset()) as i64,
                 timestamp,
                 leader_epoch: epoch,
             });
@@ -233,9 +242,11 @@ impl ReplicaManager {
                 .max_timestamp()
                 .filter(|(o, _)| *o < high_watermark)
                 .map_or(none, |(o, t)| found(o, t)),
+            // Deleted records are never an answer: the first one after them is.
             OffsetSpec::Timestamp(ts) => log
                 .find_offset_by_timestamp(ts)
                 .map_err(from_log)?
+                .map(|(o, t)| (o.max(log.log_start_offset()), t))
                 .filter(|(o, _)| *o < high_watermark)
                 .map_or(none, |(o, t)| found(o, t)),
         })
@@ -314,10 +325,11 @@ fn read_on_follower(
             log.log_end_offset(),
         )
     };
-    if offset < local_start as i64 || offset > log_end as i64 {
+    let first = local_start.max(log_start);
+    if offset < first as i64 || offset > log_end as i64 {
         return Err(from_log(LogError::OffsetOutOfRange {
             offset,
-            log_start_offset: local_start,
+            log_start_offset: first,
             log_end_offset: log_end,
         }));
     }
@@ -382,6 +394,9 @@ fn read_for_follower(
         return Ok(diverged);
     }
     partition.follower_fetched(replica.replica_id, fetch_offset);
+    if replica.log_start_offset >= 0 {
+        partition.follower_log_start(replica.replica_id, replica.log_start_offset as u64);
+    }
     let read = partition
         .read(offset, max_bytes, min_one, true)
         .map_err(from_log)?;

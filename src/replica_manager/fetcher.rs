@@ -485,6 +485,11 @@ fn handle_partition(
         return Outcome::Pause(format!("appending the leader's batches failed: {e}"));
     }
     partition.learn_high_watermark(data.high_watermark.max(0) as u64);
+    if data.log_start_offset > 0
+        && let Err(e) = partition.learn_log_start(data.log_start_offset as u64)
+    {
+        return Outcome::Pause(format!("moving the log start to the leader's failed: {e}"));
+    }
     Outcome::Fetched
 }
 

@@ -112,3 +112,54 @@ fn check_min_isr(partition: &PartitionRef, appended: bool) -> Result<(), BrokerE
         BrokerError::NotEnoughReplicas(message)
     })
 }
+
+impl ReplicaManager {
+    /// DeleteRecords (KIP-107) on a partition this broker leads: records below `offset` (-1:
+    /// the high watermark) are deleted. Resolves with the low watermark once every in-sync
+    /// replica's log starts at `offset` or later, or fails with REQUEST_TIMED_OUT after
+    /// `timeout`, as Kafka's delayed DeleteRecords does.
+    pub fn delete_records(
+        &self,
+        topic: &str,
+        partition: i32,
+        offset: i64,
+        timeout: std::time::Duration,
+    ) -> impl Future<Output = Result<i64, BrokerError>> + Send + use<> {
+        let started = self.leader_ref(topic, partition).and_then(|partition| {
+            if partition.is_mirror() {
+                return Err(BrokerError::InvalidRequest(self.mirror_refusal(topic)));
+            }
+            if !partition.log().config().cleanup_policy.deletes() {
+                return Err(BrokerError::PolicyViolation(format!(
+                    "records of {topic}-{} cannot be deleted: its cleanup.policy does not include delete",
+                    partition.index
+                )));
+            }
+            let high_watermark = partition.high_watermark();
+            let target = match offset {
+                -1 => high_watermark,
+                o if o < 0 || o as u64 > high_watermark => {
+                    return Err(BrokerError::OffsetOutOfRange(format!(
+                        "cannot delete records of {topic}-{} below offset {o}: the high watermark is {high_watermark}",
+                        partition.index
+                    )));
+                }
+                o => o as u64,
+            };
+            let low_watermark = partition.delete_records(target).map_err(from_log)?;
+            Ok((target, low_watermark))
+        });
+        async move {
+            let (target, mut low_watermark) = started?;
+            let reached =
+                tokio::time::timeout(timeout, low_watermark.wait_for(|low| *low >= target));
+            match reached.await {
+                Ok(Ok(low)) => Ok(*low as i64),
+                Ok(Err(_)) => Err(BrokerError::NotLeaderOrFollower),
+                Err(_) => Err(BrokerError::RequestTimedOut(format!(
+                    "records below {target} are not yet deleted from every in-sync replica"
+                ))),
+            }
+        }
+    }
+}

@@ -20,6 +20,8 @@ pub struct FollowerState {
     pub last_caught_up_ms: i64,
     /// When it last fetched.
     pub last_fetch_ms: i64,
+    /// The log start offset it reported in its last fetch, if it did.
+    pub log_start_offset: Option<u64>,
 }
 
 /// The leader's view of a partition's replicas.
@@ -64,6 +66,7 @@ impl ReplicaSet {
                         // A replica of the ISR has until the lag limit to show up.
                         last_caught_up_ms: now_ms,
                         last_fetch_ms: 0,
+                        log_start_offset: None,
                     },
                 )
             })
@@ -89,6 +92,7 @@ impl ReplicaSet {
                 log_end_offset: None,
                 last_caught_up_ms: now_ms,
                 last_fetch_ms: 0,
+                log_start_offset: None,
             });
         }
         self.replicas = replicas;
@@ -196,6 +200,29 @@ impl ReplicaSet {
             state.last_caught_up_ms = now_ms;
         }
         true
+    }
+
+    /// Records the log start offset a follower reported in its fetch; returns whether it
+    /// changed.
+    pub fn record_log_start(&mut self, id: i32, log_start_offset: u64) -> bool {
+        self.followers.get_mut(&id).is_some_and(|state| {
+            state.log_start_offset.replace(log_start_offset) != Some(log_start_offset)
+        })
+    }
+
+    /// Kafka's low watermark: the lowest log start offset of the leader (`leader_start`) and
+    /// the in-sync followers; below it, records are gone from every in-sync replica. A member
+    /// that has not reported holds it at 0.
+    pub fn low_watermark(&self, leader_start: u64) -> u64 {
+        self.maximal_isr()
+            .filter(|id| *id != self.me)
+            .map(|id| {
+                self.followers
+                    .get(&id)
+                    .and_then(|f| f.log_start_offset)
+                    .unwrap_or(0)
+            })
+            .fold(leader_start, u64::min)
     }
 
     /// Recomputes the high watermark from the leader's durable end `local_end` and the ISR's

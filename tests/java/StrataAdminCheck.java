@@ -1,7 +1,8 @@
 // Exercises the admin APIs the Java AdminClient reaches for beyond topics and configs:
 // describeMetadataQuorum (DescribeQuorum), describeTopics a few partitions per response
-// (DescribeTopicPartitions with a cursor), listConfigResources (ListConfigResources) and
-// describeProducers (DescribeProducers). Exits non-zero with a message on the first thing wrong.
+// (DescribeTopicPartitions with a cursor), listConfigResources (ListConfigResources),
+// describeProducers (DescribeProducers) and deleteRecords (DeleteRecords). Exits non-zero with
+// a message on the first thing wrong.
 // Usage: java StrataAdminCheck <bootstrap> <voter ids, comma-separated> <observer ids>
 
 import java.util.*;
@@ -130,6 +131,59 @@ public class StrataAdminCheck {
             "no producers on an unwritten partition");
     }
 
+    // deleteRecords on a partition of three replicas: the low watermark is where every in-sync
+    // replica's log now starts, and consumers start there.
+    static void checkDeleteRecords(Admin admin, String bootstrap) throws Exception {
+        admin.createTopics(List.of(new NewTopic("trimmed", Map.of(0, List.of(1, 2, 3))),
+            new NewTopic("kept", 1, (short) 1).configs(Map.of("cleanup.policy", "compact")))).all().get();
+        Properties props = new Properties();
+        props.put("bootstrap.servers", bootstrap);
+        props.put("key.serializer", StringSerializer.class.getName());
+        props.put("value.serializer", StringSerializer.class.getName());
+        try (KafkaProducer<String, String> producer = new KafkaProducer<>(props)) {
+            for (int i = 0; i < 10; i++) {
+                producer.send(new ProducerRecord<>("trimmed", 0, "k" + i, "v" + i)).get();
+            }
+            producer.send(new ProducerRecord<>("kept", 0, "k", "v")).get();
+        }
+        TopicPartition trimmed = new TopicPartition("trimmed", 0);
+        DeletedRecords deleted = admin.deleteRecords(Map.of(trimmed, RecordsToDelete.beforeOffset(6)))
+            .lowWatermarks().get(trimmed).get();
+        check(deleted.lowWatermark() == 6, "low watermark " + deleted.lowWatermark());
+        long earliest = admin.listOffsets(Map.of(trimmed, OffsetSpec.earliest())).partitionResult(trimmed).get().offset();
+        check(earliest == 6, "earliest offset after deleteRecords: " + earliest);
+        Properties consumerProps = new Properties();
+        consumerProps.put("bootstrap.servers", bootstrap);
+        consumerProps.put("key.deserializer", org.apache.kafka.common.serialization.StringDeserializer.class.getName());
+        consumerProps.put("value.deserializer", org.apache.kafka.common.serialization.StringDeserializer.class.getName());
+        try (org.apache.kafka.clients.consumer.KafkaConsumer<String, String> consumer =
+                 new org.apache.kafka.clients.consumer.KafkaConsumer<>(consumerProps)) {
+            consumer.assign(List.of(trimmed));
+            consumer.seekToBeginning(List.of(trimmed));
+            List<Long> offsets = new ArrayList<>();
+            long deadline = System.currentTimeMillis() + 20_000;
+            while (offsets.size() < 4 && System.currentTimeMillis() < deadline) {
+                consumer.poll(java.time.Duration.ofMillis(200)).forEach(r -> offsets.add(r.offset()));
+            }
+            check(offsets.equals(List.of(6L, 7L, 8L, 9L)), "consumed from the new start: " + offsets);
+        }
+        try {
+            admin.deleteRecords(Map.of(trimmed, RecordsToDelete.beforeOffset(100))).all().get();
+            check(false, "deleting past the high watermark");
+        } catch (java.util.concurrent.ExecutionException e) {
+            check(e.getCause() instanceof org.apache.kafka.common.errors.OffsetOutOfRangeException,
+                "past the high watermark: " + e.getCause());
+        }
+        TopicPartition kept = new TopicPartition("kept", 0);
+        try {
+            admin.deleteRecords(Map.of(kept, RecordsToDelete.beforeOffset(1))).all().get();
+            check(false, "deleting records of a compacted topic");
+        } catch (java.util.concurrent.ExecutionException e) {
+            check(e.getCause() instanceof org.apache.kafka.common.errors.PolicyViolationException,
+                "compacted topic: " + e.getCause());
+        }
+    }
+
     public static void main(String[] args) throws Exception {
         String bootstrap = args[0];
         Set<Integer> voters = ids(args[1]);
@@ -143,6 +197,9 @@ public class StrataAdminCheck {
             brokers.addAll(observers);
             checkConfigResources(admin, brokers);
             checkProducers(admin, bootstrap);
+            if (brokers.size() >= 3) {
+                checkDeleteRecords(admin, bootstrap);
+            }
         }
         System.out.println("OK admin");
     }

@@ -47,6 +47,7 @@ struct PlannedPartition {
     partition_max_bytes: u64,
     current_leader_epoch: i32,
     last_fetched_epoch: i32,
+    log_start_offset: i64,
 }
 
 pub(super) fn handle<B: Broker>(
@@ -106,6 +107,7 @@ pub(super) fn handle<B: Broker>(
                     partition_max_bytes: p.partition_max_bytes.max(0) as u64,
                     current_leader_epoch: p.current_leader_epoch,
                     last_fetched_epoch: p.last_fetched_epoch,
+                    log_start_offset: p.log_start_offset,
                 })
                 .collect(),
         })
@@ -278,6 +280,7 @@ fn read_all<B: Broker>(
                             Reader::Follower(ReplicaFetch {
                                 replica_id,
                                 last_fetched_epoch: p.last_fetched_epoch,
+                                log_start_offset: p.log_start_offset,
                             })
                         } else if rack.is_some() {
                             Reader::ConsumerWithRack

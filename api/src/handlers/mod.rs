@@ -10,6 +10,7 @@ mod api_versions;
 mod create_partitions;
 mod create_topics;
 mod delete_groups;
+mod delete_records;
 mod delete_topics;
 mod describe_cluster;
 mod describe_configs;
@@ -280,6 +281,7 @@ pub(crate) fn handle<B: Broker>(
         RequestKind::SaslAuthenticate(r) => sasl::authenticate(&ctx, r),
         RequestKind::DescribeUserScramCredentials(r) => scram_credentials::describe(&ctx, r),
         RequestKind::AlterUserScramCredentials(r) => scram_credentials::alter(&ctx, r),
+        RequestKind::DeleteRecords(r) => delete_records::handle(&ctx, r),
         RequestKind::DescribeQuorum(r) => describe_quorum::handle(&ctx, r),
         RequestKind::DescribeProducers(r) => describe_producers::handle(&ctx, r),
         RequestKind::ListConfigResources(r) => list_config_resources::handle(&ctx, r),

@@ -67,6 +67,7 @@ error_codes!(
     responses => ({}; partitions => ({ error_code }))
 );
 error_codes!(ListPartitionReassignmentsResponse { error_code });
+error_codes!(DeleteRecordsResponse {}; topics => ({}; partitions => ({ error_code })));
 error_codes!(DescribeQuorumResponse { error_code }; topics => ({}; partitions => ({ error_code })));
 error_codes!(DescribeTopicPartitionsResponse {}; topics => ({ error_code }));
 error_codes!(ListConfigResourcesResponse { error_code });
