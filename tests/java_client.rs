@@ -44,6 +44,7 @@ fn client_classpath(version: &str) -> String {
         .arg(&jars)
         .arg(sources.join("StrataClientCheck.java"))
         .arg(sources.join("StrataAclCheck.java"))
+        .arg(sources.join("StrataCompressionCheck.java"))
         // The admin check uses APIs new in 4.1 (listConfigResources).
         .args(
             version
@@ -400,4 +401,121 @@ fn leader_of(bootstrap: &str, topic: &str) -> i32 {
     )
     .expect("metadata");
     metadata.topics()[0].partitions()[0].leader()
+}
+
+/// The codec bits of every batch stored in partition 0 of `topic`, from a raw Fetch.
+async fn stored_codecs(addr: &str, topic: &str) -> Vec<i16> {
+    use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+    use kafka_protocol::messages::{FetchRequest, TopicName};
+    use kafka_protocol::protocol::StrBytes;
+    let mut conn = common::wire::Conn::open(addr).await;
+    let request = FetchRequest::default()
+        .with_max_wait_ms(0)
+        .with_max_bytes(1 << 20)
+        .with_topics(vec![
+            FetchTopic::default()
+                .with_topic(TopicName(StrBytes::from_string(topic.to_owned())))
+                .with_partitions(vec![
+                    FetchPartition::default().with_partition_max_bytes(1 << 20),
+                ]),
+        ]);
+    let response = conn.call(12, &request).await.expect("Fetch answered");
+    let mut records = response.responses[0].partitions[0]
+        .records
+        .clone()
+        .expect("records");
+    let mut codecs = Vec::new();
+    while records.len() >= 61 {
+        let header = strata_record::BatchHeader::parse(&records).expect("a batch");
+        codecs.push(header.compression());
+        let _ = records.split_to(header.size() as usize);
+    }
+    codecs
+}
+
+/// Proves that a topic's `compression.type` is the codec its batches are stored in, whatever
+/// librdkafka (zstd or lz4) and the Java client (uncompressed) send, that both clients read
+/// every record back, and that a batch refused for one record names it (KIP-467) to the Java
+/// producer.
+#[test]
+fn topics_store_their_codec_and_the_java_producer_learns_which_record_was_refused() {
+    use rdkafka::producer::{FutureProducer, FutureRecord};
+    let classpath = client_classpath("4.1.0");
+    let dir = tempfile::tempdir().unwrap();
+    let broker = BrokerProcess::start(&dir.path().join("data"), &[]);
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let codecs = [
+        ("uncompressed", 0),
+        ("gzip", 1),
+        ("snappy", 2),
+        ("lz4", 3),
+        ("zstd", 4),
+    ];
+    runtime.block_on(async {
+        for (codec, _) in codecs {
+            let topic = format!("codec-{codec}");
+            common::create_topic(&broker.addr, &topic, 1, &[("compression.type", codec)]).await;
+            // Batches in another codec than the topic's, so that each is recompressed.
+            let sent_as = if codec == "zstd" { "lz4" } else { "zstd" };
+            let producer: FutureProducer = common::client(&broker.addr)
+                .set("compression.codec", sent_as)
+                .set("enable.idempotence", "true")
+                .set("linger.ms", "5")
+                .create()
+                .unwrap();
+            // Enqueued at once, so that librdkafka batches them.
+            let deliveries: Vec<_> = (0..50)
+                .map(|i| {
+                    let (key, value) = (format!("k{i}"), format!("{topic}-{i}"));
+                    producer
+                        .send_result(
+                            FutureRecord::to(&topic)
+                                .partition(0)
+                                .key(&key)
+                                .payload(&value),
+                        )
+                        .map_err(|(e, _)| e)
+                        .expect("enqueued")
+                })
+                .collect();
+            for delivery in deliveries {
+                delivery.await.expect("delivered").expect("acknowledged");
+            }
+        }
+        common::create_topic(&broker.addr, "keyed", 1, &[("cleanup.policy", "compact")]).await;
+    });
+    let mut args = vec![broker.addr.clone(), "keyed".to_owned()];
+    args.extend(codecs.iter().map(|(c, _)| format!("codec-{c}")));
+    let output = run(Command::new("java")
+        .arg("-cp")
+        .arg(&classpath)
+        .arg("StrataCompressionCheck")
+        .args(&args));
+    assert!(
+        output.contains("OK compression"),
+        "{output}\nbroker log:\n{}",
+        broker.log()
+    );
+    for (codec, bits) in codecs {
+        let topic = format!("codec-{codec}");
+        let stored = runtime.block_on(stored_codecs(&broker.addr, &topic));
+        assert!(!stored.is_empty());
+        assert!(
+            stored.iter().all(|c| *c == bits),
+            "{topic} stores {stored:?}"
+        );
+        let read = common::consume_all(
+            &broker.addr,
+            &topic,
+            1,
+            100,
+            std::time::Duration::from_secs(20),
+        );
+        let values: Vec<String> = read
+            .iter()
+            .map(|r| String::from_utf8_lossy(r.value.as_deref().unwrap()).into_owned())
+            .collect();
+        let expected: Vec<String> = (0..100).map(|i| format!("{topic}-{i}")).collect();
+        assert_eq!(values, expected, "librdkafka reads {topic}");
+    }
 }

@@ -386,6 +386,14 @@ pub enum BrokerError {
     /// A well-formed batch the broker refuses.
     #[error("{0}")]
     InvalidRecord(String),
+    /// A batch refused for some of its records (KIP-467), with each one's index and why.
+    #[error("{message}")]
+    InvalidRecords {
+        /// What the whole batch is told.
+        message: String,
+        /// The records at fault: index in the batch, and why.
+        records: Vec<(i32, String)>,
+    },
     /// A batch larger than the topic allows.
     #[error("{0}")]
     MessageTooLarge(String),
@@ -533,7 +541,7 @@ impl BrokerError {
             Self::InvalidReplicaAssignment(_) => ResponseError::InvalidReplicaAssignment,
             Self::InvalidConfig(_) => ResponseError::InvalidConfig,
             Self::CorruptMessage(_) => ResponseError::CorruptMessage,
-            Self::InvalidRecord(_) => ResponseError::InvalidRecord,
+            Self::InvalidRecord(_) | Self::InvalidRecords { .. } => ResponseError::InvalidRecord,
             Self::MessageTooLarge(_) => ResponseError::MessageTooLarge,
             Self::UnsupportedForMessageFormat(_) => ResponseError::UnsupportedForMessageFormat,
             Self::OffsetOutOfRange(_) => ResponseError::OffsetOutOfRange,

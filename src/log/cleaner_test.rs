@@ -8,7 +8,7 @@ use kafka_protocol::records::{
     Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
 };
 
-use crate::log::{LogConfig, UnifiedLog};
+use crate::log::{LogConfig, LogError, UnifiedLog};
 use crate::partition::Partition;
 
 const BUDGET: usize = 1 << 20;
@@ -246,7 +246,14 @@ fn records_without_keys_are_refused_by_compacted_topics() {
     let mut log = UnifiedLog::open(dir.path(), compacted(), 0, true).unwrap();
     let keyless = crate::log::batch::tests::sample_batch(2, 1, None);
     let err = log.append(&keyless, 1).unwrap_err();
-    assert!(err.to_string().contains("without a key"), "{err}");
+    assert!(err.to_string().contains("without key"), "{err}");
+    match err {
+        LogError::InvalidRecords { records, .. } => {
+            let indexes: Vec<i32> = records.iter().map(|(i, _)| *i).collect();
+            assert_eq!(indexes, [0, 1], "each keyless record is named");
+        }
+        other => panic!("{other}"),
+    }
 }
 
 /// The cleaner's throughput on this machine (not a test: it asserts nothing about speed).

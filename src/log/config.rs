@@ -16,6 +16,36 @@ pub enum TimestampType {
     LogAppendTime,
 }
 
+/// A topic's `compression.type`: keep the producer's codec, or store batches in this one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TopicCompression {
+    /// Batches are stored as the producer compressed them (the default).
+    Producer,
+    /// Batches are stored in this codec, recompressed on append when they come in another.
+    Codec(kafka_protocol::records::Compression),
+}
+
+impl std::str::FromStr for TopicCompression {
+    type Err = InvalidConfig;
+
+    fn from_str(value: &str) -> Result<Self, InvalidConfig> {
+        use kafka_protocol::records::Compression;
+        Ok(match value {
+            "producer" => Self::Producer,
+            "uncompressed" => Self::Codec(Compression::None),
+            "gzip" => Self::Codec(Compression::Gzip),
+            "snappy" => Self::Codec(Compression::Snappy),
+            "lz4" => Self::Codec(Compression::Lz4),
+            "zstd" => Self::Codec(Compression::Zstd),
+            other => {
+                return Err(InvalidConfig(format!(
+                    "compression.type={other} is not one of producer, uncompressed, gzip, snappy, lz4, zstd"
+                )));
+            }
+        })
+    }
+}
+
 /// What happens to old data.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CleanupPolicy {
@@ -106,7 +136,7 @@ pub const TOPIC_CONFIGS: &[ConfigKey] = &[
         "compression.type",
         ConfigType::String,
         "producer",
-        "only 'producer': batches are stored as sent, never recompressed",
+        "producer (batches stored as sent), or the codec batches are stored in: uncompressed, gzip, snappy, lz4, zstd",
     ),
     key(
         "flush.messages",
@@ -284,6 +314,8 @@ pub struct LogConfig {
     pub max_message_bytes: u64,
     /// `message.timestamp.type`.
     pub timestamp_type: TimestampType,
+    /// `compression.type`.
+    pub compression: TopicCompression,
     /// `min.insync.replicas`.
     pub min_insync_replicas: i32,
     /// `retention.bytes`; negative means no limit.
@@ -405,14 +437,7 @@ impl LogConfig {
                 )));
             }
         };
-        match get("compression.type") {
-            "producer" => {}
-            other => {
-                return Err(InvalidConfig(format!(
-                    "compression.type={other} is not supported: Strata stores batches as producers compress them (use 'producer')"
-                )));
-            }
-        }
+        let compression: TopicCompression = get("compression.type").parse()?;
         let timestamp_type = match get("message.timestamp.type") {
             "CreateTime" => TimestampType::CreateTime,
             "LogAppendTime" => TimestampType::LogAppendTime,
@@ -460,6 +485,7 @@ impl LogConfig {
             index_interval_bytes: int("index.interval.bytes", 0)? as u64,
             max_message_bytes: int("max.message.bytes", 0)? as u64,
             timestamp_type,
+            compression,
             min_insync_replicas: int("min.insync.replicas", 1)? as i32,
             retention_bytes: long("retention.bytes", i64::MIN)?,
             retention_ms: long("retention.ms", -1)?,

@@ -11,6 +11,15 @@ pub enum LogError {
     /// A well-formed batch the broker will not accept.
     #[error("invalid record batch: {0}")]
     InvalidRecord(String),
+    /// A batch refused for some of its records (KIP-467): each one's index in the batch and
+    /// why.
+    #[error("{message}")]
+    InvalidRecords {
+        /// What the whole batch is told.
+        message: String,
+        /// The records at fault: index in the batch, and why.
+        records: Vec<(i32, String)>,
+    },
     /// A batch of an old message format (magic 0 or 1, removed in Kafka 4.0 by KIP-724).
     #[error("record batch magic {0} is not supported: only magic 2 exists since Kafka 4.0")]
     UnsupportedMagic(i8),

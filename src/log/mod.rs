@@ -15,6 +15,7 @@ pub mod leader_epoch;
 pub mod loader;
 pub mod local_log;
 pub mod producer_state;
+pub mod recompress;
 pub mod scanner;
 pub mod segment;
 pub mod segments;

@@ -10,6 +10,11 @@
 //! `remote_log_start_offset` and `remote_log_end_offset` (the remote tier's range; segments
 //! below the latter are uploaded), `recovery_point` (durable below), `log_end_offset` (the
 //! next offset). The high watermark is the partition's (see `crate::partition`).
+//!
+//! DeleteRecords may put the log start inside the first local segment, above the local log
+//! start: the latter stays the base of the first segment on disk (Kafka raises it too), so a
+//! follower that starts its log at the leader's local log start receives whole batches from
+//! their first offset and learns the log start from the leader's fetch responses.
 
 use std::fs::File;
 use std::path::Path;
@@ -626,16 +631,44 @@ impl UnifiedLog {
 }
 
 /// Kafka refuses records without a key in a compacted topic: compaction could not keep them.
+/// The refusal names each such record (KIP-467), in Kafka's words.
 fn check_keys(batch: &[u8]) -> Result<()> {
     let mut bytes = bytes::Bytes::copy_from_slice(batch);
     let set = kafka_protocol::records::RecordBatchDecoder::decode(&mut bytes)
         .map_err(|e| LogError::InvalidRecord(format!("batch does not decode: {e}")))?;
-    if set.records.iter().any(|r| r.key.is_none()) {
-        return Err(LogError::InvalidRecord(
-            "compacted topic cannot accept a record without a key".into(),
-        ));
+    let records: Vec<(i32, String)> = set
+        .records
+        .iter()
+        .enumerate()
+        .filter(|(_, r)| r.key.is_none())
+        .map(|(index, _)| {
+            (
+                index as i32,
+                "Compacted topic cannot accept message without key.".to_owned(),
+            )
+        })
+        .collect();
+    if records.is_empty() {
+        return Ok(());
     }
-    Ok(())
+    Err(LogError::InvalidRecords {
+        message: record_errors_message(&records),
+        records,
+    })
+}
+
+/// Kafka's message for a batch refused for some of its records (`LogValidator`).
+fn record_errors_message(records: &[(i32, String)]) -> String {
+    let shown: Vec<String> = records
+        .iter()
+        .take(3)
+        .map(|(index, message)| format!("RecordError(batchIndex={index}, message='{message}')"))
+        .collect();
+    format!(
+        "One or more records have been rejected due to {} record errors in total, and only showing the first three errors at most: [{}]",
+        records.len(),
+        shown.join(", ")
+    )
 }
 
 /// The cleaner checkpoint, 0 when absent or unreadable (the whole log is then dirty).

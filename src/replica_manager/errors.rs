@@ -35,6 +35,9 @@ pub(crate) fn from_log(e: LogError) -> BrokerError {
     match e {
         LogError::CorruptRecord(m) => BrokerError::CorruptMessage(m),
         LogError::InvalidRecord(m) => BrokerError::InvalidRecord(m),
+        LogError::InvalidRecords { message, records } => {
+            BrokerError::InvalidRecords { message, records }
+        }
         e @ LogError::UnsupportedMagic(_) => {
             BrokerError::UnsupportedForMessageFormat(e.to_string())
         }

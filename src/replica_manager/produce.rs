@@ -9,6 +9,8 @@ use strata_api::broker::Appended;
 
 use super::ReplicaManager;
 use super::errors::{from_log, storage};
+use crate::log::config::TopicCompression;
+use crate::log::recompress::recompress;
 use crate::partition::PartitionRef;
 
 fn now_ms() -> i64 {
@@ -53,6 +55,15 @@ impl ReplicaManager {
         if acks == -1 && replicated {
             check_min_isr(&partition, false)?;
         }
+        // A topic that names a codec gets its batches in it. The work is done before the log
+        // is locked, so that readers and other producers of the partition do not wait on it.
+        let compression = partition.log().config().compression;
+        let records = match compression {
+            TopicCompression::Producer => records,
+            TopicCompression::Codec(codec) => recompress(&records, codec)
+                .map_err(from_log)?
+                .unwrap_or(records),
+        };
         let (info, log_start_offset, must_flush) =
             partition.append(&records, now_ms()).map_err(from_log)?;
         Ok(Appended {

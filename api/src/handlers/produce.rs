@@ -7,7 +7,9 @@
 
 use std::time::Duration;
 
-use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
+use kafka_protocol::messages::produce_response::{
+    BatchIndexAndErrorMessage, PartitionProduceResponse, TopicProduceResponse,
+};
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
 
 use super::{Ctx, HandleError, str_bytes};
@@ -152,15 +154,30 @@ fn partition_response(
             } else {
                 -1
             }),
-        Err(e) => response
-            .with_error_code(e.code())
-            .with_base_offset(-1)
-            .with_log_append_time_ms(-1)
-            .with_log_start_offset(-1)
-            .with_error_message(if version >= 8 {
-                e.message().map(str_bytes)
-            } else {
-                None
-            }),
+        Err(e) => {
+            // KIP-467 (v8+): which records of the batch were at fault.
+            let record_errors = match &e {
+                BrokerError::InvalidRecords { records, .. } if version >= 8 => records
+                    .iter()
+                    .map(|(index, message)| {
+                        BatchIndexAndErrorMessage::default()
+                            .with_batch_index(*index)
+                            .with_batch_index_error_message(Some(str_bytes(message.clone())))
+                    })
+                    .collect(),
+                _ => Vec::new(),
+            };
+            response
+                .with_error_code(e.code())
+                .with_base_offset(-1)
+                .with_log_append_time_ms(-1)
+                .with_log_start_offset(-1)
+                .with_record_errors(record_errors)
+                .with_error_message(if version >= 8 {
+                    e.message().map(str_bytes)
+                } else {
+                    None
+                })
+        }
     }
 }
