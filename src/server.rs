@@ -414,6 +414,10 @@ async fn run_broker(
             .unwrap_or_else(|| default_max_connections(files_limit())),
         max_connections_per_ip: config.max_connections_per_ip,
         remote_fetch_max_wait: config.remote_fetch_max_wait,
+        fetch_sessions: std::sync::Arc::new(strata_api::fetch_session::FetchSessions::new(
+            config.fetch_session_slots,
+            config.fetch_session_eviction,
+        )),
         auto_create_topics: config.auto_create_topics,
         tls_handshake_timeout: config.tls_handshake_timeout,
     };

@@ -5,54 +5,12 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use common::BrokerProcess;
 use common::certs::{Ca, Request};
 
-fn run(command: &mut Command) -> String {
-    let output = command.output().unwrap_or_else(|e| panic!("{command:?} could not start (java, javac and mvn are installed by scripts/test.sh): {e}"));
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    assert!(output.status.success(), "{command:?} failed:\n{text}");
-    text
-}
-
-/// Jars and the compiled check for one client version, built once per target directory.
-fn client_classpath(version: &str) -> String {
-    let sources = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/java");
-    let base = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("java-client-{version}"));
-    let lib = base.join("lib");
-    if !lib.join(format!("kafka-clients-{version}.jar")).exists() {
-        run(Command::new("mvn")
-            .args(["-q", "-B", "-f"])
-            .arg(sources.join("pom.xml"))
-            .arg("dependency:copy-dependencies")
-            .arg(format!("-DoutputDirectory={}", lib.display()))
-            .arg(format!("-Dkafka.version={version}")));
-    }
-    let classes = base.join("classes");
-    let jars = format!("{}/*", lib.display());
-    run(Command::new("javac")
-        .arg("-d")
-        .arg(&classes)
-        .arg("-cp")
-        .arg(&jars)
-        .arg(sources.join("StrataClientCheck.java"))
-        .arg(sources.join("StrataAclCheck.java"))
-        .arg(sources.join("StrataCompressionCheck.java"))
-        // The admin check uses APIs new in 4.1 (listConfigResources).
-        .args(
-            version
-                .starts_with("4.")
-                .then(|| sources.join("StrataAdminCheck.java")),
-        ));
-    format!("{}:{jars}", classes.display())
-}
+use common::java::{classpath as client_classpath, run};
 
 fn check_client(version: &str) {
     let classpath = client_classpath(version);

@@ -10,6 +10,7 @@ pub mod broker;
 pub mod cluster_api;
 pub mod connection;
 pub mod console;
+pub mod fetch_session;
 pub mod frame;
 pub mod group;
 mod handlers;

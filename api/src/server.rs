@@ -39,6 +39,8 @@ pub struct ServerConfig {
     /// Longest a Fetch waits for remote data before answering without it
     /// (`remote.fetch.max.wait.ms`, KIP-1018).
     pub remote_fetch_max_wait: Duration,
+    /// The broker's incremental fetch sessions (KIP-227), shared by every listener.
+    pub fetch_sessions: std::sync::Arc<crate::fetch_session::FetchSessions>,
     /// Whether Metadata may create missing topics (`auto.create.topics.enable`).
     pub auto_create_topics: bool,
     /// Longest a TLS handshake may take (`ssl.handshake.timeout.ms`).
@@ -55,6 +57,7 @@ impl Default for ServerConfig {
             max_connections: i32::MAX as usize,
             max_connections_per_ip: i32::MAX as usize,
             remote_fetch_max_wait: Duration::from_millis(500),
+            fetch_sessions: std::sync::Arc::default(),
             auto_create_topics: true,
             tls_handshake_timeout: Duration::from_secs(10),
         }

@@ -243,6 +243,16 @@ pub const BROKER_KEYS: &[(&str, &str, &str)] = &[
         "longest one object store operation may take, retries included; longer is a failure",
     ),
     (
+        "max.incremental.fetch.session.cache.slots",
+        "1000",
+        "incremental fetch sessions (KIP-227) kept, broker-wide; 0 turns them off",
+    ),
+    (
+        "min.incremental.fetch.session.eviction.ms",
+        "120000",
+        "how long a fetch session must be unused before a new one may take its slot",
+    ),
+    (
         "remote.fetch.max.wait.ms",
         "500",
         "longest a fetch waits for remote data before answering without it (the read goes on)",

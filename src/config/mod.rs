@@ -241,6 +241,10 @@ pub struct BrokerConfig {
     pub max_connections_per_ip: usize,
     /// `remote.fetch.max.wait.ms`.
     pub remote_fetch_max_wait: Duration,
+    /// `max.incremental.fetch.session.cache.slots`.
+    pub fetch_session_slots: usize,
+    /// `min.incremental.fetch.session.eviction.ms`.
+    pub fetch_session_eviction: Duration,
     /// `log.retention.check.interval.ms`.
     pub retention_check_interval_ms: u64,
     /// `log.flush.scheduler.interval.ms`.
@@ -476,6 +480,11 @@ impl BrokerConfig {
             remote_fetch_max_wait: settings
                 .millis("remote.fetch.max.wait.ms")?
                 .max(Duration::from_millis(1)),
+            fetch_session_slots: settings.parse(
+                "max.incremental.fetch.session.cache.slots",
+                0..=i32::MAX as i64,
+            )? as usize,
+            fetch_session_eviction: settings.millis("min.incremental.fetch.session.eviction.ms")?,
             retention_check_interval_ms: settings
                 .parse("log.retention.check.interval.ms", 1..=i64::MAX)?
                 as u64,

@@ -5,13 +5,13 @@
 //! `max_bytes` (at most the broker's `fetch.max.bytes`) bounds the response and
 //! `partition_max_bytes` each partition, except that the
 //! first batch of the first partition with data is always returned whole (KIP-74), so a batch
-//! larger than the limits cannot stall a consumer. Fetch sessions (KIP-227) are not created:
-//! the response's session id 0 tells clients to send full fetches, which every client supports.
+//! larger than the limits cannot stall a consumer. Clients that open a fetch session (KIP-227,
+//! see [`crate::fetch_session`]) then send only what changed, and are answered only the
+//! partitions with news.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::fetch_response::{
     EpochEndOffset, FetchableTopicResponse, PartitionData,
 };
@@ -23,6 +23,7 @@ use super::fetch_encode::{self, EncodeCtx};
 use super::{Ctx, HandleError};
 use crate::broker::{Broker, BrokerError, DataChanges, FetchWaker, Reader, Records, ReplicaFetch};
 use crate::connection::Reply;
+use crate::fetch_session::{FetchPartitionState, FetchSessions, Sent, SessionFetch};
 use crate::metrics::{KAFKA, Purgatory};
 use crate::security::acl::{CLUSTER_NAME, Operation, ResourceType};
 
@@ -48,6 +49,34 @@ struct PlannedPartition {
     current_leader_epoch: i32,
     last_fetched_epoch: i32,
     log_start_offset: i64,
+    /// In a fetch session: what its last answer told the client, if it was answered.
+    sent: Option<Sent>,
+}
+
+/// Partitions grouped by topic, in the order each topic first appears.
+fn group(
+    partitions: Vec<(FetchPartitionState, Option<Sent>)>,
+) -> Vec<(FetchPartitionState, Vec<PlannedPartition>)> {
+    let mut topics: Vec<(FetchPartitionState, Vec<PlannedPartition>)> = Vec::new();
+    for (p, sent) in partitions {
+        let planned = PlannedPartition {
+            index: p.index,
+            fetch_offset: p.fetch_offset,
+            partition_max_bytes: p.partition_max_bytes,
+            current_leader_epoch: p.current_leader_epoch,
+            last_fetched_epoch: p.last_fetched_epoch,
+            log_start_offset: p.log_start_offset,
+            sent,
+        };
+        match topics
+            .iter_mut()
+            .find(|(t, _)| t.topic == p.topic && t.topic_id == p.topic_id)
+        {
+            Some((_, list)) => list.push(planned),
+            None => topics.push((p, vec![planned])),
+        }
+    }
+    topics
 }
 
 pub(super) fn handle<B: Broker>(
@@ -56,13 +85,61 @@ pub(super) fn handle<B: Broker>(
 ) -> Result<Reply, HandleError> {
     let encode_ctx = EncodeCtx::from(ctx);
     let version = ctx.version;
-    if request.session_id != 0 {
-        let response = FetchResponse::default()
-            .with_error_code(ResponseError::FetchSessionIdNotFound.code())
-            .with_session_id(0);
-        return ctx.respond(&response);
-    }
     let by_id = ctx.version >= FIRST_TOPIC_ID_VERSION;
+    let requested: Vec<FetchPartitionState> = request
+        .topics
+        .into_iter()
+        .flat_map(|topic| {
+            let (name, id) = (topic.topic, topic.topic_id);
+            topic
+                .partitions
+                .into_iter()
+                .map(move |p| FetchPartitionState {
+                    topic: name.clone(),
+                    topic_id: id,
+                    index: p.partition,
+                    fetch_offset: p.fetch_offset,
+                    partition_max_bytes: p.partition_max_bytes.max(0) as u64,
+                    current_leader_epoch: p.current_leader_epoch,
+                    last_fetched_epoch: p.last_fetched_epoch,
+                    log_start_offset: p.log_start_offset,
+                })
+        })
+        .collect();
+    let forgotten = request
+        .forgotten_topics_data
+        .into_iter()
+        .flat_map(|t| {
+            let (name, id) = (t.topic, t.topic_id);
+            t.partitions.into_iter().map(move |p| (name.clone(), id, p))
+        })
+        .collect();
+    // Before v7 there are no sessions: the defaults (0, -1) ask for none.
+    let sessions = Arc::clone(&ctx.config.fetch_sessions);
+    let (session, partitions) = match sessions.begin(
+        (request.session_id, request.session_epoch),
+        by_id,
+        requested,
+        forgotten,
+    ) {
+        Ok((SessionFetch::Full { id }, requested)) => (
+            SessionFetch::Full { id },
+            requested.into_iter().map(|p| (p, None)).collect(),
+        ),
+        Ok((SessionFetch::Incremental { id, partitions }, _)) => (
+            SessionFetch::Incremental {
+                id,
+                partitions: Vec::new(),
+            },
+            partitions,
+        ),
+        Err(e) => {
+            let response = FetchResponse::default()
+                .with_error_code(e.code())
+                .with_session_id(0);
+            return ctx.respond(&response);
+        }
+    };
     // Followers name themselves in `replica_id` up to v14 and in `replica_state` from v15.
     let replica_id = if version >= 15 {
         request.replica_state.replica_id.0
@@ -77,10 +154,9 @@ pub(super) fn handle<B: Broker>(
             ResourceType::Cluster,
             CLUSTER_NAME,
         );
-    let plan: Vec<PlannedTopic> = request
-        .topics
+    let plan: Vec<PlannedTopic> = group(partitions)
         .into_iter()
-        .map(|topic| {
+        .map(|(topic, partitions)| {
             let name = if by_id {
                 ctx.broker.topic_name(topic.topic_id)
             } else {
@@ -91,25 +167,13 @@ pub(super) fn handle<B: Broker>(
                 (Some(name), true) => !ctx.allowed(Operation::Read, ResourceType::Topic, name),
                 (None, true) => false,
             };
-            (topic, name, denied)
-        })
-        .map(|(topic, name, denied)| PlannedTopic {
-            name,
-            denied,
-            request_name: topic.topic,
-            topic_id: topic.topic_id,
-            partitions: topic
-                .partitions
-                .into_iter()
-                .map(|p| PlannedPartition {
-                    index: p.partition,
-                    fetch_offset: p.fetch_offset,
-                    partition_max_bytes: p.partition_max_bytes.max(0) as u64,
-                    current_leader_epoch: p.current_leader_epoch,
-                    last_fetched_epoch: p.last_fetched_epoch,
-                    log_start_offset: p.log_start_offset,
-                })
-                .collect(),
+            PlannedTopic {
+                name,
+                denied,
+                request_name: topic.topic,
+                topic_id: topic.topic_id,
+                partitions,
+            }
         })
         .collect();
     // KIP-392: a consumer's rack, from v11.
@@ -155,6 +219,8 @@ pub(super) fn handle<B: Broker>(
                 if replica_id < 0 {
                     count_fetched(&plan, &regions, &counts);
                 }
+                let (response, regions) =
+                    answer_session(&sessions, &session, &plan, response, regions);
                 return fetch_encode::encode(&encode_ctx, response, regions);
             }
             let _waiting = KAFKA.waiting(Purgatory::Fetch);
@@ -166,11 +232,69 @@ pub(super) fn handle<B: Broker>(
                     if replica_id < 0 {
                         count_fetched(&plan, &regions, &counts);
                     }
+                    let (response, regions) = answer_session(&sessions, &session, &plan, response, regions);
                     return fetch_encode::encode(&encode_ctx, response, regions);
                 }
             }
         }
     })))
+}
+
+/// The answer of a fetch in a session: the session's id, and for an incremental fetch only
+/// the partitions with news (an error, records, or a high watermark, last stable offset or
+/// log start offset the client was not told yet). What each included partition told is
+/// recorded in the session.
+fn answer_session(
+    sessions: &FetchSessions,
+    session: &SessionFetch,
+    plan: &[PlannedTopic],
+    mut response: FetchResponse,
+    regions: Vec<Option<Records>>,
+) -> (FetchResponse, Vec<Option<Records>>) {
+    let (id, incremental) = match session {
+        SessionFetch::Full { id } => (*id, false),
+        SessionFetch::Incremental { id, .. } => (*id, true),
+    };
+    response.session_id = id;
+    if id == 0 {
+        return (response, regions);
+    }
+    let mut regions = regions.into_iter();
+    let mut kept_regions = Vec::new();
+    let mut sent = Vec::new();
+    for (topic, planned) in response.responses.iter_mut().zip(plan) {
+        let partitions = std::mem::take(&mut topic.partitions);
+        for (data, p) in partitions.into_iter().zip(&planned.partitions) {
+            let region = regions.next().flatten();
+            let has_records = region.as_ref().is_some_and(|r| !r.is_empty());
+            let now = Sent {
+                high_watermark: data.high_watermark,
+                last_stable_offset: data.last_stable_offset,
+                log_start_offset: data.log_start_offset,
+            };
+            let news = data.error_code != 0
+                || has_records
+                || data.preferred_read_replica.0 >= 0
+                || data.diverging_epoch.epoch >= 0
+                || data.diverging_epoch.end_offset >= 0
+                || p.sent != Some(now);
+            if incremental && !news {
+                continue;
+            }
+            if data.error_code == 0 {
+                sent.push((
+                    (planned.request_name.0.as_str(), planned.topic_id, p.index),
+                    now,
+                    has_records,
+                ));
+            }
+            topic.partitions.push(data);
+            kept_regions.push(region);
+        }
+    }
+    response.responses.retain(|t| !t.partitions.is_empty());
+    sessions.answered(id, &sent);
+    (response, kept_regions)
 }
 
 /// Replaces each pending remote read by its bytes, or by the partition's error if it failed.

@@ -210,6 +210,9 @@ pub struct KafkaMetrics {
     sasl: Family<SaslLabels, Counter>,
     denied: Family<ApiLabels, Counter>,
     admin_auth_failures: Counter,
+    fetch_sessions: Gauge,
+    fetch_session_partitions: Gauge,
+    fetch_session_evictions: Counter,
 }
 
 impl Default for KafkaMetrics {
@@ -233,6 +236,9 @@ impl Default for KafkaMetrics {
             sasl: Family::default(),
             denied: Family::default(),
             admin_auth_failures: Counter::default(),
+            fetch_sessions: Gauge::default(),
+            fetch_session_partitions: Gauge::default(),
+            fetch_session_evictions: Counter::default(),
         }
     }
 }
@@ -273,6 +279,17 @@ impl KafkaMetrics {
     /// An accepted connection closed.
     pub fn connection_closed(&self) {
         self.connections.dec();
+    }
+
+    /// The incremental fetch sessions cached now, and their partitions.
+    pub fn fetch_sessions(&self, sessions: usize, partitions: usize) {
+        self.fetch_sessions.set(sessions as i64);
+        self.fetch_session_partitions.set(partitions as i64);
+    }
+
+    /// A fetch session was evicted for a new one.
+    pub fn fetch_session_evicted(&self) {
+        self.fetch_session_evictions.inc();
     }
 
     /// A connection was refused (`max.connections.per.ip`).
@@ -490,6 +507,21 @@ impl KafkaMetrics {
             "kafka_request_memory_limit_bytes",
             "The request memory budget, queued.max.request.bytes",
             self.request_memory_limit.clone(),
+        );
+        registry.register(
+            "kafka_fetch_sessions",
+            "Incremental fetch sessions cached (KIP-227)",
+            self.fetch_sessions.clone(),
+        );
+        registry.register(
+            "kafka_fetch_session_partitions",
+            "Partitions held by the cached fetch sessions",
+            self.fetch_session_partitions.clone(),
+        );
+        registry.register(
+            "kafka_fetch_session_evictions",
+            "Fetch sessions evicted to make room for new ones",
+            self.fetch_session_evictions.clone(),
         );
     }
 }
