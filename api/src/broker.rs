@@ -445,6 +445,12 @@ pub enum BrokerError {
     /// This broker does not coordinate the group.
     #[error("this broker is not the group's coordinator")]
     NotCoordinator,
+    /// A batch or request that goes against the state of a transaction.
+    #[error("{0}")]
+    InvalidTxnState(String),
+    /// A transaction marker from a coordinator that has been replaced.
+    #[error("{0}")]
+    TransactionCoordinatorFenced(String),
     /// The request goes against a configured policy (DeleteRecords on a compacted topic).
     #[error("{0}")]
     PolicyViolation(String),
@@ -563,6 +569,8 @@ impl BrokerError {
             Self::NotCoordinator => ResponseError::NotCoordinator,
             Self::ControllerUnavailable(_) => ResponseError::RequestTimedOut,
             Self::PolicyViolation(_) => ResponseError::PolicyViolation,
+            Self::InvalidTxnState(_) => ResponseError::InvalidTxnState,
+            Self::TransactionCoordinatorFenced(_) => ResponseError::TransactionCoordinatorFenced,
             Self::InconsistentClusterId(_) => ResponseError::InconsistentClusterId,
             Self::CoordinatorNotAvailable => ResponseError::CoordinatorNotAvailable,
             Self::CoordinatorLoadInProgress => ResponseError::CoordinatorLoadInProgress,

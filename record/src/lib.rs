@@ -25,6 +25,8 @@
 //! | 53..57 | base sequence          |
 //! | 57..61 | records count          |
 
+pub mod control;
+
 /// Why bytes are not a valid record batch.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RecordError {

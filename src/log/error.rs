@@ -61,6 +61,23 @@ pub enum LogError {
         /// The latest epoch seen.
         current: i16,
     },
+    /// A batch that goes against the producer's transaction: non-transactional while one is
+    /// open.
+    #[error("invalid transaction state: {0}")]
+    InvalidTxnState(String),
+    /// A transaction marker from a coordinator older than one that already wrote to the
+    /// partition.
+    #[error(
+        "transaction marker of coordinator epoch {got} for producer {producer_id} is older than {current}"
+    )]
+    CoordinatorFenced {
+        /// The producer.
+        producer_id: i64,
+        /// The marker's coordinator epoch.
+        got: i32,
+        /// The latest coordinator epoch seen.
+        current: i32,
+    },
     /// A producer feature Strata does not implement yet.
     #[error("unsupported: {0}")]
     Unsupported(String),

@@ -41,6 +41,16 @@ impl UnifiedLog {
                 .assign(header.partition_leader_epoch, header.base_offset)?;
             self.local.append(&head, body, &header)?;
             self.producer_state.update(&header);
+            if header.is_control()
+                && let Some(marker) = strata_record::control::marker(bytes)
+            {
+                self.complete_txn(
+                    header.producer_id,
+                    header.producer_epoch,
+                    marker,
+                    header.base_offset,
+                )?;
+            }
             appended.batches += 1;
             appended.bytes += header.size();
         }

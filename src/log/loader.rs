@@ -90,10 +90,10 @@ fn segment_base_offsets(dir: &Path) -> Result<Vec<u64>> {
     Ok(offsets)
 }
 
-/// Removes the three files of the segment at `base` without opening it.
+/// Removes the files of the segment at `base` without opening it.
 fn delete_segment_files(dir: &Path, base: u64) -> Result<()> {
     let stem = super::segment::file_stem(base);
-    for ext in ["log", "index", "timeindex"] {
+    for ext in ["log", "index", "timeindex", "txnindex"] {
         let path = dir.join(format!("{stem}.{ext}"));
         match std::fs::remove_file(&path) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => {

@@ -95,6 +95,11 @@ impl LocalLog {
         &self.segments
     }
 
+    /// The segments, to change their transaction indexes.
+    pub(super) fn segments_mut(&mut self) -> &mut LogSegments {
+        &mut self.segments
+    }
+
     /// Appends one batch whose header (`head`, with its offsets assigned) the caller wrote
     /// and checked, beside its records, which are never copied.
     pub fn append(

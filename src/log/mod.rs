@@ -19,6 +19,7 @@ pub mod recompress;
 pub mod scanner;
 pub mod segment;
 pub mod segments;
+pub mod txn;
 pub mod unified_log;
 
 pub use config::LogConfig;

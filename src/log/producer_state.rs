@@ -4,8 +4,13 @@
 //! (first/last sequence and offsets), so that a retried batch is acknowledged with its original
 //! offsets instead of being appended twice, and a gap in sequences is refused. The state is a
 //! pure function of the batch headers in the log: it is rebuilt by scanning them on start.
+//!
+//! Transactions (KIP-98): a producer's first transactional batch opens its transaction at that
+//! offset, and the marker a coordinator writes ends it (`end_txn`). The open transactions'
+//! first offsets bound the last stable offset; the coordinator epoch of the last marker fences
+//! markers from a coordinator that was replaced.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 
 use super::batch::{BatchHeader, wrapping_sequence};
 use super::error::{LogError, Result};
@@ -28,10 +33,25 @@ pub struct BatchMetadata {
     pub max_timestamp: i64,
 }
 
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 struct ProducerEntry {
     epoch: i16,
     batches: VecDeque<BatchMetadata>,
+    /// Epoch of the coordinator that wrote this producer's last marker (-1: none).
+    coordinator_epoch: i32,
+    /// First offset of its open transaction.
+    current_txn_first_offset: Option<u64>,
+}
+
+impl ProducerEntry {
+    fn new(epoch: i16) -> Self {
+        Self {
+            epoch,
+            batches: VecDeque::new(),
+            coordinator_epoch: -1,
+            current_txn_first_offset: None,
+        }
+    }
 }
 
 /// What checking a batch against producer state decided.
@@ -48,12 +68,18 @@ pub enum SequenceCheck {
 struct SnapshotFile {
     offset: u64,
     producers: Vec<(i64, i16, Vec<BatchMetadata>)>,
+    /// Producers' open transactions and coordinator epochs: (id, first offset, coordinator
+    /// epoch).
+    #[serde(default)]
+    transactions: Vec<(i64, Option<u64>, i32)>,
 }
 
 /// Producer state of one partition.
 #[derive(Debug, Default, Clone)]
 pub struct ProducerStateManager {
     producers: HashMap<i64, ProducerEntry>,
+    /// The open transactions: first offset → producer.
+    ongoing: BTreeMap<u64, i64>,
 }
 
 impl ProducerStateManager {
@@ -61,11 +87,6 @@ impl ProducerStateManager {
     pub fn check(&self, header: &BatchHeader) -> Result<SequenceCheck> {
         if !header.has_producer_id() {
             return Ok(SequenceCheck::Append);
-        }
-        if header.is_transactional() {
-            return Err(LogError::Unsupported(
-                "transactional batches: transactions are not implemented yet".into(),
-            ));
         }
         let producer_id = header.producer_id;
         let Some(entry) = self.producers.get(&producer_id) else {
@@ -79,6 +100,14 @@ impl ProducerStateManager {
                 got: header.producer_epoch,
                 current: entry.epoch,
             });
+        }
+        if !header.is_transactional()
+            && header.producer_epoch == entry.epoch
+            && entry.current_txn_first_offset.is_some()
+        {
+            return Err(LogError::InvalidTxnState(format!(
+                "producer {producer_id} wrote a non-transactional batch inside its open transaction"
+            )));
         }
         if header.producer_epoch > entry.epoch {
             if header.base_sequence != 0 {
@@ -109,7 +138,9 @@ impl ProducerStateManager {
         Ok(SequenceCheck::Append)
     }
 
-    /// Records a batch written to the log (at append, and when rebuilding from the log).
+    /// Records a batch written to the log (at append, and when rebuilding from the log); a
+    /// transactional one opens its producer's transaction if none is open. Markers are
+    /// recorded by [`Self::end_txn`].
     pub fn update(&mut self, header: &BatchHeader) {
         if !header.has_producer_id() || header.is_control() {
             return;
@@ -124,6 +155,67 @@ impl ProducerStateManager {
                 max_timestamp: header.max_timestamp,
             },
         );
+        if header.is_transactional()
+            && let Some(entry) = self.producers.get_mut(&header.producer_id)
+            && entry.epoch == header.producer_epoch
+            && entry.current_txn_first_offset.is_none()
+        {
+            entry.current_txn_first_offset = Some(header.base_offset);
+            self.ongoing.insert(header.base_offset, header.producer_id);
+        }
+    }
+
+    /// Checks a marker a coordinator asks to write: its producer epoch must not be older than
+    /// the producer's, nor its coordinator epoch older than the last marker's.
+    pub fn check_marker(&self, producer_id: i64, epoch: i16, coordinator_epoch: i32) -> Result<()> {
+        let Some(entry) = self.producers.get(&producer_id) else {
+            return Ok(());
+        };
+        if epoch < entry.epoch {
+            return Err(LogError::InvalidProducerEpoch {
+                producer_id,
+                got: epoch,
+                current: entry.epoch,
+            });
+        }
+        if coordinator_epoch < entry.coordinator_epoch {
+            return Err(LogError::CoordinatorFenced {
+                producer_id,
+                got: coordinator_epoch,
+                current: entry.coordinator_epoch,
+            });
+        }
+        Ok(())
+    }
+
+    /// Records a marker of `producer_id` (written, replicated or replayed): its transaction
+    /// ends; returns the transaction's first offset if one was open. A marker of a newer epoch
+    /// (a producer fenced by its coordinator) moves the producer to that epoch.
+    pub fn end_txn(&mut self, producer_id: i64, epoch: i16, coordinator_epoch: i32) -> Option<u64> {
+        let entry = self
+            .producers
+            .entry(producer_id)
+            .or_insert_with(|| ProducerEntry::new(epoch));
+        if epoch > entry.epoch {
+            entry.epoch = epoch;
+            entry.batches.clear();
+        }
+        entry.coordinator_epoch = entry.coordinator_epoch.max(coordinator_epoch);
+        let first = entry.current_txn_first_offset.take()?;
+        self.ongoing.remove(&first);
+        Some(first)
+    }
+
+    /// First offset of the earliest open transaction.
+    pub fn first_ongoing_offset(&self) -> Option<u64> {
+        self.ongoing.keys().next().copied()
+    }
+
+    /// The producer's open transaction's first offset and its coordinator epoch.
+    pub fn txn_of(&self, producer_id: i64) -> (Option<u64>, i32) {
+        self.producers.get(&producer_id).map_or((None, -1), |e| {
+            (e.current_txn_first_offset, e.coordinator_epoch)
+        })
     }
 
     /// Records a batch of `producer_id` at `epoch`: a new epoch forgets the old one's batches.
@@ -132,10 +224,7 @@ impl ProducerStateManager {
         let entry = self
             .producers
             .entry(producer_id)
-            .or_insert_with(|| ProducerEntry {
-                epoch,
-                batches: VecDeque::new(),
-            });
+            .or_insert_with(|| ProducerEntry::new(epoch));
         if epoch < entry.epoch
             || (epoch == entry.epoch
                 && entry
@@ -159,7 +248,8 @@ impl ProducerStateManager {
     /// may have fewer batches here than it had at `offset` (later ones pushed them out), but
     /// never the ones that matter: replaying the log from `offset` onto it gives this state.
     pub fn below(&self, offset: u64) -> ProducerStateManager {
-        let producers = self
+        // A transaction still open now that began below `offset` was open there too.
+        let producers: HashMap<i64, ProducerEntry> = self
             .producers
             .iter()
             .filter_map(|(id, entry)| {
@@ -169,16 +259,23 @@ impl ProducerStateManager {
                     .filter(|b| b.first_offset < offset)
                     .copied()
                     .collect();
-                (!batches.is_empty()).then_some((
+                let txn = entry.current_txn_first_offset.filter(|f| *f < offset);
+                (!batches.is_empty() || txn.is_some()).then_some((
                     *id,
                     ProducerEntry {
                         epoch: entry.epoch,
                         batches,
+                        coordinator_epoch: entry.coordinator_epoch,
+                        current_txn_first_offset: txn,
                     },
                 ))
             })
             .collect();
-        ProducerStateManager { producers }
+        let ongoing = producers
+            .iter()
+            .filter_map(|(id, e)| Some((e.current_txn_first_offset?, *id)))
+            .collect();
+        ProducerStateManager { producers, ongoing }
     }
 
     /// `self` replayed onto `older`, the state of an earlier part of the log.
@@ -187,7 +284,20 @@ impl ProducerStateManager {
             for batch in &entry.batches {
                 older.record(*id, entry.epoch, *batch);
             }
+            let merged = older
+                .producers
+                .entry(*id)
+                .or_insert_with(|| ProducerEntry::new(entry.epoch));
+            merged.coordinator_epoch = merged.coordinator_epoch.max(entry.coordinator_epoch);
+            if entry.current_txn_first_offset.is_some() {
+                merged.current_txn_first_offset = entry.current_txn_first_offset;
+            }
         }
+        older.ongoing = older
+            .producers
+            .iter()
+            .filter_map(|(id, e)| Some((e.current_txn_first_offset?, *id)))
+            .collect();
         older
     }
 
@@ -200,6 +310,12 @@ impl ProducerStateManager {
                 .iter()
                 .map(|(id, e)| (*id, e.epoch, e.batches.iter().copied().collect()))
                 .collect(),
+            transactions: self
+                .producers
+                .iter()
+                .filter(|(_, e)| e.current_txn_first_offset.is_some() || e.coordinator_epoch >= 0)
+                .map(|(id, e)| (*id, e.current_txn_first_offset, e.coordinator_epoch))
+                .collect(),
         };
         serde_json::to_vec(&file).expect("producer state serializes")
     }
@@ -210,7 +326,20 @@ impl ProducerStateManager {
         (file.offset == offset).then(|| {
             let mut state = ProducerStateManager::default();
             for (id, epoch, batches) in file.producers {
+                state
+                    .producers
+                    .entry(id)
+                    .or_insert_with(|| ProducerEntry::new(epoch));
                 batches.into_iter().for_each(|b| state.record(id, epoch, b));
+            }
+            for (id, first, coordinator_epoch) in file.transactions {
+                if let Some(entry) = state.producers.get_mut(&id) {
+                    entry.coordinator_epoch = coordinator_epoch;
+                    entry.current_txn_first_offset = first;
+                    if let Some(first) = first {
+                        state.ongoing.insert(first, id);
+                    }
+                }
             }
             state
         })
@@ -226,6 +355,7 @@ impl ProducerStateManager {
     /// Forgets everything (before a rebuild after truncation).
     pub fn clear(&mut self) {
         self.producers.clear();
+        self.ongoing.clear();
     }
 
     /// The largest producer id tracked.

@@ -16,7 +16,7 @@ use bytes::Bytes;
 
 use super::batch::BatchHeader;
 use super::error::{LogError, Result};
-use super::index::{OffsetIndex, TimeIndex};
+use super::index::{OffsetIndex, TimeIndex, TransactionIndex};
 use super::scanner::{BatchScanner, ScanStop};
 
 /// Per-segment settings taken from the topic config when the segment is opened.
@@ -61,6 +61,7 @@ pub struct LogSegment {
     max_timestamp: i64,
     offset_index: OffsetIndex,
     time_index: TimeIndex,
+    txn_index: TransactionIndex,
     bytes_since_index_entry: u64,
     settings: SegmentSettings,
     /// When the segment was created, for `segment.ms` rolls.
@@ -107,6 +108,7 @@ impl LogSegment {
             base_offset,
             settings.index_bytes,
         )?;
+        let txn_index = TransactionIndex::open(&dir.join(format!("{stem}.txnindex")))?;
         let mut segment = Self {
             base_offset,
             path,
@@ -116,6 +118,7 @@ impl LogSegment {
             max_timestamp: -1,
             offset_index,
             time_index,
+            txn_index,
             bytes_since_index_entry: 0,
             settings,
             created,
@@ -352,6 +355,7 @@ impl LogSegment {
             .set_len(position)
             .map_err(|e| LogError::io(&self.path, e))?;
         self.size = position;
+        self.txn_index.truncate_to(offset)?;
         self.recover()?;
         Ok(())
     }
@@ -373,7 +377,18 @@ impl LogSegment {
     pub fn delete(self) -> Result<()> {
         std::fs::remove_file(&self.path).map_err(|e| LogError::io(&self.path, e))?;
         self.offset_index.delete()?;
-        self.time_index.delete()
+        self.time_index.delete()?;
+        self.txn_index.delete()
+    }
+
+    /// The aborted transactions whose markers this segment holds.
+    pub fn txn_index(&self) -> &TransactionIndex {
+        &self.txn_index
+    }
+
+    /// The same, to add to or rebuild.
+    pub fn txn_index_mut(&mut self) -> &mut TransactionIndex {
+        &mut self.txn_index
     }
 
     /// Whether recovery cut this segment's tail (what follows it is then not contiguous).
@@ -423,11 +438,31 @@ impl LogSegment {
 
     /// Iterates the batch headers of the whole segment (no CRC check).
     pub fn scan_headers(&self, mut visit: impl FnMut(&BatchHeader)) -> Result<()> {
+        self.scan_batches(|header, _| {
+            visit(header);
+            Ok(())
+        })
+    }
+
+    /// Iterates the batch headers of the whole segment with their positions (no CRC check).
+    pub fn scan_batches(
+        &self,
+        mut visit: impl FnMut(&BatchHeader, u64) -> Result<()>,
+    ) -> Result<()> {
         let mut scanner = BatchScanner::new(&self.file, &self.path, 0, self.size, false);
         while let Some(found) = scanner.next_batch()? {
-            visit(&found.header);
+            visit(&found.header, found.position)?;
         }
         Ok(())
+    }
+
+    /// The bytes of the batch at `position` (a control batch, which is small).
+    pub fn read_batch(&self, position: u64, header: &BatchHeader) -> Result<Vec<u8>> {
+        let mut bytes = vec![0u8; header.size() as usize];
+        self.file
+            .read_exact_at(&mut bytes, position)
+            .map_err(|e| LogError::io(&self.path, e))?;
+        Ok(bytes)
     }
 }
 

@@ -27,6 +27,11 @@ impl LogSegments {
         self.by_base_offset.get(&base_offset)
     }
 
+    /// The segment at `base_offset`, to change it.
+    pub fn get_mut(&mut self, base_offset: u64) -> Option<&mut LogSegment> {
+        self.by_base_offset.get_mut(&base_offset)
+    }
+
     /// The segment appends go to.
     pub fn active(&self) -> &LogSegment {
         self.by_base_offset

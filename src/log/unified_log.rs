@@ -24,6 +24,7 @@ use super::batch::{self, BatchHeader};
 use super::cleaner::{CleanedSegment, CleaningPlan, SegmentSnapshot};
 use super::config::{LogConfig, TimestampType};
 use super::error::{LogError, Result};
+use super::index::AbortedTxn;
 use super::leader_epoch::LeaderEpochCache;
 use super::local_log::{FlushTarget, LocalLog, sync_dir};
 use super::producer_state::{ProducerStateManager, SequenceCheck};
@@ -40,6 +41,23 @@ pub struct AppendInfo {
     pub log_append_time: i64,
     /// The batch was a retry of one already in the log; nothing was appended.
     pub duplicate: bool,
+}
+
+/// A producer as DescribeProducers shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ActiveProducer {
+    /// Producer id.
+    pub producer_id: i64,
+    /// Its epoch.
+    pub epoch: i16,
+    /// Sequence of its last record (-1: none kept).
+    pub last_sequence: i32,
+    /// Max timestamp of its last batch (-1: none kept).
+    pub last_timestamp: i64,
+    /// Epoch of the coordinator of its last marker (-1: none).
+    pub coordinator_epoch: i32,
+    /// First offset of its open transaction.
+    pub current_txn_first_offset: Option<u64>,
 }
 
 /// A closed segment ready to be uploaded.
@@ -100,6 +118,8 @@ pub struct UnifiedLog {
     /// Records below this offset are deleted (DeleteRecords, KIP-107) though their segments
     /// may still be on disk: the log starts here at the earliest.
     deleted_below: u64,
+    /// Transactions whose markers may not be below the high watermark yet (see `txn`).
+    pub(super) completed_txns: Vec<super::txn::CompletedTxn>,
 }
 
 impl UnifiedLog {
@@ -129,6 +149,7 @@ impl UnifiedLog {
             tombstone_expiry: None,
             remote: RemoteTier::default(),
             deleted_below: read_checkpoint(&dir.join(LOG_START_CHECKPOINT)),
+            completed_txns: Vec::new(),
         };
         log.rebuild_producer_state()?;
         Ok(log)
@@ -137,16 +158,68 @@ impl UnifiedLog {
     /// Rebuilds the producer state from the batches on disk, and adds to the leader epoch
     /// cache any epoch they hold that its checkpoint missed (a crash between the append and
     /// the checkpoint write, or a log from before the checkpoint existed).
+    ///
+    /// Transactions are replayed too, and each segment's transaction index is rebuilt from its
+    /// markers (an abort whose transaction began below the local log keeps the entry the index
+    /// had).
     pub(super) fn rebuild_producer_state(&mut self) -> Result<()> {
         self.producer_state = self.producer_base.clone();
+        self.completed_txns.clear();
         let mut observed = false;
+        let mut indexes = Vec::new();
         for segment in self.local.segments().iter() {
-            segment.scan_headers(|header| {
-                self.producer_state.update(header);
+            let mut aborted = Vec::new();
+            segment.scan_batches(|header, position| {
                 observed |= self
                     .epochs
                     .observe(header.partition_leader_epoch, header.base_offset);
+                if !header.is_control() {
+                    self.producer_state.update(header);
+                    return Ok(());
+                }
+                let Some(marker) = Self::marker_at(segment, position, header)? else {
+                    return Ok(());
+                };
+                let (pid, at) = (header.producer_id, header.base_offset);
+                match self.producer_state.end_txn(
+                    pid,
+                    header.producer_epoch,
+                    marker.coordinator_epoch,
+                ) {
+                    Some(first_offset) => {
+                        self.completed_txns.push(super::txn::CompletedTxn {
+                            first_offset,
+                            marker_offset: at,
+                        });
+                        if !marker.commit {
+                            aborted.push(AbortedTxn {
+                                producer_id: pid,
+                                first_offset,
+                                last_offset: at,
+                                last_stable_offset: self
+                                    .producer_state
+                                    .first_ongoing_offset()
+                                    .unwrap_or(at + 1),
+                            });
+                        }
+                    }
+                    None if !marker.commit => aborted.extend(
+                        segment
+                            .txn_index()
+                            .entries()
+                            .iter()
+                            .find(|e| e.producer_id == pid && e.last_offset == at),
+                    ),
+                    None => {}
+                }
+                Ok(())
             })?;
+            indexes.push((segment.base_offset(), aborted));
+        }
+        for (base, aborted) in indexes {
+            if let Some(segment) = self.local.segments_mut().get_mut(base) {
+                segment.txn_index_mut().replace(aborted)?;
+            }
         }
         if observed {
             self.epochs.flush()?;
@@ -461,14 +534,24 @@ impl UnifiedLog {
     }
 
     /// Every producer the log's state knows: id, epoch, last sequence and the max timestamp of
-    /// its last batch.
-    pub fn active_producers(&self) -> Vec<(i64, i16, i32, i64)> {
+    /// its last batch, the coordinator epoch of its last marker and its open transaction's
+    /// first offset.
+    pub fn active_producers(&self) -> Vec<ActiveProducer> {
         self.producer_state
             .producers()
             .map(|(id, epoch, batches)| {
-                batches.back().map_or((id, epoch, -1, -1), |last| {
-                    (id, epoch, last.last_sequence, last.max_timestamp)
-                })
+                let (txn, coordinator_epoch) = self.producer_state.txn_of(id);
+                let (last_sequence, last_timestamp) = batches
+                    .back()
+                    .map_or((-1, -1), |last| (last.last_sequence, last.max_timestamp));
+                ActiveProducer {
+                    producer_id: id,
+                    epoch,
+                    last_sequence,
+                    last_timestamp,
+                    coordinator_epoch,
+                    current_txn_first_offset: txn,
+                }
             })
             .collect()
     }

@@ -48,6 +48,10 @@ pub(crate) fn from_log(e: LogError) -> BrokerError {
             BrokerError::InvalidProducerEpoch(e.to_string())
         }
         LogError::Unsupported(m) => BrokerError::Unsupported(m),
+        e @ LogError::InvalidTxnState(_) => BrokerError::InvalidTxnState(e.to_string()),
+        e @ LogError::CoordinatorFenced { .. } => {
+            BrokerError::TransactionCoordinatorFenced(e.to_string())
+        }
         e @ LogError::Io { .. } => storage(e),
     }
 }

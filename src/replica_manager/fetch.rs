@@ -259,16 +259,14 @@ impl ReplicaManager {
             .log()
             .active_producers()
             .into_iter()
-            .map(
-                |(producer_id, epoch, last_sequence, last_timestamp)| ProducerInfo {
-                    producer_id,
-                    epoch,
-                    last_sequence,
-                    last_timestamp,
-                    coordinator_epoch: -1,
-                    current_txn_start_offset: -1,
-                },
-            )
+            .map(|p| ProducerInfo {
+                producer_id: p.producer_id,
+                epoch: p.epoch,
+                last_sequence: p.last_sequence,
+                last_timestamp: p.last_timestamp,
+                coordinator_epoch: p.coordinator_epoch,
+                current_txn_start_offset: p.current_txn_first_offset.map_or(-1, |o| o as i64),
+            })
             .collect();
         producers.sort_by_key(|p| p.producer_id);
         Ok(producers)

@@ -9,6 +9,8 @@
 mod entry_file;
 pub mod offset_index;
 pub mod time_index;
+pub mod txn_index;
 
 pub use offset_index::OffsetIndex;
 pub use time_index::TimeIndex;
+pub use txn_index::{AbortedTxn, TransactionIndex};
