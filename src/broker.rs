@@ -424,6 +424,35 @@ impl Broker for StrataBroker {
             .delete_records(topic, partition, offset, timeout)
     }
 
+    fn write_txn_marker(
+        &self,
+        topic: &str,
+        partition: i32,
+        marker: strata_api::broker::TxnMarker,
+    ) -> impl Future<Output = Result<(), BrokerError>> + Send {
+        let appended = self.replicas.append_marker(
+            topic,
+            partition,
+            marker.producer_id,
+            marker.producer_epoch,
+            strata_record::control::Marker {
+                commit: marker.commit,
+                coordinator_epoch: marker.coordinator_epoch,
+            },
+        );
+        let waiting = appended.as_ref().ok().filter(|a| a.must_wait).map(|a| {
+            self.replicas
+                .wait_acked(topic, partition, a.next_offset, -1)
+        });
+        async move {
+            appended?;
+            match waiting {
+                Some(wait) => wait.await,
+                None => Ok(()),
+            }
+        }
+    }
+
     fn producers(
         &self,
         topic: &str,
@@ -513,7 +542,7 @@ impl Broker for StrataBroker {
         offset: i64,
         limits: (u64, bool),
         check: (i32, Option<&Arc<strata_api::broker::FetchWaker>>),
-        reader: strata_api::broker::Reader,
+        reader: (strata_api::broker::Reader, strata_api::broker::Isolation),
     ) -> Result<PartitionRead, BrokerError> {
         self.replicas
             .read(topic, partition, offset, limits, check, reader)
@@ -537,8 +566,9 @@ impl Broker for StrataBroker {
         topic: &str,
         partition: i32,
         spec: OffsetSpec,
+        isolation: strata_api::broker::Isolation,
     ) -> impl Future<Output = Result<OffsetAndTimestamp, BrokerError>> + Send {
-        self.replicas.list_offset(topic, partition, spec)
+        self.replicas.list_offset(topic, partition, spec, isolation)
     }
 
     fn leader_epoch(&self, topic: &str, partition: i32) -> Result<i32, BrokerError> {

@@ -20,6 +20,7 @@ use tokio::sync::watch;
 
 use crate::log::cleaner::{self, CleanerStats};
 use crate::log::follower::ReplicaAppend;
+use crate::log::index::AbortedTxn;
 use crate::log::{AppendInfo, FileSlice, LogConfig, LogError, UnifiedLog};
 use crate::replica_manager::replica_set::ReplicaSet;
 
@@ -102,6 +103,17 @@ impl Waiters {
     }
 }
 
+/// How far a read may go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReadBound {
+    /// The log end (a follower).
+    LogEnd,
+    /// The high watermark (a `read_uncommitted` consumer).
+    HighWatermark,
+    /// The last stable offset (a `read_committed` consumer), with the aborted transactions.
+    LastStable,
+}
+
 /// What a read returns besides the records.
 #[derive(Debug, Clone)]
 pub struct ReadResult {
@@ -109,8 +121,12 @@ pub struct ReadResult {
     pub records: Option<FileSlice>,
     /// High watermark at the time of the read.
     pub high_watermark: u64,
+    /// Last stable offset at the time of the read.
+    pub last_stable_offset: u64,
     /// First offset of the log.
     pub log_start_offset: u64,
+    /// For a `read_committed` read: the aborted transactions overlapping it.
+    pub aborted: Option<Vec<AbortedTxn>>,
 }
 
 impl Partition {
@@ -523,9 +539,35 @@ impl Partition {
                 log.config().fsync_before_ack(),
             )
         };
-        // Followers, parked on the log end, are woken at once. Consumers only once the high
-        // watermark moves: for one replica without fsync-before-ack that is now; otherwise the
-        // flush or the followers' progress moves it, and wakes them.
+        self.appended(must_flush);
+        Ok((info, log_start_offset, must_flush))
+    }
+
+    /// Appends a transaction marker as leader (WriteTxnMarkers); see [`Self::append`].
+    pub fn append_marker(
+        &self,
+        producer_id: i64,
+        epoch: i16,
+        marker: strata_record::control::Marker,
+        now_ms: i64,
+    ) -> Result<(AppendInfo, u64, bool), LogError> {
+        let (info, log_start_offset, must_flush) = {
+            let mut log = self.log();
+            let info = log.append_marker(producer_id, epoch, marker, now_ms)?;
+            (
+                info,
+                log.log_start_offset(),
+                log.config().fsync_before_ack(),
+            )
+        };
+        self.appended(must_flush);
+        Ok((info, log_start_offset, must_flush))
+    }
+
+    /// Followers, parked on the log end, are woken at once. Consumers only once the high
+    /// watermark moves: for one replica without fsync-before-ack that is now; otherwise the
+    /// flush or the followers' progress moves it, and wakes them.
+    fn appended(&self, must_flush: bool) {
         if self.is_replicated() {
             self.wake_followers();
         } else if !must_flush {
@@ -534,7 +576,6 @@ impl Partition {
         if !must_flush {
             self.leader_progressed();
         }
-        Ok((info, log_start_offset, must_flush))
     }
 
     /// Reads up to `max_bytes` from `offset`, never past the high watermark for consumers.
@@ -544,23 +585,37 @@ impl Partition {
         offset: i64,
         max_bytes: u64,
         min_one: bool,
-        to_log_end: bool,
+        bound: ReadBound,
     ) -> Result<ReadResult, LogError> {
-        let log = self.log();
+        let mut log = self.log();
         let high_watermark = self.high_watermark_locked(&log);
-        let limit = if to_log_end {
-            log.log_end_offset()
-        } else {
-            high_watermark
+        let last_stable_offset = log.last_stable_offset(high_watermark);
+        let limit = match bound {
+            ReadBound::LogEnd => log.log_end_offset(),
+            ReadBound::HighWatermark => high_watermark,
+            ReadBound::LastStable => last_stable_offset,
         };
         let records = log
             .read(offset, max_bytes, limit, min_one)?
             .filter(|slice| slice.len > 0);
+        // Bounded by the read's limit, not by where its bytes end: telling a consumer of an
+        // aborted transaction beyond its records is harmless, missing one is not.
+        let aborted = (bound == ReadBound::LastStable && records.is_some())
+            .then(|| log.aborted_txns(offset.max(0) as u64, limit));
         Ok(ReadResult {
             records,
             high_watermark,
+            last_stable_offset,
             log_start_offset: log.log_start_offset(),
+            aborted,
         })
+    }
+
+    /// The last stable offset: where `read_committed` consumers stop.
+    pub fn last_stable_offset(&self) -> u64 {
+        let mut log = self.log();
+        let high_watermark = self.high_watermark_locked(&log);
+        log.last_stable_offset(high_watermark)
     }
 
     /// Records that the partition's remote log is loaded (see [`Self::takes_writes`]).
@@ -777,7 +832,7 @@ mod tests {
         assert_eq!(partition.high_watermark(), 4);
         assert_eq!(
             partition
-                .read(0, 1 << 20, true, false)
+                .read(0, 1 << 20, true, ReadBound::HighWatermark)
                 .unwrap()
                 .high_watermark,
             4

@@ -418,14 +418,16 @@ impl RemoteLogManager {
         remote.sweep_if_due().await;
     }
 
-    /// Uploads every closed segment below the high watermark that is not remote yet.
+    /// Uploads every closed segment below the last stable offset that is not remote yet:
+    /// what the remote tier holds is decided, so a `read_committed` read of it never passes
+    /// an open transaction.
     async fn upload_ready(
         &self,
         partition: &PartitionRef,
         remote: &RemotePartition,
     ) -> Result<(), TieringError> {
-        let high_watermark = partition.high_watermark();
-        let candidates = partition.log().upload_candidates(high_watermark);
+        let last_stable_offset = partition.last_stable_offset();
+        let candidates = partition.log().upload_candidates(last_stable_offset);
         for segment in candidates {
             if self.is_deleted(partition.topic_id) {
                 break;
@@ -497,7 +499,8 @@ impl RemoteLogManager {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .is_none_or(|at| at.elapsed() >= max_lag / 2);
-        let high_watermark = partition.high_watermark();
+        // The tail up to the last stable offset, as for whole segments.
+        let high_watermark = partition.last_stable_offset();
         let remote_end = remote.log.end_offset().unwrap_or(0);
         if !due || high_watermark <= remote_end {
             return Ok(());

@@ -463,6 +463,25 @@ async fn every_api_answers_by_the_acls() {
         .map(|t| t.partitions[0].error_code)
         .collect();
     assert_eq!(codes, [0, TOPIC_DENIED]);
+    let markers = alice
+        .call(
+            1,
+            &WriteTxnMarkersRequest::default().with_markers(vec![
+                write_txn_markers_request::WritableTxnMarker::default()
+                    .with_producer_id(ProducerId(1))
+                    .with_topics(vec![
+                        write_txn_markers_request::WritableTxnMarkerTopic::default()
+                            .with_name(TopicName(s("orders")))
+                            .with_partition_indexes(vec![0]),
+                    ]),
+            ]),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        markers.markers[0].topics[0].partitions[0].error_code, CLUSTER_DENIED,
+        "only brokers write transaction markers"
+    );
     let deleted = alice
         .call(
             2,

@@ -398,6 +398,28 @@ async fn every_advertised_version_answers() {
             "DeleteRecords v{v}"
         );
     }
+    for v in versions(ApiKey::WriteTxnMarkers) {
+        // A commit marker of a producer with no open transaction here: written, harmlessly.
+        let request = WriteTxnMarkersRequest::default().with_markers(vec![
+            write_txn_markers_request::WritableTxnMarker::default()
+                .with_producer_id(ProducerId(77))
+                .with_producer_epoch(0)
+                .with_transaction_result(true)
+                .with_topics(vec![
+                    write_txn_markers_request::WritableTxnMarkerTopic::default()
+                        .with_name(name(TOPIC))
+                        .with_partition_indexes(vec![0]),
+                ]),
+        ]);
+        let response = conn
+            .call(v, &request)
+            .await
+            .unwrap_or_else(|| panic!("WriteTxnMarkers v{v}"));
+        assert_eq!(
+            response.markers[0].topics[0].partitions[0].error_code, 0,
+            "WriteTxnMarkers v{v}"
+        );
+    }
     for v in versions(ApiKey::DescribeQuorum) {
         let request = DescribeQuorumRequest::default().with_topics(vec![
             describe_quorum_request::TopicData::default()

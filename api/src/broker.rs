@@ -234,6 +234,26 @@ pub enum Reader {
     Follower(ReplicaFetch),
 }
 
+/// Which records a consumer may see (Fetch and ListOffsets `isolation_level`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Isolation {
+    /// Everything up to the high watermark.
+    ReadUncommitted,
+    /// Only up to the last stable offset, told which transactions were aborted.
+    ReadCommitted,
+}
+
+impl Isolation {
+    /// From Kafka's `isolation_level` (1: read_committed).
+    pub fn from_level(level: i8) -> Self {
+        if level == 1 {
+            Self::ReadCommitted
+        } else {
+            Self::ReadUncommitted
+        }
+    }
+}
+
 /// Where the records of a read are.
 #[derive(Debug, Clone)]
 pub enum Records {
@@ -278,6 +298,9 @@ pub struct PartitionRead {
     /// For a follower whose log diverged from the leader's: the epoch and end offset to
     /// truncate to (Fetch v12+ `DivergingEpoch`), with no records.
     pub diverging_epoch: Option<(i32, i64)>,
+    /// For a `read_committed` read: the aborted transactions it overlaps, as (producer id,
+    /// first offset).
+    pub aborted_transactions: Option<Vec<(i64, i64)>>,
 }
 
 /// An offset and its timestamp, for ListOffsets.
@@ -304,6 +327,19 @@ pub enum OffsetSpec {
     EarliestLocal,
     /// The first offset whose timestamp is at or above this one.
     Timestamp(i64),
+}
+
+/// A transaction marker to write (WriteTxnMarkers).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TxnMarker {
+    /// The transaction's producer.
+    pub producer_id: i64,
+    /// Its epoch.
+    pub producer_epoch: i16,
+    /// Commit, or abort.
+    pub commit: bool,
+    /// The coordinator's epoch.
+    pub coordinator_epoch: i32,
 }
 
 /// A member of the metadata quorum, as DescribeQuorum reports it.
@@ -780,6 +816,15 @@ pub trait Broker: Send + Sync + 'static {
         timeout: std::time::Duration,
     ) -> impl Future<Output = Result<i64, BrokerError>> + Send;
 
+    /// Appends a transaction marker to a partition this broker leads and waits until the
+    /// in-sync replicas have it.
+    fn write_txn_marker(
+        &self,
+        topic: &str,
+        partition: i32,
+        marker: TxnMarker,
+    ) -> impl Future<Output = Result<(), BrokerError>> + Send;
+
     /// The producers the leader of a partition knows (DescribeProducers).
     fn producers(&self, topic: &str, partition: i32) -> Result<Vec<ProducerInfo>, BrokerError>;
 
@@ -868,7 +913,7 @@ pub trait Broker: Send + Sync + 'static {
         offset: i64,
         limits: (u64, bool),
         check: (i32, Option<&Arc<FetchWaker>>),
-        reader: Reader,
+        reader: (Reader, Isolation),
     ) -> Result<PartitionRead, BrokerError>;
 
     /// Reads from `offset` in the remote tier (after `read` answered [`Records::Remote`]):
@@ -883,12 +928,14 @@ pub trait Broker: Send + Sync + 'static {
         min_one: bool,
         wait: std::time::Duration,
     ) -> impl Future<Output = Result<Option<Vec<Bytes>>, BrokerError>> + Send;
-    /// Offset lookup for ListOffsets (timestamps may be looked up in the remote tier).
+    /// Offset lookup for ListOffsets (timestamps may be looked up in the remote tier); a
+    /// `read_committed` lookup answers within the last stable offset.
     fn list_offset(
         &self,
         topic: &str,
         partition: i32,
         spec: OffsetSpec,
+        isolation: Isolation,
     ) -> impl Future<Output = Result<OffsetAndTimestamp, BrokerError>> + Send;
 
     /// The partition's current leader epoch.

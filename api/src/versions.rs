@@ -72,6 +72,7 @@ pub const SUPPORTED_APIS: &[SupportedApi] = &[
     api(ApiKey::DescribeUserScramCredentials, 0, 0),
     api(ApiKey::AlterUserScramCredentials, 0, 0),
     api(ApiKey::DeleteRecords, 0, 2),
+    api(ApiKey::WriteTxnMarkers, 1, 1),
     api(ApiKey::DescribeQuorum, 0, 2),
     api(ApiKey::DescribeProducers, 0, 0),
     api(ApiKey::ListConfigResources, 0, 1),

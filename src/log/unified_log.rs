@@ -419,12 +419,14 @@ impl UnifiedLog {
     /// Deletes the closed segments wholly below the log start DeleteRecords set; returns how
     /// many.
     fn delete_below_log_start(&mut self) -> Result<usize> {
-        let doomed: Vec<u64> = self
-            .local
-            .segments()
-            .closed()
-            .take_while(|s| s.next_offset() <= self.deleted_below)
-            .map(LogSegment::base_offset)
+        // Kafka's rule: a segment goes when the next one starts at or below the log start, so
+        // a segment compaction emptied never moves the start by going.
+        let segments = self.local.segments();
+        let doomed: Vec<u64> = segments
+            .iter()
+            .zip(segments.iter().skip(1))
+            .take_while(|(_, next)| next.base_offset() <= self.deleted_below)
+            .map(|(segment, _)| segment.base_offset())
             .collect();
         self.delete_segments(&doomed)?;
         Ok(doomed.len())

@@ -6,13 +6,14 @@ use std::sync::Arc;
 use bytes::Bytes;
 use strata_api::BrokerError;
 use strata_api::broker::{
-    OffsetAndTimestamp, OffsetSpec, PartitionRead, ProducerInfo, Reader, Records, ReplicaFetch,
+    Isolation, OffsetAndTimestamp, OffsetSpec, PartitionRead, ProducerInfo, Reader, Records,
+    ReplicaFetch,
 };
 
 use super::ReplicaManager;
 use super::errors::{from_log, remote_error};
 use crate::log::LogError;
-use crate::partition::PartitionRef;
+use crate::partition::{PartitionRef, ReadBound};
 
 impl ReplicaManager {
     /// The first remote batch at or after `timestamp` below the local log, as ListOffsets
@@ -75,7 +76,7 @@ impl ReplicaManager {
         offset: i64,
         (max_bytes, min_one): (u64, bool),
         (current_leader_epoch, waker): (i32, Option<&Arc<strata_api::broker::FetchWaker>>),
-        reader: Reader,
+        (reader, isolation): (Reader, Isolation),
     ) -> Result<PartitionRead, BrokerError> {
         // As in Kafka, only a consumer that named its rack may read from a follower: one
         // with stale metadata is sent back to the leader, not served a follower's shorter log.
@@ -92,8 +93,12 @@ impl ReplicaManager {
         if let Reader::Follower(replica) = reader {
             return read_for_follower(&partition, offset, (max_bytes, min_one), replica);
         }
+        let bound = match isolation {
+            Isolation::ReadCommitted => ReadBound::LastStable,
+            Isolation::ReadUncommitted => ReadBound::HighWatermark,
+        };
         if !partition.is_leader() {
-            return read_on_follower(&partition, offset, (max_bytes, min_one));
+            return read_on_follower(&partition, offset, (max_bytes, min_one), bound);
         }
         if let Reader::ConsumerAtEpoch(epoch) = reader
             && let Some(diverged) = divergence(&partition, epoch, offset.max(0) as u64)
@@ -131,11 +136,12 @@ impl ReplicaManager {
             let high_watermark = partition.high_watermark() as i64;
             return Ok(PartitionRead {
                 high_watermark,
-                last_stable_offset: high_watermark,
+                last_stable_offset: partition.last_stable_offset() as i64,
                 log_start_offset: log_start_offset as i64,
                 records: Some(Records::Remote),
                 record_count: 0,
                 diverging_epoch: None,
+                aborted_transactions: (isolation == Isolation::ReadCommitted).then(Vec::new),
             });
         }
         // Past the remote tier and below the local log: no records there, read on locally.
@@ -145,7 +151,7 @@ impl ReplicaManager {
             offset
         };
         let read = partition
-            .read(offset, max_bytes, min_one, false)
+            .read(offset, max_bytes, min_one, bound)
             .map_err(|e| match e {
                 LogError::OffsetOutOfRange {
                     offset,
@@ -160,9 +166,10 @@ impl ReplicaManager {
             })?;
         Ok(PartitionRead {
             high_watermark: read.high_watermark as i64,
-            last_stable_offset: read.high_watermark as i64,
+            last_stable_offset: read.last_stable_offset as i64,
             log_start_offset: log_start_offset.min(read.log_start_offset) as i64,
             record_count: record_count(&read, offset),
+            aborted_transactions: aborted_list(&read),
             records: read.records.map(file_region),
             diverging_epoch: None,
         })
@@ -208,9 +215,14 @@ impl ReplicaManager {
         topic: &str,
         partition: i32,
         spec: OffsetSpec,
+        isolation: Isolation,
     ) -> Result<OffsetAndTimestamp, BrokerError> {
         let partition = self.leader_ref(topic, partition)?;
-        let high_watermark = partition.high_watermark();
+        // What the asker may read up to: Kafka's `lastFetchableOffset`.
+        let high_watermark = match isolation {
+            Isolation::ReadCommitted => partition.last_stable_offset(),
+            Isolation::ReadUncommitted => partition.high_watermark(),
+        };
         let epoch = partition.leader_epoch();
         if let OffsetSpec::Timestamp(ts) = spec
             && let Some((offset, timestamp)) =
@@ -299,6 +311,16 @@ fn record_count(read: &crate::partition::ReadResult, offset: i64) -> u64 {
         .map_or(0, |slice| slice.records_from(offset.max(0) as u64))
 }
 
+/// A `read_committed` read's aborted transactions as Fetch lists them.
+fn aborted_list(read: &crate::partition::ReadResult) -> Option<Vec<(i64, i64)>> {
+    read.aborted.as_ref().map(|aborted| {
+        aborted
+            .iter()
+            .map(|t| (t.producer_id, t.first_offset as i64))
+            .collect()
+    })
+}
+
 fn file_region(slice: crate::log::FileSlice) -> Records {
     Records::File(strata_api::broker::FileRegion {
         file: slice.file,
@@ -314,6 +336,7 @@ fn read_on_follower(
     partition: &PartitionRef,
     offset: i64,
     (max_bytes, min_one): (u64, bool),
+    bound: ReadBound,
 ) -> Result<PartitionRead, BrokerError> {
     let (local_start, log_start, log_end) = {
         let log = partition.log();
@@ -332,13 +355,14 @@ fn read_on_follower(
         }));
     }
     let read = partition
-        .read(offset, max_bytes, min_one, false)
+        .read(offset, max_bytes, min_one, bound)
         .map_err(from_log)?;
     Ok(PartitionRead {
         high_watermark: read.high_watermark as i64,
-        last_stable_offset: read.high_watermark as i64,
+        last_stable_offset: read.last_stable_offset as i64,
         log_start_offset: log_start as i64,
         record_count: record_count(&read, offset),
+        aborted_transactions: aborted_list(&read),
         records: read.records.map(file_region),
         diverging_epoch: None,
     })
@@ -370,6 +394,7 @@ fn divergence(
         records: None,
         record_count: 0,
         diverging_epoch: Some((epoch, end)),
+        aborted_transactions: None,
     })
 }
 
@@ -396,14 +421,15 @@ fn read_for_follower(
         partition.follower_log_start(replica.replica_id, replica.log_start_offset as u64);
     }
     let read = partition
-        .read(offset, max_bytes, min_one, true)
+        .read(offset, max_bytes, min_one, ReadBound::LogEnd)
         .map_err(from_log)?;
     Ok(PartitionRead {
         high_watermark: read.high_watermark as i64,
-        last_stable_offset: read.high_watermark as i64,
+        last_stable_offset: read.last_stable_offset as i64,
         log_start_offset: read.log_start_offset as i64,
         record_count: record_count(&read, offset),
         records: read.records.map(file_region),
         diverging_epoch: None,
+        aborted_transactions: None,
     })
 }

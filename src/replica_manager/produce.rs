@@ -75,6 +75,33 @@ impl ReplicaManager {
         })
     }
 
+    /// WriteTxnMarkers: appends a coordinator's marker to a partition this broker leads, as
+    /// an `acks=all` write (the coordinator then waits for it with [`Self::wait_acked`]).
+    pub fn append_marker(
+        &self,
+        topic: &str,
+        partition: i32,
+        producer_id: i64,
+        epoch: i16,
+        marker: strata_record::control::Marker,
+    ) -> Result<Appended, BrokerError> {
+        let partition = self.leader_ref(topic, partition)?;
+        let replicated = partition.is_replicated();
+        if replicated {
+            check_min_isr(&partition, false)?;
+        }
+        let (info, log_start_offset, must_flush) = partition
+            .append_marker(producer_id, epoch, marker, now_ms())
+            .map_err(from_log)?;
+        Ok(Appended {
+            base_offset: info.base_offset as i64,
+            log_append_time: -1,
+            log_start_offset: log_start_offset as i64,
+            next_offset: info.next_offset as i64,
+            must_wait: must_flush || replicated,
+        })
+    }
+
     /// Waits until the partition's records below `offset` are acknowledged as `acks` asks:
     /// durable here, or (-1, replicated) below the high watermark, that is durable on every
     /// in-sync replica; then the ISR must still have `min.insync.replicas` members.

@@ -98,11 +98,27 @@ pub fn encode_batch(
     sequence: i32,
     timestamp: i64,
 ) -> Bytes {
+    encode_records(values, producer, sequence, timestamp, false)
+}
+
+/// [`encode_batch`] for a transaction of `producer`.
+pub fn encode_txn_batch(values: &[&str], producer: (i64, i16), sequence: i32) -> Bytes {
+    let values: Vec<Bytes> = values.iter().map(|v| Bytes::from(v.to_string())).collect();
+    encode_records(&values, producer, sequence, 1_000, true)
+}
+
+fn encode_records(
+    values: &[Bytes],
+    producer: (i64, i16),
+    sequence: i32,
+    timestamp: i64,
+    transactional: bool,
+) -> Bytes {
     let records: Vec<Record> = values
         .iter()
         .enumerate()
         .map(|(i, value)| Record {
-            transactional: false,
+            transactional,
             control: false,
             partition_leader_epoch: 0,
             producer_id: producer.0,

@@ -13,15 +13,17 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use kafka_protocol::messages::fetch_response::{
-    EpochEndOffset, FetchableTopicResponse, PartitionData,
+    AbortedTransaction, EpochEndOffset, FetchableTopicResponse, PartitionData,
 };
-use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse, TopicName};
+use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse, ProducerId, TopicName};
 use tokio::time::Instant;
 use uuid::Uuid;
 
 use super::fetch_encode::{self, EncodeCtx};
 use super::{Ctx, HandleError};
-use crate::broker::{Broker, BrokerError, DataChanges, FetchWaker, Reader, Records, ReplicaFetch};
+use crate::broker::{
+    Broker, BrokerError, DataChanges, FetchWaker, Isolation, Reader, Records, ReplicaFetch,
+};
 use crate::connection::Reply;
 use crate::fetch_session::{FetchPartitionState, FetchSessions, Sent, SessionFetch};
 use crate::metrics::{KAFKA, Purgatory};
@@ -188,6 +190,7 @@ pub(super) fn handle<B: Broker>(
     }
     .min(broker.fetch_max_bytes());
     let min_bytes = request.min_bytes.max(0) as u64;
+    let isolation = Isolation::from_level(request.isolation_level);
     let deadline = Instant::now()
         + Duration::from_millis(request.max_wait_ms.max(0) as u64).min(MAX_FETCH_WAIT);
     let remote_wait = ctx.config.remote_fetch_max_wait;
@@ -201,7 +204,7 @@ pub(super) fn handle<B: Broker>(
             let (mut response, mut regions, counts, bytes, errors) = read_all(
                 broker.as_ref(),
                 &plan,
-                (max_bytes, version, replica_id),
+                (max_bytes, version, replica_id, isolation),
                 (&waker, rack.as_deref()),
             );
             let remote = regions.iter().any(|r| matches!(r, Some(Records::Remote)));
@@ -360,7 +363,7 @@ async fn read_remote<B: Broker>(
 fn read_all<B: Broker>(
     broker: &B,
     plan: &[PlannedTopic],
-    (max_bytes, version, replica_id): (u64, i16, i32),
+    (max_bytes, version, replica_id, isolation): (u64, i16, i32, Isolation),
     (waker, rack): (&Arc<FetchWaker>, Option<&str>),
 ) -> (FetchResponse, Vec<Option<Records>>, Vec<u64>, u64, bool) {
     let by_id = version >= FIRST_TOPIC_ID_VERSION;
@@ -400,19 +403,22 @@ fn read_all<B: Broker>(
                         p.fetch_offset,
                         (budget, total == 0 && preferred.is_none()),
                         (p.current_leader_epoch, Some(waker)),
-                        if replica_id >= 0 {
-                            Reader::Follower(ReplicaFetch {
-                                replica_id,
-                                last_fetched_epoch: p.last_fetched_epoch,
-                                log_start_offset: p.log_start_offset,
-                            })
-                        } else if rack.is_some() {
-                            Reader::ConsumerWithRack
-                        } else if p.last_fetched_epoch >= 0 {
-                            Reader::ConsumerAtEpoch(p.last_fetched_epoch)
-                        } else {
-                            Reader::Consumer
-                        },
+                        (
+                            if replica_id >= 0 {
+                                Reader::Follower(ReplicaFetch {
+                                    replica_id,
+                                    last_fetched_epoch: p.last_fetched_epoch,
+                                    log_start_offset: p.log_start_offset,
+                                })
+                            } else if rack.is_some() {
+                                Reader::ConsumerWithRack
+                            } else if p.last_fetched_epoch >= 0 {
+                                Reader::ConsumerAtEpoch(p.last_fetched_epoch)
+                            } else {
+                                Reader::Consumer
+                            },
+                            isolation,
+                        ),
                     )
                 }
             };
@@ -438,7 +444,15 @@ fn read_all<B: Broker>(
                         data.with_high_watermark(read.high_watermark)
                             .with_last_stable_offset(read.last_stable_offset)
                             .with_log_start_offset(log_start_offset)
-                            .with_aborted_transactions(Some(Vec::new())),
+                            .with_aborted_transactions(read.aborted_transactions.map(|list| {
+                                list.into_iter()
+                                    .map(|(producer_id, first_offset)| {
+                                        AbortedTransaction::default()
+                                            .with_producer_id(ProducerId(producer_id))
+                                            .with_first_offset(first_offset)
+                                    })
+                                    .collect()
+                            })),
                     );
                     regions.push(read.records);
                     counts.push(read.record_count);

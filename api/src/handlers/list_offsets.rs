@@ -8,7 +8,7 @@ use kafka_protocol::messages::list_offsets_response::{
 use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
 
 use super::{Ctx, HandleError, check_leader_epoch, later};
-use crate::broker::{Broker, BrokerError, OffsetSpec};
+use crate::broker::{Broker, BrokerError, Isolation, OffsetSpec};
 use crate::connection::Reply;
 use crate::security::acl::{Operation, ResourceType};
 
@@ -33,6 +33,8 @@ pub(super) fn handle<B: Broker>(
     request: ListOffsetsRequest,
 ) -> Result<Reply, HandleError> {
     let (broker, version) = (Arc::clone(ctx.broker), ctx.version);
+    // read_committed consumers are answered within the last stable offset (v2+).
+    let isolation = Isolation::from_level(request.isolation_level);
     let allowed: Vec<bool> = request
         .topics
         .iter()
@@ -63,7 +65,11 @@ pub(super) fn handle<B: Broker>(
                         .map(|_| spec)
                     });
                 let result = match checked {
-                    Ok(spec) => broker.list_offset(&name, p.partition_index, spec).await,
+                    Ok(spec) => {
+                        broker
+                            .list_offset(&name, p.partition_index, spec, isolation)
+                            .await
+                    }
                     Err(e) => Err(e),
                 };
                 partitions.push(match result {

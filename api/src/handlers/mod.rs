@@ -41,6 +41,7 @@ mod produce;
 mod sasl;
 mod scram_credentials;
 mod sync_group;
+mod write_txn_markers;
 
 use std::sync::Arc;
 
@@ -282,6 +283,7 @@ pub(crate) fn handle<B: Broker>(
         RequestKind::DescribeUserScramCredentials(r) => scram_credentials::describe(&ctx, r),
         RequestKind::AlterUserScramCredentials(r) => scram_credentials::alter(&ctx, r),
         RequestKind::DeleteRecords(r) => delete_records::handle(&ctx, r),
+        RequestKind::WriteTxnMarkers(r) => write_txn_markers::handle(&ctx, r),
         RequestKind::DescribeQuorum(r) => describe_quorum::handle(&ctx, r),
         RequestKind::DescribeProducers(r) => describe_producers::handle(&ctx, r),
         RequestKind::ListConfigResources(r) => list_config_resources::handle(&ctx, r),

@@ -24,6 +24,11 @@ use crate::metrics::{KAFKA, Purgatory};
 
 const MAX_DURABLE_WAIT: Duration = Duration::from_secs(60);
 
+/// Whether a produced batch is transactional (attribute bit 4 of its header).
+fn is_transactional(records: &[u8]) -> bool {
+    records.get(21..23).is_some_and(|a| a[1] & 0x10 != 0)
+}
+
 /// A partition index and what appending its batch gave.
 type PartitionOutcome = (i32, Result<Appended, BrokerError>);
 
@@ -32,6 +37,9 @@ pub(super) fn handle<B: Broker>(
     request: ProduceRequest,
 ) -> Result<Reply, HandleError> {
     let acks = request.acks;
+    let transactional_allowed = request.transactional_id.as_ref().is_some_and(|id| {
+        ctx.allowed(Operation::Write, ResourceType::TransactionalId, id.as_str())
+    });
     let invalid_acks = !matches!(acks, -1..=1);
     let mut results: Vec<(String, Vec<PartitionOutcome>)> = Vec::new();
     for topic in request.topic_data {
@@ -45,10 +53,14 @@ pub(super) fn handle<B: Broker>(
                 Err(BrokerError::InvalidRequest(format!(
                     "acks={acks} is not one of -1, 0, 1"
                 )))
-            } else if request.transactional_id.is_some() {
-                Err(BrokerError::Unsupported(
-                    "transactional producers are not supported yet".into(),
-                ))
+            } else if partition
+                .records
+                .as_ref()
+                .is_some_and(|r| is_transactional(r))
+                && !transactional_allowed
+            {
+                // Transactional batches need WRITE on the producer's transactional id.
+                Err(BrokerError::TransactionalIdAuthorizationFailed)
             } else {
                 match partition.records {
                     Some(records) => {

@@ -68,6 +68,10 @@ error_codes!(
 );
 error_codes!(ListPartitionReassignmentsResponse { error_code });
 error_codes!(DeleteRecordsResponse {}; topics => ({}; partitions => ({ error_code })));
+error_codes!(
+    WriteTxnMarkersResponse {};
+    markers => ({}; topics => ({}; partitions => ({ error_code })))
+);
 error_codes!(DescribeQuorumResponse { error_code }; topics => ({}; partitions => ({ error_code })));
 error_codes!(DescribeTopicPartitionsResponse {}; topics => ({ error_code }));
 error_codes!(ListConfigResourcesResponse { error_code });
