@@ -43,6 +43,7 @@ pub struct StrataBroker {
     metadata: Arc<MetadataCache>,
     replicas: Arc<ReplicaManager>,
     groups: GroupCoordinatorService,
+    txns: crate::txn::TransactionCoordinatorService,
     admin: Arc<ClusterAdmin>,
     /// What `/v1/health` and `/v1/ready` report.
     health: crate::health::NodeHealth,
@@ -107,6 +108,13 @@ impl StrataBroker {
             Arc::clone(&metadata),
             Arc::clone(&admin),
         );
+        let txns = crate::txn::TransactionCoordinatorService::new(
+            config.transactions,
+            config.coordinator().offsets_partitions,
+            Arc::clone(&replicas),
+            Arc::clone(&metadata),
+            Arc::clone(&admin),
+        );
         let authorizer = config
             .authorizer
             .as_ref()
@@ -119,6 +127,7 @@ impl StrataBroker {
             metadata,
             replicas,
             groups,
+            txns,
             admin,
             health: crate::health::NodeHealth::default(),
             links: crate::cluster_link::LinkManager::default(),
@@ -138,6 +147,11 @@ impl StrataBroker {
     /// The remote tier, if on.
     pub fn remote(&self) -> Option<&Arc<RemoteLogManager>> {
         self.replicas.remote()
+    }
+
+    /// The transaction coordinator.
+    pub fn transactions(&self) -> &crate::txn::TransactionCoordinatorService {
+        &self.txns
     }
 
     /// The group coordinator.
@@ -243,6 +257,11 @@ impl StrataBroker {
 
 impl Broker for StrataBroker {
     type Groups = GroupCoordinatorService;
+    type Txns = crate::txn::TransactionCoordinatorService;
+
+    fn txns(&self) -> &crate::txn::TransactionCoordinatorService {
+        &self.txns
+    }
 
     fn groups(&self) -> &GroupCoordinatorService {
         &self.groups

@@ -25,3 +25,4 @@ pub mod partition;
 pub mod remote_log_manager;
 pub mod replica_manager;
 pub mod server;
+pub mod txn;

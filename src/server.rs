@@ -557,6 +557,12 @@ async fn run_broker(
     );
     spawn_every(
         &mut background,
+        broker.config().transactions.abort_check,
+        Arc::clone(&broker),
+        |broker| async move { broker.transactions().abort_timed_out().await },
+    );
+    spawn_every(
+        &mut background,
         broker.config().coordinator.offsets_retention_check,
         Arc::clone(&broker),
         |broker| async move { broker.coordinator().expire_offsets().await },

@@ -481,6 +481,22 @@ pub enum BrokerError {
     /// This broker does not coordinate the group.
     #[error("this broker is not the group's coordinator")]
     NotCoordinator,
+    /// A newer producer of the same transactional id exists (older request versions see
+    /// INVALID_PRODUCER_EPOCH).
+    #[error("{0}")]
+    ProducerFenced(String),
+    /// The transactional id is busy ending or fencing a transaction: retry.
+    #[error("the transactional id has a transaction being completed; retry")]
+    ConcurrentTransactions,
+    /// The producer id is not the transactional id's.
+    #[error("{0}")]
+    InvalidProducerIdMapping(String),
+    /// A transaction timeout above `transaction.max.timeout.ms`.
+    #[error("{0}")]
+    InvalidTransactionTimeout(String),
+    /// No such transactional id.
+    #[error("no such transactional id")]
+    TransactionalIdNotFound,
     /// A batch or request that goes against the state of a transaction.
     #[error("{0}")]
     InvalidTxnState(String),
@@ -606,6 +622,11 @@ impl BrokerError {
             Self::ControllerUnavailable(_) => ResponseError::RequestTimedOut,
             Self::PolicyViolation(_) => ResponseError::PolicyViolation,
             Self::InvalidTxnState(_) => ResponseError::InvalidTxnState,
+            Self::ProducerFenced(_) => ResponseError::ProducerFenced,
+            Self::ConcurrentTransactions => ResponseError::ConcurrentTransactions,
+            Self::InvalidProducerIdMapping(_) => ResponseError::InvalidProducerIdMapping,
+            Self::InvalidTransactionTimeout(_) => ResponseError::InvalidTransactionTimeout,
+            Self::TransactionalIdNotFound => ResponseError::TransactionalIdNotFound,
             Self::TransactionCoordinatorFenced(_) => ResponseError::TransactionCoordinatorFenced,
             Self::InconsistentClusterId(_) => ResponseError::InconsistentClusterId,
             Self::CoordinatorNotAvailable => ResponseError::CoordinatorNotAvailable,
@@ -729,6 +750,12 @@ impl Drop for DataChanges {
 pub trait Broker: Send + Sync + 'static {
     /// The consumer group coordinator.
     type Groups: crate::group::GroupCoordinator;
+
+    /// The transaction coordinator.
+    type Txns: crate::txn::TransactionCoordinator;
+
+    /// The transaction coordinator.
+    fn txns(&self) -> &Self::Txns;
 
     /// A user's SCRAM credential for `mechanism`, from the metadata log.
     fn scram_credential(

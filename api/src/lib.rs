@@ -26,6 +26,7 @@ pub mod rest;
 pub mod security;
 pub mod server;
 pub mod transport;
+pub mod txn;
 pub mod versions;
 
 pub use broker::{Broker, BrokerError};

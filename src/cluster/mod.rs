@@ -99,7 +99,8 @@ impl StrataBroker {
                 FollowerUpdate::Replaced => broker.replicas().apply_all(false),
                 FollowerUpdate::Changes(changes) => broker.replicas().apply_changes(&changes),
             }?;
-            broker.coordinator().sync_leadership()
+            broker.coordinator().sync_leadership()?;
+            broker.transactions().sync_leadership()
         })
         .await;
         match acted {
@@ -167,6 +168,7 @@ pub async fn join(
     tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
         opening.replicas().apply_all(known_dir)?;
         opening.coordinator().sync_leadership()?;
+        opening.transactions().sync_leadership()?;
         Ok(())
     })
     .await??;

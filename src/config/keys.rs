@@ -448,4 +448,34 @@ pub const BROKER_KEYS: &[(&str, &str, &str)] = &[
         "600000",
         "how often offsets past retention are looked for",
     ),
+    (
+        "transaction.state.log.num.partitions",
+        "50",
+        "partitions of __transaction_state (fixed once it exists)",
+    ),
+    (
+        "transaction.state.log.replication.factor",
+        "3",
+        "replicas of each __transaction_state partition (fewer while the cluster has fewer live brokers)",
+    ),
+    (
+        "transaction.state.log.min.isr",
+        "2",
+        "min.insync.replicas of __transaction_state (at most its replication factor)",
+    ),
+    (
+        "transaction.max.timeout.ms",
+        "900000",
+        "longest transaction.timeout.ms a producer may ask for",
+    ),
+    (
+        "transaction.abort.timed.out.transaction.cleanup.interval.ms",
+        "10000",
+        "how often transactions past their timeout are looked for and aborted",
+    ),
+    (
+        "transactional.id.expiration.ms",
+        "604800000",
+        "a transactional id unused for this long (with no transaction open) is forgotten",
+    ),
 ];

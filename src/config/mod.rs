@@ -257,6 +257,8 @@ pub struct BrokerConfig {
     pub cleaner_buffer_bytes: usize,
     /// Consumer group coordinator settings (`group.*`, `offsets.*`).
     pub coordinator: CoordinatorConfig,
+    /// Transaction coordinator settings (`transaction.*`).
+    pub transactions: crate::txn::TxnConfig,
     /// Topic-config defaults set at broker level, under topic-level names.
     pub topic_defaults: BTreeMap<String, String>,
     /// Every key set explicitly, for DescribeConfigs.
@@ -517,6 +519,22 @@ impl BrokerConfig {
                 offsets_retention_check: settings
                     .millis("offsets.retention.check.interval.ms")?
                     .max(Duration::from_millis(1)),
+            },
+            transactions: crate::txn::TxnConfig {
+                partitions: settings.parse("transaction.state.log.num.partitions", 1..=1000)?
+                    as i32,
+                replication_factor: settings.parse(
+                    "transaction.state.log.replication.factor",
+                    1..=i16::MAX as i64,
+                )? as i16,
+                min_isr: settings.parse("transaction.state.log.min.isr", 1..=i16::MAX as i64)?
+                    as i16,
+                max_timeout_ms: settings.parse("transaction.max.timeout.ms", 1..=i32::MAX as i64)?
+                    as i32,
+                abort_check: settings
+                    .millis("transaction.abort.timed.out.transaction.cleanup.interval.ms")?
+                    .max(Duration::from_millis(10)),
+                id_expiration: settings.millis("transactional.id.expiration.ms")?,
             },
             topic_defaults,
             explicit: entries

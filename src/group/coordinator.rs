@@ -58,7 +58,7 @@ pub struct Groups {
     loaded: Mutex<BTreeSet<i32>>,
 }
 
-pub(super) fn now_ms() -> i64 {
+pub(crate) fn now_ms() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as i64)

@@ -1,5 +1,6 @@
 //! FindCoordinator (key 10): the leader of a group's `__consumer_offsets` partition
-//! coordinates it; one key before v4, a batch of keys from v4.
+//! coordinates it, and of a transactional id's `__transaction_state` partition; one key
+//! before v4, a batch of keys from v4.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -12,6 +13,7 @@ use crate::broker::{Broker, BrokerError, BrokerNode};
 use crate::connection::Reply;
 use crate::group::GroupCoordinator;
 use crate::security::acl::{Operation, ResourceType};
+use crate::txn::TransactionCoordinator;
 
 const GROUP_KEY: i8 = 0;
 const TRANSACTION_KEY: i8 = 1;
@@ -59,15 +61,14 @@ pub(super) fn handle<B: Broker>(
                         .find(|b| b.node_id == node.node_id)
                         .ok_or(BrokerError::CoordinatorNotAvailable)
                 }
-                // Transactions are not implemented: the receiving broker answers for now.
                 TRANSACTION_KEY if !key.is_empty() => {
-                    let cluster = broker.cluster(&listener);
-                    Ok(BrokerNode {
-                        node_id: cluster.node_id,
-                        host: cluster.host,
-                        port: cluster.port,
-                        rack: None,
-                    })
+                    let node = broker.txns().find_coordinator(key).await?;
+                    broker
+                        .cluster(&listener)
+                        .brokers
+                        .into_iter()
+                        .find(|b| b.node_id == node.node_id)
+                        .ok_or(BrokerError::CoordinatorNotAvailable)
                 }
                 TRANSACTION_KEY => {
                     Err(BrokerError::InvalidRequest("empty transactional id".into()))

@@ -1,13 +1,15 @@
-//! InitProducerId (key 22): producer ids for idempotent producers, and epoch bumps (KIP-360).
+//! InitProducerId (key 22): producer ids for idempotent producers and epoch bumps (KIP-360);
+//! a transactional producer's id and epoch come from its transaction coordinator.
 
 use std::sync::Arc;
 
 use kafka_protocol::messages::{InitProducerIdRequest, InitProducerIdResponse, ProducerId};
 
 use super::{Ctx, HandleError, later};
-use crate::broker::{Broker, BrokerError};
+use crate::broker::Broker;
 use crate::connection::Reply;
 use crate::security::acl::{CLUSTER_NAME, Operation, ResourceType};
+use crate::txn::TransactionCoordinator;
 
 pub(super) fn handle<B: Broker>(
     ctx: &Ctx<'_, B>,
@@ -32,13 +34,18 @@ pub(super) fn handle<B: Broker>(
         ),
     };
     let broker = Arc::clone(ctx.broker);
+    let version = ctx.version;
     Ok(later(ctx, async move {
         let result = if let Err(e) = allowed {
             Err(e)
-        } else if request.transactional_id.is_some() {
-            Err(BrokerError::Unsupported(
-                "transactional producers are not supported yet".into(),
-            ))
+        } else if let Some(id) = &request.transactional_id {
+            // KIP-360 (v3+): the producer's own id and epoch, when it has them.
+            let expected = (request.producer_id.0 >= 0)
+                .then_some((request.producer_id.0, request.producer_epoch));
+            broker
+                .txns()
+                .init_producer_id(id.0.to_string(), request.transaction_timeout_ms, expected)
+                .await
         } else if request.producer_id.0 >= 0 {
             broker
                 .init_producer_id(Some((request.producer_id.0, request.producer_epoch)))
@@ -51,7 +58,7 @@ pub(super) fn handle<B: Broker>(
                 .with_producer_id(ProducerId(id))
                 .with_producer_epoch(epoch),
             Err(e) => InitProducerIdResponse::default()
-                .with_error_code(e.code())
+                .with_error_code(super::txn::fenced_code(&e, version, 4))
                 .with_producer_id(ProducerId(-1))
                 .with_producer_epoch(-1),
         }

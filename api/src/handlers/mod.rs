@@ -41,6 +41,7 @@ mod produce;
 mod sasl;
 mod scram_credentials;
 mod sync_group;
+mod txn;
 mod write_txn_markers;
 
 use std::sync::Arc;
@@ -284,6 +285,11 @@ pub(crate) fn handle<B: Broker>(
         RequestKind::AlterUserScramCredentials(r) => scram_credentials::alter(&ctx, r),
         RequestKind::DeleteRecords(r) => delete_records::handle(&ctx, r),
         RequestKind::WriteTxnMarkers(r) => write_txn_markers::handle(&ctx, r),
+        RequestKind::AddPartitionsToTxn(r) => txn::add_partitions(&ctx, r),
+        RequestKind::AddOffsetsToTxn(r) => txn::add_offsets(&ctx, r),
+        RequestKind::EndTxn(r) => txn::end_txn(&ctx, r),
+        RequestKind::DescribeTransactions(r) => txn::describe(&ctx, r),
+        RequestKind::ListTransactions(r) => txn::list(&ctx, r),
         RequestKind::DescribeQuorum(r) => describe_quorum::handle(&ctx, r),
         RequestKind::DescribeProducers(r) => describe_producers::handle(&ctx, r),
         RequestKind::ListConfigResources(r) => list_config_resources::handle(&ctx, r),

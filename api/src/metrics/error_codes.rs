@@ -72,6 +72,14 @@ error_codes!(
     WriteTxnMarkersResponse {};
     markers => ({}; topics => ({}; partitions => ({ error_code })))
 );
+error_codes!(
+    AddPartitionsToTxnResponse { error_code };
+    results_by_topic_v3_and_below => ({}; results_by_partition => ({ partition_error_code }))
+);
+error_codes!(AddOffsetsToTxnResponse { error_code });
+error_codes!(EndTxnResponse { error_code });
+error_codes!(DescribeTransactionsResponse {}; transaction_states => ({ error_code }));
+error_codes!(ListTransactionsResponse { error_code });
 error_codes!(DescribeQuorumResponse { error_code }; topics => ({}; partitions => ({ error_code })));
 error_codes!(DescribeTopicPartitionsResponse {}; topics => ({ error_code }));
 error_codes!(ListConfigResourcesResponse { error_code });

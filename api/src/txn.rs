@@ -1,0 +1,76 @@
+//! Transactions as the protocol handlers see them: the [`TransactionCoordinator`] trait and
+//! what it describes (KIP-98's coordinator, reached by a transactional id).
+
+use std::future::Future;
+
+use crate::broker::{BrokerError, BrokerNode};
+
+/// A transactional id's state (DescribeTransactions, ListTransactions).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TxnDescription {
+    /// The transactional id.
+    pub transactional_id: String,
+    /// Kafka's name of its state (`Ongoing`, `CompleteCommit`, …).
+    pub state: &'static str,
+    /// Its producer's `transaction.timeout.ms`.
+    pub timeout_ms: i32,
+    /// When its open transaction began (ms since the epoch; -1: none open).
+    pub start_ms: i64,
+    /// Its producer id.
+    pub producer_id: i64,
+    /// Its producer epoch.
+    pub producer_epoch: i16,
+    /// The partitions of its open transaction.
+    pub partitions: Vec<(String, i32)>,
+}
+
+/// The transaction coordinator of this broker. Each call answers for a transactional id whose
+/// `__transaction_state` partition this broker leads (else NOT_COORDINATOR).
+pub trait TransactionCoordinator: Send + Sync + 'static {
+    /// The broker coordinating `transactional_id` (creating `__transaction_state` on first
+    /// use).
+    fn find_coordinator(
+        &self,
+        transactional_id: String,
+    ) -> impl Future<Output = Result<BrokerNode, BrokerError>> + Send;
+
+    /// InitProducerId for a transactional producer: its id and new epoch. An open transaction
+    /// of the id is aborted first (CONCURRENT_TRANSACTIONS until done). `expected` is the
+    /// producer's own id and epoch (KIP-360).
+    fn init_producer_id(
+        &self,
+        transactional_id: String,
+        timeout_ms: i32,
+        expected: Option<(i64, i16)>,
+    ) -> impl Future<Output = Result<(i64, i16), BrokerError>> + Send;
+
+    /// AddPartitionsToTxn: the partitions join the producer's transaction.
+    fn add_partitions(
+        &self,
+        transactional_id: String,
+        producer: (i64, i16),
+        partitions: Vec<(String, i32)>,
+    ) -> impl Future<Output = Result<(), BrokerError>> + Send;
+
+    /// AddOffsetsToTxn: the group's `__consumer_offsets` partition joins the transaction.
+    fn add_offsets(
+        &self,
+        transactional_id: String,
+        producer: (i64, i16),
+        group_id: String,
+    ) -> impl Future<Output = Result<(), BrokerError>> + Send;
+
+    /// EndTxn: commits or aborts; answers once the decision is durable (markers follow).
+    fn end_txn(
+        &self,
+        transactional_id: String,
+        producer: (i64, i16),
+        commit: bool,
+    ) -> impl Future<Output = Result<(), BrokerError>> + Send;
+
+    /// DescribeTransactions of one id.
+    fn describe(&self, transactional_id: &str) -> Result<TxnDescription, BrokerError>;
+
+    /// ListTransactions: every id this broker coordinates.
+    fn list(&self) -> Vec<TxnDescription>;
+}

@@ -1,0 +1,170 @@
+//! Writing a transaction's markers to its partitions: WriteTxnMarkers to each partition's
+//! leader, this broker included (one path for all, so a marker always lands through the leader's
+//! produce path and its hooks), retried through leader changes until every partition has its
+//! marker or is gone.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
+use std::time::Duration;
+
+use kafka_protocol::messages::write_txn_markers_request::{
+    WritableTxnMarker, WritableTxnMarkerTopic,
+};
+use kafka_protocol::messages::{ProducerId, TopicName, WriteTxnMarkersRequest};
+use kafka_protocol::protocol::StrBytes;
+use tokio::sync::Mutex;
+
+use crate::kafka_client::Client;
+use crate::metadata_cache::{MetadataCache, live_node};
+
+/// Longest one WriteTxnMarkers may take.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// Pause before retrying partitions whose leader could not take their marker.
+const RETRY: Duration = Duration::from_millis(100);
+/// Error codes after which a partition needs no marker: its topic is gone.
+const GONE: [i16; 2] = [3, 100];
+
+/// One marker: whose transaction, how it ends, and from which coordinator.
+#[derive(Debug, Clone, Copy)]
+pub struct MarkerSpec {
+    /// Producer id.
+    pub producer_id: i64,
+    /// Producer epoch.
+    pub producer_epoch: i16,
+    /// Commit or abort.
+    pub commit: bool,
+    /// The coordinator's epoch.
+    pub coordinator_epoch: i32,
+}
+
+/// Connections to the brokers markers go to, one request at a time per broker.
+#[derive(Default)]
+pub struct MarkerSender {
+    connections: Mutex<HashMap<i32, Client>>,
+}
+
+impl std::fmt::Debug for MarkerSender {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("MarkerSender")
+    }
+}
+
+fn request(spec: MarkerSpec, partitions: &[(String, i32)]) -> WriteTxnMarkersRequest {
+    let mut topics: Vec<WritableTxnMarkerTopic> = Vec::new();
+    for (topic, index) in partitions {
+        match topics.iter_mut().find(|t| t.name.0.as_str() == topic) {
+            Some(t) => t.partition_indexes.push(*index),
+            None => topics.push(
+                WritableTxnMarkerTopic::default()
+                    .with_name(TopicName(StrBytes::from_string(topic.clone())))
+                    .with_partition_indexes(vec![*index]),
+            ),
+        }
+    }
+    WriteTxnMarkersRequest::default().with_markers(vec![
+        WritableTxnMarker::default()
+            .with_producer_id(ProducerId(spec.producer_id))
+            .with_producer_epoch(spec.producer_epoch)
+            .with_transaction_result(spec.commit)
+            .with_coordinator_epoch(spec.coordinator_epoch)
+            .with_topics(topics),
+    ])
+}
+
+impl MarkerSender {
+    /// Writes the marker to every partition; returns once all have it (or are gone), or
+    /// `false` as soon as `still_coordinator` says this broker no longer coordinates the
+    /// transaction (the next coordinator finishes it).
+    pub async fn write_all(
+        &self,
+        metadata: &Arc<MetadataCache>,
+        spec: MarkerSpec,
+        partitions: &BTreeSet<(String, i32)>,
+        still_coordinator: impl Fn() -> bool,
+    ) -> bool {
+        let mut remaining: Vec<(String, i32)> = partitions.iter().cloned().collect();
+        while !remaining.is_empty() {
+            if !still_coordinator() {
+                return false;
+            }
+            let by_leader = {
+                let image = metadata.image();
+                let mut by_leader: HashMap<i32, Vec<(String, i32)>> = HashMap::new();
+                remaining.retain(|(topic, index)| {
+                    let Some(p) = image.topic(topic).and_then(|t| t.partitions.get(index)) else {
+                        return false;
+                    };
+                    by_leader
+                        .entry(p.leader)
+                        .or_default()
+                        .push((topic.clone(), *index));
+                    true
+                });
+                by_leader
+            };
+            let mut failed = Vec::new();
+            for (leader, partitions) in by_leader {
+                match self.send(metadata, leader, spec, &partitions).await {
+                    Ok(results) => failed.extend(
+                        partitions
+                            .into_iter()
+                            .zip(results)
+                            .filter(|(_, code)| *code != 0 && !GONE.contains(code))
+                            .map(|(p, _)| p),
+                    ),
+                    Err(e) => {
+                        tracing::debug!(leader, "transaction markers not written yet: {e:#}");
+                        failed.extend(partitions);
+                    }
+                }
+            }
+            remaining = failed;
+            if !remaining.is_empty() {
+                tokio::time::sleep(RETRY).await;
+            }
+        }
+        true
+    }
+
+    /// One WriteTxnMarkers to `leader`; each partition's error code, in order.
+    async fn send(
+        &self,
+        metadata: &Arc<MetadataCache>,
+        leader: i32,
+        spec: MarkerSpec,
+        partitions: &[(String, i32)],
+    ) -> anyhow::Result<Vec<i16>> {
+        let mut connections = self.connections.lock().await;
+        let client = match connections.entry(leader) {
+            std::collections::hash_map::Entry::Occupied(open) => open.into_mut(),
+            std::collections::hash_map::Entry::Vacant(slot) => {
+                let node = live_node(&metadata.image(), leader)
+                    .ok_or_else(|| anyhow::anyhow!("broker {leader} is not live"))?;
+                let addr = format!("{}:{}", node.host, node.port);
+                slot.insert(Client::connect_as(&addr, "strata-txn-markers", REQUEST_TIMEOUT).await?)
+            }
+        };
+        let answered = client.call(1, &request(spec, partitions)).await;
+        let response = match answered {
+            Ok(response) => response,
+            Err(e) => {
+                connections.remove(&leader);
+                return Err(e);
+            }
+        };
+        let codes = partitions
+            .iter()
+            .map(|(topic, index)| {
+                response
+                    .markers
+                    .iter()
+                    .flat_map(|m| &m.topics)
+                    .filter(|t| t.name.0.as_str() == topic)
+                    .flat_map(|t| &t.partitions)
+                    .find(|p| p.partition_index == *index)
+                    .map_or(-1, |p| p.error_code)
+            })
+            .collect();
+        Ok(codes)
+    }
+}

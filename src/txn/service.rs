@@ -1,0 +1,538 @@
+//! `TransactionCoordinatorService`: the transaction coordinator as clients reach it. It
+//! decides with the pure transitions of [`super::state`], writes each new state to the id's
+//! `__transaction_state` partition and applies it once durable; one transition per id runs at
+//! a time (another request meanwhile is told CONCURRENT_TRANSACTIONS, and retries).
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use strata_api::broker::{BrokerError, BrokerNode, NewTopic};
+use strata_api::txn::{TransactionCoordinator, TxnDescription};
+
+use super::markers::{MarkerSender, MarkerSpec};
+use super::records::{encode_key, encode_value};
+use super::state::{self, EndDecision, InitDecision, TxnMetadata, TxnState};
+use super::{TRANSACTION_STATE_TOPIC, TxnConfig};
+use crate::cluster::admin::ClusterAdmin;
+use crate::group::coordinator::{OFFSETS_TOPIC, encode_records, now_ms, partition_for};
+use crate::metadata_cache::{MetadataCache, live_node};
+use crate::replica_manager::ReplicaManager;
+
+/// Longest transactional id accepted: ids are record keys and log lines.
+const MAX_ID_LEN: usize = 1024;
+
+#[derive(Debug)]
+struct Entry {
+    /// `None` while its first InitProducerId is being written.
+    meta: Option<TxnMetadata>,
+    /// A transition is being written.
+    busy: bool,
+}
+
+#[derive(Debug)]
+struct Inner {
+    config: TxnConfig,
+    entries: Mutex<HashMap<String, Entry>>,
+    /// The `__transaction_state` partitions loaded here, with the coordinator epoch of each.
+    loaded: Mutex<BTreeMap<i32, i32>>,
+    replicas: Arc<ReplicaManager>,
+    metadata: Arc<MetadataCache>,
+    admin: Arc<ClusterAdmin>,
+    markers: MarkerSender,
+    offsets_partitions: i32,
+}
+
+/// The transaction coordinator of this broker.
+#[derive(Debug, Clone)]
+pub struct TransactionCoordinatorService {
+    inner: Arc<Inner>,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl TransactionCoordinatorService {
+    /// A coordinator writing through `replicas`; `offsets_partitions` places groups'
+    /// `__consumer_offsets` partitions (AddOffsetsToTxn).
+    pub fn new(
+        config: TxnConfig,
+        offsets_partitions: i32,
+        replicas: Arc<ReplicaManager>,
+        metadata: Arc<MetadataCache>,
+        admin: Arc<ClusterAdmin>,
+    ) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                config,
+                entries: Mutex::default(),
+                loaded: Mutex::default(),
+                replicas,
+                metadata,
+                admin,
+                markers: MarkerSender::default(),
+                offsets_partitions,
+            }),
+        }
+    }
+
+    /// Loads the ids of the `__transaction_state` partitions this broker has come to lead,
+    /// finishing the transactions they left prepared, and forgets those of partitions it no
+    /// longer leads. Blocking (it reads the log): called after the image is applied.
+    pub fn sync_leadership(&self) -> Result<(), crate::log::LogError> {
+        let inner = &self.inner;
+        let hosted: Vec<_> = inner
+            .replicas
+            .all()
+            .into_iter()
+            .filter(|p| p.topic == TRANSACTION_STATE_TOPIC)
+            .collect();
+        let loaded: Vec<i32> = lock(&inner.loaded).keys().copied().collect();
+        for index in loaded {
+            if !hosted.iter().any(|p| p.index == index && p.is_leader()) {
+                lock(&inner.loaded).remove(&index);
+                let partitions = inner.config.partitions;
+                lock(&inner.entries).retain(|id, _| partition_for(id, partitions) != index);
+                tracing::info!(
+                    partition = index,
+                    "no longer coordinating this partition's transactions"
+                );
+            }
+        }
+        for partition in hosted {
+            if !partition.is_leader() || lock(&inner.loaded).contains_key(&partition.index) {
+                continue;
+            }
+            let ids = super::load::load_partition(&partition)?;
+            let prepared: Vec<String> = ids
+                .iter()
+                .filter(|(_, m)| {
+                    matches!(m.state, TxnState::PrepareCommit | TxnState::PrepareAbort)
+                })
+                .map(|(id, _)| id.clone())
+                .collect();
+            let count = ids.len();
+            {
+                let mut entries = lock(&inner.entries);
+                for (id, meta) in ids {
+                    entries.insert(
+                        id,
+                        Entry {
+                            meta: Some(meta),
+                            busy: false,
+                        },
+                    );
+                }
+            }
+            lock(&inner.loaded).insert(partition.index, partition.leader_epoch());
+            if count > 0 {
+                tracing::info!(
+                    partition = partition.index,
+                    ids = count,
+                    prepared = prepared.len(),
+                    "loaded transactional ids"
+                );
+            }
+            for id in prepared {
+                let inner = Arc::clone(inner);
+                tokio::runtime::Handle::current().spawn(async move { inner.complete(id).await });
+            }
+        }
+        Ok(())
+    }
+
+    /// Aborts the open transactions past their timeout, fencing their producers. Called
+    /// every `transaction.abort.timed.out.transaction.cleanup.interval.ms`.
+    pub async fn abort_timed_out(&self) {
+        let now = now_ms();
+        let expired: Vec<(String, TxnMetadata)> = {
+            let mut entries = lock(&self.inner.entries);
+            entries
+                .iter_mut()
+                .filter(|(_, e)| !e.busy)
+                .filter_map(|(id, e)| {
+                    let aborting = state::timed_out(e.meta.as_ref()?, now)?;
+                    e.busy = true;
+                    Some((id.clone(), aborting))
+                })
+                .collect()
+        };
+        for (id, aborting) in expired {
+            tracing::info!(transactional_id = %id, producer_id = aborting.producer_id, "aborting a transaction past its timeout");
+            let written = self.inner.apply(&id, aborting).await;
+            if written.is_ok() {
+                let inner = Arc::clone(&self.inner);
+                tokio::spawn(async move { inner.complete(id).await });
+            }
+        }
+    }
+}
+
+impl Inner {
+    fn partition_of(&self, id: &str) -> i32 {
+        partition_for(id, self.config.partitions)
+    }
+
+    /// The coordinator epoch for `id`, if this broker coordinates it.
+    fn coordinates(&self, id: &str) -> Result<i32, BrokerError> {
+        if id.is_empty() || id.len() > MAX_ID_LEN {
+            return Err(BrokerError::InvalidRequest(format!(
+                "a transactional id must have 1 to {MAX_ID_LEN} bytes"
+            )));
+        }
+        let index = self.partition_of(id);
+        self.replicas
+            .leader_ref(TRANSACTION_STATE_TOPIC, index)
+            .map_err(|_| BrokerError::NotCoordinator)?;
+        lock(&self.loaded)
+            .get(&index)
+            .copied()
+            .ok_or(BrokerError::CoordinatorLoadInProgress)
+    }
+
+    /// Takes `id` for a transition decided by `decide` from its current metadata: refused
+    /// while another is in flight. On `Ok(Some)` the id stays taken until [`Self::apply`].
+    fn decide<T>(
+        &self,
+        id: &str,
+        decide: impl FnOnce(Option<&TxnMetadata>) -> Result<(T, bool), BrokerError>,
+    ) -> Result<T, BrokerError> {
+        let mut entries = lock(&self.entries);
+        let entry = entries.entry(id.to_owned()).or_insert(Entry {
+            meta: None,
+            busy: false,
+        });
+        if entry.busy {
+            return Err(BrokerError::ConcurrentTransactions);
+        }
+        let decided = decide(entry.meta.as_ref());
+        match &decided {
+            Ok((_, true)) => entry.busy = true,
+            _ if entry.meta.is_none() => {
+                entries.remove(id);
+            }
+            _ => {}
+        }
+        decided.map(|(value, _)| value)
+    }
+
+    /// Writes `meta` for a taken id and applies it once durable; the id is released either
+    /// way.
+    async fn apply(&self, id: &str, meta: TxnMetadata) -> Result<(), BrokerError> {
+        let written = self.write(id, &meta).await;
+        let mut entries = lock(&self.entries);
+        if let Some(entry) = entries.get_mut(id) {
+            entry.busy = false;
+            if written.is_ok() {
+                entry.meta = Some(meta);
+            } else if entry.meta.is_none() {
+                entries.remove(id);
+            }
+        }
+        written
+    }
+
+    /// Releases a taken id without changing it.
+    fn release(&self, id: &str) {
+        let mut entries = lock(&self.entries);
+        if let Some(entry) = entries.get_mut(id) {
+            entry.busy = false;
+            if entry.meta.is_none() {
+                entries.remove(id);
+            }
+        }
+    }
+
+    async fn write(&self, id: &str, meta: &TxnMetadata) -> Result<(), BrokerError> {
+        let index = self.partition_of(id);
+        let batch = encode_records(&[(encode_key(id), Some(encode_value(meta)))])?;
+        let appended = self
+            .replicas
+            .append(TRANSACTION_STATE_TOPIC, index, batch, -1)?;
+        self.replicas
+            .wait_acked(TRANSACTION_STATE_TOPIC, index, appended.next_offset, -1)
+            .await
+    }
+
+    /// Writes the markers of `id`'s prepared transaction, then its Complete* state. Gives up
+    /// when this broker stops coordinating it (the next coordinator resumes from the log).
+    async fn complete(self: Arc<Self>, id: String) {
+        let Some((prepared, coordinator_epoch)) = self.prepared(&id) else {
+            return;
+        };
+        let spec = MarkerSpec {
+            producer_id: prepared.producer_id,
+            producer_epoch: prepared.producer_epoch,
+            commit: prepared.state == TxnState::PrepareCommit,
+            coordinator_epoch,
+        };
+        let index = self.partition_of(&id);
+        let still = || lock(&self.loaded).get(&index) == Some(&coordinator_epoch);
+        if !self
+            .markers
+            .write_all(&self.metadata, spec, &prepared.partitions, still)
+            .await
+        {
+            return;
+        }
+        loop {
+            if !still() {
+                return;
+            }
+            let taken = self.decide(&id, |meta| match meta {
+                Some(m) if m == &prepared => Ok((true, true)),
+                _ => Ok((false, false)),
+            });
+            match taken {
+                Ok(true) => {
+                    let done = state::complete(&prepared, now_ms());
+                    match self.apply(&id, done).await {
+                        Ok(()) => return,
+                        Err(e) => {
+                            tracing::warn!(transactional_id = %id, "completing the transaction failed, retrying: {e}")
+                        }
+                    }
+                }
+                Ok(false) => return,
+                Err(_) => {}
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+    }
+
+    /// The id's metadata if it is prepared to commit or abort, with the coordinator epoch.
+    fn prepared(&self, id: &str) -> Option<(TxnMetadata, i32)> {
+        let epoch = *lock(&self.loaded).get(&self.partition_of(id))?;
+        let entries = lock(&self.entries);
+        let meta = entries.get(id)?.meta.as_ref()?;
+        matches!(meta.state, TxnState::PrepareCommit | TxnState::PrepareAbort)
+            .then(|| (meta.clone(), epoch))
+    }
+
+    /// Creates `__transaction_state` on first use, compacted, with its min ISR.
+    async fn ensure_topic(&self) -> Result<(), BrokerError> {
+        if self
+            .metadata
+            .image()
+            .topic(TRANSACTION_STATE_TOPIC)
+            .is_some()
+        {
+            return Ok(());
+        }
+        let live = {
+            let image = self.metadata.image();
+            image.brokers.values().filter(|b| !b.fenced).count()
+        };
+        let replication = self.config.replication_factor.min(live.max(1) as i16);
+        let min_isr = self.config.min_isr.min(replication);
+        let topic = NewTopic {
+            name: TRANSACTION_STATE_TOPIC.to_owned(),
+            partitions: Some(self.config.partitions),
+            replication_factor: Some(replication),
+            assignments: BTreeMap::new(),
+            configs: BTreeMap::from([
+                ("cleanup.policy".to_owned(), "compact".to_owned()),
+                ("segment.bytes".to_owned(), (100 << 20).to_string()),
+                ("min.insync.replicas".to_owned(), min_isr.to_string()),
+            ]),
+        };
+        match self.admin.create_topic(topic, false).await {
+            Ok(_) | Err(BrokerError::TopicAlreadyExists(_)) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Checks that each partition exists.
+    fn check_partitions(&self, partitions: &[(String, i32)]) -> Result<(), BrokerError> {
+        let image = self.metadata.image();
+        let all_known = partitions.iter().all(|(topic, index)| {
+            image
+                .topic(topic)
+                .is_some_and(|t| t.partitions.contains_key(index))
+        });
+        if all_known {
+            Ok(())
+        } else {
+            Err(BrokerError::UnknownTopicOrPartition)
+        }
+    }
+
+    /// Adds partitions to the producer's transaction.
+    async fn add(
+        &self,
+        id: &str,
+        producer: (i64, i16),
+        partitions: Vec<(String, i32)>,
+    ) -> Result<(), BrokerError> {
+        self.coordinates(id)?;
+        self.check_partitions(&partitions)?;
+        let now = now_ms();
+        let next = self.decide(id, |meta| {
+            let meta = meta.ok_or_else(|| {
+                BrokerError::InvalidProducerIdMapping(
+                    "no producer for this transactional id".into(),
+                )
+            })?;
+            let next = state::add_partitions(meta, producer, &partitions, now)?;
+            let write = next.is_some();
+            Ok((next, write))
+        })?;
+        match next {
+            Some(next) => self.apply(id, next).await,
+            None => Ok(()),
+        }
+    }
+}
+
+impl TransactionCoordinator for TransactionCoordinatorService {
+    async fn find_coordinator(&self, transactional_id: String) -> Result<BrokerNode, BrokerError> {
+        let inner = &self.inner;
+        inner.ensure_topic().await?;
+        let index = inner.partition_of(&transactional_id);
+        let image = inner.metadata.image();
+        let leader = image
+            .topic(TRANSACTION_STATE_TOPIC)
+            .and_then(|t| t.partitions.get(&index))
+            .map_or(-1, |p| p.leader);
+        live_node(&image, leader).ok_or(BrokerError::CoordinatorNotAvailable)
+    }
+
+    async fn init_producer_id(
+        &self,
+        transactional_id: String,
+        timeout_ms: i32,
+        expected: Option<(i64, i16)>,
+    ) -> Result<(i64, i16), BrokerError> {
+        let inner = &self.inner;
+        if timeout_ms <= 0 || timeout_ms > inner.config.max_timeout_ms {
+            return Err(BrokerError::InvalidTransactionTimeout(format!(
+                "transaction.timeout.ms={timeout_ms} is not within 1..={} (transaction.max.timeout.ms)",
+                inner.config.max_timeout_ms
+            )));
+        }
+        let id = transactional_id;
+        inner.coordinates(&id)?;
+        let now = now_ms();
+        let (decision, previous) = inner.decide(&id, |meta| {
+            let decision = state::init(meta, timeout_ms, expected, now)?;
+            Ok(((decision, meta.cloned()), true))
+        })?;
+        match decision {
+            InitDecision::NewProducerId => {
+                let allocated = inner.admin.next_producer_id(None).await;
+                let (producer_id, _) = match allocated {
+                    Ok(found) => found,
+                    Err(e) => {
+                        inner.release(&id);
+                        return Err(e);
+                    }
+                };
+                let fresh = state::fresh(producer_id, previous.as_ref(), timeout_ms, now);
+                inner.apply(&id, fresh).await?;
+                Ok((producer_id, 0))
+            }
+            InitDecision::Ready(ready) => {
+                let answer = (ready.producer_id, ready.producer_epoch);
+                inner.apply(&id, ready).await?;
+                Ok(answer)
+            }
+            InitDecision::AbortOngoing(aborting) => {
+                inner.apply(&id, aborting).await?;
+                let completing = Arc::clone(inner);
+                tokio::spawn(async move { completing.complete(id).await });
+                Err(BrokerError::ConcurrentTransactions)
+            }
+        }
+    }
+
+    async fn add_partitions(
+        &self,
+        transactional_id: String,
+        producer: (i64, i16),
+        partitions: Vec<(String, i32)>,
+    ) -> Result<(), BrokerError> {
+        self.inner
+            .add(&transactional_id, producer, partitions)
+            .await
+    }
+
+    async fn add_offsets(
+        &self,
+        transactional_id: String,
+        producer: (i64, i16),
+        group_id: String,
+    ) -> Result<(), BrokerError> {
+        let index = partition_for(&group_id, self.inner.offsets_partitions);
+        self.inner
+            .add(
+                &transactional_id,
+                producer,
+                vec![(OFFSETS_TOPIC.to_owned(), index)],
+            )
+            .await
+    }
+
+    async fn end_txn(
+        &self,
+        transactional_id: String,
+        producer: (i64, i16),
+        commit: bool,
+    ) -> Result<(), BrokerError> {
+        let inner = &self.inner;
+        let id = transactional_id;
+        inner.coordinates(&id)?;
+        let now = now_ms();
+        let decision = inner.decide(&id, |meta| {
+            let meta = meta.ok_or_else(|| {
+                BrokerError::InvalidProducerIdMapping(
+                    "no producer for this transactional id".into(),
+                )
+            })?;
+            let decision = state::end(meta, producer, commit, now)?;
+            let write = matches!(decision, EndDecision::Prepare(_));
+            Ok((decision, write))
+        })?;
+        match decision {
+            EndDecision::Done => Ok(()),
+            EndDecision::Prepare(prepared) => {
+                inner.apply(&id, prepared).await?;
+                let completing = Arc::clone(inner);
+                tokio::spawn(async move { completing.complete(id).await });
+                Ok(())
+            }
+        }
+    }
+
+    fn describe(&self, transactional_id: &str) -> Result<TxnDescription, BrokerError> {
+        self.inner.coordinates(transactional_id)?;
+        let entries = lock(&self.inner.entries);
+        let meta = entries
+            .get(transactional_id)
+            .and_then(|e| e.meta.as_ref())
+            .ok_or(BrokerError::TransactionalIdNotFound)?;
+        Ok(description(transactional_id, meta))
+    }
+
+    fn list(&self) -> Vec<TxnDescription> {
+        let entries = lock(&self.inner.entries);
+        let mut listed: Vec<TxnDescription> = entries
+            .iter()
+            .filter_map(|(id, e)| Some(description(id, e.meta.as_ref()?)))
+            .collect();
+        listed.sort_by(|a, b| a.transactional_id.cmp(&b.transactional_id));
+        listed
+    }
+}
+
+fn description(id: &str, meta: &TxnMetadata) -> TxnDescription {
+    let partitions: BTreeSet<(String, i32)> = meta.partitions.clone();
+    TxnDescription {
+        transactional_id: id.to_owned(),
+        state: meta.state.name(),
+        timeout_ms: meta.timeout_ms,
+        start_ms: meta.start_ms,
+        producer_id: meta.producer_id,
+        producer_epoch: meta.producer_epoch,
+        partitions: partitions.into_iter().collect(),
+    }
+}

@@ -1,0 +1,412 @@
+//! A transactional id's state and Kafka's transitions between states (transaction version 1),
+//! as pure functions of the current state and a request: the service writes what they decide
+//! to `__transaction_state` and applies it once durable.
+//!
+//! ```text
+//! Empty ──add partitions──▶ Ongoing ──EndTxn──▶ PrepareCommit/Abort ──markers──▶ Complete*
+//!   ▲                          │ timeout or fenced by InitProducerId: PrepareAbort (epoch + 1)
+//!   └──────── InitProducerId (epoch + 1) from Empty or Complete* ◀─────────────────┘
+//! ```
+
+use std::collections::BTreeSet;
+
+use strata_api::BrokerError;
+
+/// Kafka's transaction states, with their codes in `__transaction_state`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TxnState {
+    /// No transaction in progress.
+    Empty,
+    /// Partitions added: records may be written.
+    Ongoing,
+    /// Committing: markers are being written.
+    PrepareCommit,
+    /// Aborting: markers are being written.
+    PrepareAbort,
+    /// The last transaction committed.
+    CompleteCommit,
+    /// The last transaction aborted.
+    CompleteAbort,
+    /// Expired; its record is deleted.
+    Dead,
+    /// Fencing the producer before an abort.
+    PrepareEpochFence,
+}
+
+impl TxnState {
+    /// The code in `__transaction_state`.
+    pub fn code(self) -> i8 {
+        match self {
+            Self::Empty => 0,
+            Self::Ongoing => 1,
+            Self::PrepareCommit => 2,
+            Self::PrepareAbort => 3,
+            Self::CompleteCommit => 4,
+            Self::CompleteAbort => 5,
+            Self::Dead => 6,
+            Self::PrepareEpochFence => 7,
+        }
+    }
+
+    /// The state of a code.
+    pub fn from_code(code: i8) -> Option<Self> {
+        Some(match code {
+            0 => Self::Empty,
+            1 => Self::Ongoing,
+            2 => Self::PrepareCommit,
+            3 => Self::PrepareAbort,
+            4 => Self::CompleteCommit,
+            5 => Self::CompleteAbort,
+            6 => Self::Dead,
+            7 => Self::PrepareEpochFence,
+            _ => return None,
+        })
+    }
+
+    /// Kafka's name (DescribeTransactions, ListTransactions).
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Empty => "Empty",
+            Self::Ongoing => "Ongoing",
+            Self::PrepareCommit => "PrepareCommit",
+            Self::PrepareAbort => "PrepareAbort",
+            Self::CompleteCommit => "CompleteCommit",
+            Self::CompleteAbort => "CompleteAbort",
+            Self::Dead => "Dead",
+            Self::PrepareEpochFence => "PrepareEpochFence",
+        }
+    }
+
+    fn completing(self) -> bool {
+        matches!(self, Self::PrepareCommit | Self::PrepareAbort)
+    }
+}
+
+/// A transactional id's metadata (Kafka's `TransactionMetadata`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TxnMetadata {
+    /// Its producer id.
+    pub producer_id: i64,
+    /// The producer id before the last change (-1: none), to recognise a retried
+    /// InitProducerId.
+    pub last_producer_id: i64,
+    /// Its epoch.
+    pub producer_epoch: i16,
+    /// The epoch before the last bump (-1: none).
+    pub last_producer_epoch: i16,
+    /// `transaction.timeout.ms` of its producer.
+    pub timeout_ms: i32,
+    /// Its state.
+    pub state: TxnState,
+    /// The partitions of its transaction.
+    pub partitions: BTreeSet<(String, i32)>,
+    /// When the transaction began (ms since the epoch; -1: none).
+    pub start_ms: i64,
+    /// When the metadata last changed.
+    pub last_update_ms: i64,
+}
+
+/// What InitProducerId decided.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum InitDecision {
+    /// The id is new, or its epochs ran out: a new producer id is needed (epoch 0, Empty).
+    NewProducerId,
+    /// The producer starts again at this epoch.
+    Ready(TxnMetadata),
+    /// An open transaction is aborted first, its producer fenced (epoch + 1): the client is
+    /// told to retry.
+    AbortOngoing(TxnMetadata),
+}
+
+/// What EndTxn decided.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EndDecision {
+    /// Write this PrepareCommit/PrepareAbort, then the markers.
+    Prepare(TxnMetadata),
+    /// A retry of an EndTxn already done: answer success.
+    Done,
+}
+
+/// The epoch after which a producer needs a new id (Kafka keeps one in reserve for fencing).
+const LAST_EPOCH: i16 = i16::MAX - 1;
+
+/// Checks that a request comes from the transactional id's current producer.
+fn check_producer(meta: &TxnMetadata, producer_id: i64, epoch: i16) -> Result<(), BrokerError> {
+    if producer_id != meta.producer_id {
+        return Err(BrokerError::InvalidProducerIdMapping(format!(
+            "producer id {producer_id} is not the transactional id's ({})",
+            meta.producer_id
+        )));
+    }
+    if epoch != meta.producer_epoch {
+        return Err(BrokerError::ProducerFenced(format!(
+            "producer epoch {epoch} is not the current epoch {}",
+            meta.producer_epoch
+        )));
+    }
+    Ok(())
+}
+
+/// InitProducerId for an id with metadata `meta` (`expected`: the producer's own id and
+/// epoch, from v3, KIP-360).
+pub fn init(
+    meta: Option<&TxnMetadata>,
+    timeout_ms: i32,
+    expected: Option<(i64, i16)>,
+    now_ms: i64,
+) -> Result<InitDecision, BrokerError> {
+    let Some(meta) = meta else {
+        return Ok(InitDecision::NewProducerId);
+    };
+    if meta.state.completing() || meta.state == TxnState::PrepareEpochFence {
+        return Err(BrokerError::ConcurrentTransactions);
+    }
+    if let Some((id, epoch)) = expected {
+        // A producer that knows its id may continue, or retry an InitProducerId whose answer
+        // it lost; anything else is a zombie.
+        let current = id == meta.producer_id && epoch == meta.producer_epoch;
+        let retried = id == meta.last_producer_id && epoch == meta.last_producer_epoch;
+        if !current && !retried {
+            return Err(BrokerError::ProducerFenced(format!(
+                "producer {id} epoch {epoch} is not the transactional id's current producer"
+            )));
+        }
+        if retried && meta.state != TxnState::Ongoing {
+            return Ok(InitDecision::Ready(meta.clone()));
+        }
+    }
+    if meta.state == TxnState::Ongoing {
+        let mut aborting = meta.clone();
+        aborting.last_producer_epoch = meta.producer_epoch;
+        aborting.producer_epoch = meta.producer_epoch.saturating_add(1);
+        aborting.state = TxnState::PrepareAbort;
+        aborting.last_update_ms = now_ms;
+        return Ok(InitDecision::AbortOngoing(aborting));
+    }
+    if meta.producer_epoch >= LAST_EPOCH {
+        return Ok(InitDecision::NewProducerId);
+    }
+    let mut ready = meta.clone();
+    ready.last_producer_id = meta.producer_id;
+    ready.last_producer_epoch = meta.producer_epoch;
+    ready.producer_epoch = meta.producer_epoch + 1;
+    ready.timeout_ms = timeout_ms;
+    ready.state = TxnState::Empty;
+    ready.partitions.clear();
+    ready.start_ms = -1;
+    ready.last_update_ms = now_ms;
+    Ok(InitDecision::Ready(ready))
+}
+
+/// The metadata of a new producer id for `transactional_id`.
+pub fn fresh(
+    producer_id: i64,
+    previous: Option<&TxnMetadata>,
+    timeout_ms: i32,
+    now_ms: i64,
+) -> TxnMetadata {
+    TxnMetadata {
+        producer_id,
+        last_producer_id: previous.map_or(-1, |p| p.producer_id),
+        producer_epoch: 0,
+        last_producer_epoch: -1,
+        timeout_ms,
+        state: TxnState::Empty,
+        partitions: BTreeSet::new(),
+        start_ms: -1,
+        last_update_ms: now_ms,
+    }
+}
+
+/// AddPartitionsToTxn (or AddOffsetsToTxn's partition): the metadata to write, `None` when
+/// every partition is in the transaction already.
+pub fn add_partitions(
+    meta: &TxnMetadata,
+    (producer_id, epoch): (i64, i16),
+    partitions: &[(String, i32)],
+    now_ms: i64,
+) -> Result<Option<TxnMetadata>, BrokerError> {
+    check_producer(meta, producer_id, epoch)?;
+    if meta.state.completing() || meta.state == TxnState::PrepareEpochFence {
+        return Err(BrokerError::ConcurrentTransactions);
+    }
+    if meta.state == TxnState::Ongoing && partitions.iter().all(|p| meta.partitions.contains(p)) {
+        return Ok(None);
+    }
+    let mut next = meta.clone();
+    if meta.state != TxnState::Ongoing {
+        next.partitions.clear();
+        next.start_ms = now_ms;
+    }
+    next.partitions.extend(partitions.iter().cloned());
+    next.state = TxnState::Ongoing;
+    next.last_update_ms = now_ms;
+    Ok(Some(next))
+}
+
+/// EndTxn.
+pub fn end(
+    meta: &TxnMetadata,
+    (producer_id, epoch): (i64, i16),
+    commit: bool,
+    now_ms: i64,
+) -> Result<EndDecision, BrokerError> {
+    check_producer(meta, producer_id, epoch)?;
+    let wrong = || {
+        BrokerError::InvalidTxnState(format!(
+            "cannot {} a transaction in state {}",
+            if commit { "commit" } else { "abort" },
+            meta.state.name()
+        ))
+    };
+    match (meta.state, commit) {
+        (TxnState::Ongoing, _) => {
+            let mut next = meta.clone();
+            next.state = if commit {
+                TxnState::PrepareCommit
+            } else {
+                TxnState::PrepareAbort
+            };
+            next.last_update_ms = now_ms;
+            Ok(EndDecision::Prepare(next))
+        }
+        (TxnState::CompleteCommit, true) | (TxnState::CompleteAbort, false) => {
+            Ok(EndDecision::Done)
+        }
+        (TxnState::PrepareCommit, true) | (TxnState::PrepareAbort, false) => {
+            Err(BrokerError::ConcurrentTransactions)
+        }
+        _ => Err(wrong()),
+    }
+}
+
+/// The metadata once every marker of a prepared transaction is written.
+pub fn complete(meta: &TxnMetadata, now_ms: i64) -> TxnMetadata {
+    let mut next = meta.clone();
+    next.state = match meta.state {
+        TxnState::PrepareCommit => TxnState::CompleteCommit,
+        _ => TxnState::CompleteAbort,
+    };
+    next.partitions.clear();
+    next.start_ms = -1;
+    next.last_update_ms = now_ms;
+    next
+}
+
+/// Whether an open transaction has outlived its timeout: the coordinator aborts it, fencing
+/// its producer.
+pub fn timed_out(meta: &TxnMetadata, now_ms: i64) -> Option<TxnMetadata> {
+    if meta.state != TxnState::Ongoing || now_ms - meta.start_ms <= i64::from(meta.timeout_ms) {
+        return None;
+    }
+    let mut aborting = meta.clone();
+    aborting.last_producer_epoch = meta.producer_epoch;
+    aborting.producer_epoch = meta.producer_epoch.saturating_add(1);
+    aborting.state = TxnState::PrepareAbort;
+    aborting.last_update_ms = now_ms;
+    Some(aborting)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn empty() -> TxnMetadata {
+        fresh(7, None, 60_000, 0)
+    }
+
+    fn parts(list: &[(&str, i32)]) -> Vec<(String, i32)> {
+        list.iter().map(|(t, p)| (t.to_string(), *p)).collect()
+    }
+
+    #[test]
+    fn a_transaction_goes_empty_ongoing_prepare_complete() {
+        let meta = empty();
+        let ongoing = add_partitions(&meta, (7, 0), &parts(&[("t", 0)]), 10)
+            .unwrap()
+            .unwrap();
+        assert_eq!((ongoing.state, ongoing.start_ms), (TxnState::Ongoing, 10));
+        assert_eq!(
+            add_partitions(&ongoing, (7, 0), &parts(&[("t", 0)]), 11),
+            Ok(None)
+        );
+        let EndDecision::Prepare(prepared) = end(&ongoing, (7, 0), true, 12).unwrap() else {
+            panic!()
+        };
+        assert_eq!(prepared.state, TxnState::PrepareCommit);
+        assert_eq!(
+            end(&prepared, (7, 0), true, 13),
+            Err(BrokerError::ConcurrentTransactions)
+        );
+        assert!(matches!(
+            end(&prepared, (7, 0), false, 13),
+            Err(BrokerError::InvalidTxnState(_))
+        ));
+        let done = complete(&prepared, 14);
+        assert_eq!(
+            (done.state, done.partitions.len()),
+            (TxnState::CompleteCommit, 0)
+        );
+        assert_eq!(end(&done, (7, 0), true, 15), Ok(EndDecision::Done));
+        assert!(matches!(
+            end(&done, (7, 0), false, 15),
+            Err(BrokerError::InvalidTxnState(_))
+        ));
+        assert!(matches!(
+            end(&empty(), (7, 0), false, 15),
+            Err(BrokerError::InvalidTxnState(_))
+        ));
+    }
+
+    #[test]
+    fn zombies_are_fenced_and_open_transactions_aborted() {
+        let ongoing = add_partitions(&empty(), (7, 0), &parts(&[("t", 0)]), 10)
+            .unwrap()
+            .unwrap();
+        // A new instance of the producer: the open transaction is aborted at epoch 1 first.
+        let InitDecision::AbortOngoing(aborting) = init(Some(&ongoing), 60_000, None, 20).unwrap()
+        else {
+            panic!()
+        };
+        assert_eq!(
+            (aborting.state, aborting.producer_epoch),
+            (TxnState::PrepareAbort, 1)
+        );
+        assert_eq!(
+            init(Some(&aborting), 60_000, None, 21),
+            Err(BrokerError::ConcurrentTransactions)
+        );
+        let aborted = complete(&aborting, 22);
+        let InitDecision::Ready(ready) = init(Some(&aborted), 60_000, None, 23).unwrap() else {
+            panic!()
+        };
+        assert_eq!((ready.state, ready.producer_epoch), (TxnState::Empty, 2));
+        // The old instance, at epoch 0, is fenced everywhere.
+        assert!(matches!(
+            add_partitions(&ready, (7, 0), &parts(&[("t", 0)]), 24),
+            Err(BrokerError::ProducerFenced(_))
+        ));
+        assert!(matches!(
+            init(Some(&ready), 60_000, Some((7, 0)), 24),
+            Err(BrokerError::ProducerFenced(_))
+        ));
+        // The new one may retry an InitProducerId whose answer it lost.
+        assert_eq!(
+            init(Some(&ready), 60_000, Some((7, 1)), 25),
+            Ok(InitDecision::Ready(ready.clone()))
+        );
+    }
+
+    #[test]
+    fn an_expired_transaction_is_aborted_with_its_producer_fenced() {
+        let ongoing = add_partitions(&empty(), (7, 0), &parts(&[("t", 0)]), 1_000)
+            .unwrap()
+            .unwrap();
+        assert_eq!(timed_out(&ongoing, 61_000), None);
+        let aborting = timed_out(&ongoing, 61_001).unwrap();
+        assert_eq!(
+            (aborting.state, aborting.producer_epoch),
+            (TxnState::PrepareAbort, 1)
+        );
+    }
+}
