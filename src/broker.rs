@@ -463,12 +463,17 @@ impl Broker for StrataBroker {
             self.replicas
                 .wait_acked(topic, partition, a.next_offset, -1)
         });
+        // Offsets committed in the transaction count (or go) once the marker is in.
+        let groups = (topic == crate::group::OFFSETS_TOPIC).then(|| self.groups.groups());
         async move {
             appended?;
-            match waiting {
-                Some(wait) => wait.await,
-                None => Ok(()),
+            if let Some(wait) = waiting {
+                wait.await?;
             }
+            if let Some(groups) = groups {
+                groups.complete_txn(partition, marker.producer_id, marker.commit);
+            }
+            Ok(())
         }
     }
 

@@ -543,6 +543,25 @@ impl Partition {
         Ok((info, log_start_offset, must_flush))
     }
 
+    /// Appends a coordinator's batch of a producer's transaction; see [`Self::append`].
+    pub fn append_as_coordinator(
+        &self,
+        batch: &[u8],
+        now_ms: i64,
+    ) -> Result<(AppendInfo, u64, bool), LogError> {
+        let (info, log_start_offset, must_flush) = {
+            let mut log = self.log();
+            let info = log.append_as_coordinator(batch, now_ms)?;
+            (
+                info,
+                log.log_start_offset(),
+                log.config().fsync_before_ack(),
+            )
+        };
+        self.appended(must_flush);
+        Ok((info, log_start_offset, must_flush))
+    }
+
     /// Appends a transaction marker as leader (WriteTxnMarkers); see [`Self::append`].
     pub fn append_marker(
         &self,

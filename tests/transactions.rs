@@ -145,3 +145,225 @@ fn transactions_commit_abort_fence_and_time_out() {
     expected.extend(values("c4", 2));
     assert_eq!(committed(&broker.addr, 27), expected, "aborted after 2 s");
 }
+
+/// Proves exactly-once consume-transform-produce with the Java client across kill -9: a Java
+/// loop (`tests/java/StrataEosCheck.java`) turns each input record into one output record in
+/// transactions that also commit its consumer group's offsets, while the broker is killed and
+/// restarted twice under it. The committed output holds every input record's result exactly
+/// once, and the group's committed offsets are the input's end.
+#[test]
+fn java_consume_transform_produce_is_exactly_once_across_kill_9() {
+    const RECORDS: usize = 3000;
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    // Clients reach the broker through a proxy that follows it across restarts.
+    let proxy = runtime.block_on(common::proxy::LinkProxy::start());
+    let mut broker = BrokerProcess::start_with(
+        &dir.path().join("data"),
+        "127.0.0.1:0",
+        Some(&proxy.addr),
+        &[
+            "transaction.state.log.num.partitions=3",
+            "offsets.topic.num.partitions=3",
+            "group.initial.rebalance.delay.ms=0",
+        ],
+    );
+    proxy.set_target(&broker.addr);
+    runtime.block_on(async {
+        common::create_topic(&proxy.addr, "input", 3, &[]).await;
+        common::create_topic(&proxy.addr, "output", 3, &[]).await;
+        let producer: rdkafka::producer::FutureProducer = common::client(&proxy.addr)
+            .set("enable.idempotence", "true")
+            .create()
+            .unwrap();
+        let deliveries: Vec<_> = (0..RECORDS)
+            .map(|i| {
+                let value = format!("in-{i}");
+                producer
+                    .send_result(
+                        rdkafka::producer::FutureRecord::to("input")
+                            .key(&value)
+                            .payload(&value),
+                    )
+                    .map_err(|(e, _)| e)
+                    .expect("enqueued")
+            })
+            .collect();
+        for delivery in deliveries {
+            delivery.await.expect("delivered").expect("acknowledged");
+        }
+    });
+    let classpath = common::java::classpath("4.1.0");
+    let mut java = std::process::Command::new("java")
+        .arg("-cp")
+        .arg(&classpath)
+        .arg("StrataEosCheck")
+        .arg(&proxy.addr)
+        .arg("input")
+        .arg("output")
+        .arg(RECORDS.to_string())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("java runs");
+    // Kill the broker twice while transactions run: once some output is written, and again
+    // a little later.
+    for (n, after) in [(1, 600i64), (2, 1800)].iter().copied() {
+        common::cluster::wait_until("output written", Duration::from_secs(120), || {
+            let consumer: BaseConsumer = common::client(&broker.addr).create().ok()?;
+            let high: i64 = (0..3)
+                .filter_map(|p| {
+                    consumer
+                        .fetch_watermarks("output", p, Duration::from_secs(2))
+                        .ok()
+                })
+                .map(|(_, high)| high)
+                .sum();
+            (high >= after).then_some(())
+        });
+        assert!(
+            java.try_wait().unwrap().is_none(),
+            "the transform loop was still running when the broker was killed"
+        );
+        broker.kill();
+        std::thread::sleep(Duration::from_millis(500));
+        broker.restart("127.0.0.1:0");
+        proxy.set_target(&broker.addr);
+        eprintln!("broker killed and restarted ({n})");
+    }
+    let output = java.wait_with_output().expect("java finishes");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        output.status.success() && text.contains("OK eos"),
+        "{text}\nbroker log:\n{}",
+        broker.log()
+    );
+    eprintln!("{}", text.lines().last().unwrap_or_default());
+
+    // Exactly once: every input's result, once, in the committed output.
+    let consumer: BaseConsumer = common::client(&broker.addr)
+        .set("group.id", "eos-checker")
+        .set("enable.auto.commit", "false")
+        .set("isolation.level", "read_committed")
+        .create()
+        .unwrap();
+    let mut assignment = TopicPartitionList::new();
+    for p in 0..3 {
+        assignment
+            .add_partition_offset("output", p, Offset::Beginning)
+            .unwrap();
+    }
+    consumer.assign(&assignment).unwrap();
+    let mut seen = std::collections::HashMap::new();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while seen.values().sum::<usize>() < RECORDS && std::time::Instant::now() < deadline {
+        if let Some(message) = consumer.poll(Duration::from_millis(200)) {
+            let message = message.expect("consumed");
+            let value = String::from_utf8_lossy(message.payload().unwrap()).into_owned();
+            *seen.entry(value).or_insert(0usize) += 1;
+        }
+    }
+    while let Some(message) = consumer.poll(Duration::from_millis(500)) {
+        let message = message.expect("consumed");
+        let value = String::from_utf8_lossy(message.payload().unwrap()).into_owned();
+        *seen.entry(value).or_insert(0usize) += 1;
+    }
+    let missing: Vec<usize> = (0..RECORDS)
+        .filter(|i| !seen.contains_key(&format!("out-in-{i}")))
+        .collect();
+    let repeated: Vec<(&String, &usize)> = seen.iter().filter(|(_, n)| **n > 1).collect();
+    assert!(
+        missing.is_empty() && repeated.is_empty() && seen.len() == RECORDS,
+        "{} distinct results; missing {:?}…; repeated {:?}…",
+        seen.len(),
+        &missing[..missing.len().min(10)],
+        &repeated[..repeated.len().min(10)]
+    );
+    // The group's offsets are the input's end.
+    let group: BaseConsumer = common::client(&broker.addr)
+        .set("group.id", "eos-transform")
+        .create()
+        .unwrap();
+    let mut wanted = TopicPartitionList::new();
+    for p in 0..3 {
+        wanted.add_partition("input", p);
+    }
+    let committed = group
+        .committed_offsets(wanted, Duration::from_secs(10))
+        .unwrap();
+    let total: i64 = committed
+        .elements()
+        .iter()
+        .map(|e| match e.offset() {
+            Offset::Offset(o) => o,
+            other => panic!("no committed offset: {other:?}"),
+        })
+        .sum();
+    assert_eq!(total, RECORDS as i64, "the group committed the whole input");
+}
+
+/// Proves DescribeTransactions and ListTransactions, and that an id unused for
+/// transactional.id.expiration.ms is forgotten.
+#[test]
+fn transactions_are_described_listed_and_expire() {
+    use common::wire::Conn;
+    use kafka_protocol::messages::{
+        DescribeTransactionsRequest, ListTransactionsRequest, TransactionalId,
+    };
+    use kafka_protocol::protocol::StrBytes;
+    let dir = tempfile::tempdir().unwrap();
+    let broker = BrokerProcess::start(
+        &dir.path().join("data"),
+        &[
+            "transaction.state.log.num.partitions=1",
+            "transaction.abort.timed.out.transaction.cleanup.interval.ms=100",
+            "transactional.id.expiration.ms=1500",
+        ],
+    );
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(common::create_topic(&broker.addr, TOPIC, 1, &[]));
+    let producer = producer(&broker.addr, "short-lived", &[]);
+    producer.begin_transaction().unwrap();
+    send(&producer, values("x", 1));
+    let describe = || {
+        runtime.block_on(async {
+            let mut conn = Conn::open(&broker.addr).await;
+            let described = conn
+                .call(
+                    0,
+                    &DescribeTransactionsRequest::default().with_transactional_ids(vec![
+                        TransactionalId(StrBytes::from_static_str("short-lived")),
+                    ]),
+                )
+                .await
+                .unwrap();
+            let listed = conn
+                .call(1, &ListTransactionsRequest::default())
+                .await
+                .unwrap();
+            (
+                described.transaction_states[0].clone(),
+                listed.transaction_states,
+            )
+        })
+    };
+    let (open, listed) = describe();
+    assert_eq!(open.error_code, 0);
+    assert_eq!(open.transaction_state.as_str(), "Ongoing");
+    assert_eq!(open.topics[0].partitions, [0]);
+    assert_eq!(listed.len(), 1);
+    producer.commit_transaction(TIMEOUT).unwrap();
+    // EndTxn answers once PrepareCommit is durable; the markers, then CompleteCommit, follow.
+    common::cluster::wait_until("the commit to complete", Duration::from_secs(10), || {
+        let (done, _) = describe();
+        (done.transaction_state.as_str() == "CompleteCommit").then_some(())
+    });
+    common::cluster::wait_until("the id to expire", Duration::from_secs(20), || {
+        let (gone, listed) = describe();
+        (gone.error_code == 105 && listed.is_empty()).then_some(())
+    });
+}

@@ -497,6 +497,9 @@ pub enum BrokerError {
     /// No such transactional id.
     #[error("no such transactional id")]
     TransactionalIdNotFound,
+    /// Offsets of an open transaction are pending for the partition (KIP-447).
+    #[error("the partition has offsets of a transaction not yet ended")]
+    UnstableOffsetCommit,
     /// A batch or request that goes against the state of a transaction.
     #[error("{0}")]
     InvalidTxnState(String),
@@ -623,6 +626,7 @@ impl BrokerError {
             Self::PolicyViolation(_) => ResponseError::PolicyViolation,
             Self::InvalidTxnState(_) => ResponseError::InvalidTxnState,
             Self::ProducerFenced(_) => ResponseError::ProducerFenced,
+            Self::UnstableOffsetCommit => ResponseError::UnstableOffsetCommit,
             Self::ConcurrentTransactions => ResponseError::ConcurrentTransactions,
             Self::InvalidProducerIdMapping(_) => ResponseError::InvalidProducerIdMapping,
             Self::InvalidTransactionTimeout(_) => ResponseError::InvalidTransactionTimeout,

@@ -129,6 +129,9 @@ pub struct Committer {
     pub group_instance_id: Option<String>,
     /// Generation; -1 for a standalone commit.
     pub generation: i32,
+    /// TxnOffsetCommit: the transactional producer (id, epoch) whose transaction the offsets
+    /// belong to; they count once it commits.
+    pub transaction: Option<(i64, i16)>,
 }
 
 /// One partition's offset to commit.
@@ -258,10 +261,13 @@ pub trait GroupCoordinator: Send + Sync + 'static {
     ) -> impl Future<Output = Result<Vec<Result<(), BrokerError>>, BrokerError>> + Send;
 
     /// OffsetFetch of the given partitions, or of every partition with a commit (`None`).
+    /// With `require_stable` (OffsetFetch v7+, KIP-447), a partition with offsets of an open
+    /// transaction answers UNSTABLE_OFFSET_COMMIT.
     fn fetch_offsets(
         &self,
         group_id: &str,
         partitions: Option<&[(String, i32)]>,
+        require_stable: bool,
     ) -> Result<PartitionResults<CommittedOffset>, BrokerError>;
 
     /// ListGroups.

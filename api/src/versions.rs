@@ -76,6 +76,7 @@ pub const SUPPORTED_APIS: &[SupportedApi] = &[
     api(ApiKey::AddPartitionsToTxn, 0, 3),
     api(ApiKey::AddOffsetsToTxn, 0, 3),
     api(ApiKey::EndTxn, 0, 4),
+    api(ApiKey::TxnOffsetCommit, 0, 4),
     api(ApiKey::DescribeTransactions, 0, 0),
     api(ApiKey::ListTransactions, 0, 1),
     api(ApiKey::DescribeQuorum, 0, 2),

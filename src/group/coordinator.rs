@@ -47,6 +47,9 @@ pub struct CoordinatorConfig {
 pub(super) struct Entry {
     pub(super) group: Group,
     pub(super) offsets: BTreeMap<(String, i32), OffsetValue>,
+    /// Offsets committed in open transactions (TxnOffsetCommit), by producer id: they replace
+    /// `offsets` when the transaction commits, and go when it aborts.
+    pub(super) pending: HashMap<i64, BTreeMap<(String, i32), OffsetValue>>,
 }
 
 /// All groups of this coordinator.
@@ -160,6 +163,7 @@ impl Groups {
         entries.entry(group_id.to_owned()).or_insert_with(|| Entry {
             group: Group::new(group_id.to_owned(), self.config.group, now_ms()),
             offsets: BTreeMap::new(),
+            pending: HashMap::new(),
         })
     }
 
@@ -186,9 +190,9 @@ impl Groups {
             RecordKey::Group { group } => match value {
                 Some(bytes) => {
                     let value = GroupValue::decode(bytes).map_err(|e| e.to_string())?;
-                    let offsets = entries
+                    let (offsets, pending) = entries
                         .remove(&group)
-                        .map(|e| e.offsets)
+                        .map(|e| (e.offsets, e.pending))
                         .unwrap_or_default();
                     let mut restored = Group::new(group.clone(), self.config.group, now_ms());
                     restored.restore(value, Instant::now());
@@ -197,6 +201,7 @@ impl Groups {
                         Entry {
                             group: restored,
                             offsets,
+                            pending,
                         },
                     );
                 }
@@ -208,10 +213,45 @@ impl Groups {
         Ok(())
     }
 
+    /// Records offsets of `producer_id`'s open transaction (replayed, or committed through
+    /// TxnOffsetCommit once written).
+    pub fn add_pending(
+        &self,
+        group_id: &str,
+        producer_id: i64,
+        offsets: Vec<((String, i32), OffsetValue)>,
+    ) {
+        let mut entries = self.lock();
+        let entry = self.entry(&mut entries, group_id);
+        entry
+            .pending
+            .entry(producer_id)
+            .or_default()
+            .extend(offsets);
+    }
+
+    /// Ends `producer_id`'s transaction for the groups of `__consumer_offsets` partition
+    /// `index`: its offsets become the committed ones, or are dropped.
+    pub fn complete_txn(&self, index: i32, producer_id: i64, commit: bool) {
+        let partitions = self.config.offsets_partitions;
+        let mut entries = self.lock();
+        for (id, entry) in entries.iter_mut() {
+            if partition_for(id, partitions) != index {
+                continue;
+            }
+            if let Some(offsets) = entry.pending.remove(&producer_id)
+                && commit
+            {
+                entry.offsets.extend(offsets);
+            }
+        }
+    }
+
     /// Drops groups that ended up with neither members nor offsets after a replay.
     pub fn finish_replay(&self) -> usize {
         let mut entries = self.lock();
-        entries.retain(|_, e| !e.group.is_empty() || !e.offsets.is_empty());
+        entries
+            .retain(|_, e| !e.group.is_empty() || !e.offsets.is_empty() || !e.pending.is_empty());
         entries.len()
     }
 
@@ -352,16 +392,34 @@ pub(super) fn group_value(group: &Group) -> GroupValue {
 
 /// One record batch of `__consumer_offsets` records (`None` values are tombstones).
 pub fn encode_records(records: &[(Bytes, Option<Bytes>)]) -> Result<Bytes, BrokerError> {
+    encode_batch(records, None)
+}
+
+/// The records of a TxnOffsetCommit as one batch of `producer_id`'s transaction (no
+/// sequence: the coordinator writes it, not the producer).
+pub fn encode_txn_records(
+    records: &[(Bytes, Option<Bytes>)],
+    producer_id: i64,
+    epoch: i16,
+) -> Result<Bytes, BrokerError> {
+    encode_batch(records, Some((producer_id, epoch)))
+}
+
+fn encode_batch(
+    records: &[(Bytes, Option<Bytes>)],
+    transaction: Option<(i64, i16)>,
+) -> Result<Bytes, BrokerError> {
     let now = now_ms();
+    let (producer_id, producer_epoch) = transaction.unwrap_or((-1, -1));
     let records: Vec<Record> = records
         .iter()
         .enumerate()
         .map(|(i, (key, value))| Record {
-            transactional: false,
+            transactional: transaction.is_some(),
             control: false,
             partition_leader_epoch: -1,
-            producer_id: -1,
-            producer_epoch: -1,
+            producer_id,
+            producer_epoch,
             timestamp_type: TimestampType::Creation,
             offset: i as i64,
             // The encoder starts a new batch whenever offset - sequence changes.

@@ -101,6 +101,7 @@ mod tests {
             metadata: None,
         };
         let standalone = Committer {
+            transaction: None,
             member_id: String::new(),
             group_instance_id: None,
             generation: -1,

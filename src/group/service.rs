@@ -16,7 +16,8 @@ use strata_api::group::{
 };
 
 use super::coordinator::{
-    Groups, OFFSETS_TOPIC, encode_records, group_value, now_ms, partition_for, validate_group_id,
+    Groups, OFFSETS_TOPIC, encode_records, encode_txn_records, group_value, now_ms, partition_for,
+    validate_group_id,
 };
 use super::records::{OffsetValue, RecordKey};
 use super::state::Outcome;
@@ -296,7 +297,12 @@ impl GroupCoordinator for GroupCoordinatorService {
         offsets: Vec<OffsetToCommit>,
     ) -> Result<Vec<Result<(), BrokerError>>, BrokerError> {
         self.coordinates(group_id)?;
-        {
+        // A transactional commit without a member (TxnOffsetCommit before v3, or a producer
+        // outside the group) is not checked against the group's generation, as in Kafka.
+        let unchecked = committer.transaction.is_some()
+            && committer.member_id.is_empty()
+            && committer.generation < 0;
+        if !unchecked {
             let mut entries = self.groups.lock();
             let entry = self.groups.entry(&mut entries, group_id);
             entry.group.check_commit(
@@ -343,6 +349,24 @@ impl GroupCoordinator for GroupCoordinatorService {
         if records.is_empty() {
             return Ok(results);
         }
+        if let Some((producer_id, epoch)) = committer.transaction {
+            // Written in the producer's transaction; counted once its marker commits it.
+            let index = partition_for(group_id, self.groups.config().offsets_partitions);
+            let written = async {
+                let batch = encode_txn_records(&records, producer_id, epoch)?;
+                let appended = self
+                    .replicas
+                    .append_as_coordinator(OFFSETS_TOPIC, index, batch)?;
+                self.replicas
+                    .wait_acked(OFFSETS_TOPIC, index, appended.next_offset, -1)
+                    .await
+            };
+            if let Err(e) = written.await {
+                return Ok(results.into_iter().map(|r| r.and(Err(e.clone()))).collect());
+            }
+            self.groups.add_pending(group_id, producer_id, accepted);
+            return Ok(results);
+        }
         if let Err(e) = self.write_group_records(group_id, &records).await {
             return Ok(results.into_iter().map(|r| r.and(Err(e.clone()))).collect());
         }
@@ -358,10 +382,19 @@ impl GroupCoordinator for GroupCoordinatorService {
         &self,
         group_id: &str,
         partitions: Option<&[(String, i32)]>,
+        require_stable: bool,
     ) -> Result<PartitionResults<CommittedOffset>, BrokerError> {
         self.coordinates(group_id)?;
         let entries = self.groups.lock();
         let offsets = entries.get(group_id).map(|e| &e.offsets);
+        let unstable = |topic: &String, partition: i32| {
+            require_stable
+                && entries.get(group_id).is_some_and(|e| {
+                    e.pending
+                        .values()
+                        .any(|p| p.contains_key(&(topic.clone(), partition)))
+                })
+        };
         let committed = |value: &OffsetValue| CommittedOffset {
             offset: value.offset,
             leader_epoch: value.leader_epoch,
@@ -371,6 +404,13 @@ impl GroupCoordinator for GroupCoordinatorService {
             Some(partitions) => partitions
                 .iter()
                 .map(|(topic, partition)| {
+                    if unstable(topic, *partition) {
+                        return (
+                            topic.clone(),
+                            *partition,
+                            Err(BrokerError::UnstableOffsetCommit),
+                        );
+                    }
                     let value = offsets
                         .and_then(|o| o.get(&(topic.clone(), *partition)))
                         .map_or_else(CommittedOffset::none, committed);

@@ -229,6 +229,17 @@ impl UnifiedLog {
 
     /// Validates and appends the single batch of a produce request, assigning its offsets.
     pub fn append(&mut self, batch: &[u8], now_ms: i64) -> Result<AppendInfo> {
+        self.append_checked(batch, now_ms, true)
+    }
+
+    /// Appends a batch a coordinator wrote for a producer's transaction (TxnOffsetCommit):
+    /// it carries no sequence, so only the transaction is tracked (Kafka's coordinator
+    /// origin).
+    pub fn append_as_coordinator(&mut self, batch: &[u8], now_ms: i64) -> Result<AppendInfo> {
+        self.append_checked(batch, now_ms, false)
+    }
+
+    fn append_checked(&mut self, batch: &[u8], now_ms: i64, sequences: bool) -> Result<AppendInfo> {
         let header = batch::validate_single_batch(batch)?;
         if header.size() > self.config.max_message_bytes {
             return Err(LogError::RecordTooLarge {
@@ -236,7 +247,12 @@ impl UnifiedLog {
                 max: self.config.max_message_bytes,
             });
         }
-        if let SequenceCheck::Duplicate(original) = self.producer_state.check(&header)? {
+        let check = if sequences {
+            self.producer_state.check(&header)?
+        } else {
+            SequenceCheck::Append
+        };
+        if let SequenceCheck::Duplicate(original) = check {
             return Ok(AppendInfo {
                 base_offset: original.first_offset,
                 next_offset: original.first_offset + header.last_offset_delta as u64 + 1,

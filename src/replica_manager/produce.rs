@@ -75,6 +75,31 @@ impl ReplicaManager {
         })
     }
 
+    /// TxnOffsetCommit: appends the group coordinator's batch of a producer's transaction to a
+    /// `__consumer_offsets` partition this broker leads, as an `acks=all` write.
+    pub fn append_as_coordinator(
+        &self,
+        topic: &str,
+        partition: i32,
+        records: Bytes,
+    ) -> Result<Appended, BrokerError> {
+        let partition = self.leader_ref(topic, partition)?;
+        let replicated = partition.is_replicated();
+        if replicated {
+            check_min_isr(&partition, false)?;
+        }
+        let (info, log_start_offset, must_flush) = partition
+            .append_as_coordinator(&records, now_ms())
+            .map_err(from_log)?;
+        Ok(Appended {
+            base_offset: info.base_offset as i64,
+            log_append_time: -1,
+            log_start_offset: log_start_offset as i64,
+            next_offset: info.next_offset as i64,
+            must_wait: must_flush || replicated,
+        })
+    }
+
     /// WriteTxnMarkers: appends a coordinator's marker to a partition this broker leads, as
     /// an `acks=all` write (the coordinator then waits for it with [`Self::wait_acked`]).
     pub fn append_marker(

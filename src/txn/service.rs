@@ -165,6 +165,47 @@ impl TransactionCoordinatorService {
                 tokio::spawn(async move { inner.complete(id).await });
             }
         }
+        self.expire_ids(now).await;
+    }
+
+    /// Forgets the ids unused for `transactional.id.expiration.ms` with no transaction open
+    /// (a tombstone in `__transaction_state`), as Kafka does.
+    async fn expire_ids(&self, now: i64) {
+        let limit = self.inner.config.id_expiration.as_millis() as i64;
+        let idle: Vec<String> = {
+            let mut entries = lock(&self.inner.entries);
+            entries
+                .iter_mut()
+                .filter(|(_, e)| !e.busy)
+                .filter(|(_, e)| {
+                    e.meta.as_ref().is_some_and(|m| {
+                        matches!(
+                            m.state,
+                            TxnState::Empty | TxnState::CompleteCommit | TxnState::CompleteAbort
+                        ) && now - m.last_update_ms > limit
+                    })
+                })
+                .map(|(id, e)| {
+                    e.busy = true;
+                    id.clone()
+                })
+                .collect()
+        };
+        for id in idle {
+            let written = self.inner.write_tombstone(&id).await;
+            let mut entries = lock(&self.inner.entries);
+            match written {
+                Ok(()) => {
+                    entries.remove(&id);
+                    tracing::info!(transactional_id = %id, "transactional id expired");
+                }
+                Err(_) => {
+                    if let Some(entry) = entries.get_mut(&id) {
+                        entry.busy = false;
+                    }
+                }
+            }
+        }
     }
 }
 
@@ -246,6 +287,17 @@ impl Inner {
     async fn write(&self, id: &str, meta: &TxnMetadata) -> Result<(), BrokerError> {
         let index = self.partition_of(id);
         let batch = encode_records(&[(encode_key(id), Some(encode_value(meta)))])?;
+        let appended = self
+            .replicas
+            .append(TRANSACTION_STATE_TOPIC, index, batch, -1)?;
+        self.replicas
+            .wait_acked(TRANSACTION_STATE_TOPIC, index, appended.next_offset, -1)
+            .await
+    }
+
+    async fn write_tombstone(&self, id: &str) -> Result<(), BrokerError> {
+        let index = self.partition_of(id);
+        let batch = encode_records(&[(encode_key(id), None)])?;
         let appended = self
             .replicas
             .append(TRANSACTION_STATE_TOPIC, index, batch, -1)?;

@@ -42,6 +42,7 @@ mod sasl;
 mod scram_credentials;
 mod sync_group;
 mod txn;
+mod txn_offset_commit;
 mod write_txn_markers;
 
 use std::sync::Arc;
@@ -288,6 +289,7 @@ pub(crate) fn handle<B: Broker>(
         RequestKind::AddPartitionsToTxn(r) => txn::add_partitions(&ctx, r),
         RequestKind::AddOffsetsToTxn(r) => txn::add_offsets(&ctx, r),
         RequestKind::EndTxn(r) => txn::end_txn(&ctx, r),
+        RequestKind::TxnOffsetCommit(r) => txn_offset_commit::handle(&ctx, r),
         RequestKind::DescribeTransactions(r) => txn::describe(&ctx, r),
         RequestKind::ListTransactions(r) => txn::list(&ctx, r),
         RequestKind::DescribeQuorum(r) => describe_quorum::handle(&ctx, r),

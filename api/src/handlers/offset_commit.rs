@@ -20,6 +20,7 @@ pub(super) fn handle<B: Broker>(
     let version = ctx.version;
     let group_id = request.group_id.to_string();
     let committer = Committer {
+        transaction: None,
         member_id: request.member_id.to_string(),
         group_instance_id: request.group_instance_id.map(|i| i.to_string()),
         generation: request.generation_id_or_member_epoch,

@@ -29,7 +29,7 @@ pub(super) fn handle<B: Broker>(
                 .collect()
         });
         let fetched = authorized(ctx, &request.group_id, wanted.is_some(), || {
-            groups.fetch_offsets(&request.group_id, wanted.as_deref())
+            groups.fetch_offsets(&request.group_id, wanted.as_deref(), request.require_stable)
         });
         let mut response = OffsetFetchResponse::default();
         match fetched {
@@ -65,7 +65,7 @@ pub(super) fn handle<B: Broker>(
                     .collect()
             });
             let fetched: Fetched = authorized(ctx, &group.group_id, wanted.is_some(), || {
-                groups.fetch_offsets(&group.group_id, wanted.as_deref())
+                groups.fetch_offsets(&group.group_id, wanted.as_deref(), request.require_stable)
             });
             new_group(group.group_id.clone(), fetched)
         })

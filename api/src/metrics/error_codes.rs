@@ -78,6 +78,7 @@ error_codes!(
 );
 error_codes!(AddOffsetsToTxnResponse { error_code });
 error_codes!(EndTxnResponse { error_code });
+error_codes!(TxnOffsetCommitResponse {}; topics => ({}; partitions => ({ error_code })));
 error_codes!(DescribeTransactionsResponse {}; transaction_states => ({ error_code }));
 error_codes!(ListTransactionsResponse { error_code });
 error_codes!(DescribeQuorumResponse { error_code }; topics => ({}; partitions => ({ error_code })));
