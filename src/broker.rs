@@ -577,12 +577,12 @@ impl Broker for StrataBroker {
         topic: &str,
         partition: i32,
         offset: i64,
-        max_bytes: u64,
-        min_one: bool,
+        limits: (u64, bool, strata_api::broker::Isolation),
         wait: std::time::Duration,
-    ) -> impl Future<Output = Result<Option<Vec<Bytes>>, BrokerError>> + Send {
+    ) -> impl Future<Output = Result<Option<(Vec<Bytes>, Option<Vec<(i64, i64)>>)>, BrokerError>> + Send
+    {
         self.replicas
-            .read_remote(topic, partition, offset, max_bytes, min_one, wait)
+            .read_remote(topic, partition, offset, limits, wait)
     }
 
     fn list_offset(

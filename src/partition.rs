@@ -573,6 +573,9 @@ impl Partition {
         let (info, log_start_offset, must_flush) = {
             let mut log = self.log();
             let info = log.append_marker(producer_id, epoch, marker, now_ms)?;
+            // Forgets the transactions whose markers are committed already.
+            let high_watermark = self.high_watermark_locked(&log);
+            log.last_stable_offset(high_watermark);
             (
                 info,
                 log.log_start_offset(),
@@ -740,7 +743,13 @@ impl Partition {
     /// One compaction pass, if the log is compacted and dirty enough. Blocking: run it on the
     /// blocking pool. The lock is held only to plan and to swap each rewritten segment in.
     pub fn clean(&self, budget: usize, now_ms: i64) -> Result<Option<CleanerStats>, LogError> {
-        let Some(plan) = self.log().cleaning_plan(now_ms) else {
+        let plan = {
+            let mut log = self.log();
+            let high_watermark = self.high_watermark_locked(&log);
+            let last_stable_offset = log.last_stable_offset(high_watermark);
+            log.cleaning_plan(now_ms, last_stable_offset)
+        };
+        let Some(plan) = plan else {
             return Ok(None);
         };
         let mut stats = CleanerStats::default();

@@ -438,6 +438,11 @@ impl RemoteLogManager {
                 .map(|state| snapshot_of(&state));
             let file = Arc::clone(&segment.file);
             let size = segment.size as usize;
+            let aborted = remote_aborted(
+                &partition
+                    .log()
+                    .aborted_between(segment.base_offset, segment.next_offset),
+            );
             // The segment's tail may be in the bucket as partial uploads: the whole segment
             // from their start replaces them.
             let remote_end = match remote.log.partial_start() {
@@ -463,7 +468,7 @@ impl RemoteLogManager {
                     bytes,
                     self.settings.chunk_bytes,
                     self.settings.compression_level,
-                    producers,
+                    (producers, aborted),
                 )
                 .await?;
             tell_local(partition, &remote.log);
@@ -539,13 +544,14 @@ impl RemoteLogManager {
             .log()
             .producer_state_below(high_watermark)
             .map(|state| snapshot_of(&state));
+        let aborted = remote_aborted(&partition.log().aborted_between(remote_end, high_watermark));
         let uploaded = remote
             .log
             .upload_partial(
                 tail,
                 self.settings.chunk_bytes,
                 self.settings.compression_level,
-                producers,
+                (producers, aborted),
             )
             .await?;
         *remote.partial_at.lock().unwrap_or_else(|p| p.into_inner()) = Some(Instant::now());
@@ -776,6 +782,19 @@ fn mark_complete(partition: &PartitionRef) {
     if let Err(e) = partition.log().mark_producer_history_complete() {
         tracing::warn!(topic = %partition.topic, partition = partition.index, "saving the producer state failed: {e}");
     }
+}
+
+/// The aborted transactions kept with an uploaded segment.
+fn remote_aborted(aborted: &[crate::log::index::AbortedTxn]) -> Vec<strata_tiering::AbortedTxn> {
+    aborted
+        .iter()
+        .map(|t| strata_tiering::AbortedTxn {
+            producer_id: t.producer_id,
+            first_offset: t.first_offset,
+            last_offset: t.last_offset,
+            last_stable_offset: t.last_stable_offset,
+        })
+        .collect()
 }
 
 /// The producer state kept with an uploaded segment.

@@ -477,3 +477,28 @@ fn topics_store_their_codec_and_the_java_producer_learns_which_record_was_refuse
         assert_eq!(values, expected, "librdkafka reads {topic}");
     }
 }
+
+/// The Java AdminClient's transaction tools (KIP-664): describeTransactions, listTransactions,
+/// describeProducers and abortTransaction of a hanging transaction.
+#[test]
+fn java_admin_client_finds_and_aborts_a_hanging_transaction() {
+    let classpath = client_classpath("4.1.0");
+    let dir = tempfile::tempdir().unwrap();
+    let broker = BrokerProcess::start(
+        &dir.path().join("data"),
+        &["transaction.state.log.num.partitions=1"],
+    );
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(common::create_topic(&broker.addr, "hanging", 1, &[]));
+    let output = run(Command::new("java")
+        .arg("-cp")
+        .arg(&classpath)
+        .arg("StrataTxnAdminCheck")
+        .arg(&broker.addr)
+        .arg("hanging"));
+    assert!(
+        output.contains("OK transaction admin"),
+        "{output}\nbroker log:\n{}",
+        broker.log()
+    );
+}

@@ -201,3 +201,86 @@ fn read_committed_consumers_see_only_committed_records() {
     assert_eq!(read(&addr, "read_committed", 4), ["b0", "n0", "a3", "n1"]);
     java_read_committed(&addr, &["b0", "n0", "a3", "n1"]);
 }
+
+/// Proves read_committed reads of the remote tier: transactions committed and aborted in a
+/// tiered topic are uploaded with their segments' aborted transactions, the local copies are
+/// deleted, and librdkafka's read_committed consumer, reading from the bucket, still sees
+/// only the committed records.
+#[test]
+fn read_committed_reads_of_the_remote_tier_drop_aborted_records() {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let server = runtime.block_on(strata_tiering::testing::start(
+        &dir.path().join("s3"),
+        "tiered",
+    ));
+    let broker = BrokerProcess::start_env(
+        &dir.path().join("data"),
+        &[
+            "remote.log.storage.url=s3://tiered/strata",
+            "remote.log.manager.task.interval.ms=200",
+            "log.retention.check.interval.ms=200",
+        ],
+        &common::s3_env(&server),
+    );
+    let addr = broker.addr.clone();
+    let mut expected = Vec::new();
+    runtime.block_on(async {
+        common::create_topic(
+            &addr,
+            TOPIC,
+            1,
+            &[
+                ("remote.storage.enable", "true"),
+                ("segment.bytes", "1024"),
+                ("local.retention.bytes", "0"),
+                ("retention.ms", "-1"),
+            ],
+        )
+        .await;
+        let mut conn = Conn::open(&addr).await;
+        // Rounds of: A writes and aborts, B writes and commits, interleaved.
+        for round in 0..20 {
+            let (a, b) = (format!("a{round}"), format!("b{round}"));
+            produce(
+                &mut conn,
+                encode_txn_batch(&[a.as_str()], (A, 0), round),
+                Some("ta"),
+            )
+            .await;
+            produce(
+                &mut conn,
+                encode_txn_batch(&[b.as_str()], (B, 0), round),
+                Some("tb"),
+            )
+            .await;
+            marker(&mut conn, A, false).await;
+            marker(&mut conn, B, true).await;
+            expected.push(b);
+        }
+        // A last committed transaction keeps the stable offset past the rest.
+        produce(
+            &mut conn,
+            encode_txn_batch(&["last"], (B, 0), 20),
+            Some("tb"),
+        )
+        .await;
+        marker(&mut conn, B, true).await;
+        expected.push("last".to_owned());
+    });
+    // Everything but the active segment goes to the bucket and leaves the disk.
+    common::cluster::wait_until(
+        "uploads and local deletion",
+        Duration::from_secs(60),
+        || {
+            let logs = std::fs::read_dir(broker.data_dir.join(format!("{TOPIC}-0")))
+                .ok()?
+                .flatten()
+                .filter(|e| e.file_name().to_string_lossy().ends_with(".log"))
+                .count();
+            (logs <= 2).then_some(())
+        },
+    );
+    let read = read(&addr, "read_committed", expected.len());
+    assert_eq!(read, expected);
+}

@@ -948,17 +948,18 @@ pub trait Broker: Send + Sync + 'static {
     ) -> Result<PartitionRead, BrokerError>;
 
     /// Reads from `offset` in the remote tier (after `read` answered [`Records::Remote`]):
-    /// whole batches up to `max_bytes`, at least one with `min_one`. `None` when the read is
+    /// whole batches up to `max_bytes`, at least one with `min_one`, and for a
+    /// `read_committed` read the aborted transactions they overlap. `None` when the read is
     /// not done within `wait` (`remote.fetch.max.wait.ms`): it goes on in the background.
+    #[allow(clippy::type_complexity)]
     fn read_remote(
         &self,
         topic: &str,
         partition: i32,
         offset: i64,
-        max_bytes: u64,
-        min_one: bool,
+        limits: (u64, bool, Isolation),
         wait: std::time::Duration,
-    ) -> impl Future<Output = Result<Option<Vec<Bytes>>, BrokerError>> + Send;
+    ) -> impl Future<Output = Result<Option<(Vec<Bytes>, Option<Vec<(i64, i64)>>)>, BrokerError>> + Send;
     /// Offset lookup for ListOffsets (timestamps may be looked up in the remote tier); a
     /// `read_committed` lookup answers within the last stable offset.
     fn list_offset(

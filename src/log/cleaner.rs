@@ -7,6 +7,11 @@
 //! are older than `delete.retention.ms`. The active segment is never touched and offsets never
 //! change: a cleaned log has gaps.
 //!
+//! Transactions: nothing at or above the first offset of a transaction not yet decided is
+//! cleaned (Kafka's first uncleanable offset), and records of aborted transactions are
+//! dropped, never counted as a key's latest value: an aborted overwrite must not remove the
+//! committed value it would have replaced. Markers are kept.
+//!
 //! Crash safety: a segment's replacement is written to `<base>.log.cleaned` and fsync'd, then
 //! renamed to `<base>.log.swap`, and only then renamed over `<base>.log`. Opening a log
 //! deletes `.cleaned` leftovers (the pass had not finished) and completes `.swap` ones (it
@@ -66,6 +71,23 @@ pub struct CleaningPlan {
     /// Tombstones kept by an earlier pass have expired: rewrite the clean part even if
     /// nothing is dirty (KIP-534).
     pub tombstones_due: bool,
+    /// The first offset of a transaction not decided yet (or the active segment's base):
+    /// nothing from there on is cleaned.
+    pub uncleanable_from: u64,
+    /// The aborted transactions of the closed segments.
+    pub aborted: Vec<super::index::AbortedTxn>,
+}
+
+impl CleaningPlan {
+    /// Whether the record at `offset` of a transactional batch of `producer_id` belongs to
+    /// an aborted transaction.
+    fn aborted(&self, header: &BatchHeader, offset: u64) -> bool {
+        header.is_transactional()
+            && self.aborted.iter().any(|t| {
+                t.producer_id == header.producer_id
+                    && (t.first_offset..=t.last_offset).contains(&offset)
+            })
+    }
 }
 
 /// The latest offset of every key in the dirty part of the log.
@@ -189,7 +211,9 @@ pub fn build_offset_map(
         if next_base <= plan.first_dirty {
             continue;
         }
-        if segment.max_timestamp > now_ms - plan.min_compaction_lag_ms.max(0) {
+        if next_base > plan.uncleanable_from
+            || segment.max_timestamp > now_ms - plan.min_compaction_lag_ms.max(0)
+        {
             break;
         }
         let mut segment_map = OffsetMap::default();
@@ -199,6 +223,9 @@ pub fn build_offset_map(
                 continue;
             }
             for record in decode(&batch, &segment.path)?.records {
+                if plan.aborted(&batch.header, record.offset as u64) {
+                    continue;
+                }
                 if let Some(key) = record.key {
                     segment_map.insert(key, record.offset as u64);
                 }
@@ -239,6 +266,7 @@ pub fn clean_segment(
             .records
             .into_iter()
             .filter(|r| match &r.key {
+                _ if plan.aborted(&batch.header, r.offset as u64) => false,
                 // Kafka discards records without a key from compacted logs.
                 None => false,
                 Some(key) => {

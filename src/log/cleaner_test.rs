@@ -22,10 +22,13 @@ fn config(entries: &[(&str, &str)]) -> LogConfig {
 }
 
 fn compacted() -> LogConfig {
+    // No fsync before acknowledging: the high watermark (up to which the cleaner may work,
+    // as it stops at the last stable offset) is the log end without a flush.
     config(&[
         ("cleanup.policy", "compact"),
         ("segment.bytes", "2000"),
         ("min.cleanable.dirty.ratio", "0.01"),
+        ("flush.messages", "1000000"),
     ])
 }
 
@@ -156,6 +159,7 @@ fn tombstones_go_after_delete_retention_and_compressed_batches_are_cleaned() {
         ("segment.bytes", "500"),
         ("min.cleanable.dirty.ratio", "0.01"),
         ("delete.retention.ms", "10000"),
+        ("flush.messages", "1000000"),
     ]);
     let log = UnifiedLog::open(dir.path(), cfg, 0, true).unwrap();
     let partition = Partition::new("t".into(), 0, uuid::Uuid::nil(), log);
@@ -206,7 +210,7 @@ fn a_crash_mid_clean_leaves_the_old_or_the_new_segment() {
     let end = partition.log().log_end_offset();
 
     // Crash before the swap: only a `.cleaned` file exists. It is thrown away.
-    let plan = partition.log().cleaning_plan(2_000).unwrap();
+    let plan = partition.log().cleaning_plan(2_000, u64::MAX).unwrap();
     let mut stats = Default::default();
     let (map, _) = super::build_offset_map(&plan, BUDGET, 2_000, &mut stats).unwrap();
     let cleaned = super::clean_segment(&plan, &plan.segments[0], &map, 2_000, &mut stats)
@@ -221,7 +225,7 @@ fn a_crash_mid_clean_leaves_the_old_or_the_new_segment() {
 
     // Crash after the rename to `.swap`: the swap completes on open.
     let partition = Partition::new("t".into(), 0, uuid::Uuid::nil(), log);
-    let plan = partition.log().cleaning_plan(2_000).unwrap();
+    let plan = partition.log().cleaning_plan(2_000, u64::MAX).unwrap();
     let (map, _) = super::build_offset_map(&plan, BUDGET, 2_000, &mut stats).unwrap();
     let cleaned = super::clean_segment(&plan, &plan.segments[0], &map, 2_000, &mut stats)
         .unwrap()
@@ -303,4 +307,89 @@ fn cleaner_throughput() {
         stats.bytes_before as f64 / 1e6 / secs,
     );
     assert!(partition.log().size() < size);
+}
+
+/// One transactional batch of producer `pid` writing `key` = `value`.
+fn txn_batch(pid: i64, seq: i32, key: &str, value: &str) -> Vec<u8> {
+    let record = Record {
+        transactional: true,
+        control: false,
+        partition_leader_epoch: 0,
+        producer_id: pid,
+        producer_epoch: 0,
+        timestamp_type: TimestampType::Creation,
+        offset: 0,
+        sequence: seq,
+        timestamp: 1_000,
+        key: Some(Bytes::from(key.to_string())),
+        value: Some(Bytes::from(value.to_string())),
+        headers: Default::default(),
+        delete_horizon: false,
+    };
+    let mut buf = BytesMut::new();
+    RecordBatchEncoder::encode(
+        &mut buf,
+        [&record],
+        &RecordEncodeOptions {
+            version: 2,
+            compression: Compression::None,
+        },
+    )
+    .unwrap();
+    buf.to_vec()
+}
+
+#[test]
+fn aborted_records_go_and_open_transactions_are_not_cleaned() {
+    use strata_record::control::Marker;
+    let dir = tempfile::tempdir().unwrap();
+    let log = UnifiedLog::open(dir.path(), compacted(), 0, true).unwrap();
+    let partition = Partition::new("t".into(), 0, uuid::Uuid::nil(), log);
+    let abort = Marker {
+        commit: false,
+        coordinator_epoch: 0,
+    };
+    partition
+        .append(
+            &batch(&[("k", Some("committed"))], 1_000, Compression::None),
+            1_000,
+        )
+        .unwrap();
+    // An aborted overwrite of k must not remove the committed value.
+    partition
+        .append(&txn_batch(5, 0, "k", "aborted"), 1_000)
+        .unwrap();
+    partition.append_marker(5, 0, abort, 1_000).unwrap();
+    overwrite(&partition, 20, 5, 1_000);
+    // A transaction still open: from here on nothing is cleaned.
+    let open_at = partition
+        .append(&txn_batch(6, 0, "k0", "open"), 1_000)
+        .unwrap()
+        .0
+        .base_offset;
+    overwrite(&partition, 20, 5, 1_000);
+    let before = records(&partition.log());
+    partition.clean(BUDGET, 2_000).unwrap().expect("a pass ran");
+    let after = records(&partition.log());
+    let value_of = |records: &BTreeMap<i64, (String, Option<String>)>, key: &str| {
+        records
+            .values()
+            .filter(|(k, _)| k == key)
+            .map(|(_, v)| v.clone().unwrap_or_default())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        value_of(&after, "k"),
+        ["committed"],
+        "the aborted record is gone"
+    );
+    // Records from the open transaction on are as they were.
+    let tail = |records: &BTreeMap<i64, (String, Option<String>)>| {
+        records
+            .range(open_at as i64..)
+            .map(|(o, r)| (*o, r.clone()))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(tail(&after), tail(&before));
+    assert!(after.len() < before.len(), "the stable part was compacted");
 }

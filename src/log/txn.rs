@@ -174,6 +174,16 @@ impl UnifiedLog {
         found
     }
 
+    /// The aborted transactions whose markers are in `[from, to)`, for an upload.
+    pub fn aborted_between(&self, from: u64, to: u64) -> Vec<AbortedTxn> {
+        self.local
+            .segments()
+            .from_offset(from)
+            .flat_map(|s| s.txn_index().entries().iter().copied())
+            .filter(|t| (from..to).contains(&t.last_offset))
+            .collect()
+    }
+
     /// The marker of a control batch at `position` of a segment being scanned.
     pub(super) fn marker_at(
         segment: &super::segment::LogSegment,

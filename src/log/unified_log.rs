@@ -334,8 +334,9 @@ impl UnifiedLog {
     }
 
     /// What the cleaner should compact now: `None` unless the topic is compacted and the
-    /// dirty share of its closed segments reaches `min.cleanable.dirty.ratio`.
-    pub fn cleaning_plan(&self, now_ms: i64) -> Option<CleaningPlan> {
+    /// dirty share of its closed segments reaches `min.cleanable.dirty.ratio`. Nothing from
+    /// `last_stable_offset` on is cleaned.
+    pub fn cleaning_plan(&self, now_ms: i64, last_stable_offset: u64) -> Option<CleaningPlan> {
         if !self.config.cleanup_policy.compacts() {
             return None;
         }
@@ -369,6 +370,13 @@ impl UnifiedLog {
         if !dirty_enough && !tombstones_due {
             return None;
         }
+        let uncleanable_from = active_base.min(last_stable_offset);
+        let aborted = self
+            .local
+            .segments()
+            .iter()
+            .flat_map(|s| s.txn_index().entries().iter().copied())
+            .collect();
         Some(CleaningPlan {
             dir: self.local.dir().to_owned(),
             segments,
@@ -377,6 +385,8 @@ impl UnifiedLog {
             delete_retention_ms: self.config.delete_retention_ms,
             min_compaction_lag_ms: self.config.min_compaction_lag_ms,
             tombstones_due,
+            uncleanable_from,
+            aborted,
         })
     }
 

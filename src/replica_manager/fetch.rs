@@ -181,10 +181,9 @@ impl ReplicaManager {
         topic: &str,
         partition: i32,
         offset: i64,
-        max_bytes: u64,
-        min_one: bool,
+        (max_bytes, min_one, isolation): (u64, bool, Isolation),
         wait: std::time::Duration,
-    ) -> Result<Option<Vec<Bytes>>, BrokerError> {
+    ) -> Result<Option<(Vec<Bytes>, Option<Vec<(i64, i64)>>)>, BrokerError> {
         use crate::remote_log_manager::RemoteOutcome;
         let partition = self.leader_ref(topic, partition)?;
         let remote = self
@@ -201,12 +200,60 @@ impl ReplicaManager {
             .await
             .map_err(|e| remote_error(&partition, e))?;
         match read {
-            RemoteOutcome::Read(read) => Ok(Some(read.records)),
+            RemoteOutcome::Read(read) if isolation == Isolation::ReadCommitted => {
+                let aborted = self
+                    .remote_aborted(&partition, offset.max(0) as u64, &read.records)
+                    .await?;
+                Ok(Some((read.records, Some(aborted))))
+            }
+            RemoteOutcome::Read(read) => Ok(Some((read.records, None))),
             RemoteOutcome::Pending => Ok(None),
             RemoteOutcome::NotRemote => Err(BrokerError::OffsetOutOfRange(format!(
                 "offset {offset} is not in the remote tier"
             ))),
         }
+    }
+
+    /// The aborted transactions a `read_committed` remote read of `records` from `from`
+    /// overlaps: the remote segments' indexes, then the local log's if they may not be all.
+    async fn remote_aborted(
+        &self,
+        partition: &PartitionRef,
+        from: u64,
+        records: &[Bytes],
+    ) -> Result<Vec<(i64, i64)>, BrokerError> {
+        let upper = records
+            .iter()
+            .flat_map(|piece| strata_record::batches(piece).map(|(_, h)| h.next_offset()))
+            .max()
+            .unwrap_or(from);
+        let remote = self
+            .remote
+            .as_ref()
+            .ok_or_else(|| BrokerError::OffsetOutOfRange("no remote tier".into()))?;
+        let log = remote
+            .remote_for(&self.metadata.cluster_id(), partition)
+            .await
+            .map_err(|e| remote_error(partition, e))?;
+        let (mut aborted, complete) = log
+            .log
+            .aborted_txns(from, upper)
+            .await
+            .map_err(|e| remote_error(partition, e))?;
+        if !complete {
+            let local = partition.log().aborted_txns(from, upper);
+            aborted.extend(local.into_iter().map(|t| strata_tiering::AbortedTxn {
+                producer_id: t.producer_id,
+                first_offset: t.first_offset,
+                last_offset: t.last_offset,
+                last_stable_offset: t.last_stable_offset,
+            }));
+        }
+        aborted.dedup();
+        Ok(aborted
+            .into_iter()
+            .map(|t| (t.producer_id, t.first_offset as i64))
+            .collect())
     }
 
     /// ListOffsets.

@@ -18,7 +18,7 @@ pub mod timed;
 
 pub use cache::ChunkCache;
 pub use object_store;
-pub use remote::{PartitionKey, RemoteLog, RemoteSegment};
+pub use remote::{AbortedTxn, PartitionKey, RemoteLog, RemoteSegment};
 
 /// Why a tiering operation failed.
 #[derive(Debug, Clone, thiserror::Error)]

@@ -66,6 +66,24 @@ pub struct SegmentIndex {
     /// fences their old epochs. Absent in segments uploaded before it was kept; not cached.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub producers: Option<Vec<ProducerSnapshot>>,
+    /// The aborted transactions whose markers the segment holds (its `.txnindex`), so that a
+    /// `read_committed` read of the remote tier is told of them. Absent in segments uploaded
+    /// before transactions existed: they have none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub aborted: Vec<AbortedTxn>,
+}
+
+/// One aborted transaction in a [`SegmentIndex`] (Kafka's `AbortedTxn`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AbortedTxn {
+    /// Its producer.
+    pub producer_id: i64,
+    /// Its first offset.
+    pub first_offset: u64,
+    /// Its abort marker's offset.
+    pub last_offset: u64,
+    /// The last stable offset once it ended.
+    pub last_stable_offset: u64,
 }
 
 /// One idempotent producer's state in a [`SegmentIndex`].
@@ -298,9 +316,9 @@ impl RemoteLog {
         segment: Vec<u8>,
         chunk_bytes: usize,
         level: i32,
-        producers: Option<Vec<ProducerSnapshot>>,
+        (producers, aborted): (Option<Vec<ProducerSnapshot>>, Vec<AbortedTxn>),
     ) -> Result<Option<RemoteSegment>, TieringError> {
-        self.put(segment, (chunk_bytes, level), producers, false)
+        self.put(segment, (chunk_bytes, level), (producers, aborted), false)
             .await
     }
 
@@ -311,10 +329,41 @@ impl RemoteLog {
         batches: Vec<u8>,
         chunk_bytes: usize,
         level: i32,
-        producers: Option<Vec<ProducerSnapshot>>,
+        (producers, aborted): (Option<Vec<ProducerSnapshot>>, Vec<AbortedTxn>),
     ) -> Result<Option<RemoteSegment>, TieringError> {
-        self.put(batches, (chunk_bytes, level), producers, true)
+        self.put(batches, (chunk_bytes, level), (producers, aborted), true)
             .await
+    }
+
+    /// The aborted transactions overlapping `[from, upper)` that the remote segments from the
+    /// one holding `from` on know of, and whether that is all of them (an abort whose last
+    /// stable offset reaches `upper` shows no later one began below it; otherwise the local
+    /// log's must be asked too). Kafka's `collectAbortedTransactions` over remote indexes.
+    pub async fn aborted_txns(
+        &self,
+        from: u64,
+        upper: u64,
+    ) -> Result<(Vec<AbortedTxn>, bool), TieringError> {
+        let segments: Vec<RemoteSegment> = self
+            .manifest()
+            .segments
+            .iter()
+            .filter(|s| s.next_offset > from)
+            .cloned()
+            .collect();
+        let mut found = Vec::new();
+        for segment in &segments {
+            let index = self.reader.index(segment).await?;
+            for entry in &index.aborted {
+                if entry.last_offset >= from && entry.first_offset < upper {
+                    found.push(*entry);
+                }
+                if entry.last_stable_offset >= upper {
+                    return Ok((found, true));
+                }
+            }
+        }
+        Ok((found, false))
     }
 
     /// The first offset of the partial segments at the end of the manifest, if any.
@@ -332,7 +381,7 @@ impl RemoteLog {
         &self,
         segment: Vec<u8>,
         (chunk_bytes, level): (usize, i32),
-        producers: Option<Vec<ProducerSnapshot>>,
+        (producers, aborted): (Option<Vec<ProducerSnapshot>>, Vec<AbortedTxn>),
         partial: bool,
     ) -> Result<Option<RemoteSegment>, TieringError> {
         let Some(first) = chunk::batch_at(&segment) else {
@@ -377,6 +426,7 @@ impl RemoteLog {
             chunks: chunked.chunks,
             epochs: chunked.epochs,
             producers,
+            aborted,
         };
         self.store
             .put(

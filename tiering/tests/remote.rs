@@ -82,7 +82,7 @@ async fn segments_round_trip_through_s3() {
         // Segment 1 keeps the producer state; 0 and 2 as uploaded before it was kept.
         let kept = (n == 1).then(|| producers.clone());
         let uploaded = log
-            .upload(segment(n), 32 << 10, 3, kept)
+            .upload(segment(n), 32 << 10, 3, (kept, Vec::new()))
             .await
             .unwrap()
             .unwrap();
@@ -97,7 +97,7 @@ async fn segments_round_trip_through_s3() {
     }
     // The same segment again (a retry after a crash) changes nothing.
     assert!(
-        log.upload(segment(2), 32 << 10, 3, None)
+        log.upload(segment(2), 32 << 10, 3, (None, Vec::new()))
             .await
             .unwrap()
             .is_none()
@@ -189,16 +189,22 @@ async fn an_unavailable_store_fails_uploads_without_damage() {
         partition: 0,
     };
     let log = remote_log(&server, &tmp.path().join("cache"), &key).await;
-    log.upload(segment(0), 32 << 10, 3, None).await.unwrap();
+    log.upload(segment(0), 32 << 10, 3, (None, Vec::new()))
+        .await
+        .unwrap();
     server.unavailable.store(true, Ordering::SeqCst);
     assert!(
-        log.upload(segment(1), 32 << 10, 3, None).await.is_err(),
+        log.upload(segment(1), 32 << 10, 3, (None, Vec::new()))
+            .await
+            .is_err(),
         "503 fails the upload"
     );
     server.unavailable.store(false, Ordering::SeqCst);
     server.refusing.store(true, Ordering::SeqCst);
     assert!(
-        log.upload(segment(1), 32 << 10, 3, None).await.is_err(),
+        log.upload(segment(1), 32 << 10, 3, (None, Vec::new()))
+            .await
+            .is_err(),
         "no connection"
     );
     server.refusing.store(false, Ordering::SeqCst);
@@ -207,7 +213,7 @@ async fn an_unavailable_store_fails_uploads_without_damage() {
         Some(1000),
         "failed uploads are not in the manifest"
     );
-    log.upload(segment(1), 32 << 10, 3, None)
+    log.upload(segment(1), 32 << 10, 3, (None, Vec::new()))
         .await
         .unwrap()
         .unwrap();
@@ -255,13 +261,13 @@ async fn partial_uploads_of_a_tail_are_replaced_by_the_whole_segment() {
             .collect()
     };
     let first = log
-        .upload_partial(cut(0, 500), 32 << 10, 3, None)
+        .upload_partial(cut(0, 500), 32 << 10, 3, (None, Vec::new()))
         .await
         .unwrap()
         .unwrap();
     assert!(first.partial);
     let second = log
-        .upload_partial(cut(500, 800), 32 << 10, 3, None)
+        .upload_partial(cut(500, 800), 32 << 10, 3, (None, Vec::new()))
         .await
         .unwrap()
         .unwrap();
@@ -269,7 +275,11 @@ async fn partial_uploads_of_a_tail_are_replaced_by_the_whole_segment() {
     assert_eq!(log.partial_start(), Some(0));
     assert_eq!(log.end_offset(), Some(800));
     // The closed segment replaces both; their objects go.
-    let full = log.upload(whole, 32 << 10, 3, None).await.unwrap().unwrap();
+    let full = log
+        .upload(whole, 32 << 10, 3, (None, Vec::new()))
+        .await
+        .unwrap()
+        .unwrap();
     assert!(!full.partial);
     assert_eq!(log.segments().len(), 1);
     assert_eq!(

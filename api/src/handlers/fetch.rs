@@ -214,7 +214,7 @@ pub(super) fn handle<B: Broker>(
                     &plan,
                     &mut response,
                     &mut regions,
-                    (max_bytes.saturating_sub(bytes), remote_wait),
+                    (max_bytes.saturating_sub(bytes), remote_wait, isolation),
                 )
                 .await;
             }
@@ -312,7 +312,7 @@ async fn read_remote<B: Broker>(
     plan: &[PlannedTopic],
     response: &mut FetchResponse,
     regions: &mut [Option<Records>],
-    (budget, wait): (u64, Duration),
+    (budget, wait, isolation): (u64, Duration, Isolation),
 ) {
     // (slot, topic index, partition index, topic name, partition) of each pending read.
     let mut pending = Vec::new();
@@ -340,12 +340,29 @@ async fn read_remote<B: Broker>(
     let share = budget / pending.len().max(1) as u64;
     let reads = pending.iter().enumerate().map(|(n, (_, _, _, name, p))| {
         let limit = p.partition_max_bytes.min(share);
-        broker.read_remote(name, p.index, p.fetch_offset, limit, first == Some(n), wait)
+        broker.read_remote(
+            name,
+            p.index,
+            p.fetch_offset,
+            (limit, first == Some(n), isolation),
+            wait,
+        )
     });
     let reads = futures::future::join_all(reads).await;
     for ((index, t, i, name, p), read) in pending.into_iter().zip(reads) {
         regions[index] = match read {
-            Ok(Some(records)) if !records.is_empty() => Some(Records::Memory(records)),
+            Ok(Some((records, aborted))) if !records.is_empty() => {
+                response.responses[t].partitions[i].aborted_transactions = aborted.map(|list| {
+                    list.into_iter()
+                        .map(|(producer_id, first_offset)| {
+                            AbortedTransaction::default()
+                                .with_producer_id(ProducerId(producer_id))
+                                .with_first_offset(first_offset)
+                        })
+                        .collect()
+                });
+                Some(Records::Memory(records))
+            }
             Ok(_) => None,
             Err(e) => {
                 tracing::warn!(topic = name, partition = p.index, "remote read failed: {e}");
