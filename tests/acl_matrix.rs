@@ -463,6 +463,49 @@ async fn every_api_answers_by_the_acls() {
         .map(|t| t.partitions[0].error_code)
         .collect();
     assert_eq!(codes, [0, TOPIC_DENIED]);
+    // Transactions need WRITE (DESCRIBE to describe) on the transactional id.
+    const TXN_DENIED: i16 = 53;
+    let txn_id = || TransactionalId(s("alice-tx"));
+    let init = alice
+        .call(
+            1,
+            &InitProducerIdRequest::default()
+                .with_transactional_id(Some(txn_id()))
+                .with_transaction_timeout_ms(60_000),
+        )
+        .await
+        .unwrap();
+    assert_eq!(init.error_code, TXN_DENIED);
+    let added = alice
+        .call(
+            1,
+            &AddPartitionsToTxnRequest::default()
+                .with_v3_and_below_transactional_id(txn_id())
+                .with_v3_and_below_topics(vec![
+                    add_partitions_to_txn_request::AddPartitionsToTxnTopic::default()
+                        .with_name(TopicName(s("logs-app")))
+                        .with_partitions(vec![0]),
+                ]),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        added.results_by_topic_v3_and_below[0].results_by_partition[0].partition_error_code,
+        TXN_DENIED
+    );
+    let ended = alice
+        .call(1, &EndTxnRequest::default().with_transactional_id(txn_id()))
+        .await
+        .unwrap();
+    assert_eq!(ended.error_code, TXN_DENIED);
+    let described = alice
+        .call(
+            0,
+            &DescribeTransactionsRequest::default().with_transactional_ids(vec![txn_id()]),
+        )
+        .await
+        .unwrap();
+    assert_eq!(described.transaction_states[0].error_code, TXN_DENIED);
     let markers = alice
         .call(
             1,

@@ -23,6 +23,9 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 const RETRY: Duration = Duration::from_millis(100);
 /// Error codes after which a partition needs no marker: its topic is gone.
 const GONE: [i16; 2] = [3, 100];
+/// Error codes no retry can change: the partition's producer moved to a newer epoch, or a
+/// newer coordinator wrote to it (Kafka's coordinator gives up these markers too).
+const REFUSED: [i16; 2] = [47, 52];
 
 /// One marker: whose transaction, how it ends, and from which coordinator.
 #[derive(Debug, Clone, Copy)]
@@ -105,13 +108,15 @@ impl MarkerSender {
             let mut failed = Vec::new();
             for (leader, partitions) in by_leader {
                 match self.send(metadata, leader, spec, &partitions).await {
-                    Ok(results) => failed.extend(
-                        partitions
-                            .into_iter()
-                            .zip(results)
-                            .filter(|(_, code)| *code != 0 && !GONE.contains(code))
-                            .map(|(p, _)| p),
-                    ),
+                    Ok(results) => {
+                        for (partition, code) in partitions.into_iter().zip(results) {
+                            if REFUSED.contains(&code) {
+                                tracing::warn!(topic = %partition.0, partition = partition.1, code, producer_id = spec.producer_id, "transaction marker refused for good");
+                            } else if code != 0 && !GONE.contains(&code) {
+                                failed.push(partition);
+                            }
+                        }
+                    }
                     Err(e) => {
                         tracing::debug!(leader, "transaction markers not written yet: {e:#}");
                         failed.extend(partitions);

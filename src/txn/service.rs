@@ -100,7 +100,10 @@ impl TransactionCoordinatorService {
             }
         }
         for partition in hosted {
-            if !partition.is_leader() || lock(&inner.loaded).contains_key(&partition.index) {
+            // Loaded in this leadership already; a new leader epoch (leadership lost and won
+            // back) loads again, so that markers carry the new coordinator epoch.
+            let current = lock(&inner.loaded).get(&partition.index).copied();
+            if !partition.is_leader() || current == Some(partition.leader_epoch()) {
                 continue;
             }
             let ids = super::load::load_partition(&partition)?;
@@ -409,15 +412,19 @@ impl Inner {
         }
     }
 
-    /// Adds partitions to the producer's transaction.
+    /// Adds partitions to the producer's transaction (checked to exist, unless they are a
+    /// group's `__consumer_offsets` partition, which may be created after it is added).
     async fn add(
         &self,
         id: &str,
         producer: (i64, i16),
         partitions: Vec<(String, i32)>,
+        check: bool,
     ) -> Result<(), BrokerError> {
         self.coordinates(id)?;
-        self.check_partitions(&partitions)?;
+        if check {
+            self.check_partitions(&partitions)?;
+        }
         let now = now_ms();
         let next = self.decide(id, |meta| {
             let meta = meta.ok_or_else(|| {
@@ -504,7 +511,7 @@ impl TransactionCoordinator for TransactionCoordinatorService {
         partitions: Vec<(String, i32)>,
     ) -> Result<(), BrokerError> {
         self.inner
-            .add(&transactional_id, producer, partitions)
+            .add(&transactional_id, producer, partitions, true)
             .await
     }
 
@@ -520,6 +527,7 @@ impl TransactionCoordinator for TransactionCoordinatorService {
                 &transactional_id,
                 producer,
                 vec![(OFFSETS_TOPIC.to_owned(), index)],
+                false,
             )
             .await
     }
