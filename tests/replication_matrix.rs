@@ -222,6 +222,17 @@ fn bounces_of_leaders_followers_and_controllers_lose_and_repeat_nothing() {
                 let deadline = std::time::Instant::now() + Duration::from_secs(60);
                 while acked.lock().unwrap().len() <= before + 10 {
                     if std::time::Instant::now() > deadline {
+                        // Panics anywhere in a node's log first (an openraft core that
+                        // panicked stops ISR changes and fencing), then each log's tail.
+                        for node in &nodes {
+                            for line in node.log().lines().filter(|l| l.contains("panic")) {
+                                eprintln!(
+                                    "{}: {}",
+                                    node.data_dir.display(),
+                                    &line[..line.len().min(400)]
+                                );
+                            }
+                        }
                         for node in &nodes {
                             let log = node.log();
                             let tail: Vec<&str> = log
