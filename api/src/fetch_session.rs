@@ -134,6 +134,10 @@ impl FetchSessions {
         requested: Vec<FetchPartitionState>,
         forgotten: Vec<(TopicName, Uuid, i32)>,
     ) -> Result<(SessionFetch, Vec<FetchPartitionState>), ResponseError> {
+        // A fetch without a session (followers, most clients) touches no shared state.
+        if (session_id, epoch) == (0, FINAL_EPOCH) {
+            return Ok((SessionFetch::Full { id: 0 }, requested));
+        }
         let now = Instant::now();
         let mut sessions = self.lock();
         if epoch == FINAL_EPOCH || epoch == INITIAL_EPOCH {

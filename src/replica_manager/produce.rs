@@ -9,6 +9,7 @@ use strata_api::broker::Appended;
 
 use super::ReplicaManager;
 use super::errors::{from_log, storage};
+use crate::log::LogError;
 use crate::log::config::TopicCompression;
 use crate::log::recompress::recompress;
 use crate::partition::PartitionRef;
@@ -83,20 +84,8 @@ impl ReplicaManager {
         partition: i32,
         records: Bytes,
     ) -> Result<Appended, BrokerError> {
-        let partition = self.leader_ref(topic, partition)?;
-        let replicated = partition.is_replicated();
-        if replicated {
-            check_min_isr(&partition, false)?;
-        }
-        let (info, log_start_offset, must_flush) = partition
-            .append_as_coordinator(&records, now_ms())
-            .map_err(from_log)?;
-        Ok(Appended {
-            base_offset: info.base_offset as i64,
-            log_append_time: -1,
-            log_start_offset: log_start_offset as i64,
-            next_offset: info.next_offset as i64,
-            must_wait: must_flush || replicated,
+        self.append_coordinated(topic, partition, |p| {
+            p.append_as_coordinator(&records, now_ms())
         })
     }
 
@@ -110,14 +99,24 @@ impl ReplicaManager {
         epoch: i16,
         marker: strata_record::control::Marker,
     ) -> Result<Appended, BrokerError> {
+        self.append_coordinated(topic, partition, |p| {
+            p.append_marker(producer_id, epoch, marker, now_ms())
+        })
+    }
+
+    /// A coordinator's `acks=all` append to a partition this broker leads.
+    fn append_coordinated(
+        &self,
+        topic: &str,
+        partition: i32,
+        append: impl FnOnce(&PartitionRef) -> Result<(crate::log::AppendInfo, u64, bool), LogError>,
+    ) -> Result<Appended, BrokerError> {
         let partition = self.leader_ref(topic, partition)?;
         let replicated = partition.is_replicated();
         if replicated {
             check_min_isr(&partition, false)?;
         }
-        let (info, log_start_offset, must_flush) = partition
-            .append_marker(producer_id, epoch, marker, now_ms())
-            .map_err(from_log)?;
+        let (info, log_start_offset, must_flush) = append(&partition).map_err(from_log)?;
         Ok(Appended {
             base_offset: info.base_offset as i64,
             log_append_time: -1,

@@ -60,6 +60,9 @@ fn group(
     partitions: Vec<(FetchPartitionState, Option<Sent>)>,
 ) -> Vec<(FetchPartitionState, Vec<PlannedPartition>)> {
     let mut topics: Vec<(FetchPartitionState, Vec<PlannedPartition>)> = Vec::new();
+    // Index of each topic in `topics`: a follower's fetch names many partitions.
+    let mut at: std::collections::HashMap<(TopicName, Uuid), usize> =
+        std::collections::HashMap::new();
     for (p, sent) in partitions {
         let planned = PlannedPartition {
             index: p.index,
@@ -70,12 +73,14 @@ fn group(
             log_start_offset: p.log_start_offset,
             sent,
         };
-        match topics
-            .iter_mut()
-            .find(|(t, _)| t.topic == p.topic && t.topic_id == p.topic_id)
-        {
-            Some((_, list)) => list.push(planned),
-            None => topics.push((p, vec![planned])),
+        match at.entry((p.topic.clone(), p.topic_id)) {
+            std::collections::hash_map::Entry::Occupied(found) => {
+                topics[*found.get()].1.push(planned)
+            }
+            std::collections::hash_map::Entry::Vacant(slot) => {
+                slot.insert(topics.len());
+                topics.push((p, vec![planned]));
+            }
         }
     }
     topics
