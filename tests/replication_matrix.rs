@@ -65,6 +65,58 @@ fn bootstrap(nodes: &[BrokerProcess]) -> String {
         .join(",")
 }
 
+/// Prints every panic in the nodes' logs with the message after it (an openraft core that
+/// panicked stops ISR changes and fencing), then each log's tail.
+fn report(nodes: &[BrokerProcess]) {
+    for node in nodes {
+        let log = node.log();
+        let lines: Vec<&str> = log.lines().collect();
+        for (i, line) in lines.iter().enumerate() {
+            if line.contains("panicked at") {
+                for line in &lines[i..(i + 3).min(lines.len())] {
+                    eprintln!(
+                        "{}: {}",
+                        node.data_dir.display(),
+                        &line[..line.len().min(400)]
+                    );
+                }
+            }
+        }
+    }
+    for node in nodes {
+        let log = node.log();
+        let tail: Vec<&str> = log
+            .lines()
+            .filter(|l| !l.contains("openraft"))
+            .rev()
+            .take(40)
+            .collect();
+        eprintln!("--- {}", node.data_dir.display());
+        for line in tail.into_iter().rev() {
+            eprintln!("{}", &line[..line.len().min(240)]);
+        }
+    }
+}
+
+/// Polls `check` for 30 s; on timeout reports the nodes' logs and panics.
+fn wait_or_report<T>(
+    nodes: &[BrokerProcess],
+    what: &str,
+    mut check: impl FnMut() -> Option<T>,
+) -> T {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Some(value) = check() {
+            return value;
+        }
+        if std::time::Instant::now() > deadline {
+            report(nodes);
+            panic!("timed out waiting for {what}");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 // Kafka's ReplicationTest: {clean shutdown, kill -9} x {leader, follower, active controller},
 // 5 bounces each, with an idempotent acks=all producer and a consumer running throughout.
 #[test]
@@ -190,7 +242,7 @@ fn bounces_of_leaders_followers_and_controllers_lose_and_repeat_nothing() {
         for role in [Role::Leader, Role::Follower, Role::Controller] {
             for _ in 0..BOUNCES {
                 let before = acked.lock().unwrap().len();
-                let target = wait_until("a node to bounce", Duration::from_secs(30), || {
+                let target = wait_or_report(&nodes, "a node to bounce", || {
                     let (leader, replicas, isr) = partition(&bootstrap(&nodes))?;
                     if isr.len() < 3 {
                         return None;
@@ -222,30 +274,7 @@ fn bounces_of_leaders_followers_and_controllers_lose_and_repeat_nothing() {
                 let deadline = std::time::Instant::now() + Duration::from_secs(60);
                 while acked.lock().unwrap().len() <= before + 10 {
                     if std::time::Instant::now() > deadline {
-                        // Panics anywhere in a node's log first (an openraft core that
-                        // panicked stops ISR changes and fencing), then each log's tail.
-                        for node in &nodes {
-                            for line in node.log().lines().filter(|l| l.contains("panic")) {
-                                eprintln!(
-                                    "{}: {}",
-                                    node.data_dir.display(),
-                                    &line[..line.len().min(400)]
-                                );
-                            }
-                        }
-                        for node in &nodes {
-                            let log = node.log();
-                            let tail: Vec<&str> = log
-                                .lines()
-                                .filter(|l| !l.contains("openraft"))
-                                .rev()
-                                .take(40)
-                                .collect();
-                            eprintln!("--- {}", node.data_dir.display());
-                            for line in tail.into_iter().rev() {
-                                eprintln!("{}", &line[..line.len().min(240)]);
-                            }
-                        }
+                        report(&nodes);
                         eprintln!("producer errors: {:?}", ERRORS.lock().unwrap());
                         eprintln!("consumer errors: {:?}", CONSUMER_ERRORS.lock().unwrap());
                         panic!(

@@ -30,6 +30,10 @@ pub struct Client {
     correlation_id: i32,
     client_id: &'static str,
     timeout: Duration,
+    /// A request went out and its response was not read whole (an error, a timeout, or a
+    /// caller that dropped the call): what the stream holds next is unknown, so the
+    /// connection is not used again.
+    broken: bool,
 }
 
 impl Client {
@@ -82,6 +86,7 @@ impl Client {
             correlation_id: 0,
             client_id,
             timeout,
+            broken: false,
         };
         if let Some(login) = &security.sasl {
             security::authenticate(&mut client, login)
@@ -91,8 +96,13 @@ impl Client {
         Ok(client)
     }
 
-    /// The length-prefixed frame of `request` at `version`, with the next correlation id.
+    /// The length-prefixed frame of `request` at `version`, with the next correlation id; marks
+    /// the connection broken until the exchange completes.
     fn frame<R: Request>(&mut self, version: i16, request: &R) -> anyhow::Result<Vec<u8>> {
+        if self.broken {
+            bail!("the connection is unusable after an earlier request failed");
+        }
+        self.broken = true;
         self.correlation_id += 1;
         let mut body = BytesMut::new();
         RequestHeader::default()
@@ -117,6 +127,7 @@ impl Client {
         })
         .await
         .context("the broker did not take the request in time")??;
+        self.broken = false;
         Ok(())
     }
 
@@ -127,7 +138,7 @@ impl Client {
         request: &R,
     ) -> anyhow::Result<R::Response> {
         let frame = self.frame(version, request)?;
-        tokio::time::timeout(self.timeout, async {
+        let response = tokio::time::timeout(self.timeout, async {
             self.stream.write_all(&frame).await?;
             self.stream.flush().await?;
             let size = self.stream.read_i32().await?;
@@ -162,6 +173,8 @@ impl Client {
             R::Response::decode(&mut response, version)
         })
         .await
-        .context("the broker did not answer in time")?
+        .context("the broker did not answer in time")??;
+        self.broken = false;
+        Ok(response)
     }
 }

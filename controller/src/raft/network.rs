@@ -465,36 +465,42 @@ enum CallError {
 
 impl PeerClient {
     /// Sends one RPC and reads its reply, reconnecting first if needed.
+    ///
+    /// Cancel-safe: openraft drops a call that outlives its RPC timeout. The connection is
+    /// held outside `self` while a call is in flight and put back only once its reply has been
+    /// read, so a dropped call takes its connection with it. Put back early, the cancelled
+    /// request's reply would be read as the next request's: a success for fewer entries than
+    /// the leader then believes the follower holds.
     async fn call(&mut self, rpc: &Rpc) -> Result<Reply, CallError> {
-        if self.stream.is_none() {
-            let addr: SocketAddr = self.addr.parse().map_err(|e| {
-                CallError::Unreachable(io::Error::new(
-                    io::ErrorKind::InvalidInput,
-                    format!("{}: {e}", self.addr),
-                ))
-            })?;
-            let tcp = TcpStream::connect(addr)
-                .await
-                .map_err(CallError::Unreachable)?;
-            let _ = tcp.set_nodelay(true);
-            let stream = super::tls::connect(tcp, &self.addr)
-                .await
-                .map_err(CallError::Unreachable)?;
-            self.stream = Some(stream);
-        }
-        let Some(stream) = self.stream.as_mut() else {
-            return Err(CallError::Network(io::ErrorKind::NotConnected.into()));
+        let mut stream = match self.stream.take() {
+            Some(stream) => stream,
+            None => self.connect().await?,
         };
-        let result = async {
-            write_frame(stream, rpc).await?;
-            read_frame(stream).await
+        let reply = async {
+            write_frame(&mut stream, rpc).await?;
+            read_frame(&mut stream).await
         }
-        .await;
-        if result.is_err() {
-            // The next call reconnects.
-            self.stream = None;
-        }
-        result.map_err(CallError::Network)
+        .await
+        .map_err(CallError::Network)?;
+        self.stream = Some(stream);
+        Ok(reply)
+    }
+
+    /// A new connection to the peer.
+    async fn connect(&self) -> Result<Box<dyn Stream>, CallError> {
+        let addr: SocketAddr = self.addr.parse().map_err(|e| {
+            CallError::Unreachable(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("{}: {e}", self.addr),
+            ))
+        })?;
+        let tcp = TcpStream::connect(addr)
+            .await
+            .map_err(CallError::Unreachable)?;
+        let _ = tcp.set_nodelay(true);
+        super::tls::connect(tcp, &self.addr)
+            .await
+            .map_err(CallError::Unreachable)
     }
 }
 
@@ -606,4 +612,66 @@ pub(crate) async fn client_call_within(
                 format!("{addr} did not answer within {timeout:?}"),
             ))
         })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::time::Duration;
+
+    use openraft::network::RPCOption;
+    use openraft::raft::{VoteRequest, VoteResponse};
+    use openraft::{RaftNetwork, Vote};
+    use tokio::net::TcpListener;
+
+    use super::{PeerClient, Reply, Rpc, read_frame, write_frame};
+
+    /// A peer that answers each vote request with the request's own vote, its very first late.
+    async fn echo_peer() -> String {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let first = Arc::new(AtomicBool::new(true));
+        tokio::spawn(async move {
+            while let Ok((tcp, _)) = listener.accept().await {
+                let first = Arc::clone(&first);
+                tokio::spawn(async move {
+                    let mut stream = super::super::tls::accept(tcp).await.unwrap();
+                    while let Ok(Rpc::Vote(request)) = read_frame::<Rpc>(&mut stream).await {
+                        if first.swap(false, Ordering::SeqCst) {
+                            tokio::time::sleep(Duration::from_millis(300)).await;
+                        }
+                        let reply = Reply::Vote(Ok(VoteResponse::new(request.vote, None, true)));
+                        if write_frame(&mut stream, &reply).await.is_err() {
+                            break;
+                        }
+                    }
+                });
+            }
+        });
+        addr
+    }
+
+    #[tokio::test]
+    async fn a_call_dropped_at_its_timeout_never_answers_the_next_one() {
+        let mut client = PeerClient {
+            target: 2,
+            addr: echo_peer().await,
+            stream: None,
+        };
+        let option = || RPCOption::new(Duration::from_secs(5));
+        let late = client.vote(VoteRequest::new(Vote::new(1, 1), None), option());
+        assert!(
+            tokio::time::timeout(Duration::from_millis(50), late)
+                .await
+                .is_err(),
+            "the first call outlives its timeout"
+        );
+        // The peer's late answer to term 1 comes while this call waits for its own.
+        let response = client
+            .vote(VoteRequest::new(Vote::new(2, 1), None), option())
+            .await
+            .expect("an answer");
+        assert_eq!(response.vote, Vote::new(2, 1), "the answer to this call");
+    }
 }
