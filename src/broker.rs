@@ -545,8 +545,20 @@ impl Broker for StrataBroker {
         partition: i32,
         records: Bytes,
         acks: i16,
+        guard: Option<u64>,
     ) -> Result<Appended, BrokerError> {
-        self.replicas.append(topic, partition, records, acks)
+        self.replicas.append(topic, partition, records, acks, guard)
+    }
+
+    fn start_txn_verification(
+        &self,
+        topic: &str,
+        partition: i32,
+        producer_id: i64,
+        epoch: i16,
+    ) -> Result<Option<u64>, BrokerError> {
+        self.replicas
+            .start_txn_verification(topic, partition, producer_id, epoch)
     }
 
     fn wait_acked(

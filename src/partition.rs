@@ -530,9 +530,23 @@ impl Partition {
 
     /// Appends the single batch of a produce request.
     pub fn append(&self, batch: &[u8], now_ms: i64) -> Result<(AppendInfo, u64, bool), LogError> {
+        self.append_guarded(batch, now_ms, None)
+    }
+
+    /// [`Self::append`] of a batch verified under `guard` if it was (KIP-890,
+    /// [`UnifiedLog::append_verified`]).
+    pub fn append_guarded(
+        &self,
+        batch: &[u8],
+        now_ms: i64,
+        guard: Option<u64>,
+    ) -> Result<(AppendInfo, u64, bool), LogError> {
         let (info, log_start_offset, must_flush) = {
             let mut log = self.log();
-            let info = log.append(batch, now_ms)?;
+            let info = match guard {
+                Some(guard) => log.append_verified(batch, now_ms, guard)?,
+                None => log.append(batch, now_ms)?,
+            };
             (
                 info,
                 log.log_start_offset(),

@@ -419,6 +419,7 @@ async fn run_broker(
             config.fetch_session_eviction,
         )),
         auto_create_topics: config.auto_create_topics,
+        txn_partition_verification: config.txn_partition_verification,
         tls_handshake_timeout: config.tls_handshake_timeout,
     };
     tracing::info!(

@@ -525,6 +525,21 @@ async fn every_api_answers_by_the_acls() {
         markers.markers[0].topics[0].partitions[0].error_code, CLUSTER_DENIED,
         "only brokers write transaction markers"
     );
+    let verified = alice
+        .call(
+            5,
+            &AddPartitionsToTxnRequest::default().with_transactions(vec![
+                add_partitions_to_txn_request::AddPartitionsToTxnTransaction::default()
+                    .with_transactional_id(txn_id())
+                    .with_verify_only(true),
+            ]),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        verified.error_code, CLUSTER_DENIED,
+        "only brokers ask a coordinator to verify partitions (KIP-890)"
+    );
     let deleted = alice
         .call(
             2,

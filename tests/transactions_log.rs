@@ -4,6 +4,9 @@
 //! `isolation.level=read_committed` see only committed records and stop at the open
 //! transaction, read_uncommitted consumers see everything, ListOffsets answers the last stable
 //! offset to read_committed askers, and all of it holds after a kill -9 and restart.
+//!
+//! No coordinator knows these producers, so the brokers run without KIP-890's verification
+//! (`transaction.partition.verification.enable=false`), which would refuse their batches.
 
 mod common;
 
@@ -27,6 +30,8 @@ use rdkafka::{Offset, TopicPartitionList};
 const TOPIC: &str = "txn";
 const A: i64 = 1001;
 const B: i64 = 1002;
+/// Transactional batches are taken without asking a coordinator.
+const UNVERIFIED: &str = "transaction.partition.verification.enable=false";
 
 fn name(topic: &str) -> TopicName {
     TopicName(StrBytes::from_string(topic.to_owned()))
@@ -143,7 +148,7 @@ fn java_read_committed(addr: &str, expected: &[&str]) {
 fn read_committed_consumers_see_only_committed_records() {
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let mut broker = BrokerProcess::start(&dir.path().join("data"), &[]);
+    let mut broker = BrokerProcess::start(&dir.path().join("data"), &[UNVERIFIED]);
     let addr = broker.addr.clone();
     runtime.block_on(async {
         common::create_topic(&addr, TOPIC, 1, &[]).await;
@@ -220,6 +225,7 @@ fn read_committed_reads_of_the_remote_tier_drop_aborted_records() {
             "remote.log.storage.url=s3://tiered/strata",
             "remote.log.manager.task.interval.ms=200",
             "log.retention.check.interval.ms=200",
+            UNVERIFIED,
         ],
         &common::s3_env(&server),
     );

@@ -6,8 +6,10 @@
 mod common;
 
 use common::BrokerProcess;
-use common::wire::Conn;
-use kafka_protocol::messages::add_partitions_to_txn_request::AddPartitionsToTxnTopic;
+use common::wire::{Conn, init_transactional};
+use kafka_protocol::messages::add_partitions_to_txn_request::{
+    AddPartitionsToTxnTopic, AddPartitionsToTxnTransaction,
+};
 use kafka_protocol::messages::txn_offset_commit_request::{
     TxnOffsetCommitRequestPartition, TxnOffsetCommitRequestTopic,
 };
@@ -16,9 +18,6 @@ use kafka_protocol::protocol::StrBytes;
 use strata_api::versions::SUPPORTED_APIS;
 
 const TOPIC: &str = "sweep";
-const COORDINATOR_LOAD_IN_PROGRESS: i16 = 14;
-const COORDINATOR_NOT_AVAILABLE: i16 = 15;
-const NOT_COORDINATOR: i16 = 16;
 
 fn versions(key: ApiKey) -> std::ops::RangeInclusive<i16> {
     let api = SUPPORTED_APIS
@@ -32,30 +31,25 @@ fn s(text: &str) -> StrBytes {
     StrBytes::from_string(text.to_owned())
 }
 
-/// InitProducerId for `id` at v1, retried while the coordinator is being set up.
-async fn init(conn: &mut Conn, id: &str) -> (i64, i16) {
-    for _ in 0..100 {
-        let response = conn
-            .call(
-                1,
-                &InitProducerIdRequest::default()
-                    .with_transactional_id(Some(TransactionalId(s(id))))
-                    .with_transaction_timeout_ms(60_000),
-            )
-            .await
-            .unwrap();
-        match response.error_code {
-            0 => return (response.producer_id.0, response.producer_epoch),
-            COORDINATOR_LOAD_IN_PROGRESS | COORDINATOR_NOT_AVAILABLE | NOT_COORDINATOR => {
-                tokio::time::sleep(std::time::Duration::from_millis(100)).await
-            }
-            code => panic!("InitProducerId {id}: {code}"),
-        }
-    }
-    panic!("no coordinator for {id}");
-}
-
 async fn add_partition(conn: &mut Conn, version: i16, id: &str, producer: (i64, i16)) -> i16 {
+    if version >= 4 {
+        // The brokers' batched form (KIP-890), adding rather than verifying.
+        let request = AddPartitionsToTxnRequest::default().with_transactions(vec![
+            AddPartitionsToTxnTransaction::default()
+                .with_transactional_id(TransactionalId(s(id)))
+                .with_producer_id(ProducerId(producer.0))
+                .with_producer_epoch(producer.1)
+                .with_topics(vec![
+                    AddPartitionsToTxnTopic::default()
+                        .with_name(TopicName(s(TOPIC)))
+                        .with_partitions(vec![0]),
+                ]),
+        ]);
+        let response = conn.call(version, &request).await.unwrap();
+        assert_eq!(response.error_code, 0);
+        return response.results_by_transaction[0].topic_results[0].results_by_partition[0]
+            .partition_error_code;
+    }
     let request = AddPartitionsToTxnRequest::default()
         .with_v3_and_below_transactional_id(TransactionalId(s(id)))
         .with_v3_and_below_producer_id(ProducerId(producer.0))
@@ -96,7 +90,7 @@ async fn every_transactional_api_answers_at_every_version() {
     }
     for v in versions(ApiKey::InitProducerId) {
         let id = format!("init-v{v}");
-        init(&mut conn, &id).await;
+        init_transactional(&mut conn, &id).await;
         let response = conn
             .call(
                 v,
@@ -114,7 +108,7 @@ async fn every_transactional_api_answers_at_every_version() {
     }
     for v in versions(ApiKey::AddPartitionsToTxn) {
         let id = format!("add-v{v}");
-        let producer = init(&mut conn, &id).await;
+        let producer = init_transactional(&mut conn, &id).await;
         assert_eq!(
             add_partition(&mut conn, v, &id, producer).await,
             0,
@@ -128,7 +122,10 @@ async fn every_transactional_api_answers_at_every_version() {
             "AddPartitionsToTxn v{v}"
         );
     }
-    let (id, producer) = ("offsets-tx", init(&mut conn, "offsets-tx").await);
+    let (id, producer) = (
+        "offsets-tx",
+        init_transactional(&mut conn, "offsets-tx").await,
+    );
     for v in versions(ApiKey::AddOffsetsToTxn) {
         let response = conn
             .call(
@@ -171,7 +168,7 @@ async fn every_transactional_api_answers_at_every_version() {
     }
     for v in versions(ApiKey::EndTxn) {
         let id = format!("end-v{v}");
-        let producer = init(&mut conn, &id).await;
+        let producer = init_transactional(&mut conn, &id).await;
         assert_eq!(add_partition(&mut conn, 1, &id, producer).await, 0);
         let response = conn
             .call(

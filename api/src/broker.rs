@@ -503,6 +503,9 @@ pub enum BrokerError {
     /// A batch or request that goes against the state of a transaction.
     #[error("{0}")]
     InvalidTxnState(String),
+    /// The transaction cannot go on, but its producer may abort it and carry on (KIP-890).
+    #[error("{0}")]
+    TransactionAbortable(String),
     /// A transaction marker from a coordinator that has been replaced.
     #[error("{0}")]
     TransactionCoordinatorFenced(String),
@@ -625,6 +628,7 @@ impl BrokerError {
             Self::ControllerUnavailable(_) => ResponseError::RequestTimedOut,
             Self::PolicyViolation(_) => ResponseError::PolicyViolation,
             Self::InvalidTxnState(_) => ResponseError::InvalidTxnState,
+            Self::TransactionAbortable(_) => ResponseError::TransactionAbortable,
             Self::ProducerFenced(_) => ResponseError::ProducerFenced,
             Self::UnstableOffsetCommit => ResponseError::UnstableOffsetCommit,
             Self::ConcurrentTransactions => ResponseError::ConcurrentTransactions,
@@ -911,14 +915,28 @@ pub trait Broker: Send + Sync + 'static {
     ) -> impl Future<Output = Result<(), BrokerError>> + Send;
 
     /// Validates and appends one record batch to a partition. With `acks` -1 it is refused
-    /// (NOT_ENOUGH_REPLICAS) while the ISR is smaller than `min.insync.replicas`.
+    /// (NOT_ENOUGH_REPLICAS) while the ISR is smaller than `min.insync.replicas`. `guard` is
+    /// the KIP-890 verification a transactional batch passed
+    /// ([`Self::start_txn_verification`]).
     fn append(
         &self,
         topic: &str,
         partition: i32,
         records: Bytes,
         acks: i16,
+        guard: Option<u64>,
     ) -> Result<Appended, BrokerError>;
+
+    /// KIP-890, on the partition's leader: `None` when a transactional batch of `producer_id`
+    /// at `epoch` may be appended at once (its transaction is open on the partition), else
+    /// the guard to append it with once its coordinator has confirmed the partition.
+    fn start_txn_verification(
+        &self,
+        topic: &str,
+        partition: i32,
+        producer_id: i64,
+        epoch: i16,
+    ) -> Result<Option<u64>, BrokerError>;
 
     /// Resolves when every offset below `offset` of the partition is acknowledged as `acks`
     /// asks: durable on the leader, or (-1) committed by the ISR (below the high watermark).

@@ -43,6 +43,10 @@ pub struct ServerConfig {
     pub fetch_sessions: std::sync::Arc<crate::fetch_session::FetchSessions>,
     /// Whether Metadata may create missing topics (`auto.create.topics.enable`).
     pub auto_create_topics: bool,
+    /// Whether a transactional batch that opens its producer's transaction on a partition is
+    /// first verified with the coordinator (`transaction.partition.verification.enable`,
+    /// KIP-890).
+    pub txn_partition_verification: bool,
     /// Longest a TLS handshake may take (`ssl.handshake.timeout.ms`).
     pub tls_handshake_timeout: Duration,
 }
@@ -59,6 +63,7 @@ impl Default for ServerConfig {
             remote_fetch_max_wait: Duration::from_millis(500),
             fetch_sessions: std::sync::Arc::default(),
             auto_create_topics: true,
+            txn_partition_verification: true,
             tls_handshake_timeout: Duration::from_secs(10),
         }
     }

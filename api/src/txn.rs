@@ -68,6 +68,25 @@ pub trait TransactionCoordinator: Send + Sync + 'static {
         commit: bool,
     ) -> impl Future<Output = Result<(), BrokerError>> + Send;
 
+    /// KIP-890, answered as `transactional_id`'s coordinator (AddPartitionsToTxn v4+ with
+    /// `verify_only`): per partition, 0 if it is in the producer's open transaction, else
+    /// TRANSACTION_ABORTABLE.
+    fn verify_partitions(
+        &self,
+        transactional_id: &str,
+        producer: (i64, i16),
+        partitions: &[(String, i32)],
+    ) -> Result<Vec<i16>, BrokerError>;
+
+    /// KIP-890, asked by a partition leader: [`Self::verify_partitions`] from the id's
+    /// coordinator, on this broker or another. `Err` when none answered.
+    fn verify_with_coordinator(
+        &self,
+        transactional_id: String,
+        producer: (i64, i16),
+        partitions: Vec<(String, i32)>,
+    ) -> impl Future<Output = Result<Vec<i16>, BrokerError>> + Send;
+
     /// DescribeTransactions of one id.
     fn describe(&self, transactional_id: &str) -> Result<TxnDescription, BrokerError>;
 

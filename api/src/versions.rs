@@ -73,7 +73,7 @@ pub const SUPPORTED_APIS: &[SupportedApi] = &[
     api(ApiKey::AlterUserScramCredentials, 0, 0),
     api(ApiKey::DeleteRecords, 0, 2),
     api(ApiKey::WriteTxnMarkers, 1, 1),
-    api(ApiKey::AddPartitionsToTxn, 0, 3),
+    api(ApiKey::AddPartitionsToTxn, 0, 5),
     api(ApiKey::AddOffsetsToTxn, 0, 3),
     api(ApiKey::EndTxn, 0, 4),
     api(ApiKey::TxnOffsetCommit, 0, 4),

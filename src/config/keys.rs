@@ -474,6 +474,11 @@ pub const BROKER_KEYS: &[(&str, &str, &str)] = &[
         "how often transactions past their timeout are looked for and aborted",
     ),
     (
+        "transaction.partition.verification.enable",
+        "true",
+        "a transactional batch opening its producer's transaction on a partition is written only once the coordinator confirms the partition is in that transaction (KIP-890)",
+    ),
+    (
         "transactional.id.expiration.ms",
         "604800000",
         "a transactional id unused for this long (with no transaction open) is forgotten",

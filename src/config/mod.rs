@@ -219,6 +219,8 @@ pub struct BrokerConfig {
     pub cluster_id: Option<String>,
     /// `auto.create.topics.enable`.
     pub auto_create_topics: bool,
+    /// `transaction.partition.verification.enable` (KIP-890).
+    pub txn_partition_verification: bool,
     /// `metrics.per.partition`: `/metrics` has series per partition, not only per topic.
     pub metrics_per_partition: bool,
     /// `num.partitions`.
@@ -459,6 +461,8 @@ impl BrokerConfig {
                 .max(Duration::from_millis(100)),
             cluster_id,
             auto_create_topics: settings.bool("auto.create.topics.enable")?,
+            txn_partition_verification: settings
+                .bool("transaction.partition.verification.enable")?,
             metrics_per_partition: settings.bool("metrics.per.partition")?,
             num_partitions: settings.parse("num.partitions", 1..=1_000_000)? as i32,
             default_replication_factor: settings

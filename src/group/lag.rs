@@ -86,7 +86,13 @@ mod tests {
             .unwrap();
         for (partition, records) in [(0, 10), (1, 4)] {
             let appended = broker
-                .append("t", partition, sample_batch(records, 1, None).into(), -1)
+                .append(
+                    "t",
+                    partition,
+                    sample_batch(records, 1, None).into(),
+                    -1,
+                    None,
+                )
                 .unwrap();
             broker
                 .wait_acked("t", partition, appended.next_offset, -1)

@@ -143,7 +143,9 @@ impl GroupCoordinatorService {
     ) -> Result<(), BrokerError> {
         let index = partition_for(group_id, self.groups.config().offsets_partitions);
         let batch = encode_records(records)?;
-        let appended = self.replicas.append(OFFSETS_TOPIC, index, batch, -1)?;
+        let appended = self
+            .replicas
+            .append(OFFSETS_TOPIC, index, batch, -1, None)?;
         self.replicas
             .wait_acked(OFFSETS_TOPIC, index, appended.next_offset, -1)
             .await
@@ -157,7 +159,7 @@ impl GroupCoordinatorService {
         .encode();
         let index = partition_for(group_id, self.groups.config().offsets_partitions);
         let result = encode_records(&[(key, Some(value))])
-            .and_then(|batch| self.replicas.append(OFFSETS_TOPIC, index, batch, -1));
+            .and_then(|batch| self.replicas.append(OFFSETS_TOPIC, index, batch, -1, None));
         if let Err(e) = result {
             tracing::warn!(group = group_id, "writing group membership failed: {e}");
         }

@@ -2,6 +2,7 @@
 //! the caller. The CLI's admin commands and the follower fetcher use it; it works against any
 //! Kafka-compatible broker, over plain TCP or TLS, with SASL where the listener asks for it.
 
+pub mod pool;
 pub mod security;
 
 use std::time::Duration;

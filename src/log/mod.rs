@@ -21,6 +21,7 @@ pub mod segment;
 pub mod segments;
 pub mod txn;
 pub mod unified_log;
+pub mod verification;
 
 pub use config::LogConfig;
 pub use error::LogError;

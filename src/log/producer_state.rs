@@ -218,6 +218,13 @@ impl ProducerStateManager {
         })
     }
 
+    /// Whether `producer_id` has a transaction open here at `epoch`.
+    pub fn ongoing_at(&self, producer_id: i64, epoch: i16) -> bool {
+        self.producers
+            .get(&producer_id)
+            .is_some_and(|e| e.epoch == epoch && e.current_txn_first_offset.is_some())
+    }
+
     /// Records a batch of `producer_id` at `epoch`: a new epoch forgets the old one's batches.
     /// A batch from an older epoch, or not after the last one remembered, changes nothing.
     pub fn record(&mut self, producer_id: i64, epoch: i16, batch: BatchMetadata) {

@@ -98,6 +98,7 @@ impl UnifiedLog {
         self.epochs.assign(leader_epoch, base_offset)?;
         self.local.append(&head, records, &header)?;
         self.complete_txn(producer_id, epoch, marker, base_offset)?;
+        self.verifications.clear(producer_id);
         Ok(AppendInfo {
             base_offset,
             next_offset: self.local.log_end_offset(),

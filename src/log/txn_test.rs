@@ -153,3 +153,31 @@ fn a_reopened_log_and_a_replica_rebuild_the_same_transactions() {
     assert_eq!(replica.aborted_txns(0, u64::MAX), []);
     assert_eq!(replica.last_stable_offset(13), 6);
 }
+
+#[test]
+fn a_verification_raced_by_a_marker_cannot_open_a_transaction() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = UnifiedLog::open(dir.path(), config(), 0, true).unwrap();
+    let guard = log.start_verification(1, 0).expect("no transaction open");
+    log.append_verified(&txn_batch(2, 1, 0), 1, guard).unwrap();
+    assert_eq!(
+        log.start_verification(1, 0),
+        None,
+        "open: nothing to verify"
+    );
+    // Verified for the next transaction, but an abort lands before the batch does.
+    log.append_marker(1, 0, marker(false), 1).unwrap();
+    let stale = log.start_verification(1, 0).expect("closed");
+    log.append_marker(1, 0, marker(false), 1).unwrap();
+    assert!(matches!(
+        log.append_verified(&txn_batch(1, 1, 2), 1, stale),
+        Err(LogError::InvalidTxnState(_))
+    ));
+    assert_eq!(
+        log.last_stable_offset(log.log_end_offset()),
+        log.log_end_offset()
+    );
+    // A fresh verification lets it in.
+    let fresh = log.start_verification(1, 0).unwrap();
+    log.append_verified(&txn_batch(1, 1, 2), 1, fresh).unwrap();
+}

@@ -29,6 +29,7 @@ use super::leader_epoch::LeaderEpochCache;
 use super::local_log::{FlushTarget, LocalLog, sync_dir};
 use super::producer_state::{ProducerStateManager, SequenceCheck};
 use super::segment::{FileSlice, LogSegment};
+use super::verification::Verifications;
 
 /// The outcome of an append.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -120,6 +121,8 @@ pub struct UnifiedLog {
     deleted_below: u64,
     /// Transactions whose markers may not be below the high watermark yet (see `txn`).
     pub(super) completed_txns: Vec<super::txn::CompletedTxn>,
+    /// KIP-890 verifications of transactional batches, while this replica leads.
+    pub(super) verifications: Verifications,
 }
 
 impl UnifiedLog {
@@ -149,6 +152,7 @@ impl UnifiedLog {
             tombstone_expiry: None,
             remote: RemoteTier::default(),
             deleted_below: read_checkpoint(&dir.join(LOG_START_CHECKPOINT)),
+            verifications: Verifications::default(),
             completed_txns: Vec::new(),
         };
         log.rebuild_producer_state()?;
@@ -229,17 +233,37 @@ impl UnifiedLog {
 
     /// Validates and appends the single batch of a produce request, assigning its offsets.
     pub fn append(&mut self, batch: &[u8], now_ms: i64) -> Result<AppendInfo> {
-        self.append_checked(batch, now_ms, true)
+        self.append_checked(batch, now_ms, true, None)
+    }
+
+    /// KIP-890: what a transactional batch of `producer_id` at `epoch` needs before it is
+    /// appended. `None`: nothing, its transaction is open here. Otherwise the guard to append
+    /// it with ([`Self::append_verified`]) once the coordinator has confirmed the partition.
+    pub fn start_verification(&mut self, producer_id: i64, epoch: i16) -> Option<u64> {
+        (!self.producer_state.ongoing_at(producer_id, epoch))
+            .then(|| self.verifications.start(producer_id, epoch))
+    }
+
+    /// [`Self::append`] for a batch verified under `guard`: a transactional batch that would
+    /// open its producer's transaction is refused unless the guard is still current.
+    pub fn append_verified(&mut self, batch: &[u8], now_ms: i64, guard: u64) -> Result<AppendInfo> {
+        self.append_checked(batch, now_ms, true, Some(guard))
     }
 
     /// Appends a batch a coordinator wrote for a producer's transaction (TxnOffsetCommit):
     /// it carries no sequence, so only the transaction is tracked (Kafka's coordinator
     /// origin).
     pub fn append_as_coordinator(&mut self, batch: &[u8], now_ms: i64) -> Result<AppendInfo> {
-        self.append_checked(batch, now_ms, false)
+        self.append_checked(batch, now_ms, false, None)
     }
 
-    fn append_checked(&mut self, batch: &[u8], now_ms: i64, sequences: bool) -> Result<AppendInfo> {
+    fn append_checked(
+        &mut self,
+        batch: &[u8],
+        now_ms: i64,
+        sequences: bool,
+        guard: Option<u64>,
+    ) -> Result<AppendInfo> {
         let header = batch::validate_single_batch(batch)?;
         if header.size() > self.config.max_message_bytes {
             return Err(LogError::RecordTooLarge {
@@ -263,6 +287,14 @@ impl UnifiedLog {
                 duplicate: true,
             });
         }
+        if let Some(guard) = guard
+            && header.is_transactional()
+            && !self
+                .producer_state
+                .ongoing_at(header.producer_id, header.producer_epoch)
+        {
+            self.verifications.check(header.producer_id, guard)?;
+        }
         if self.config.cleanup_policy.compacts() {
             check_keys(batch)?;
         }
@@ -283,6 +315,9 @@ impl UnifiedLog {
         self.epochs.assign(self.leader_epoch, base_offset)?;
         self.local.append(&head, records, &header)?;
         self.producer_state.update(&header);
+        if header.is_transactional() {
+            self.verifications.clear(header.producer_id);
+        }
         Ok(AppendInfo {
             base_offset,
             next_offset: self.local.log_end_offset(),

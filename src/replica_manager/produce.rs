@@ -41,6 +41,7 @@ impl ReplicaManager {
         partition: i32,
         records: Bytes,
         acks: i16,
+        guard: Option<u64>,
     ) -> Result<Appended, BrokerError> {
         let partition = self.leader_ref(topic, partition)?;
         if partition.is_mirror() {
@@ -65,8 +66,9 @@ impl ReplicaManager {
                 .map_err(from_log)?
                 .unwrap_or(records),
         };
-        let (info, log_start_offset, must_flush) =
-            partition.append(&records, now_ms()).map_err(from_log)?;
+        let (info, log_start_offset, must_flush) = partition
+            .append_guarded(&records, now_ms(), guard)
+            .map_err(from_log)?;
         Ok(Appended {
             base_offset: info.base_offset as i64,
             log_append_time: info.log_append_time,
@@ -74,6 +76,20 @@ impl ReplicaManager {
             next_offset: info.next_offset as i64,
             must_wait: must_flush || (acks == -1 && replicated),
         })
+    }
+
+    /// KIP-890: whether a transactional batch of `producer_id` at `epoch` must be verified
+    /// with its coordinator before it is appended here, and if so under which guard.
+    pub fn start_txn_verification(
+        &self,
+        topic: &str,
+        partition: i32,
+        producer_id: i64,
+        epoch: i16,
+    ) -> Result<Option<u64>, BrokerError> {
+        let partition = self.leader_ref(topic, partition)?;
+        let guard = partition.log().start_verification(producer_id, epoch);
+        Ok(guard)
     }
 
     /// TxnOffsetCommit: appends the group coordinator's batch of a producer's transaction to a

@@ -7,15 +7,13 @@ use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::kafka_client::pool::BrokerConnections;
+use crate::metadata_cache::MetadataCache;
 use kafka_protocol::messages::write_txn_markers_request::{
     WritableTxnMarker, WritableTxnMarkerTopic,
 };
 use kafka_protocol::messages::{ProducerId, TopicName, WriteTxnMarkersRequest};
 use kafka_protocol::protocol::StrBytes;
-use tokio::sync::Mutex;
-
-use crate::kafka_client::Client;
-use crate::metadata_cache::{MetadataCache, live_node};
 
 /// Longest one WriteTxnMarkers may take.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
@@ -41,29 +39,28 @@ pub struct MarkerSpec {
 }
 
 /// Connections to the brokers markers go to, one request at a time per broker.
-#[derive(Default)]
+#[derive(Debug)]
 pub struct MarkerSender {
-    connections: Mutex<HashMap<i32, Client>>,
+    connections: BrokerConnections,
 }
 
-impl std::fmt::Debug for MarkerSender {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("MarkerSender")
+impl Default for MarkerSender {
+    fn default() -> Self {
+        Self {
+            connections: BrokerConnections::new("strata-txn-markers", REQUEST_TIMEOUT),
+        }
     }
 }
 
 fn request(spec: MarkerSpec, partitions: &[(String, i32)]) -> WriteTxnMarkersRequest {
-    let mut topics: Vec<WritableTxnMarkerTopic> = Vec::new();
-    for (topic, index) in partitions {
-        match topics.iter_mut().find(|t| t.name.0.as_str() == topic) {
-            Some(t) => t.partition_indexes.push(*index),
-            None => topics.push(
-                WritableTxnMarkerTopic::default()
-                    .with_name(TopicName(StrBytes::from_string(topic.clone())))
-                    .with_partition_indexes(vec![*index]),
-            ),
-        }
-    }
+    let topics = super::by_topic(partitions)
+        .into_iter()
+        .map(|(topic, indexes)| {
+            WritableTxnMarkerTopic::default()
+                .with_name(TopicName(StrBytes::from_string(topic)))
+                .with_partition_indexes(indexes)
+        })
+        .collect();
     WriteTxnMarkersRequest::default().with_markers(vec![
         WritableTxnMarker::default()
             .with_producer_id(ProducerId(spec.producer_id))
@@ -139,24 +136,10 @@ impl MarkerSender {
         spec: MarkerSpec,
         partitions: &[(String, i32)],
     ) -> anyhow::Result<Vec<i16>> {
-        let mut connections = self.connections.lock().await;
-        let client = match connections.entry(leader) {
-            std::collections::hash_map::Entry::Occupied(open) => open.into_mut(),
-            std::collections::hash_map::Entry::Vacant(slot) => {
-                let node = live_node(&metadata.image(), leader)
-                    .ok_or_else(|| anyhow::anyhow!("broker {leader} is not live"))?;
-                let addr = format!("{}:{}", node.host, node.port);
-                slot.insert(Client::connect_as(&addr, "strata-txn-markers", REQUEST_TIMEOUT).await?)
-            }
-        };
-        let answered = client.call(1, &request(spec, partitions)).await;
-        let response = match answered {
-            Ok(response) => response,
-            Err(e) => {
-                connections.remove(&leader);
-                return Err(e);
-            }
-        };
+        let response = self
+            .connections
+            .call(metadata, leader, 1, &request(spec, partitions))
+            .await?;
         let codes = partitions
             .iter()
             .map(|(topic, index)| {

@@ -15,6 +15,7 @@ pub mod markers;
 pub mod records;
 pub mod service;
 pub mod state;
+mod verify;
 
 use std::time::Duration;
 
@@ -38,4 +39,16 @@ pub struct TxnConfig {
     pub abort_check: Duration,
     /// `transactional.id.expiration.ms`.
     pub id_expiration: Duration,
+}
+
+/// `partitions` grouped by topic, topics in first-seen order (as requests list them).
+pub(crate) fn by_topic(partitions: &[(String, i32)]) -> Vec<(String, Vec<i32>)> {
+    let mut topics: Vec<(String, Vec<i32>)> = Vec::new();
+    for (topic, index) in partitions {
+        match topics.iter_mut().find(|(name, _)| name == topic) {
+            Some((_, indexes)) => indexes.push(*index),
+            None => topics.push((topic.clone(), vec![*index])),
+        }
+    }
+    topics
 }

@@ -15,8 +15,12 @@ use super::state::{self, EndDecision, InitDecision, TxnMetadata, TxnState};
 use super::{TRANSACTION_STATE_TOPIC, TxnConfig};
 use crate::cluster::admin::ClusterAdmin;
 use crate::group::coordinator::{OFFSETS_TOPIC, encode_records, now_ms, partition_for};
+use crate::kafka_client::pool::BrokerConnections;
 use crate::metadata_cache::{MetadataCache, live_node};
 use crate::replica_manager::ReplicaManager;
+
+/// Longest a KIP-890 verification may take on another broker; the producer retries after.
+const VERIFY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Longest transactional id accepted: ids are record keys and log lines.
 const MAX_ID_LEN: usize = 1024;
@@ -39,6 +43,8 @@ struct Inner {
     metadata: Arc<MetadataCache>,
     admin: Arc<ClusterAdmin>,
     markers: MarkerSender,
+    /// Connections to other brokers' coordinators, for KIP-890 verifications.
+    verifier: BrokerConnections,
     offsets_partitions: i32,
 }
 
@@ -71,6 +77,7 @@ impl TransactionCoordinatorService {
                 metadata,
                 admin,
                 markers: MarkerSender::default(),
+                verifier: BrokerConnections::new("strata-txn-verifier", VERIFY_TIMEOUT),
                 offsets_partitions,
             }),
         }
@@ -292,7 +299,7 @@ impl Inner {
         let batch = encode_records(&[(encode_key(id), Some(encode_value(meta)))])?;
         let appended = self
             .replicas
-            .append(TRANSACTION_STATE_TOPIC, index, batch, -1)?;
+            .append(TRANSACTION_STATE_TOPIC, index, batch, -1, None)?;
         self.replicas
             .wait_acked(TRANSACTION_STATE_TOPIC, index, appended.next_offset, -1)
             .await
@@ -303,7 +310,7 @@ impl Inner {
         let batch = encode_records(&[(encode_key(id), None)])?;
         let appended = self
             .replicas
-            .append(TRANSACTION_STATE_TOPIC, index, batch, -1)?;
+            .append(TRANSACTION_STATE_TOPIC, index, batch, -1, None)?;
         self.replicas
             .wait_acked(TRANSACTION_STATE_TOPIC, index, appended.next_offset, -1)
             .await
@@ -561,6 +568,53 @@ impl TransactionCoordinator for TransactionCoordinatorService {
                 Ok(())
             }
         }
+    }
+
+    fn verify_partitions(
+        &self,
+        transactional_id: &str,
+        producer: (i64, i16),
+        partitions: &[(String, i32)],
+    ) -> Result<Vec<i16>, BrokerError> {
+        self.inner.coordinates(transactional_id)?;
+        let entries = lock(&self.inner.entries);
+        let meta = entries.get(transactional_id).and_then(|e| e.meta.as_ref());
+        state::verify(meta, producer, partitions)
+    }
+
+    async fn verify_with_coordinator(
+        &self,
+        transactional_id: String,
+        producer: (i64, i16),
+        partitions: Vec<(String, i32)>,
+    ) -> Result<Vec<i16>, BrokerError> {
+        let inner = &self.inner;
+        let index = inner.partition_of(&transactional_id);
+        if inner
+            .replicas
+            .leader_ref(TRANSACTION_STATE_TOPIC, index)
+            .is_ok()
+        {
+            return self.verify_partitions(&transactional_id, producer, &partitions);
+        }
+        let coordinator = inner
+            .metadata
+            .image()
+            .topic(TRANSACTION_STATE_TOPIC)
+            .and_then(|t| t.partitions.get(&index))
+            .map_or(-1, |p| p.leader);
+        if coordinator < 0 {
+            return Err(BrokerError::CoordinatorNotAvailable);
+        }
+        super::verify::ask(
+            &inner.verifier,
+            &inner.metadata,
+            coordinator,
+            &transactional_id,
+            producer,
+            &partitions,
+        )
+        .await
     }
 
     fn describe(&self, transactional_id: &str) -> Result<TxnDescription, BrokerError> {

@@ -244,6 +244,35 @@ pub fn add_partitions(
     Ok(Some(next))
 }
 
+/// KIP-890's check for a partition leader (AddPartitionsToTxn v4+ with `verify_only`): for
+/// each partition, whether it is in the producer's open transaction (0) or not
+/// (TRANSACTION_ABORTABLE). The producer must be the id's current one; a transaction being
+/// completed answers CONCURRENT_TRANSACTIONS, which the leader's client retries.
+pub fn verify(
+    meta: Option<&TxnMetadata>,
+    (producer_id, epoch): (i64, i16),
+    partitions: &[(String, i32)],
+) -> Result<Vec<i16>, BrokerError> {
+    let meta = meta.ok_or_else(|| {
+        BrokerError::InvalidProducerIdMapping("no producer for this transactional id".into())
+    })?;
+    check_producer(meta, producer_id, epoch)?;
+    if meta.state.completing() || meta.state == TxnState::PrepareEpochFence {
+        return Err(BrokerError::ConcurrentTransactions);
+    }
+    let abortable = BrokerError::TransactionAbortable(String::new()).code();
+    Ok(partitions
+        .iter()
+        .map(|p| {
+            if meta.state == TxnState::Ongoing && meta.partitions.contains(p) {
+                0
+            } else {
+                abortable
+            }
+        })
+        .collect())
+}
+
 /// EndTxn.
 pub fn end(
     meta: &TxnMetadata,
@@ -317,6 +346,37 @@ mod tests {
 
     fn parts(list: &[(&str, i32)]) -> Vec<(String, i32)> {
         list.iter().map(|(t, p)| (t.to_string(), *p)).collect()
+    }
+
+    #[test]
+    fn verification_names_the_partitions_of_the_open_transaction_only() {
+        let ongoing = add_partitions(&empty(), (7, 0), &parts(&[("t", 0)]), 10)
+            .unwrap()
+            .unwrap();
+        let asked = parts(&[("t", 0), ("t", 1)]);
+        assert_eq!(verify(Some(&ongoing), (7, 0), &asked), Ok(vec![0, 120]));
+        assert!(matches!(
+            verify(Some(&ongoing), (7, 1), &asked),
+            Err(BrokerError::ProducerFenced(_))
+        ));
+        assert!(matches!(
+            verify(Some(&ongoing), (8, 0), &asked),
+            Err(BrokerError::InvalidProducerIdMapping(_))
+        ));
+        assert!(matches!(
+            verify(None, (7, 0), &asked),
+            Err(BrokerError::InvalidProducerIdMapping(_))
+        ));
+        let EndDecision::Prepare(prepared) = end(&ongoing, (7, 0), false, 12).unwrap() else {
+            panic!()
+        };
+        assert_eq!(
+            verify(Some(&prepared), (7, 0), &asked),
+            Err(BrokerError::ConcurrentTransactions)
+        );
+        // Once ended, no partition is in a transaction: a late batch would open a new one.
+        let done = complete(&prepared, 14);
+        assert_eq!(verify(Some(&done), (7, 0), &asked), Ok(vec![120, 120]));
     }
 
     #[test]

@@ -3,7 +3,9 @@
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use kafka_protocol::messages::{RequestHeader, ResponseHeader};
+use kafka_protocol::messages::{
+    FindCoordinatorRequest, InitProducerIdRequest, RequestHeader, ResponseHeader, TransactionalId,
+};
 use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, Request, StrBytes};
 use kafka_protocol::records::{
     Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
@@ -241,4 +243,33 @@ pub async fn scram_login(addr: &str, user: &str, password: &str) -> Conn {
         done.error_message
     );
     conn
+}
+
+/// InitProducerId for `id` at v1, retried while the coordinator is being set up (which the
+/// FindCoordinator before it starts, as clients' does).
+pub async fn init_transactional(conn: &mut Conn, id: &str) -> (i64, i16) {
+    let find = FindCoordinatorRequest::default()
+        .with_key_type(1)
+        .with_coordinator_keys(vec![StrBytes::from_string(id.to_owned())]);
+    conn.call(4, &find).await.expect("FindCoordinator answered");
+    for _ in 0..100 {
+        let response = conn
+            .call(
+                1,
+                &InitProducerIdRequest::default()
+                    .with_transactional_id(Some(TransactionalId(StrBytes::from_string(
+                        id.to_owned(),
+                    ))))
+                    .with_transaction_timeout_ms(60_000),
+            )
+            .await
+            .unwrap();
+        match response.error_code {
+            0 => return (response.producer_id.0, response.producer_epoch),
+            // COORDINATOR_LOAD_IN_PROGRESS, COORDINATOR_NOT_AVAILABLE, NOT_COORDINATOR
+            14..=16 => tokio::time::sleep(std::time::Duration::from_millis(100)).await,
+            code => panic!("InitProducerId {id}: {code}"),
+        }
+    }
+    panic!("no coordinator for {id}");
 }

@@ -43,6 +43,7 @@ mod scram_credentials;
 mod sync_group;
 mod txn;
 mod txn_offset_commit;
+mod txn_verify;
 mod write_txn_markers;
 
 use std::sync::Arc;
@@ -286,6 +287,7 @@ pub(crate) fn handle<B: Broker>(
         RequestKind::AlterUserScramCredentials(r) => scram_credentials::alter(&ctx, r),
         RequestKind::DeleteRecords(r) => delete_records::handle(&ctx, r),
         RequestKind::WriteTxnMarkers(r) => write_txn_markers::handle(&ctx, r),
+        RequestKind::AddPartitionsToTxn(r) if ctx.version >= 4 => txn_verify::handle(&ctx, r),
         RequestKind::AddPartitionsToTxn(r) => txn::add_partitions(&ctx, r),
         RequestKind::AddOffsetsToTxn(r) => txn::add_offsets(&ctx, r),
         RequestKind::EndTxn(r) => txn::end_txn(&ctx, r),

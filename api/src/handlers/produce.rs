@@ -7,6 +7,8 @@
 
 use std::time::Duration;
 
+use bytes::Bytes;
+
 use kafka_protocol::messages::produce_response::{
     BatchIndexAndErrorMessage, PartitionProduceResponse, TopicProduceResponse,
 };
@@ -17,6 +19,7 @@ use crate::broker::{Appended, Broker, BrokerError};
 use crate::connection::Reply;
 use crate::response::ResponseFrame;
 use crate::security::acl::{Operation, ResourceType};
+use crate::txn::TransactionCoordinator;
 
 /// Longest a produce waits for its fsync when the client's `timeout_ms` asks for more: a disk
 /// that cannot fsync in this time is failing, and the client should hear about it.
@@ -29,8 +32,106 @@ fn is_transactional(records: &[u8]) -> bool {
     records.get(21..23).is_some_and(|a| a[1] & 0x10 != 0)
 }
 
-/// A partition index and what appending its batch gave.
-type PartitionOutcome = (i32, Result<Appended, BrokerError>);
+/// The producer id and epoch of a batch (none if too short to be one: the append refuses it).
+fn producer_of(records: &[u8]) -> Option<(i64, i16)> {
+    let id = i64::from_be_bytes(records.get(43..51)?.try_into().ok()?);
+    let epoch = i16::from_be_bytes(records.get(51..53)?.try_into().ok()?);
+    Some((id, epoch))
+}
+
+/// What the first phase did with a partition's batch.
+enum Outcome {
+    /// Appended, or refused.
+    Done(Result<Appended, BrokerError>),
+    /// A transactional batch opening its producer's transaction here: appended under `guard`
+    /// once the coordinator confirms the partition is in the transaction (KIP-890).
+    Verify { records: Bytes, guard: u64 },
+}
+
+/// A partition index and what became of its batch.
+type PartitionOutcome = (i32, Outcome);
+
+/// The error a produce gets for a coordinator's verification code (Kafka's mapping: what the
+/// producer may retry is NOT_ENOUGH_REPLICAS; TRANSACTION_ABORTABLE only from v11).
+fn verification_error(code: i16, version: i16) -> Option<BrokerError> {
+    match code {
+        0 => None,
+        31 | 48 | 120 => {
+            let message = "the partition was not added to the transaction".to_owned();
+            Some(if version >= 11 {
+                BrokerError::TransactionAbortable(message)
+            } else {
+                BrokerError::InvalidTxnState(message)
+            })
+        }
+        47 | 90 => Some(BrokerError::InvalidProducerEpoch(
+            "the producer epoch is not its transactional id's current one".into(),
+        )),
+        49 => Some(BrokerError::InvalidProducerIdMapping(
+            "the producer id is not its transactional id's".into(),
+        )),
+        code => Some(BrokerError::NotEnoughReplicas(format!(
+            "unable to verify the partition has been added to the transaction (error {code})"
+        ))),
+    }
+}
+
+/// Appends `records` (verified under `guard` if they were) and counts what was appended.
+fn append_counted<B: Broker>(
+    broker: &B,
+    name: &str,
+    index: i32,
+    records: Bytes,
+    acks: i16,
+    guard: Option<u64>,
+) -> Result<Appended, BrokerError> {
+    let bytes = records.len() as u64;
+    let appended = broker.append(name, index, records, acks, guard);
+    if let Ok(a) = &appended {
+        KAFKA.produced(name, bytes, (a.next_offset - a.base_offset).max(0) as u64);
+    }
+    appended
+}
+
+/// Settles the batches waiting on verification, in request order: each is appended if its
+/// partition is in the transaction, else refused.
+async fn settle<B: Broker>(
+    broker: &B,
+    results: &mut [(String, Vec<PartitionOutcome>)],
+    verdict: Result<Vec<i16>, BrokerError>,
+    acks: i16,
+    version: i16,
+) {
+    let mut codes = match verdict {
+        Ok(codes) => codes.into_iter(),
+        Err(e) => {
+            let error = BrokerError::NotEnoughReplicas(format!(
+                "unable to verify the partition has been added to the transaction: {e}"
+            ));
+            for (_, partitions) in results.iter_mut() {
+                for (_, outcome) in partitions.iter_mut() {
+                    if matches!(outcome, Outcome::Verify { .. }) {
+                        *outcome = Outcome::Done(Err(error.clone()));
+                    }
+                }
+            }
+            return;
+        }
+    };
+    for (name, partitions) in results.iter_mut() {
+        for (index, outcome) in partitions.iter_mut() {
+            let Outcome::Verify { records, guard } = outcome else {
+                continue;
+            };
+            let code = codes.next().unwrap_or(-1);
+            let result = match verification_error(code, version) {
+                Some(e) => Err(e),
+                None => append_counted(broker, name, *index, records.clone(), acks, Some(*guard)),
+            };
+            *outcome = Outcome::Done(result);
+        }
+    }
+}
 
 pub(super) fn handle<B: Broker>(
     ctx: &Ctx<'_, B>,
@@ -41,51 +142,107 @@ pub(super) fn handle<B: Broker>(
         ctx.allowed(Operation::Write, ResourceType::TransactionalId, id.as_str())
     });
     let invalid_acks = !matches!(acks, -1..=1);
+    let verify = ctx.config.txn_partition_verification;
+    // The partitions awaiting verification, and their one producer.
+    let mut to_verify: Vec<(String, i32)> = Vec::new();
+    let mut verifying: Option<(i64, i16)> = None;
     let mut results: Vec<(String, Vec<PartitionOutcome>)> = Vec::new();
     for topic in request.topic_data {
         let name = topic.name.0.to_string();
         let writable = ctx.allowed(Operation::Write, ResourceType::Topic, &name);
         let mut partitions = Vec::new();
         for partition in topic.partition_data {
+            let transactional = partition
+                .records
+                .as_ref()
+                .is_some_and(|r| is_transactional(r));
             let result = if !writable {
                 Err(BrokerError::TopicAuthorizationFailed)
             } else if invalid_acks {
                 Err(BrokerError::InvalidRequest(format!(
                     "acks={acks} is not one of -1, 0, 1"
                 )))
-            } else if partition
-                .records
-                .as_ref()
-                .is_some_and(|r| is_transactional(r))
-                && !transactional_allowed
-            {
+            } else if transactional && !transactional_allowed {
                 // Transactional batches need WRITE on the producer's transactional id.
                 Err(BrokerError::TransactionalIdAuthorizationFailed)
+            } else if let Some((records, producer)) = partition
+                .records
+                .as_ref()
+                .filter(|_| transactional && verify)
+                .and_then(|r| Some((r.clone(), producer_of(r)?)))
+            {
+                match ctx.broker.start_txn_verification(
+                    &name,
+                    partition.index,
+                    producer.0,
+                    producer.1,
+                ) {
+                    Ok(Some(_)) if verifying.is_some_and(|v| v != producer) => {
+                        Err(BrokerError::InvalidProducerIdMapping(
+                            "a produce request carries batches of several producers".into(),
+                        ))
+                    }
+                    Ok(Some(guard)) => {
+                        verifying = Some(producer);
+                        to_verify.push((name.clone(), partition.index));
+                        partitions.push((partition.index, Outcome::Verify { records, guard }));
+                        continue;
+                    }
+                    Ok(None) => {
+                        append_counted(&**ctx.broker, &name, partition.index, records, acks, None)
+                    }
+                    Err(e) => Err(e),
+                }
             } else {
                 match partition.records {
                     Some(records) => {
-                        let bytes = records.len() as u64;
-                        let appended = ctx.broker.append(&name, partition.index, records, acks);
-                        if let Ok(a) = &appended {
-                            let count = (a.next_offset - a.base_offset).max(0) as u64;
-                            KAFKA.produced(&name, bytes, count);
-                        }
-                        appended
+                        append_counted(&**ctx.broker, &name, partition.index, records, acks, None)
                     }
                     None => Err(BrokerError::CorruptMessage(
                         "produce request without records".into(),
                     )),
                 }
             };
-            partitions.push((partition.index, result));
+            partitions.push((partition.index, Outcome::Done(result)));
         }
         results.push((name, partitions));
     }
+    // The coordinator is asked at once; the batches are appended in the second phase, which
+    // runs after every earlier request's, so a producer's pipelined batches stay in order.
+    let verdict = verifying.map(|producer| {
+        let broker = std::sync::Arc::clone(ctx.broker);
+        let id = request
+            .transactional_id
+            .as_ref()
+            .map(|id| id.0.to_string())
+            .unwrap_or_default();
+        tokio::spawn(async move {
+            broker
+                .txns()
+                .verify_with_coordinator(id, producer, to_verify)
+                .await
+        })
+    });
+    let version = ctx.version;
     if acks == 0 {
+        if let Some(verdict) = verdict {
+            // Nobody hears the outcome; the batches are still only written once verified.
+            let broker = std::sync::Arc::clone(ctx.broker);
+            tokio::spawn(async move {
+                let verdict = verdict
+                    .await
+                    .unwrap_or(Err(BrokerError::CoordinatorNotAvailable));
+                settle(&*broker, &mut results, verdict, acks, version).await;
+            });
+            return Ok(Reply::None);
+        }
         // Nobody waits for these fsyncs, but the high watermark of fsync-before-ack topics
         // only moves with them: start them now rather than at the next scheduled flush.
         for (name, partitions) in results {
-            for (index, result) in partitions {
+            for (index, outcome) in partitions {
+                let Outcome::Done(result) = outcome else {
+                    continue;
+                };
                 if let Some(appended) = result.ok().filter(|a| a.must_wait) {
                     let broker = std::sync::Arc::clone(ctx.broker);
                     let name = name.clone();
@@ -104,16 +261,29 @@ pub(super) fn handle<B: Broker>(
     }
     let broker = std::sync::Arc::clone(ctx.broker);
     let timeout = Duration::from_millis(request.timeout_ms.max(0) as u64).min(MAX_DURABLE_WAIT);
-    let (key, version, correlation_id) = (ctx.key, ctx.version, ctx.correlation_id);
+    let (key, correlation_id) = (ctx.key, ctx.correlation_id);
     Ok(Reply::Later(Box::pin(async move {
+        let mut results = results;
+        if let Some(verdict) = verdict {
+            let verdict = verdict
+                .await
+                .unwrap_or(Err(BrokerError::CoordinatorNotAvailable));
+            settle(&*broker, &mut results, verdict, acks, version).await;
+        }
         // Every partition's wait runs at once: each fsyncs its own log (group commit), and a
         // request for hundreds of partitions must not queue their fsyncs one after another.
         let waits = results.into_iter().map(|(name, partitions)| {
             let broker = &broker;
             async move {
-                let waits = partitions.into_iter().map(|(index, result)| {
+                let waits = partitions.into_iter().map(|(index, outcome)| {
                     let name = &name;
                     async move {
+                        let result = match outcome {
+                            Outcome::Done(result) => result,
+                            Outcome::Verify { .. } => Err(BrokerError::NotEnoughReplicas(
+                                "the partition was not verified".into(),
+                            )),
+                        };
                         let result = match result {
                             Ok(appended) if appended.must_wait => {
                                 let _waiting = KAFKA.waiting(Purgatory::Produce);

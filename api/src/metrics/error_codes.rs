@@ -74,7 +74,8 @@ error_codes!(
 );
 error_codes!(
     AddPartitionsToTxnResponse { error_code };
-    results_by_topic_v3_and_below => ({}; results_by_partition => ({ partition_error_code }))
+    results_by_topic_v3_and_below => ({}; results_by_partition => ({ partition_error_code }));
+    results_by_transaction => ({}; topic_results => ({}; results_by_partition => ({ partition_error_code })))
 );
 error_codes!(AddOffsetsToTxnResponse { error_code });
 error_codes!(EndTxnResponse { error_code });
