@@ -134,6 +134,20 @@ async fn every_advertised_version_answers() {
         if v >= 10 {
             assert_eq!(topic.topic_id, topic_id);
         }
+        if v >= 12 {
+            // By id, with an empty name as the Java consumer sends it (not a null one).
+            let by_id = MetadataRequest::default().with_topics(Some(vec![
+                MetadataRequestTopic::default()
+                    .with_topic_id(topic_id)
+                    .with_name(Some(name(""))),
+            ]));
+            let response = conn.call(v, &by_id).await.unwrap();
+            assert_eq!(
+                response.topics[0].name.as_ref().map(|n| n.0.as_str()),
+                Some(TOPIC),
+                "Metadata v{v} by topic id"
+            );
+        }
     }
     for v in versions(ApiKey::Fetch) {
         let topic = if v >= 13 {

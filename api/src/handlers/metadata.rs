@@ -33,7 +33,12 @@ pub(super) fn handle<B: Broker>(
     let mut names = Vec::new();
     if !all {
         for topic in request.topics.unwrap_or_default() {
-            match topic.name {
+            // A topic asked for by id may come with an empty name rather than none (the Java
+            // consumer resolving the topic ids of its assignment does that).
+            match topic
+                .name
+                .filter(|n| !n.is_empty() || topic.topic_id.is_nil())
+            {
                 Some(name) => names.push(name.0.to_string()),
                 None => match ctx.broker.topic_name(topic.topic_id) {
                     Some(name) => names.push(name),
