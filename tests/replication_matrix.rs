@@ -222,7 +222,10 @@ fn bounces_of_leaders_followers_and_controllers_lose_and_repeat_nothing() {
                     Some(Err(e)) => {
                         let reached = consumed.lock().unwrap().last().copied();
                         let mut errors = CONSUMER_ERRORS.lock().unwrap();
-                        if errors.len() < 20 {
+                        // Transport failures are expected while nodes bounce and would crowd
+                        // out the rare error that explains a failure (an offset reset).
+                        let transport = e.to_string().contains("transport failure");
+                        if errors.len() < 50 && !(transport && errors.len() >= 10) {
                             errors.push(format!("after {reached:?}: {e}"));
                         }
                     }
