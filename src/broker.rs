@@ -417,6 +417,10 @@ impl Broker for StrataBroker {
         self.image().topics.get(&topic_id).map(|t| t.name.clone())
     }
 
+    fn topic_id(&self, name: &str) -> Option<Uuid> {
+        self.image().topic_ids.get(name).copied()
+    }
+
     fn topic_names(&self) -> Vec<String> {
         self.image()
             .topics

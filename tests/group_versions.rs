@@ -21,9 +21,10 @@ use kafka_protocol::messages::offset_fetch_request::{
 };
 use kafka_protocol::messages::sync_group_request::SyncGroupRequestAssignment;
 use kafka_protocol::messages::{
-    ApiKey, DeleteGroupsRequest, DescribeGroupsRequest, FindCoordinatorRequest, GroupId,
-    HeartbeatRequest, JoinGroupRequest, LeaveGroupRequest, ListGroupsRequest, OffsetCommitRequest,
-    OffsetDeleteRequest, OffsetFetchRequest, SyncGroupRequest, TopicName,
+    ApiKey, ConsumerGroupDescribeRequest, ConsumerGroupHeartbeatRequest, DeleteGroupsRequest,
+    DescribeGroupsRequest, FindCoordinatorRequest, GroupId, HeartbeatRequest, JoinGroupRequest,
+    LeaveGroupRequest, ListGroupsRequest, OffsetCommitRequest, OffsetDeleteRequest,
+    OffsetFetchRequest, SyncGroupRequest, TopicName,
 };
 use kafka_protocol::protocol::StrBytes;
 use strata_api::versions::SUPPORTED_APIS;
@@ -272,5 +273,91 @@ async fn every_group_api_version_answers() {
             .await
             .expect("answered");
         assert_eq!(response.results[0].error_code, 0, "DeleteGroups v{v}");
+    }
+}
+
+/// ConsumerGroupHeartbeat and ConsumerGroupDescribe (KIP-848) at every version: a member
+/// joins (v0: the coordinator names it; v1: it names itself), is given the topic's partitions
+/// by id, and is described with them; a bad join is INVALID_REQUEST; it leaves.
+#[tokio::test(flavor = "multi_thread")]
+async fn every_consumer_group_protocol_version_answers() {
+    use kafka_protocol::messages::consumer_group_heartbeat_request::TopicPartitions;
+    let dir = tempfile::tempdir().unwrap();
+    let broker = BrokerProcess::start(&dir.path().join("data"), &[]);
+    create_topic(&broker.addr, "cg", 3, &[]).await;
+    let mut conn = Conn::open(&broker.addr).await;
+    for v in versions(ApiKey::ConsumerGroupHeartbeat) {
+        let group = format!("cg-v{v}");
+        let found = conn
+            .call(
+                4,
+                &FindCoordinatorRequest::default()
+                    .with_key_type(0)
+                    .with_coordinator_keys(vec![s(&group)]),
+            )
+            .await
+            .unwrap();
+        assert_eq!(found.coordinators[0].error_code, 0);
+        let join = ConsumerGroupHeartbeatRequest::default()
+            .with_group_id(GroupId(s(&group)))
+            .with_member_id(if v >= 1 { s("self-named") } else { s("") })
+            .with_member_epoch(0)
+            .with_rebalance_timeout_ms(30_000)
+            .with_subscribed_topic_names(Some(vec![TopicName(s("cg"))]))
+            .with_topic_partitions(Some(Vec::<TopicPartitions>::new()));
+        let bad = conn
+            .call(v, &join.clone().with_topic_partitions(None))
+            .await
+            .unwrap();
+        assert_eq!(
+            bad.error_code, 42,
+            "ConsumerGroupHeartbeat v{v}: INVALID_REQUEST"
+        );
+        let joined = conn.call(v, &join).await.unwrap();
+        assert_eq!(
+            joined.error_code, 0,
+            "ConsumerGroupHeartbeat v{v}: {:?}",
+            joined.error_message
+        );
+        let member = joined.member_id.clone().expect("named");
+        if v >= 1 {
+            assert_eq!(member.as_str(), "self-named");
+        } else {
+            assert!(!member.is_empty());
+        }
+        let assigned = joined.assignment.expect("a join gets its assignment");
+        assert_eq!(assigned.topic_partitions[0].partitions.len(), 3);
+        for d in versions(ApiKey::ConsumerGroupDescribe) {
+            let described = conn
+                .call(
+                    d,
+                    &ConsumerGroupDescribeRequest::default()
+                        .with_group_ids(vec![GroupId(s(&group)), GroupId(s("no-such"))]),
+                )
+                .await
+                .unwrap();
+            let g = &described.groups[0];
+            assert_eq!((g.error_code, g.group_state.as_str()), (0, "Stable"));
+            assert_eq!(g.members[0].member_id, member);
+            assert_eq!(
+                g.members[0].assignment.topic_partitions[0]
+                    .topic_name
+                    .0
+                    .as_str(),
+                "cg"
+            );
+            assert_eq!(described.groups[1].error_code, 69, "GROUP_ID_NOT_FOUND");
+        }
+        let left = conn
+            .call(
+                v,
+                &ConsumerGroupHeartbeatRequest::default()
+                    .with_group_id(GroupId(s(&group)))
+                    .with_member_id(member)
+                    .with_member_epoch(-1),
+            )
+            .await
+            .unwrap();
+        assert_eq!((left.error_code, left.member_epoch), (0, -1));
     }
 }

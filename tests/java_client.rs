@@ -502,3 +502,32 @@ fn java_admin_client_finds_and_aborts_a_hanging_transaction() {
         broker.log()
     );
 }
+
+/// The Java consumer with `group.protocol=consumer` (KIP-848) under each server assignor:
+/// members join and leave, the broker splits the partitions evenly, offsets continue.
+#[test]
+fn java_consumers_share_partitions_with_the_consumer_group_protocol() {
+    let classpath = client_classpath("4.1.0");
+    let dir = tempfile::tempdir().unwrap();
+    let broker = BrokerProcess::start(
+        &dir.path().join("data"),
+        &["group.consumer.heartbeat.interval.ms=500"],
+    );
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    for assignor in ["uniform", "range"] {
+        let topic = format!("shared-{assignor}");
+        runtime.block_on(common::create_topic(&broker.addr, &topic, 6, &[]));
+        let output = run(Command::new("java")
+            .arg("-cp")
+            .arg(&classpath)
+            .arg("StrataConsumerProtocolCheck")
+            .arg(&broker.addr)
+            .arg(&topic)
+            .arg(assignor));
+        assert!(
+            output.contains(&format!("OK consumer protocol {assignor}")),
+            "{output}\nbroker log:\n{}",
+            broker.log()
+        );
+    }
+}

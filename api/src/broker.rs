@@ -551,6 +551,18 @@ pub enum BrokerError {
     /// The group has as many members as `group.max.size` allows.
     #[error("the group has reached group.max.size")]
     GroupMaxSizeReached,
+    /// A consumer group member's epoch is not its current one: it must rejoin (KIP-848).
+    #[error("{0}")]
+    FencedMemberEpoch(String),
+    /// The static instance id is held by another consumer group member (KIP-848).
+    #[error("{0}")]
+    UnreleasedInstanceId(String),
+    /// The server assignor asked for is not one this coordinator runs (KIP-848).
+    #[error("{0}")]
+    UnsupportedAssignor(String),
+    /// An offset commit or fetch at an old member epoch: retry after the next heartbeat.
+    #[error("{0}")]
+    StaleMemberEpoch(String),
     /// No such group.
     #[error("group not found")]
     GroupIdNotFound,
@@ -648,6 +660,10 @@ impl BrokerError {
             Self::MemberIdRequired(_) => ResponseError::MemberIdRequired,
             Self::FencedInstanceId(_) => ResponseError::FencedInstanceId,
             Self::GroupMaxSizeReached => ResponseError::GroupMaxSizeReached,
+            Self::FencedMemberEpoch(_) => ResponseError::FencedMemberEpoch,
+            Self::UnreleasedInstanceId(_) => ResponseError::UnreleasedInstanceId,
+            Self::UnsupportedAssignor(_) => ResponseError::UnsupportedAssignor,
+            Self::StaleMemberEpoch(_) => ResponseError::StaleMemberEpoch,
             Self::GroupIdNotFound => ResponseError::GroupIdNotFound,
             Self::NonEmptyGroup => ResponseError::NonEmptyGroup,
             Self::OffsetMetadataTooLarge(_) => ResponseError::OffsetMetadataTooLarge,
@@ -831,6 +847,9 @@ pub trait Broker: Send + Sync + 'static {
         names: Option<Vec<String>>,
         auto_create: bool,
     ) -> impl Future<Output = Vec<(String, Result<TopicMetadata, BrokerError>)>> + Send;
+
+    /// The id of the topic called `name`.
+    fn topic_id(&self, name: &str) -> Option<Uuid>;
 
     /// The name of the topic with this id.
     fn topic_name(&self, topic_id: Uuid) -> Option<String>;

@@ -212,6 +212,92 @@ pub struct GroupDescription {
     pub members: Vec<MemberDescription>,
 }
 
+/// The server assignors of consumer-protocol groups (KIP-848), the default first.
+pub const ASSIGNORS: [&str; 2] = ["uniform", "range"];
+
+/// A ConsumerGroupHeartbeat (KIP-848), topics by name. `None` fields are unchanged since the
+/// member's last heartbeat.
+#[derive(Debug, Clone)]
+pub struct ConsumerHeartbeat {
+    /// The group.
+    pub group_id: String,
+    /// The member (empty: the coordinator names it, v0).
+    pub member_id: String,
+    /// 0 joins, -1 leaves, -2 leaves for a while (static members), else the member's epoch.
+    pub member_epoch: i32,
+    /// Static membership id.
+    pub instance_id: Option<String>,
+    /// The member's rack.
+    pub rack_id: Option<String>,
+    /// How long it may take to give up partitions (-1: unchanged).
+    pub rebalance_timeout_ms: i32,
+    /// Topics it subscribes to by name.
+    pub subscribed_topic_names: Option<Vec<String>>,
+    /// Topics it subscribes to by regular expression (v1).
+    pub subscribed_topic_regex: Option<String>,
+    /// The server assignor it asks for.
+    pub server_assignor: Option<String>,
+    /// The partitions it owns now.
+    pub owned: Option<Vec<(String, Vec<i32>)>>,
+    /// The client's `client.id`.
+    pub client_id: String,
+    /// The client's address.
+    pub client_host: String,
+}
+
+/// A ConsumerGroupHeartbeat answer.
+#[derive(Debug, Clone)]
+pub struct ConsumerHeartbeatAnswer {
+    /// The member's id.
+    pub member_id: String,
+    /// Its epoch now.
+    pub member_epoch: i32,
+    /// When to heartbeat next.
+    pub heartbeat_interval_ms: i32,
+    /// Its whole assignment, when it changed (or the request was a full one).
+    pub assignment: Option<Vec<(String, Vec<i32>)>>,
+}
+
+/// A member in a ConsumerGroupDescribe answer.
+#[derive(Debug, Clone)]
+pub struct ConsumerMemberDescription {
+    /// Member id.
+    pub member_id: String,
+    /// Static membership id.
+    pub instance_id: Option<String>,
+    /// Rack.
+    pub rack_id: Option<String>,
+    /// Its epoch.
+    pub member_epoch: i32,
+    /// The client's `client.id`.
+    pub client_id: String,
+    /// The client's address.
+    pub client_host: String,
+    /// Topics it subscribes to by name.
+    pub subscribed_topic_names: Vec<String>,
+    /// Its regular expression subscription.
+    pub subscribed_topic_regex: Option<String>,
+    /// What it owns.
+    pub assignment: Vec<(String, Vec<i32>)>,
+    /// What it is headed for.
+    pub target: Vec<(String, Vec<i32>)>,
+}
+
+/// A ConsumerGroupDescribe answer for one group.
+#[derive(Debug, Clone)]
+pub struct ConsumerGroupDescription {
+    /// `Empty`, `Assigning`, `Reconciling` or `Stable`.
+    pub state: &'static str,
+    /// The group epoch.
+    pub epoch: i32,
+    /// The epoch of the target assignment.
+    pub assignment_epoch: i32,
+    /// The assignor in use.
+    pub assignor: &'static str,
+    /// Members.
+    pub members: Vec<ConsumerMemberDescription>,
+}
+
 /// Per-partition results: topic, partition, outcome.
 pub type PartitionResults<T> = Vec<(String, i32, Result<T, BrokerError>)>;
 
@@ -278,6 +364,18 @@ pub trait GroupCoordinator: Send + Sync + 'static {
 
     /// DeleteGroups of one group: only an empty group can go; its offsets go with it.
     fn delete_group(&self, group_id: &str) -> impl Future<Output = Result<(), BrokerError>> + Send;
+
+    /// ConsumerGroupHeartbeat (KIP-848).
+    fn consumer_heartbeat(
+        &self,
+        heartbeat: ConsumerHeartbeat,
+    ) -> Result<ConsumerHeartbeatAnswer, BrokerError>;
+
+    /// ConsumerGroupDescribe of one group: GROUP_ID_NOT_FOUND unless it is a consumer group.
+    fn describe_consumer_group(
+        &self,
+        group_id: &str,
+    ) -> Result<ConsumerGroupDescription, BrokerError>;
 
     /// OffsetDelete: forgets committed offsets the group no longer consumes.
     fn delete_offsets(

@@ -419,6 +419,21 @@ pub const BROKER_KEYS: &[(&str, &str, &str)] = &[
         "how long the first rebalance of an empty group waits for more members",
     ),
     (
+        "group.consumer.heartbeat.interval.ms",
+        "5000",
+        "how often members of consumer-protocol groups (KIP-848) heartbeat",
+    ),
+    (
+        "group.consumer.session.timeout.ms",
+        "45000",
+        "a consumer-protocol group member silent this long is fenced and its partitions reassigned",
+    ),
+    (
+        "group.consumer.max.size",
+        "2147483647",
+        "members per consumer-protocol group",
+    ),
+    (
         "group.max.size",
         "2147483647",
         "most members one group may have",

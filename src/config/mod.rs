@@ -15,6 +15,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use crate::group::consumer::ConsumerGroupConfig;
 use crate::group::{CoordinatorConfig, GroupConfig};
 use crate::log::config::TOPIC_CONFIGS;
 pub use keys::BROKER_KEYS;
@@ -508,6 +509,16 @@ impl BrokerConfig {
                     max_session_timeout: settings.millis("group.max.session.timeout.ms")?,
                     initial_rebalance_delay: settings.millis("group.initial.rebalance.delay.ms")?,
                     max_size: settings.parse("group.max.size", 1..=i32::MAX as i64)? as usize,
+                },
+                consumer: ConsumerGroupConfig {
+                    heartbeat_interval: settings
+                        .millis("group.consumer.heartbeat.interval.ms")?
+                        .max(Duration::from_millis(1)),
+                    session_timeout: settings
+                        .millis("group.consumer.session.timeout.ms")?
+                        .max(Duration::from_millis(1)),
+                    max_size: settings.parse("group.consumer.max.size", 1..=i32::MAX as i64)?
+                        as usize,
                 },
                 offsets_partitions: settings.parse("offsets.topic.num.partitions", 1..=1000)?
                     as i32,

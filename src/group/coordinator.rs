@@ -17,6 +17,7 @@ use kafka_protocol::records::{
 use strata_api::broker::BrokerError;
 use strata_api::group::GroupState;
 
+use super::consumer::{ConsumerGroup, ConsumerGroupConfig};
 use super::records::{GroupValue, MemberValue, OffsetValue, RecordKey};
 use super::state::{Group, GroupConfig};
 
@@ -30,6 +31,8 @@ pub const MAX_GROUP_ID_LEN: usize = 255;
 pub struct CoordinatorConfig {
     /// Rebalance settings.
     pub group: GroupConfig,
+    /// Consumer-protocol (KIP-848) group settings.
+    pub consumer: ConsumerGroupConfig,
     /// `offsets.topic.num.partitions`.
     pub offsets_partitions: i32,
     /// `offsets.topic.replication.factor` (at most the live brokers when the topic is made).
@@ -46,6 +49,8 @@ pub struct CoordinatorConfig {
 #[derive(Debug)]
 pub(super) struct Entry {
     pub(super) group: Group,
+    /// The group's consumer-protocol members (KIP-848); empty for a classic group.
+    pub(super) consumer: ConsumerGroup,
     pub(super) offsets: BTreeMap<(String, i32), OffsetValue>,
     /// Offsets committed in open transactions (TxnOffsetCommit), by producer id: they replace
     /// `offsets` when the transaction commits, and go when it aborts.
@@ -162,6 +167,7 @@ impl Groups {
     ) -> &'a mut Entry {
         entries.entry(group_id.to_owned()).or_insert_with(|| Entry {
             group: Group::new(group_id.to_owned(), self.config.group, now_ms()),
+            consumer: ConsumerGroup::default(),
             offsets: BTreeMap::new(),
             pending: HashMap::new(),
         })
@@ -200,6 +206,7 @@ impl Groups {
                         group,
                         Entry {
                             group: restored,
+                            consumer: ConsumerGroup::default(),
                             offsets,
                             pending,
                         },
@@ -263,6 +270,9 @@ impl Groups {
         let mut changed = Vec::new();
         let mut entries = self.lock();
         for (id, entry) in entries.iter_mut() {
+            entry
+                .consumer
+                .expire(self.config.consumer.session_timeout, now);
             if entry.group.tick(now, now_ms) && entry.group.state == GroupState::Empty {
                 changed.push((id.clone(), group_value(&entry.group).encode()));
             }

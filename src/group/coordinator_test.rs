@@ -16,6 +16,11 @@ fn config(retention: Duration) -> CoordinatorConfig {
             initial_rebalance_delay: Duration::ZERO,
             max_size: 100,
         },
+        consumer: crate::group::consumer::ConsumerGroupConfig {
+            heartbeat_interval: Duration::from_secs(5),
+            session_timeout: Duration::from_secs(45),
+            max_size: 100,
+        },
         offsets_partitions: 50,
         offsets_replication_factor: 1,
         metadata_max_bytes: 4096,

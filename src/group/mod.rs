@@ -1,6 +1,7 @@
 //! Consumer groups: the classic rebalance protocol, committed offsets kept in
 //! `__consumer_offsets`, and the lag of each group.
 
+pub mod consumer;
 pub mod coordinator;
 pub mod lag;
 pub mod load;

@@ -10,11 +10,13 @@ use std::time::Instant;
 use bytes::Bytes;
 use strata_api::broker::{BrokerError, BrokerNode, NewTopic};
 use strata_api::group::{
-    CommittedOffset, Committer, GroupCoordinator, GroupDescription, GroupListing, GroupState,
+    CommittedOffset, Committer, ConsumerGroupDescription, ConsumerHeartbeat,
+    ConsumerHeartbeatAnswer, GroupCoordinator, GroupDescription, GroupListing, GroupState,
     JoinGroup, JoinedGroup, LeavingMember, MemberDescription, OffsetToCommit, PartitionResults,
     SyncGroup,
 };
 
+use super::consumer::TopicView;
 use super::coordinator::{
     Groups, OFFSETS_TOPIC, encode_records, encode_txn_records, group_value, now_ms, partition_for,
     validate_group_id,
@@ -208,6 +210,11 @@ impl GroupCoordinator for GroupCoordinatorService {
         let outcome = {
             let mut entries = self.groups.lock();
             let entry = self.groups.entry(&mut entries, &group_id);
+            if !entry.consumer.is_empty() {
+                return Err(BrokerError::InconsistentGroupProtocol(format!(
+                    "group {group_id} has members of the consumer protocol (group.protocol=consumer)"
+                )));
+            }
             entry.group.join(request, Instant::now(), now_ms())
         };
         match outcome {
@@ -264,6 +271,51 @@ impl GroupCoordinator for GroupCoordinatorService {
             .heartbeat(member_id, group_instance_id, generation, Instant::now())
     }
 
+    fn consumer_heartbeat(
+        &self,
+        heartbeat: ConsumerHeartbeat,
+    ) -> Result<ConsumerHeartbeatAnswer, BrokerError> {
+        self.coordinates(&heartbeat.group_id)?;
+        // Copied out, so that the image's lock is never held with the groups' one.
+        let topics: TopicCounts = {
+            let image = self.metadata.image();
+            TopicCounts(
+                image
+                    .topics
+                    .values()
+                    .map(|t| (t.name.clone(), t.partitions.len() as i32))
+                    .collect(),
+            )
+        };
+        let mut entries = self.groups.lock();
+        let group_id = heartbeat.group_id.clone();
+        if heartbeat.member_epoch != 0 && !entries.contains_key(&group_id) {
+            return Err(BrokerError::UnknownMemberId(format!(
+                "group {group_id} has no members"
+            )));
+        }
+        let entry = self.groups.entry(&mut entries, &group_id);
+        if entry.group.state != GroupState::Empty {
+            return Err(BrokerError::GroupIdNotFound);
+        }
+        let config = self.groups.config().consumer;
+        entry
+            .consumer
+            .heartbeat(heartbeat, &topics, &config, Instant::now())
+    }
+
+    fn describe_consumer_group(
+        &self,
+        group_id: &str,
+    ) -> Result<ConsumerGroupDescription, BrokerError> {
+        self.coordinates(group_id)?;
+        let entries = self.groups.lock();
+        match entries.get(group_id) {
+            Some(entry) if entry.group.state == GroupState::Empty => Ok(entry.consumer.describe()),
+            _ => Err(BrokerError::GroupIdNotFound),
+        }
+    }
+
     fn leave_group(
         &self,
         group_id: &str,
@@ -307,11 +359,18 @@ impl GroupCoordinator for GroupCoordinatorService {
         if !unchecked {
             let mut entries = self.groups.lock();
             let entry = self.groups.entry(&mut entries, group_id);
-            entry.group.check_commit(
-                &committer.member_id,
-                committer.group_instance_id.as_deref(),
-                committer.generation,
-            )?;
+            if entry.consumer.is_empty() {
+                entry.group.check_commit(
+                    &committer.member_id,
+                    committer.group_instance_id.as_deref(),
+                    committer.generation,
+                )?;
+            } else {
+                // OffsetCommit v9+ carries the member epoch as its generation.
+                entry
+                    .consumer
+                    .check_commit(&committer.member_id, committer.generation)?;
+            }
         }
         let commit_timestamp = now_ms();
         let max_metadata = self.groups.config().metadata_max_bytes;
@@ -578,5 +637,18 @@ impl GroupCoordinator for GroupCoordinatorService {
             self.groups.forget(group_id, &keys);
         }
         Ok(results)
+    }
+}
+
+/// Every topic's partition count, as a consumer group sees them.
+struct TopicCounts(BTreeMap<String, i32>);
+
+impl TopicView for TopicCounts {
+    fn partitions(&self, topic: &str) -> Option<i32> {
+        self.0.get(topic).copied()
+    }
+
+    fn names(&self) -> Vec<String> {
+        self.0.keys().cloned().collect()
     }
 }

@@ -17,7 +17,7 @@ pub fn run(command: &mut Command) -> String {
 }
 
 /// Checks that use APIs new in the 4.x client (listConfigResources).
-const NEEDS_4: &[&str] = &["StrataAdminCheck.java"];
+const NEEDS_4: &[&str] = &["StrataAdminCheck.java", "StrataConsumerProtocolCheck.java"];
 
 /// The classpath of client `version` with every check compiled against it.
 pub fn classpath(version: &str) -> String {

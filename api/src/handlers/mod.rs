@@ -7,6 +7,8 @@ mod acls;
 mod alter_configs;
 mod alter_partition_reassignments;
 mod api_versions;
+mod consumer_group_describe;
+mod consumer_group_heartbeat;
 mod create_partitions;
 mod create_topics;
 mod delete_groups;
@@ -266,6 +268,8 @@ pub(crate) fn handle<B: Broker>(
         RequestKind::JoinGroup(r) => join_group::handle(&ctx, r),
         RequestKind::SyncGroup(r) => sync_group::handle(&ctx, r),
         RequestKind::Heartbeat(r) => heartbeat::handle(&ctx, r),
+        RequestKind::ConsumerGroupHeartbeat(r) => consumer_group_heartbeat::handle(&ctx, r),
+        RequestKind::ConsumerGroupDescribe(r) => consumer_group_describe::handle(&ctx, r),
         RequestKind::LeaveGroup(r) => leave_group::handle(&ctx, r),
         RequestKind::OffsetCommit(r) => offset_commit::handle(&ctx, r),
         RequestKind::OffsetFetch(r) => offset_fetch::handle(&ctx, r),

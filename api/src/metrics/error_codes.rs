@@ -78,6 +78,8 @@ error_codes!(
     results_by_transaction => ({}; topic_results => ({}; results_by_partition => ({ partition_error_code })))
 );
 error_codes!(AddOffsetsToTxnResponse { error_code });
+error_codes!(ConsumerGroupHeartbeatResponse { error_code });
+error_codes!(ConsumerGroupDescribeResponse {}; groups => ({ error_code }));
 error_codes!(EndTxnResponse { error_code });
 error_codes!(TxnOffsetCommitResponse {}; topics => ({}; partitions => ({ error_code })));
 error_codes!(DescribeTransactionsResponse {}; transaction_states => ({ error_code }));
