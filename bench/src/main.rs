@@ -103,6 +103,14 @@ pub struct Options {
     #[arg(long, value_delimiter = ',', default_values = ["plaintext"],
           value_parser = ["plaintext", "sasl_ssl"])]
     security: Vec<String>,
+    /// Records per transaction of the throughput workloads' producers: 0 is not
+    /// transactional (with `--producer-prop enable.idempotence=true`, idempotent); a
+    /// transactional producer needs acks=all.
+    #[arg(long, value_delimiter = ',', default_values_t = [0])]
+    transactions: Vec<u64>,
+    /// `isolation.level` of the throughput workloads' consumers.
+    #[arg(long, value_delimiter = ',', value_enum, default_values = ["read-committed"])]
+    isolation: Vec<workload::Isolation>,
 }
 
 /// The fixed rate of the latency run: well below saturation on a small machine, as the
@@ -231,12 +239,21 @@ fn main() -> anyhow::Result<()> {
     for protocol in &options.security {
         for &record_bytes in sizes {
             for &acks in &options.acks {
-                workloads.push(Workload {
-                    record_bytes,
-                    acks,
-                    knobs: options.knobs.clone(),
-                    security: (protocol == "sasl_ssl").then(|| secured.clone()).flatten(),
-                });
+                for &per_txn in &options.transactions {
+                    if per_txn > 0 && acks != Acks::All {
+                        continue;
+                    }
+                    for &isolation in &options.isolation {
+                        workloads.push(Workload {
+                            record_bytes,
+                            acks,
+                            knobs: options.knobs.clone(),
+                            security: (protocol == "sasl_ssl").then(|| secured.clone()).flatten(),
+                            transaction_records: (per_txn > 0).then_some(per_txn),
+                            isolation,
+                        });
+                    }
+                }
             }
         }
     }

@@ -113,6 +113,29 @@ pub struct Workload {
     pub knobs: Knobs,
     /// Clients over TLS and SASL instead of plaintext.
     pub security: Option<ClientSecurity>,
+    /// Records per transaction of a transactional producer (`None`: not transactional).
+    pub transaction_records: Option<u64>,
+    /// The consumer's `isolation.level`.
+    pub isolation: Isolation,
+}
+
+/// A consumer's `isolation.level`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Isolation {
+    /// librdkafka's default: up to the last stable offset, aborted records dropped.
+    ReadCommitted,
+    /// Up to the high watermark, everything.
+    ReadUncommitted,
+}
+
+impl Isolation {
+    /// The librdkafka setting.
+    pub fn setting(self) -> &'static str {
+        match self {
+            Self::ReadCommitted => "read_committed",
+            Self::ReadUncommitted => "read_uncommitted",
+        }
+    }
 }
 
 impl fmt::Display for Workload {
@@ -128,6 +151,12 @@ impl fmt::Display for Workload {
         }
         if let Some(security) = &self.security {
             write!(f, ", {}", security.label)?;
+        }
+        if let Some(records) = self.transaction_records {
+            write!(f, ", transactions of {records}")?;
+        }
+        if self.isolation != Isolation::ReadCommitted {
+            write!(f, ", {}", self.isolation.setting())?;
         }
         Ok(())
     }
@@ -217,14 +246,29 @@ pub fn run(
         // A delivery report per record cost the client more CPU than the broker spends on the
         // record; failures are still reported, and the in-flight count says when all are in.
         .set("delivery.report.only.error", "true");
+    if workload.transaction_records.is_some() {
+        config.set("transactional.id", format!("{topic}-tx"));
+    }
     let producer: BaseProducer<Counting> =
         with_props(with_props(config, secured), &workload.knobs.producer_props)
             .create_with_context(Counting(Arc::clone(&failures)))
             .with_context(|| format!("librdkafka refused the producer settings of {workload}"))?;
+    let per_txn = workload.transaction_records.map(|n| n.max(1));
+    if per_txn.is_some() {
+        producer.init_transactions(FLUSH_TIMEOUT)?;
+    }
     let cpu_before = cpu.sample()?;
     let started = Instant::now();
-    for _ in 0..records {
+    for n in 0..records {
+        if per_txn.is_some_and(|per| n % per == 0) {
+            producer.begin_transaction()?;
+        }
         send(&producer, BaseRecord::to(&topic).payload(&payload))?;
+        // Committing waits for the transaction's records, then for the coordinator: the cost
+        // a transactional application pays per transaction.
+        if per_txn.is_some_and(|per| (n + 1) % per == 0 || n + 1 == records) {
+            producer.commit_transaction(FLUSH_TIMEOUT)?;
+        }
     }
     // rdkafka's flush() polls in 100 ms slices, which would round the end of the run up.
     let flush_deadline = Instant::now() + FLUSH_TIMEOUT;
@@ -254,7 +298,8 @@ pub fn run(
         // librdkafka 2.x pauses a partition's fetching for a whole second once its local queue
         // passes queued.min.messages; one 10 MB fetch of 100 B records does, and the consumer
         // then sat idle ~90% of the time. Resume as soon as the application drains the queue.
-        .set("fetch.queue.backoff.ms", "1");
+        .set("fetch.queue.backoff.ms", "1")
+        .set("isolation.level", workload.isolation.setting());
     let consumer: BaseConsumer =
         with_props(with_props(config, secured), &workload.knobs.consumer_props)
             .create()

@@ -19,6 +19,10 @@ use crate::kafka_client::pool::BrokerConnections;
 use crate::metadata_cache::{MetadataCache, live_node};
 use crate::replica_manager::ReplicaManager;
 
+/// Longest AddPartitionsToTxn waits for the previous transaction's completion before it
+/// answers CONCURRENT_TRANSACTIONS.
+const COMPLETION_WAIT: std::time::Duration = std::time::Duration::from_millis(100);
+
 /// Longest a KIP-890 verification may take on another broker; the producer retries after.
 const VERIFY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
@@ -45,6 +49,8 @@ struct Inner {
     markers: MarkerSender,
     /// Connections to other brokers' coordinators, for KIP-890 verifications.
     verifier: BrokerConnections,
+    /// Woken whenever an id's metadata changes.
+    changed: tokio::sync::Notify,
     offsets_partitions: i32,
 }
 
@@ -78,6 +84,7 @@ impl TransactionCoordinatorService {
                 admin,
                 markers: MarkerSender::default(),
                 verifier: BrokerConnections::new("strata-txn-verifier", VERIFY_TIMEOUT),
+                changed: tokio::sync::Notify::new(),
                 offsets_partitions,
             }),
         }
@@ -271,15 +278,18 @@ impl Inner {
     /// way.
     async fn apply(&self, id: &str, meta: TxnMetadata) -> Result<(), BrokerError> {
         let written = self.write(id, &meta).await;
-        let mut entries = lock(&self.entries);
-        if let Some(entry) = entries.get_mut(id) {
-            entry.busy = false;
-            if written.is_ok() {
-                entry.meta = Some(meta);
-            } else if entry.meta.is_none() {
-                entries.remove(id);
+        {
+            let mut entries = lock(&self.entries);
+            if let Some(entry) = entries.get_mut(id) {
+                entry.busy = false;
+                if written.is_ok() {
+                    entry.meta = Some(meta);
+                } else if entry.meta.is_none() {
+                    entries.remove(id);
+                }
             }
         }
+        self.changed.notify_waiters();
         written
     }
 
@@ -432,17 +442,31 @@ impl Inner {
         if check {
             self.check_partitions(&partitions)?;
         }
-        let now = now_ms();
-        let next = self.decide(id, |meta| {
-            let meta = meta.ok_or_else(|| {
-                BrokerError::InvalidProducerIdMapping(
-                    "no producer for this transactional id".into(),
-                )
-            })?;
-            let next = state::add_partitions(meta, producer, &partitions, now)?;
-            let write = next.is_some();
-            Ok((next, write))
-        })?;
+        // The producer's next transaction usually starts while the last one's markers are
+        // being written: rather than answer CONCURRENT_TRANSACTIONS at once (clients back off
+        // 20 to 100 ms before retrying), wait a little for the completion.
+        let deadline = tokio::time::Instant::now() + COMPLETION_WAIT;
+        let next = loop {
+            let changed = self.changed.notified();
+            tokio::pin!(changed);
+            changed.as_mut().enable();
+            let now = now_ms();
+            let decided = self.decide(id, |meta| {
+                let meta = meta.ok_or_else(|| {
+                    BrokerError::InvalidProducerIdMapping(
+                        "no producer for this transactional id".into(),
+                    )
+                })?;
+                let next = state::add_partitions(meta, producer, &partitions, now)?;
+                let write = next.is_some();
+                Ok((next, write))
+            });
+            match decided {
+                Err(BrokerError::ConcurrentTransactions)
+                    if tokio::time::timeout_at(deadline, changed).await.is_ok() => {}
+                decided => break decided?,
+            }
+        };
         match next {
             Some(next) => self.apply(id, next).await,
             None => Ok(()),
