@@ -389,6 +389,11 @@ pub struct ProducerInfo {
     pub current_txn_start_offset: i64,
 }
 
+/// The KIP-890 guard of a transactional batch whose transaction was already open on the
+/// partition when checked (Kafka's `VerificationGuard.SENTINEL`): no verification guard is
+/// ever this, so the append refuses the batch if the transaction ended in between.
+pub const OPEN_TXN_GUARD: u64 = 0;
+
 /// Errors the broker reports to handlers.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum BrokerError {

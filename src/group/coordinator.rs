@@ -296,7 +296,10 @@ impl Groups {
         let entries = self.lock();
         let mut expired = Vec::new();
         for (id, entry) in entries.iter() {
-            if entry.group.state != GroupState::Empty || entry.offsets.is_empty() {
+            if entry.group.state != GroupState::Empty
+                || !entry.consumer.is_empty()
+                || entry.offsets.is_empty()
+            {
                 continue;
             }
             let last_commit = entry
@@ -336,7 +339,7 @@ impl Groups {
                 entry.offsets.remove(&(topic.clone(), *partition));
             }
         }
-        if entry.group.is_empty() && entry.offsets.is_empty() {
+        if entry.group.is_empty() && entry.consumer.is_empty() && entry.offsets.is_empty() {
             entries.remove(group_id);
         }
     }

@@ -561,6 +561,9 @@ impl GroupCoordinator for GroupCoordinatorService {
             let Some(entry) = entries.get_mut(group_id) else {
                 return Err(BrokerError::GroupIdNotFound);
             };
+            if !entry.consumer.is_empty() {
+                return Err(BrokerError::NonEmptyGroup);
+            }
             entry.group.delete(now_ms())?;
             let mut keys: Vec<RecordKey> = entry
                 .offsets
@@ -610,7 +613,11 @@ impl GroupCoordinator for GroupCoordinatorService {
             let Some(entry) = entries.get(group_id) else {
                 return Err(BrokerError::GroupIdNotFound);
             };
-            let subscribed = entry.group.subscribed_topics();
+            let subscribed = if entry.consumer.is_empty() {
+                entry.group.subscribed_topics()
+            } else {
+                Some(entry.consumer.subscribed_topics())
+            };
             let mut results = Vec::new();
             let mut keys = Vec::new();
             for (topic, partition) in partitions {

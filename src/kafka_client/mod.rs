@@ -38,6 +38,11 @@ pub struct Client {
 }
 
 impl Client {
+    /// Whether an earlier request's exchange was cut short: the connection cannot be used.
+    pub fn is_broken(&self) -> bool {
+        self.broken
+    }
+
     /// Connects to `addr` (`host:port`).
     pub async fn connect(addr: &str) -> anyhow::Result<Self> {
         Self::connect_as(addr, "strata-cli", TIMEOUT).await
@@ -97,13 +102,11 @@ impl Client {
         Ok(client)
     }
 
-    /// The length-prefixed frame of `request` at `version`, with the next correlation id; marks
-    /// the connection broken until the exchange completes.
+    /// The length-prefixed frame of `request` at `version`, with the next correlation id.
     fn frame<R: Request>(&mut self, version: i16, request: &R) -> anyhow::Result<Vec<u8>> {
         if self.broken {
             bail!("the connection is unusable after an earlier request failed");
         }
-        self.broken = true;
         self.correlation_id += 1;
         let mut body = BytesMut::new();
         RequestHeader::default()
@@ -122,6 +125,7 @@ impl Client {
     /// Sends a request that gets no response (Produce with acks=0).
     pub async fn send<R: Request>(&mut self, version: i16, request: &R) -> anyhow::Result<()> {
         let frame = self.frame(version, request)?;
+        self.broken = true;
         tokio::time::timeout(self.timeout, async {
             self.stream.write_all(&frame).await?;
             self.stream.flush().await
@@ -139,6 +143,7 @@ impl Client {
         request: &R,
     ) -> anyhow::Result<R::Response> {
         let frame = self.frame(version, request)?;
+        self.broken = true;
         let response = tokio::time::timeout(self.timeout, async {
             self.stream.write_all(&frame).await?;
             self.stream.flush().await?;

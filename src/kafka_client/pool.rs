@@ -46,6 +46,10 @@ impl BrokerConnections {
         request: &R,
     ) -> anyhow::Result<R::Response> {
         let mut connections = self.connections.lock().await;
+        // A call cancelled mid-way (its caller gave up) left its connection unusable.
+        if connections.get(&id).is_some_and(Client::is_broken) {
+            connections.remove(&id);
+        }
         let client = match connections.entry(id) {
             Entry::Occupied(open) => open.into_mut(),
             Entry::Vacant(slot) => {

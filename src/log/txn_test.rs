@@ -181,3 +181,21 @@ fn a_verification_raced_by_a_marker_cannot_open_a_transaction() {
     let fresh = log.start_verification(1, 0).unwrap();
     log.append_verified(&txn_batch(1, 1, 2), 1, fresh).unwrap();
 }
+
+#[test]
+fn a_batch_checked_into_an_open_transaction_is_refused_if_it_ended_meanwhile() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = UnifiedLog::open(dir.path(), config(), 0, true).unwrap();
+    let guard = log.start_verification(1, 0).unwrap();
+    log.append_verified(&txn_batch(1, 1, 0), 1, guard).unwrap();
+    assert_eq!(
+        log.start_verification(1, 0),
+        None,
+        "open: appended under the open guard"
+    );
+    log.append_marker(1, 0, marker(true), 1).unwrap();
+    assert!(matches!(
+        log.append_verified(&txn_batch(1, 1, 1), 1, strata_api::broker::OPEN_TXN_GUARD),
+        Err(LogError::InvalidTxnState(_))
+    ));
+}

@@ -753,6 +753,10 @@ impl UnifiedLog {
     /// the log end offset (Kafka's `maybeAssignEpochStartOffset`): a follower whose log went
     /// past it under an older epoch is told to truncate there.
     pub fn set_leader_epoch(&mut self, epoch: i32, leader: bool) -> Result<()> {
+        // Guards are one leadership's: markers a follower replicates never clear them.
+        if epoch != self.leader_epoch || !leader {
+            self.verifications = Verifications::default();
+        }
         self.leader_epoch = epoch;
         if leader {
             self.epochs.assign(epoch, self.local.log_end_offset())?;

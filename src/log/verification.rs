@@ -18,7 +18,7 @@ use super::error::{LogError, Result};
 /// this many, oldest first, so that a flood of producer ids cannot grow the map for ever.
 const MAX_PENDING: usize = 10_000;
 
-/// The next guard, unique in this process.
+/// The next guard, unique in this process; never 0, `strata_api::broker::OPEN_TXN_GUARD`.
 static NEXT_GUARD: AtomicU64 = AtomicU64::new(1);
 
 /// One producer's pending verification.

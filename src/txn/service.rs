@@ -447,6 +447,8 @@ impl Inner {
         // 20 to 100 ms before retrying), wait a little for the completion.
         let deadline = tokio::time::Instant::now() + COMPLETION_WAIT;
         let next = loop {
+            // The id may have moved to another coordinator while this one waited.
+            self.coordinates(id)?;
             let changed = self.changed.notified();
             tokio::pin!(changed);
             changed.as_mut().enable();

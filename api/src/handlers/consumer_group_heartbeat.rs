@@ -53,7 +53,7 @@ fn validate(request: &ConsumerGroupHeartbeatRequest, version: i16) -> Result<(),
         return Err("MemberEpoch is invalid.".into());
     }
     if let Some(regex) = &request.subscribed_topic_regex
-        && regex::Regex::new(regex).is_err()
+        && regex::Regex::new(&format!("^(?:{regex})$")).is_err()
     {
         return Err(format!(
             "SubscribedTopicRegex {regex} is not a valid regular expression."

@@ -188,9 +188,14 @@ pub(super) fn handle<B: Broker>(
                         partitions.push((partition.index, Outcome::Verify { records, guard }));
                         continue;
                     }
-                    Ok(None) => {
-                        append_counted(&**ctx.broker, &name, partition.index, records, acks, None)
-                    }
+                    Ok(None) => append_counted(
+                        &**ctx.broker,
+                        &name,
+                        partition.index,
+                        records,
+                        acks,
+                        Some(crate::broker::OPEN_TXN_GUARD),
+                    ),
                     Err(e) => Err(e),
                 }
             } else {

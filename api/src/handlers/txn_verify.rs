@@ -17,6 +17,9 @@ use crate::connection::Reply;
 use crate::security::acl::{CLUSTER_NAME, Operation, ResourceType};
 use crate::txn::TransactionCoordinator;
 
+/// The code of a partition the coordinator gave no answer for: not verified.
+const UNVERIFIED: i16 = 120;
+
 pub(super) fn handle<B: Broker>(
     ctx: &Ctx<'_, B>,
     request: AddPartitionsToTxnRequest,
@@ -64,7 +67,7 @@ pub(super) fn handle<B: Broker>(
                         .map(|index| {
                             AddPartitionsToTxnPartitionResult::default()
                                 .with_partition_index(index)
-                                .with_partition_error_code(codes.next().unwrap_or(0))
+                                .with_partition_error_code(codes.next().unwrap_or(UNVERIFIED))
                         })
                         .collect();
                     AddPartitionsToTxnTopicResult::default()

@@ -616,8 +616,6 @@ pub(crate) async fn client_call_within(
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
-    use std::sync::atomic::{AtomicBool, Ordering};
     use std::time::Duration;
 
     use openraft::network::RPCOption;
@@ -627,18 +625,16 @@ mod tests {
 
     use super::{PeerClient, Reply, Rpc, read_frame, write_frame};
 
-    /// A peer that answers each vote request with the request's own vote, its very first late.
+    /// A peer that answers each vote request with the request's own vote, late for term 1.
     async fn echo_peer() -> String {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap().to_string();
-        let first = Arc::new(AtomicBool::new(true));
         tokio::spawn(async move {
             while let Ok((tcp, _)) = listener.accept().await {
-                let first = Arc::clone(&first);
                 tokio::spawn(async move {
                     let mut stream = super::super::tls::accept(tcp).await.unwrap();
                     while let Ok(Rpc::Vote(request)) = read_frame::<Rpc>(&mut stream).await {
-                        if first.swap(false, Ordering::SeqCst) {
+                        if request.vote.leader_id.term == 1 {
                             tokio::time::sleep(Duration::from_millis(300)).await;
                         }
                         let reply = Reply::Vote(Ok(VoteResponse::new(request.vote, None, true)));
@@ -660,6 +656,12 @@ mod tests {
             stream: None,
         };
         let option = || RPCOption::new(Duration::from_secs(5));
+        // Connected first, so that the timed-out call below is surely written and waiting.
+        let warm = client
+            .vote(VoteRequest::new(Vote::new(5, 1), None), option())
+            .await
+            .expect("an answer");
+        assert_eq!(warm.vote, Vote::new(5, 1));
         let late = client.vote(VoteRequest::new(Vote::new(1, 1), None), option());
         assert!(
             tokio::time::timeout(Duration::from_millis(50), late)

@@ -108,6 +108,11 @@ impl ConsumerGroup {
         self.members.is_empty()
     }
 
+    /// The existing topics its members subscribe to (OffsetDelete keeps their offsets).
+    pub fn subscribed_topics(&self) -> std::collections::BTreeSet<String> {
+        self.subscribed.keys().cloned().collect()
+    }
+
     /// Kafka's name of the group's state.
     pub fn state(&self) -> &'static str {
         if self.members.is_empty() {
