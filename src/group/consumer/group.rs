@@ -176,6 +176,11 @@ impl ConsumerGroup {
                 assignment: None,
             });
         }
+        let owned = hb.owned.map(|o| {
+            o.into_iter()
+                .map(|(t, ps)| (t, ps.into_iter().collect()))
+                .collect::<Assignment>()
+        });
         let mut bump = false;
         if hb.member_epoch == 0 {
             if self.members.contains_key(&member_id) {
@@ -219,11 +224,6 @@ impl ConsumerGroup {
             let member = self.members.get(&member_id).ok_or_else(|| {
                 BrokerError::UnknownMemberId(format!("{member_id} is not a member of the group"))
             })?;
-            let owned = hb.owned.as_ref().map(|o| {
-                o.iter()
-                    .map(|(t, ps)| (t.clone(), ps.iter().copied().collect()))
-                    .collect::<Assignment>()
-            });
             let tolerated = hb.member_epoch == member.previous_epoch
                 && owned
                     .as_ref()
@@ -270,11 +270,6 @@ impl ConsumerGroup {
             self.compute_target(topics);
         }
         let before = self.members[&member_id].assigned.clone();
-        let owned = hb.owned.map(|o| {
-            o.into_iter()
-                .map(|(t, ps)| (t, ps.into_iter().collect()))
-                .collect::<Assignment>()
-        });
         self.reconcile(&member_id, owned.as_ref(), now);
         let member = &self.members[&member_id];
         let full = hb.member_epoch == 0 || (hb.rebalance_timeout_ms != -1 && owned.is_some());
