@@ -531,3 +531,32 @@ fn java_consumers_share_partitions_with_the_consumer_group_protocol() {
         );
     }
 }
+
+/// KIP-848's online migration: a classic group in use is upgraded when a consumer-protocol
+/// member joins and downgraded when it leaves, with the Java client on both protocols.
+#[test]
+fn classic_and_consumer_protocol_members_share_one_group() {
+    let classpath = client_classpath("4.1.0");
+    let dir = tempfile::tempdir().unwrap();
+    let broker = BrokerProcess::start(
+        &dir.path().join("data"),
+        &[
+            "group.consumer.heartbeat.interval.ms=500",
+            "group.initial.rebalance.delay.ms=0",
+        ],
+    );
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let topic = "mixed";
+    runtime.block_on(common::create_topic(&broker.addr, topic, 6, &[]));
+    let output = run(Command::new("java")
+        .arg("-cp")
+        .arg(&classpath)
+        .arg("StrataMixedGroupCheck")
+        .arg(&broker.addr)
+        .arg(topic));
+    assert!(
+        output.contains("OK mixed group"),
+        "{output}\nbroker log:\n{}",
+        broker.log()
+    );
+}

@@ -178,8 +178,10 @@ pub struct GroupListing {
     pub group_id: String,
     /// Protocol type (`consumer`), empty for a group with offsets only.
     pub protocol_type: String,
-    /// State.
-    pub state: GroupState,
+    /// Kafka's name of its state (a classic [`GroupState`], or a consumer group's).
+    pub state: &'static str,
+    /// `classic` or `consumer` (KIP-848).
+    pub group_type: &'static str,
 }
 
 /// A member in a DescribeGroups answer.
@@ -202,8 +204,8 @@ pub struct MemberDescription {
 /// A DescribeGroups answer for one group.
 #[derive(Debug, Clone)]
 pub struct GroupDescription {
-    /// State.
-    pub state: GroupState,
+    /// Kafka's name of its state (a classic [`GroupState`], or a consumer group's).
+    pub state: &'static str,
     /// Protocol type.
     pub protocol_type: String,
     /// Chosen protocol (empty unless stable or completing).
@@ -277,6 +279,8 @@ pub struct ConsumerMemberDescription {
     pub subscribed_topic_names: Vec<String>,
     /// Its regular expression subscription.
     pub subscribed_topic_regex: Option<String>,
+    /// Whether it speaks the classic protocol (a group being upgraded).
+    pub classic: bool,
     /// What it owns.
     pub assignment: Vec<(String, Vec<i32>)>,
     /// What it is headed for.

@@ -434,6 +434,11 @@ pub const BROKER_KEYS: &[(&str, &str, &str)] = &[
         "members per consumer-protocol group",
     ),
     (
+        "group.consumer.migration.policy",
+        "bidirectional",
+        "whether groups in use change protocol: upgrade (classic to consumer when a consumer-protocol member joins), downgrade (back when the last one leaves), bidirectional or disabled",
+    ),
+    (
         "group.max.size",
         "2147483647",
         "most members one group may have",

@@ -15,7 +15,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::group::consumer::ConsumerGroupConfig;
+use crate::group::consumer::{ConsumerGroupConfig, MigrationPolicy};
 use crate::group::{CoordinatorConfig, GroupConfig};
 use crate::log::config::TOPIC_CONFIGS;
 pub use keys::BROKER_KEYS;
@@ -519,6 +519,17 @@ impl BrokerConfig {
                         .max(Duration::from_millis(1)),
                     max_size: settings.parse("group.consumer.max.size", 1..=i32::MAX as i64)?
                         as usize,
+                    migration: {
+                        let raw = settings.get("group.consumer.migration.policy");
+                        MigrationPolicy::parse(&raw).ok_or_else(|| {
+                            settings.invalid(
+                                "group.consumer.migration.policy",
+                                format!(
+                                    "'{raw}' is not disabled, upgrade, downgrade or bidirectional"
+                                ),
+                            )
+                        })?
+                    },
                 },
                 offsets_partitions: settings.parse("offsets.topic.num.partitions", 1..=1000)?
                     as i32,

@@ -57,6 +57,27 @@ pub(super) struct Entry {
     pub(super) pending: HashMap<i64, BTreeMap<(String, i32), OffsetValue>>,
 }
 
+impl Entry {
+    /// Turns a consumer group whose last consumer-protocol member just left back into a
+    /// classic group, when only classic members remain (KIP-848's online downgrade).
+    pub(super) fn maybe_downgrade(&mut self, config: &CoordinatorConfig, now: Instant) {
+        let Some(downgrade) = self
+            .consumer
+            .take_downgrade(config.consumer.migration, config.group.max_size)
+        else {
+            return;
+        };
+        tracing::info!(group = %self.group.id, "downgraded to a classic group: its last consumer-protocol member left");
+        self.group = Group::adopt(
+            self.group.id.clone(),
+            config.group,
+            downgrade,
+            now,
+            now_ms(),
+        );
+    }
+}
+
 /// All groups of this coordinator.
 #[derive(Debug)]
 pub struct Groups {
@@ -270,9 +291,12 @@ impl Groups {
         let mut changed = Vec::new();
         let mut entries = self.lock();
         for (id, entry) in entries.iter_mut() {
-            entry
+            if entry
                 .consumer
-                .expire(self.config.consumer.session_timeout, now);
+                .expire(self.config.consumer.session_timeout, now)
+            {
+                entry.maybe_downgrade(&self.config, now);
+            }
             if entry.group.tick(now, now_ms) && entry.group.state == GroupState::Empty {
                 changed.push((id.clone(), group_value(&entry.group).encode()));
             }
@@ -345,12 +369,18 @@ impl Groups {
     }
 
     /// Every live group's id, state and member count, sorted by id: for metrics.
-    pub fn summaries(&self) -> Vec<(String, GroupState, usize)> {
-        let mut out: Vec<(String, GroupState, usize)> = self
+    pub fn summaries(&self) -> Vec<(String, &'static str, usize)> {
+        let mut out: Vec<(String, &'static str, usize)> = self
             .lock()
             .iter()
             .filter(|(_, e)| e.group.state != GroupState::Dead)
-            .map(|(id, e)| (id.clone(), e.group.state, e.group.members().count()))
+            .map(|(id, e)| {
+                if e.consumer.is_empty() {
+                    (id.clone(), e.group.state.name(), e.group.members().count())
+                } else {
+                    (id.clone(), e.consumer.state(), e.consumer.len())
+                }
+            })
             .collect();
         out.sort_by(|a, b| a.0.cmp(&b.0));
         out

@@ -20,6 +20,7 @@ fn config(retention: Duration) -> CoordinatorConfig {
             heartbeat_interval: Duration::from_secs(5),
             session_timeout: Duration::from_secs(45),
             max_size: 100,
+            migration: crate::group::consumer::MigrationPolicy::Bidirectional,
         },
         offsets_partitions: 50,
         offsets_replication_factor: 1,

@@ -16,13 +16,13 @@ use strata_api::group::{
     SyncGroup,
 };
 
-use super::consumer::TopicView;
+use super::consumer::{ConsumerGroup, TopicView};
 use super::coordinator::{
     Groups, OFFSETS_TOPIC, encode_records, encode_txn_records, group_value, now_ms, partition_for,
     validate_group_id,
 };
 use super::records::{OffsetValue, RecordKey};
-use super::state::Outcome;
+use super::state::{Group, Outcome, check_session_timeout};
 use crate::cluster::admin::ClusterAdmin;
 use crate::metadata_cache::{MetadataCache, live_node};
 use crate::replica_manager::ReplicaManager;
@@ -167,6 +167,19 @@ impl GroupCoordinatorService {
         }
     }
 
+    /// Every topic's partition count, copied out so that the image's lock is never held with
+    /// the groups' one.
+    fn topic_counts(&self) -> TopicCounts {
+        let image = self.metadata.image();
+        TopicCounts(
+            image
+                .topics
+                .values()
+                .map(|t| (t.name.clone(), t.partitions.len() as i32))
+                .collect(),
+        )
+    }
+
     /// Runs the groups' timers (sessions, join and sync phases) and writes the membership of
     /// groups they emptied. Called every few hundred milliseconds.
     pub fn run_group_timers(&self) {
@@ -207,13 +220,17 @@ impl GroupCoordinator for GroupCoordinatorService {
     async fn join_group(&self, request: JoinGroup) -> Result<JoinedGroup, BrokerError> {
         self.coordinates(&request.group_id)?;
         let group_id = request.group_id.clone();
+        let topics = self.topic_counts();
         let outcome = {
             let mut entries = self.groups.lock();
             let entry = self.groups.entry(&mut entries, &group_id);
             if !entry.consumer.is_empty() {
-                return Err(BrokerError::InconsistentGroupProtocol(format!(
-                    "group {group_id} has members of the consumer protocol (group.protocol=consumer)"
-                )));
+                // A classic member of a group being upgraded: the coordinator assigns.
+                check_session_timeout(&self.groups.config().group, request.session_timeout)?;
+                let config = self.groups.config().consumer;
+                return entry
+                    .consumer
+                    .classic_join(request, &topics, &config, Instant::now());
             }
             entry.group.join(request, Instant::now(), now_ms())
         };
@@ -236,6 +253,9 @@ impl GroupCoordinator for GroupCoordinatorService {
                     "group {group_id} does not exist"
                 )));
             };
+            if !entry.consumer.is_empty() {
+                return entry.consumer.classic_sync(&request, Instant::now());
+            }
             let was_stable = entry.group.state == GroupState::Stable;
             let outcome = entry.group.sync(request, Instant::now(), now_ms());
             // Only the leader's sync that completes a rebalance changes the membership.
@@ -266,6 +286,14 @@ impl GroupCoordinator for GroupCoordinatorService {
                 "group {group_id} does not exist"
             )));
         };
+        if !entry.consumer.is_empty() {
+            return entry.consumer.classic_heartbeat(
+                member_id,
+                group_instance_id,
+                generation,
+                Instant::now(),
+            );
+        }
         entry
             .group
             .heartbeat(member_id, group_instance_id, generation, Instant::now())
@@ -276,17 +304,9 @@ impl GroupCoordinator for GroupCoordinatorService {
         heartbeat: ConsumerHeartbeat,
     ) -> Result<ConsumerHeartbeatAnswer, BrokerError> {
         self.coordinates(&heartbeat.group_id)?;
-        // Copied out, so that the image's lock is never held with the groups' one.
-        let topics: TopicCounts = {
-            let image = self.metadata.image();
-            TopicCounts(
-                image
-                    .topics
-                    .values()
-                    .map(|t| (t.name.clone(), t.partitions.len() as i32))
-                    .collect(),
-            )
-        };
+        let topics = self.topic_counts();
+        let config = *self.groups.config();
+        let now = Instant::now();
         let mut entries = self.groups.lock();
         let group_id = heartbeat.group_id.clone();
         if heartbeat.member_epoch != 0 && !entries.contains_key(&group_id) {
@@ -295,13 +315,38 @@ impl GroupCoordinator for GroupCoordinatorService {
             )));
         }
         let entry = self.groups.entry(&mut entries, &group_id);
-        if entry.group.state != GroupState::Empty {
-            return Err(BrokerError::GroupIdNotFound);
+        let mut upgraded = None;
+        if !entry.group.is_empty() {
+            // A classic group in use: its first consumer-protocol member upgrades it.
+            let group = &entry.group;
+            if heartbeat.member_epoch != 0
+                || !config.consumer.migration.upgrades()
+                || group.protocol_type.as_deref() != Some("consumer")
+                || group.members().count() > config.consumer.max_size
+            {
+                return Err(BrokerError::GroupIdNotFound);
+            }
+            let generation = group.generation;
+            let protocol = group.protocol.clone();
+            let seats = entry.group.hand_over();
+            entry.consumer =
+                ConsumerGroup::from_classic(generation, protocol.as_deref(), seats, &topics, now);
+            let mut retired = Group::new(group_id.clone(), config.group, now_ms());
+            retired.generation = generation;
+            entry.group = retired;
+            // So that a replay does not bring the classic members back.
+            upgraded = Some(group_value(&entry.group).encode());
+            tracing::info!(group = %group_id, "upgraded to a consumer group: a consumer-protocol member joined");
         }
-        let config = self.groups.config().consumer;
-        entry
+        let answer = entry
             .consumer
-            .heartbeat(heartbeat, &topics, &config, Instant::now())
+            .heartbeat(heartbeat, &topics, &config.consumer, now);
+        entry.maybe_downgrade(&config, now);
+        drop(entries);
+        if let Some(value) = upgraded {
+            self.persist_membership(&group_id, value);
+        }
+        answer
     }
 
     fn describe_consumer_group(
@@ -330,10 +375,17 @@ impl GroupCoordinator for GroupCoordinatorService {
                 )));
             };
             let (now, now_ms) = (Instant::now(), now_ms());
-            let results: Vec<_> = members
-                .iter()
-                .map(|m| entry.group.leave(m, now, now_ms))
-                .collect();
+            let results: Vec<_> = if entry.consumer.is_empty() {
+                members
+                    .iter()
+                    .map(|m| entry.group.leave(m, now, now_ms))
+                    .collect()
+            } else {
+                members
+                    .iter()
+                    .map(|m| entry.consumer.classic_leave(m))
+                    .collect()
+            };
             let emptied = (entry.group.state == GroupState::Empty)
                 .then(|| group_value(&entry.group).encode());
             (results, emptied)
@@ -493,10 +545,22 @@ impl GroupCoordinator for GroupCoordinatorService {
         let mut groups: Vec<GroupListing> = entries
             .iter()
             .filter(|(_, e)| e.group.state != GroupState::Dead)
-            .map(|(id, e)| GroupListing {
-                group_id: id.clone(),
-                protocol_type: e.group.protocol_type.clone().unwrap_or_default(),
-                state: e.group.state,
+            .map(|(id, e)| {
+                if e.consumer.is_empty() {
+                    GroupListing {
+                        group_id: id.clone(),
+                        protocol_type: e.group.protocol_type.clone().unwrap_or_default(),
+                        state: e.group.state.name(),
+                        group_type: "classic",
+                    }
+                } else {
+                    GroupListing {
+                        group_id: id.clone(),
+                        protocol_type: "consumer".to_owned(),
+                        state: e.consumer.state(),
+                        group_type: "consumer",
+                    }
+                }
             })
             .collect();
         groups.sort_by(|a, b| a.group_id.cmp(&b.group_id));
@@ -508,12 +572,15 @@ impl GroupCoordinator for GroupCoordinatorService {
         let entries = self.groups.lock();
         let Some(entry) = entries.get(group_id) else {
             return Ok(GroupDescription {
-                state: GroupState::Dead,
+                state: GroupState::Dead.name(),
                 protocol_type: String::new(),
                 protocol: String::new(),
                 members: Vec::new(),
             });
         };
+        if !entry.consumer.is_empty() {
+            return Ok(entry.consumer.as_described());
+        }
         let group = &entry.group;
         let protocol = group.protocol.clone().unwrap_or_default();
         let describe_protocol = matches!(
@@ -521,7 +588,7 @@ impl GroupCoordinator for GroupCoordinatorService {
             GroupState::Stable | GroupState::CompletingRebalance
         );
         Ok(GroupDescription {
-            state: group.state,
+            state: group.state.name(),
             protocol_type: group.protocol_type.clone().unwrap_or_default(),
             protocol: if describe_protocol {
                 protocol.clone()

@@ -19,6 +19,7 @@ use strata_api::group::{
 };
 use tokio::sync::oneshot;
 
+use super::consumer::{ClassicSeat, Downgrade};
 use super::records::GroupValue;
 
 /// The answer to a JoinGroup that waited for the rebalance.
@@ -136,6 +137,63 @@ impl Group {
         }
     }
 
+    /// A consumer group left with classic members only, as a classic group: stable at the
+    /// consumer group's epoch with each member's target assignment, and rebalancing at once
+    /// so that the members rejoin under the classic protocol.
+    pub fn adopt(
+        id: String,
+        config: GroupConfig,
+        downgrade: Downgrade,
+        now: Instant,
+        now_ms: i64,
+    ) -> Self {
+        let mut group = Self::new(id, config, now_ms);
+        group.generation = downgrade.generation;
+        group.protocol_type = Some("consumer".to_owned());
+        for seat in downgrade.members {
+            group.join_order.push(seat.member_id.clone());
+            group.members.insert(
+                seat.member_id.clone(),
+                Member {
+                    member_id: seat.member_id,
+                    group_instance_id: seat.instance_id,
+                    client_id: seat.client_id,
+                    client_host: seat.client_host,
+                    session_timeout: seat.session_timeout,
+                    rebalance_timeout: seat.rebalance_timeout,
+                    protocols: seat.protocols,
+                    assignment: seat.assignment,
+                    heartbeat_deadline: now + seat.session_timeout,
+                    awaiting_join: None,
+                    awaiting_sync: None,
+                },
+            );
+        }
+        group.protocol = Some(group.select_protocol());
+        group.leader = group.join_order.first().cloned();
+        group.set_state(GroupState::Stable, now_ms);
+        group.prepare_rebalance(now, now_ms);
+        group
+    }
+
+    /// The members as a consumer group takes them over (an upgrade); waiting JoinGroup and
+    /// SyncGroup requests are told to rejoin.
+    pub fn hand_over(&mut self) -> Vec<ClassicSeat> {
+        self.fail_waiters(&BrokerError::RebalanceInProgress);
+        self.members()
+            .map(|m| ClassicSeat {
+                member_id: m.member_id.clone(),
+                instance_id: m.group_instance_id.clone(),
+                client_id: m.client_id.clone(),
+                client_host: m.client_host.clone(),
+                session_timeout: m.session_timeout,
+                rebalance_timeout: m.rebalance_timeout,
+                protocols: m.protocols.clone(),
+                assignment: m.assignment.clone(),
+            })
+            .collect()
+    }
+
     /// Members by id.
     pub fn members(&self) -> impl Iterator<Item = &Member> {
         self.join_order.iter().filter_map(|id| self.members.get(id))
@@ -250,16 +308,7 @@ impl Group {
         if self.state == GroupState::Dead {
             return Err(BrokerError::CoordinatorNotAvailable);
         }
-        if request.session_timeout < config.min_session_timeout
-            || request.session_timeout > config.max_session_timeout
-        {
-            return Err(BrokerError::InvalidSessionTimeout(format!(
-                "session timeout {} ms is outside [{}, {}] ms",
-                request.session_timeout.as_millis(),
-                config.min_session_timeout.as_millis(),
-                config.max_session_timeout.as_millis()
-            )));
-        }
+        check_session_timeout(&config, request.session_timeout)?;
         if request.protocol_type.is_empty() || request.protocols.is_empty() {
             return Err(BrokerError::InconsistentGroupProtocol(
                 "a member must name a protocol type and at least one protocol".into(),
@@ -923,6 +972,19 @@ impl Group {
             _ => Err(BrokerError::NonEmptyGroup),
         }
     }
+}
+
+/// Checks a JoinGroup's session timeout against `group.min/max.session.timeout.ms`.
+pub fn check_session_timeout(config: &GroupConfig, timeout: Duration) -> Result<(), BrokerError> {
+    if timeout < config.min_session_timeout || timeout > config.max_session_timeout {
+        return Err(BrokerError::InvalidSessionTimeout(format!(
+            "session timeout {} ms is outside [{}, {}] ms",
+            timeout.as_millis(),
+            config.min_session_timeout.as_millis(),
+            config.max_session_timeout.as_millis()
+        )));
+    }
+    Ok(())
 }
 
 /// The topics of a `ConsumerProtocolSubscription` (its version is the first two bytes).

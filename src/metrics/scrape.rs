@@ -304,10 +304,10 @@ fn groups(broker: &StrataBroker, scrape: &mut Scrape) {
     );
     scrape.sum(
         "group_state",
-        "1 for the state a consumer group is in (Empty, PreparingRebalance, CompletingRebalance, Stable)",
+        "1 for the state a consumer group is in (classic: Empty, PreparingRebalance, CompletingRebalance, Stable; consumer protocol: Empty, Assigning, Reconciling, Stable)",
         summaries.iter().take(MAX_GROUP_SERIES).map(|(id, state, _)| {
             let mut labels = group(id);
-            labels.push(("state", state.name().into()));
+            labels.push(("state", (*state).into()));
             (labels, 1.0)
         }),
     );

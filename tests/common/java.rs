@@ -17,7 +17,11 @@ pub fn run(command: &mut Command) -> String {
 }
 
 /// Checks that use APIs new in the 4.x client (listConfigResources).
-const NEEDS_4: &[&str] = &["StrataAdminCheck.java", "StrataConsumerProtocolCheck.java"];
+const NEEDS_4: &[&str] = &[
+    "StrataAdminCheck.java",
+    "StrataConsumerProtocolCheck.java",
+    "StrataMixedGroupCheck.java",
+];
 
 /// The classpath of client `version` with every check compiled against it.
 pub fn classpath(version: &str) -> String {

@@ -14,6 +14,8 @@ use crate::connection::Reply;
 use crate::group::GroupCoordinator;
 use crate::security::acl::{Operation, ResourceType};
 
+/// Kafka's MemberType of a classic-protocol member in a consumer group (v1).
+const CLASSIC_MEMBER: i8 = 0;
 /// Kafka's MemberType of a consumer-protocol member (v1).
 const CONSUMER_MEMBER: i8 = 1;
 
@@ -72,10 +74,10 @@ pub(super) fn handle<B: Broker>(
                                     )
                                     .with_assignment(assignment(m.assignment))
                                     .with_target_assignment(assignment(m.target))
-                                    .with_member_type(if ctx.version >= 1 {
-                                        CONSUMER_MEMBER
-                                    } else {
-                                        -1
+                                    .with_member_type(match (ctx.version, m.classic) {
+                                        (0, _) => -1,
+                                        (_, true) => CLASSIC_MEMBER,
+                                        (_, false) => CONSUMER_MEMBER,
                                     })
                             })
                             .collect(),

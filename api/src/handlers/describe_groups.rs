@@ -43,7 +43,7 @@ pub(super) fn handle<B: Broker>(
                         None
                     }),
                 Ok(d) => described
-                    .with_group_state(str_bytes(d.state.name()))
+                    .with_group_state(str_bytes(d.state))
                     .with_protocol_type(str_bytes(d.protocol_type))
                     .with_protocol_data(str_bytes(d.protocol))
                     .with_members(

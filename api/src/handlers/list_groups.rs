@@ -25,23 +25,22 @@ pub(super) fn handle<B: Broker>(
                 || request
                     .states_filter
                     .iter()
-                    .any(|s| s.eq_ignore_ascii_case(g.state.name()))
+                    .any(|s| s.eq_ignore_ascii_case(g.state))
         })
         .filter(|g| all || ctx.visible(Operation::Describe, ResourceType::Group, &g.group_id))
-        // Every group here is a classic one.
-        .filter(|_| {
+        .filter(|g| {
             request.types_filter.is_empty()
                 || request
                     .types_filter
                     .iter()
-                    .any(|t| t.eq_ignore_ascii_case("classic"))
+                    .any(|t| t.eq_ignore_ascii_case(g.group_type))
         })
         .map(|g| {
             ListedGroup::default()
                 .with_group_id(GroupId(str_bytes(g.group_id)))
                 .with_protocol_type(str_bytes(g.protocol_type))
-                .with_group_state(str_bytes(if version >= 4 { g.state.name() } else { "" }))
-                .with_group_type(str_bytes(if version >= 5 { "classic" } else { "" }))
+                .with_group_state(str_bytes(if version >= 4 { g.state } else { "" }))
+                .with_group_type(str_bytes(if version >= 5 { g.group_type } else { "" }))
         })
         .collect();
     ctx.respond(&ListGroupsResponse::default().with_groups(groups))

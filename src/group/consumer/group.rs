@@ -13,10 +13,11 @@ use strata_api::group::{
 };
 
 use super::assignor::{self, ASSIGNORS, Assignment, MemberSpec};
+use super::classic::{ClassicMember, MigrationPolicy};
 
 /// Where a member is on its way to its target assignment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum MemberState {
+pub(super) enum MemberState {
     /// At its target.
     Stable,
     /// Waiting for it to give up partitions it no longer keeps.
@@ -26,23 +27,26 @@ enum MemberState {
 }
 
 #[derive(Debug, Clone)]
-struct Member {
-    instance_id: Option<String>,
-    rack_id: Option<String>,
-    client_id: String,
-    client_host: String,
-    rebalance_timeout: Duration,
-    topics: Vec<String>,
-    regex: Option<String>,
-    assignor: Option<String>,
-    epoch: i32,
-    previous_epoch: i32,
-    state: MemberState,
-    assigned: Assignment,
-    revoking: Assignment,
-    last_heartbeat: Instant,
+pub(super) struct Member {
+    pub(super) instance_id: Option<String>,
+    pub(super) rack_id: Option<String>,
+    pub(super) client_id: String,
+    pub(super) client_host: String,
+    pub(super) rebalance_timeout: Duration,
+    pub(super) topics: Vec<String>,
+    pub(super) regex: Option<String>,
+    pub(super) assignor: Option<String>,
+    pub(super) epoch: i32,
+    pub(super) previous_epoch: i32,
+    pub(super) state: MemberState,
+    pub(super) assigned: Assignment,
+    pub(super) revoking: Assignment,
+    pub(super) last_heartbeat: Instant,
     /// When it must have given up its revoked partitions.
-    revoke_by: Option<Instant>,
+    pub(super) revoke_by: Option<Instant>,
+    /// Set for a member that speaks the classic protocol (JoinGroup, SyncGroup, Heartbeat)
+    /// in this group: one not yet upgraded.
+    pub(super) classic: Option<ClassicMember>,
 }
 
 /// What the topics look like to the group: the partition count of every topic that exists,
@@ -57,14 +61,17 @@ pub trait TopicView {
 /// A consumer group's members and assignment.
 #[derive(Debug, Clone, Default)]
 pub struct ConsumerGroup {
-    epoch: i32,
-    assignment_epoch: i32,
-    members: BTreeMap<String, Member>,
-    target: BTreeMap<String, Assignment>,
+    pub(super) epoch: i32,
+    pub(super) assignment_epoch: i32,
+    pub(super) members: BTreeMap<String, Member>,
+    pub(super) target: BTreeMap<String, Assignment>,
     /// Partition → the member holding it (assigned or being revoked).
-    owners: HashMap<(String, i32), String>,
+    pub(super) owners: HashMap<(String, i32), String>,
     /// The subscribed topics that exist, with their partition counts, when last computed.
-    subscribed: BTreeMap<String, i32>,
+    pub(super) subscribed: BTreeMap<String, i32>,
+    /// The group epoch before a consumer-protocol member last left: the generation of the
+    /// classic group this one turns back into if only classic members remain.
+    pub(super) downgrade_from: Option<i32>,
 }
 
 /// Limits of the group's coordinator.
@@ -76,14 +83,16 @@ pub struct ConsumerGroupConfig {
     pub session_timeout: Duration,
     /// `group.consumer.max.size`.
     pub max_size: usize,
+    /// `group.consumer.migration.policy`: whether groups change protocol while in use.
+    pub migration: MigrationPolicy,
 }
 
-fn flat(a: &Assignment) -> impl Iterator<Item = (String, i32)> + '_ {
+pub(super) fn flat(a: &Assignment) -> impl Iterator<Item = (String, i32)> + '_ {
     a.iter()
         .flat_map(|(t, ps)| ps.iter().map(move |p| (t.clone(), *p)))
 }
 
-fn minus(a: &Assignment, b: &Assignment) -> Assignment {
+pub(super) fn minus(a: &Assignment, b: &Assignment) -> Assignment {
     let mut out = Assignment::new();
     for (t, p) in flat(a) {
         if !b.get(&t).is_some_and(|s| s.contains(&p)) {
@@ -106,6 +115,11 @@ impl ConsumerGroup {
     /// Whether the group has no members.
     pub fn is_empty(&self) -> bool {
         self.members.is_empty()
+    }
+
+    /// How many members it has.
+    pub fn len(&self) -> usize {
+        self.members.len()
     }
 
     /// The existing topics its members subscribe to (OffsetDelete keeps their offsets).
@@ -140,6 +154,12 @@ impl ConsumerGroup {
         let member = self.members.get(member_id).ok_or_else(|| {
             BrokerError::UnknownMemberId(format!("{member_id} is not a member of the group"))
         })?;
+        if epoch != member.epoch && member.classic.is_some() {
+            return Err(BrokerError::IllegalGeneration(format!(
+                "generation {epoch} is not the member's current {}",
+                member.epoch
+            )));
+        }
         if epoch != member.epoch {
             return Err(BrokerError::StaleMemberEpoch(format!(
                 "member epoch {epoch} is not the member's current epoch {}",
@@ -217,6 +237,7 @@ impl ConsumerGroup {
                     revoking: Assignment::new(),
                     last_heartbeat: now,
                     revoke_by: None,
+                    classic: None,
                 },
             );
             bump = true;
@@ -288,7 +309,11 @@ impl ConsumerGroup {
     }
 
     /// The topics each member subscribes to that exist, by name or regular expression.
-    fn topics_of(member: &Member, topics: &dyn TopicView, names: &[String]) -> BTreeSet<String> {
+    pub(super) fn topics_of(
+        member: &Member,
+        topics: &dyn TopicView,
+        names: &[String],
+    ) -> BTreeSet<String> {
         let mut out: BTreeSet<String> = member
             .topics
             .iter()
@@ -301,7 +326,7 @@ impl ConsumerGroup {
         out
     }
 
-    fn subscription(&self, topics: &dyn TopicView) -> BTreeMap<String, i32> {
+    pub(super) fn subscription(&self, topics: &dyn TopicView) -> BTreeMap<String, i32> {
         let names = if self.members.values().any(|m| m.regex.is_some()) {
             topics.names()
         } else {
@@ -319,7 +344,7 @@ impl ConsumerGroup {
     }
 
     /// The assignor most members ask for, else the default.
-    fn assignor(&self) -> &'static str {
+    pub(super) fn assignor(&self) -> &'static str {
         let mut votes: BTreeMap<&str, usize> = BTreeMap::new();
         for m in self.members.values() {
             if let Some(name) = m.assignor.as_deref()
@@ -340,7 +365,7 @@ impl ConsumerGroup {
             })
     }
 
-    fn compute_target(&mut self, topics: &dyn TopicView) {
+    pub(super) fn compute_target(&mut self, topics: &dyn TopicView) {
         let names = if self.members.values().any(|m| m.regex.is_some()) {
             topics.names()
         } else {
@@ -363,8 +388,9 @@ impl ConsumerGroup {
         self.assignment_epoch = self.epoch;
     }
 
-    /// Moves `member_id` toward its target (Kafka's CurrentAssignmentBuilder).
-    fn reconcile(&mut self, member_id: &str, owned: Option<&Assignment>, now: Instant) {
+    /// Moves `member_id` toward its target (Kafka's CurrentAssignmentBuilder). `owned` is what
+    /// the member reports holding (`None`: not reported).
+    pub(super) fn reconcile(&mut self, member_id: &str, owned: Option<&Assignment>, now: Instant) {
         let member = &self.members[member_id];
         if member.state == MemberState::UnrevokedPartitions {
             let still_owns = owned.is_none_or(|o| intersects(o, &member.revoking));
@@ -385,7 +411,7 @@ impl ConsumerGroup {
         let member = &self.members[member_id];
         let revoke = minus(&member.assigned, &target);
         let kept = minus(&member.assigned, &revoke);
-        if !revoke.is_empty() {
+        if !revoke.is_empty() && owned.is_none_or(|o| intersects(o, &revoke)) {
             let member = self.members.get_mut(member_id).expect("member");
             member.assigned = kept;
             member.revoking = revoke;
@@ -393,6 +419,17 @@ impl ConsumerGroup {
             member.revoke_by = Some(now + member.rebalance_timeout);
             return;
         }
+        // Whatever it no longer keeps, it says it has already given up.
+        for p in flat(&revoke) {
+            if self.owners.get(&p).is_some_and(|o| o == member_id) {
+                self.owners.remove(&p);
+            }
+        }
+        self.members
+            .get_mut(member_id)
+            .expect("member")
+            .assigned
+            .clone_from(&kept);
         let mut granted = Assignment::new();
         let mut unreleased = false;
         for (t, p) in flat(&minus(&target, &kept)) {
@@ -423,7 +460,7 @@ impl ConsumerGroup {
     }
 
     /// Takes `member_id` out of the group: its partitions are free for the others.
-    fn remove(&mut self, member_id: &str) {
+    pub(super) fn remove(&mut self, member_id: &str) {
         if let Some(member) = self.members.remove(member_id) {
             for p in flat(&member.assigned).chain(flat(&member.revoking)) {
                 if self.owners.get(&p).is_some_and(|o| o == member_id) {
@@ -431,6 +468,9 @@ impl ConsumerGroup {
                 }
             }
             self.target.remove(member_id);
+            if member.classic.is_none() {
+                self.downgrade_from = Some(self.epoch);
+            }
             self.epoch += 1;
         }
     }
@@ -442,13 +482,21 @@ impl ConsumerGroup {
             .members
             .iter()
             .filter(|(_, m)| {
-                now.duration_since(m.last_heartbeat) > session_timeout
+                let session = m
+                    .classic
+                    .as_ref()
+                    .map_or(session_timeout, |c| c.session_timeout);
+                now.duration_since(m.last_heartbeat) > session
                     || m.revoke_by.is_some_and(|by| now > by)
+                    || m.classic
+                        .as_ref()
+                        .and_then(|c| c.deadline)
+                        .is_some_and(|by| now > by)
             })
             .map(|(id, _)| id.clone())
             .collect();
         for id in &expired {
-            tracing::info!(member = %id, "consumer group member fenced: no heartbeat or revocation in time");
+            tracing::info!(member = %id, "consumer group member fenced: no heartbeat, rejoin or revocation in time");
             self.remove(id);
         }
         !expired.is_empty()
@@ -477,6 +525,7 @@ impl ConsumerGroup {
                     client_id: m.client_id.clone(),
                     client_host: m.client_host.clone(),
                     subscribed_topic_names: m.topics.clone(),
+                    classic: m.classic.is_some(),
                     subscribed_topic_regex: m.regex.clone(),
                     assignment: list(&m.assigned),
                     target: list(&self.target.get(id).cloned().unwrap_or_default()),

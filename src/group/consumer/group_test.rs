@@ -5,6 +5,7 @@ use strata_api::broker::BrokerError;
 use strata_api::group::{ConsumerHeartbeat, ConsumerHeartbeatAnswer};
 
 use super::*;
+use crate::group::consumer::MigrationPolicy;
 
 struct Topics(BTreeMap<String, i32>);
 
@@ -21,6 +22,7 @@ const CONFIG: ConsumerGroupConfig = ConsumerGroupConfig {
     heartbeat_interval: Duration::from_secs(5),
     session_timeout: Duration::from_secs(45),
     max_size: 3,
+    migration: MigrationPolicy::Bidirectional,
 };
 
 fn topics() -> Topics {
