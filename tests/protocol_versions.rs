@@ -57,6 +57,16 @@ async fn every_advertised_version_answers() {
             .unwrap_or_else(|| panic!("ApiVersions v{v}"));
         assert_eq!(response.error_code, 0, "ApiVersions v{v}");
         assert_eq!(response.api_keys.len(), SUPPORTED_APIS.len());
+        if v >= 3 {
+            // KIP-584 features: the consumer group protocol's level.
+            let group = response
+                .finalized_features
+                .iter()
+                .find(|f| f.name.as_str() == "group.version")
+                .unwrap_or_else(|| panic!("ApiVersions v{v} finalizes group.version"));
+            assert_eq!(group.max_version_level, 1);
+            assert!(response.finalized_features_epoch >= 0);
+        }
     }
     for v in versions(ApiKey::CreateTopics) {
         let topic = format!("created-{v}");

@@ -2,10 +2,12 @@
 
 use bytes::Bytes;
 use kafka_protocol::error::ResponseError;
-use kafka_protocol::messages::api_versions_response::ApiVersion;
+use kafka_protocol::messages::api_versions_response::{
+    ApiVersion, FinalizedFeatureKey, SupportedFeatureKey,
+};
 use kafka_protocol::messages::{ApiKey, ApiVersionsRequest, ApiVersionsResponse};
 
-use super::{Ctx, HandleError, encode_response};
+use super::{Ctx, HandleError, encode_response, str_bytes};
 use crate::broker::Broker;
 use crate::connection::Reply;
 use crate::response::ResponseFrame;
@@ -23,11 +25,42 @@ fn api_keys() -> Vec<ApiVersion> {
         .collect()
 }
 
+/// The feature levels this broker supports and runs at (KIP-584), as `kafka-features
+/// describe` shows them: `group.version` 1 enables the consumer group protocol (KIP-848).
+const FEATURES: &[(&str, i16, i16)] = &[("group.version", 0, 1)];
+
 pub(super) fn handle<B: Broker>(
     ctx: &Ctx<'_, B>,
     _request: ApiVersionsRequest,
 ) -> Result<Reply, HandleError> {
-    ctx.respond(&ApiVersionsResponse::default().with_api_keys(api_keys()))
+    // Features are tagged fields of v3+; older versions simply do not encode them.
+    let response = ApiVersionsResponse::default()
+        .with_api_keys(api_keys())
+        .with_supported_features(
+            FEATURES
+                .iter()
+                .map(|(name, min, max)| {
+                    SupportedFeatureKey::default()
+                        .with_name(str_bytes(*name))
+                        .with_min_version(*min)
+                        .with_max_version(*max)
+                })
+                .collect(),
+        )
+        // Levels are fixed by the build, so they never change: one epoch.
+        .with_finalized_features_epoch(0)
+        .with_finalized_features(
+            FEATURES
+                .iter()
+                .map(|(name, _, max)| {
+                    FinalizedFeatureKey::default()
+                        .with_name(str_bytes(*name))
+                        .with_min_version_level(*max)
+                        .with_max_version_level(*max)
+                })
+                .collect(),
+        );
+    ctx.respond(&response)
 }
 
 /// The KIP-511 answer to an ApiVersions version this broker does not know: a v0 response with
