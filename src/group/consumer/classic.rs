@@ -344,24 +344,11 @@ impl ConsumerGroup {
         if !self.members.contains_key(&member_id) {
             self.members.insert(
                 member_id.clone(),
-                Member {
-                    instance_id: request.group_instance_id.clone(),
-                    rack_id: None,
-                    client_id: String::new(),
-                    client_host: String::new(),
-                    rebalance_timeout: request.rebalance_timeout,
-                    topics: Vec::new(),
-                    regex: None,
-                    assignor: None,
-                    epoch: 0,
-                    previous_epoch: -1,
-                    state: MemberState::Stable,
-                    assigned: Assignment::new(),
-                    revoking: Assignment::new(),
-                    last_heartbeat: now,
-                    revoke_by: None,
-                    classic: None,
-                },
+                Member::joining(
+                    request.group_instance_id.clone(),
+                    request.rebalance_timeout,
+                    now,
+                ),
             );
             bump = true;
         }
@@ -389,18 +376,7 @@ impl ConsumerGroup {
             // It must SyncGroup within its rebalance timeout.
             deadline: Some(now + request.rebalance_timeout),
         });
-        let subscribed = self.subscription(topics);
-        if subscribed != self.subscribed {
-            self.subscribed = subscribed;
-            bump = true;
-        }
-        if bump {
-            self.epoch += 1;
-        }
-        if self.epoch > self.assignment_epoch {
-            self.compute_target(topics);
-        }
-        self.reconcile(&member_id, Some(&subscription.owned), now);
+        self.assign_and_reconcile(&member_id, bump, Some(&subscription.owned), topics, now);
         let epoch = self.members[&member_id].epoch;
         Ok(JoinedGroup {
             generation: epoch,

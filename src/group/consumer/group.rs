@@ -49,6 +49,34 @@ pub(super) struct Member {
     pub(super) classic: Option<ClassicMember>,
 }
 
+impl Member {
+    /// A member joining with nothing assigned yet, at epoch 0.
+    pub(super) fn joining(
+        instance_id: Option<String>,
+        rebalance_timeout: Duration,
+        now: Instant,
+    ) -> Self {
+        Self {
+            instance_id,
+            rack_id: None,
+            client_id: String::new(),
+            client_host: String::new(),
+            rebalance_timeout,
+            topics: Vec::new(),
+            regex: None,
+            assignor: None,
+            epoch: 0,
+            previous_epoch: -1,
+            state: MemberState::Stable,
+            assigned: Assignment::new(),
+            revoking: Assignment::new(),
+            last_heartbeat: now,
+            revoke_by: None,
+            classic: None,
+        }
+    }
+}
+
 /// What the topics look like to the group: the partition count of every topic that exists,
 /// and every topic name (for regular expressions).
 pub trait TopicView {
@@ -222,22 +250,13 @@ impl ConsumerGroup {
             self.members.insert(
                 member_id.clone(),
                 Member {
-                    instance_id: hb.instance_id.clone(),
-                    rack_id: None,
                     client_id: hb.client_id.clone(),
                     client_host: hb.client_host.clone(),
-                    rebalance_timeout: Duration::from_millis(hb.rebalance_timeout_ms.max(0) as u64),
-                    topics: Vec::new(),
-                    regex: None,
-                    assignor: None,
-                    epoch: 0,
-                    previous_epoch: -1,
-                    state: MemberState::Stable,
-                    assigned: Assignment::new(),
-                    revoking: Assignment::new(),
-                    last_heartbeat: now,
-                    revoke_by: None,
-                    classic: None,
+                    ..Member::joining(
+                        hb.instance_id.clone(),
+                        Duration::from_millis(hb.rebalance_timeout_ms.max(0) as u64),
+                        now,
+                    )
                 },
             );
             bump = true;
@@ -279,19 +298,8 @@ impl ConsumerGroup {
         if let Some(assignor) = hb.server_assignor {
             member.assignor = Some(assignor);
         }
-        let subscribed = self.subscription(topics);
-        if subscribed != self.subscribed {
-            self.subscribed = subscribed;
-            bump = true;
-        }
-        if bump {
-            self.epoch += 1;
-        }
-        if self.epoch > self.assignment_epoch {
-            self.compute_target(topics);
-        }
         let before = self.members[&member_id].assigned.clone();
-        self.reconcile(&member_id, owned.as_ref(), now);
+        self.assign_and_reconcile(&member_id, bump, owned.as_ref(), topics, now);
         let member = &self.members[&member_id];
         let full = hb.member_epoch == 0 || (hb.rebalance_timeout_ms != -1 && owned.is_some());
         Ok(ConsumerHeartbeatAnswer {
@@ -306,6 +314,31 @@ impl ConsumerGroup {
                     .collect()
             }),
         })
+    }
+
+    /// After a member's join or heartbeat: bumps the group epoch if its subscription (or the
+    /// topics subscribed) changed, recomputes the target assignment for a new epoch, and
+    /// moves the member toward its target.
+    pub(super) fn assign_and_reconcile(
+        &mut self,
+        member_id: &str,
+        mut bump: bool,
+        owned: Option<&Assignment>,
+        topics: &dyn TopicView,
+        now: Instant,
+    ) {
+        let subscribed = self.subscription(topics);
+        if subscribed != self.subscribed {
+            self.subscribed = subscribed;
+            bump = true;
+        }
+        if bump {
+            self.epoch += 1;
+        }
+        if self.epoch > self.assignment_epoch {
+            self.compute_target(topics);
+        }
+        self.reconcile(member_id, owned, now);
     }
 
     /// The topics each member subscribes to that exist, by name or regular expression.
