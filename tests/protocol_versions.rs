@@ -58,13 +58,16 @@ async fn every_advertised_version_answers() {
         assert_eq!(response.error_code, 0, "ApiVersions v{v}");
         assert_eq!(response.api_keys.len(), SUPPORTED_APIS.len());
         if v >= 3 {
-            // KIP-584 features: the consumer group protocol's level.
-            let group = response
-                .finalized_features
-                .iter()
-                .find(|f| f.name.as_str() == "group.version")
-                .unwrap_or_else(|| panic!("ApiVersions v{v} finalizes group.version"));
-            assert_eq!(group.max_version_level, 1);
+            // KIP-584 features: the consumer group protocol's level, and transactions with
+            // epoch bumps (KIP-890 part 2).
+            for (feature, level) in [("group.version", 1), ("transaction.version", 2)] {
+                let finalized = response
+                    .finalized_features
+                    .iter()
+                    .find(|f| f.name.as_str() == feature)
+                    .unwrap_or_else(|| panic!("ApiVersions v{v} finalizes {feature}"));
+                assert_eq!(finalized.max_version_level, level, "{feature}");
+            }
             assert!(response.finalized_features_epoch >= 0);
         }
     }

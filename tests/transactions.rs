@@ -304,6 +304,30 @@ fn java_consume_transform_produce_is_exactly_once_across_kill_9() {
         })
         .sum();
     assert_eq!(total, RECORDS as i64, "the group committed the whole input");
+
+    // The 4.1 client ran transaction version 2 (the broker finalizes it): every EndTxn bumped
+    // its epoch, where version 1 bumps it only at initTransactions.
+    let transactions: i16 = text
+        .split("OK eos ")
+        .nth(1)
+        .and_then(|rest| rest.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .expect("the loop reports its transactions");
+    let epoch = runtime.block_on(async {
+        let mut conn = common::wire::Conn::open(&broker.addr).await;
+        let request = kafka_protocol::messages::DescribeTransactionsRequest::default()
+            .with_transactional_ids(vec![kafka_protocol::messages::TransactionalId(
+                kafka_protocol::protocol::StrBytes::from_static_str("eos-transform"),
+            )]);
+        let described = conn.call(0, &request).await.expect("described");
+        assert_eq!(described.transaction_states[0].error_code, 0);
+        described.transaction_states[0].producer_epoch
+    });
+    eprintln!("{transactions} transactions, producer epoch {epoch}");
+    assert!(
+        transactions >= 10 && epoch >= transactions,
+        "{transactions} transactions committed, producer epoch {epoch}"
+    );
 }
 
 /// Proves DescribeTransactions and ListTransactions, and that an id unused for

@@ -217,6 +217,174 @@ async fn a_batch_outside_its_transaction_is_refused_and_cannot_hang_the_partitio
     );
 }
 
+/// EndTxn v5 (transaction version 2): the error code and the id and epoch to continue with.
+async fn end_v5(conn: &mut Conn, id: &str, producer: (i64, i16), commit: bool) -> (i16, i64, i16) {
+    let request = EndTxnRequest::default()
+        .with_transactional_id(TransactionalId(s(id)))
+        .with_producer_id(ProducerId(producer.0))
+        .with_producer_epoch(producer.1)
+        .with_committed(commit);
+    let response = conn.call(5, &request).await.unwrap();
+    (
+        response.error_code,
+        response.producer_id.0,
+        response.producer_epoch,
+    )
+}
+
+/// DescribeTransactions of `id`: its state, epoch and partitions.
+async fn described(conn: &mut Conn, id: &str) -> (String, i16, Vec<String>) {
+    let request =
+        DescribeTransactionsRequest::default().with_transactional_ids(vec![TransactionalId(s(id))]);
+    let response = conn.call(0, &request).await.unwrap();
+    let state = &response.transaction_states[0];
+    assert_eq!(state.error_code, 0);
+    let mut partitions: Vec<String> = state
+        .topics
+        .iter()
+        .flat_map(|t| {
+            t.partitions
+                .iter()
+                .map(move |p| format!("{}-{p}", t.topic.0))
+        })
+        .collect();
+    partitions.sort();
+    (
+        state.transaction_state.to_string(),
+        state.producer_epoch,
+        partitions,
+    )
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_version_2_producer_joins_by_producing_and_each_end_bumps_its_epoch() {
+    use kafka_protocol::messages::txn_offset_commit_request::{
+        TxnOffsetCommitRequestPartition, TxnOffsetCommitRequestTopic,
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let broker = BrokerProcess::start(
+        &dir.path().join("data"),
+        &[
+            "transaction.state.log.num.partitions=1",
+            "offsets.topic.num.partitions=1",
+        ],
+    );
+    common::create_topic(&broker.addr, TOPIC, 2, &[]).await;
+    let mut conn = Conn::open(&broker.addr).await;
+    let id = "tv2-tx";
+    let (pid, epoch) = init_transactional(&mut conn, id).await;
+    let batch = |epoch: i16, sequence: i32| {
+        encode_txn_batch(&[&format!("e{epoch}s{sequence}")], (pid, epoch), sequence)
+    };
+
+    // Produce v12 adds the partition itself; TxnOffsetCommit v5 the group's offsets partition.
+    assert_eq!(produce(&mut conn, 12, id, 0, batch(epoch, 0)).await, 0);
+    let group = FindCoordinatorRequest::default()
+        .with_key_type(0)
+        .with_coordinator_keys(vec![s("tv2-group")]);
+    conn.call(4, &group).await.unwrap();
+    let commit = TxnOffsetCommitRequest::default()
+        .with_transactional_id(TransactionalId(s(id)))
+        .with_group_id(GroupId(s("tv2-group")))
+        .with_producer_id(ProducerId(pid))
+        .with_producer_epoch(epoch)
+        .with_generation_id(-1)
+        .with_topics(vec![
+            TxnOffsetCommitRequestTopic::default()
+                .with_name(TopicName(s(TOPIC)))
+                .with_partitions(vec![
+                    TxnOffsetCommitRequestPartition::default().with_committed_offset(7),
+                ]),
+        ]);
+    let mut code = -1;
+    for _ in 0..100 {
+        // COORDINATOR_LOAD_IN_PROGRESS / NOT_AVAILABLE while __consumer_offsets is made.
+        code = conn.call(5, &commit).await.unwrap().topics[0].partitions[0].error_code;
+        if code != 14 && code != 15 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(code, 0, "TxnOffsetCommit v5");
+    let (state, _, partitions) = described(&mut conn, id).await;
+    assert_eq!(state, "Ongoing");
+    assert_eq!(partitions, vec!["__consumer_offsets-0", "verified-0"]);
+    assert!(
+        latest(&mut conn, 1).await < latest(&mut conn, 0).await,
+        "open"
+    );
+
+    // EndTxn v5 commits at a new epoch, and says which.
+    assert_eq!(
+        end_v5(&mut conn, id, (pid, epoch), true).await,
+        (0, pid, epoch + 1)
+    );
+    // A retry with the epoch it had is answered the same, once the markers are written.
+    let mut retried = (-1, 0, 0);
+    for _ in 0..100 {
+        retried = end_v5(&mut conn, id, (pid, epoch), true).await;
+        if retried.0 != 51 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(retried, (0, pid, epoch + 1), "a retried commit");
+    assert_eq!(
+        end_v5(&mut conn, id, (pid, epoch), false).await.0,
+        INVALID_TXN_STATE,
+        "an abort at the old epoch"
+    );
+    assert_eq!(
+        latest(&mut conn, 1).await,
+        2,
+        "a record and its commit marker"
+    );
+
+    // A late batch of the ended transaction: its marker carried the new epoch, so it cannot
+    // open a transaction.
+    assert_eq!(
+        produce(&mut conn, 12, id, 0, batch(epoch, 1)).await,
+        47,
+        "INVALID_PRODUCER_EPOCH"
+    );
+    // The next transaction, at the new epoch from sequence 0, on both partitions.
+    let next = epoch + 1;
+    assert_eq!(produce(&mut conn, 12, id, 0, batch(next, 0)).await, 0);
+    assert_eq!(produce(&mut conn, 12, id, 1, batch(next, 0)).await, 0);
+    let (state, described_epoch, partitions) = described(&mut conn, id).await;
+    assert_eq!(
+        (state.as_str(), described_epoch),
+        ("Ongoing", next),
+        "{partitions:?}"
+    );
+    assert_eq!(partitions, vec!["verified-0", "verified-1"]);
+    assert_eq!(
+        end_v5(&mut conn, id, (pid, next), false).await,
+        (0, pid, next + 1)
+    );
+    // Aborting with nothing open still bumps the epoch: the producer cannot know whether its
+    // batches were written.
+    let mut empty = (-1, 0, 0);
+    for _ in 0..100 {
+        empty = end_v5(&mut conn, id, (pid, next + 1), false).await;
+        if empty.0 != 51 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(empty, (0, pid, next + 2));
+    assert_eq!(
+        latest(&mut conn, 1).await,
+        latest(&mut conn, 0).await,
+        "nothing is left open"
+    );
+    assert_eq!(
+        latest(&mut conn, 0).await,
+        4,
+        "two commits' worth, an abort marker"
+    );
+}
+
 #[test]
 fn transactions_commit_and_abort_through_leaders_away_from_their_coordinator() {
     let root = tempfile::tempdir().unwrap();

@@ -182,6 +182,17 @@ async fn every_transactional_api_answers_at_every_version() {
             .await
             .unwrap();
         assert_eq!(response.error_code, 0, "EndTxn v{v}");
+        // v5+ (transaction version 2) bumps the epoch and says so.
+        let expected = if v >= 5 {
+            (producer.0, producer.1 + 1)
+        } else {
+            (-1, -1)
+        };
+        assert_eq!(
+            (response.producer_id.0, response.producer_epoch),
+            expected,
+            "EndTxn v{v}"
+        );
     }
     for v in versions(ApiKey::DescribeTransactions) {
         let response = conn

@@ -44,12 +44,15 @@ pub trait TransactionCoordinator: Send + Sync + 'static {
         expected: Option<(i64, i16)>,
     ) -> impl Future<Output = Result<(i64, i16), BrokerError>> + Send;
 
-    /// AddPartitionsToTxn: the partitions join the producer's transaction.
+    /// AddPartitionsToTxn: the partitions join the producer's transaction. `tv2`: a
+    /// partition leader adds them for a transaction-version-2 producer (the broker versions,
+    /// v4+, without `verify_only`).
     fn add_partitions(
         &self,
         transactional_id: String,
         producer: (i64, i16),
         partitions: Vec<(String, i32)>,
+        tv2: bool,
     ) -> impl Future<Output = Result<(), BrokerError>> + Send;
 
     /// AddOffsetsToTxn: the group's `__consumer_offsets` partition joins the transaction.
@@ -60,13 +63,26 @@ pub trait TransactionCoordinator: Send + Sync + 'static {
         group_id: String,
     ) -> impl Future<Output = Result<(), BrokerError>> + Send;
 
+    /// TxnOffsetCommit v5 (transaction version 2): the group's `__consumer_offsets`
+    /// partition joins the transaction through the id's coordinator, on this broker or
+    /// another, before the offsets are written. Errors are in TxnOffsetCommit's terms.
+    fn add_offsets_partition(
+        &self,
+        transactional_id: String,
+        producer: (i64, i16),
+        group_id: String,
+    ) -> impl Future<Output = Result<(), BrokerError>> + Send;
+
     /// EndTxn: commits or aborts; answers once the decision is durable (markers follow).
+    /// `tv2` (EndTxn v5+) bumps the producer's epoch; the answer is the id and epoch the
+    /// producer continues with.
     fn end_txn(
         &self,
         transactional_id: String,
         producer: (i64, i16),
         commit: bool,
-    ) -> impl Future<Output = Result<(), BrokerError>> + Send;
+        tv2: bool,
+    ) -> impl Future<Output = Result<(i64, i16), BrokerError>> + Send;
 
     /// KIP-890, answered as `transactional_id`'s coordinator (AddPartitionsToTxn v4+ with
     /// `verify_only`): per partition, 0 if it is in the producer's open transaction, else
@@ -79,12 +95,15 @@ pub trait TransactionCoordinator: Send + Sync + 'static {
     ) -> Result<Vec<i16>, BrokerError>;
 
     /// KIP-890, asked by a partition leader: [`Self::verify_partitions`] from the id's
-    /// coordinator, on this broker or another. `Err` when none answered.
+    /// coordinator, on this broker or another; with `add` (Produce v12, transaction version
+    /// 2), the partitions are added instead, each answered 0 once in the transaction. `Err`
+    /// when none answered.
     fn verify_with_coordinator(
         &self,
         transactional_id: String,
         producer: (i64, i16),
         partitions: Vec<(String, i32)>,
+        add: bool,
     ) -> impl Future<Output = Result<Vec<i16>, BrokerError>> + Send;
 
     /// DescribeTransactions of one id.

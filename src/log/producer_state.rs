@@ -138,6 +138,21 @@ impl ProducerStateManager {
         Ok(SequenceCheck::Append)
     }
 
+    /// Checks only the epoch of a batch a coordinator writes for a producer (TxnOffsetCommit):
+    /// it carries no sequence, but a fenced producer's batch must not open a transaction.
+    pub fn check_epoch(&self, header: &BatchHeader) -> Result<()> {
+        match self.producers.get(&header.producer_id) {
+            Some(entry) if header.has_producer_id() && header.producer_epoch < entry.epoch => {
+                Err(LogError::InvalidProducerEpoch {
+                    producer_id: header.producer_id,
+                    got: header.producer_epoch,
+                    current: entry.epoch,
+                })
+            }
+            _ => Ok(()),
+        }
+    }
+
     /// Records a batch written to the log (at append, and when rebuilding from the log); a
     /// transactional one opens its producer's transaction if none is open. Markers are
     /// recorded by [`Self::end_txn`].

@@ -274,6 +274,7 @@ impl UnifiedLog {
         let check = if sequences {
             self.producer_state.check(&header)?
         } else {
+            self.producer_state.check_epoch(&header)?;
             SequenceCheck::Append
         };
         if let SequenceCheck::Duplicate(original) = check {

@@ -1,4 +1,4 @@
-//! The transaction coordinator (KIP-98, transaction version 1): Kafka's
+//! The transaction coordinator (KIP-98; transaction versions 1 and 2, KIP-890): Kafka's
 //! `TransactionCoordinator`, `TransactionStateManager` and `TransactionMarkerChannelManager`.
 //!
 //! A transactional id is coordinated by the leader of its `__transaction_state` partition (the

@@ -23,6 +23,11 @@ use crate::replica_manager::ReplicaManager;
 /// answers CONCURRENT_TRANSACTIONS.
 const COMPLETION_WAIT: std::time::Duration = std::time::Duration::from_millis(100);
 
+/// The same for a partition leader adding a version-2 producer's partition: the producer
+/// cannot tell a retry apart from its batch being refused, so the leader waits longer (Kafka's
+/// leader retries for up to a second too).
+const COMPLETION_WAIT_TV2: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// Longest a KIP-890 verification may take on another broker; the producer retries after.
 const VERIFY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
@@ -431,12 +436,14 @@ impl Inner {
 
     /// Adds partitions to the producer's transaction (checked to exist, unless they are a
     /// group's `__consumer_offsets` partition, which may be created after it is added).
+    /// `tv2`: a partition leader adds them for a version-2 producer.
     async fn add(
         &self,
         id: &str,
         producer: (i64, i16),
         partitions: Vec<(String, i32)>,
         check: bool,
+        tv2: bool,
     ) -> Result<(), BrokerError> {
         self.coordinates(id)?;
         if check {
@@ -445,7 +452,12 @@ impl Inner {
         // The producer's next transaction usually starts while the last one's markers are
         // being written: rather than answer CONCURRENT_TRANSACTIONS at once (clients back off
         // 20 to 100 ms before retrying), wait a little for the completion.
-        let deadline = tokio::time::Instant::now() + COMPLETION_WAIT;
+        let wait = if tv2 {
+            COMPLETION_WAIT_TV2
+        } else {
+            COMPLETION_WAIT
+        };
+        let deadline = tokio::time::Instant::now() + wait;
         let next = loop {
             // The id may have moved to another coordinator while this one waited.
             self.coordinates(id)?;
@@ -459,7 +471,7 @@ impl Inner {
                         "no producer for this transactional id".into(),
                     )
                 })?;
-                let next = state::add_partitions(meta, producer, &partitions, now)?;
+                let next = state::add_partitions(meta, producer, &partitions, tv2, now)?;
                 let write = next.is_some();
                 Ok((next, write))
             });
@@ -542,9 +554,10 @@ impl TransactionCoordinator for TransactionCoordinatorService {
         transactional_id: String,
         producer: (i64, i16),
         partitions: Vec<(String, i32)>,
+        tv2: bool,
     ) -> Result<(), BrokerError> {
         self.inner
-            .add(&transactional_id, producer, partitions, true)
+            .add(&transactional_id, producer, partitions, true, tv2)
             .await
     }
 
@@ -561,8 +574,39 @@ impl TransactionCoordinator for TransactionCoordinatorService {
                 producer,
                 vec![(OFFSETS_TOPIC.to_owned(), index)],
                 false,
+                false,
             )
             .await
+    }
+
+    async fn add_offsets_partition(
+        &self,
+        transactional_id: String,
+        producer: (i64, i16),
+        group_id: String,
+    ) -> Result<(), BrokerError> {
+        let index = partition_for(&group_id, self.inner.offsets_partitions);
+        let partitions = vec![(OFFSETS_TOPIC.to_owned(), index)];
+        let codes = self
+            .verify_with_coordinator(transactional_id, producer, partitions, true)
+            .await;
+        // As the group coordinator answers TxnOffsetCommit: what the producer may retry is
+        // told so in that API's terms (it knows no CONCURRENT_TRANSACTIONS there).
+        match codes.as_deref().map(|c| c.first().copied().unwrap_or(0)) {
+            Ok(0) => Ok(()),
+            Ok(47 | 90) => Err(BrokerError::InvalidProducerEpoch(
+                "the producer epoch is not its transactional id's current one".into(),
+            )),
+            Ok(49) => Err(BrokerError::InvalidProducerIdMapping(
+                "the producer id is not its transactional id's".into(),
+            )),
+            Ok(51) => Err(BrokerError::CoordinatorLoadInProgress),
+            Ok(code) => {
+                tracing::debug!(code, "adding the offsets partition to a transaction failed");
+                Err(BrokerError::CoordinatorNotAvailable)
+            }
+            Err(_) => Err(BrokerError::CoordinatorNotAvailable),
+        }
     }
 
     async fn end_txn(
@@ -570,7 +614,8 @@ impl TransactionCoordinator for TransactionCoordinatorService {
         transactional_id: String,
         producer: (i64, i16),
         commit: bool,
-    ) -> Result<(), BrokerError> {
+        tv2: bool,
+    ) -> Result<(i64, i16), BrokerError> {
         let inner = &self.inner;
         let id = transactional_id;
         inner.coordinates(&id)?;
@@ -581,17 +626,28 @@ impl TransactionCoordinator for TransactionCoordinatorService {
                     "no producer for this transactional id".into(),
                 )
             })?;
-            let decision = state::end(meta, producer, commit, now)?;
+            let decision = state::end(meta, producer, commit, tv2, now)?;
             let write = matches!(decision, EndDecision::Prepare(_));
             Ok((decision, write))
         })?;
         match decision {
-            EndDecision::Done => Ok(()),
-            EndDecision::Prepare(prepared) => {
+            EndDecision::Done(answer) => Ok(answer),
+            EndDecision::Prepare(mut prepared) => {
+                if prepared.next_producer_id == 0 {
+                    // The epoch ran out: the producer continues under a new id.
+                    match inner.admin.next_producer_id(None).await {
+                        Ok((next, _)) => prepared.next_producer_id = next,
+                        Err(e) => {
+                            inner.release(&id);
+                            return Err(e);
+                        }
+                    }
+                }
+                let answer = prepared.continues_as();
                 inner.apply(&id, prepared).await?;
                 let completing = Arc::clone(inner);
                 tokio::spawn(async move { completing.complete(id).await });
-                Ok(())
+                Ok(answer)
             }
         }
     }
@@ -613,6 +669,7 @@ impl TransactionCoordinator for TransactionCoordinatorService {
         transactional_id: String,
         producer: (i64, i16),
         partitions: Vec<(String, i32)>,
+        add: bool,
     ) -> Result<Vec<i16>, BrokerError> {
         let inner = &self.inner;
         let index = inner.partition_of(&transactional_id);
@@ -621,6 +678,13 @@ impl TransactionCoordinator for TransactionCoordinatorService {
             .leader_ref(TRANSACTION_STATE_TOPIC, index)
             .is_ok()
         {
+            if add {
+                let count = partitions.len();
+                let added = inner
+                    .add(&transactional_id, producer, partitions, true, true)
+                    .await;
+                return Ok(vec![added.err().map_or(0, |e| e.code()); count]);
+            }
             return self.verify_partitions(&transactional_id, producer, &partitions);
         }
         let coordinator = inner
@@ -639,6 +703,7 @@ impl TransactionCoordinator for TransactionCoordinatorService {
             &transactional_id,
             producer,
             &partitions,
+            add,
         )
         .await
     }

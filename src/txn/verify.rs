@@ -1,6 +1,7 @@
 //! KIP-890 from the partition leader's side: asking a transactional id's coordinator, on
 //! another broker, whether partitions are in the producer's open transaction
-//! (AddPartitionsToTxn v5 with `verify_only`, the batched broker version).
+//! (AddPartitionsToTxn v5 with `verify_only`, the batched broker version), or, for a
+//! version-2 producer, to add them (without `verify_only`).
 
 use kafka_protocol::messages::add_partitions_to_txn_request::{
     AddPartitionsToTxnTopic, AddPartitionsToTxnTransaction,
@@ -15,11 +16,12 @@ use crate::metadata_cache::MetadataCache;
 /// The AddPartitionsToTxn version brokers send: v5 answers TRANSACTION_ABORTABLE.
 const VERSION: i16 = 5;
 
-/// The request verifying `partitions` for one producer.
+/// The request verifying (or adding) `partitions` for one producer.
 pub(super) fn request(
     transactional_id: &str,
     (producer_id, epoch): (i64, i16),
     partitions: &[(String, i32)],
+    add: bool,
 ) -> AddPartitionsToTxnRequest {
     let topics = super::by_topic(partitions)
         .into_iter()
@@ -36,13 +38,13 @@ pub(super) fn request(
             )))
             .with_producer_id(ProducerId(producer_id))
             .with_producer_epoch(epoch)
-            .with_verify_only(true)
+            .with_verify_only(!add)
             .with_topics(topics),
     ])
 }
 
-/// Asks `coordinator` (a broker id) to verify `partitions`: each partition's error code, in
-/// order. `Err` when no answer came (the leader then tells its producer to retry).
+/// Asks `coordinator` (a broker id) to verify (or add) `partitions`: each partition's error
+/// code, in order. `Err` when no answer came (the leader then tells its producer to retry).
 pub(super) async fn ask(
     connections: &BrokerConnections,
     metadata: &MetadataCache,
@@ -50,8 +52,9 @@ pub(super) async fn ask(
     transactional_id: &str,
     producer: (i64, i16),
     partitions: &[(String, i32)],
+    add: bool,
 ) -> Result<Vec<i16>, BrokerError> {
-    let request = request(transactional_id, producer, partitions);
+    let request = request(transactional_id, producer, partitions, add);
     let response = connections
         .call(metadata, coordinator, VERSION, &request)
         .await

@@ -26,8 +26,10 @@ fn api_keys() -> Vec<ApiVersion> {
 }
 
 /// The feature levels this broker supports and runs at (KIP-584), as `kafka-features
-/// describe` shows them: `group.version` 1 enables the consumer group protocol (KIP-848).
-const FEATURES: &[(&str, i16, i16)] = &[("group.version", 0, 1)];
+/// describe` shows them: `group.version` 1 enables the consumer group protocol (KIP-848),
+/// `transaction.version` 2 tells clients to run transactions with epoch bumps (KIP-890 part 2:
+/// Produce v12, TxnOffsetCommit v5 and EndTxn v5, no AddPartitionsToTxn or AddOffsetsToTxn).
+const FEATURES: &[(&str, i16, i16)] = &[("group.version", 0, 1), ("transaction.version", 0, 2)];
 
 pub(super) fn handle<B: Broker>(
     ctx: &Ctx<'_, B>,

@@ -142,7 +142,10 @@ pub(super) fn handle<B: Broker>(
         ctx.allowed(Operation::Write, ResourceType::TransactionalId, id.as_str())
     });
     let invalid_acks = !matches!(acks, -1..=1);
-    let verify = ctx.config.txn_partition_verification;
+    // From v12 (transaction version 2) the producer sends no AddPartitionsToTxn: the
+    // coordinator is asked to add the partition, whatever the verification setting.
+    let add = ctx.version >= 12;
+    let verify = ctx.config.txn_partition_verification || add;
     // The partitions awaiting verification, and their one producer.
     let mut to_verify: Vec<(String, i32)> = Vec::new();
     let mut verifying: Option<(i64, i16)> = None;
@@ -224,7 +227,7 @@ pub(super) fn handle<B: Broker>(
         tokio::spawn(async move {
             broker
                 .txns()
-                .verify_with_coordinator(id, producer, to_verify)
+                .verify_with_coordinator(id, producer, to_verify, add)
                 .await
         })
     });

@@ -1,5 +1,6 @@
-//! The transactional producer's APIs (KIP-98, transaction version 1): AddPartitionsToTxn
-//! (key 24, client versions 0–3), AddOffsetsToTxn (25), EndTxn (26), and the admin's
+//! The transactional producer's APIs (KIP-98): AddPartitionsToTxn (key 24, client versions
+//! 0–3), AddOffsetsToTxn (25), EndTxn (26; v5+ is KIP-890's transaction version 2, which
+//! bumps the epoch at every commit or abort), and the admin's
 //! DescribeTransactions (65) and ListTransactions (66, KIP-664). InitProducerId's
 //! transactional path is in `init_producer_id`.
 //!
@@ -93,7 +94,7 @@ pub(super) fn add_partitions<B: Broker>(
             Some(
                 broker
                     .txns()
-                    .add_partitions(id.clone(), producer, partitions)
+                    .add_partitions(id.clone(), producer, partitions, false)
                     .await,
             )
         };
@@ -157,14 +158,25 @@ pub(super) fn end_txn<B: Broker>(
     let producer = (request.producer_id.0, request.producer_epoch);
     let broker = Arc::clone(ctx.broker);
     Ok(later(ctx, async move {
+        // v5+ is transaction version 2: the epoch is bumped, and the answer carries it.
+        let tv2 = version >= 5;
         let result = match access {
-            Ok(()) => broker.txns().end_txn(id, producer, request.committed).await,
+            Ok(()) => {
+                broker
+                    .txns()
+                    .end_txn(id, producer, request.committed, tv2)
+                    .await
+            }
             Err(e) => Err(e),
+        };
+        let (producer_id, epoch) = match &result {
+            Ok(next) if tv2 => *next,
+            _ => (-1, -1),
         };
         EndTxnResponse::default()
             .with_error_code(result.err().map_or(0, |e| fenced_code(&e, version, 2)))
-            .with_producer_id(ProducerId(-1))
-            .with_producer_epoch(-1)
+            .with_producer_id(ProducerId(producer_id))
+            .with_producer_epoch(epoch)
     }))
 }
 

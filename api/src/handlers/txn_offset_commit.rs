@@ -1,7 +1,9 @@
 //! TxnOffsetCommit (key 28, KIP-98/KIP-447): a transactional producer commits a consumer
 //! group's offsets inside its transaction (`sendOffsetsToTransaction`). They are written to
 //! `__consumer_offsets` in the transaction and count once it commits; until then, an
-//! OffsetFetch that requires stable offsets is told UNSTABLE_OFFSET_COMMIT.
+//! OffsetFetch that requires stable offsets is told UNSTABLE_OFFSET_COMMIT. From v5
+//! (transaction version 2) the producer sends no AddOffsetsToTxn: the offsets partition joins
+//! the transaction here, before the offsets are written.
 
 use std::sync::Arc;
 
@@ -16,6 +18,7 @@ use crate::broker::{Broker, BrokerError};
 use crate::connection::Reply;
 use crate::group::{Committer, GroupCoordinator, OffsetToCommit};
 use crate::security::acl::{Operation, ResourceType};
+use crate::txn::TransactionCoordinator;
 
 pub(super) fn handle<B: Broker>(
     ctx: &Ctx<'_, B>,
@@ -74,16 +77,28 @@ pub(super) fn handle<B: Broker>(
         .filter_map(|(o, ok)| ok.then_some(o))
         .collect();
     let broker = Arc::clone(ctx.broker);
+    let producer = (request.producer_id.0, request.producer_epoch);
     Ok(later(ctx, async move {
         let committed = if offsets.is_empty() {
             Ok(Vec::new())
         } else {
             let count = offsets.len();
-            broker
-                .groups()
-                .commit_offsets(&group_id, committer, offsets)
-                .await
-                .map_err(|e| (e, count))
+            let joined = if version >= 5 {
+                broker
+                    .txns()
+                    .add_offsets_partition(transactional_id, producer, group_id.clone())
+                    .await
+            } else {
+                Ok(())
+            };
+            match joined {
+                Ok(()) => broker
+                    .groups()
+                    .commit_offsets(&group_id, committer, offsets)
+                    .await
+                    .map_err(|e| (e, count)),
+                Err(e) => Err((e, count)),
+            }
         };
         let mut committed = match committed {
             Ok(results) => results.into_iter(),

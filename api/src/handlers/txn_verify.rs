@@ -2,7 +2,8 @@
 //! coordinator, several producers' transactions per request. With `verify_only` it changes
 //! nothing and answers whether each partition is in its producer's open transaction (a
 //! partition leader asking before it writes a transaction's first batch); without, it adds
-//! them, as the client versions do. Brokers only: it needs CLUSTER_ACTION.
+//! them for a transaction-version-2 producer, which sends no AddPartitionsToTxn of its own
+//! (KIP-890 part 2). Brokers only: it needs CLUSTER_ACTION.
 
 use std::sync::Arc;
 
@@ -52,7 +53,7 @@ pub(super) fn handle<B: Broker>(
             } else {
                 let added = broker
                     .txns()
-                    .add_partitions(id.clone(), producer, partitions.clone())
+                    .add_partitions(id.clone(), producer, partitions.clone(), true)
                     .await;
                 vec![added.err().map_or(0, |e: BrokerError| e.code()); partitions.len()]
             };
