@@ -8,7 +8,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::BrokerProcess;
+use common::{BrokerProcess, eos};
 use rdkafka::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
@@ -172,57 +172,18 @@ fn java_consume_transform_produce_is_exactly_once_across_kill_9() {
     runtime.block_on(async {
         common::create_topic(&proxy.addr, "input", 3, &[]).await;
         common::create_topic(&proxy.addr, "output", 3, &[]).await;
-        let producer: rdkafka::producer::FutureProducer = common::client(&proxy.addr)
-            .set("enable.idempotence", "true")
-            .create()
-            .unwrap();
-        let deliveries: Vec<_> = (0..RECORDS)
-            .map(|i| {
-                let value = format!("in-{i}");
-                producer
-                    .send_result(
-                        rdkafka::producer::FutureRecord::to("input")
-                            .key(&value)
-                            .payload(&value),
-                    )
-                    .map_err(|(e, _)| e)
-                    .expect("enqueued")
-            })
-            .collect();
-        for delivery in deliveries {
-            delivery.await.expect("delivered").expect("acknowledged");
-        }
+        eos::produce_input(&proxy.addr, "input", RECORDS).await;
     });
-    let classpath = common::java::classpath("4.1.0");
-    let mut java = std::process::Command::new("java")
-        .arg("-cp")
-        .arg(&classpath)
-        .arg("StrataEosCheck")
-        .arg(&proxy.addr)
-        .arg("input")
-        .arg("output")
-        .arg(RECORDS.to_string())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("java runs");
+    let java = eos::spawn_loop(&proxy.addr, "input", "output", RECORDS);
+    let mut java = Some(java);
     // Kill the broker twice while transactions run: once some output is written, and again
     // a little later.
     for (n, after) in [(1, 600i64), (2, 1800)].iter().copied() {
         common::cluster::wait_until("output written", Duration::from_secs(120), || {
-            let consumer: BaseConsumer = common::client(&broker.addr).create().ok()?;
-            let high: i64 = (0..3)
-                .filter_map(|p| {
-                    consumer
-                        .fetch_watermarks("output", p, Duration::from_secs(2))
-                        .ok()
-                })
-                .map(|(_, high)| high)
-                .sum();
-            (high >= after).then_some(())
+            (eos::written(&broker.addr, "output", 3) >= after).then_some(())
         });
         assert!(
-            java.try_wait().unwrap().is_none(),
+            java.as_mut().unwrap().try_wait().unwrap().is_none(),
             "the transform loop was still running when the broker was killed"
         );
         broker.kill();
@@ -231,98 +192,14 @@ fn java_consume_transform_produce_is_exactly_once_across_kill_9() {
         proxy.set_target(&broker.addr);
         eprintln!("broker killed and restarted ({n})");
     }
-    let output = java.wait_with_output().expect("java finishes");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    assert!(
-        output.status.success() && text.contains("OK eos"),
-        "{text}\nbroker log:\n{}",
-        broker.log()
-    );
-    eprintln!("{}", text.lines().last().unwrap_or_default());
-
-    // Exactly once: every input's result, once, in the committed output.
-    let consumer: BaseConsumer = common::client(&broker.addr)
-        .set("group.id", "eos-checker")
-        .set("enable.auto.commit", "false")
-        .set("isolation.level", "read_committed")
-        .create()
-        .unwrap();
-    let mut assignment = TopicPartitionList::new();
-    for p in 0..3 {
-        assignment
-            .add_partition_offset("output", p, Offset::Beginning)
-            .unwrap();
-    }
-    consumer.assign(&assignment).unwrap();
-    let mut seen = std::collections::HashMap::new();
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    while seen.values().sum::<usize>() < RECORDS && std::time::Instant::now() < deadline {
-        if let Some(message) = consumer.poll(Duration::from_millis(200)) {
-            let message = message.expect("consumed");
-            let value = String::from_utf8_lossy(message.payload().unwrap()).into_owned();
-            *seen.entry(value).or_insert(0usize) += 1;
-        }
-    }
-    while let Some(message) = consumer.poll(Duration::from_millis(500)) {
-        let message = message.expect("consumed");
-        let value = String::from_utf8_lossy(message.payload().unwrap()).into_owned();
-        *seen.entry(value).or_insert(0usize) += 1;
-    }
-    let missing: Vec<usize> = (0..RECORDS)
-        .filter(|i| !seen.contains_key(&format!("out-in-{i}")))
-        .collect();
-    let repeated: Vec<(&String, &usize)> = seen.iter().filter(|(_, n)| **n > 1).collect();
-    assert!(
-        missing.is_empty() && repeated.is_empty() && seen.len() == RECORDS,
-        "{} distinct results; missing {:?}…; repeated {:?}…",
-        seen.len(),
-        &missing[..missing.len().min(10)],
-        &repeated[..repeated.len().min(10)]
-    );
-    // The group's offsets are the input's end.
-    let group: BaseConsumer = common::client(&broker.addr)
-        .set("group.id", "eos-transform")
-        .create()
-        .unwrap();
-    let mut wanted = TopicPartitionList::new();
-    for p in 0..3 {
-        wanted.add_partition("input", p);
-    }
-    let committed = group
-        .committed_offsets(wanted, Duration::from_secs(10))
-        .unwrap();
-    let total: i64 = committed
-        .elements()
-        .iter()
-        .map(|e| match e.offset() {
-            Offset::Offset(o) => o,
-            other => panic!("no committed offset: {other:?}"),
-        })
-        .sum();
-    assert_eq!(total, RECORDS as i64, "the group committed the whole input");
+    let (_, transactions) = eos::finish(java.take().unwrap(), || {
+        format!("broker log:\n{}", broker.log())
+    });
+    eos::check_exactly_once(&broker.addr, "input", "output", 3, RECORDS);
 
     // The 4.1 client ran transaction version 2 (the broker finalizes it): every EndTxn bumped
     // its epoch, where version 1 bumps it only at initTransactions.
-    let transactions: i16 = text
-        .split("OK eos ")
-        .nth(1)
-        .and_then(|rest| rest.split(' ').next())
-        .and_then(|n| n.parse().ok())
-        .expect("the loop reports its transactions");
-    let epoch = runtime.block_on(async {
-        let mut conn = common::wire::Conn::open(&broker.addr).await;
-        let request = kafka_protocol::messages::DescribeTransactionsRequest::default()
-            .with_transactional_ids(vec![kafka_protocol::messages::TransactionalId(
-                kafka_protocol::protocol::StrBytes::from_static_str("eos-transform"),
-            )]);
-        let described = conn.call(0, &request).await.expect("described");
-        assert_eq!(described.transaction_states[0].error_code, 0);
-        described.transaction_states[0].producer_epoch
-    });
+    let epoch = runtime.block_on(eos::loop_epoch(&broker.addr));
     eprintln!("{transactions} transactions, producer epoch {epoch}");
     assert!(
         transactions >= 10 && epoch >= transactions,

@@ -6,6 +6,7 @@ pub mod browser;
 pub mod certs;
 pub mod cluster;
 pub mod controller;
+pub mod eos;
 pub mod java;
 pub mod link;
 pub mod metrics;
