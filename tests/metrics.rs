@@ -232,7 +232,8 @@ fn a_controller_only_node_serves_its_health_and_metrics() {
             "--set",
             "process.roles=controller",
             "--set",
-            "listeners=PLAINTEXT://127.0.0.1:0,CONTROLLER://127.0.0.1:0,ADMIN://127.0.0.1:0",
+            // As Kafka's controllers: no Kafka listener.
+            "listeners=CONTROLLER://127.0.0.1:0,ADMIN://127.0.0.1:0",
         ],
         &dir.path().join("controller.log"),
     );

@@ -59,6 +59,7 @@ pub fn summary(config: &BrokerConfig) -> String {
         config.data_dir.display()
     ));
     match &config.remote {
+        _ if !config.broker_role => {}
         Some(remote) => out.push_str(&format!("  tiered storage    {}\n", remote.url)),
         None => out.push_str("  tiered storage    off\n"),
     }

@@ -76,10 +76,19 @@ pub fn parse_listeners(text: &str) -> Result<Listeners, String> {
             return Err(format!("two {name} listeners"));
         }
     }
-    let first = kafka.first().map(|l| l.addr).ok_or_else(|| {
-        format!("'{text}' has no Kafka listener (PLAINTEXT://host:port, SSL://…)")
-    })?;
+    // A controller-only node may have no Kafka listener, its other two given by name.
+    let first = kafka.first().map(|l| l.addr);
+    if first.is_none() && controller.is_none() {
+        return Err(format!(
+            "'{text}' has no Kafka listener (PLAINTEXT://host:port, SSL://…)"
+        ));
+    }
     let beside = |name: &str, offset: u16| -> Result<SocketAddr, String> {
+        let Some(first) = first else {
+            return Err(format!(
+                "'{text}' has no Kafka listener to place the {name} listener beside: give it with {name}://host:port"
+            ));
+        };
         if first.port() == 0 {
             return Ok(SocketAddr::new(first.ip(), 0));
         }
@@ -263,7 +272,24 @@ mod tests {
                 .unwrap_err()
                 .contains("two SSL")
         );
-        assert!(parse_listeners("CONTROLLER://127.0.0.1:1").is_err());
+        // A controller-only node names its two listeners; with one missing, the error says
+        // which.
+        let controller = parse_listeners("CONTROLLER://0.0.0.0:9093,ADMIN://0.0.0.0:9644").unwrap();
+        assert!(controller.kafka.is_empty());
+        assert_eq!(
+            (controller.controller.port(), controller.admin.port()),
+            (9093, 9644)
+        );
+        assert!(
+            parse_listeners("CONTROLLER://127.0.0.1:1")
+                .unwrap_err()
+                .contains("ADMIN://host:port")
+        );
+        assert!(
+            parse_listeners("ADMIN://127.0.0.1:1")
+                .unwrap_err()
+                .contains("no Kafka listener")
+        );
         let map = parse_protocol_map("INTERNAL:SASL_SSL, external:SSL").unwrap();
         assert_eq!(map["INTERNAL"], SecurityProtocol::SaslSsl);
         assert_eq!(map["EXTERNAL"], SecurityProtocol::Ssl);

@@ -341,11 +341,28 @@ impl BrokerConfig {
         let listeners =
             parse_listeners(&get("listeners")).map_err(|e| settings.invalid("listeners", e))?;
         let (controller_listener, admin_listener) = (listeners.controller, listeners.admin);
-        let kafka_listeners = security::kafka_listeners(&settings, &listeners.kafka)?;
-        let advertised = kafka_listeners[0].advertised.clone();
-        let inter_broker_client = security::inter_broker_client(&settings, &kafka_listeners[0])?;
         let (broker_role, controller_role) =
             parse_roles(&get("process.roles")).map_err(|e| settings.invalid("process.roles", e))?;
+        let kafka_listeners = security::kafka_listeners(&settings, &listeners.kafka)?;
+        // Only a controller-only node, which serves no Kafka clients, may have none: it
+        // advertises nothing and connects to no broker.
+        let (advertised, inter_broker_client) = match kafka_listeners.first() {
+            Some(first) => (
+                first.advertised.clone(),
+                security::inter_broker_client(&settings, first)?,
+            ),
+            None if !broker_role => (
+                (controller_listener.ip().to_string(), 0),
+                security::InterBrokerClient(BTreeMap::new()),
+            ),
+            None => {
+                return Err(settings.invalid(
+                    "listeners",
+                    "a broker needs a Kafka listener (PLAINTEXT://host:port, SSL://…); only a \
+                     controller-only node (process.roles = \"controller\") may have none",
+                ));
+            }
+        };
         let voters = parse_voters(&get("controller.quorum.voters"))
             .map_err(|e| settings.invalid("controller.quorum.voters", e))?;
         if !controller_role && voters.is_empty() {
@@ -636,6 +653,32 @@ mod tests {
         assert_eq!(config.num_partitions, 3);
         assert_eq!(config.topic_defaults.get("retention.ms").unwrap(), "1000");
         assert_eq!(config.topic_defaults.get("segment.bytes").unwrap(), "4096");
+    }
+
+    #[test]
+    fn only_a_controller_only_node_may_have_no_kafka_listener() {
+        let load = |roles: &str| {
+            BrokerConfig::load(
+                None,
+                &[
+                    Override::set("process.roles", roles),
+                    Override::set("node.id", "1"),
+                    Override::set(
+                        "listeners",
+                        "CONTROLLER://0.0.0.0:9093,ADMIN://0.0.0.0:9644",
+                    ),
+                    Override::set("controller.quorum.voters", "1@10.0.1.10:9093"),
+                ],
+            )
+        };
+        let controller = load("controller").unwrap();
+        assert!(controller.kafka_listeners.is_empty());
+        assert_eq!(controller.admin_listener.port(), 9644);
+        let broker = load("broker,controller").unwrap_err().to_string();
+        assert!(
+            broker.contains("a broker needs a Kafka listener"),
+            "{broker}"
+        );
     }
 
     #[test]
