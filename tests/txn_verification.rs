@@ -198,6 +198,15 @@ async fn a_batch_outside_its_transaction_is_refused_and_cannot_hang_the_partitio
         end,
         "no transaction is left open: read_committed consumers read to the end"
     );
+    // A new instance of the producer fences this one: its next batch is told so, fatally
+    // (INVALID_PRODUCER_EPOCH), not to retry.
+    let fencer = init_transactional(&mut conn, id).await;
+    assert!(fencer.1 > producer.1);
+    assert_eq!(
+        produce(&mut conn, 11, id, 1, batch(0)).await,
+        47,
+        "a fenced producer's batch"
+    );
     drop(broker);
 
     // Turned off, the broker takes the batch as Kafka before 3.6 did.
@@ -383,6 +392,34 @@ async fn a_version_2_producer_joins_by_producing_and_each_end_bumps_its_epoch() 
         4,
         "two commits' worth, an abort marker"
     );
+
+    // The next transaction's first batch, sent as soon as EndTxn answers, usually reaches the
+    // leader before the last one's marker: it waits for the marker, then is written.
+    let mut epoch = next + 2;
+    let mut written = 0;
+    for round in 0..20 {
+        assert_eq!(
+            produce(&mut conn, 12, id, 0, batch(epoch, 0)).await,
+            0,
+            "round {round}"
+        );
+        written += 1;
+        let (code, _, bumped) = end_v5(&mut conn, id, (pid, epoch), true).await;
+        assert_eq!((code, bumped), (0, epoch + 1), "round {round}");
+        epoch = bumped;
+    }
+    assert_eq!(produce(&mut conn, 12, id, 0, batch(epoch, 0)).await, 0);
+    assert_eq!(end_v5(&mut conn, id, (pid, epoch), false).await.0, 0);
+    let mut settled = 0;
+    for _ in 0..100 {
+        settled = latest(&mut conn, 1).await;
+        if settled == latest(&mut conn, 0).await {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Each round: a record and its commit marker; then one aborted record and its marker.
+    assert_eq!(settled, 4 + 2 * written + 2);
 }
 
 #[test]
@@ -470,4 +507,65 @@ fn transactions_commit_and_abort_through_leaders_away_from_their_coordinator() {
         "every partition is led by the coordinator: {:?}",
         leaders(TOPIC)
     );
+}
+
+/// librdkafka with one record per batch: a transaction's first batch on the partition waits
+/// for its coordinator while the next ones are already pipelined on the same connection. They
+/// must not overtake it (an overtaking batch is out of sequence, which is fatal to the
+/// producer), as librdkafka's own tests 0103 and 0137 check.
+#[test]
+fn pipelined_batches_wait_behind_a_batch_being_verified() {
+    const TRANSACTIONS: usize = 30;
+    const PER_TRANSACTION: usize = 5;
+    let dir = tempfile::tempdir().unwrap();
+    let broker = BrokerProcess::start(
+        &dir.path().join("data"),
+        &["transaction.state.log.num.partitions=1"],
+    );
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(common::create_topic(&broker.addr, TOPIC, 1, &[]));
+    let producer: BaseProducer = common::client(&broker.addr)
+        .set("transactional.id", "pipelined-tx")
+        .set("batch.num.messages", "1")
+        .set("linger.ms", "0")
+        .create()
+        .expect("producer");
+    let timeout = Duration::from_secs(30);
+    producer.init_transactions(timeout).expect("init");
+    for round in 0..TRANSACTIONS {
+        producer.begin_transaction().unwrap();
+        for i in 0..PER_TRANSACTION {
+            let value = format!("{round}-{i}");
+            producer
+                .send(
+                    BaseRecord::<(), String>::to(TOPIC)
+                        .partition(0)
+                        .payload(&value),
+                )
+                .map_err(|(e, _)| e)
+                .expect("enqueued");
+            producer.poll(Duration::ZERO);
+        }
+        producer
+            .commit_transaction(timeout)
+            .unwrap_or_else(|e| panic!("transaction {round}: {e}"));
+    }
+    let consumer: BaseConsumer = common::client(&broker.addr)
+        .set("group.id", "pipelined-check")
+        .set("isolation.level", "read_committed")
+        .set("auto.offset.reset", "earliest")
+        .create()
+        .unwrap();
+    consumer.subscribe(&[TOPIC]).unwrap();
+    let mut read = Vec::new();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while read.len() < TRANSACTIONS * PER_TRANSACTION && std::time::Instant::now() < deadline {
+        if let Some(Ok(m)) = consumer.poll(Duration::from_millis(200)) {
+            read.push(String::from_utf8_lossy(m.payload().unwrap()).into_owned());
+        }
+    }
+    let expected: Vec<String> = (0..TRANSACTIONS)
+        .flat_map(|round| (0..PER_TRANSACTION).map(move |i| format!("{round}-{i}")))
+        .collect();
+    assert_eq!(read, expected, "every record once, in the order sent");
 }

@@ -221,6 +221,11 @@ impl ProducerStateManager {
         Some(first)
     }
 
+    /// The producer's epoch here, if it wrote anything.
+    pub fn epoch_of(&self, producer_id: i64) -> Option<i16> {
+        self.producers.get(&producer_id).map(|e| e.epoch)
+    }
+
     /// First offset of the earliest open transaction.
     pub fn first_ongoing_offset(&self) -> Option<u64> {
         self.ongoing.keys().next().copied()

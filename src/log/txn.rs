@@ -87,6 +87,10 @@ impl UnifiedLog {
     ) -> Result<AppendInfo> {
         self.producer_state
             .check_marker(producer_id, epoch, marker.coordinator_epoch)?;
+        let bumped = self
+            .producer_state
+            .epoch_of(producer_id)
+            .is_some_and(|current| epoch > current);
         let bytes = marker_batch(producer_id, epoch, marker, now_ms)?;
         let header = BatchHeader::parse(&bytes)?;
         self.local.maybe_roll(&self.config, header.size(), now_ms)?;
@@ -98,7 +102,7 @@ impl UnifiedLog {
         self.epochs.assign(leader_epoch, base_offset)?;
         self.local.append(&head, records, &header)?;
         self.complete_txn(producer_id, epoch, marker, base_offset)?;
-        self.verifications.clear(producer_id);
+        self.verifications.end_txn(producer_id, epoch, bumped);
         Ok(AppendInfo {
             base_offset,
             next_offset: self.local.log_end_offset(),

@@ -4,7 +4,8 @@
 //! only after the coordinator confirms that the partition is in that transaction. Verification
 //! starts here with a fresh guard (a number no other verification has); the batch is then
 //! appended with it, and the append is refused unless the guard is still the producer's. The
-//! producer's next transactional batch or marker clears the guard. So a verification that
+//! producer's next transactional batch, or the marker ending its transaction, clears the
+//! guard. So a verification that
 //! raced an abort (verified, then the transaction ended, then the batch arrives) no longer
 //! matches and cannot open a transaction the coordinator knows nothing about. Guards live only
 //! in memory: a new leader verifies again.
@@ -69,9 +70,22 @@ impl Verifications {
         }
     }
 
-    /// Forgets `producer_id`'s verification: a transactional batch or marker of it was written.
+    /// Forgets `producer_id`'s verification: a transactional batch of it was written.
     pub fn clear(&mut self, producer_id: i64) {
         self.pending.remove(&producer_id);
+    }
+
+    /// A marker of `producer_id` at `epoch` was written: the verifications of the transaction
+    /// it ended are void. `bumped`: the marker carries a newer epoch than the producer's
+    /// batches here (transaction version 2, or a fencing abort), so a verification already at
+    /// that epoch is of the producer's next transaction, started while the marker was on its
+    /// way, and stays.
+    pub fn end_txn(&mut self, producer_id: i64, epoch: i16, bumped: bool) {
+        if let Some(pending) = self.pending.get(&producer_id)
+            && (pending.epoch < epoch || (pending.epoch == epoch && !bumped))
+        {
+            self.pending.remove(&producer_id);
+        }
     }
 
     /// Number of pending verifications.
@@ -88,6 +102,25 @@ impl Verifications {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_marker_voids_the_verifications_of_the_transaction_it_ends_only() {
+        let mut v = Verifications::default();
+        // Version 1: the next transaction keeps the epoch, so a verification under way is a
+        // late batch of the ended one.
+        let late = v.start(7, 3);
+        v.end_txn(7, 3, false);
+        assert!(v.check(7, late).is_err());
+        // Version 2: the marker moves the producer to epoch 4, and its next transaction's
+        // first batch may already be verifying at 4.
+        let next = v.start(7, 4);
+        v.end_txn(7, 4, true);
+        assert!(v.check(7, next).is_ok());
+        // An older epoch's verification is void whatever the marker.
+        let old = v.start(8, 1);
+        v.end_txn(8, 2, true);
+        assert!(v.check(8, old).is_err());
+    }
 
     #[test]
     fn pipelined_batches_share_a_guard_and_a_new_epoch_gets_a_new_one() {

@@ -685,7 +685,12 @@ impl TransactionCoordinator for TransactionCoordinatorService {
                     .await;
                 return Ok(vec![added.err().map_or(0, |e| e.code()); count]);
             }
-            return self.verify_partitions(&transactional_id, producer, &partitions);
+            // The coordinator's refusal (a fenced producer, say) is its answer, as it is over
+            // the wire: the leader tells the producer that, not "try again".
+            let count = partitions.len();
+            return Ok(self
+                .verify_partitions(&transactional_id, producer, &partitions)
+                .unwrap_or_else(|e| vec![e.code(); count]));
         }
         let coordinator = inner
             .metadata

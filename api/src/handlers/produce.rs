@@ -1,7 +1,10 @@
 //! Produce (key 0): appends each partition's batch now, acknowledges once durable.
 //!
 //! Appends happen in the request's first phase, so batches of pipelined requests land in
-//! order. The acknowledgement waits for the fsync that the topic's flush policy requires; one
+//! order. A transactional batch that opens its transaction on a partition waits for the
+//! coordinator (KIP-890) and is appended in the second phase, which runs request after request;
+//! while one of a connection's requests waits so, that connection's later transactional batches
+//! are appended in their second phase too, so that none overtakes it. The acknowledgement waits for the fsync that the topic's flush policy requires; one
 //! fsync covers every batch appended before it began (group commit). With `acks=0` no response
 //! is sent at all, as Kafka does.
 
@@ -46,6 +49,26 @@ enum Outcome {
     /// A transactional batch opening its producer's transaction here: appended under `guard`
     /// once the coordinator confirms the partition is in the transaction (KIP-890).
     Verify { records: Bytes, guard: u64 },
+    /// A batch of a transaction open here, appended in the second phase behind an earlier
+    /// request of the connection that waits for verification.
+    Deferred { records: Bytes },
+}
+
+/// One of a connection's requests with batches for its second phase; counted in the session
+/// until it is settled (or dropped with its connection).
+struct DeferredProduce(std::sync::Arc<std::sync::atomic::AtomicUsize>);
+
+impl DeferredProduce {
+    fn new(count: &std::sync::Arc<std::sync::atomic::AtomicUsize>) -> Self {
+        count.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+        Self(std::sync::Arc::clone(count))
+    }
+}
+
+impl Drop for DeferredProduce {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
+    }
 }
 
 /// A partition index and what became of its batch.
@@ -93,40 +116,48 @@ fn append_counted<B: Broker>(
     appended
 }
 
-/// Settles the batches waiting on verification, in request order: each is appended if its
-/// partition is in the transaction, else refused.
+/// The second phase, in request order: each batch waiting on verification is appended if its
+/// partition is in the transaction, else refused; each deferred batch is appended.
 async fn settle<B: Broker>(
     broker: &B,
     results: &mut [(String, Vec<PartitionOutcome>)],
-    verdict: Result<Vec<i16>, BrokerError>,
+    verdict: Option<Result<Vec<i16>, BrokerError>>,
     acks: i16,
     version: i16,
 ) {
     let mut codes = match verdict {
-        Ok(codes) => codes.into_iter(),
-        Err(e) => {
-            let error = BrokerError::NotEnoughReplicas(format!(
-                "unable to verify the partition has been added to the transaction: {e}"
-            ));
-            for (_, partitions) in results.iter_mut() {
-                for (_, outcome) in partitions.iter_mut() {
-                    if matches!(outcome, Outcome::Verify { .. }) {
-                        *outcome = Outcome::Done(Err(error.clone()));
-                    }
-                }
-            }
-            return;
-        }
+        Some(Ok(codes)) => Ok(codes.into_iter()),
+        Some(Err(e)) => Err(BrokerError::NotEnoughReplicas(format!(
+            "unable to verify the partition has been added to the transaction: {e}"
+        ))),
+        None => Ok(Vec::new().into_iter()),
     };
     for (name, partitions) in results.iter_mut() {
         for (index, outcome) in partitions.iter_mut() {
-            let Outcome::Verify { records, guard } = outcome else {
-                continue;
-            };
-            let code = codes.next().unwrap_or(-1);
-            let result = match verification_error(code, version) {
-                Some(e) => Err(e),
-                None => append_counted(broker, name, *index, records.clone(), acks, Some(*guard)),
+            let result = match (&*outcome, &mut codes) {
+                (Outcome::Done(_), _) => continue,
+                (Outcome::Verify { .. }, Err(e)) => Err(e.clone()),
+                (Outcome::Verify { records, guard }, Ok(codes)) => {
+                    match verification_error(codes.next().unwrap_or(-1), version) {
+                        Some(e) => Err(e),
+                        None => append_counted(
+                            broker,
+                            name,
+                            *index,
+                            records.clone(),
+                            acks,
+                            Some(*guard),
+                        ),
+                    }
+                }
+                (Outcome::Deferred { records }, _) => append_counted(
+                    broker,
+                    name,
+                    *index,
+                    records.clone(),
+                    acks,
+                    Some(crate::broker::OPEN_TXN_GUARD),
+                ),
             };
             *outcome = Outcome::Done(result);
         }
@@ -146,6 +177,8 @@ pub(super) fn handle<B: Broker>(
     // coordinator is asked to add the partition, whatever the verification setting.
     let add = ctx.version >= 12;
     let verify = ctx.config.txn_partition_verification || add;
+    let deferred_produces = &ctx.session.deferred_produces;
+    let behind = deferred_produces.load(std::sync::atomic::Ordering::Acquire) > 0;
     // The partitions awaiting verification, and their one producer.
     let mut to_verify: Vec<(String, i32)> = Vec::new();
     let mut verifying: Option<(i64, i16)> = None;
@@ -191,6 +224,10 @@ pub(super) fn handle<B: Broker>(
                         partitions.push((partition.index, Outcome::Verify { records, guard }));
                         continue;
                     }
+                    Ok(None) if behind => {
+                        partitions.push((partition.index, Outcome::Deferred { records }));
+                        continue;
+                    }
                     Ok(None) => append_counted(
                         &**ctx.broker,
                         &name,
@@ -232,15 +269,23 @@ pub(super) fn handle<B: Broker>(
         })
     });
     let version = ctx.version;
+    let second_phase = results.iter().any(|(_, partitions)| {
+        partitions
+            .iter()
+            .any(|(_, o)| !matches!(o, Outcome::Done(_)))
+    });
+    let deferred = second_phase.then(|| DeferredProduce::new(deferred_produces));
     if acks == 0 {
-        if let Some(verdict) = verdict {
+        if let Some(deferred) = deferred {
             // Nobody hears the outcome; the batches are still only written once verified.
             let broker = std::sync::Arc::clone(ctx.broker);
             tokio::spawn(async move {
-                let verdict = verdict
-                    .await
-                    .unwrap_or(Err(BrokerError::CoordinatorNotAvailable));
+                let verdict = match verdict {
+                    Some(v) => Some(v.await.unwrap_or(Err(BrokerError::CoordinatorNotAvailable))),
+                    None => None,
+                };
                 settle(&*broker, &mut results, verdict, acks, version).await;
+                drop(deferred);
             });
             return Ok(Reply::None);
         }
@@ -272,11 +317,13 @@ pub(super) fn handle<B: Broker>(
     let (key, correlation_id) = (ctx.key, ctx.correlation_id);
     Ok(Reply::Later(Box::pin(async move {
         let mut results = results;
-        if let Some(verdict) = verdict {
-            let verdict = verdict
-                .await
-                .unwrap_or(Err(BrokerError::CoordinatorNotAvailable));
+        if let Some(deferred) = deferred {
+            let verdict = match verdict {
+                Some(v) => Some(v.await.unwrap_or(Err(BrokerError::CoordinatorNotAvailable))),
+                None => None,
+            };
             settle(&*broker, &mut results, verdict, acks, version).await;
+            drop(deferred);
         }
         // Every partition's wait runs at once: each fsyncs its own log (group commit), and a
         // request for hundreds of partitions must not queue their fsyncs one after another.
@@ -288,9 +335,11 @@ pub(super) fn handle<B: Broker>(
                     async move {
                         let result = match outcome {
                             Outcome::Done(result) => result,
-                            Outcome::Verify { .. } => Err(BrokerError::NotEnoughReplicas(
-                                "the partition was not verified".into(),
-                            )),
+                            Outcome::Verify { .. } | Outcome::Deferred { .. } => {
+                                Err(BrokerError::NotEnoughReplicas(
+                                    "the partition was not verified".into(),
+                                ))
+                            }
                         };
                         let result = match result {
                             Ok(appended) if appended.must_wait => {

@@ -103,6 +103,10 @@ pub struct Session {
     pub peer: SocketAddr,
     /// Who its requests are made as (`User:ANONYMOUS` until proven otherwise).
     pub principal: KafkaPrincipal,
+    /// Its produce requests whose transactional batches wait to be appended in their second
+    /// phase (KIP-890 verification): while any does, later ones wait behind it, so that one
+    /// connection's batches are appended in the order they were sent.
+    pub deferred_produces: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl Session {
@@ -112,6 +116,7 @@ impl Session {
             listener,
             peer,
             principal: KafkaPrincipal::anonymous(),
+            deferred_produces: Arc::default(),
         }
     }
 }
