@@ -27,10 +27,11 @@ if [ ${#need[@]} -gt 0 ] && command -v apt-get >/dev/null; then
 fi
 
 # Python checkers of the tests: the Prometheus project's own parsers of /metrics
-# (prometheus_client) and an OpenAPI validator (openapi-spec-validator, with jsonschema).
-if ! python3 -c 'import prometheus_client, openapi_spec_validator, jsonschema' 2>/dev/null; then
-  python3 -m pip install --quiet --user prometheus-client openapi-spec-validator 2>/dev/null ||
-    python3 -m pip install --quiet --user --break-system-packages prometheus-client openapi-spec-validator
+# (prometheus_client), an OpenAPI validator (openapi-spec-validator, with jsonschema), and
+# checkov for the Terraform modules (it brings the HCL parser the module checker uses).
+if ! python3 -c 'import prometheus_client, openapi_spec_validator, jsonschema, checkov, hcl2' 2>/dev/null; then
+  python3 -m pip install --quiet --user prometheus-client openapi-spec-validator checkov 2>/dev/null ||
+    python3 -m pip install --quiet --user --break-system-packages prometheus-client openapi-spec-validator checkov
 fi
 
 # Reuse a cargo target directory outside the clone when one exists, so CI does not rebuild
