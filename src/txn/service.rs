@@ -633,7 +633,7 @@ impl TransactionCoordinator for TransactionCoordinatorService {
         match decision {
             EndDecision::Done(answer) => Ok(answer),
             EndDecision::Prepare(mut prepared) => {
-                if prepared.next_producer_id == 0 {
+                if prepared.next_producer_id == state::NEW_PRODUCER_ID {
                     // The epoch ran out: the producer continues under a new id.
                     match inner.admin.next_producer_id(None).await {
                         Ok((next, _)) => prepared.next_producer_id = next,

@@ -132,7 +132,7 @@ pub enum InitDecision {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum EndDecision {
     /// Write this PrepareCommit/PrepareAbort, then the markers. For a version-2 EndTxn whose
-    /// epoch ran out, its `next_producer_id` is still to be allocated (it is 0 here).
+    /// epoch ran out, its `next_producer_id` is still to be allocated ([`NEW_PRODUCER_ID`]).
     Prepare(TxnMetadata),
     /// A retry of an EndTxn already done: answer success with the producer's id and epoch.
     Done((i64, i16)),
@@ -152,6 +152,10 @@ impl TxnMetadata {
 
 /// The epoch after which a producer needs a new id (Kafka keeps one in reserve for fencing).
 const LAST_EPOCH: i16 = i16::MAX - 1;
+
+/// `next_producer_id` of a version-2 EndTxn whose epoch ran out, until the service has
+/// allocated the new id.
+pub const NEW_PRODUCER_ID: i64 = -2;
 
 /// Checks that a request comes from the transactional id's current producer.
 fn check_producer(meta: &TxnMetadata, producer_id: i64, epoch: i16) -> Result<(), BrokerError> {
@@ -415,14 +419,14 @@ fn end_v2(
 }
 
 /// `meta` moved to `ending` with its epoch bumped: the markers carry the new epoch. An epoch
-/// that ran out asks for a new producer id (`next_producer_id` 0 until allocated).
+/// that ran out asks for a new producer id ([`NEW_PRODUCER_ID`] until allocated).
 fn bumped(meta: &TxnMetadata, ending: TxnState, now_ms: i64) -> TxnMetadata {
     let mut next = meta.clone();
     next.last_producer_id = meta.producer_id;
     next.last_producer_epoch = meta.producer_epoch;
     next.producer_epoch = meta.producer_epoch.saturating_add(1);
     next.next_producer_id = if meta.producer_epoch >= LAST_EPOCH {
-        0
+        NEW_PRODUCER_ID
     } else {
         -1
     };
@@ -705,7 +709,7 @@ mod tests {
         // Markers at the last epoch of the old id; the service allocates the new one.
         assert_eq!(
             (prepared.producer_epoch, prepared.next_producer_id),
-            (i16::MAX, 0)
+            (i16::MAX, NEW_PRODUCER_ID)
         );
         prepared.next_producer_id = 9;
         assert_eq!(prepared.continues_as(), (9, 0));

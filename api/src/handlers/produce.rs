@@ -2,11 +2,12 @@
 //!
 //! Appends happen in the request's first phase, so batches of pipelined requests land in
 //! order. A transactional batch that opens its transaction on a partition waits for the
-//! coordinator (KIP-890) and is appended in the second phase, which runs request after request;
-//! while one of a connection's requests waits so, that connection's later transactional batches
-//! are appended in their second phase too, so that none overtakes it. The acknowledgement waits for the fsync that the topic's flush policy requires; one
-//! fsync covers every batch appended before it began (group commit). With `acks=0` no response
-//! is sent at all, as Kafka does.
+//! coordinator (KIP-890) and is appended in the second phase, which runs request after
+//! request; while one of a connection's requests waits so, that connection's later
+//! transactional batches are appended in their second phase too, so that none overtakes it.
+//! The acknowledgement waits for the fsync that the topic's flush policy requires; one fsync
+//! covers every batch appended before it began (group commit). With `acks=0` no response is
+//! sent at all, as Kafka does.
 
 use std::time::Duration;
 
