@@ -85,6 +85,11 @@ fn render(shape: &str, work: &Path) -> (BTreeMap<String, String>, BTreeMap<Strin
     std::fs::write(&link_path, &link).unwrap();
     run(Command::new("bash").arg("-n").arg(&link_path));
     assert!(link.contains("strata link create \"dr\""), "{link}");
+    for (id, script) in output("volume_scripts") {
+        let path = work.join(format!("volume-{id}.sh"));
+        std::fs::write(&path, &script).unwrap();
+        run(Command::new("bash").arg("-n").arg(&path));
+    }
     (output("configs"), output("user_data"))
 }
 

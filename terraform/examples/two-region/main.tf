@@ -9,7 +9,7 @@ terraform {
   required_providers {
     aws = {
       source  = "hashicorp/aws"
-      version = ">= 5.40"
+      version = "~> 5.40"
     }
   }
 }
@@ -31,21 +31,27 @@ module "primary" {
   vpc_id     = var.primary_vpc_id
   subnet_ids = var.primary_subnet_ids
   # Its clients, and the standby's brokers, which read it.
-  client_cidrs  = concat(var.client_cidrs, [var.standby_vpc_cidr])
-  admin_cidrs   = var.admin_cidrs
-  binary_url    = var.primary_binary_url
-  binary_sha256 = var.binary_sha256
+  client_cidrs = concat(var.client_cidrs, [var.standby_vpc_cidr])
+  admin_cidrs  = var.admin_cidrs
+  # Failing back, the primary follows the standby (link `back`), and the runbook's commands
+  # call both clusters' admin APIs.
+  egress_kafka_cidrs = [var.standby_vpc_cidr]
+  peer_admin_cidrs   = [var.standby_vpc_cidr]
+  binary_url         = var.primary_binary_url
+  binary_sha256      = var.binary_sha256
 }
 
 module "standby" {
-  source             = "../../modules/strata-cluster"
-  providers          = { aws = aws.standby }
-  name               = "${var.name}-standby"
-  vpc_id             = var.standby_vpc_id
-  subnet_ids         = var.standby_subnet_ids
-  client_cidrs       = var.client_cidrs
+  source     = "../../modules/strata-cluster"
+  providers  = { aws = aws.standby }
+  name       = "${var.name}-standby"
+  vpc_id     = var.standby_vpc_id
+  subnet_ids = var.standby_subnet_ids
+  # Its clients, and the primary's brokers, which read it after a fail-back.
+  client_cidrs       = concat(var.client_cidrs, [var.primary_vpc_cidr])
   admin_cidrs        = var.admin_cidrs
   egress_kafka_cidrs = [var.primary_vpc_cidr]
+  peer_admin_cidrs   = [var.primary_vpc_cidr]
   binary_url         = var.standby_binary_url
   binary_sha256      = var.binary_sha256
 }

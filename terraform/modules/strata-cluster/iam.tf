@@ -1,5 +1,6 @@
-# The nodes' role: the bucket's prefix and nothing else of S3, plus SSM for operators' shell
-# access and the cluster link association (strata-link).
+# The nodes' role: the objects under the bucket's prefix (and the binary, when it is in S3),
+# plus AWS's managed SSM policy, for operators' shell sessions and the cluster link command
+# (strata-link).
 
 data "aws_iam_policy_document" "assume" {
   statement {
@@ -18,15 +19,13 @@ resource "aws_iam_role" "node" {
 }
 
 data "aws_iam_policy_document" "tiered" {
+  # Listing is not limited to the prefix: S3 answers a read of a missing key with 404 only to
+  # a caller that may list the bucket (403 otherwise), and the tiering layer tells a segment
+  # not yet uploaded by that 404. It reveals key names only; objects stay under the prefix.
   statement {
-    sid       = "ListThePrefix"
+    sid       = "ListTheBucket"
     actions   = ["s3:ListBucket"]
     resources = [aws_s3_bucket.tiered.arn]
-    condition {
-      test     = "StringLike"
-      variable = "s3:prefix"
-      values   = [var.bucket_prefix, "${var.bucket_prefix}/*"]
-    }
   }
 
   statement {
@@ -39,6 +38,15 @@ data "aws_iam_policy_document" "tiered" {
       "s3:ListMultipartUploadParts",
     ]
     resources = ["${aws_s3_bucket.tiered.arn}/${var.bucket_prefix}/*"]
+  }
+
+  dynamic "statement" {
+    for_each = local.binary_object == null ? [] : [local.binary_object]
+    content {
+      sid       = "TheStrataBinary"
+      actions   = ["s3:GetObject"]
+      resources = ["arn:${data.aws_partition.current.partition}:s3:::${statement.value}"]
+    }
   }
 
   dynamic "statement" {

@@ -36,9 +36,17 @@ resource "aws_instance" "node" {
   })
 
   lifecycle {
-    # A new AMI is rolled out node by node, not by replacing the whole cluster at once.
-    ignore_changes = [ami, user_data_base64]
+    # A new AMI, config, instance type or root volume would restart or replace every node at
+    # once: they are rolled out node by node instead (terraform apply -replace, README).
+    ignore_changes = [ami, user_data_base64, instance_type, root_block_device]
   }
+
+  # The first boot downloads the binary: its role and its way out must exist by then.
+  depends_on = [
+    aws_iam_role_policy.tiered,
+    aws_iam_role_policy_attachment.ssm,
+    aws_vpc_security_group_egress_rule.https,
+  ]
 }
 
 resource "aws_volume_attachment" "data" {

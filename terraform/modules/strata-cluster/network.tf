@@ -1,6 +1,7 @@
 # Who may reach the nodes: clients the Kafka port, nodes each other (replication, the
-# controller quorum, the admin API's fan-out), operators the admin API. Outbound: the other
-# nodes, HTTPS (S3, SSM, the binary) and the Kafka port of a link's source cluster.
+# controller quorum, the admin API's fan-out), operators the admin API, a linked cluster's
+# nodes the admin API. Outbound: the other nodes, HTTPS (S3, SSM, the binary), and a linked
+# cluster's Kafka port and admin API.
 
 resource "aws_security_group" "nodes" {
   name_prefix = "${var.name}-strata-"
@@ -54,6 +55,26 @@ resource "aws_vpc_security_group_ingress_rule" "admin_operators" {
   for_each          = toset(var.admin_cidrs)
   security_group_id = aws_security_group.nodes.id
   description       = "Admin API and metrics from operators (private)"
+  cidr_ipv4         = each.value
+  ip_protocol       = "tcp"
+  from_port         = module.config.admin_port
+  to_port           = module.config.admin_port
+}
+
+resource "aws_vpc_security_group_ingress_rule" "admin_peers" {
+  for_each          = toset(var.peer_admin_cidrs)
+  security_group_id = aws_security_group.nodes.id
+  description       = "Admin API from the nodes of a linked cluster"
+  cidr_ipv4         = each.value
+  ip_protocol       = "tcp"
+  from_port         = module.config.admin_port
+  to_port           = module.config.admin_port
+}
+
+resource "aws_vpc_security_group_egress_rule" "admin_peers" {
+  for_each          = toset(var.peer_admin_cidrs)
+  security_group_id = aws_security_group.nodes.id
+  description       = "Admin API of a linked cluster's nodes"
   cidr_ipv4         = each.value
   ip_protocol       = "tcp"
   from_port         = module.config.admin_port

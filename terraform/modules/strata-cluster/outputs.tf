@@ -28,6 +28,11 @@ output "security_group_id" {
   value       = aws_security_group.nodes.id
 }
 
+output "role_name" {
+  description = "The nodes' IAM role's name (to attach more policies)."
+  value       = aws_iam_role.node.name
+}
+
 output "role_arn" {
   description = "The nodes' IAM role."
   value       = aws_iam_role.node.arn

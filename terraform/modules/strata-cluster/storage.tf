@@ -62,6 +62,10 @@ resource "aws_s3_bucket_lifecycle_configuration" "tiered" {
     noncurrent_version_expiration {
       noncurrent_days = var.noncurrent_version_days
     }
+    # Deleted segments leave delete markers; once their versions expire, so do they.
+    expiration {
+      expired_object_delete_marker = true
+    }
   }
 
   depends_on = [aws_s3_bucket_versioning.tiered]

@@ -3,8 +3,8 @@ variable "name" {
   type        = string
 
   validation {
-    condition     = can(regex("^[a-z0-9][a-z0-9-]{1,30}$", var.name))
-    error_message = "name is 2 to 31 lowercase letters, digits and dashes."
+    condition     = can(regex("^[a-z0-9][a-z0-9-]{1,28}$", var.name))
+    error_message = "name is 2 to 29 lowercase letters, digits and dashes (IAM name prefixes are short)."
   }
 }
 
@@ -30,6 +30,12 @@ variable "client_cidrs" {
 
 variable "admin_cidrs" {
   description = "CIDR blocks allowed to reach the admin HTTP API (metrics, health, links); keep them private."
+  type        = list(string)
+  default     = []
+}
+
+variable "peer_admin_cidrs" {
+  description = "CIDR blocks of another cluster's nodes whose admin API this one calls and answers (the two clusters of a link, for failing back and switching back)."
   type        = list(string)
   default     = []
 }
@@ -134,9 +140,14 @@ variable "bucket_name" {
 }
 
 variable "bucket_prefix" {
-  description = "Prefix of this cluster's objects in the bucket; the nodes' role may use nothing else."
+  description = "Prefix of this cluster's objects in the bucket; the nodes' role may read and write nothing else."
   type        = string
   default     = "strata"
+
+  validation {
+    condition     = can(regex("^[A-Za-z0-9!_.*'()-]+(/[A-Za-z0-9!_.*'()-]+)*$", var.bucket_prefix))
+    error_message = "bucket_prefix is one or more path segments, without a leading or trailing slash."
+  }
 }
 
 variable "bucket_versioning" {
@@ -175,6 +186,12 @@ variable "binary_sha256" {
 
 variable "broker_settings" {
   description = "More broker settings, by their Kafka names (for example log.retention.ms)."
+  type        = map(string)
+  default     = {}
+}
+
+variable "controller_settings" {
+  description = "More settings of controller-only nodes, by their Kafka names."
   type        = map(string)
   default     = {}
 }

@@ -31,11 +31,19 @@ resource "aws_ssm_document" "link" {
     }]
   })
   tags = var.tags
+
+  lifecycle {
+    create_before_destroy = true
+  }
 }
 
 resource "aws_ssm_association" "link" {
   name             = aws_ssm_document.link.name
   association_name = "strata-link-${var.name}"
+
+  # Again every half hour: a link the first run could not create (the primary not reachable
+  # yet) is created then; the script does nothing once the link exists.
+  schedule_expression = "rate(30 minutes)"
 
   targets {
     key    = "InstanceIds"

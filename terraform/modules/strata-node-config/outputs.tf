@@ -8,6 +8,11 @@ output "units" {
   value       = local.units
 }
 
+output "volume_scripts" {
+  description = "Each node's data volume script (run before every start of its unit), by node id."
+  value       = local.volume_scripts
+}
+
 output "user_data" {
   description = "Each node's instance user data, by node id."
   value       = local.user_data

@@ -86,7 +86,23 @@ variable "min_insync_replicas" {
 }
 
 variable "broker_settings" {
-  description = "More broker settings, by their Kafka names (for example log.retention.ms)."
+  description = "More broker settings (and combined nodes'), by their Kafka names, for example log.retention.ms; they win over the module's defaults."
   type        = map(string)
   default     = {}
+
+  validation {
+    condition     = length(setintersection(keys(var.broker_settings), ["node.id", "process.roles", "listeners", "controller.quorum.voters", "log.dirs", "advertised.listeners", "broker.rack"])) == 0
+    error_message = "node.id, process.roles, listeners, controller.quorum.voters, log.dirs, advertised.listeners and broker.rack are set by the module."
+  }
+}
+
+variable "controller_settings" {
+  description = "More settings of controller-only nodes, by their Kafka names (for example the admin API's security)."
+  type        = map(string)
+  default     = {}
+
+  validation {
+    condition     = length(setintersection(keys(var.controller_settings), ["node.id", "process.roles", "listeners", "controller.quorum.voters", "log.dirs", "advertised.listeners", "broker.rack"])) == 0
+    error_message = "node.id, process.roles, listeners, controller.quorum.voters, log.dirs, advertised.listeners and broker.rack are set by the module."
+  }
 }

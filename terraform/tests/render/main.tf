@@ -54,6 +54,11 @@ output "configs" {
   value       = module.nodes.configs
 }
 
+output "volume_scripts" {
+  description = "Each node's data volume script, by node id."
+  value       = module.nodes.volume_scripts
+}
+
 output "user_data" {
   description = "Each node's user data, by node id."
   value       = module.nodes.user_data
