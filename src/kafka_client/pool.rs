@@ -1,22 +1,34 @@
-//! Connections to the other brokers of the cluster, by broker id, one request at a time per
-//! broker: what a transaction coordinator's markers and a partition leader's KIP-890
-//! verifications go through. A call that fails drops its connection; the next reconnects.
+//! Connections to the other brokers of the cluster, by broker id: what a transaction
+//! coordinator's markers and a partition leader's KIP-890 verifications go through. Calls to
+//! one broker run side by side on up to [`MAX_PER_BROKER`] connections, so that one slow
+//! answer (a coordinator waiting for a transaction's markers) holds up no other producer's; a
+//! connection is reused once its call is answered, and dropped when the call fails or is
+//! given up.
 
 use std::collections::HashMap;
-use std::collections::hash_map::Entry;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use kafka_protocol::protocol::Request;
-use tokio::sync::Mutex;
+use tokio::sync::Semaphore;
 
 use super::Client;
 use crate::metadata_cache::{MetadataCache, live_node};
+
+/// Calls in flight to one broker at once.
+const MAX_PER_BROKER: usize = 8;
+
+/// One broker's idle connections, and the permits of its calls.
+struct Broker {
+    idle: Vec<Client>,
+    calls: Arc<Semaphore>,
+}
 
 /// Open connections to brokers, by id.
 pub struct BrokerConnections {
     client_id: &'static str,
     timeout: Duration,
-    connections: Mutex<HashMap<i32, Client>>,
+    brokers: Mutex<HashMap<i32, Broker>>,
 }
 
 impl std::fmt::Debug for BrokerConnections {
@@ -33,8 +45,12 @@ impl BrokerConnections {
         Self {
             client_id,
             timeout,
-            connections: Mutex::default(),
+            brokers: Mutex::default(),
         }
+    }
+
+    fn brokers(&self) -> MutexGuard<'_, HashMap<i32, Broker>> {
+        self.brokers.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Sends `request` at `version` to broker `id`, found live in `metadata`.
@@ -45,23 +61,36 @@ impl BrokerConnections {
         version: i16,
         request: &R,
     ) -> anyhow::Result<R::Response> {
-        let mut connections = self.connections.lock().await;
-        // A call cancelled mid-way (its caller gave up) left its connection unusable.
-        if connections.get(&id).is_some_and(Client::is_broken) {
-            connections.remove(&id);
-        }
-        let client = match connections.entry(id) {
-            Entry::Occupied(open) => open.into_mut(),
-            Entry::Vacant(slot) => {
+        let calls = {
+            let mut brokers = self.brokers();
+            let broker = brokers.entry(id).or_insert_with(|| Broker {
+                idle: Vec::new(),
+                calls: Arc::new(Semaphore::new(MAX_PER_BROKER)),
+            });
+            Arc::clone(&broker.calls)
+        };
+        let _permit = calls.acquire_owned().await?;
+        let idle = self
+            .brokers()
+            .get_mut(&id)
+            .and_then(|b| b.idle.pop())
+            .filter(|c| !c.is_broken());
+        let mut client = match idle {
+            Some(client) => client,
+            None => {
                 let node = live_node(&metadata.image(), id)
                     .ok_or_else(|| anyhow::anyhow!("broker {id} is not live"))?;
                 let addr = format!("{}:{}", node.host, node.port);
-                slot.insert(Client::connect_as(&addr, self.client_id, self.timeout).await?)
+                Client::connect_as(&addr, self.client_id, self.timeout).await?
             }
         };
+        // Cancelled here, the client is dropped with its half-done call: never reused.
         let answered = client.call(version, request).await;
-        if answered.is_err() {
-            connections.remove(&id);
+        if answered.is_ok()
+            && !client.is_broken()
+            && let Some(broker) = self.brokers().get_mut(&id)
+        {
+            broker.idle.push(client);
         }
         answered
     }
