@@ -183,6 +183,8 @@ pub(super) fn handle<B: Broker>(
     // The partitions awaiting verification, and their one producer.
     let mut to_verify: Vec<(String, i32)> = Vec::new();
     let mut verifying: Option<(i64, i16)> = None;
+    // Whether a batch waits behind an earlier request, for the second phase.
+    let mut any_deferred = false;
     let mut results: Vec<(String, Vec<PartitionOutcome>)> = Vec::new();
     for topic in request.topic_data {
         let name = topic.name.0.to_string();
@@ -226,6 +228,7 @@ pub(super) fn handle<B: Broker>(
                         continue;
                     }
                     Ok(None) if behind => {
+                        any_deferred = true;
                         partitions.push((partition.index, Outcome::Deferred { records }));
                         continue;
                     }
@@ -270,11 +273,9 @@ pub(super) fn handle<B: Broker>(
         })
     });
     let version = ctx.version;
-    let second_phase = results.iter().any(|(_, partitions)| {
-        partitions
-            .iter()
-            .any(|(_, o)| !matches!(o, Outcome::Done(_)))
-    });
+    // Verified batches (their producer is `verifying`) and deferred ones settle in the second
+    // phase.
+    let second_phase = verifying.is_some() || any_deferred;
     let deferred = second_phase.then(|| DeferredProduce::new(deferred_produces));
     if acks == 0 {
         if let Some(deferred) = deferred {
